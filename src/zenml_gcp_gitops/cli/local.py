@@ -1,0 +1,7 @@
+"""local commands."""
+
+from __future__ import annotations
+
+import click
+
+COMMANDS: list[click.Command] = []

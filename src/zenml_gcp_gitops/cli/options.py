@@ -1,0 +1,107 @@
+"""Flags shared by every command that takes a deployment config."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from ..config import DeploymentConfig
+
+# flag name -> config key; version pins go into the `versions` sub-object.
+_VERSION_FLAGS = {
+    "zenml_chart_version": "zenml_chart",
+    "mlflow_chart_version": "mlflow_chart",
+    "argocd_version": "argocd",
+    "cert_manager_version": "cert_manager",
+    "external_secrets_version": "external_secrets",
+}
+_CHOICE = click.Choice
+
+
+def _opts() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
+    o = click.option
+    return [
+        o("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+          help="YAML file with any of the fields below; flags override it."),
+        o("--project", help="GCP project ID."),
+        o("--region", help="GCP region, e.g. europe-west4."),
+        o("--name", help="Deployment name, prefixes every resource [zenml]."),
+        o("--domain", help="Serve under zenml.DOMAIN / mlflow.DOMAIN instead of nip.io."),
+        o("--acme-email", help="Email for Let's Encrypt."),
+        o("--orchestrator", type=_CHOICE(["kubernetes", "vertex"]), help="[kubernetes]"),
+        o("--ingress", type=_CHOICE(["gateway", "nginx"]), help="GKE Gateway API or ingress-nginx [gateway]."),
+        o("--authorized-network", "authorized_networks", multiple=True,
+          help="CIDR allowed to reach the GKE control plane (repeatable)."),
+        o("--sql-tier", help="Cloud SQL tier [db-custom-1-3840]."),
+        o("--sql-availability", type=_CHOICE(["ZONAL", "REGIONAL"]), help="[ZONAL]"),
+        o("--deletion-protection/--no-deletion-protection", default=None, help="[on]"),
+        o("--force-destroy-buckets/--no-force-destroy-buckets", default=None, help="[off]"),
+        o("--state", help="Pulumi backend: gs://BUCKET, file://DIR or local [gs://PROJECT-NAME-state]."),
+        o("--secrets-provider", type=_CHOICE(["gcpkms", "passphrase"]), help="[gcpkms]"),
+        o("--connector-auth", type=_CHOICE(["implicit", "service-account"]), help="[implicit]"),
+        o("--image-builder", type=_CHOICE(["gcp", "local"]), help="[gcp]"),
+        o("--github-repo", help="owner/repo that CI runs in (keyless Workload Identity Federation)."),
+        o("--gitops-repo", help="Git URL the root app tracks (after `render --out`)."),
+        o("--gitops-path", help="Path inside --gitops-repo [gitops]."),
+        o("--gitops-revision", help="Branch or tag of --gitops-repo [HEAD]."),
+        o("--analytics/--no-analytics", default=None, help="ZenML server analytics [off]."),
+        o("--zenml-chart-version", help="[installed zenml version]"),
+        o("--mlflow-chart-version"),
+        o("--argocd-version"),
+        o("--cert-manager-version"),
+        o("--external-secrets-version"),
+    ]
+
+
+_KEYS = [
+    "config_file", "project", "region", "name", "domain", "acme_email", "orchestrator", "ingress",
+    "authorized_networks", "sql_tier", "sql_availability", "deletion_protection",
+    "force_destroy_buckets", "state", "secrets_provider", "connector_auth", "image_builder",
+    "github_repo", "gitops_repo", "gitops_path", "gitops_revision", "analytics",
+    *_VERSION_FLAGS,
+]
+
+
+@dataclass
+class ConfigSource:
+    """The config flags as given; `load()` validates them (raising `ConfigError`)."""
+
+    file: Path | None
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def load(self) -> DeploymentConfig:
+        from ..config import build_config
+
+        return build_config(self.file, self.overrides)
+
+
+def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the config flags; the command receives them as one `config: ConfigSource`."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        raw = {k: kwargs.pop(k) for k in _KEYS}
+        versions = {v: raw.pop(k) for k, v in _VERSION_FLAGS.items() if raw.get(k) is not None}
+        for k in _VERSION_FLAGS:
+            raw.pop(k, None)
+        file = raw.pop("config_file")
+        if versions:
+            raw["versions"] = versions
+        return func(*args, config=ConfigSource(file, raw), **kwargs)
+
+    for opt in reversed(_opts()):
+        wrapper = opt(wrapper)
+    return wrapper
+
+
+def output_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--output", "-o", "output", type=_CHOICE(["text", "json"]), default="text",
+        help="`json` prints one machine-readable document on stdout.",
+    )(func)

@@ -1,0 +1,31 @@
+"""Errors a user can hit. The CLI catches `UserError` in one place and prints one line."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """An error the user can fix; `hint` says how. Exit code 2 for bad input, 1 otherwise."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ConfigError(UserError):
+    """Invalid configuration: nothing has been created."""
+
+    exit_code = 2
+
+
+class PhaseError(UserError):
+    """A deploy phase failed; the deployment record says where to resume."""
+
+
+class ServiceUnavailable(UserError):
+    """A server (ZenML, MLflow, Kubernetes) did not answer in time."""

@@ -1,0 +1,99 @@
+"""The infra outputs: the one typed object that flows from the Pulumi program to later phases.
+
+The program exports exactly these keys (`pulumi_program/program.py` builds them), the plan
+contract shows them under `outputs`, and `zenml-gcp-gitops outputs --output json` prints them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+
+from .errors import ConfigError
+
+SECRET_MARK = "[secret]"
+
+
+class InfraOutputs(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    project: str
+    region: str
+    name: str
+    # GKE
+    cluster_name: str
+    cluster_location: str
+    cluster_endpoint: str  # DNS-based control-plane endpoint (IAM-authorised)
+    cluster_ca_certificate: str  # base64 PEM
+    network: str
+    subnet: str
+    # Cloud SQL (private IP only)
+    sql_instance: str
+    sql_connection_name: str
+    sql_private_ip: str
+    sql_server_ca_cert: str  # PEM of the instance's server CA
+    # storage and images
+    artifact_bucket: str
+    mlflow_bucket: str
+    registry_uri: str
+    kms_key: str
+    # identity: workload key (zenml_server, mlflow, pipelines, external_secrets[, ci]) -> email
+    service_accounts: dict[str, str]
+    workload_identity_provider: str | None = None
+    # ingress
+    ingress_ip: str
+    zenml_host: str
+    mlflow_host: str
+    # Secret Manager: logical key -> secret ID (never values)
+    secret_ids: dict[str, str]
+    # only with connector_auth=service-account; a Pulumi secret, never written in plain text
+    pipelines_sa_key: SecretStr | None = None
+
+    @property
+    def zenml_url(self) -> str:
+        return f"https://{self.zenml_host}"
+
+    @property
+    def mlflow_url(self) -> str:
+        return f"https://{self.mlflow_host}"
+
+    def public_dict(self) -> dict[str, Any]:
+        """Plain data with secrets masked as `[secret]`."""
+        data = self.model_dump(mode="python")
+        if data.get("pipelines_sa_key") is not None:
+            data["pipelines_sa_key"] = SECRET_MARK
+        return data
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], source: str = "outputs") -> InfraOutputs:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            missing = [".".join(map(str, err["loc"])) for err in e.errors() if err["type"] == "missing"]
+            if missing:
+                raise ConfigError(
+                    f"{source} is missing {', '.join(missing)}",
+                    "pass the JSON printed by `zenml-gcp-gitops outputs --output json`",
+                ) from None
+            err = e.errors()[0]
+            raise ConfigError(f"{source}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+
+    @classmethod
+    def from_file(cls, path: Path) -> InfraOutputs:
+        """Read `outputs --output json`, or a whole `plan --output json` (its `outputs` part)."""
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"outputs file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"outputs file {path} cannot be read: {e.__class__.__name__}") from None
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"outputs file {path} is not JSON (line {e.lineno})") from None
+        if isinstance(data, dict) and isinstance(data.get("outputs"), dict) and "version" in data:
+            data = data["outputs"]
+        if not isinstance(data, dict):
+            raise ConfigError(f"outputs file {path} must hold a JSON object")
+        return cls.from_mapping(data, source=f"outputs file {path}")

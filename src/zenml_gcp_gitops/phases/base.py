@@ -1,0 +1,75 @@
+"""The small interface every phase implements, and the context the orchestrator hands it.
+
+A phase reads the config and what earlier phases recorded, and returns the outputs later
+phases consume. `engine.py` runs the phases in order and persists each result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ..config import DeploymentConfig
+    from ..outputs import InfraOutputs
+
+
+class Reporter(Protocol):
+    """Progress sink; the engine gives a rich one on a TTY and a plain one otherwise."""
+
+    def step(self, message: str) -> None: ...
+    def progress(self, done: int, total: int | None, current: str | None = None) -> None: ...
+    def log(self, line: str) -> None: ...
+
+
+class NullReporter:
+    def step(self, message: str) -> None:
+        pass
+
+    def progress(self, done: int, total: int | None, current: str | None = None) -> None:
+        pass
+
+    def log(self, line: str) -> None:
+        pass
+
+
+@dataclass
+class PhaseContext:
+    cfg: DeploymentConfig
+    # phase name -> the outputs it recorded (plain JSON data; no secret values)
+    recorded: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reporter: Reporter = field(default_factory=NullReporter)
+    options: dict[str, Any] = field(default_factory=dict)  # flags: yes, force, rotate, ...
+    _infra: InfraOutputs | None = None
+
+    @property
+    def infra(self) -> InfraOutputs:
+        """The infra outputs, as the infra phase recorded them (or as injected by tests)."""
+        if self._infra is None:
+            from ..errors import PhaseError
+            from ..outputs import InfraOutputs
+
+            data = self.recorded.get("infra", {}).get("outputs")
+            if not data:
+                raise PhaseError(
+                    "the infra phase has no recorded outputs",
+                    "run `zenml-gcp-gitops deploy --from-phase infra` first",
+                )
+            self._infra = InfraOutputs.from_mapping(data, source="recorded infra outputs")
+        return self._infra
+
+
+class Phase(Protocol):
+    name: str
+
+    def run(self, ctx: PhaseContext) -> dict[str, Any]:
+        """Do the work (idempotently); return the outputs later phases need."""
+        ...
+
+    def status(self, ctx: PhaseContext) -> dict[str, Any]:
+        """A live check where reachable; never changes anything."""
+        ...
+
+    def destroy(self, ctx: PhaseContext) -> None:
+        """Undo what `run` made. Phases with nothing to undo do nothing."""
+        ...
