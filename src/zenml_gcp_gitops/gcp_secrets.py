@@ -1,0 +1,102 @@
+"""Secret Manager access behind a tiny interface, so tests swap in `tests/fakes/gcp_secrets.py`.
+
+    SecretAccess.read(secret_id) -> str | None          latest enabled version, None if none
+    SecretAccess.add_version(secret_id, value) -> str   creates the secret when missing
+    SecretAccess.destroy_versions(secret_id) -> int     destroys every enabled version
+
+Values are never logged; only IDs and version names leave these methods.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from .errors import UserError
+
+
+class SecretAccess(Protocol):
+    def read(self, secret_id: str) -> str | None: ...
+    def add_version(self, secret_id: str, value: str) -> str: ...
+    def destroy_versions(self, secret_id: str) -> int: ...
+
+
+class GcpSecretManager:
+    """google-cloud-secret-manager with Application Default Credentials."""
+
+    def __init__(self, project: str, labels: dict[str, str] | None = None) -> None:
+        self.project = project
+        self.labels = labels or {}
+        self._client: Any = None
+
+    def _c(self) -> Any:
+        if self._client is None:
+            from google.cloud import secretmanager
+
+            try:
+                self._client = secretmanager.SecretManagerServiceClient()
+            except Exception as e:  # DefaultCredentialsError and friends
+                raise UserError(
+                    f"cannot reach Secret Manager: {e.__class__.__name__}",
+                    "run `gcloud auth application-default login`",
+                ) from None
+        return self._client
+
+    def _name(self, secret_id: str) -> str:
+        return f"projects/{self.project}/secrets/{secret_id}"
+
+    def read(self, secret_id: str) -> str | None:
+        from google.api_core import exceptions as gexc
+
+        try:
+            resp = self._c().access_secret_version(name=self._name(secret_id) + "/versions/latest")
+        except (gexc.NotFound, gexc.FailedPrecondition):
+            return None
+        except gexc.GoogleAPICallError as e:
+            raise UserError(
+                f"cannot read secret {secret_id}: {e.__class__.__name__}",
+                "check you have roles/secretmanager.secretAccessor on the project",
+            ) from None
+        return str(resp.payload.data.decode())
+
+    def add_version(self, secret_id: str, value: str) -> str:
+        from google.api_core import exceptions as gexc
+
+        client = self._c()
+        try:
+            client.create_secret(
+                parent=f"projects/{self.project}",
+                secret_id=secret_id,
+                secret={"replication": {"automatic": {}}, "labels": self.labels},
+            )
+        except gexc.AlreadyExists:
+            pass
+        except gexc.GoogleAPICallError as e:
+            raise UserError(
+                f"cannot create secret {secret_id}: {e.__class__.__name__}",
+                "check you have roles/secretmanager.admin on the project",
+            ) from None
+        try:
+            version = client.add_secret_version(
+                parent=self._name(secret_id), payload={"data": value.encode()}
+            )
+        except gexc.GoogleAPICallError as e:
+            raise UserError(
+                f"cannot add a version to secret {secret_id}: {e.__class__.__name__}",
+                "check you have roles/secretmanager.secretVersionAdder on the secret",
+            ) from None
+        return str(version.name)
+
+    def destroy_versions(self, secret_id: str) -> int:
+        from google.api_core import exceptions as gexc
+
+        client = self._c()
+        count = 0
+        try:
+            for v in client.list_secret_versions(
+                parent=self._name(secret_id), filter="state:ENABLED"
+            ):
+                client.destroy_secret_version(name=v.name)
+                count += 1
+        except gexc.NotFound:
+            return 0
+        return count

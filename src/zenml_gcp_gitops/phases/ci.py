@@ -1,0 +1,53 @@
+"""The `ci` phase: a ZenML service account `<name>-ci` with an API key for CI jobs.
+
+    CiPhase().run(ctx) -> dict   {"service_account": {id,name}, "api_key_name", "secret_id"}
+
+A re-run keeps the key unless `ctx.options["rotate"]` (then `retain_minutes` applies). The
+key goes to Secret Manager `cfg.names.secrets["ci_api_key"]` as a new version and, with
+`ctx.options["github_repo"]` (or `cfg.github_repo`), to the repository's Actions secrets via
+`gh`. It never goes into the record. URL and credentials are found as in `register`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .register import admin_credentials, secret_access, zenml_url_of
+
+if TYPE_CHECKING:
+    from .base import PhaseContext
+
+
+class CiPhase:
+    name = "ci"
+
+    def run(self, ctx: PhaseContext) -> dict[str, Any]:
+        from ..zenml_api import connect, ensure_ci_account
+
+        url = zenml_url_of(ctx)
+        ctx.reporter.step(f"Ensuring the CI service account {ctx.cfg.names.zenml_ci_account}")
+        store = connect(url, admin_credentials(ctx), timeout=ctx.options.get("timeout", 300))
+        result = ensure_ci_account(
+            store,
+            ctx.cfg,
+            secrets=secret_access(ctx),
+            rotate=bool(ctx.options.get("rotate")),
+            retain_minutes=int(ctx.options.get("retain_minutes", 60)),
+            github_repo=ctx.options.get("github_repo") or ctx.cfg.github_repo,
+            zenml_url=url,
+        )
+        for line in result.log:
+            ctx.reporter.log(line)
+        return result.public_dict()
+
+    def status(self, ctx: PhaseContext) -> dict[str, Any]:
+        from ..zenml_api import ci_status, connect
+
+        store = connect(zenml_url_of(ctx), admin_credentials(ctx), timeout=10)
+        return ci_status(store, ctx.cfg)
+
+    def destroy(self, ctx: PhaseContext) -> None:
+        from ..zenml_api import connect, delete_ci_account
+
+        store = connect(zenml_url_of(ctx), admin_credentials(ctx), timeout=60)
+        delete_ci_account(store, ctx.cfg, secrets=secret_access(ctx))

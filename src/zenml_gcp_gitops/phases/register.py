@@ -1,0 +1,143 @@
+"""The `register` phase: upsert the deployment's ZenML stack on the deployed server.
+
+    zenml_stack_plan(cfg, outputs) -> dict      the `zenml_stack` section of the plan contract
+    RegisterPhase().run(ctx) -> dict            {"stack": {id,name}, "components": {...}, "connector": {...}}
+
+The ZenML URL comes from `ctx.recorded["gitops"]["zenml_url"]`, else `ctx.infra.zenml_url`
+(or `ctx.options["zenml_url"]`). Admin credentials come from the environment
+(`ZENML_STORE_API_KEY`, or `ZENML_STORE_USERNAME` + `ZENML_STORE_PASSWORD`), else from the
+Secret Manager secret `ctx.infra.secret_ids["zenml_admin"]` (JSON {"username","password"}).
+Secret Manager is reached through `ctx.options["secret_manager"]` when given (tests inject
+`tests.fakes.gcp_secrets.FakeSecretManager`), else google-cloud-secret-manager.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+from ..errors import PhaseError
+from ..stack_spec import gcp_stack_spec
+
+if TYPE_CHECKING:
+    from ..config import DeploymentConfig
+    from ..gcp_secrets import SecretAccess
+    from ..outputs import InfraOutputs
+    from ..stack_spec import StackSpec
+    from ..zenml_api import Credentials
+    from .base import PhaseContext
+
+
+def zenml_stack_plan(cfg: DeploymentConfig, outputs: InfraOutputs) -> dict[str, Any]:
+    """The `zenml_stack` plan section: what register and ci will create, secrets masked."""
+    spec = gcp_stack_spec(cfg, outputs).public_dict()
+    return {
+        "name": spec["name"],
+        "labels": spec["labels"],
+        "connector": spec["connector"],
+        "components": spec["components"],
+        "secrets": spec["secrets"],
+        "ci": {
+            "service_account": cfg.names.zenml_ci_account,
+            "secret_id": cfg.names.secrets["ci_api_key"],
+        },
+    }
+
+
+def zenml_url_of(ctx: PhaseContext) -> str:
+    """The server URL: an explicit option, what gitops recorded, else the infra hostname."""
+    url = ctx.options.get("zenml_url") or ctx.recorded.get("gitops", {}).get("zenml_url")
+    return str(url or ctx.infra.zenml_url)
+
+
+def secret_access(ctx: PhaseContext) -> SecretAccess:
+    from ..gcp_secrets import GcpSecretManager
+
+    injected = ctx.options.get("secret_manager")
+    if injected is not None:
+        return injected  # type: ignore[no-any-return]
+    return GcpSecretManager(ctx.cfg.project)
+
+
+def admin_credentials(ctx: PhaseContext) -> Credentials:
+    """Admin login: env first (own server, tests), else the Secret Manager secret infra made."""
+    from ..zenml_api import Credentials
+
+    env = Credentials.from_env()
+    if env is not None:
+        return env
+    secret_id = ctx.infra.secret_ids.get("zenml_admin") or ctx.cfg.names.secrets["zenml_admin"]
+    raw = secret_access(ctx).read(secret_id)
+    if raw is None:
+        raise PhaseError(
+            f"the ZenML admin secret {secret_id} has no version",
+            "run the infra phase, or set ZENML_STORE_USERNAME/ZENML_STORE_PASSWORD",
+        )
+    try:
+        data = json.loads(raw)
+        return Credentials(username=str(data["username"]), password=str(data["password"]))
+    except (ValueError, KeyError, TypeError):
+        raise PhaseError(
+            f"the ZenML admin secret {secret_id} is not JSON with username and password",
+            "re-run the infra phase to regenerate it",
+        ) from None
+
+
+def mlflow_credentials(ctx: PhaseContext) -> tuple[str, str]:
+    """MLflow basic-auth login, from env (tests, own servers) or infra's Secret Manager secret."""
+    user, pw = (
+        os.environ.get("MLFLOW_TRACKING_USERNAME"),
+        os.environ.get("MLFLOW_TRACKING_PASSWORD"),
+    )
+    if user and pw:
+        return user, pw
+    secret_id = ctx.infra.secret_ids.get("mlflow_auth") or ctx.cfg.names.secrets["mlflow_auth"]
+    raw = secret_access(ctx).read(secret_id)
+    if raw is None:
+        raise PhaseError(
+            f"the MLflow auth secret {secret_id} has no version", "run the infra phase"
+        )
+    try:
+        data = json.loads(raw)
+        return str(data["username"]), str(data["password"])
+    except (ValueError, KeyError, TypeError):
+        raise PhaseError(
+            f"the MLflow auth secret {secret_id} is not JSON with username and password",
+            "re-run the infra phase to regenerate it",
+        ) from None
+
+
+def build_spec(ctx: PhaseContext) -> StackSpec:
+    user, pw = mlflow_credentials(ctx)
+    return gcp_stack_spec(ctx.cfg, ctx.infra, zenml_url_of(ctx), user, pw)
+
+
+class RegisterPhase:
+    name = "register"
+
+    def run(self, ctx: PhaseContext) -> dict[str, Any]:
+        from ..zenml_api import apply_stack_spec, connect
+
+        spec = build_spec(ctx)
+        url = zenml_url_of(ctx)
+        ctx.reporter.step(f"Registering stack {spec.name} on {url}")
+        store = connect(url, admin_credentials(ctx), timeout=ctx.options.get("timeout", 300))
+        result = apply_stack_spec(store, spec, adopt=bool(ctx.options.get("adopt")))
+        for line in result.log:
+            ctx.reporter.log(line)
+        return {"zenml_url": url, **result.public_dict()}
+
+    def status(self, ctx: PhaseContext) -> dict[str, Any]:
+        from ..zenml_api import connect, stack_status
+
+        spec = gcp_stack_spec(ctx.cfg, ctx.infra)
+        store = connect(zenml_url_of(ctx), admin_credentials(ctx), timeout=10)
+        return stack_status(store, spec)
+
+    def destroy(self, ctx: PhaseContext) -> None:
+        from ..zenml_api import connect, delete_stack_spec
+
+        spec = gcp_stack_spec(ctx.cfg, ctx.infra)
+        store = connect(zenml_url_of(ctx), admin_credentials(ctx), timeout=60)
+        delete_stack_spec(store, spec)

@@ -1,0 +1,273 @@
+"""What to register on a ZenML server, as plain data, and the builder for the GCP stack.
+
+A `StackSpec` says *what* a stack is: its name and labels, an optional service connector,
+one component per type and the ZenML secrets the components reference. It holds no client
+and does no I/O, so the plan can print it and tests can compare it. Secret values are
+`SecretStr` and only leave the spec when the apply engine writes them to ZenML's secret store.
+
+Builders:
+    gcp_stack_spec(cfg, outputs, zenml_url=None, mlflow_username=None, mlflow_password=None)
+        -> StackSpec   the production stack on GCP (issue 5)
+
+Applying a spec (any spec, e.g. the local rehearsal's):
+    zenml_gcp_gitops.zenml_api.apply_stack_spec(store, spec, adopt=False) -> RegisterResult
+    zenml_gcp_gitops.zenml_api.connect(url, credentials) -> store   (no global config touched)
+    zenml_gcp_gitops.zenml_api.ensure_ci_account(store, cfg, ...) -> CiResult
+
+A component may reference a secret as `{{<secret name>.<key>}}` in its configuration;
+`secret_ref()` spells it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+if TYPE_CHECKING:
+    from .config import DeploymentConfig
+    from .outputs import InfraOutputs
+
+SECRET_MARK = "[secret]"
+
+# ZenML's component types in the order a stack is printed and registered.
+ComponentType = Literal[
+    "artifact_store",
+    "container_registry",
+    "orchestrator",
+    "experiment_tracker",
+    "image_builder",
+    "step_operator",
+    "model_deployer",
+    "alerter",
+    "annotator",
+    "data_validator",
+    "feature_store",
+    "model_registry",
+    "deployer",
+    "log_store",
+]
+COMPONENT_ORDER: tuple[str, ...] = (
+    "artifact_store",
+    "container_registry",
+    "orchestrator",
+    "experiment_tracker",
+    "image_builder",
+)
+
+# Connector resource types (ZenML constants, spelled here so the plan needs no zenml import).
+GCS_BUCKET = "gcs-bucket"
+DOCKER_REGISTRY = "docker-registry"
+KUBERNETES_CLUSTER = "kubernetes-cluster"
+GCP_GENERIC = "gcp-generic"
+
+
+def secret_ref(secret: str, key: str) -> str:
+    """ZenML's reference to a key of a ZenML secret, resolved at runtime by the client."""
+    return "{{" + f"{secret}.{key}" + "}}"
+
+
+class SecretSpec(BaseModel):
+    """A ZenML secret (name -> key/values); values never appear in any output."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    values: dict[str, SecretStr]
+
+    def public_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "keys": sorted(self.values)}
+
+
+class ConnectorSpec(BaseModel):
+    """A service connector; `secrets` are the auth fields ZenML stores in its secret store."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    type: str
+    auth_method: str
+    configuration: dict[str, Any] = Field(default_factory=dict)
+    secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    resource_types: tuple[str, ...] = ()  # empty = multi-type, any resource
+    verify: bool = False  # verify against the cloud when the server can reach it
+
+    def public_dict(self) -> dict[str, Any]:
+        conf: dict[str, Any] = dict(self.configuration)
+        conf.update({k: SECRET_MARK for k in self.secrets})
+        return {
+            "name": self.name,
+            "type": self.type,
+            "auth_method": self.auth_method,
+            "configuration": conf,
+        }
+
+
+class ComponentSpec(BaseModel):
+    """One stack component; linked to the spec's connector when `connector_resource_type` is set."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+    name: str
+    flavor: str
+    configuration: dict[str, Any] = Field(default_factory=dict)
+    connector_resource_type: str | None = None
+    connector_resource_id: str | None = None
+
+    def public_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "flavor": self.flavor,
+            "configuration": dict(self.configuration),
+        }
+        if self.connector_resource_type:
+            out["connector_resource"] = {
+                "type": self.connector_resource_type,
+                "id": self.connector_resource_id,
+            }
+        return out
+
+
+class StackSpec(BaseModel):
+    """Everything to upsert for one stack."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    labels: dict[str, str]
+    connector: ConnectorSpec | None = None
+    components: dict[str, ComponentSpec]
+    secrets: tuple[SecretSpec, ...] = ()
+
+    def ordered_components(self) -> list[ComponentSpec]:
+        known = [self.components[t] for t in COMPONENT_ORDER if t in self.components]
+        rest = [c for t, c in self.components.items() if t not in COMPONENT_ORDER]
+        return known + rest
+
+    def public_dict(self) -> dict[str, Any]:
+        """Plain data for plans and records: secrets masked, secret values never included."""
+        return {
+            "name": self.name,
+            "labels": dict(self.labels),
+            "connector": self.connector.public_dict() if self.connector else None,
+            "components": {c.type: c.public_dict() for c in self.ordered_components()},
+            "secrets": [s.public_dict() for s in self.secrets],
+        }
+
+
+def gcp_stack_spec(
+    cfg: DeploymentConfig,
+    outputs: InfraOutputs,
+    zenml_url: str | None = None,
+    mlflow_username: str | None = None,
+    mlflow_password: str | None = None,
+) -> StackSpec:
+    """The production stack: GCS artifacts, Artifact Registry, GKE or Vertex, MLflow, Cloud Build.
+
+    MLflow credentials go into a ZenML secret the tracker references; when they are unknown
+    (the offline plan) the secret is described with placeholder values that are never sent.
+    `zenml_url` is accepted for symmetry with the local builder; the stack itself doesn't need it.
+    """
+    del zenml_url  # the components reach ZenML through the client's own store config
+    n = cfg.names
+    comps = n.zenml_components
+    connector_name = n.zenml_connector
+
+    connector_secrets: dict[str, SecretStr] = {}
+    if cfg.connector_auth == "service-account":
+        key = outputs.pipelines_sa_key.get_secret_value() if outputs.pipelines_sa_key else ""
+        connector_secrets["service_account_json"] = SecretStr(key)
+    connector = ConnectorSpec(
+        name=connector_name,
+        type="gcp",
+        auth_method=cfg.connector_auth,
+        configuration={"project_id": outputs.project},
+        secrets=connector_secrets,
+    )
+
+    components: dict[str, ComponentSpec] = {
+        "artifact_store": ComponentSpec(
+            type="artifact_store",
+            name=comps["artifact_store"],
+            flavor="gcp",
+            configuration={"path": f"gs://{outputs.artifact_bucket}"},
+            connector_resource_type=GCS_BUCKET,
+            connector_resource_id=f"gs://{outputs.artifact_bucket}",
+        ),
+        "container_registry": ComponentSpec(
+            type="container_registry",
+            name=comps["container_registry"],
+            flavor="gcp",
+            configuration={"uri": outputs.registry_uri},
+            connector_resource_type=DOCKER_REGISTRY,
+            connector_resource_id=outputs.registry_uri,
+        ),
+    }
+    if cfg.orchestrator == "kubernetes":
+        ksa = n.ksas["pipelines"]
+        components["orchestrator"] = ComponentSpec(
+            type="orchestrator",
+            name=comps["orchestrator"],
+            flavor="kubernetes",
+            configuration={
+                "kubernetes_namespace": n.namespaces["pipelines"],
+                # Both the orchestrator pod and the step pods run as the KSA that Workload
+                # Identity binds to the pipelines GSA; without it ZenML would create one.
+                "service_account_name": ksa,
+                "step_pod_service_account_name": ksa,
+            },
+            connector_resource_type=KUBERNETES_CLUSTER,
+            connector_resource_id=outputs.cluster_name,
+        )
+    else:
+        components["orchestrator"] = ComponentSpec(
+            type="orchestrator",
+            name=comps["orchestrator"],
+            flavor="vertex",
+            configuration={
+                "location": outputs.region,
+                "workload_service_account": outputs.service_accounts["pipelines"],
+            },
+            connector_resource_type=GCP_GENERIC,
+            connector_resource_id=outputs.project,
+        )
+
+    mlflow_secret = SecretSpec(
+        name=n.zenml_mlflow_secret,
+        values={
+            "username": SecretStr(mlflow_username or ""),
+            "password": SecretStr(mlflow_password or ""),
+        },
+    )
+    components["experiment_tracker"] = ComponentSpec(
+        type="experiment_tracker",
+        name=comps["experiment_tracker"],
+        flavor="mlflow",
+        configuration={
+            "tracking_uri": outputs.mlflow_url,
+            "tracking_username": secret_ref(mlflow_secret.name, "username"),
+            "tracking_password": secret_ref(mlflow_secret.name, "password"),
+        },
+    )
+    if cfg.image_builder == "gcp":
+        components["image_builder"] = ComponentSpec(
+            type="image_builder",
+            name=comps["image_builder"],
+            flavor="gcp",
+            configuration={"location": outputs.region},
+            connector_resource_type=GCP_GENERIC,
+            connector_resource_id=outputs.project,
+        )
+    else:
+        components["image_builder"] = ComponentSpec(
+            type="image_builder", name=comps["image_builder"], flavor="local"
+        )
+
+    return StackSpec(
+        name=n.zenml_stack,
+        labels=dict(n.zenml_labels),
+        connector=connector,
+        components=components,
+        secrets=(mlflow_secret,),
+    )
