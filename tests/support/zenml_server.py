@@ -1,0 +1,164 @@
+"""A real ZenML server for tests: uvicorn on a free loopback port, OAuth2 password auth.
+
+    with running_zenml_server() as server:      # or start_zenml_server() / server.stop()
+        server.url, server.username, server.password, server.config_path
+
+`zenml login --local` runs without authentication, so it cannot test API keys; this starts
+`uvicorn zenml.zen_server.zen_server_api:app` with the auth scheme, an auto-activated admin,
+a SQLite store (or `store_url=` e.g. a MariaDB `mysql://…`) and its own ZENML_CONFIG_PATH in
+a temp dir. It runs in its own process group and is stopped by PID, never by name.
+Use one per test module or session: a cold start costs a few seconds (DB migrations).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ADMIN_USER = "admin"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ZenServer:
+    url: str
+    username: str
+    password: str
+    workdir: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    _owns_workdir: bool = field(default=True)
+
+    @property
+    def config_path(self) -> Path:
+        """A client config dir for this server's tests (never the user's)."""
+        return self.workdir / "client-config"
+
+    def client_env(self, **extra: str) -> dict[str, str]:
+        """Environment for a subprocess client: private config, no analytics."""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("ZENML_STORE_") and not k.startswith("ZENML_SERVER")
+        }
+        env.update(
+            ZENML_CONFIG_PATH=str(self.config_path),
+            ZENML_ANALYTICS_OPT_IN="false",
+            ZENML_ENABLE_RICH_TRACEBACK="false",
+            AUTO_OPEN_DASHBOARD="false",
+        )
+        env.update(extra)
+        return env
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """SIGTERM the server's process group, then SIGKILL if it lingers."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+        if self._owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"ZenML server exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"ZenML server at {url} not healthy after {timeout}s")
+
+
+def start_zenml_server(
+    store_url: str | None = None, timeout: float = 120, workdir: Path | None = None
+) -> ZenServer:
+    """Start a server and wait for /health; the caller must `stop()` it."""
+    owns = workdir is None
+    wd = Path(tempfile.mkdtemp(prefix="zgg-zenml-server-")) if workdir is None else workdir
+    (wd / "server-config").mkdir(parents=True, exist_ok=True)
+    (wd / "client-config").mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    password = "T3st-" + secrets.token_urlsafe(12)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("ZENML_STORE_") and not k.startswith("ZENML_SERVER")
+    }
+    env.update(
+        ZENML_SERVER="true",
+        ZENML_CONFIG_PATH=str(wd / "server-config"),
+        ZENML_LOCAL_STORES_PATH=str(wd / "stores"),
+        ZENML_STORE_URL=store_url or f"sqlite:///{wd / 'zenml.db'}",
+        ZENML_SERVER_AUTH_SCHEME="OAUTH2_PASSWORD_BEARER",
+        ZENML_SERVER_AUTO_ACTIVATE="true",
+        ZENML_SERVER_JWT_SECRET_KEY=secrets.token_hex(32),
+        ZENML_SERVER_DEPLOYMENT_TYPE="other",
+        ZENML_DEFAULT_USER_NAME=ADMIN_USER,
+        ZENML_DEFAULT_USER_PASSWORD=password,
+        ZENML_ANALYTICS_OPT_IN="false",
+        ZENML_ENABLE_RICH_TRACEBACK="false",
+        AUTO_OPEN_DASHBOARD="false",
+    )
+    log_path = wd / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "uvicorn", "zenml.zen_server.zen_server_api:app",
+                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so stop() kills uvicorn's children
+        )  # fmt: skip
+    server = ZenServer(f"http://127.0.0.1:{port}", ADMIN_USER, password, wd, proc, log_path, owns)
+    try:
+        wait_healthy(server.url, proc, timeout)
+    except Exception as e:
+        tail = server.log_tail()
+        server.stop()
+        raise RuntimeError(f"{e}\n--- server log ---\n{tail}") from None
+    return server
+
+
+@contextlib.contextmanager
+def running_zenml_server(store_url: str | None = None, timeout: float = 120) -> Iterator[ZenServer]:
+    server = start_zenml_server(store_url=store_url, timeout=timeout)
+    try:
+        yield server
+    finally:
+        server.stop()
