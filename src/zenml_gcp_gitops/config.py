@@ -279,6 +279,7 @@ class Names:
         self.nat = f"{n}-nat"
         self.psa_range = f"{n}-psa"
         self.ingress_ip = f"{n}-ingress"
+        self.proxy_subnet = f"{n}-proxy"  # Envoy proxies of the regional external gateway
         # compute, data, storage
         self.cluster = f"{n}-gke"
         self.sql_instance = f"{n}-mysql"
@@ -290,6 +291,13 @@ class Names:
         self.registry_uri = f"{cfg.region}-docker.pkg.dev/{p}/{self.registry_repo}"
         self.kms_keyring = f"{n}-keyring"
         self.kms_key = f"{n}-storage"
+        # ZenML's GCP secrets store uses the custom roles ZenML documents (role IDs: [a-zA-Z0-9_.])
+        self.secrets_store_roles = {
+            "creator": f"{n.replace('-', '_')}_zenml_secrets_creator",
+            "editor": f"{n.replace('-', '_')}_zenml_secrets_editor",
+        }
+        # initial admin accounts (their passwords are generated into Secret Manager)
+        self.admin_users = {"zenml": "admin", "mlflow": "admin"}
         # one Google service account per workload (IDs are 6-30 characters)
         self.service_accounts: dict[str, str] = {
             "zenml_server": f"{n}-server",
