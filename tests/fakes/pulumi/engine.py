@@ -1,0 +1,511 @@
+"""The fake engine: serves ResourceMonitor + Engine over gRPC and runs the inline program.
+
+The Automation API's language host (`--client=`) runs the real program; every resource it
+registers comes here. New resources get ids/outputs from `pulumi.runtime.mocks.MockMonitor`
+with `GcpMocks`; resources already in the state are a no-op (`same`) when their inputs are
+unchanged. Engine events go to `--event-log` (a file, or the gRPC Events service at tcp://).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+from cli import Backend, CliError, is_secret, now_iso, one, stack_config, unwrap
+from google.protobuf import empty_pb2, json_format, struct_pb2
+from mocks import GcpMocks
+from pulumi.runtime import mocks as pmocks
+from pulumi.runtime import settings as psettings
+from pulumi.runtime.proto import (
+    engine_pb2_grpc,
+    events_pb2,
+    events_pb2_grpc,
+    language_pb2,
+    language_pb2_grpc,
+    resource_pb2,
+    resource_pb2_grpc,
+)
+
+STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+class Canceled(Exception):
+    pass
+
+
+class EventSink:
+    """Engine events as JSON: appended to a file, or streamed to the Automation API over gRPC."""
+
+    def __init__(self, target: str | None) -> None:
+        self.seq = 0
+        self.file = None
+        self.q: queue.Queue[Any] = queue.Queue()
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+        if not target:
+            return
+        if target.startswith("tcp://"):
+            self.channel = grpc.insecure_channel(target.removeprefix("tcp://"))
+            stub = events_pb2_grpc.EventsStub(self.channel)
+
+            def gen():
+                while True:
+                    item = self.q.get()
+                    if item is None:
+                        return
+                    yield events_pb2.EventRequest(event=item)
+
+            self.thread = threading.Thread(target=lambda: stub.StreamEvents(gen()), daemon=True)
+            self.thread.start()
+        else:
+            self.file = open(target, "a")  # noqa: SIM115 - closed in close()
+
+    def emit(self, **event: Any) -> None:
+        with self.lock:
+            self.seq += 1
+            event = {"sequence": self.seq, "timestamp": int(time.time()), **event}
+            line = json.dumps(event)
+            if self.file is not None:
+                self.file.write(line + "\n")
+                self.file.flush()
+            elif self.thread is not None:
+                self.q.put(line)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.thread is not None:
+            self.q.put(None)
+            self.thread.join(10)
+            self.channel.close()
+
+
+def _name(urn: str) -> str:
+    return urn.rsplit("::", 1)[-1]
+
+
+def _type(urn: str) -> str:
+    return urn.split("::")[2].split("$")[-1]
+
+
+class Deployment:
+    """One preview/up/refresh/destroy: old state in, new state out, events along the way."""
+
+    def __init__(self, op: str, dry_run: bool, old: dict[str, Any], sink: EventSink, out) -> None:
+        self.op = op
+        self.dry_run = dry_run
+        self.old = {r["urn"]: r for r in old["resources"]}
+        self.new: dict[str, dict[str, Any]] = {}
+        self.order: list[str] = []
+        self.outputs: dict[str, Any] = dict(old.get("outputs", {}))
+        self.sink = sink
+        self.out = out
+        self.changes: dict[str, int] = {}
+        self.failed: list[str] = []
+        self.canceled = threading.Event()
+        self.monitor = pmocks.MockMonitor(GcpMocks())
+        self.root_urn = ""
+        self.fail_spec = os.environ.get("FAKE_PULUMI_FAIL_RESOURCE", "")
+        self.hang_at = os.environ.get("FAKE_PULUMI_HANG_RESOURCE", "")
+
+    def count(self, op: str) -> None:
+        self.changes[op] = self.changes.get(op, 0) + 1
+
+    def step_event(
+        self, kind: str, op: str, urn: str, typ: str, inputs: Any, outputs: Any = None
+    ) -> None:
+        state = {"type": typ, "urn": urn, "custom": True, "inputs": unwrap(inputs or {})}
+        if outputs is not None:
+            state["outputs"] = unwrap(outputs)
+        meta = {"op": op, "urn": urn, "type": typ, "provider": "", "new": state}
+        self.sink.emit(**{kind: {"metadata": meta, "planning": self.dry_run}})
+
+    def register(self, request: Any, ctx: contextvars.Context) -> Any:
+        if self.canceled.is_set():
+            raise Canceled()
+        if request.type == STACK_TYPE:
+            resp = ctx.copy().run(self.monitor.RegisterResource, request)
+            self.root_urn = resp.urn
+            self.sink.emit(
+                resourcePreEvent={
+                    "metadata": {"op": "same", "urn": resp.urn, "type": STACK_TYPE, "provider": ""}
+                }
+            )
+            return resp
+        urn = ctx.copy().run(self.monitor.make_urn, request.parent, request.type, request.name)
+        inputs = json_format.MessageToDict(request.object)
+        prev = self.old.get(urn)
+        if prev is None:
+            op = "create"
+        elif prev["inputs"] == inputs:
+            op = "same"
+        else:
+            op = "update"
+        self.step_event("resourcePreEvent", op, urn, request.type, inputs)
+        self.out(
+            f"    {'+' if op == 'create' else '~' if op == 'update' else ' '}  {request.type} {request.name} {op}"
+        )
+        if request.name == self.hang_at and not self.dry_run:
+            marker = os.environ.get("FAKE_PULUMI_HANG_MARKER")
+            if marker:
+                Path(marker).write_text(str(os.getpid()))
+            while not self.canceled.wait(0.05):
+                pass
+            raise Canceled()
+        fail_name, _, fail_msg = self.fail_spec.partition("=")
+        if fail_name and request.name == fail_name and op != "same" and not self.dry_run:
+            msg = fail_msg or "googleapi: Error 403: Quota 'CPUS' exceeded. Limit: 8.0 in region."
+            self.sink.emit(
+                diagnosticEvent={
+                    "urn": urn,
+                    "prefix": "error: ",
+                    "message": f"sdk-v2/provider2.go:572: sdk.helper_schema: Error {op}ing {request.name}: {msg}\n",
+                    "color": "never",
+                    "severity": "error",
+                }
+            )
+            self.sink.emit(
+                resOpFailedEvent={
+                    "metadata": {"op": op, "urn": urn, "type": request.type, "provider": ""},
+                    "status": 1,
+                    "steps": 1,
+                }
+            )
+            self.failed.append(urn)
+            raise CliError(f"{op}ing {urn}: {msg}")
+        if prev is not None and op == "same":
+            rid, outputs = prev["id"], prev["outputs"]
+        else:
+            resp = ctx.copy().run(self.monitor.RegisterResource, request)
+            rid, outputs = resp.id, json_format.MessageToDict(resp.object)
+            if prev is not None:
+                rid = prev["id"]
+        self.new[urn] = {
+            "urn": urn,
+            "type": request.type,
+            "id": rid,
+            "custom": request.custom,
+            "parent": request.parent,
+            "protect": request.protect,
+            "inputs": inputs,
+            "outputs": outputs,
+        }
+        self.order.append(urn)
+        self.count(op)
+        self.step_event("resOutputsEvent", op, urn, request.type, inputs, outputs)
+        obj = struct_pb2.Struct()
+        json_format.ParseDict(outputs, obj)
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=rid, object=obj)
+
+    def register_outputs(self, request: Any) -> None:
+        if request.urn == self.root_urn:
+            self.outputs = json_format.MessageToDict(request.outputs)
+
+
+class Monitor(resource_pb2_grpc.ResourceMonitorServicer):
+    """gRPC face of the deployment; every handler runs in a copy of the settings context."""
+
+    def __init__(self, dep: Deployment, ctx: contextvars.Context) -> None:
+        self.dep = dep
+        self.ctx = ctx
+
+    def _run(self, fn, *args):
+        return self.ctx.copy().run(fn, *args)
+
+    def SupportsFeature(self, request, context):
+        r = self._run(self.dep.monitor.SupportsFeature, request)
+        return resource_pb2.SupportsFeatureResponse(hasSupport=r.hasSupport)
+
+    def GetDeploymentInfo(self, request, context):
+        return self._run(self.dep.monitor.GetDeploymentInfo, request)
+
+    def Invoke(self, request, context):
+        return self._run(self.dep.monitor.Invoke, request)
+
+    def ReadResource(self, request, context):
+        return self._run(self.dep.monitor.ReadResource, request)
+
+    def RegisterResource(self, request, context):
+        try:
+            return self.dep.register(request, self.ctx)
+        except Canceled:
+            context.abort(grpc.StatusCode.CANCELLED, "update canceled")
+        except CliError as e:
+            context.abort(grpc.StatusCode.UNKNOWN, str(e))
+
+    def RegisterResourceOutputs(self, request, context):
+        self.dep.register_outputs(request)
+        return empty_pb2.Empty()
+
+    def RegisterStackTransform(self, request, context):
+        return empty_pb2.Empty()
+
+    def RegisterStackInvokeTransform(self, request, context):
+        return empty_pb2.Empty()
+
+    def RegisterResourceHook(self, request, context):
+        return empty_pb2.Empty()
+
+    def RegisterErrorHook(self, request, context):
+        return empty_pb2.Empty()
+
+    def RegisterPackage(self, request, context):
+        return resource_pb2.RegisterPackageResponse(ref="fake-package")
+
+    def SignalAndWaitForShutdown(self, request, context):
+        return empty_pb2.Empty()
+
+
+class Engine(engine_pb2_grpc.EngineServicer):
+    def __init__(self, dep: Deployment) -> None:
+        self.dep = dep
+        self.root = ""
+
+    def Log(self, request, context):
+        sev = {0: "debug", 1: "info", 2: "warning", 3: "error"}.get(request.severity, "info")
+        if sev != "debug":
+            self.dep.sink.emit(
+                diagnosticEvent={
+                    "urn": request.urn,
+                    "message": request.message + "\n",
+                    "color": "never",
+                    "severity": sev,
+                }
+            )
+            self.dep.out(f"    {sev}: {request.message}")
+        return empty_pb2.Empty()
+
+    def GetRootResource(self, request, context):
+        from pulumi.runtime.proto import engine_pb2
+
+        return engine_pb2.GetRootResourceResponse(urn=self.root)
+
+    def SetRootResource(self, request, context):
+        from pulumi.runtime.proto import engine_pb2
+
+        self.root = request.urn
+        return engine_pb2.SetRootResourceResponse()
+
+
+def _run_program(dep: Deployment, client: str, project: str, stack: str, cwd: Path) -> str:
+    """Serve the monitor and engine, ask the language host to run the program; '' or error."""
+    ctx = contextvars.copy_context()
+
+    def configure() -> None:
+        psettings.configure(
+            psettings.Settings(project=project, stack=stack, organization="organization")
+        )
+
+    ctx.run(configure)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    resource_pb2_grpc.add_ResourceMonitorServicer_to_server(Monitor(dep, ctx), server)
+    engine_pb2_grpc.add_EngineServicer_to_server(Engine(dep), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        cfg = stack_config(cwd, stack)
+        with grpc.insecure_channel(client) as ch:
+            stub = language_pb2_grpc.LanguageRuntimeStub(ch)
+            req = language_pb2.RunRequest(
+                project=project,
+                stack=stack,
+                pwd=str(cwd),
+                program=".",
+                args=[f"127.0.0.1:{port}"],
+                config={k: str(v["value"]) for k, v in cfg.items()},
+                configSecretKeys=[k for k, v in cfg.items() if v.get("secret")],
+                dryRun=dep.dry_run,
+                parallel=8,
+                monitor_address=f"127.0.0.1:{port}",
+                organization="organization",
+            )
+            fut = stub.Run.future(req)
+            while not fut.done():
+                time.sleep(0.02)
+            try:
+                resp = fut.result()
+            except grpc.RpcError as e:
+                return f"language host: {e.details()}"
+            return resp.error
+    finally:
+        server.stop(0)
+
+
+def run_operation(
+    cmd: str, pos: list[str], flags: dict[str, list[str]], be: Backend, cwd: Path
+) -> int:
+    stack = one(flags, "--stack")
+    if not stack:
+        sys.stderr.write("error: no stack selected\n")
+        return 255
+    try:
+        data = be.load(stack)
+    except CliError as e:
+        sys.stderr.write(str(e) + "\n")
+        return 255
+    dry_run = cmd == "preview" or "--preview-only" in flags
+    lock = None
+    if not dry_run:
+        try:
+            lock = be.lock(stack)
+        except CliError as e:
+            sys.stderr.write(str(e) + "\n")
+            return 255
+    sink = EventSink(one(flags, "--event-log"))
+    lines: list[str] = []
+
+    def out(line: str) -> None:
+        lines.append(line)
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    dep = Deployment(cmd, dry_run, data, sink, out)
+    signal.signal(
+        signal.SIGINT,
+        lambda *_: (dep.canceled.set(), out("^C received; cancelling the current operation")),
+    )
+    start = now_iso()
+    t0 = time.time()
+    verb = {
+        "up": "Updating",
+        "preview": "Previewing update",
+        "refresh": "Refreshing",
+        "destroy": "Destroying",
+    }[cmd]
+    out(f"{verb} ({stack})")
+    sink.emit(preludeEvent={"config": {}})
+    error = ""
+    try:
+        if cmd in ("up", "preview"):
+            client = one(flags, "--client")
+            if not client:
+                error = "the fake pulumi runs inline programs only (--client is missing)"
+            else:
+                error = _run_program(dep, client, be.project, stack, cwd)
+                if not error and not dep.failed and not dep.canceled.is_set():
+                    for urn in reversed([u for u in dep.old if u not in dep.new]):
+                        r = dep.old[urn]
+                        dep.step_event("resourcePreEvent", "delete", urn, r["type"], r["inputs"])
+                        dep.count("delete")
+                        dep.step_event("resOutputsEvent", "delete", urn, r["type"], r["inputs"])
+        elif cmd == "refresh":
+            for urn, r in dep.old.items():
+                dep.step_event("resourcePreEvent", "refresh", urn, r["type"], r["inputs"])
+                dep.step_event(
+                    "resOutputsEvent", "refresh", urn, r["type"], r["inputs"], r["outputs"]
+                )
+                dep.count("same")
+                dep.new[urn] = r
+                dep.order.append(urn)
+        elif cmd == "destroy":
+            protected = [
+                urn
+                for urn, r in dep.old.items()
+                if unwrap(r["inputs"]).get("deletionProtection") is True
+            ]
+            for urn in reversed(list(dep.old)):
+                r = dep.old[urn]
+                if urn in protected:
+                    msg = (
+                        f"error: deleting urn:{_name(urn)}: Cannot destroy {_type(urn)} "
+                        f"{_name(urn)} because deletion_protection is set to true. "
+                        "Set it to false to proceed with deletion."
+                    )
+                    sink.emit(
+                        diagnosticEvent={
+                            "urn": urn,
+                            "message": msg + "\n",
+                            "severity": "error",
+                            "color": "never",
+                        }
+                    )
+                    sink.emit(
+                        resOpFailedEvent={
+                            "metadata": {
+                                "op": "delete",
+                                "urn": urn,
+                                "type": r["type"],
+                                "provider": "",
+                            },
+                            "status": 1,
+                            "steps": 1,
+                        }
+                    )
+                    error = msg
+                    dep.new[urn] = r
+                    continue
+                dep.step_event("resourcePreEvent", "delete", urn, r["type"], r["inputs"])
+                dep.count("delete")
+                dep.step_event("resOutputsEvent", "delete", urn, r["type"], r["inputs"])
+            dep.order = [u for u in dep.old if u in dep.new]
+            if not dep.new:
+                dep.outputs = {}
+    finally:
+        canceled = dep.canceled.is_set()
+        ok = not error and not dep.failed and not canceled
+        result = "succeeded" if ok else "failed"
+        if not dry_run:
+            if cmd in ("up",):
+                if ok:
+                    data["resources"] = [dep.new[u] for u in dep.order]
+                    data["outputs"] = dep.outputs
+                else:
+                    # keep what was done: previous resources plus the ones created so far
+                    merged = dict(dep.old)
+                    merged.update(dep.new)
+                    data["resources"] = list(merged.values())
+            elif cmd in ("refresh", "destroy"):
+                data["resources"] = [dep.new[u] for u in dep.order]
+                if cmd == "destroy" and not data["resources"]:
+                    data["outputs"] = {}
+            data["history"].append(
+                {
+                    "version": len(data["history"]) + 1,
+                    "kind": "update" if cmd == "up" else cmd,
+                    "startTime": start,
+                    "endTime": now_iso(),
+                    "message": "",
+                    "environment": {},
+                    "config": {},
+                    "result": result,
+                    "resourceChanges": dep.changes,
+                }
+            )
+            be.save(stack, data)
+        sink.emit(
+            summaryEvent={
+                "maybeCorrupt": False,
+                "durationSeconds": int(time.time() - t0),
+                "resourceChanges": dep.changes,
+                "PolicyPacks": {},
+            }
+        )
+        if canceled:
+            sink.emit(cancelEvent={})
+        sink.close()
+        if lock is not None and not os.environ.get("FAKE_PULUMI_STALE_LOCK"):
+            lock.unlink(missing_ok=True)
+    out("Resources:")
+    for k, v in sorted(dep.changes.items()):
+        out(f"    {v} {k}")
+    out(f"Duration: {time.time() - t0:.0f}s")
+    if canceled:
+        sys.stderr.write("error: update canceled\n")
+        return 255
+    if error or dep.failed:
+        if error and "inline source runtime error" not in error:
+            sys.stderr.write(error.rstrip() + "\n")
+        sys.stderr.write(f"error: {cmd} failed\n")
+        return 255
+    _ = is_secret
+    return 0
