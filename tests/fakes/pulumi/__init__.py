@@ -21,7 +21,6 @@ Faults, set in the environment of the process that runs the Automation API:
 from __future__ import annotations
 
 import json
-import os
 import socket
 import sys
 import time
