@@ -340,6 +340,41 @@ class Names:
         }
         self.argocd_project = n
         self.argocd_root_app = f"{n}-root"
+        # GitOps (issue 4): child Applications, Helm releases and in-cluster object names
+        self.argocd_apps = {
+            "external_secrets": f"{n}-external-secrets",
+            "cert_manager": f"{n}-cert-manager",
+            "ingress_nginx": f"{n}-ingress-nginx",
+            "platform": f"{n}-platform",
+            "workloads": f"{n}-workloads",
+            "zenml_server": f"{n}-zenml-server",
+            "mlflow": f"{n}-mlflow",
+        }
+        self.helm_releases = {
+            "external_secrets": "external-secrets",
+            "cert_manager": "cert-manager",
+            "ingress_nginx": "ingress-nginx",
+            "zenml_server": "zenml-server",
+            "mlflow": "mlflow",
+        }
+        self.argocd_repo_secrets = {"zenml_chart": f"{n}-zenml-chart-repo", "gitops": f"{n}-gitops-repo"}
+        self.cluster_secret_store = f"{n}-secret-manager"
+        self.cluster_issuers = {"staging": f"{n}-letsencrypt-staging", "prod": f"{n}-letsencrypt-prod"}
+        self.gateway = f"{n}-gateway"
+        self.gateway_class = "gke-l7-regional-external-managed"
+        self.ingress_class = "nginx"
+        self.tls_secrets = {"zenml": "zenml-tls", "mlflow": "mlflow-tls"}
+        # Kubernetes Secrets that ESO writes (logical secret key -> Secret name in its namespace)
+        self.k8s_secrets = {
+            "zenml_db_password": "zenml-db",
+            "zenml_admin": "zenml-admin",
+            "zenml_jwt": "zenml-jwt",
+            "mlflow_db_password": "mlflow-db",
+            "mlflow_auth": "mlflow-admin",
+            "mlflow_flask": "mlflow-flask",
+        }
+        self.sql_ca_configmap = "cloudsql-server-ca"
+        self.pipelines_role = "zenml-pipelines"
         # ZenML objects
         self.zenml_stack = n
         self.zenml_local_stack = f"{n}-local"
@@ -373,6 +408,43 @@ class Names:
     @property
     def zenml_labels(self) -> dict[str, str]:
         return {"zenml:provider": "gcp", "zenml:deployment": LABEL_DEPLOYMENT, "zenml:name": self.prefix}
+
+
+class LocalNames:
+    """Names of the local rehearsal (`--local`), derived from the deployment name alone.
+
+    Locally there is no project or region, so no placeholder for them can leak into a name.
+    The stack name equals `Names.zenml_local_stack` of any config with the same `name`.
+    """
+
+    def __init__(self, name: str = "zenml") -> None:
+        if len(name) > 20 or not _DNS_LABEL_RE.match(name):
+            raise ConfigError(
+                f"name: '{name}' must be a DNS label of at most 20 characters",
+                "use lowercase letters, digits and hyphens, starting with a letter",
+            )
+        n = name
+        self.prefix = n
+        self.zenml_stack = f"{n}-local"
+        # Emulated buckets live on loopback only; real bucket names are global, these are not.
+        self.artifact_bucket = f"{n}-local-artifacts"
+        self.mlflow_bucket = f"{n}-local-mlflow"
+        self.zenml_components = {
+            "artifact_store": f"{n}-local-artifacts",
+            "container_registry": f"{n}-local-registry",
+            "orchestrator": f"{n}-local-orchestrator",
+            "experiment_tracker": f"{n}-local-mlflow",
+            "image_builder": f"{n}-local-image-builder",
+        }
+        self.zenml_mlflow_secret = f"{n}-local-mlflow-credentials"
+        self.zenml_ci_account = f"{n}-ci"
+        self.zenml_ci_key = "ci"
+        self.ci_api_key_secret = f"{n}-ci-zenml-api-key"
+        self.zenml_labels = {
+            "zenml:provider": "local",
+            "zenml:deployment": LABEL_DEPLOYMENT,
+            "zenml:name": n,
+        }
 
 
 def user_data_dir() -> Path:

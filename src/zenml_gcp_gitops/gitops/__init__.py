@@ -1,0 +1,1 @@
+"""GitOps with Argo CD: render the app-of-apps from `argocd/`, bootstrap it, wait, tear down."""

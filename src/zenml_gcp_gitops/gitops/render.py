@@ -1,0 +1,606 @@
+"""Render the GitOps tree from the `argocd/` templates, the config and the infra outputs.
+
+One renderer serves every path: the plan contract (`argocd_plan`), the bootstrap (which
+applies what it returns) and `render --out` (which writes it as a Git tree). Templates are
+parsed as YAML *before* substitution, so a value can never add or change structure (see
+`argocd/README.md`). No secret value is ever an input: secrets appear only as Secret
+Manager IDs and Kubernetes Secret names.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from ..errors import ConfigError
+from ..resources import argocd_dir
+
+if TYPE_CHECKING:
+    from ..config import DeploymentConfig
+    from ..outputs import InfraOutputs
+
+FIELD_MANAGER = "zenml-gcp-gitops"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "zenml-gcp-gitops"}
+
+# The upstream install manifest per supported Argo CD version, with its sha256. Checked by
+# hand against the tags of argoproj/argo-cd (`git show TAG:manifests/install.yaml | sha256sum`).
+ARGOCD_INSTALL_URL = (
+    "https://raw.githubusercontent.com/argoproj/argo-cd/{version}/manifests/install.yaml"
+)
+ARGOCD_INSTALL_SHA256: dict[str, str] = {
+    "v3.4.7": "11016889371e4b1e3754b7ba2494b36ab1111338bd2362d499abe3ff2f63c906",
+    "v3.5.0": "a32bf36a437071a1f563ebf9e81c8a39fba9057c17db7d5d041afb7b6e3f4afe",
+    "v3.5.1": "795a3a972224da6a7f9d32c3e946445f062b60fb46028476715affeb688236e3",
+}
+
+# Without a GitOps repo the plain objects ride in the values of this raw-manifests chart,
+# so Argo CD still owns, prunes and self-heals them.
+RAW_CHART = {"repoURL": "https://bedag.github.io/helm-charts/", "chart": "raw", "version": "2.0.0"}
+
+LETSENCRYPT = {
+    "staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
+    "prod": "https://acme-v02.api.letsencrypt.org/directory",
+}
+
+RETRY = {"limit": 10, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"}}
+
+# Cluster-scoped kinds the charts and objects create; nothing else is allowed.
+CLUSTER_RESOURCES: list[dict[str, str]] = [
+    {"group": "", "kind": "Namespace"},
+    {"group": "apiextensions.k8s.io", "kind": "CustomResourceDefinition"},
+    {"group": "rbac.authorization.k8s.io", "kind": "ClusterRole"},
+    {"group": "rbac.authorization.k8s.io", "kind": "ClusterRoleBinding"},
+    {"group": "admissionregistration.k8s.io", "kind": "ValidatingWebhookConfiguration"},
+    {"group": "admissionregistration.k8s.io", "kind": "MutatingWebhookConfiguration"},
+    {"group": "cert-manager.io", "kind": "ClusterIssuer"},
+    {"group": "external-secrets.io", "kind": "ClusterSecretStore"},
+]
+NGINX_CLUSTER_RESOURCES = [{"group": "networking.k8s.io", "kind": "IngressClass"}]
+
+_PLACEHOLDER = re.compile(r"\$\{([a-z_][a-z0-9_.]*)\}")
+_DROP = object()  # a whole-value placeholder that resolved to None: the key is left out
+
+
+def install_manifest(version: str) -> tuple[str, str]:
+    """(URL, sha256) of the upstream install manifest for a supported Argo CD version."""
+    if version not in ARGOCD_INSTALL_SHA256:
+        supported = ", ".join(sorted(ARGOCD_INSTALL_SHA256))
+        raise ConfigError(
+            f"Argo CD {version} has no pinned install checksum",
+            f"use one of {supported} (--argocd-version)",
+        )
+    return ARGOCD_INSTALL_URL.format(version=version), ARGOCD_INSTALL_SHA256[version]
+
+
+# ---------------------------------------------------------------- template engine
+
+
+@cache
+def _load(rel: str) -> Any:
+    path = argocd_dir() / rel
+    return yaml.safe_load(path.read_text())
+
+
+def _lookup(key: str, values: dict[str, Any]) -> Any:
+    cur: Any = values
+    for part in key.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            raise KeyError(key)
+        cur = cur[part]
+    return cur
+
+
+def substitute(node: Any, values: dict[str, Any], where: str = "template") -> Any:
+    """Replace `${key}` in the string leaves of an already-parsed template."""
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            new = substitute(v, values, where)
+            if new is not _DROP:
+                out[k] = new
+        return out
+    if isinstance(node, list):
+        return [x for x in (substitute(v, values, where) for v in node) if x is not _DROP]
+    if not isinstance(node, str):
+        return node
+    whole = _PLACEHOLDER.fullmatch(node)
+    try:
+        if whole:
+            value = _lookup(whole.group(1), values)
+            return _DROP if value is None else copy.deepcopy(value)
+
+        def text(m: re.Match[str]) -> str:
+            value = _lookup(m.group(1), values)
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
+                raise TypeError(m.group(1))
+            return str(value)
+
+        return _PLACEHOLDER.sub(text, node)
+    except KeyError as e:
+        raise ConfigError(f"{where}: unknown placeholder ${{{e.args[0]}}}") from None
+    except TypeError as e:
+        raise ConfigError(
+            f"{where}: ${{{e.args[0]}}} is not text and cannot sit inside a string"
+        ) from None
+
+
+def render_template(rel: str, values: dict[str, Any]) -> Any:
+    return substitute(_load(rel), values, where=f"argocd/{rel}")
+
+
+# ---------------------------------------------------------------- the rendered tree
+
+
+@dataclass
+class ChildApp:
+    key: str
+    wave: int
+    requires: list[str]
+    manifest: dict[str, Any]
+    objects: list[dict[str, Any]] = field(default_factory=list)  # manifests apps only
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["metadata"]["name"])
+
+
+@dataclass
+class Rendered:
+    argocd_version: str
+    install_url: str
+    install_sha256: str
+    argocd_cm: dict[str, Any]
+    project: dict[str, Any]
+    root: dict[str, Any]
+    apps: list[ChildApp]
+    bootstrap: list[dict[str, Any]]  # repository declarations, applied with the project
+
+    @property
+    def objects(self) -> list[dict[str, Any]]:
+        return [*self.bootstrap, *(o for app in self.apps for o in app.objects)]
+
+    def all_manifests(self) -> list[dict[str, Any]]:
+        return [
+            self.argocd_cm,
+            self.project,
+            self.root,
+            *(a.manifest for a in self.apps),
+            *self.objects,
+        ]
+
+    def app(self, key: str) -> ChildApp:
+        return next(a for a in self.apps if a.key == key)
+
+
+def _context(cfg: DeploymentConfig, out: InfraOutputs) -> dict[str, Any]:
+    n = cfg.names
+    gateway = cfg.ingress == "gateway"
+    labels = {**MANAGED_BY, "zenml-gcp-gitops/deployment": n.prefix}
+    issuer = n.cluster_issuers["prod"]
+    if gateway:
+        solver: dict[str, Any] = {
+            "gatewayHTTPRoute": {
+                "parentRefs": [
+                    {"name": n.gateway, "namespace": n.namespaces["gateway"], "sectionName": "http"}
+                ]
+            }
+        }
+    else:
+        solver = {"ingress": {"ingressClassName": n.ingress_class}}
+
+    zenml_ingress: dict[str, Any] = {"enabled": False}
+    mlflow_ingress: dict[str, Any] = {"enabled": False}
+    if not gateway:
+        annotations = {"cert-manager.io/cluster-issuer": issuer}
+        zenml_ingress = {
+            "enabled": True,
+            "className": n.ingress_class,
+            "annotations": annotations,
+            "host": out.zenml_host,
+            "path": "/",
+            "tls": {"enabled": True, "secretName": n.tls_secrets["zenml"]},
+        }
+        mlflow_ingress = {
+            "enabled": True,
+            "className": n.ingress_class,
+            "annotations": annotations,
+            "hosts": [{"host": out.mlflow_host, "paths": [{"path": "/", "pathType": "Prefix"}]}],
+            "tls": [{"secretName": n.tls_secrets["mlflow"], "hosts": [out.mlflow_host]}],
+        }
+    return {
+        "name": n.prefix,
+        "project": n.argocd_project,
+        "root_app": n.argocd_root_app,
+        "labels": labels,
+        "ns": dict(n.namespaces),
+        "ksa": dict(n.ksas),
+        "gsa": dict(out.service_accounts),
+        "versions": cfg.versions.model_dump(),
+        "gcp_project": out.project,
+        "store": n.cluster_secret_store,
+        "acme_email": cfg.acme_email,
+        "http01_solver": solver,
+        "gateway": n.gateway,
+        "gateway_class": n.gateway_class,
+        "gateway_enabled": gateway,
+        "ingress_class": n.ingress_class,
+        "ingress_ip_name": n.ingress_ip,
+        "ingress_ip": out.ingress_ip,
+        "zenml_host": out.zenml_host,
+        "mlflow_host": out.mlflow_host,
+        "zenml_url": out.zenml_url,
+        "tls": dict(n.tls_secrets),
+        "issuer": issuer,
+        "pipelines_role": n.pipelines_role,
+        "sql_users": dict(n.sql_users),
+        "databases": dict(n.databases),
+        "sql_private_ip": out.sql_private_ip,
+        "sql_server_ca_cert": out.sql_server_ca_cert,
+        "k8s_secret": dict(n.k8s_secrets),
+        "analytics": cfg.analytics,
+        "zenml_ingress": zenml_ingress,
+        "mlflow_ingress": mlflow_ingress,
+        "mlflow_bucket": out.mlflow_bucket,
+        "retry": RETRY,
+    }
+
+
+def _component_table(cfg: DeploymentConfig, ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = render_template("apps/components.yaml", ctx)
+    return [r for r in rows if r.get("when", cfg.ingress) == cfg.ingress]
+
+
+def _external_secrets(out: InfraOutputs, ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    table = render_template("objects/secrets.yaml", ctx)
+    objs = []
+    for key, spec in table.items():
+        secret_id = out.secret_ids.get(key)
+        if secret_id is None:
+            raise ConfigError(
+                f"infra outputs have no Secret Manager ID for '{key}'",
+                "re-run the infra phase; secret_ids must list every secret the cluster reads",
+            )
+        data = []
+        for k in spec["keys"]:
+            ref = {"key": secret_id, "version": "latest"}
+            if "property" in k:
+                ref["property"] = k["property"]
+            data.append({"secretKey": k["secretKey"], "remoteRef": ref})
+        template = None
+        if spec.get("literal"):
+            # fixed, non-secret keys (a user name) merged next to the fetched ones
+            template = {"mergePolicy": "Merge", "data": dict(spec["literal"])}
+        obj_ctx = {
+            **ctx,
+            "obj": {
+                "name": ctx["k8s_secret"][key],
+                "namespace": spec["namespace"],
+                "data": data,
+                "template": template,
+            },
+        }
+        objs.append(render_template("objects/external-secret.yaml", obj_ctx))
+    return objs
+
+
+def _platform_objects(
+    cfg: DeploymentConfig, out: InfraOutputs, ctx: dict[str, Any]
+) -> list[dict[str, Any]]:
+    n = cfg.names
+    store_ns = [n.namespaces["zenml"], n.namespaces["mlflow"]]
+    if cfg.gitops_repo and "gitops_repo" in out.secret_ids:
+        store_ns.append(n.namespaces["argocd"])
+    objs = [
+        render_template(
+            "objects/cluster-secret-store.yaml",
+            {**ctx, "store_namespaces": store_ns},
+        )
+    ]
+    for env in ("staging", "prod"):
+        obj = {"name": n.cluster_issuers[env], "server": LETSENCRYPT[env]}
+        objs.append(render_template("objects/cluster-issuer.yaml", {**ctx, "obj": obj}))
+    if cfg.ingress == "gateway":
+        objs.append(
+            render_template(
+                "objects/namespace.yaml", {**ctx, "obj": {"name": n.namespaces["gateway"]}}
+            )
+        )
+        objs.append(render_template("objects/gateway.yaml", ctx))
+        objs.append(render_template("objects/https-redirect.yaml", ctx))
+        for svc, host in (("zenml", out.zenml_host), ("mlflow", out.mlflow_host)):
+            obj = {"name": f"{svc}-tls", "secret": n.tls_secrets[svc], "host": host}
+            objs.append(render_template("objects/certificate.yaml", {**ctx, "obj": obj}))
+    return objs
+
+
+def _workload_objects(
+    cfg: DeploymentConfig, out: InfraOutputs, ctx: dict[str, Any]
+) -> list[dict[str, Any]]:
+    n = cfg.names
+    objs = [
+        render_template("objects/namespace.yaml", {**ctx, "obj": {"name": n.namespaces[k]}})
+        for k in ("zenml", "mlflow", "pipelines")
+    ]
+    for ksa, ns in (("zenml_server", "zenml"), ("mlflow", "mlflow"), ("pipelines", "pipelines")):
+        obj = {"name": n.ksas[ksa], "namespace": n.namespaces[ns], "gsa": out.service_accounts[ksa]}
+        objs.append(render_template("objects/service-account.yaml", {**ctx, "obj": obj}))
+    objs += _external_secrets(out, ctx)
+    objs.append(render_template("objects/pipelines-role.yaml", ctx))
+    objs.append(render_template("objects/pipelines-rolebinding.yaml", ctx))
+    if cfg.ingress == "gateway":
+        for svc, release, host in (
+            ("zenml", n.helm_releases["zenml_server"], out.zenml_host),
+            ("mlflow", n.helm_releases["mlflow"], out.mlflow_host),
+        ):
+            obj = {
+                "name": svc,
+                "namespace": n.namespaces[svc],
+                "listener": f"https-{svc}",
+                "host": host,
+                "service": release,  # both charts name their Service after the release
+                "port": 80,
+            }
+            objs.append(render_template("objects/httproute.yaml", {**ctx, "obj": obj}))
+    return objs
+
+
+def _repositories(
+    cfg: DeploymentConfig, out: InfraOutputs, ctx: dict[str, Any]
+) -> list[dict[str, Any]]:
+    n = cfg.names
+    repos = [
+        {
+            "name": n.argocd_repo_secrets["zenml_chart"],
+            "data": {
+                "name": "zenml",
+                "type": "helm",
+                "url": "public.ecr.aws/zenml",
+                "enableOCI": "true",
+            },
+        }
+    ]
+    if cfg.gitops_repo:
+        repos.append(
+            {
+                "name": n.argocd_repo_secrets["gitops"],
+                "data": {"name": "gitops", "type": "git", "url": cfg.gitops_repo},
+            }
+        )
+    return [render_template("objects/repository.yaml", {**ctx, "obj": r}) for r in repos]
+
+
+def _gitops_repo_credentials(
+    cfg: DeploymentConfig, out: InfraOutputs, ctx: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """A private GitOps repo: ESO fills the repository Secret's credentials (never Git)."""
+    n = cfg.names
+    if not cfg.gitops_repo or "gitops_repo" not in out.secret_ids:
+        return []
+    data = [
+        {
+            "secretKey": k,
+            "remoteRef": {"key": out.secret_ids["gitops_repo"], "version": "latest", "property": k},
+        }
+        for k in ("username", "password")
+    ]
+    template = {
+        "mergePolicy": "Merge",
+        "metadata": {"labels": {"argocd.argoproj.io/secret-type": "repository"}},
+        "data": {"name": "gitops", "type": "git", "url": cfg.gitops_repo},
+    }
+    obj = {
+        "name": n.argocd_repo_secrets["gitops"],
+        "namespace": n.namespaces["argocd"],
+        "data": data,
+        "template": template,
+    }
+    return [render_template("objects/external-secret.yaml", {**ctx, "obj": obj})]
+
+
+def _folder(cfg: DeploymentConfig, key: str) -> str:
+    """The repo folder of a manifests app (under gitops_path)."""
+    return key.replace("_", "-")
+
+
+def _manifests_source(
+    cfg: DeploymentConfig, app_name: str, key: str, objects: list[dict[str, Any]]
+) -> dict[str, Any]:
+    if cfg.gitops_repo:
+        return {
+            "repoURL": cfg.gitops_repo,
+            "targetRevision": cfg.gitops_revision,
+            "path": f"{cfg.gitops_path.strip('/')}/{_folder(cfg, key)}",
+        }
+    return {
+        "repoURL": RAW_CHART["repoURL"],
+        "chart": RAW_CHART["chart"],
+        "targetRevision": RAW_CHART["version"],
+        "helm": {"releaseName": app_name, "valuesObject": {"resources": objects}},
+    }
+
+
+def render(cfg: DeploymentConfig, outputs: InfraOutputs) -> Rendered:
+    """Everything Argo CD gets, as plain dicts."""
+    n = cfg.names
+    url, sha = install_manifest(cfg.versions.argocd)
+    ctx = _context(cfg, outputs)
+    health_lua = (argocd_dir() / "install" / "application-health.lua").read_text()
+    argocd_cm = render_template("install/argocd-cm.yaml", {**ctx, "health_lua": health_lua})
+
+    apps: list[ChildApp] = []
+    repo_urls: list[str] = []
+    for row in _component_table(cfg, ctx):
+        key = row["key"]
+        name = n.argocd_apps[key]
+        if row["kind"] == "helm":
+            values = render_template(row["values"], ctx)
+            sync_options = [*row["sync_options"], "RespectIgnoreDifferences=true"]
+            app_ctx = {
+                **ctx,
+                "app": {
+                    "name": name,
+                    "wave": str(row["wave"]),
+                    "repo_url": row["repo_url"],
+                    "chart": row["chart"],
+                    "version": str(row["version"]),
+                    "release": n.helm_releases[key],
+                    "namespace": row["namespace"],
+                    "values": values,
+                    "sync_options": sync_options,
+                },
+            }
+            manifest = render_template("apps/helm-app.yaml", app_ctx)
+            apps.append(ChildApp(key, int(row["wave"]), list(row["requires"]), manifest))
+            repo_urls.append(row["repo_url"])
+        else:
+            if key == "platform":
+                objects = _platform_objects(cfg, outputs, ctx)
+            else:
+                objects = _workload_objects(cfg, outputs, ctx) + _gitops_repo_credentials(
+                    cfg, outputs, ctx
+                )
+            app_ctx = {
+                **ctx,
+                "app": {
+                    "name": name,
+                    "wave": str(row["wave"]),
+                    "namespace": row["namespace"],
+                    "sync_options": row["sync_options"],
+                    "source": _manifests_source(cfg, name, key, objects),
+                },
+            }
+            manifest = render_template("apps/manifests-app.yaml", app_ctx)
+            apps.append(ChildApp(key, int(row["wave"]), list(row["requires"]), manifest, objects))
+
+    if cfg.gitops_repo:
+        repo_urls.append(cfg.gitops_repo)
+        root_source: dict[str, Any] = {
+            "repoURL": cfg.gitops_repo,
+            "targetRevision": cfg.gitops_revision,
+            "path": f"{cfg.gitops_path.strip('/')}/apps",
+        }
+    else:
+        repo_urls.append(RAW_CHART["repoURL"])
+        root_source = {
+            "repoURL": RAW_CHART["repoURL"],
+            "chart": RAW_CHART["chart"],
+            "targetRevision": RAW_CHART["version"],
+            "helm": {
+                "releaseName": n.argocd_root_app,
+                "valuesObject": {"resources": [a.manifest for a in apps]},
+            },
+        }
+
+    namespaces = [
+        n.namespaces[k]
+        for k in ("argocd", "external_secrets", "cert_manager", "zenml", "mlflow", "pipelines")
+    ]
+    namespaces.insert(3, n.namespaces["gateway" if cfg.ingress == "gateway" else "ingress"])
+    destinations = [
+        {"server": "https://kubernetes.default.svc", "namespace": ns} for ns in namespaces
+    ]
+    cluster_resources = CLUSTER_RESOURCES + (
+        NGINX_CLUSTER_RESOURCES if cfg.ingress == "nginx" else []
+    )
+    project = render_template(
+        "project.yaml",
+        {
+            **ctx,
+            "source_repos": sorted(dict.fromkeys(repo_urls)),
+            "destinations": destinations,
+            "cluster_resources": cluster_resources,
+        },
+    )
+    root = render_template("root.yaml", {**ctx, "root_source": root_source})
+    return Rendered(
+        argocd_version=cfg.versions.argocd,
+        install_url=url,
+        install_sha256=sha,
+        argocd_cm=argocd_cm,
+        project=project,
+        root=root,
+        apps=apps,
+        bootstrap=_repositories(cfg, outputs, ctx),
+    )
+
+
+def argocd_plan(cfg: DeploymentConfig, outputs: InfraOutputs) -> dict[str, Any]:
+    """The `argocd` section of the plan contract."""
+    r = render(cfg, outputs)
+    return {
+        "version": r.argocd_version,
+        "install": {
+            "manifest_url": r.install_url,
+            "sha256": r.install_sha256,
+            "argocd_cm": r.argocd_cm,
+        },
+        "project": r.project,
+        "root": r.root,
+        "applications": [a.manifest for a in r.apps],
+        "objects": r.objects,
+    }
+
+
+# ---------------------------------------------------------------- render --out
+
+
+def _dump(obj: Any) -> str:
+    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, width=100)
+
+
+def _file_name(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata", {})
+    ns = meta.get("namespace")
+    base = f"{obj['kind'].lower()}-{meta['name']}"
+    return f"{base}.{ns}.yaml" if ns else f"{base}.yaml"
+
+
+def tree(r: Rendered) -> dict[str, str]:
+    """Relative path -> file text of the GitOps tree (argocd-autopilot-like layout)."""
+    files: dict[str, str] = {}
+    files["bootstrap/argocd-cm.yaml"] = _dump(r.argocd_cm)
+    files["bootstrap/project.yaml"] = _dump(r.project)
+    files["bootstrap/root.yaml"] = _dump(r.root)
+    for obj in r.bootstrap:
+        files[f"bootstrap/{_file_name(obj)}"] = _dump(obj)
+    for app in r.apps:
+        files[f"apps/{app.name}.yaml"] = _dump(app.manifest)
+        for obj in app.objects:
+            files[f"{app.key.replace('_', '-')}/{_file_name(obj)}"] = _dump(obj)
+    return files
+
+
+_TREE_README = """# GitOps tree (generated by `zenml-gcp-gitops render`)
+
+- `bootstrap/`: applied once by `zenml-gcp-gitops deploy` (argocd-cm settings, the AppProject,
+  the root Application, repository declarations).
+- `apps/`: the child Applications the root app tracks, one per component, with sync waves.
+- `platform/`, `workloads/`: the plain objects of the two manifests apps.
+
+Commit this folder at `--gitops-path` of `--gitops-repo`; later changes go through Git.
+Regenerate it with the same command after changing the deployment. It holds no secret value.
+"""
+
+
+def write_tree(r: Rendered, out_dir: Path) -> list[Path]:
+    """Write the tree; files this renderer wrote before but no longer produces are removed."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {**tree(r), "README.md": _TREE_README}
+    written = []
+    for rel, text in files.items():
+        path = out_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
+    keep = {out_dir / rel for rel in files}
+    for sub in ("bootstrap", "apps", "platform", "workloads"):
+        for stale in (out_dir / sub).glob("*.yaml") if (out_dir / sub).is_dir() else []:
+            if stale not in keep:
+                stale.unlink()
+    return written

@@ -1,0 +1,74 @@
+"""The `gitops` phase: install Argo CD, hand it the app-of-apps, wait until all is healthy.
+
+`destroy` is the teardown the engine's destroy calls before `pulumi destroy`: it removes the
+apps with cascade and waits until the load balancers and disks they made are gone, so the
+VPC can be deleted without orphans.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..gitops.kube import Kube
+    from .base import PhaseContext
+
+
+class GitopsPhase:
+    """Phase protocol implementation. `kube` (or `ctx.options["kube_api_client"]`, a
+    `kubernetes.client.ApiClient`) overrides the cluster connection, e.g. for kmock."""
+
+    name = "gitops"
+
+    def __init__(self, kube: Kube | None = None) -> None:
+        self._kube = kube
+
+    def _connect(self, ctx: PhaseContext) -> Kube:
+        from ..gitops.kube import Kube, connect
+
+        if self._kube is not None:
+            return self._kube
+        api_client = ctx.options.get("kube_api_client")
+        if api_client is not None:
+            return Kube(api_client)
+        return connect(ctx.infra, write_kubeconfig=bool(ctx.options.get("write_kubeconfig")))
+
+    def run(self, ctx: PhaseContext) -> dict[str, Any]:
+        from ..gitops.bootstrap import bootstrap
+        from ..gitops.health import WaitOptions, check_ingress_address, wait_for_apps
+        from ..gitops.render import render
+
+        rendered = render(ctx.cfg, ctx.infra)
+        kube = self._connect(ctx)
+        bootstrap(
+            kube, ctx.cfg, rendered, reporter=ctx.reporter, cache_dir=ctx.options.get("cache_dir")
+        )
+        wait_for_apps(kube, ctx.cfg, rendered, ctx.reporter, WaitOptions.from_options(ctx.options))
+        gateway_ip = check_ingress_address(kube, ctx.cfg, ctx.infra, ctx.options)
+        return {
+            "zenml_url": ctx.infra.zenml_url,
+            "mlflow_url": ctx.infra.mlflow_url,
+            "argocd_namespace": ctx.cfg.names.namespaces["argocd"],
+            "argocd_version": rendered.argocd_version,
+            "gateway_ip": gateway_ip,
+            "applications": [a.name for a in rendered.apps],
+        }
+
+    def status(self, ctx: PhaseContext) -> dict[str, Any]:
+        from ..gitops.health import app_statuses, url_reachable
+
+        kube = self._connect(ctx)
+        apps = app_statuses(kube, ctx.cfg)
+        return {
+            "applications": apps,
+            "zenml_url": ctx.infra.zenml_url,
+            "zenml_reachable": url_reachable(ctx.infra.zenml_url + "/health"),
+            "mlflow_url": ctx.infra.mlflow_url,
+            "mlflow_reachable": url_reachable(ctx.infra.mlflow_url + "/health"),
+        }
+
+    def destroy(self, ctx: PhaseContext) -> None:
+        from ..gitops.bootstrap import teardown
+        from ..gitops.health import WaitOptions
+
+        teardown(self._connect(ctx), ctx.cfg, ctx.reporter, WaitOptions.from_options(ctx.options))
