@@ -20,7 +20,11 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+
+# `typing` costs milliseconds on a cold start; annotations are strings anyway.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DISABLE_ENV = "ZENML_GCP_GITOPS_DISABLE_CLI"
 SUBCOMMAND = "gcp-gitops"
@@ -151,12 +155,11 @@ def _graft_after(fullname: str) -> None:
 def _layout_changed() -> None:
     _debug("zenml CLI layout not recognised: %s", FALLBACK_MESSAGE)
     # Only the user who actually typed `zenml stack deploy gcp-gitops` sees a message.
-    argv = [a for a in sys.argv[1:4]]
-    if argv == ["stack", "deploy", SUBCOMMAND]:
-        try:
+    try:
+        if list(sys.argv[1:4]) == ["stack", "deploy", SUBCOMMAND]:
             sys.stderr.write(FALLBACK_MESSAGE + "\n")
-        except Exception:  # pragma: no cover - stderr closed
-            pass
+    except Exception:  # stderr closed or argv odd: the debug log above still says it
+        _debug("could not print the fallback message", exc=True)
 
 
 def _find_deploy() -> tuple[Any, Any] | None:
