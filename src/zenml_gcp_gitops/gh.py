@@ -1,0 +1,79 @@
+"""GitHub Actions secrets through the `gh` CLI, or the exact commands when it can't be used.
+
+The API key goes to `gh` on stdin, never on a command line (other users can read argv).
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+
+
+class GhClient:
+    """Runs the `gh` found on PATH (tests put a fake one first on PATH)."""
+
+    def __init__(self, executable: str | None = None) -> None:
+        self.executable = executable or shutil.which("gh")
+
+    def usable(self) -> bool:
+        if not self.executable:
+            return False
+        try:
+            r = subprocess.run(
+                [self.executable, "auth", "status"], capture_output=True, timeout=30, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return r.returncode == 0
+
+    def set_secret(self, repo: str, name: str, value: str) -> None:
+        assert self.executable
+        r = subprocess.run(
+            [self.executable, "secret", "set", name, "--repo", repo],
+            input=value.encode(),
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        if r.returncode != 0:
+            from .errors import UserError
+
+            err = r.stderr.decode(errors="replace").strip().splitlines()
+            raise UserError(
+                f"`gh secret set {name} --repo {repo}` failed: {err[-1] if err else r.returncode}",
+                "check `gh auth status` and that you may administer the repository",
+            )
+
+
+def manual_commands(repo: str, zenml_url: str, secret_id: str, project: str) -> list[str]:
+    """What to run by hand: the key comes from Secret Manager, piped, never typed."""
+    q = shlex.quote
+    return [
+        f"gh secret set ZENML_STORE_URL --repo {q(repo)} --body {q(zenml_url)}",
+        f"gcloud secrets versions access latest --secret={q(secret_id)} --project={q(project)}"
+        f" | gh secret set ZENML_STORE_API_KEY --repo {q(repo)}",
+    ]
+
+
+def set_repo_secrets(
+    repo: str,
+    zenml_url: str,
+    api_key: str | None,
+    *,
+    secret_id: str,
+    project: str,
+    gh: GhClient | None = None,
+    log: list[str],
+) -> str:
+    """Set ZENML_STORE_URL/ZENML_STORE_API_KEY on `repo`; returns "set" or "manual"."""
+    gh = gh or GhClient()
+    if api_key and gh.usable():
+        gh.set_secret(repo, "ZENML_STORE_URL", zenml_url)
+        gh.set_secret(repo, "ZENML_STORE_API_KEY", api_key)
+        log.append(f"set ZENML_STORE_URL and ZENML_STORE_API_KEY on {repo} with gh")
+        return "set"
+    reason = "gh is not installed or not logged in" if api_key else "the key is not at hand"
+    log.append(f"GitHub secrets not set ({reason}); run:")
+    log.extend("  " + c for c in manual_commands(repo, zenml_url, secret_id, project))
+    return "manual"
