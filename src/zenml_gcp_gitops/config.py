@@ -121,11 +121,14 @@ class DeploymentConfig(BaseModel):
     @classmethod
     def _region(cls, v: str) -> str:
         if v not in SUPPORTED_REGIONS:
+            zone = re.match(r"^(.+)-[a-z]$", v)
+            if zone and zone.group(1) in SUPPORTED_REGIONS:
+                raise ValueError(f"'{v}' is a zone; use its region '{zone.group(1)}'")
             near = sorted(r for r in SUPPORTED_REGIONS if r.split("-")[0] == v.split("-")[0])
             hint = f"; nearby: {', '.join(near[:6])}" if near else ""
             raise ValueError(
-                f"'{v}' is not a region with both GKE Autopilot and Cloud SQL{hint}. "
-                "A zone such as us-central1-a is not a region"
+                f"'{v}' is not a region with both GKE Autopilot and Cloud SQL{hint} "
+                "(the README lists them)"
             )
         return v
 
@@ -216,14 +219,15 @@ class DeploymentConfig(BaseModel):
         for label, sa in names.service_accounts.items():
             if not _SA_ID_MIN <= len(sa) <= _SA_ID_MAX:
                 raise ValueError(
-                    f"service account ID '{sa}' ({label}) must be {_SA_ID_MIN}-{_SA_ID_MAX} "
-                    "characters: choose a name between 3 and 20 characters"
+                    f"name: '{self.name}' gives the service account ID '{sa}' ({label}), but "
+                    f"IDs must be {_SA_ID_MIN}-{_SA_ID_MAX} characters: choose a name of 3-20 "
+                    "characters"
                 )
         for bucket in (names.artifact_bucket, names.mlflow_bucket, names.state_bucket):
             if not _BUCKET_MIN <= len(bucket) <= _BUCKET_MAX:
                 raise ValueError(
-                    f"bucket name '{bucket}' must be {_BUCKET_MIN}-{_BUCKET_MAX} characters: "
-                    "choose a shorter name"
+                    f"name: bucket name '{bucket}' must be {_BUCKET_MIN}-{_BUCKET_MAX} "
+                    "characters: choose a shorter name"
                 )
         return self
 
@@ -458,15 +462,22 @@ def user_data_dir() -> Path:
 
 def _format_validation_error(err: ValidationError) -> str:
     first = err.errors()[0]
-    loc = ".".join(str(x) for x in first["loc"]) or "config"
+    loc = ".".join(str(x) for x in first["loc"])
     msg = str(first["msg"]).removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         msg = "unknown key; check its spelling against the config reference in the README"
     elif first["type"] == "missing":
         msg = f"is required: pass --{loc.replace('_', '-')} or set it in the config file"
-    elif first["type"] == "literal_error":
+    else:
+        # pydantic's "Input should be a valid boolean" -> "must be a valid boolean (got 'x')"
         msg = msg.replace("Input should be", "must be")
-    return f"{loc}: {msg}"
+        value = first.get("input")
+        if not msg.startswith("'") and isinstance(value, str | int | float | bool):
+            msg += f" (got {value!r})"
+    # Model-level checks name their field themselves (their loc is empty).
+    line = f"{loc}: {msg}" if loc else msg
+    # Never echo credentials embedded in URLs (state, gitops_repo).
+    return re.sub(r"//[^/@\s]+@", "//[secret]@", line)
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -477,8 +488,11 @@ def load_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist", "check the --config path") from None
-    except (PermissionError, IsADirectoryError, UnicodeDecodeError) as e:
-        raise ConfigError(f"config file {path} cannot be read: {e.__class__.__name__}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(
+            f"config file {path} cannot be read: {e.__class__.__name__}",
+            "pass a readable UTF-8 YAML file to --config",
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
