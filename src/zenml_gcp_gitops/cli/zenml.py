@@ -1,7 +1,538 @@
-"""zenml commands."""
+"""ZenML commands: `register` (the stack) and `ci-account create|rotate|show|delete`.
+
+Admin credentials come from ZENML_STORE_API_KEY or ZENML_STORE_USERNAME/ZENML_STORE_PASSWORD,
+else from the Secret Manager secret infra made. Only click and the standard library are
+imported at module level; zenml is imported inside the commands.
+"""
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import click
 
-COMMANDS: list[click.Command] = []
+from .options import ConfigSource, config_options, output_option
+
+if TYPE_CHECKING:
+    from ..config import DeploymentConfig
+    from ..gcp_secrets import SecretAccess
+    from ..outputs import InfraOutputs
+    from ..phases.base import PhaseContext
+    from ..stack_spec import StackSpec
+
+# Tests replace this to inject tests/fakes/gcp_secrets.py; it maps a project to SecretAccess.
+SECRET_ACCESS_FACTORY: Callable[[str, dict[str, str]], SecretAccess] | None = None
+
+
+def _secret_access(cfg: DeploymentConfig) -> SecretAccess:
+    if SECRET_ACCESS_FACTORY is not None:
+        return SECRET_ACCESS_FACTORY(cfg.project, cfg.names.labels)
+    from ..gcp_secrets import GcpSecretManager
+
+    return GcpSecretManager(cfg.project, cfg.names.labels)
+
+
+def _load(
+    config: ConfigSource, outputs_file: Path | None
+) -> tuple[DeploymentConfig, InfraOutputs | None]:
+    """The config; project/region/name default to the outputs file's when not given."""
+    from ..outputs import InfraOutputs
+
+    outputs = InfraOutputs.from_file(outputs_file) if outputs_file is not None else None
+    if outputs is not None:
+        for key in ("project", "region", "name"):
+            if config.overrides.get(key) is None:
+                config.overrides[key] = getattr(outputs, key)
+    return config.load(), outputs
+
+
+def _context(
+    cfg: DeploymentConfig, outputs: InfraOutputs | None, zenml_url: str | None, **options: Any
+) -> PhaseContext:
+    from ..phases.base import PhaseContext
+
+    ctx = PhaseContext(cfg=cfg, options={k: v for k, v in options.items() if v is not None})
+    ctx._infra = outputs
+    if zenml_url:
+        ctx.options["zenml_url"] = zenml_url
+    ctx.options["secret_manager"] = _LazySecrets(cfg)
+    return ctx
+
+
+class _LazySecrets:
+    """Builds the Secret Manager client on first use (not needed when env has credentials)."""
+
+    def __init__(self, cfg: DeploymentConfig) -> None:
+        self.cfg = cfg
+        self._inner: SecretAccess | None = None
+
+    def _get(self) -> SecretAccess:
+        if self._inner is None:
+            self._inner = _secret_access(self.cfg)
+        return self._inner
+
+    def read(self, secret_id: str) -> str | None:
+        return self._get().read(secret_id)
+
+    def add_version(self, secret_id: str, value: str) -> str:
+        return self._get().add_version(secret_id, value)
+
+    def destroy_versions(self, secret_id: str) -> int:
+        return self._get().destroy_versions(secret_id)
+
+
+def _url(ctx: PhaseContext) -> str:
+    from ..errors import ConfigError
+
+    url = ctx.options.get("zenml_url")
+    if url:
+        return str(url)
+    if ctx._infra is not None:
+        return ctx._infra.zenml_url
+    raise ConfigError("no ZenML server URL", "pass --zenml-url URL or --outputs FILE")
+
+
+# ------------------------------------------------------------------------- print / export
+
+
+def _flag(key: str, value: Any) -> str:
+    return shlex.quote(f"--{key}={value}")
+
+
+def zenml_commands(spec: StackSpec) -> list[str]:
+    """`zenml ...` command lines that recreate `spec` by hand; secret values are env refs."""
+    q = shlex.quote
+    lines: list[str] = []
+    labels = " ".join(f"--label {q(f'{k}={v}')}" for k, v in spec.labels.items())
+    for s in spec.secrets:
+        values = " ".join(
+            f'--{k}="${_env_name(s.name, k)}"' for k in sorted(s.values)
+        )  # shell expands the user's env
+        lines.append(f"zenml secret create {q(s.name)} {values}")
+    if spec.connector is not None:
+        c = spec.connector
+        conf = " ".join(_flag(k, v) for k, v in c.configuration.items())
+        secrets = " ".join(
+            q(f"--{k}=@{_env_name(c.name, k).lower()}.json") for k in sorted(c.secrets)
+        )
+        parts = [
+            f"zenml service-connector register {q(c.name)} --type {q(c.type)}",
+            f"--auth-method {q(c.auth_method)}",
+            conf,
+            secrets,
+            labels,
+            "--no-verify",
+        ]
+        lines.append(" ".join(p for p in parts if p))
+    for comp in spec.ordered_components():
+        conf = " ".join(_flag(k, v) for k, v in comp.configuration.items())
+        parts = [
+            f"zenml {comp.type.replace('_', '-')} register {q(comp.name)} --flavor {q(comp.flavor)}",
+            conf,
+            labels,
+        ]
+        if spec.connector is not None and comp.connector_resource_type:
+            parts.append(f"--connector {q(spec.connector.name)}")
+            if comp.connector_resource_id:
+                parts.append(f"--resource-id {q(comp.connector_resource_id)}")
+        lines.append(" ".join(p for p in parts if p))
+    flags = {
+        "artifact_store": "-a",
+        "container_registry": "-c",
+        "orchestrator": "-o",
+        "experiment_tracker": "-e",
+        "image_builder": "-i",
+        "step_operator": "-s",
+        "model_deployer": "-d",
+        "model_registry": "-r",
+        "feature_store": "-f",
+    }
+    stack = " ".join(
+        f"{flags.get(c.type, '--' + c.type)} {q(c.name)}" for c in spec.ordered_components()
+    )
+    lines.append(f"zenml stack register {q(spec.name)} {stack}")
+    return lines
+
+
+def _env_name(secret: str, key: str) -> str:
+    return f"{secret}_{key}".upper().replace("-", "_").replace(":", "_")
+
+
+def export_yaml(spec: StackSpec) -> dict[str, Any]:
+    """The `zenml stack export` layout, so `zenml stack import` reads it."""
+    from ..config import installed_zenml_version
+
+    return {
+        "stack_name": spec.name,
+        "components": {
+            c.type: {
+                "name": c.name,
+                "type": c.type,
+                "flavor": c.flavor,
+                "configuration": dict(c.configuration),
+            }
+            for c in spec.ordered_components()
+        },
+        "zenml_version": installed_zenml_version(),
+    }
+
+
+# ------------------------------------------------------------------------- register
+
+
+@click.command("register")
+@config_options
+@click.option(
+    "--outputs",
+    "outputs_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="JSON from `outputs --output json` (or a whole `plan --output json`).",
+)
+@click.option("--zenml-url", help="ZenML server URL [https://<zenml_host> from the outputs].")
+@click.option("--adopt", is_flag=True, help="Take over same-named components made by someone else.")
+@click.option(
+    "--activate",
+    is_flag=True,
+    help="Also log your global ZenML client in and set the stack active.",
+)
+@click.option(
+    "--print-commands",
+    is_flag=True,
+    help="Only print the equivalent `zenml ... register` commands (registers nothing).",
+)
+@click.option(
+    "--export",
+    "export_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Only write the stack as `zenml stack import` YAML (registers nothing).",
+)
+@click.option(
+    "--verify/--no-verify",
+    default=False,
+    help="Ask the server to verify the GCP connector (needs its access to GCP) [off].",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=300,
+    show_default=True,
+    help="Seconds to wait for the server's /health.",
+)
+@output_option
+def register_cmd(
+    config: ConfigSource,
+    outputs_file: Path | None,
+    zenml_url: str | None,
+    adopt: bool,
+    activate: bool,
+    print_commands: bool,
+    export_file: Path | None,
+    verify: bool,
+    timeout: float,
+    output: str,
+) -> None:
+    """Register (upsert) the deployment's ZenML stack on its server.
+
+    \b
+    Registers a GCP service connector, the artifact store, container registry,
+    orchestrator, MLflow experiment tracker and image builder, and the stack,
+    all labelled as ours. Re-running changes only what changed.
+    """
+    from ..errors import ConfigError
+    from ..stack_spec import gcp_stack_spec
+    from ..ui import console, print_json
+
+    cfg, outputs = _load(config, outputs_file)
+    if outputs is None:
+        raise ConfigError(
+            "register needs the infra outputs",
+            "pass --outputs FILE (the JSON of `zenml-gcp-gitops outputs --output json`)",
+        )
+    if print_commands or export_file is not None:
+        spec = gcp_stack_spec(cfg, outputs)
+        if export_file is not None:
+            import yaml
+
+            export_file.write_text(yaml.safe_dump(export_yaml(spec), sort_keys=False))
+            if not print_commands:
+                console().print(
+                    f"Wrote {export_file}; import it with `zenml stack import {export_file}`"
+                )
+        if print_commands:
+            for line in zenml_commands(spec):
+                click.echo(line)
+        return
+
+    from ..phases.register import RegisterPhase, admin_credentials, build_spec
+
+    ctx = _context(cfg, outputs, zenml_url, adopt=adopt, timeout=timeout)
+    ctx.options["zenml_url"] = _url(ctx)
+    if verify:
+        spec = build_spec(ctx)
+        from ..zenml_api import apply_stack_spec, connect
+
+        store = connect(ctx.options["zenml_url"], admin_credentials(ctx), timeout=timeout)
+        res = apply_stack_spec(store, spec, adopt=adopt, verify=True)
+        result = {"zenml_url": ctx.options["zenml_url"], **res.public_dict()}
+        extra = {"verification": res.verification, "log": res.log}
+    else:
+        phase = RegisterPhase()
+        logs: list[str] = []
+        ctx.reporter = _ListReporter(logs)
+        result = phase.run(ctx)
+        extra = {"log": logs}
+    if activate:
+        from ..zenml_api import activate_global_client
+
+        activate_global_client(
+            ctx.options["zenml_url"], admin_credentials(ctx), result["stack"]["name"]
+        )
+    if output == "json":
+        print_json({k: result[k] for k in ("stack", "components", "connector")})
+        return
+    out = console()
+    out.print(
+        f"Stack [bold]{result['stack']['name']}[/bold] ({result['stack']['id']}) on {result['zenml_url']}"
+    )
+    for line in extra["log"]:
+        out.print(f"  {line}")
+    if extra.get("verification"):
+        out.print(f"  connector verification: {extra['verification']}")
+    if activate:
+        out.print(
+            f"Your ZenML client now uses {result['zenml_url']} with stack {result['stack']['name']} active."
+        )
+
+
+class _ListReporter:
+    def __init__(self, sink: list[str]) -> None:
+        self.sink = sink
+
+    def step(self, message: str) -> None:
+        pass
+
+    def progress(self, done: int, total: int | None, current: str | None = None) -> None:
+        pass
+
+    def log(self, line: str) -> None:
+        self.sink.append(line)
+
+
+# ------------------------------------------------------------------------- ci-account
+
+
+def _ci_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--zenml-url", help="ZenML server URL [from --outputs].")(func)
+    func = click.option(
+        "--outputs",
+        "outputs_file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="JSON from `outputs --output json`.",
+    )(func)
+    func = click.option(
+        "--timeout",
+        type=click.FloatRange(min=1),
+        default=300,
+        show_default=True,
+        help="Seconds to wait for the server's /health.",
+    )(func)
+    func = output_option(func)
+    return config_options(func)
+
+
+def _render_ci(data: dict[str, Any], log: list[str], output: str) -> None:
+    from ..ui import console, print_json
+
+    if output == "json":
+        print_json(data)
+        return
+    out = console()
+    sa = data["service_account"]
+    if sa:
+        out.print(
+            f"Service account [bold]{sa['name']}[/bold] ({sa['id']}), API key {data['api_key_name']}"
+        )
+    for line in log:
+        out.print(f"  {line}")
+    if data.get("api_key"):
+        out.print("API key (shown once, store it now):")
+        click.echo(data["api_key"])
+
+
+def _fetch_hint(cfg: DeploymentConfig) -> str:
+    sid = cfg.names.secrets["ci_api_key"]
+    return f"fetch it with: gcloud secrets versions access latest --secret={sid} --project={cfg.project}"
+
+
+def _ensure(
+    config: ConfigSource, outputs_file: Path | None, zenml_url: str | None, timeout: float,
+    output: str, show_key: bool, rotate: bool, retain_minutes: int, github_repo: str | None,
+) -> None:  # fmt: skip
+    from ..phases.register import admin_credentials
+    from ..zenml_api import connect, ensure_ci_account
+
+    cfg, outputs = _load(config, outputs_file)
+    ctx = _context(cfg, outputs, zenml_url)
+    url = _url(ctx)
+    store = connect(url, admin_credentials(ctx), timeout=timeout)
+    result = ensure_ci_account(
+        store,
+        cfg,
+        secrets=ctx.options["secret_manager"],
+        rotate=rotate,
+        retain_minutes=retain_minutes,
+        github_repo=github_repo or cfg.github_repo,
+        zenml_url=url,
+        store_secret=not show_key,
+    )
+    if result.api_key and not show_key:
+        result.log.append(_fetch_hint(cfg))
+    _render_ci(result.public_dict(show_key=show_key), result.log, output)
+
+
+@click.group("ci-account")
+def ci_account() -> None:
+    """The ZenML service account and API key that CI runs pipelines with."""
+
+
+@ci_account.command("create")
+@_ci_options
+@click.option(
+    "--show-key", is_flag=True, help="Print a new key once instead of storing it in Secret Manager."
+)
+@click.option("--rotate", is_flag=True, help="Replace an existing key (see `rotate`).")
+@click.option(
+    "--retain-minutes",
+    type=click.IntRange(min=0),
+    default=60,
+    show_default=True,
+    help="With --rotate: how long the old key keeps working.",
+)
+@click.option(
+    "--github-repo", help="owner/repo: set its ZENML_STORE_URL/ZENML_STORE_API_KEY secrets."
+)
+def ci_create(
+    config: ConfigSource, outputs_file: Path | None, zenml_url: str | None, timeout: float,
+    output: str, show_key: bool, rotate: bool, retain_minutes: int, github_repo: str | None,
+) -> None:  # fmt: skip
+    """Create the account and its key (a re-run keeps the key)."""
+    _ensure(
+        config,
+        outputs_file,
+        zenml_url,
+        timeout,
+        output,
+        show_key,
+        rotate,
+        retain_minutes,
+        github_repo,
+    )
+
+
+@ci_account.command("rotate")
+@_ci_options
+@click.option(
+    "--show-key",
+    is_flag=True,
+    help="Print the new key once instead of storing it in Secret Manager.",
+)
+@click.option(
+    "--retain-minutes",
+    type=click.IntRange(min=0),
+    default=60,
+    show_default=True,
+    help="How long the old key keeps working (0: revoke it now).",
+)
+@click.option("--github-repo", help="owner/repo: update its ZENML_STORE_API_KEY secret.")
+def ci_rotate(
+    config: ConfigSource, outputs_file: Path | None, zenml_url: str | None, timeout: float,
+    output: str, show_key: bool, retain_minutes: int, github_repo: str | None,
+) -> None:  # fmt: skip
+    """Issue a new key; the old one keeps working for --retain-minutes."""
+    _ensure(
+        config,
+        outputs_file,
+        zenml_url,
+        timeout,
+        output,
+        show_key,
+        True,
+        retain_minutes,
+        github_repo,
+    )
+
+
+@ci_account.command("show")
+@_ci_options
+@click.option("--show-key", is_flag=True, help="Also print the stored key from Secret Manager.")
+def ci_show(
+    config: ConfigSource, outputs_file: Path | None, zenml_url: str | None, timeout: float,
+    output: str, show_key: bool,
+) -> None:  # fmt: skip
+    """Show the account, whether its key is active, and its age."""
+    from ..errors import UserError
+    from ..phases.register import admin_credentials
+    from ..zenml_api import ci_status, connect
+
+    cfg, outputs = _load(config, outputs_file)
+    ctx = _context(cfg, outputs, zenml_url)
+    store = connect(_url(ctx), admin_credentials(ctx), timeout=timeout)
+    st = ci_status(store, cfg)
+    if st["service_account"] is None:
+        raise UserError(
+            f"there is no service account {cfg.names.zenml_ci_account}",
+            "create it with `zenml-gcp-gitops ci-account create`",
+        )
+    sid = cfg.names.secrets["ci_api_key"]
+    data: dict[str, Any] = {
+        "service_account": {k: st["service_account"][k] for k in ("id", "name")},
+        "api_key_name": cfg.names.zenml_ci_key,
+        "secret_id": sid,
+    }
+    if show_key:
+        key = ctx.options["secret_manager"].read(sid)
+        if key is None:
+            raise UserError(f"Secret Manager {sid} holds no key", "run `ci-account rotate`")
+        data["api_key"] = key
+    k = st["api_key"]
+    log = (
+        [
+            f"key {'active' if k['active'] else 'INACTIVE'}, {k['age_days']} days old, last login {k['last_login']}"
+        ]
+        if k
+        else ["no API key: run `zenml-gcp-gitops ci-account rotate`"]
+    )
+    _render_ci(data, log + ([] if show_key else [_fetch_hint(cfg)]), output)
+
+
+@ci_account.command("delete")
+@_ci_options
+@click.option("--yes", "-y", is_flag=True, help="Do not ask.")
+def ci_delete(
+    config: ConfigSource, outputs_file: Path | None, zenml_url: str | None, timeout: float,
+    output: str, yes: bool,
+) -> None:  # fmt: skip
+    """Delete the API key, the service account and the stored key versions."""
+    from ..phases.register import admin_credentials
+    from ..ui import is_interactive
+    from ..zenml_api import ci_status, connect, delete_ci_account
+
+    cfg, outputs = _load(config, outputs_file)
+    ctx = _context(cfg, outputs, zenml_url)
+    store = connect(_url(ctx), admin_credentials(ctx), timeout=timeout)
+    if not yes and is_interactive():
+        click.confirm(f"Delete {cfg.names.zenml_ci_account} and its API key?", abort=True)
+    before = ci_status(store, cfg)["service_account"]
+    removed = delete_ci_account(store, cfg, secrets=ctx.options["secret_manager"])
+    data = {
+        "service_account": {k: before[k] for k in ("id", "name")} if before else None,
+        "api_key_name": cfg.names.zenml_ci_key,
+        "secret_id": cfg.names.secrets["ci_api_key"],
+    }
+    _render_ci(data, [f"deleted {x}" for x in removed] or ["nothing to delete"], output)
+
+
+COMMANDS: list[click.Command] = [register_cmd, ci_account]

@@ -60,6 +60,15 @@ def secret_access(ctx: PhaseContext) -> SecretAccess:
     return GcpSecretManager(ctx.cfg.project)
 
 
+def _secret_id(ctx: PhaseContext, key: str) -> str:
+    """The Secret Manager ID infra recorded, else the derived name (no outputs at hand)."""
+    try:
+        recorded = ctx.infra.secret_ids.get(key)
+    except PhaseError:
+        recorded = None
+    return recorded or ctx.cfg.names.secrets[key]
+
+
 def admin_credentials(ctx: PhaseContext) -> Credentials:
     """Admin login: env first (own server, tests), else the Secret Manager secret infra made."""
     from ..zenml_api import Credentials
@@ -67,7 +76,7 @@ def admin_credentials(ctx: PhaseContext) -> Credentials:
     env = Credentials.from_env()
     if env is not None:
         return env
-    secret_id = ctx.infra.secret_ids.get("zenml_admin") or ctx.cfg.names.secrets["zenml_admin"]
+    secret_id = _secret_id(ctx, "zenml_admin")
     raw = secret_access(ctx).read(secret_id)
     if raw is None:
         raise PhaseError(
@@ -92,7 +101,7 @@ def mlflow_credentials(ctx: PhaseContext) -> tuple[str, str]:
     )
     if user and pw:
         return user, pw
-    secret_id = ctx.infra.secret_ids.get("mlflow_auth") or ctx.cfg.names.secrets["mlflow_auth"]
+    secret_id = _secret_id(ctx, "mlflow_auth")
     raw = secret_access(ctx).read(secret_id)
     if raw is None:
         raise PhaseError(
