@@ -6,26 +6,43 @@ kubernetes) happens inside a command body so `--help` stays instant.
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from .. import __version__
 from ..errors import UserError
 
+# click >= 8.2 shows a group's help through this UsageError subclass; it is not an error.
+_HELP_ERRORS = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _error_line(message: str, hint: str | None) -> None:
+    """One line on stderr; values are escaped so brackets in them are not rich markup."""
+    from rich.markup import escape
+
+    from ..ui import console_err
+
+    line = f"[red]Error:[/red] {escape(message)}"
+    if hint:
+        line += f" [dim]({escape(hint)})[/dim]"
+    console_err().print(line, highlight=False, soft_wrap=True)
+
 
 class _Group(click.Group):
-    """Turns `UserError` into one red line and its exit code, never a traceback."""
+    """Turns `UserError` and click usage errors into one red line and their exit code."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except UserError as e:
-            from ..ui import console_err
-
-            console_err().print(f"[red]Error:[/red] {e.message}", highlight=False, soft_wrap=True)
-            if e.hint:
-                console_err().print(f"[dim]Hint:[/dim] {e.hint}", highlight=False, soft_wrap=True)
+            _error_line(e.message, e.hint)
+            ctx.exit(e.exit_code)
+        except _HELP_ERRORS:
+            raise
+        except click.UsageError as e:
+            # A bad flag value, unknown option or conflicting flags is bad input like a
+            # ConfigError: one line and exit 2, instead of click's four-line block.
+            where = e.ctx.command_path if e.ctx is not None else ctx.command_path
+            _error_line(e.format_message(), f"see '{where} --help'")
             ctx.exit(e.exit_code)
 
 
@@ -55,4 +72,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()
