@@ -1,7 +1,110 @@
-"""local commands."""
+"""local commands: `local up | down | status | env`, the stack on loopback with real services."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-COMMANDS: list[click.Command] = []
+_CHOICE = click.Choice
+
+
+def _common(func: click.decorators.FC) -> click.decorators.FC:
+    func = click.option(
+        "--dir", "data_dir", type=click.Path(path_type=Path, file_okay=False),
+        help="Data dir [user data dir/local/NAME].",
+    )(func)  # fmt: skip
+    return click.option("--name", default="zenml", show_default=True, help="Deployment name.")(func)
+
+
+def _output(func: click.decorators.FC) -> click.decorators.FC:
+    return click.option(
+        "--output", "-o", "output", type=_CHOICE(["text", "json"]), default="text",
+        help="`json` prints one machine-readable document on stdout.",
+    )(func)  # fmt: skip
+
+
+@click.group("local")
+def local() -> None:
+    """Rehearse the stack on this machine: ZenML, MLflow and a GCS emulator on loopback.
+
+    \b
+    Same stack shape as on GCP, registered by the same code, no cloud account needed:
+      zenml-gcp-gitops local up            # start, register <name>-local, print how to use it
+      eval "$(zenml-gcp-gitops local env)" # the pipeline environment
+      zenml-gcp-gitops local down          # stop (data kept; --purge removes it)
+    """
+
+
+@local.command("up")
+@_common
+@click.option("--db", "db_url", help="ZenML database: mysql://USER:PASSWORD@HOST:PORT/DB [SQLite].")
+@click.option("--zenml-port", type=click.IntRange(1, 65535), help="[a free port]")
+@click.option("--mlflow-port", type=click.IntRange(1, 65535), help="[a free port]")
+@click.option(
+    "--registry/--no-registry", default=None,
+    help="Run a local OCI registry [on when a `registry` binary is on PATH].",
+)  # fmt: skip
+@_output
+def up(
+    name: str,
+    data_dir: Path | None,
+    db_url: str | None,
+    zenml_port: int | None,
+    mlflow_port: int | None,
+    registry: bool | None,
+    output: str,
+) -> None:
+    """Start the services (or re-check them) and register the local stack."""
+    from ..local.rehearsal import local_up
+    from ..local.report import print_up
+
+    result = local_up(
+        name, data_dir, db_url,
+        zenml_port=zenml_port, mlflow_port=mlflow_port, registry=registry,
+        progress=output != "json",
+    )  # fmt: skip
+    print_up(result, output)
+
+
+@local.command("down")
+@_common
+@click.option("--purge", is_flag=True, help="Also delete the data, credentials and logs.")
+@_output
+def down(name: str, data_dir: Path | None, purge: bool, output: str) -> None:
+    """Stop every service's whole process group; keep the data unless --purge."""
+    from ..local.rehearsal import local_down
+    from ..local.report import print_down
+
+    print_down(local_down(name, data_dir, purge=purge), output)
+
+
+@local.command("status")
+@_common
+@_output
+def status(name: str, data_dir: Path | None, output: str) -> None:
+    """Each service's health. Exit code 1 when something is not healthy."""
+    from ..local.rehearsal import local_status
+    from ..local.report import print_status
+
+    result = local_status(name, data_dir)
+    print_status(result, output)
+    if result["services"] and not result["healthy"]:
+        raise SystemExit(1)
+
+
+@local.command("env")
+@_common
+def env(name: str, data_dir: Path | None) -> None:
+    """Print `export` lines for pipelines: eval "$(zenml-gcp-gitops local env)".
+
+    The API key is read from its 0600 file by the shell; it is never printed.
+    """
+    from ..local.rehearsal import default_dir, pipeline_env
+
+    base = (data_dir or default_dir(name)).resolve()
+    for var in pipeline_env(base):
+        click.echo(var.export_line())
+
+
+COMMANDS: list[click.Command] = [local]
