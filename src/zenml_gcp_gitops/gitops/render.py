@@ -328,8 +328,8 @@ def _workload_objects(
         for k in ("zenml", "mlflow", "pipelines")
     ]
     for ksa, ns in (("zenml_server", "zenml"), ("mlflow", "mlflow"), ("pipelines", "pipelines")):
-        obj = {"name": n.ksas[ksa], "namespace": n.namespaces[ns], "gsa": out.service_accounts[ksa]}
-        objs.append(render_template("objects/service-account.yaml", {**ctx, "obj": obj}))
+        sa = {"name": n.ksas[ksa], "namespace": n.namespaces[ns], "gsa": out.service_accounts[ksa]}
+        objs.append(render_template("objects/service-account.yaml", {**ctx, "obj": sa}))
     objs += _external_secrets(out, ctx)
     objs.append(render_template("objects/pipelines-role.yaml", ctx))
     objs.append(render_template("objects/pipelines-rolebinding.yaml", ctx))

@@ -31,7 +31,7 @@ class GitopsPhase:
         api_client = ctx.options.get("kube_api_client")
         if api_client is not None:
             return Kube(api_client)
-        return connect(ctx.infra, write_kubeconfig=bool(ctx.options.get("write_kubeconfig")))
+        return connect(ctx.infra, write_kubeconfig_file=bool(ctx.options.get("write_kubeconfig")))
 
     def run(self, ctx: PhaseContext) -> dict[str, Any]:
         from ..gitops.bootstrap import bootstrap

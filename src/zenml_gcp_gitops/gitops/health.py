@@ -1,0 +1,317 @@
+"""Wait for the Argo CD applications, wave by wave, and explain failures.
+
+One line per app per change (wave, sync/health, elapsed). A wave that does not become
+Synced+Healthy within its timeout, or an app that stays Degraded, ends the wait with a
+diagnosis: the app's conditions, the last operation message and the unhealthy resources
+with their recent Events, and an error that names the app and the likely fix.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import PhaseError
+
+if TYPE_CHECKING:
+    from ..config import DeploymentConfig
+    from ..outputs import InfraOutputs
+    from ..phases.base import Reporter
+    from .kube import Kube
+    from .render import Rendered
+
+APP_API = "argoproj.io/v1alpha1"
+
+
+@dataclass
+class WaitOptions:
+    wave_timeout: float = 900.0  # per wave: cert issuance and load balancers take minutes
+    poll: float = 5.0
+    degraded_grace: float = 180.0  # Argo retries with backoff; Degraded may be transient
+    teardown_timeout: float = 900.0
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> WaitOptions:
+        o = cls()
+        for key in ("wave_timeout", "poll", "degraded_grace", "teardown_timeout"):
+            if options.get(key) is not None:
+                setattr(o, key, float(options[key]))
+        return o
+
+
+@dataclass
+class AppState:
+    name: str
+    wave: int
+    sync: str
+    health: str
+    phase: str | None
+    message: str
+
+    @property
+    def ready(self) -> bool:
+        return self.sync == "Synced" and self.health == "Healthy" and self.phase not in ("Running",)
+
+    @property
+    def failed(self) -> bool:
+        return self.health == "Degraded" or self.phase in ("Failed", "Error")
+
+    def line(self, elapsed: float) -> str:
+        op = f" [{self.phase}]" if self.phase and self.phase != "Succeeded" else ""
+        msg = f"  {self.message[:100]}" if self.message and not self.ready else ""
+        return (
+            f"wave {self.wave}  {self.name:<30} {self.sync}/{self.health}{op}  {int(elapsed)}s{msg}"
+        )
+
+
+def read_state(app: dict[str, Any] | None, name: str, wave: int) -> AppState:
+    if app is None:
+        return AppState(name, wave, "Missing", "Missing", None, "not created yet")
+    status = app.get("status") or {}
+    op = status.get("operationState") or {}
+    health = status.get("health") or {}
+    return AppState(
+        name=name,
+        wave=wave,
+        sync=(status.get("sync") or {}).get("status") or "Unknown",
+        health=health.get("status") or "Unknown",
+        phase=op.get("phase"),
+        message=op.get("message") or health.get("message") or "",
+    )
+
+
+# (any of these words, and all of these words) in the diagnosis -> the likely fix
+_FIXES: list[tuple[tuple[str, ...], tuple[str, ...], str]] = [
+    (
+        ("imagepullbackoff", "errimagepull"),
+        (),
+        "an image cannot be pulled: check the chart version and the nodes' egress (Cloud NAT)",
+    ),
+    (
+        ("secretsyncederror", "could not get secret", "permissiondenied", "secretmanager"),
+        (),
+        "External Secrets cannot read Secret Manager: check the ESO Workload Identity binding and that the secret has a version",
+    ),
+    (
+        ("secret",),
+        ("not found",),
+        "a Secret the chart needs is missing: check the ExternalSecrets of the workloads app (wave 2)",
+    ),
+    (
+        ("not permitted in project",),
+        (),
+        "the AppProject does not allow a resource, namespace or repo this app needs",
+    ),
+    (
+        ("chart", "repository", "helm"),
+        (),
+        "Argo CD cannot fetch a chart: check the AppProject sourceRepos and the cluster's egress",
+    ),
+    (
+        ("challenge", "acme", "certificate", "order"),
+        (),
+        "the TLS certificate is not issued yet: check that the host resolves to the static IP and port 80 reaches the gateway",
+    ),
+    (
+        ("quota", "insufficient", "unschedulable"),
+        (),
+        "the cluster lacks capacity or quota: check the Autopilot quotas of the project",
+    ),
+    (
+        ("crashloopbackoff", "back-off restarting"),
+        (),
+        "a pod keeps crashing: read its logs (database credentials and Cloud SQL reachability first)",
+    ),
+]
+
+
+def likely_fix(texts: list[str]) -> str:
+    blob = " ".join(texts).lower()
+    for any_of, all_of, fix in _FIXES:
+        if any(w in blob for w in any_of) and all(w in blob for w in all_of):
+            return fix
+    return (
+        "inspect it with `zenml-gcp-gitops argocd` (UI) or `kubectl -n argocd describe application`"
+    )
+
+
+def diagnose(kube: Kube, app: dict[str, Any] | None, name: str) -> list[str]:
+    """Lines that explain why an app is not Healthy."""
+    if app is None:
+        return [
+            f"{name}: the Application does not exist; the root app has not created it (check the root app's conditions)"
+        ]
+    status = app.get("status") or {}
+    lines = [
+        f"{name}: sync {(status.get('sync') or {}).get('status')}, health {(status.get('health') or {}).get('status')}"
+    ]
+    for cond in status.get("conditions") or []:
+        lines.append(f"  condition {cond.get('type')}: {cond.get('message')}")
+    op = status.get("operationState") or {}
+    if op:
+        lines.append(f"  last operation {op.get('phase')}: {op.get('message')}")
+    for res in status.get("resources") or []:
+        health = (res.get("health") or {}).get("status")
+        if health in (None, "Healthy") and res.get("status") in (None, "Synced"):
+            continue
+        where = f"{res.get('namespace')}/" if res.get("namespace") else ""
+        msg = (res.get("health") or {}).get("message") or ""
+        lines.append(
+            f"  {res.get('kind')} {where}{res.get('name')}: {res.get('status')}/{health} {msg}".rstrip()
+        )
+        for event in kube.events_for(
+            res.get("kind", ""), res.get("name", ""), res.get("namespace")
+        ):
+            lines.append(f"    event {event}")
+    return lines
+
+
+def wait_for_apps(
+    kube: Kube,
+    cfg: DeploymentConfig,
+    rendered: Rendered,
+    reporter: Reporter | None = None,
+    opts: WaitOptions | None = None,
+    sleep: Any = time.sleep,
+    clock: Any = time.monotonic,
+) -> list[AppState]:
+    """Block until every child app is Synced and Healthy, wave by wave."""
+    opts = opts or WaitOptions()
+    ns = cfg.names.namespaces["argocd"]
+    waves = sorted({a.wave for a in rendered.apps})
+    final: list[AppState] = []
+    start = clock()
+    for wave in waves:
+        apps = [a for a in rendered.apps if a.wave == wave]
+        if reporter is not None:
+            reporter.step(f"Wave {wave}: {', '.join(a.name for a in apps)}")
+        wave_start = clock()
+        shown: dict[str, str] = {}
+        degraded_since: dict[str, float] = {}
+        while True:
+            now = clock()
+            raw = {a.name: kube.get(APP_API, "Application", a.name, ns) for a in apps}
+            states = [read_state(raw[a.name], a.name, wave) for a in apps]
+            for s in states:
+                line = s.line(now - start)
+                key = f"{s.sync}/{s.health}/{s.phase}"
+                if shown.get(s.name) != key and reporter is not None:
+                    reporter.log(line)
+                shown[s.name] = key
+                if s.failed:
+                    degraded_since.setdefault(s.name, now)
+                else:
+                    degraded_since.pop(s.name, None)
+            if reporter is not None:
+                done = sum(s.ready for s in final) + sum(s.ready for s in states)
+                reporter.progress(done, len(rendered.apps), f"wave {wave}")
+            if all(s.ready for s in states):
+                final.extend(states)
+                break
+            stuck = [
+                s
+                for s in states
+                if s.name in degraded_since and now - degraded_since[s.name] >= opts.degraded_grace
+            ]
+            timed_out = now - wave_start >= opts.wave_timeout
+            if stuck or timed_out:
+                culprit = stuck[0] if stuck else next(s for s in states if not s.ready)
+                _fail(
+                    kube,
+                    culprit,
+                    raw[culprit.name],
+                    reporter,
+                    timed_out and not stuck,
+                    opts.wave_timeout,
+                )
+            sleep(opts.poll)
+    return final
+
+
+def _fail(
+    kube: Kube,
+    state: AppState,
+    app: dict[str, Any] | None,
+    reporter: Reporter | None,
+    timed_out: bool,
+    timeout: float,
+) -> None:
+    lines = diagnose(kube, app, state.name)
+    for line in lines:
+        if reporter is not None:
+            reporter.log(line)
+    what = (
+        f"did not become Synced and Healthy within {int(timeout)}s"
+        if timed_out
+        else f"is {state.health}"
+    )
+    detail = f": {state.message}" if state.message else ""
+    raise PhaseError(
+        f"Argo CD application {state.name} (wave {state.wave}) {what}{detail}",
+        likely_fix(lines) + "; re-running deploy resumes the wait",
+    )
+
+
+def check_ingress_address(
+    kube: Kube, cfg: DeploymentConfig, infra: InfraOutputs, options: dict[str, Any] | None = None
+) -> str:
+    """The address of the Gateway (or the nginx LoadBalancer) must be the reserved static IP."""
+    n = cfg.names
+    if cfg.ingress == "gateway":
+        gw = kube.get("gateway.networking.k8s.io/v1", "Gateway", n.gateway, n.namespaces["gateway"])
+        addrs = [a.get("value") for a in ((gw or {}).get("status") or {}).get("addresses") or []]
+        what = f"Gateway {n.namespaces['gateway']}/{n.gateway}"
+    else:
+        svc_name = f"{n.helm_releases['ingress_nginx']}-controller"
+        svc = kube.get("v1", "Service", svc_name, n.namespaces["ingress"])
+        ingress = (((svc or {}).get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        addrs = [i.get("ip") for i in ingress]
+        what = f"Service {n.namespaces['ingress']}/{svc_name}"
+    if infra.ingress_ip in addrs:
+        return infra.ingress_ip
+    got = ", ".join(str(a) for a in addrs if a) or "no address"
+    raise PhaseError(
+        f"{what} has {got}, not the reserved static IP {infra.ingress_ip}",
+        f"the hosts {infra.zenml_host} and {infra.mlflow_host} point at {infra.ingress_ip}; check that the "
+        f"address {n.ingress_ip} exists in {infra.region} and is not used by another load balancer",
+    )
+
+
+def app_statuses(kube: Kube, cfg: DeploymentConfig) -> list[dict[str, Any]]:
+    """Sync and health of every Application of the stack (root first)."""
+    ns = cfg.names.namespaces["argocd"]
+    out = []
+    names = [cfg.names.argocd_root_app, *cfg.names.argocd_apps.values()]
+    for name in names:
+        app = kube.get(APP_API, "Application", name, ns)
+        if (
+            app is None
+            and name == cfg.names.argocd_apps["ingress_nginx"]
+            and cfg.ingress != "nginx"
+        ):
+            continue
+        wave = int(
+            ((app or {}).get("metadata", {}).get("annotations") or {}).get(
+                "argocd.argoproj.io/sync-wave", 0
+            )
+            or 0
+        )
+        s = read_state(app, name, wave)
+        out.append(
+            {"name": name, "wave": wave, "sync": s.sync, "health": s.health, "message": s.message}
+        )
+    return out
+
+
+def url_reachable(url: str, timeout: float = 5.0) -> bool:
+    """True if the URL answers (any status below 500) over HTTPS."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return int(resp.status) < 500
+    except urllib.error.HTTPError as e:
+        return e.code < 500
+    except (urllib.error.URLError, TimeoutError, OSError, ValueError):
+        return False
