@@ -313,18 +313,22 @@ class Names:
             self.service_accounts["ci"] = f"{n}-ci"
         self.wif_pool = f"{n}-github"
         self.wif_provider = "github"
-        # Secret Manager IDs start with the deployment name, never `zenml-` (ZenML's own prefix).
+        # Secret Manager IDs start with the deployment name, never `zenml-`: ZenML's secrets
+        # store is granted every `zenml-*` secret. The default name `zenml` (or `zenml-…`)
+        # would produce exactly that prefix, so those names get `stack-` in front.
+        sp = f"stack-{n}" if n == "zenml" or n.startswith("zenml-") else n
+        self.secret_prefix = sp
         self.secrets: dict[str, str] = {
-            "zenml_db_password": f"{n}-mysql-zenml",
-            "mlflow_db_password": f"{n}-mysql-mlflow",
-            "zenml_admin": f"{n}-zenml-admin",
-            "zenml_jwt": f"{n}-zenml-jwt",
-            "mlflow_auth": f"{n}-mlflow-auth",
-            "mlflow_flask": f"{n}-mlflow-flask-key",
-            "ci_api_key": f"{n}-ci-zenml-api-key",
+            "zenml_db_password": f"{sp}-mysql-zenml",
+            "mlflow_db_password": f"{sp}-mysql-mlflow",
+            "zenml_admin": f"{sp}-zenml-admin",
+            "zenml_jwt": f"{sp}-zenml-jwt",
+            "mlflow_auth": f"{sp}-mlflow-auth",
+            "mlflow_flask": f"{sp}-mlflow-flask-key",
+            "ci_api_key": f"{sp}-ci-zenml-api-key",
         }
         if cfg.connector_auth == "service-account":
-            self.secrets["pipelines_sa_key"] = f"{n}-pipelines-key"
+            self.secrets["pipelines_sa_key"] = f"{sp}-pipelines-key"
         # Kubernetes (one cluster per deployment, so namespaces need no prefix)
         self.namespaces = {
             "argocd": "argocd",
@@ -498,13 +502,20 @@ def load_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config file {path} is not valid YAML{where}") from None
+        problem = getattr(e, "problem", None)
+        raise ConfigError(
+            f"config file {path} is not valid YAML{where}" + (f": {problem}" if problem else ""),
+            "fix the syntax there; each setting is a `key: value` line",
+        ) from None
     if data is None:
         raise ConfigError(
             f"config file {path} is empty", "set at least project and region, see the README"
         )
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must be a mapping of keys to values")
+        raise ConfigError(
+            f"config file {path} must be a mapping of keys to values",
+            "write `key: value` lines such as `project: my-project`",
+        )
     return data
 
 

@@ -1,0 +1,290 @@
+"""One Google service account per workload, least-privilege grants, keyless CI.
+
+Grants are resource-level wherever GCP allows it (bucket, repository, secret, service
+account). The few project-level ones are roles that cannot be scoped to a resource, and
+two of those carry IAM conditions. Every grant is a non-authoritative `*IAMMember`: the
+program never replaces a policy, so it cannot remove anyone else's access.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_gcp as gcp
+
+from ._base import child, component_type
+
+GITHUB_OIDC_ISSUER = "https://token.actions.githubusercontent.com"
+
+# Permissions exactly as ZenML documents them for its GCP secrets store.
+SECRETS_STORE_CREATOR = ("secretmanager.secrets.create",)
+SECRETS_STORE_EDITOR = (
+    "secretmanager.secrets.get",
+    "secretmanager.secrets.update",
+    "secretmanager.versions.access",
+    "secretmanager.versions.add",
+    "secretmanager.secrets.delete",
+)
+ZENML_SECRET_PREFIX = "zenml-"
+
+# workload key -> (Kubernetes namespace key, KSA key) it runs as in the cluster
+KSA_OF: dict[str, tuple[str, str]] = {
+    "zenml_server": ("zenml", "zenml_server"),
+    "mlflow": ("mlflow", "mlflow"),
+    "pipelines": ("pipelines", "pipelines"),
+    "external_secrets": ("external_secrets", "external_secrets"),
+}
+
+
+@dataclass(frozen=True)
+class IdentityArgs:
+    project: str
+    project_number: pulumi.Input[str]
+    service_accounts: dict[str, str]  # workload key -> account ID
+    workload_members: dict[str, str]  # workload key -> KSA IAM member (workload identity)
+    artifact_bucket: pulumi.Input[str]
+    mlflow_bucket: pulumi.Input[str]
+    repository: pulumi.Input[str]
+    repository_location: str
+    sql_instance: str
+    eso_secrets: dict[str, pulumi.Input[str]]  # logical key -> secret resource ID
+    secrets_store_roles: dict[str, str]  # creator/editor -> custom role ID
+    vertex: bool
+    service_account_connector: bool
+    cloud_build: bool
+    github_repo: str | None
+    wif_pool: str
+    wif_provider: str
+    cluster: pulumi.Resource  # workload-identity bindings need the cluster's identity pool
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def _sa_member(sa: gcp.serviceaccount.Account) -> pulumi.Output[str]:
+    return sa.email.apply(lambda email: f"serviceAccount:{email}")
+
+
+class Identity(pulumi.ComponentResource):
+    def __init__(self, name: str, args: IdentityArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(component_type("Identity"), name, None, opts)
+        self._project = args.project
+        self.accounts: dict[str, gcp.serviceaccount.Account] = {
+            key: gcp.serviceaccount.Account(
+                f"sa-{key.replace('_', '-')}",
+                account_id=account_id,
+                project=args.project,
+                display_name=f"zenml-gcp-gitops {key.replace('_', ' ')}",
+                opts=child(self),
+            )
+            for key, account_id in args.service_accounts.items()
+        }
+        self.members = {key: _sa_member(sa) for key, sa in self.accounts.items()}
+        has_ci = "ci" in self.accounts
+
+        # --- buckets: object access only on the bucket each workload uses
+        bucket_roles = ("roles/storage.objectAdmin", "roles/storage.legacyBucketReader")
+        artifact_users = ["zenml_server", "pipelines"] + (["ci"] if has_ci else [])
+        for key in artifact_users:
+            for role in bucket_roles:
+                self._bucket(args.artifact_bucket, "artifacts", key, role)
+        for role in bucket_roles:
+            self._bucket(args.mlflow_bucket, "mlflow", "mlflow", role)
+
+        # --- registry: pods pull; whoever builds images pushes
+        pipelines_ar = (
+            "roles/artifactregistry.writer"
+            if args.service_account_connector  # the connector's key also pushes images
+            else "roles/artifactregistry.reader"
+        )
+        self._repo(args, "pipelines", pipelines_ar)
+        if has_ci:
+            self._repo(args, "ci", "roles/artifactregistry.writer")
+
+        # --- Cloud SQL: only the two database clients, only on this instance
+        sql_condition = gcp.projects.IAMMemberConditionArgs(
+            title="only-this-instance",
+            description="Cloud SQL client for this deployment's instance only",
+            expression=(
+                f'resource.name == "projects/{args.project}/instances/{args.sql_instance}"'
+                ' && resource.type == "sqladmin.googleapis.com/Instance"'
+            ),
+        )
+        for key in ("zenml_server", "mlflow"):
+            self._project_role(key, "roles/cloudsql.client", sql_condition)
+
+        # --- ZenML's secrets store, exactly as ZenML documents it: create unconditionally,
+        # manage only secrets named `zenml-*` (our own secrets never use that prefix).
+        creator = gcp.projects.IAMCustomRole(
+            "zenml-secrets-creator",
+            role_id=args.secrets_store_roles["creator"],
+            project=args.project,
+            title="ZenML Server Secrets Store Creator",
+            description="Allow the ZenML server to create new secrets",
+            permissions=list(SECRETS_STORE_CREATOR),
+            stage="GA",
+            opts=child(self),
+        )
+        editor = gcp.projects.IAMCustomRole(
+            "zenml-secrets-editor",
+            role_id=args.secrets_store_roles["editor"],
+            project=args.project,
+            title="ZenML Server Secrets Store Editor",
+            description="Allow the ZenML server to manage its zenml-* secrets",
+            permissions=list(SECRETS_STORE_EDITOR),
+            stage="GA",
+            opts=child(self),
+        )
+        self._project_role("zenml_server", creator.name, None, label="secrets-creator")
+        self._project_role(
+            "zenml_server",
+            editor.name,
+            gcp.projects.IAMMemberConditionArgs(
+                title="limit_access_zenml",
+                description="Limit access to secrets with prefix zenml-",
+                expression=pulumi.Output.concat(
+                    'resource.name.startsWith("projects/',
+                    args.project_number,
+                    f'/secrets/{ZENML_SECRET_PREFIX}")',
+                ),
+            ),
+            label="secrets-editor",
+        )
+
+        # --- External Secrets reads exactly the secrets it syncs into the cluster
+        for key, secret_id in args.eso_secrets.items():
+            gcp.secretmanager.SecretIamMember(
+                f"eso-reads-{key.replace('_', '-')}",
+                project=args.project,
+                secret_id=secret_id,
+                role="roles/secretmanager.secretAccessor",
+                member=self.members["external_secrets"],
+                opts=child(self),
+            )
+
+        # --- orchestrator, image builder, connector
+        if args.vertex:
+            self._project_role("pipelines", "roles/aiplatform.user")
+        if args.service_account_connector:
+            # The connector hands out cluster credentials; RBAC inside decides the rest.
+            self._project_role("pipelines", "roles/container.clusterViewer")
+        if has_ci:
+            self._project_role("ci", "roles/container.clusterViewer")
+            if args.cloud_build:
+                self._project_role("ci", "roles/cloudbuild.builds.editor")
+            if args.vertex:
+                self._project_role("ci", "roles/aiplatform.user")
+                # Vertex runs jobs as the pipelines account: CI may act as that one only.
+                gcp.serviceaccount.IAMMember(
+                    "ci-acts-as-pipelines",
+                    service_account_id=self.accounts["pipelines"].name,
+                    role="roles/iam.serviceAccountUser",
+                    member=self.members["ci"],
+                    opts=child(self),
+                )
+
+        # --- workload identity: each Kubernetes SA may impersonate its Google SA only
+        for key, member in args.workload_members.items():
+            gcp.serviceaccount.IAMMember(
+                f"wi-{key.replace('_', '-')}",
+                service_account_id=self.accounts[key].name,
+                role="roles/iam.workloadIdentityUser",
+                member=member,
+                opts=child(self, [args.cluster]),
+            )
+
+        # --- keyless CI: GitHub OIDC tokens from this one repository become the ci account
+        self.workload_identity_provider: pulumi.Output[str] | None = None
+        if has_ci and args.github_repo:
+            pool = gcp.iam.WorkloadIdentityPool(
+                "github-pool",
+                workload_identity_pool_id=args.wif_pool,
+                project=args.project,
+                display_name="GitHub Actions",
+                description=f"CI of {args.github_repo}",
+                opts=child(self),
+            )
+            provider = gcp.iam.WorkloadIdentityPoolProvider(
+                "github-provider",
+                workload_identity_pool_id=pool.workload_identity_pool_id,
+                workload_identity_pool_provider_id=args.wif_provider,
+                project=args.project,
+                display_name="GitHub OIDC",
+                attribute_mapping={
+                    "google.subject": "assertion.sub",
+                    "attribute.repository": "assertion.repository",
+                    "attribute.repository_owner": "assertion.repository_owner",
+                    "attribute.ref": "assertion.ref",
+                },
+                attribute_condition=f"assertion.repository == '{args.github_repo}'",
+                oidc=gcp.iam.WorkloadIdentityPoolProviderOidcArgs(issuer_uri=GITHUB_OIDC_ISSUER),
+                opts=child(self),
+            )
+            gcp.serviceaccount.IAMMember(
+                "ci-from-github",
+                service_account_id=self.accounts["ci"].name,
+                role="roles/iam.workloadIdentityUser",
+                member=pool.name.apply(
+                    lambda pool_name: (
+                        f"principalSet://iam.googleapis.com/{pool_name}"
+                        f"/attribute.repository/{args.github_repo}"
+                    )
+                ),
+                opts=child(self),
+            )
+            self.workload_identity_provider = provider.name
+
+        # --- only for connector_auth=service-account: a key the ZenML connector uses
+        self.pipelines_key: pulumi.Output[str] | None = None
+        if args.service_account_connector:
+            sa_key = gcp.serviceaccount.Key(
+                "pipelines-key",
+                service_account_id=self.accounts["pipelines"].name,
+                opts=child(self),
+            )
+            self.pipelines_key = pulumi.Output.secret(
+                sa_key.private_key.apply(lambda b64: base64.b64decode(b64).decode())
+            )
+
+        self.emails: dict[str, pulumi.Output[str]] = {
+            key: sa.email for key, sa in self.accounts.items()
+        }
+        self.register_outputs({"service_accounts": self.emails})
+
+    def _bucket(self, bucket: pulumi.Input[str], label: str, key: str, role: str) -> None:
+        gcp.storage.BucketIAMMember(
+            f"{label}-{key.replace('_', '-')}-{role.rsplit('.', 1)[-1]}",
+            bucket=bucket,
+            role=role,
+            member=self.members[key],
+            opts=child(self),
+        )
+
+    def _repo(self, args: IdentityArgs, key: str, role: str) -> None:
+        gcp.artifactregistry.RepositoryIamMember(
+            f"registry-{key.replace('_', '-')}-{role.rsplit('.', 1)[-1]}",
+            project=args.project,
+            location=args.repository_location,
+            repository=args.repository,
+            role=role,
+            member=self.members[key],
+            opts=child(self),
+        )
+
+    def _project_role(
+        self,
+        key: str,
+        role: pulumi.Input[str],
+        condition: gcp.projects.IAMMemberConditionArgs | None = None,
+        *,
+        label: str | None = None,
+    ) -> None:
+        suffix = label or (role.rsplit("/", 1)[-1] if isinstance(role, str) else "role")
+        gcp.projects.IAMMember(
+            f"{key.replace('_', '-')}-{suffix.replace('.', '-')}",
+            project=self._project,
+            role=role,
+            member=self.members[key],
+            condition=condition,
+            opts=child(self),
+        )

@@ -1,0 +1,233 @@
+"""The whole GCP side of a deployment: `build(cfg)` registers it and exports the outputs.
+
+Runs three ways with no change: inline under the Automation API (`lambda: build(cfg)`),
+under `pulumi.runtime.set_mocks` (`plan --offline` and the tests), and under the Pulumi
+CLI through `__main__.py`. Every resource name comes from `cfg.names`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import pulumi
+import pulumi_gcp as gcp
+
+from zenml_gcp_gitops.config import DeploymentConfig
+
+from .apis import Apis, ApisArgs, services_for
+from .database import Database, DatabaseArgs
+from .gke import Gke, GkeArgs
+from .identity import KSA_OF, Identity, IdentityArgs
+from .kms import Kms, KmsArgs
+from .network import Network, NetworkArgs
+from .registry import Registry, RegistryArgs
+from .secrets import GENERATED, Secrets, SecretsArgs
+from .storage import Storage, StorageArgs
+
+
+@dataclass(frozen=True)
+class StackOutputs:
+    """Pulumi outputs with the field names of `zenml_gcp_gitops.outputs.InfraOutputs`."""
+
+    project: pulumi.Output[str]
+    region: pulumi.Output[str]
+    name: pulumi.Output[str]
+    cluster_name: pulumi.Output[str]
+    cluster_location: pulumi.Output[str]
+    cluster_endpoint: pulumi.Output[str]
+    cluster_ca_certificate: pulumi.Output[str]
+    network: pulumi.Output[str]
+    subnet: pulumi.Output[str]
+    sql_instance: pulumi.Output[str]
+    sql_connection_name: pulumi.Output[str]
+    sql_private_ip: pulumi.Output[str]
+    sql_server_ca_cert: pulumi.Output[str]
+    artifact_bucket: pulumi.Output[str]
+    mlflow_bucket: pulumi.Output[str]
+    registry_uri: pulumi.Output[str]
+    kms_key: pulumi.Output[str]
+    service_accounts: pulumi.Output[dict[str, str]]
+    workload_identity_provider: pulumi.Output[str | None]
+    ingress_ip: pulumi.Output[str]
+    zenml_host: pulumi.Output[str]
+    mlflow_host: pulumi.Output[str]
+    secret_ids: pulumi.Output[dict[str, str]]
+    pipelines_sa_key: pulumi.Output[str] | None  # a Pulumi secret; only with a key connector
+
+    def items(self) -> list[tuple[str, pulumi.Output[Any]]]:
+        """(key, output) for every exported value (`pipelines_sa_key` only when present)."""
+        pairs = [(f.name, getattr(self, f.name)) for f in fields(self)]
+        return [(k, v) for k, v in pairs if v is not None]
+
+
+def build(cfg: DeploymentConfig) -> StackOutputs:
+    """Register every resource of the deployment and export the infra outputs."""
+    names = cfg.names
+    labels = names.labels
+    p, r = cfg.project, cfg.region
+
+    apis = Apis("apis", ApisArgs(project=p, services=services_for(cfg.orchestrator)))
+    after_apis = pulumi.ResourceOptions(depends_on=[apis])
+
+    kms = Kms(
+        "kms",
+        KmsArgs(
+            project=p, location=r, key_ring=names.kms_keyring, key=names.kms_key, labels=labels
+        ),
+        after_apis,
+    )
+    network = Network(
+        "network",
+        NetworkArgs(
+            project=p,
+            region=r,
+            network=names.network,
+            subnet=names.subnet,
+            pods_range=names.pods_range,
+            services_range=names.services_range,
+            proxy_subnet=names.proxy_subnet if cfg.ingress == "gateway" else None,
+            router=names.router,
+            nat=names.nat,
+            psa_range=names.psa_range,
+            ingress_ip=names.ingress_ip,
+            labels=labels,
+        ),
+        after_apis,
+    )
+    secrets = Secrets(
+        "secrets",
+        SecretsArgs(
+            project=p,
+            region=r,
+            secret_ids=dict(names.secrets),
+            admin_users=dict(names.admin_users),
+            labels=labels,
+        ),
+        after_apis,
+    )
+    db_passwords = {
+        "zenml": secrets.passwords["zenml_db_password"],
+        "mlflow": secrets.passwords["mlflow_db_password"],
+    }
+    database = Database(
+        "database",
+        DatabaseArgs(
+            project=p,
+            region=r,
+            instance=names.sql_instance,
+            tier=cfg.sql_tier,
+            availability=cfg.sql_availability,
+            deletion_protection=cfg.deletion_protection,
+            network_id=network.vpc.id,
+            databases=dict(names.databases),
+            users=dict(names.sql_users),
+            passwords=db_passwords,
+            labels=labels,
+        ),
+        pulumi.ResourceOptions(depends_on=[apis, network.psa_connection]),
+    )
+    gke = Gke(
+        "gke",
+        GkeArgs(
+            project=p,
+            region=r,
+            cluster=names.cluster,
+            network=network.vpc.id,
+            subnet=network.subnet.id,
+            pods_range=names.pods_range,
+            services_range=names.services_range,
+            authorized_networks=cfg.authorized_networks,
+            deletion_protection=cfg.deletion_protection,
+            labels=labels,
+        ),
+        after_apis,
+    )
+    storage = Storage(
+        "storage",
+        StorageArgs(
+            project=p,
+            region=r,
+            buckets={"artifacts": names.artifact_bucket, "mlflow": names.mlflow_bucket},
+            kms_key_id=kms.key_id,
+            noncurrent_version_days=cfg.noncurrent_version_days,
+            force_destroy=cfg.force_destroy_buckets,
+            labels=labels,
+        ),
+        after_apis,
+    )
+    registry = Registry(
+        "registry",
+        RegistryArgs(
+            project=p,
+            region=r,
+            repository=names.registry_repo,
+            keep_versions=cfg.registry_keep_versions,
+            labels=labels,
+        ),
+        after_apis,
+    )
+    project_number = gcp.organizations.get_project_output(project_id=p).number
+    identity = Identity(
+        "identity",
+        IdentityArgs(
+            project=p,
+            project_number=project_number,
+            service_accounts=dict(names.service_accounts),
+            workload_members={
+                key: names.workload_identity_member(ksa, ns) for key, (ns, ksa) in KSA_OF.items()
+            },
+            artifact_bucket=storage.names["artifacts"],
+            mlflow_bucket=storage.names["mlflow"],
+            repository=registry.repository_id,
+            repository_location=r,
+            sql_instance=names.sql_instance,
+            eso_secrets={k: secrets.secrets[k].secret_id for k in GENERATED},
+            secrets_store_roles=dict(names.secrets_store_roles),
+            vertex=cfg.orchestrator == "vertex",
+            service_account_connector=cfg.connector_auth == "service-account",
+            cloud_build=cfg.image_builder == "gcp",
+            github_repo=cfg.github_repo,
+            wif_pool=names.wif_pool,
+            wif_provider=names.wif_provider,
+            cluster=gke.cluster,
+        ),
+        after_apis,
+    )
+    if identity.pipelines_key is not None and "pipelines_sa_key" in secrets.secrets:
+        secrets.add_version("pipelines_sa_key", identity.pipelines_key)
+
+    hosts = network.ingress_ip.apply(cfg.hostnames)
+    outputs = StackOutputs(
+        project=pulumi.Output.from_input(p),
+        region=pulumi.Output.from_input(r),
+        name=pulumi.Output.from_input(cfg.name),
+        cluster_name=gke.cluster_name,
+        cluster_location=gke.location,
+        cluster_endpoint=gke.endpoint,
+        cluster_ca_certificate=gke.ca_certificate,
+        network=network.network_name,
+        subnet=network.subnet_name,
+        sql_instance=database.instance_name,
+        sql_connection_name=database.connection_name,
+        sql_private_ip=database.private_ip,
+        sql_server_ca_cert=database.server_ca_cert,
+        artifact_bucket=storage.names["artifacts"],
+        mlflow_bucket=storage.names["mlflow"],
+        registry_uri=registry.uri,
+        kms_key=kms.key_id,
+        service_accounts=pulumi.Output.all(identity.emails).apply(lambda xs: dict(xs[0])),
+        workload_identity_provider=(
+            identity.workload_identity_provider.apply(lambda v: v)
+            if identity.workload_identity_provider is not None
+            else pulumi.Output.from_input(None)
+        ),
+        ingress_ip=network.ingress_ip,
+        zenml_host=hosts.apply(lambda h: h[0]),
+        mlflow_host=hosts.apply(lambda h: h[1]),
+        secret_ids=pulumi.Output.all(secrets.secret_ids).apply(lambda xs: dict(xs[0])),
+        pipelines_sa_key=identity.pipelines_key,
+    )
+    for key, value in outputs.items():
+        pulumi.export(key, value)
+    return outputs

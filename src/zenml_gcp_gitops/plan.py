@@ -1,0 +1,394 @@
+"""`plan --offline`: run the real Pulumi program in-process under mocks and describe it.
+
+The program runs against `pulumi.runtime.set_mocks` with a monitor that records every
+registration exactly as the engine would receive it (type token, camelCase inputs, parent,
+dependencies). Computed values (IPs, endpoints, emails) are fakes from documentation
+ranges; generated credentials are random per run and never leave this module except as
+`[secret]`. Each run happens on a fresh thread: Pulumi keeps its runtime state in context
+variables, and a new thread starts with a clean context and its own event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets as pysecrets
+import string
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import DeploymentConfig
+    from .outputs import InfraOutputs
+
+PLAN_VERSION = 1
+SECRET_MARK = "[secret]"
+_SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+
+# Fake computed values, all from documentation ranges (RFC 5737) or obviously fake.
+MOCK_PROJECT_NUMBER = "123456789012"
+MOCK_INGRESS_IP = "203.0.113.10"
+MOCK_SQL_PRIVATE_IP = "198.51.100.3"
+MOCK_PSA_ADDRESS = "192.0.2.0"
+_FAKE_PEM = (
+    "-----BEGIN CERTIFICATE-----\n"
+    "TU9DSyBDRVJUSUZJQ0FURSBGT1IgUExBTiAtLW9mZmxpbmUgT05MWQ==\n"
+    "-----END CERTIFICATE-----\n"
+)
+
+
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(_SECRET_SIG_KEY) == _SECRET_SIG
+
+
+def _unwrap(value: Any) -> Any:
+    """The plain value of a possibly secret-wrapped RPC value (for computing mock state)."""
+    return value["value"] if _is_secret(value) else value
+
+
+def redact(value: Any) -> Any:
+    """Replace every secret sentinel with `[secret]`, recursively."""
+    if _is_secret(value):
+        return SECRET_MARK
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    return value
+
+
+def _random_secret(length: int) -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(pysecrets.choice(alphabet) for _ in range(length))
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Registration:
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str | None
+    depends_on: list[str]
+    inputs: dict[str, Any]
+
+
+def _make_mocks(project: str, region: str) -> Any:
+    """An `OfflineMocks` instance (built lazily: importing pulumi costs ~0.3 s)."""
+    from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
+
+    class OfflineMocks(Mocks):
+        """Deterministic fake state for every resource and invoke the program uses.
+
+        `generated` collects every secret value the mocks invent (passwords, keys), so
+        tests can prove none of them reaches the plan.
+        """
+
+        def __init__(self) -> None:
+            self.generated: list[str] = []
+            self.lock = threading.Lock()
+
+        def _secret(self, length: int) -> str:
+            value = _random_secret(length)
+            with self.lock:
+                self.generated.append(value)
+            return value
+
+        def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+            tok = args.token
+            if tok == "gcp:organizations/getProject:getProject":
+                pid = args.args.get("projectId") or project
+                return {
+                    "projectId": pid,
+                    "number": MOCK_PROJECT_NUMBER,
+                    "name": pid,
+                    "id": f"projects/{pid}",
+                }, []
+            if tok == "gcp:storage/getProjectServiceAccount:getProjectServiceAccount":
+                email = f"service-{MOCK_PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.com"
+                return {
+                    "emailAddress": email,
+                    "member": f"serviceAccount:{email}",
+                    "project": args.args.get("project") or project,
+                    "id": email,
+                }, []
+            # An unmocked invoke would silently return nothing and hide a real bug.
+            raise NotImplementedError(f"plan --offline has no mock for invoke {tok}")
+
+        def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+            inputs = {k: _unwrap(v) for k, v in args.inputs.items()}
+            state: dict[str, Any] = dict(args.inputs)
+            typ, name = args.typ, inputs.get("name") or args.name
+            p = inputs.get("project") or project
+            r = inputs.get("region") or inputs.get("location") or region
+            rid: str = f"{name}-id"
+            if typ == "random:index/randomPassword:RandomPassword":
+                state["result"] = self._secret(int(inputs.get("length", 32)))
+                rid = "none"
+            elif typ == "gcp:compute/network:Network":
+                rid = f"projects/{p}/global/networks/{name}"
+                state["selfLink"] = f"https://www.googleapis.com/compute/v1/{rid}"
+            elif typ == "gcp:compute/subnetwork:Subnetwork":
+                rid = f"projects/{p}/regions/{r}/subnetworks/{name}"
+                state["selfLink"] = f"https://www.googleapis.com/compute/v1/{rid}"
+            elif typ == "gcp:compute/address:Address":
+                rid = f"projects/{p}/regions/{r}/addresses/{name}"
+                state["address"] = MOCK_INGRESS_IP
+            elif typ == "gcp:compute/globalAddress:GlobalAddress":
+                rid = f"projects/{p}/global/addresses/{name}"
+                state["address"] = MOCK_PSA_ADDRESS
+            elif typ == "gcp:compute/router:Router":
+                rid = f"projects/{p}/regions/{r}/routers/{name}"
+            elif typ == "gcp:container/cluster:Cluster":
+                rid = f"projects/{p}/locations/{r}/clusters/{name}"
+                cpe = dict(inputs.get("controlPlaneEndpointsConfig") or {})
+                dns = dict(cpe.get("dnsEndpointConfig") or {})
+                dns["endpoint"] = f"gke-{_short_hash(rid)}-{MOCK_PROJECT_NUMBER}.{r}.gke.goog"
+                cpe["dnsEndpointConfig"] = dns
+                state["controlPlaneEndpointsConfig"] = cpe
+                state["endpoint"] = "192.0.2.2"
+                state["masterAuth"] = {
+                    "clusterCaCertificate": base64.b64encode(_FAKE_PEM.encode()).decode()
+                }
+            elif typ == "gcp:sql/databaseInstance:DatabaseInstance":
+                rid = str(name)
+                state["connectionName"] = f"{p}:{r}:{name}"
+                state["privateIpAddress"] = MOCK_SQL_PRIVATE_IP
+                state["serverCaCerts"] = [{"cert": _FAKE_PEM, "commonName": "mock-ca"}]
+            elif typ == "gcp:serviceaccount/account:Account":
+                email = f"{inputs['accountId']}@{p}.iam.gserviceaccount.com"
+                rid = f"projects/{p}/serviceAccounts/{email}"
+                state.update(email=email, name=rid, member=f"serviceAccount:{email}")
+            elif typ == "gcp:serviceaccount/key:Key":
+                fake_key = {
+                    "type": "service_account",
+                    "project_id": p,
+                    "private_key_id": self._secret(40),
+                    "private_key": "-----BEGIN PRIVATE KEY-----\n"
+                    + self._secret(64)
+                    + "\n-----END PRIVATE KEY-----\n",
+                    "client_email": f"mock@{p}.iam.gserviceaccount.com",
+                }
+                state["privateKey"] = base64.b64encode(json.dumps(fake_key).encode()).decode()
+                rid = f"{inputs.get('serviceAccountId')}/keys/mock"
+            elif typ == "gcp:kms/keyRing:KeyRing":
+                rid = f"projects/{p}/locations/{inputs.get('location')}/keyRings/{name}"
+            elif typ == "gcp:kms/cryptoKey:CryptoKey":
+                rid = f"{inputs.get('keyRing')}/cryptoKeys/{name}"
+            elif typ == "gcp:secretmanager/secret:Secret":
+                rid = f"projects/{p}/secrets/{inputs['secretId']}"
+                state["name"] = f"projects/{MOCK_PROJECT_NUMBER}/secrets/{inputs['secretId']}"
+            elif typ == "gcp:secretmanager/secretVersion:SecretVersion":
+                rid = f"{inputs.get('secret')}/versions/1"
+                state["name"] = rid
+            elif typ == "gcp:projects/iAMCustomRole:IAMCustomRole":
+                rid = f"projects/{p}/roles/{inputs['roleId']}"
+                state["name"] = rid
+            elif typ == "gcp:artifactregistry/repository:Repository":
+                rid = f"projects/{p}/locations/{r}/repositories/{inputs['repositoryId']}"
+                state["name"] = inputs["repositoryId"]
+            elif typ == "gcp:storage/bucket:Bucket":
+                rid = str(name)
+                state["url"] = f"gs://{name}"
+            elif typ == "gcp:iam/workloadIdentityPool:WorkloadIdentityPool":
+                pool = inputs["workloadIdentityPoolId"]
+                rid = (
+                    f"projects/{MOCK_PROJECT_NUMBER}/locations/global/workloadIdentityPools/{pool}"
+                )
+                state["name"] = rid
+            elif typ == "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider":
+                pool = inputs["workloadIdentityPoolId"]
+                prov = inputs["workloadIdentityPoolProviderId"]
+                rid = (
+                    f"projects/{MOCK_PROJECT_NUMBER}/locations/global/workloadIdentityPools/"
+                    f"{pool}/providers/{prov}"
+                )
+                state["name"] = rid
+            return rid, state
+
+    return OfflineMocks()
+
+
+def _make_monitor(mocks: Any) -> Any:
+    from pulumi.runtime import rpc
+    from pulumi.runtime.mocks import MockMonitor
+
+    class RecordingMonitor(MockMonitor):
+        """A MockMonitor that also keeps what the engine would see: parent and dependencies."""
+
+        def __init__(self, mocks: Any) -> None:
+            super().__init__(mocks)
+            self.registrations: list[Registration] = []
+            self._lock = threading.Lock()
+
+        def RegisterResource(self, request: Any) -> Any:
+            response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+            if request.type != "pulumi:pulumi:Stack":
+                reg = Registration(
+                    urn=self.make_urn(request.parent, request.type, request.name),
+                    type=request.type,
+                    name=request.name,
+                    custom=bool(request.custom),
+                    parent=request.parent or None,
+                    depends_on=sorted(set(request.dependencies)),
+                    inputs=rpc.deserialize_properties(request.object),
+                )
+                with self._lock:
+                    self.registrations.append(reg)
+            return response
+
+    return RecordingMonitor(mocks)
+
+
+@dataclass
+class MockRun:
+    """What one mocked run of the program produced."""
+
+    registrations: list[Registration]
+    outputs: dict[str, Any]  # export key -> plain value (secrets included, for InfraOutputs)
+    secret_outputs: set[str]
+    generated_secrets: list[str] = field(default_factory=list)
+
+
+def run_program(cfg: DeploymentConfig) -> MockRun:
+    """Run `pulumi_program.program.build(cfg)` under mocks on a fresh thread."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["run"] = _run_in_thread(cfg)
+        except BaseException as e:  # re-raised in the caller's thread
+            box["error"] = e
+
+    worker = threading.Thread(target=target, name="zenml-gcp-gitops-plan", daemon=True)
+    worker.start()
+    worker.join()
+    if "error" in box:
+        raise box["error"]
+    run: MockRun = box["run"]
+    return run
+
+
+def _run_in_thread(cfg: DeploymentConfig) -> MockRun:
+    import asyncio
+
+    import pulumi
+    from pulumi.runtime import set_mocks
+    from pulumi.runtime.stack import run_pulumi_func
+
+    from .resources import program_package
+
+    program_package()  # registers `zenml_gcp_gitops.pulumi_program`, wheel or checkout
+    from importlib import import_module
+
+    program = import_module("zenml_gcp_gitops.pulumi_program.program")
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    mocks = _make_mocks(cfg.project, cfg.region)
+    monitor = _make_monitor(mocks)
+    set_mocks(
+        mocks,
+        project=cfg.names.pulumi_project,
+        stack=cfg.names.pulumi_stack,
+        preview=False,
+        monitor=monitor,
+    )
+    values: dict[str, Any] = {}
+    secret_keys: set[str] = set()
+
+    async def main() -> None:
+        outs = program.build(cfg)
+        for key, out in outs.items():
+            assert isinstance(out, pulumi.Output)
+            values[key] = await out.future()
+            if await out.is_secret():
+                secret_keys.add(key)
+
+    try:
+        loop.run_until_complete(run_pulumi_func(main))
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+    stack_urns = {
+        r.parent for r in monitor.registrations if r.parent and "pulumi:pulumi:Stack" in r.parent
+    }
+    regs = []
+    for reg in monitor.registrations:
+        reg.parent = None if reg.parent in stack_urns else reg.parent
+        reg.depends_on = [d for d in reg.depends_on if d not in stack_urns]
+        regs.append(reg)
+    regs.sort(key=lambda r: r.urn)
+    return MockRun(regs, values, secret_keys, list(mocks.generated))
+
+
+def _infra_outputs(cfg: DeploymentConfig, run: MockRun) -> InfraOutputs:
+    from .outputs import InfraOutputs
+
+    return InfraOutputs.from_mapping(dict(run.outputs), source="offline outputs")
+
+
+def offline_outputs(cfg: DeploymentConfig) -> InfraOutputs:
+    """The infra outputs a deploy would produce, with fake computed values (no cloud)."""
+    return _infra_outputs(cfg, run_program(cfg))
+
+
+def _resource_entry(reg: Registration) -> dict[str, Any]:
+    return {
+        "urn": reg.urn,
+        "type": reg.type,
+        "name": reg.name,
+        "inputs": redact(reg.inputs),
+        "parent": reg.parent,
+        "depends_on": reg.depends_on,
+    }
+
+
+def plan_from_run(cfg: DeploymentConfig, run: MockRun) -> dict[str, Any]:
+    outputs = _infra_outputs(cfg, run)
+    public = outputs.public_dict()
+    for key in run.secret_outputs:
+        if public.get(key) is not None:
+            public[key] = SECRET_MARK
+    return {
+        "version": PLAN_VERSION,
+        "config": cfg.redacted(),
+        "resources": [
+            _resource_entry(r)
+            for r in run.registrations
+            if not r.type.startswith("pulumi:providers:")
+        ],
+        "outputs": public,
+        "argocd": _argocd_section(cfg, outputs),
+        "zenml_stack": _zenml_stack_section(cfg, outputs),
+    }
+
+
+def offline_plan(cfg: DeploymentConfig) -> dict[str, Any]:
+    """The plan contract (see docs/infra.md): what a deploy would create, without a cloud."""
+    return plan_from_run(cfg, run_program(cfg))
+
+
+def _argocd_section(cfg: DeploymentConfig, outputs: InfraOutputs) -> dict[str, Any]:
+    try:
+        from .gitops.render import argocd_plan
+    except (ImportError, AttributeError):
+        return {}  # TODO(integration): gitops.render.argocd_plan lands with issue 4
+    result: dict[str, Any] = argocd_plan(cfg, outputs)
+    return result
+
+
+def _zenml_stack_section(cfg: DeploymentConfig, outputs: InfraOutputs) -> dict[str, Any]:
+    try:
+        from .phases.register import zenml_stack_plan
+    except (ImportError, AttributeError):
+        return {}  # TODO(integration): phases.register.zenml_stack_plan lands with issue 5
+    result: dict[str, Any] = zenml_stack_plan(cfg, outputs)
+    return result
