@@ -1,7 +1,341 @@
-"""deploy commands."""
+"""deploy, status, destroy, outputs, unlock: the deploy engine's commands.
+
+`zenml stack deploy gcp-gitops ...` is dispatched to `deploy` here by the ZenML hook.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import click
 
-COMMANDS: list[click.Command] = []
+from .options import ConfigSource, config_options, output_option
+
+if TYPE_CHECKING:
+    from ..config import DeploymentConfig
+    from ..engine import Engine
+
+PHASES = ("preflight", "infra", "gitops", "register", "ci")
+
+
+def _make_engine(cfg: DeploymentConfig, *, options: dict[str, Any], verbose: bool) -> Engine:
+    """The one place commands build an engine (tests replace it to inject fakes)."""
+    from ..engine import Engine, make_reporter
+
+    return Engine(cfg, options=options, reporter=make_reporter(verbose=verbose))
+
+
+def _json_error(e: Exception, extra: dict[str, Any] | None = None) -> None:
+    from ..ui import print_json
+
+    data: dict[str, Any] = {"ok": False, "error": getattr(e, "message", str(e))}
+    if getattr(e, "hint", None):
+        data["hint"] = e.hint  # type: ignore[attr-defined]
+    print_json({**data, **(extra or {})})
+
+
+def _record_phases(engine: Engine) -> dict[str, Any]:
+    try:
+        rec = engine.load_record()
+    except Exception:
+        return {}
+    if rec is None:
+        return {}
+    return {k: {"status": v.status, "error": v.error} for k, v in rec.phases.items()}
+
+
+@click.command("deploy")
+@config_options
+@click.option("--stop-after", type=click.Choice(PHASES), help="Stop after this phase.")
+@click.option(
+    "--from-phase",
+    type=click.Choice(PHASES),
+    help="Re-run from this phase (earlier phases' recorded outputs are reused).",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Preflight checks plus a Pulumi preview (creates/updates/replaces/deletes). Nothing changes.",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not prompt (e.g. to install the Pulumi CLI).")
+@click.option("--verbose", "-v", is_flag=True, help="Stream the Pulumi engine log.")
+@click.option("--offline", is_flag=True, help="Only show the offline plan (no cloud calls).")
+@click.option(
+    "--local",
+    "local",
+    is_flag=True,
+    help="Run the local rehearsal instead (no GCP; needs no --project/--region).",
+)
+@output_option
+def deploy(
+    config: ConfigSource,
+    stop_after: str | None,
+    from_phase: str | None,
+    dry_run: bool,
+    yes: bool,
+    verbose: bool,
+    offline: bool,
+    local: bool,
+    output: str,
+) -> None:
+    """Deploy (or converge) the stack: preflight -> infra -> gitops -> register -> ci.
+
+    \b
+    Re-running converges: no duplicates, fast when nothing changed. After a failure or
+    Ctrl-C, re-running resumes at the phase that did not finish.
+    \b
+    Examples:
+      zenml-gcp-gitops deploy --project my-proj --region europe-west4
+      zenml-gcp-gitops deploy --project my-proj --region europe-west4 --dry-run
+      zenml-gcp-gitops deploy --config deploy.yaml --from-phase gitops -y
+    """
+    from ..errors import ConfigError, UserError
+
+    if offline and local:
+        raise ConfigError(
+            "--offline and --local cannot be combined",
+            "--offline shows the cloud plan; --local runs the rehearsal on this machine",
+        )
+    if local:
+        from ..local import run_local_up
+
+        run_local_up(
+            name=config.overrides.get("name") or "zenml", data_dir=None, db_url=None, output=output
+        )
+        return
+    cfg = config.load()
+    if offline:
+        from .plan import show_plan  # type: ignore[attr-defined]
+
+        show_plan(cfg, output)
+        return
+    options: dict[str, Any] = {"yes": yes, "verbose": verbose}
+    engine = _make_engine(cfg, options=options, verbose=verbose)
+    try:
+        summary = engine.deploy(from_phase=from_phase, stop_after=stop_after, dry_run=dry_run)
+    except UserError as e:
+        if output == "json":
+            _json_error(e, {"phases": _record_phases(engine)})
+        raise
+    if output == "json":
+        from ..ui import print_json
+
+        print_json({"ok": True, **summary})
+        return
+    _print_deploy_summary(summary)
+
+
+def _print_deploy_summary(summary: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    from ..ui import console
+
+    c = console()
+    if summary.get("dry_run"):
+        preview = summary.get("preview") or {}
+        c.print(f"[bold]Dry run[/bold] of {escape(summary['deployment'])}: nothing was changed.")
+        if preview:
+            c.print(
+                "Pulumi preview: "
+                + ", ".join(f"{v} to {k}" for k, v in preview.items() if k != "same")
+                + f" ({preview.get('same', 0)} unchanged)"
+            )
+        return
+    c.print(f"[green]Deployment {escape(summary['deployment'])} is up to date.[/green]")
+    out = summary.get("outputs") or {}
+    if out.get("zenml_host"):
+        c.print(f"  ZenML:   https://{escape(out['zenml_host'])}")
+        c.print(f"  MLflow:  https://{escape(out['mlflow_host'])}")
+    if out.get("cluster_name"):
+        c.print(
+            f"  Cluster: {escape(out['cluster_name'])} ({escape(out.get('cluster_location', ''))})"
+        )
+    if out.get("registry_uri"):
+        c.print(f"  Images:  {escape(out['registry_uri'])}")
+    c.print(f"  Record:  {escape(summary['record'])}")
+    c.print(
+        "Next: `zenml-gcp-gitops status` shows every part; `zenml stack set "
+        + escape(summary["deployment"])
+        + "` uses it."
+    )
+
+
+@click.command("status")
+@config_options
+@click.option("--no-live", is_flag=True, help="Only the recorded results; no live checks.")
+@output_option
+def status(config: ConfigSource, no_live: bool, output: str) -> None:
+    """Each phase's last result, the infra outputs, and a live check of each part."""
+    cfg = config.load()
+    engine = _make_engine(cfg, options={}, verbose=False)
+    data = engine.status(live=not no_live)
+    if output == "json":
+        from ..ui import print_json
+
+        print_json(data)
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ..ui import console
+
+    c = console()
+    if not data["deployed"]:
+        c.print(
+            f"No deployment '{escape(cfg.name)}' recorded at {escape(data['record'])}. Run `zenml-gcp-gitops deploy`."
+        )
+        return
+    table = Table(title=f"Deployment {cfg.name} ({cfg.project})")
+    for col in ("phase", "status", "finished", "live", "error"):
+        table.add_column(col)
+    for name, p in data["phases"].items():
+        live = p.get("live")
+        live_s = (
+            ""
+            if live is None
+            else (
+                "ok"
+                if live.get("reachable", True) and not live.get("error")
+                else escape(str(live.get("error", "unreachable")))
+            )
+        )
+        color = {"succeeded": "green", "failed": "red", "interrupted": "yellow"}.get(
+            p["status"], "dim"
+        )
+        table.add_row(
+            name,
+            f"[{color}]{p['status']}[/{color}]",
+            escape(p.get("finished_at") or ""),
+            live_s,
+            escape(p.get("error") or ""),
+        )
+    c.print(table)
+    for k, v in (data.get("infra") or {}).items():
+        if v:
+            c.print(f"  {k}: {escape(str(v))}")
+
+
+@click.command("destroy")
+@config_options
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Lift deletion protection (GKE, Cloud SQL, buckets) in one update, then delete them.",
+)
+@click.option(
+    "--purge-state", is_flag=True, help="Also delete the state bucket and the state key's versions."
+)
+@click.option("--verbose", "-v", is_flag=True, help="Stream the Pulumi engine log.")
+@output_option
+def destroy(
+    config: ConfigSource, yes: bool, force: bool, purge_state: bool, verbose: bool, output: str
+) -> None:
+    """Tear down in reverse: ci -> register -> gitops (apps, LBs, disks) -> pulumi destroy.
+
+    Resumable: re-running continues where a failed or interrupted destroy stopped.
+    """
+    from ..errors import UserError
+    from ..ui import is_interactive
+
+    cfg = config.load()
+    if not yes:
+        if not is_interactive():
+            raise UserError(
+                "destroy deletes the whole deployment and needs confirmation", "pass --yes"
+            )
+        extra = " Deletion protection will be lifted (--force)." if force else ""
+        click.confirm(
+            f"Destroy deployment '{cfg.name}' in project {cfg.project}? Its data is lost.{extra}",
+            abort=True,
+        )
+    engine = _make_engine(
+        cfg,
+        options={"yes": yes, "force": force, "purge_state": purge_state, "verbose": verbose},
+        verbose=verbose,
+    )
+    try:
+        summary = engine.destroy()
+    except UserError as e:
+        if output == "json":
+            _json_error(e)
+        raise
+    if output == "json":
+        from ..ui import print_json
+
+        print_json({"ok": True, **summary})
+        return
+    from ..ui import console
+
+    console().print(
+        f"[green]Deployment {cfg.name} destroyed.[/green]"
+        + (
+            ""
+            if purge_state
+            else " The state bucket and key are kept (--purge-state removes them)."
+        )
+    )
+
+
+@click.command("outputs")
+@config_options
+@click.option("--show-secrets", is_flag=True, help="Print secret outputs in plain text.")
+@output_option
+def outputs(config: ConfigSource, show_secrets: bool, output: str) -> None:
+    """Print the infra stack's outputs (secret values only with --show-secrets)."""
+    from ..phases.infra import stack_outputs
+
+    cfg = config.load()
+    engine = _make_engine(cfg, options={}, verbose=False)
+    values = stack_outputs(cfg, engine.options)
+    data = {
+        k: (v.value if (show_secrets or not v.secret) else "[secret]")
+        for k, v in sorted(values.items())
+    }
+    if output == "json":
+        from ..ui import print_json
+
+        print_json(data)
+        return
+    from rich.markup import escape
+
+    from ..ui import console
+
+    for k, v in data.items():
+        console().print(f"{k}: {escape(str(v))}")
+
+
+@click.command("unlock")
+@config_options
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def unlock(config: ConfigSource, yes: bool) -> None:
+    """Remove a stale Pulumi state lock left by a crashed or killed deploy.
+
+    Only run this when no deploy or destroy of this deployment is running.
+    """
+    from ..errors import UserError
+    from ..phases.infra import find_locks
+    from ..ui import console, is_interactive
+
+    cfg = config.load()
+    engine = _make_engine(cfg, options={}, verbose=False)
+    locks = find_locks(cfg, engine.options.get("storage_client"))
+    if not locks:
+        console().print(f"No lock on stack {cfg.names.pulumi_stack} in {cfg.state_url}.")
+        return
+    for lock in locks:
+        console().print(
+            f"Lock {lock.location}: held by {lock.holder}", highlight=False, markup=False
+        )
+    if not yes:
+        if not is_interactive():
+            raise UserError(
+                "unlock needs confirmation", "make sure no deploy is running, then pass --yes"
+            )
+        click.confirm("Remove these locks? Only do this when no deploy is running.", abort=True)
+    for lock in locks:
+        lock.delete()
+    console().print(f"Removed {len(locks)} lock(s). Re-run `zenml-gcp-gitops deploy` to resume.")
+
+
+COMMANDS: list[click.Command] = [deploy, status, destroy, outputs, unlock]

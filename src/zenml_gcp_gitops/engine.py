@@ -1,0 +1,694 @@
+"""The phase orchestrator: runs preflight -> infra -> gitops -> register -> ci, records each
+result in the deployment record, resumes where a failed or interrupted run stopped, and tears
+everything down in reverse.
+
+The deployment record is one JSON document per deployment. It sits next to the Pulumi state
+(`gs://<state bucket>/zenml-gcp-gitops/<name>/record.json`) or, for a `file://` backend, under
+`user_data_dir()/deployments/<name>/record.json`. It holds each phase's status, timestamps, a
+one-line error and the plain outputs later phases consume -- never a secret value: Pulumi secret
+outputs stay in the (encrypted) stack and are fetched from it when needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from pydantic import BaseModel, Field, SecretStr
+
+from .config import user_data_dir
+from .errors import PhaseError, UserError
+from .phases import PHASE_ORDER
+from .phases.base import PhaseContext
+
+if TYPE_CHECKING:
+    from .config import DeploymentConfig
+    from .phases.base import Phase
+
+RECORD_VERSION = 1
+RECORD_PREFIX = "zenml-gcp-gitops"  # object prefix inside the state bucket
+PhaseStatus = Literal["pending", "started", "succeeded", "failed", "interrupted", "skipped"]
+
+# Keys whose values must never reach the record even if a phase returns them by mistake.
+_SECRET_KEY_RE = re.compile(r"(password|passphrase|private_key|secret_value|token|api_key)$", re.I)
+
+
+class Interrupted(PhaseError):
+    """Ctrl-C: the phase stopped cleanly and was recorded; re-running resumes."""
+
+    exit_code = 130
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class PhaseRecord(BaseModel):
+    status: PhaseStatus = "pending"
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_s: float | None = None
+    error: str | None = None
+    log_file: str | None = None
+    outputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeploymentRecord(BaseModel):
+    version: int = RECORD_VERSION
+    name: str
+    project: str
+    region: str
+    state_url: str
+    config_hash: str = ""
+    config: dict[str, Any] = Field(default_factory=dict)
+    phases: dict[str, PhaseRecord] = Field(default_factory=dict)
+    destroy: dict[str, PhaseRecord] = Field(default_factory=dict)
+    updated_at: str | None = None
+
+    @classmethod
+    def new(cls, cfg: DeploymentConfig) -> DeploymentRecord:
+        return cls(
+            name=cfg.name,
+            project=cfg.project,
+            region=cfg.region,
+            state_url=cfg.state_url,
+            config_hash=config_hash(cfg),
+            config=cfg.redacted(),
+        )
+
+    def recorded_outputs(self) -> dict[str, dict[str, Any]]:
+        return {name: rec.outputs for name, rec in self.phases.items() if rec.outputs}
+
+
+def config_hash(cfg: DeploymentConfig) -> str:
+    """Changes when the user changes anything that shapes the deployment."""
+    data = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(data.encode()).hexdigest()[:16]
+
+
+def scrub(value: Any) -> Any:
+    """Plain JSON data with secret-looking values dropped (defence in depth for the record)."""
+    if isinstance(value, SecretStr):
+        return "[secret]"
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="python")
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if isinstance(k, str) and _SECRET_KEY_RE.search(k) and v not in (None, "", "[secret]"):
+                out[k] = "[secret]"
+            else:
+                out[k] = scrub(v)
+        return out
+    if isinstance(value, list | tuple):
+        return [scrub(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+# --------------------------------------------------------------------------- record stores
+
+
+class RecordStore(Protocol):
+    location: str
+
+    def load(self) -> DeploymentRecord | None: ...
+    def save(self, record: DeploymentRecord) -> None: ...
+    def delete(self) -> None: ...
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _parse_record(text: str, where: str) -> DeploymentRecord:
+    try:
+        return DeploymentRecord.model_validate_json(text)
+    except ValueError as e:
+        raise UserError(
+            f"the deployment record at {where} is unreadable ({e.__class__.__name__})",
+            "move it aside; `deploy` then re-runs every phase (all of them are idempotent)",
+        ) from None
+
+
+class FileRecordStore:
+    """A JSON file, replaced atomically (write to a temp file, fsync, rename)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.location = str(path)
+
+    def load(self) -> DeploymentRecord | None:
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return None
+        return _parse_record(text, self.location)
+
+    def save(self, record: DeploymentRecord) -> None:
+        record.updated_at = _now()
+        _atomic_write(self.path, record.model_dump_json(indent=2))
+
+    def delete(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+class GcsRecordStore:
+    """An object in the state bucket (GCS uploads are atomic), mirrored locally.
+
+    Before preflight has created the bucket, saves land only in the local mirror; the first
+    save after the bucket exists uploads the whole record.
+    """
+
+    def __init__(self, bucket: str, blob: str, client: Any, mirror: FileRecordStore) -> None:
+        self.bucket_name = bucket
+        self.blob_name = blob
+        self.client = client
+        self.mirror = mirror
+        self.location = f"gs://{bucket}/{blob}"
+
+    def _blob(self) -> Any:
+        return self.client.bucket(self.bucket_name).blob(self.blob_name)
+
+    def load(self) -> DeploymentRecord | None:
+        from google.api_core import exceptions as gexc
+
+        try:
+            text = self._blob().download_as_text()
+        except gexc.NotFound:
+            return self.mirror.load()
+        return _parse_record(text, self.location)
+
+    def save(self, record: DeploymentRecord) -> None:
+        from google.api_core import exceptions as gexc
+
+        self.mirror.save(record)
+        with contextlib.suppress(gexc.NotFound):  # no bucket yet: preflight creates it
+            self._blob().upload_from_string(
+                record.model_dump_json(indent=2), content_type="application/json"
+            )
+
+    def delete(self) -> None:
+        from google.api_core import exceptions as gexc
+
+        self.mirror.delete()
+        with contextlib.suppress(gexc.NotFound):
+            self._blob().delete()
+
+
+def local_record_path(cfg: DeploymentConfig) -> Path:
+    return user_data_dir() / "deployments" / cfg.name / "record.json"
+
+
+def record_store(cfg: DeploymentConfig, storage_client: Any = None) -> RecordStore:
+    """The record next to the state: in the state bucket for gs://, else under the data dir."""
+    mirror = FileRecordStore(local_record_path(cfg))
+    if cfg.is_local_backend:
+        return mirror
+    bucket, _, prefix = cfg.state_url.removeprefix("gs://").partition("/")
+    blob = "/".join(p for p in (prefix.strip("/"), RECORD_PREFIX, cfg.name, "record.json") if p)
+    if storage_client is None:
+        from google.cloud import storage
+
+        storage_client = storage.Client(project=cfg.project)
+    return GcsRecordStore(bucket, blob, storage_client, mirror)
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def _fmt_elapsed(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+class PlainReporter:
+    """Plain lines for CI and pipes: one per phase event, progress only when it moves."""
+
+    def __init__(self, stream: Any = None, verbose: bool = False) -> None:
+        self.stream = stream or sys.stderr
+        self.verbose = verbose
+        self.phase = ""
+        self._last: tuple[int, str | None] | None = None
+
+    def _print(self, line: str) -> None:
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def phase_start(self, name: str) -> None:
+        self.phase = name
+        self._last = None
+        self._print(f"[{name}] started")
+
+    def phase_end(self, name: str, status: str, elapsed: float) -> None:
+        self._print(f"[{name}] {status} ({_fmt_elapsed(elapsed)})")
+
+    def step(self, message: str) -> None:
+        self._print(f"[{self.phase}] {message}")
+
+    def progress(self, done: int, total: int | None, current: str | None = None) -> None:
+        if self._last == (done, current):
+            return
+        self._last = (done, current)
+        count = f"{done}/{total}" if total else f"{done}"
+        self._print(f"[{self.phase}] {count} resources" + (f" - {current}" if current else ""))
+
+    def log(self, line: str) -> None:
+        if self.verbose:
+            self._print(f"[{self.phase}]   {line}")
+
+    def close(self) -> None:
+        pass
+
+
+class RichReporter:
+    """A rich progress display per phase with elapsed time, in the style of ZenML's CLI."""
+
+    def __init__(self, verbose: bool = False) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        from .ui import console_err
+
+        self.verbose = verbose
+        self.console = console_err()
+        self.progress_ui = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.fields[phase]:<10}[/bold]"),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}", style="dim"),
+            console=self.console,
+            transient=False,
+        )
+        self.task: Any = None
+        self.phase = ""
+        self.progress_ui.start()
+
+    def phase_start(self, name: str) -> None:
+        self.phase = name
+        self.task = self.progress_ui.add_task("", phase=name, total=None)
+
+    def phase_end(self, name: str, status: str, elapsed: float) -> None:
+        if self.task is None:
+            return
+        mark = {"succeeded": "[green]done[/green]", "skipped": "[dim]skipped[/dim]"}.get(
+            status, f"[red]{status}[/red]"
+        )
+        task = self.progress_ui.tasks[self.task]
+        total = task.total if task.total is not None else max(task.completed, 1)
+        self.progress_ui.update(self.task, total=total, completed=total, description=mark)
+        self.progress_ui.stop_task(self.task)
+        self.task = None
+
+    def step(self, message: str) -> None:
+        if self.task is not None:
+            self.progress_ui.update(self.task, description=message)
+
+    def progress(self, done: int, total: int | None, current: str | None = None) -> None:
+        if self.task is not None:
+            self.progress_ui.update(
+                self.task, completed=done, total=total, description=current or ""
+            )
+
+    def log(self, line: str) -> None:
+        if self.verbose:
+            self.progress_ui.console.print(f"  [dim]{line}[/dim]", highlight=False, markup=False)
+
+    def close(self) -> None:
+        self.progress_ui.stop()
+
+
+def make_reporter(verbose: bool = False, interactive: bool | None = None) -> Any:
+    from .ui import is_interactive
+
+    if interactive if interactive is not None else (is_interactive() and sys.stderr.isatty()):
+        return RichReporter(verbose=verbose)
+    return PlainReporter(verbose=verbose)
+
+
+# --------------------------------------------------------------------------- phases
+
+
+def default_phases() -> list[Phase]:
+    """The five phases, imported lazily (gitops/register/ci pull in kubernetes and zenml)."""
+    from .phases.ci import CiPhase
+    from .phases.gitops import GitopsPhase
+    from .phases.infra import InfraPhase
+    from .phases.preflight import PreflightPhase
+    from .phases.register import RegisterPhase
+
+    return [PreflightPhase(), InfraPhase(), GitopsPhase(), RegisterPhase(), CiPhase()]
+
+
+def crash_log(cfg: DeploymentConfig, phase: str, exc: BaseException) -> Path:
+    """Write an unexpected error's traceback to a log file (the user sees one line + the path)."""
+    path = user_data_dir() / "logs" / f"{cfg.name}-{phase}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(traceback.format_exception(exc)))
+    return path
+
+
+class Engine:
+    """Runs phases in order against one deployment record."""
+
+    def __init__(
+        self,
+        cfg: DeploymentConfig,
+        *,
+        phases: list[Phase] | None = None,
+        store: RecordStore | None = None,
+        reporter: Any = None,
+        options: dict[str, Any] | None = None,
+        phase_factory: Callable[[], list[Phase]] = default_phases,
+    ) -> None:
+        self.cfg = cfg
+        self._phases = phases
+        self._phase_factory = phase_factory
+        self.options = dict(options or {})
+        self._store = store
+        self.reporter = reporter or PlainReporter(verbose=bool(self.options.get("verbose")))
+
+    @property
+    def phases(self) -> list[Phase]:
+        if self._phases is None:
+            self._phases = self._phase_factory()
+        return self._phases
+
+    @property
+    def store(self) -> RecordStore:
+        if self._store is None:
+            self._store = record_store(self.cfg, self.options.get("storage_client"))
+        return self._store
+
+    def load_record(self) -> DeploymentRecord | None:
+        return self.store.load()
+
+    def _context(self, record: DeploymentRecord) -> PhaseContext:
+        return PhaseContext(
+            cfg=self.cfg,
+            recorded=record.recorded_outputs(),
+            reporter=self.reporter,
+            options=self.options,
+        )
+
+    def _names(self) -> list[str]:
+        return [p.name for p in self.phases]
+
+    def _check_phase(self, name: str | None, flag: str) -> None:
+        if name is not None and name not in self._names():
+            raise UserError(
+                f"{flag} {name} is not a phase", f"choose one of: {', '.join(self._names())}"
+            )
+
+    def plan_run(
+        self, record: DeploymentRecord | None, from_phase: str | None, stop_after: str | None
+    ) -> list[tuple[Phase, bool]]:
+        """(phase, run?) in order: resume from the first unfinished phase of the last run."""
+        names = self._names()
+        self._check_phase(from_phase, "--from-phase")
+        self._check_phase(stop_after, "--stop-after")
+        end = names.index(stop_after) if stop_after else len(names) - 1
+        if from_phase is not None:
+            start = names.index(from_phase)
+        elif record is None or record.config_hash != config_hash(self.cfg):
+            start = 0  # new deployment, or the config changed: converge everything
+        else:
+            unfinished = [
+                i
+                for i, n in enumerate(names)
+                if record.phases.get(n, PhaseRecord()).status != "succeeded"
+            ]
+            start = unfinished[0] if unfinished else 0
+        if start > end:
+            raise UserError(
+                f"--from-phase {names[start]} comes after --stop-after {names[end]}",
+                f"phases run in this order: {' -> '.join(names)}",
+            )
+        # preflight always runs: it is cheap and sets up the state backend for the rest
+        return [
+            (p, i <= end and (i >= start or p.name == "preflight"))
+            for i, p in enumerate(self.phases)
+        ][: end + 1]
+
+    def deploy(
+        self,
+        *,
+        from_phase: str | None = None,
+        stop_after: str | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Run the phases; return a summary. Raises PhaseError / Interrupted after recording."""
+        if dry_run:
+            self.options["dry_run"] = True
+            stop_after = stop_after if stop_after in ("preflight",) else "infra"
+        existing = self.load_record()
+        record = existing or DeploymentRecord.new(self.cfg)
+        plan = self.plan_run(existing, from_phase, stop_after)
+        record.config_hash = config_hash(self.cfg)
+        record.config = self.cfg.redacted()
+        if not dry_run:
+            record.destroy = {}  # a new deploy starts a new life cycle
+        summary: dict[str, Any] = {
+            "deployment": self.cfg.name,
+            "project": self.cfg.project,
+            "dry_run": dry_run,
+            "record": self.store.location,
+            "phases": {},
+        }
+        try:
+            for phase, should_run in plan:
+                if not should_run:
+                    rec = record.phases.get(phase.name, PhaseRecord())
+                    summary["phases"][phase.name] = {"status": "skipped", "previous": rec.status}
+                    self._call(self.reporter, "phase_start", phase.name)
+                    self._call(self.reporter, "phase_end", phase.name, "skipped", 0.0)
+                    continue
+                summary["phases"][phase.name] = self._run_one(phase, record, dry_run)
+        finally:
+            self._call(self.reporter, "close")
+        infra = record.phases.get("infra")
+        if infra and infra.outputs.get("outputs"):
+            summary["outputs"] = infra.outputs["outputs"]
+        if dry_run:
+            summary["preview"] = (infra.outputs.get("preview") if infra else None) or {}
+            pre = record.phases.get("preflight")
+            if pre is not None:
+                summary["state"] = {k: v for k, v in pre.outputs.items() if k.startswith("state_")}
+        return summary
+
+    @staticmethod
+    def _call(obj: Any, method: str, *args: Any) -> None:
+        fn = getattr(obj, method, None)
+        if fn is not None:
+            fn(*args)
+
+    def _save(self, record: DeploymentRecord, dry_run: bool) -> None:
+        if not dry_run:
+            self.store.save(record)
+
+    def _run_one(self, phase: Phase, record: DeploymentRecord, dry_run: bool) -> dict[str, Any]:
+        rec = PhaseRecord(status="started", started_at=_now())
+        previous = record.phases.get(phase.name)
+        if previous is not None:
+            rec.outputs = previous.outputs  # keep them readable while the phase re-runs
+        record.phases[phase.name] = rec
+        self._save(record, dry_run)
+        ctx = self._context(record)
+        self._call(self.reporter, "phase_start", phase.name)
+        t0 = time.monotonic()
+
+        def finish(status: PhaseStatus, error: str | None = None) -> None:
+            rec.status = status
+            rec.finished_at = _now()
+            rec.duration_s = round(time.monotonic() - t0, 2)
+            rec.error = error
+            self._save(record, dry_run)
+            self._call(self.reporter, "phase_end", phase.name, status, rec.duration_s)
+
+        try:
+            outputs = phase.run(ctx)
+        except KeyboardInterrupt:
+            finish("interrupted", "interrupted by the user")
+            raise Interrupted(
+                f"{phase.name} was interrupted; what finished is recorded",
+                "re-run `zenml-gcp-gitops deploy` with the same flags to resume",
+            ) from None
+        except Interrupted as e:
+            finish("interrupted", e.message)
+            raise
+        except UserError as e:
+            rec.log_file = getattr(e, "log_file", None)
+            finish("failed", str(e))
+            raise PhaseError(
+                f"{phase.name} failed: {e.message}",
+                e.hint
+                or f"fix the cause and re-run `zenml-gcp-gitops deploy`; it resumes at {phase.name}",
+            ) from e
+        except Exception as e:
+            log = crash_log(self.cfg, phase.name, e)
+            rec.log_file = str(log)
+            finish("failed", f"{e.__class__.__name__}: {e}")
+            raise PhaseError(
+                f"{phase.name} failed: {e.__class__.__name__}: {e}",
+                f"details in {log}; re-run `zenml-gcp-gitops deploy` to resume at {phase.name}",
+            ) from e
+        rec.outputs = scrub(outputs or {})
+        finish("succeeded")
+        return {"status": "succeeded", "duration_s": rec.duration_s}
+
+    # ----------------------------------------------------------------------- status
+
+    def status(self, live: bool = True) -> dict[str, Any]:
+        record = self.load_record()
+        out: dict[str, Any] = {
+            "deployment": self.cfg.name,
+            "project": self.cfg.project,
+            "record": self.store.location,
+            "deployed": record is not None,
+            "phases": {},
+        }
+        if record is None:
+            return out
+        ctx = self._context(record)
+        for phase in self.phases:
+            rec = record.phases.get(phase.name, PhaseRecord())
+            entry: dict[str, Any] = rec.model_dump(exclude={"outputs"})
+            if live and rec.status == "succeeded":
+                try:
+                    entry["live"] = scrub(phase.status(ctx))
+                except UserError as e:
+                    entry["live"] = {"reachable": False, "error": e.message}
+                except Exception as e:
+                    entry["live"] = {"reachable": False, "error": f"{e.__class__.__name__}: {e}"}
+            out["phases"][phase.name] = entry
+        infra = record.phases.get("infra")
+        if infra and infra.outputs.get("outputs"):
+            o = infra.outputs["outputs"]
+            out["infra"] = {
+                k: o.get(k)
+                for k in (
+                    "zenml_host",
+                    "mlflow_host",
+                    "ingress_ip",
+                    "cluster_name",
+                    "cluster_location",
+                    "registry_uri",
+                    "artifact_bucket",
+                    "sql_instance",
+                )
+            }
+        if record.destroy:
+            out["destroy"] = {
+                k: v.model_dump(exclude={"outputs"}) for k, v in record.destroy.items()
+            }
+        return out
+
+    # ----------------------------------------------------------------------- destroy
+
+    def destroy(self) -> dict[str, Any]:
+        """ci -> register -> gitops -> infra. Resumable: finished teardowns are skipped."""
+        record = self.load_record() or DeploymentRecord.new(self.cfg)
+        ctx = self._context(record)
+        order = [p for p in reversed(self.phases) if p.name != "preflight"]
+        # Checks that must pass before anything is deleted (e.g. deletion protection).
+        for phase in order:
+            check = getattr(phase, "check_destroy", None)
+            if (
+                check is not None
+                and record.destroy.get(phase.name, PhaseRecord()).status != "succeeded"
+            ):
+                check(ctx)
+        summary: dict[str, Any] = {"deployment": self.cfg.name, "phases": {}}
+        try:
+            for phase in order:
+                prev = record.destroy.get(phase.name)
+                if prev is not None and prev.status == "succeeded":
+                    summary["phases"][phase.name] = {"status": "skipped", "previous": "succeeded"}
+                    continue
+                summary["phases"][phase.name] = self._destroy_one(phase, record, ctx)
+        finally:
+            self._call(self.reporter, "close")
+        if self.options.get("purge_state"):
+            self.store.delete()
+            summary["record"] = "deleted"
+            for phase in self.phases:
+                purge = getattr(phase, "purge", None)
+                if purge is not None:
+                    summary.setdefault("purged", {})[phase.name] = purge(ctx)
+        return summary
+
+    def _destroy_one(
+        self, phase: Phase, record: DeploymentRecord, ctx: PhaseContext
+    ) -> dict[str, Any]:
+        rec = PhaseRecord(status="started", started_at=_now())
+        record.destroy[phase.name] = rec
+        self.store.save(record)
+        self._call(self.reporter, "phase_start", f"{phase.name}")
+        t0 = time.monotonic()
+
+        def finish(status: PhaseStatus, error: str | None = None) -> None:
+            rec.status, rec.error = status, error
+            rec.finished_at = _now()
+            rec.duration_s = round(time.monotonic() - t0, 2)
+            if status == "succeeded" and phase.name in record.phases:
+                record.phases[phase.name].status = "pending"
+            self.store.save(record)
+            self._call(self.reporter, "phase_end", phase.name, status, rec.duration_s)
+
+        try:
+            phase.destroy(ctx)
+        except KeyboardInterrupt:
+            finish("interrupted", "interrupted by the user")
+            raise Interrupted(
+                f"destroying {phase.name} was interrupted",
+                "re-run `zenml-gcp-gitops destroy` to continue",
+            ) from None
+        except UserError as e:
+            finish("failed", str(e))
+            raise PhaseError(
+                f"destroying {phase.name} failed: {e.message}",
+                e.hint or "fix the cause and re-run `zenml-gcp-gitops destroy`; it continues here",
+            ) from e
+        except Exception as e:
+            log = crash_log(self.cfg, f"destroy-{phase.name}", e)
+            finish("failed", f"{e.__class__.__name__}: {e}")
+            raise PhaseError(
+                f"destroying {phase.name} failed: {e.__class__.__name__}: {e}",
+                f"details in {log}; re-run `zenml-gcp-gitops destroy` to continue",
+            ) from e
+        finish("succeeded")
+        return {"status": "succeeded", "duration_s": rec.duration_s}
+
+
+def phase_names(phases: Iterable[Phase] | None = None) -> tuple[str, ...]:
+    return tuple(p.name for p in phases) if phases is not None else PHASE_ORDER
