@@ -1,0 +1,66 @@
+"""Run the training pipeline on a ZenML stack.
+
+    python examples/run.py --stack zenml-local                      # the local rehearsal
+    python examples/run.py --stack zenml --config configs/gcp.yaml  # GKE
+
+The ZenML server comes from the environment (`ZENML_STORE_URL` + `ZENML_STORE_API_KEY`, as
+in CI) or from `zenml login`. Prints one JSON line with the run's id, name and status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # `training` is importable however this script is started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", help="stack to run on (default: the active stack)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="ZenML run config YAML (default: configs/local.yaml for a *-local stack, "
+        "else configs/gcp.yaml)",
+    )
+    parser.add_argument("--min-accuracy", type=float, help="override the quality gate")
+    args = parser.parse_args(argv)
+
+    from zenml.client import Client
+
+    from training.pipeline import training_pipeline
+
+    client = Client()
+    if args.stack:
+        client.activate_stack(args.stack)
+    stack = client.active_stack_model.name
+    config = args.config or HERE / "configs" / (
+        "local.yaml" if stack.endswith("-local") else "gcp.yaml"
+    )
+    if not config.is_absolute() and not config.exists():
+        config = HERE / config
+    pipe = training_pipeline.with_options(config_path=str(config))
+    if args.min_accuracy is not None:
+        pipe = pipe.with_options(parameters={"min_accuracy": args.min_accuracy})
+    run = pipe()
+    run = client.get_pipeline_run(run.id) if run is not None else None
+    status = str(run.status.value) if run is not None else "submitted"
+    print(
+        json.dumps(
+            {
+                "run_id": str(run.id) if run else None,
+                "run_name": run.name if run else None,
+                "stack": stack,
+                "status": status,
+            }
+        )
+    )
+    return 0 if status in ("completed", "submitted", "running", "initializing") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""A breast-cancer classifier trained, tracked, gated and registered with ZenML."""
