@@ -30,9 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-accuracy", type=float, help="override the quality gate")
     args = parser.parse_args(argv)
 
-    from zenml.client import Client
-
     from training.pipeline import training_pipeline
+    from zenml.client import Client
 
     client = Client()
     if args.stack:
