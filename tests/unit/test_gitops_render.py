@@ -1,0 +1,525 @@
+"""The rendered GitOps tree: schema-valid, waves that gate in the right order, no secrets."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from zenml_gcp_gitops.config import DeploymentConfig, build_config
+from zenml_gcp_gitops.errors import ConfigError
+from zenml_gcp_gitops.gitops import render as R
+from zenml_gcp_gitops.outputs import InfraOutputs
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "argocd" / "example"
+
+VARIANTS = {
+    "gateway": {},
+    "nginx": {"ingress": "nginx"},
+    "gitops-repo": {
+        "gitops_repo": "https://github.com/acme/ml-gitops.git",
+        "gitops_path": "clusters/prod",
+    },
+    "nginx-repo-domain": {
+        "ingress": "nginx",
+        "domain": "ml.example.com",
+        "gitops_repo": "git@github.com:acme/ml-gitops.git",
+        "analytics": True,
+    },
+}
+
+
+def example_outputs(**changes: Any) -> InfraOutputs:
+    data = json.loads((EXAMPLE / "outputs.json").read_text())
+    data.update(changes)
+    return InfraOutputs.model_validate(data)
+
+
+def make_cfg(**overrides: Any) -> DeploymentConfig:
+    return build_config(EXAMPLE / "config.yaml", overrides)
+
+
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def rendered(request: pytest.FixtureRequest) -> tuple[DeploymentConfig, R.Rendered]:
+    cfg = make_cfg(**VARIANTS[request.param])
+    return cfg, R.render(cfg, example_outputs())
+
+
+# ---------------------------------------------------------------- schema validation
+
+_CRD_SCHEMAS = {
+    ("argoproj.io", "Application"): "argoproj.io/application_v1alpha1.json",
+    ("argoproj.io", "AppProject"): "argoproj.io/appproject_v1alpha1.json",
+    ("cert-manager.io", "ClusterIssuer"): "cert-manager.io/clusterissuer_v1.json",
+    ("cert-manager.io", "Certificate"): "cert-manager.io/certificate_v1.json",
+    ("external-secrets.io", "ClusterSecretStore"): "external-secrets.io/clustersecretstore_v1.json",
+    ("external-secrets.io", "SecretStore"): "external-secrets.io/secretstore_v1.json",
+    ("external-secrets.io", "ExternalSecret"): "external-secrets.io/externalsecret_v1.json",
+    ("gateway.networking.k8s.io", "Gateway"): "gateway.networking.k8s.io/gateway_v1.json",
+    ("gateway.networking.k8s.io", "HTTPRoute"): "gateway.networking.k8s.io/httproute_v1.json",
+}
+
+
+_CORE_GROUPS = {"", "rbac.authorization.k8s.io", "networking.k8s.io", "apps"}
+
+
+def _validate_crd(obj: dict[str, Any], schemas: Path) -> None:
+    import jsonschema
+
+    group = obj["apiVersion"].split("/")[0]
+    rel = _CRD_SCHEMAS[(group, obj["kind"])]
+    schema = json.loads((schemas / "crds" / rel).read_text())
+    jsonschema.Draft7Validator(schema).validate(obj)
+
+
+def _validate_core(obj: dict[str, Any]) -> None:
+    import kubernetes_validate
+
+    kubernetes_validate.validate(obj, "1.33.0", strict=True)
+
+
+def test_every_object_is_schema_valid(
+    rendered: tuple[DeploymentConfig, R.Rendered], shared_schemas: Path
+) -> None:
+    _, r = rendered
+    seen_kinds = set()
+    for obj in r.all_manifests():
+        group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
+        seen_kinds.add(obj["kind"])
+        if (group, obj["kind"]) in _CRD_SCHEMAS:
+            _validate_crd(obj, shared_schemas)
+        else:
+            assert group in _CORE_GROUPS, f"{obj['kind']} has no schema to validate against"
+            _validate_core(obj)
+    # the schemas were really exercised
+    assert {
+        "Application",
+        "AppProject",
+        "ExternalSecret",
+        "ClusterSecretStore",
+        "ClusterIssuer",
+    } <= seen_kinds
+
+
+def test_crd_validation_catches_a_broken_object(shared_schemas: Path) -> None:
+    import jsonschema
+
+    cfg = make_cfg()
+    r = R.render(cfg, example_outputs())
+    bad = json.loads(json.dumps(r.app("workloads").objects[-1]))
+    es = next(o for o in r.objects if o["kind"] == "ExternalSecret")
+    bad = json.loads(json.dumps(es))
+    bad["spec"]["secretStoreRef"]["kind"] = "NoSuchStore"
+    with pytest.raises(jsonschema.ValidationError):
+        _validate_crd(bad, shared_schemas)
+
+
+def test_mlflow_values_match_the_chart_schema(
+    rendered: tuple[DeploymentConfig, R.Rendered], shared_schemas: Path
+) -> None:
+    import jsonschema
+
+    cfg, r = rendered
+    assert cfg.versions.mlflow_chart == "1.11.5"  # the schema we have is for this version
+    schema = json.loads(
+        (shared_schemas / "chart-values" / "mlflow-1.11.5.values.schema.json").read_text()
+    )
+    values = r.app("mlflow").manifest["spec"]["source"]["helm"]["valuesObject"]
+    jsonschema.Draft7Validator(_without_required(schema)).validate(
+        _merge(_defaults(schema), values)
+    )
+    assert values["auth"]["enabled"] is True
+    assert values["artifactRoot"]["proxiedArtifactStorage"] is True
+    assert (
+        values["backendStore"]["existingDatabaseSecret"]["name"]
+        == cfg.names.k8s_secrets["mlflow_db_password"]
+    )
+
+
+def _without_required(schema: Any) -> Any:
+    """The schema minus its `required` lists. The chart's generated schema requires every
+    key because Helm validates the chart defaults merged with ours; without the chart's
+    values.yaml offline, we check that every key we set exists and has the right type."""
+    if isinstance(schema, dict):
+        return {
+            # conditions (not/if/oneOf...) keep theirs: they express rules such as
+            # "auth and ldapAuth are not both enabled"
+            k: v if k in _LOGIC else _without_required(v)
+            for k, v in schema.items()
+            if k != "required"
+        }
+    if isinstance(schema, list):
+        return [_without_required(v) for v in schema]
+    return schema
+
+
+_LOGIC = {"not", "if", "then", "else", "oneOf", "anyOf", "allOf"}
+
+
+def _defaults(schema: dict[str, Any]) -> Any:
+    """The chart defaults as the schema records them (stand-in for its values.yaml)."""
+    if "properties" in schema:
+        out = {k: _defaults(v) for k, v in schema["properties"].items()}
+        return {k: v for k, v in out.items() if v is not None}
+    default = schema.get("default")
+    if schema.get("type") == "boolean" and isinstance(default, str):
+        return default == "true"  # a few generated defaults are quoted ("false")
+    return default
+
+
+def _merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{k: _merge(base.get(k), v) for k, v in over.items()}}
+    return over
+
+
+def test_mlflow_schema_check_catches_wrong_values(shared_schemas: Path) -> None:
+    import jsonschema
+
+    schema = json.loads(
+        (shared_schemas / "chart-values" / "mlflow-1.11.5.values.schema.json").read_text()
+    )
+    v = jsonschema.Draft7Validator(_without_required(schema))
+    base = _defaults(schema)
+    v.validate(_merge(base, {"auth": {"enabled": True}}))
+    with pytest.raises(jsonschema.ValidationError):
+        v.validate(_merge(base, {"auth": {"enabled": "yes"}}))  # wrong type
+    with pytest.raises(jsonschema.ValidationError):
+        v.validate(_merge(base, {"backendStore": {"mysql": {"sslMode": "on"}}}))  # unknown key
+    with pytest.raises(jsonschema.ValidationError):
+        v.validate(_merge(base, {"auth": {"enabled": True}, "ldapAuth": {"enabled": True}}))
+
+
+# ---------------------------------------------------------------- waves and dependencies
+
+
+def _wave(app: R.ChildApp) -> int:
+    return int(app.manifest["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+
+
+_CRD_PROVIDERS = {
+    "external-secrets.io": "external_secrets",
+    "cert-manager.io": "cert_manager",
+}
+
+
+def test_declared_prerequisites_are_in_earlier_waves(
+    rendered: tuple[DeploymentConfig, R.Rendered],
+) -> None:
+    _, r = rendered
+    by_key = {a.key: a for a in r.apps}
+    for app in r.apps:
+        assert _wave(app) == app.wave
+        for req in app.requires:
+            assert _wave(by_key[req]) < _wave(app), f"{app.key} needs {req} in an earlier wave"
+
+
+def test_objects_depend_only_on_earlier_waves(
+    rendered: tuple[DeploymentConfig, R.Rendered],
+) -> None:
+    """Derived from content: CRD kinds, Secrets, ServiceAccounts and namespaces used."""
+    cfg, r = rendered
+    by_key = {a.key: a for a in r.apps}
+    provided_secret: dict[tuple[str, str], int] = {}
+    provided_sa: dict[tuple[str, str], int] = {}
+    for app in r.apps:
+        for obj in app.objects:
+            if obj["kind"] == "ExternalSecret":
+                provided_secret[(obj["metadata"]["namespace"], obj["spec"]["target"]["name"])] = (
+                    app.wave
+                )
+            if obj["kind"] == "ServiceAccount":
+                provided_sa[(obj["metadata"]["namespace"], obj["metadata"]["name"])] = app.wave
+    # CRD kinds come from an operator in an earlier wave
+    for app in r.apps:
+        for obj in app.objects:
+            group = obj["apiVersion"].split("/")[0]
+            if group in _CRD_PROVIDERS:
+                assert by_key[_CRD_PROVIDERS[group]].wave < app.wave, f"{obj['kind']} in {app.key}"
+    # the charts' Secrets and ServiceAccounts exist in an earlier wave
+    zenml = by_key["zenml_server"]
+    zv = zenml.manifest["spec"]["source"]["helm"]["valuesObject"]
+    zns = cfg.names.namespaces["zenml"]
+    refs = [zv["zenml"]["database"]["passwordSecretRef"]["name"]]
+    refs += [e["secretName"] for e in zv["zenml"]["environmentSecretKeyRefs"]]
+    for name in refs:
+        assert provided_secret[(zns, name)] < zenml.wave
+    assert provided_sa[(zns, zv["serviceAccount"]["name"])] < zenml.wave
+    mlflow = by_key["mlflow"]
+    mv = mlflow.manifest["spec"]["source"]["helm"]["valuesObject"]
+    mns = cfg.names.namespaces["mlflow"]
+    for name in (
+        mv["backendStore"]["existingDatabaseSecret"]["name"],
+        mv["auth"]["existingAdminSecret"]["name"],
+        *mv["extraSecretNamesForEnvFrom"],
+    ):
+        assert provided_secret[(mns, name)] < mlflow.wave
+    assert provided_sa[(mns, mv["serviceAccount"]["name"])] < mlflow.wave
+    # the ClusterIssuers the ingress annotations / Certificates use exist in an earlier or same app
+    issuers = {
+        o["metadata"]["name"]: a.wave
+        for a in r.apps
+        for o in a.objects
+        if o["kind"] == "ClusterIssuer"
+    }
+    if cfg.ingress == "nginx":
+        issuer = zv["zenml"]["ingress"]["annotations"]["cert-manager.io/cluster-issuer"]
+        assert issuers[issuer] < zenml.wave
+        assert by_key["ingress_nginx"].wave < zenml.wave
+
+
+def test_wave_order_is_the_documented_one(rendered: tuple[DeploymentConfig, R.Rendered]) -> None:
+    cfg, r = rendered
+    w = {a.key: a.wave for a in r.apps}
+    operators = [w["external_secrets"], w["cert_manager"]] + (
+        [w["ingress_nginx"]] if cfg.ingress == "nginx" else []
+    )
+    assert max(operators) < w["platform"] < w["workloads"] < w["zenml_server"] < w["mlflow"]
+    assert ("ingress_nginx" in w) == (cfg.ingress == "nginx")
+
+
+def test_children_sync_automatically_with_retry_and_cascade(
+    rendered: tuple[DeploymentConfig, R.Rendered],
+) -> None:
+    _, r = rendered
+    for app in r.apps:
+        spec = app.manifest["spec"]
+        assert spec["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+        assert spec["syncPolicy"]["retry"]["backoff"]["factor"] >= 2
+        assert app.manifest["metadata"]["finalizers"] == [
+            "resources-finalizer.argocd.argoproj.io/foreground"
+        ]
+        assert spec["project"] == r.project["metadata"]["name"]
+    big_crds = [r.app("external_secrets"), r.app("cert_manager")]
+    assert all(
+        "ServerSideApply=true" in a.manifest["spec"]["syncPolicy"]["syncOptions"] for a in big_crds
+    )
+
+
+# ---------------------------------------------------------------- project, root, health check
+
+
+def test_project_is_least_privilege(rendered: tuple[DeploymentConfig, R.Rendered]) -> None:
+    cfg, r = rendered
+    spec = r.project["spec"]
+    used = {a.manifest["spec"]["source"]["repoURL"] for a in r.apps} | {
+        r.root["spec"]["source"]["repoURL"]
+    }
+    assert set(spec["sourceRepos"]) == used
+    assert "*" not in spec["sourceRepos"]
+    assert all(
+        d["namespace"] != "*" and d["server"] == "https://kubernetes.default.svc"
+        for d in spec["destinations"]
+    )
+    dest_ns = {d["namespace"] for d in spec["destinations"]}
+    for app in r.apps:
+        assert app.manifest["spec"]["destination"]["namespace"] in dest_ns
+        for obj in app.objects:
+            ns = obj["metadata"].get("namespace")
+            assert ns is None or ns in dest_ns
+    cluster_kinds = {(c["group"], c["kind"]) for c in spec["clusterResourceWhitelist"]}
+    assert all(c["kind"] != "*" and c["group"] != "*" for c in spec["clusterResourceWhitelist"])
+    for app in r.apps:
+        for obj in app.objects:
+            if "namespace" not in obj["metadata"]:
+                group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
+                assert (group, obj["kind"]) in cluster_kinds
+    assert (("networking.k8s.io", "IngressClass") in cluster_kinds) == (cfg.ingress == "nginx")
+
+
+def test_root_source_follows_the_gitops_repo(rendered: tuple[DeploymentConfig, R.Rendered]) -> None:
+    cfg, r = rendered
+    src = r.root["spec"]["source"]
+    if cfg.gitops_repo:
+        assert src == {
+            "repoURL": cfg.gitops_repo,
+            "targetRevision": cfg.gitops_revision,
+            "path": f"{cfg.gitops_path}/apps",
+        }
+        assert r.app("platform").manifest["spec"]["source"]["path"] == f"{cfg.gitops_path}/platform"
+    else:
+        assert src["chart"] == R.RAW_CHART["chart"]
+        assert src["helm"]["valuesObject"]["resources"] == [a.manifest for a in r.apps]
+        assert (
+            r.app("workloads").manifest["spec"]["source"]["helm"]["valuesObject"]["resources"]
+            == r.app("workloads").objects
+        )
+
+
+def test_argocd_cm_carries_the_application_health_check() -> None:
+    r = R.render(make_cfg(), example_outputs())
+    lua = r.argocd_cm["data"]["resource.customizations.health.argoproj.io_Application"]
+    assert "comparedTo" in lua and "Synced" in lua and "Missing" in lua
+    assert r.argocd_cm["metadata"]["name"] == "argocd-cm"
+    assert r.argocd_cm["data"]["users.anonymous.enabled"] == "false"
+
+
+def test_argocd_is_not_exposed() -> None:
+    """Nothing we render makes Argo CD public (the upstream server Service is ClusterIP)."""
+    r = R.render(make_cfg(), example_outputs())
+    for obj in r.all_manifests():
+        if obj["kind"] in ("Service", "Ingress", "HTTPRoute"):
+            assert obj["metadata"].get("namespace") != "argocd"
+
+
+# ---------------------------------------------------------------- values wired from outputs
+
+
+def test_values_come_from_outputs_and_config() -> None:
+    out = example_outputs(sql_private_ip="10.9.8.7", ingress_ip="203.0.113.77")
+    cfg = make_cfg(ingress="nginx", analytics=True)
+    r = R.render(cfg, out)
+    zv = r.app("zenml_server").manifest["spec"]["source"]["helm"]["valuesObject"]["zenml"]
+    assert zv["database"]["url"] == "mysql://zenml@10.9.8.7:3306/zenml"
+    assert zv["debug"] is False and zv["analyticsOptIn"] is True
+    assert zv["secretsStore"] == {
+        "enabled": True,
+        "type": "gcp",
+        "gcp": {"authMethod": "implicit", "authConfig": {"project_id": "acme-ml-prod"}},
+    }
+    assert zv["enableImplicitAuthMethods"] is True
+    assert zv["environment"]["ZENML_STORE_SSL_CA"] == out.sql_server_ca_cert
+    assert (
+        r.app("zenml_server").manifest["spec"]["source"]["targetRevision"]
+        == cfg.versions.zenml_chart
+    )
+    nginx = r.app("ingress_nginx").manifest["spec"]["source"]["helm"]["valuesObject"]
+    assert nginx["controller"]["service"]["loadBalancerIP"] == "203.0.113.77"
+    sas = {
+        o["metadata"]["name"]: o
+        for o in r.app("workloads").objects
+        if o["kind"] == "ServiceAccount"
+    }
+    assert (
+        sas["zenml-server"]["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
+        == out.service_accounts["zenml_server"]
+    )
+    assert (
+        sas["mlflow"]["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
+        == out.service_accounts["mlflow"]
+    )
+
+
+def test_one_external_secret_per_secret_with_ids_from_outputs() -> None:
+    out = example_outputs()
+    r = R.render(make_cfg(), out)
+    es = [o for o in r.objects if o["kind"] == "ExternalSecret"]
+    used_ids = {d["remoteRef"]["key"] for o in es for d in o["spec"]["data"]}
+    cluster_keys = [
+        "zenml_db_password",
+        "mlflow_db_password",
+        "zenml_admin",
+        "zenml_jwt",
+        "mlflow_auth",
+        "mlflow_flask",
+    ]
+    assert used_ids == {out.secret_ids[k] for k in cluster_keys}
+    assert len(es) == len(cluster_keys)
+    admin = next(o for o in es if o["metadata"]["name"] == "zenml-admin")
+    assert {d["remoteRef"]["property"] for d in admin["spec"]["data"]} == {"username", "password"}
+
+
+def test_gateway_uses_the_reserved_address_and_hosts() -> None:
+    out = example_outputs()
+    cfg = make_cfg()
+    r = R.render(cfg, out)
+    gw = next(o for o in r.objects if o["kind"] == "Gateway")
+    assert gw["spec"]["addresses"] == [{"type": "NamedAddress", "value": cfg.names.ingress_ip}]
+    hosts = {lst.get("hostname") for lst in gw["spec"]["listeners"]}
+    assert {out.zenml_host, out.mlflow_host} <= hosts
+    certs = {o["spec"]["dnsNames"][0] for o in r.objects if o["kind"] == "Certificate"}
+    assert certs == {out.zenml_host, out.mlflow_host}
+    issuers = [o for o in r.objects if o["kind"] == "ClusterIssuer"]
+    assert {i["spec"]["acme"]["server"] for i in issuers} == set(R.LETSENCRYPT.values())
+    assert all("gatewayHTTPRoute" in i["spec"]["acme"]["solvers"][0]["http01"] for i in issuers)
+
+
+def test_missing_secret_id_is_a_clear_error() -> None:
+    out = example_outputs()
+    ids = dict(out.secret_ids)
+    ids.pop("zenml_jwt")
+    with pytest.raises(ConfigError, match="zenml_jwt"):
+        R.render(make_cfg(), example_outputs(secret_ids=ids))
+
+
+def test_unsupported_argocd_version_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=re.escape("v3.0.0")):
+        R.render(make_cfg(versions={"argocd": "v3.0.0"}), example_outputs())
+
+
+# ---------------------------------------------------------------- substitution engine
+
+
+def test_substitution_never_changes_structure() -> None:
+    evil = "x\nkind: Secret\n---\nfoo: ${bar}"
+    out = R.substitute({"a": "${v}", "b": "pre-${v}-post", "c": ["${n}"]}, {"v": evil, "n": 3})
+    assert out == {"a": evil, "b": f"pre-{evil}-post", "c": [3]}
+    assert R.substitute({"keep": 1, "drop": "${none}"}, {"none": None}) == {"keep": 1}
+    with pytest.raises(ConfigError, match="unknown placeholder"):
+        R.substitute({"a": "${missing}"}, {})
+    with pytest.raises(ConfigError, match="not text"):
+        R.substitute({"a": "x-${m}"}, {"m": {"k": 1}})
+
+
+# ---------------------------------------------------------------- no secret values anywhere
+
+
+def test_no_secret_value_is_ever_rendered(tmp_path: Path) -> None:
+    """Generate secret values, make them reachable the way a careless template could (outputs
+    with a service-account key, env), render everything, and search all text for them."""
+    values = {k: secrets.token_urlsafe(24) for k in ("db", "admin", "jwt", "flask", "sa_key")}
+    out = example_outputs(pipelines_sa_key=json.dumps({"private_key": values["sa_key"]}))
+    for name, overrides in VARIANTS.items():
+        cfg = make_cfg(**overrides, connector_auth="service-account")
+        ids = dict(out.secret_ids, pipelines_sa_key=f"zenml-pipelines-key-{name}")
+        r = R.render(cfg, out.model_copy(update={"secret_ids": ids}))
+        texts = [json.dumps(R.argocd_plan(cfg, out.model_copy(update={"secret_ids": ids})))]
+        R.write_tree(r, tmp_path / name)
+        texts += [p.read_text() for p in (tmp_path / name).rglob("*") if p.is_file()]
+        blob = "\n".join(texts)
+        for v in values.values():
+            assert v not in blob
+        # every Secret we render is a repository declaration without credentials
+        for obj in r.objects:
+            if obj["kind"] == "Secret":
+                assert set(obj["stringData"]) <= {"name", "type", "url", "enableOCI"}
+                assert not re.search(r"//[^/@]+@", obj["stringData"]["url"])
+
+
+# ---------------------------------------------------------------- render --out tree
+
+
+def test_tree_layout_and_roundtrip(tmp_path: Path) -> None:
+    cfg = make_cfg(gitops_repo="https://github.com/acme/ml-gitops.git", gitops_path="gitops")
+    r = R.render(cfg, example_outputs())
+    R.write_tree(r, tmp_path)
+    apps = sorted(p.name for p in (tmp_path / "apps").glob("*.yaml"))
+    assert apps == sorted(f"{a.name}.yaml" for a in r.apps)
+    for app in r.apps:
+        if app.objects:
+            folder = tmp_path / app.manifest["spec"]["source"]["path"].removeprefix("gitops/")
+            docs = [yaml.safe_load(p.read_text()) for p in sorted(folder.glob("*.yaml"))]
+            assert sorted(map(json.dumps, docs)) == sorted(map(json.dumps, app.objects))
+    assert yaml.safe_load((tmp_path / "bootstrap" / "root.yaml").read_text()) == r.root
+    # a stale file from an earlier render is removed
+    (tmp_path / "apps" / "old-app.yaml").write_text("x: 1\n")
+    R.write_tree(r, tmp_path)
+    assert not (tmp_path / "apps" / "old-app.yaml").exists()
+
+
+def test_argocd_plan_contract_shape() -> None:
+    cfg = make_cfg()
+    plan = R.argocd_plan(cfg, example_outputs())
+    assert set(plan) == {"version", "install", "project", "root", "applications", "objects"}
+    assert plan["version"] == cfg.versions.argocd
+    assert set(plan["install"]) == {"manifest_url", "sha256", "argocd_cm"}
+    assert re.fullmatch(r"[0-9a-f]{64}", plan["install"]["sha256"])
+    assert cfg.versions.argocd in plan["install"]["manifest_url"]
+    assert all(a["kind"] == "Application" for a in plan["applications"])
+    assert all(o["kind"] != "Application" for o in plan["objects"])
+    json.dumps(plan)  # plain JSON data
