@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 PLAN_VERSION = 1
 SECRET_MARK = "[secret]"
+_STACK_TYPE = "pulumi:pulumi:Stack"
 _SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
@@ -219,6 +220,7 @@ def _make_mocks(project: str, region: str) -> Any:
 def _make_monitor(mocks: Any) -> Any:
     from pulumi.runtime import rpc
     from pulumi.runtime.mocks import MockMonitor
+    from pulumi.runtime.settings import get_project, get_stack
 
     class RecordingMonitor(MockMonitor):
         """A MockMonitor that also keeps what the engine would see: parent and dependencies."""
@@ -228,9 +230,18 @@ def _make_monitor(mocks: Any) -> Any:
             self.registrations: list[Registration] = []
             self._lock = threading.Lock()
 
+        def make_urn(self, parent: str, type_: str, name: str) -> str:
+            # As the engine does: the parent's whole type chain, minus the root stack
+            # (MockMonitor keeps only the last parent type, and keeps the stack's).
+            if parent:
+                qualified = parent.split("::")[2]
+                if qualified != _STACK_TYPE:
+                    type_ = f"{qualified}${type_}"
+            return "urn:pulumi:" + "::".join([get_stack(), get_project(), type_, name])
+
         def RegisterResource(self, request: Any) -> Any:
             response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
-            if request.type != "pulumi:pulumi:Stack":
+            if request.type != _STACK_TYPE:
                 reg = Registration(
                     urn=self.make_urn(request.parent, request.type, request.name),
                     type=request.type,
@@ -318,7 +329,9 @@ def _run_in_thread(cfg: DeploymentConfig) -> MockRun:
         loop.close()
         asyncio.set_event_loop(None)
     stack_urns = {
-        r.parent for r in monitor.registrations if r.parent and "pulumi:pulumi:Stack" in r.parent
+        r.parent
+        for r in monitor.registrations
+        if r.parent and r.parent.split("::")[2] == _STACK_TYPE
     }
     regs = []
     for reg in monitor.registrations:
