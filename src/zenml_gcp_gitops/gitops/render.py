@@ -550,8 +550,23 @@ def argocd_plan(cfg: DeploymentConfig, outputs: InfraOutputs) -> dict[str, Any]:
 # ---------------------------------------------------------------- render --out
 
 
-def _dump(obj: Any) -> str:
-    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, width=100)
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (the health check, CA certificates) as readable `|` blocks."""
+
+
+def _str_block(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _str_block)
+
+
+def dump_yaml(obj: Any) -> str:
+    return yaml.dump(obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100)
+
+
+_dump = dump_yaml
 
 
 def _file_name(obj: dict[str, Any]) -> str:
