@@ -24,6 +24,8 @@ _VERSION_FLAGS = {
 _CHOICE = click.Choice
 
 
+# One flag per line reads better than the formatter's layout.
+# fmt: off
 def _opts() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
     o = click.option
     return [
@@ -51,11 +53,11 @@ def _opts() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
         o("--gitops-path", help="Path inside --gitops-repo [gitops]."),
         o("--gitops-revision", help="Branch or tag of --gitops-repo [HEAD]."),
         o("--analytics/--no-analytics", default=None, help="ZenML server analytics [off]."),
-        o("--zenml-chart-version", help="[installed zenml version]"),
-        o("--mlflow-chart-version"),
-        o("--argocd-version"),
-        o("--cert-manager-version"),
-        o("--external-secrets-version"),
+        o("--zenml-chart-version", help="ZenML server Helm chart [installed zenml version]."),
+        o("--mlflow-chart-version", help="MLflow Helm chart version [pinned; `plan` shows it]."),
+        o("--argocd-version", help="Argo CD version [pinned; `plan` shows it]."),
+        o("--cert-manager-version", help="cert-manager version [pinned; `plan` shows it]."),
+        o("--external-secrets-version", help="External Secrets Operator version [pinned; `plan` shows it]."),
     ]
 
 
@@ -66,6 +68,7 @@ _KEYS = [
     "github_repo", "gitops_repo", "gitops_path", "gitops_revision", "analytics",
     *_VERSION_FLAGS,
 ]
+# fmt: on
 
 
 @dataclass
@@ -102,6 +105,10 @@ def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def output_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
-        "--output", "-o", "output", type=_CHOICE(["text", "json"]), default="text",
+        "--output",
+        "-o",
+        "output",
+        type=_CHOICE(["text", "json"]),
+        default="text",
         help="`json` prints one machine-readable document on stdout.",
     )(func)
