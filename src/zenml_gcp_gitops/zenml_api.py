@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -380,6 +381,7 @@ class _Applier:
             existing["connector"] = conn
             if conn is not None and not _has_labels(conn.labels, spec.labels):
                 foreign.append(f"service connector '{spec.connector.name}'")
+        self.check_secret_refs(existing)
         stack = self.find_stack(spec.name)
         existing["stack"] = stack
         if stack is not None and not _has_labels(stack.labels, spec.labels):
@@ -392,6 +394,27 @@ class _Applier:
                 "pass --adopt to take them over, or choose another deployment name",
             )
         return existing
+
+    def check_secret_refs(self, existing: dict[str, Any]) -> None:
+        """Every `{{secret.key}}` a component uses must resolve to a non-empty value."""
+        ours = {s.name: s for s in self.spec.secrets}
+        for c in self.spec.ordered_components():
+            for value in c.configuration.values():
+                m = _SECRET_REF.fullmatch(value) if isinstance(value, str) else None
+                if m is None:
+                    continue
+                name, key = m.group(1), m.group(2)
+                if name in ours:
+                    v = ours[name].values.get(key)
+                    if v is not None and v.get_secret_value():
+                        continue
+                elif self.find_secret(name) is not None:
+                    continue  # a secret the user manages on the server
+                raise UserError(
+                    f"{c.type} '{c.name}' references {{{{{name}.{key}}}}}, which has no value",
+                    "the MLflow credentials come from MLFLOW_TRACKING_USERNAME/PASSWORD or "
+                    "the infra phase's Secret Manager secret",
+                )
 
     def connector_request(self) -> Any:
         from zenml.models import ServiceConnectorRequest
@@ -606,6 +629,7 @@ class _Applier:
 
 
 LABEL_HINT = "zenml:deployment"
+_SECRET_REF = re.compile(r"\{\{\s*([^.\s}]+)\.([^}\s]+)\s*\}\}")
 
 
 def apply_stack_spec(

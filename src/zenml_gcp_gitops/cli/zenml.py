@@ -271,10 +271,10 @@ def register_cmd(
     ctx = _context(cfg, outputs, zenml_url, adopt=adopt, timeout=timeout)
     ctx.options["zenml_url"] = _url(ctx)
     if verify:
-        spec = build_spec(ctx)
         from ..zenml_api import apply_stack_spec, connect
 
         store = connect(ctx.options["zenml_url"], admin_credentials(ctx), timeout=timeout)
+        spec = build_spec(ctx)
         res = apply_stack_spec(store, spec, adopt=adopt, verify=True)
         result = {"zenml_url": ctx.options["zenml_url"], **res.public_dict()}
         extra = {"verification": res.verification, "log": res.log}

@@ -128,10 +128,11 @@ class RegisterPhase:
     def run(self, ctx: PhaseContext) -> dict[str, Any]:
         from ..zenml_api import apply_stack_spec, connect
 
-        spec = build_spec(ctx)
         url = zenml_url_of(ctx)
-        ctx.reporter.step(f"Registering stack {spec.name} on {url}")
+        # Reach and log in to the server first: its errors are the likelier ones to fix.
         store = connect(url, admin_credentials(ctx), timeout=ctx.options.get("timeout", 300))
+        spec = build_spec(ctx)
+        ctx.reporter.step(f"Registering stack {spec.name} on {url}")
         result = apply_stack_spec(store, spec, adopt=bool(ctx.options.get("adopt")))
         for line in result.log:
             ctx.reporter.log(line)

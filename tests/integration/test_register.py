@@ -1,0 +1,339 @@
+"""`register` against a real ZenML server (uvicorn + SQLite, OAuth2 password auth)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from tests.support.register_fixtures import (
+    FAKE_SA_KEY,
+    admin_store,
+    make_cfg,
+    make_outputs,
+    shared_server,
+    write_outputs,
+)
+from tests.support.zenml_server import ZenServer, free_port
+from zenml_gcp_gitops.errors import PhaseError, ServiceUnavailable, UserError
+from zenml_gcp_gitops.stack_spec import gcp_stack_spec
+from zenml_gcp_gitops.zenml_api import (
+    AuthError,
+    Credentials,
+    ForeignObjectError,
+    ServerTooOld,
+    apply_stack_spec,
+    connect,
+    count_objects,
+    delete_stack_spec,
+    stack_status,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server(request: pytest.FixtureRequest) -> ZenServer:
+    return shared_server(request)
+
+
+@pytest.fixture(scope="module")
+def store(server: ZenServer) -> Any:
+    return admin_store(server)
+
+
+@pytest.fixture
+def admin_env(server: ZenServer, monkeypatch: pytest.MonkeyPatch) -> ZenServer:
+    monkeypatch.delenv("ZENML_STORE_API_KEY", raising=False)
+    monkeypatch.setenv("ZENML_STORE_USERNAME", server.username)
+    monkeypatch.setenv("ZENML_STORE_PASSWORD", server.password)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "mlflow-user")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "mlflow-S3cret-value")
+    return server
+
+
+def test_register_values_labels_and_secret_refs(store: Any) -> None:
+    cfg = make_cfg("reg-values")
+    spec = gcp_stack_spec(
+        cfg, make_outputs(cfg), mlflow_username="ml-user", mlflow_password="ml-Pa55"
+    )
+    result = apply_stack_spec(store, spec)
+    assert len(result.created) == 8  # secret, connector, 5 components, stack
+
+    stack = store.get_stack(result.stack.id)
+    assert stack.name == "reg-values"
+    assert stack.labels == spec.labels
+    comps = {str(t): v[0] for t, v in stack.components.items()}
+    assert set(comps) == set(spec.components)
+    for ctype, want in spec.components.items():
+        got = store.get_stack_component(comps[ctype].id)
+        assert got.name == want.name
+        assert got.flavor_name == want.flavor
+        assert dict(got.configuration) == want.configuration
+        assert got.labels == spec.labels
+        if want.connector_resource_type:
+            assert got.connector is not None and got.connector.name == "reg-values-gcp"
+            assert got.connector_resource_id == want.connector_resource_id
+        else:
+            assert got.connector is None
+    tracker = store.get_stack_component(comps["experiment_tracker"].id)
+    assert (
+        tracker.configuration["tracking_password"] == "{{reg-values-mlflow-credentials.password}}"
+    )
+    assert "ml-Pa55" not in json.dumps(dict(tracker.configuration))
+    # the values live in ZenML's secret store, readable by the (non-private) stack users
+    from zenml.models import SecretFilter
+
+    secret = store.list_secrets(
+        SecretFilter(name="reg-values-mlflow-credentials"), hydrate=True
+    ).items[0]
+    full = store.get_secret(secret.id)
+    assert {k: v.get_secret_value() for k, v in full.values.items()} == {
+        "username": "ml-user",
+        "password": "ml-Pa55",
+    }
+    assert full.private is False
+    conn = store.get_service_connector(result.connector.id) if result.connector else None
+    assert (
+        conn is not None
+        and conn.auth_method == "implicit"
+        and conn.connector_type.connector_type == "gcp"
+    )
+    assert conn.labels == spec.labels
+    assert dict(conn.configuration)["project_id"] == cfg.project
+    assert result.public_dict()["connector"] == {
+        "id": str(conn.id),
+        "name": "reg-values-gcp",
+        "auth_method": "implicit",
+    }
+    status = stack_status(store, spec)
+    assert status["healthy"] and status["missing"] == []
+
+
+def test_second_run_is_a_noop_and_change_updates_in_place(store: Any) -> None:
+    cfg = make_cfg("reg-idem")
+    spec = gcp_stack_spec(cfg, make_outputs(cfg), mlflow_username="u", mlflow_password="p")
+    first = apply_stack_spec(store, spec)
+    before = count_objects(store)
+    second = apply_stack_spec(store, spec)
+    assert count_objects(store) == before
+    assert second.created == [] and second.updated == []
+    assert second.public_dict() == first.public_dict()
+
+    # a new hostname and a new MLflow password: updated in place, same IDs, no new objects
+    spec2 = gcp_stack_spec(
+        cfg,
+        make_outputs(cfg, mlflow_host="mlflow.ml.example.com"),
+        mlflow_username="u",
+        mlflow_password="p2",
+    )
+    third = apply_stack_spec(store, spec2)
+    assert count_objects(store) == before
+    assert third.public_dict() == first.public_dict()
+    assert sorted(third.updated) == [
+        "experiment_tracker:reg-idem-mlflow",
+        "secret:reg-idem-mlflow-credentials",
+    ]
+    tracker = store.get_stack_component(third.components["experiment_tracker"].id)
+    assert tracker.configuration["tracking_uri"] == "https://mlflow.ml.example.com"
+
+
+def test_foreign_component_is_refused_unless_adopted(store: Any) -> None:
+    from zenml.models import ComponentRequest
+
+    cfg = make_cfg("reg-foreign")
+    spec = gcp_stack_spec(cfg, make_outputs(cfg), mlflow_username="u", mlflow_password="p")
+    foreign = store.create_stack_component(
+        ComponentRequest(
+            name="reg-foreign-artifacts", type="artifact_store", flavor="gcp",
+            configuration={"path": "gs://someone-elses-bucket"}, labels={"team": "other"},
+        )
+    )  # fmt: skip
+    before = count_objects(store)
+    with pytest.raises(ForeignObjectError, match="artifact_store 'reg-foreign-artifacts'"):
+        apply_stack_spec(store, spec)
+    assert count_objects(store) == before  # refused before any write
+    assert (
+        store.get_stack_component(foreign.id).configuration["path"] == "gs://someone-elses-bucket"
+    )
+
+    adopted = apply_stack_spec(store, spec, adopt=True)
+    assert adopted.components["artifact_store"].id == str(foreign.id)
+    got = store.get_stack_component(foreign.id)
+    assert got.configuration["path"] == f"gs://{cfg.names.artifact_bucket}"
+    assert got.labels["team"] == "other" and got.labels["zenml:deployment"] == "gcp-gitops"
+
+
+class _FailingStore:
+    """Delegates to the real store but fails one call, like a dropped connection midway."""
+
+    def __init__(self, inner: Any, fail_on: str) -> None:
+        self._inner, self._fail_on = inner, fail_on
+
+    def __getattr__(self, name: str) -> Any:
+        if name == self._fail_on:
+
+            def boom(*args: Any, **kwargs: Any) -> Any:
+                raise ConnectionError("connection reset by peer")
+
+            return boom
+        return getattr(self._inner, name)
+
+
+def test_failure_midway_leaves_nothing_half_registered(store: Any) -> None:
+    cfg = make_cfg("reg-rollback")
+    spec = gcp_stack_spec(cfg, make_outputs(cfg), mlflow_username="u", mlflow_password="p")
+    before = count_objects(store)
+    with pytest.raises(PhaseError, match="nothing was left behind"):
+        apply_stack_spec(_FailingStore(store, "create_stack"), spec)
+    assert count_objects(store) == before
+    assert stack_status(store, spec)["missing"]  # nothing of it exists
+
+    # an update that fails midway is put back as it was
+    apply_stack_spec(store, spec)
+    spec2 = gcp_stack_spec(
+        cfg,
+        make_outputs(cfg, mlflow_host="mlflow.other.example.com"),
+        mlflow_username="u",
+        mlflow_password="p",
+    )
+    with pytest.raises(PhaseError):
+        apply_stack_spec(_FailingStore(store, "update_stack"), _with_new_orchestrator(spec2))
+    r = apply_stack_spec(store, spec)
+    assert r.updated == [] and r.created == []  # the failed run restored the old values
+
+
+def _with_new_orchestrator(spec: Any) -> Any:
+    comps = dict(spec.components)
+    comps["orchestrator"] = comps["orchestrator"].model_copy(update={"name": "reg-rollback-orch2"})
+    return spec.model_copy(update={"components": comps})
+
+
+def test_service_account_connector_keeps_the_key_in_zenml_secrets(store: Any) -> None:
+    cfg = make_cfg("reg-sakey", connector_auth="service-account")
+    spec = gcp_stack_spec(cfg, make_outputs(cfg), mlflow_username="u", mlflow_password="p")
+    result = apply_stack_spec(store, spec)
+    assert (
+        result.connector is not None and result.connector.extra["auth_method"] == "service-account"
+    )
+    plain = store.get_service_connector(result.connector.id)  # not expanded: secrets masked
+    assert FAKE_SA_KEY["private_key_id"] not in plain.model_dump_json()
+    expanded = store.get_service_connector(result.connector.id, expand_secrets=True)
+    key = dict(expanded.configuration)["service_account_json"]
+    assert json.loads(key.get_secret_value())["private_key_id"] == FAKE_SA_KEY["private_key_id"]
+    again = apply_stack_spec(store, spec)
+    assert again.created == [] and again.updated == []
+    assert delete_stack_spec(store, spec)
+    assert stack_status(store, spec)["missing"]
+
+
+def test_missing_secret_values_are_refused_before_any_write(store: Any) -> None:
+    cfg = make_cfg("reg-nocreds")
+    spec = gcp_stack_spec(cfg, make_outputs(cfg))  # no MLflow credentials known
+    before = count_objects(store)
+    with pytest.raises(UserError, match=r"reg-nocreds-mlflow-credentials\.username"):
+        apply_stack_spec(store, spec)
+    assert count_objects(store) == before
+
+
+def test_cli_register_json_contract(admin_env: ZenServer, tmp_path) -> None:
+    from zenml_gcp_gitops.cli import cli
+
+    cfg = make_cfg("reg-cli")
+    outputs = write_outputs(tmp_path / "outputs.json", cfg)
+    args = ["register", "--outputs", str(outputs), "--zenml-url", admin_env.url, "--output", "json"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert set(data) == {"stack", "components", "connector"}
+    assert set(data["stack"]) == {"id", "name"} and data["stack"]["name"] == "reg-cli"
+    assert {t: set(v) for t, v in data["components"].items()} == {
+        t: {"id", "name", "flavor"} for t in
+        ("artifact_store", "container_registry", "orchestrator", "experiment_tracker", "image_builder")
+    }  # fmt: skip
+    assert set(data["connector"]) == {"id", "name", "auth_method"}
+    assert "mlflow-S3cret-value" not in res.output
+    res2 = CliRunner().invoke(cli, args)
+    assert json.loads(res2.output) == data
+
+
+def _one_line_error(res: Any) -> str:
+    assert res.exit_code != 0
+    assert "Traceback" not in res.output
+    lines = [x for x in res.output.splitlines() if x.startswith("Error:")]
+    assert len(lines) == 1, res.output
+    return lines[0]
+
+
+def test_wrong_password_and_unreachable_url(admin_env: ZenServer, tmp_path, monkeypatch) -> None:
+    from zenml_gcp_gitops.cli import cli
+
+    cfg = make_cfg("reg-bad")
+    store = admin_store(admin_env)
+    before = count_objects(store)
+    outputs = write_outputs(tmp_path / "outputs.json", cfg)
+    monkeypatch.setenv("ZENML_STORE_PASSWORD", "not-the-password")
+    res = CliRunner().invoke(
+        cli, ["register", "--outputs", str(outputs), "--zenml-url", admin_env.url]
+    )
+    assert "rejected the password for user 'admin'" in _one_line_error(res)
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    res = CliRunner().invoke(
+        cli, ["register", "--outputs", str(outputs), "--zenml-url", dead, "--timeout", "1"]
+    )
+    assert "is not healthy after 1s" in _one_line_error(res)
+    assert count_objects(store) == before
+    with pytest.raises(AuthError):
+        connect(admin_env.url, Credentials(username="admin", password="nope"), timeout=5)
+
+
+@pytest.fixture
+def old_server() -> Iterator[str]:
+    """A tiny HTTP server answering like a ZenML 0.50 server (/health, /api/v1/info)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'"OK"' if self.path == "/health" else json.dumps({"version": "0.50.0"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_too_old_server(old_server: str, tmp_path, monkeypatch) -> None:
+    from zenml_gcp_gitops.cli import cli
+
+    monkeypatch.setenv("ZENML_STORE_USERNAME", "admin")
+    monkeypatch.setenv("ZENML_STORE_PASSWORD", "x")
+    with pytest.raises(ServerTooOld, match=r"runs 0\.50\.0"):
+        connect(old_server, Credentials(username="a", password="b"), timeout=5)
+    outputs = write_outputs(tmp_path / "outputs.json", make_cfg("reg-old"))
+    res = CliRunner().invoke(
+        cli, ["register", "--outputs", str(outputs), "--zenml-url", old_server]
+    )
+    assert "runs 0.50.0" in _one_line_error(res)
+
+
+def test_unreachable_raises_service_unavailable() -> None:
+    with pytest.raises(ServiceUnavailable):
+        connect(
+            f"http://127.0.0.1:{free_port()}", Credentials(username="a", password="b"), timeout=0.5
+        )
