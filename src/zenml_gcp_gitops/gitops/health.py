@@ -50,10 +50,16 @@ class AppState:
     health: str
     phase: str | None
     message: str
+    stale: bool = False  # the verdict is for an older spec (see application-health.lua)
 
     @property
     def ready(self) -> bool:
-        return self.sync == "Synced" and self.health == "Healthy" and self.phase not in ("Running",)
+        return (
+            self.sync == "Synced"
+            and self.health == "Healthy"
+            and self.phase != "Running"
+            and not self.stale
+        )
 
     @property
     def failed(self) -> bool:
@@ -61,10 +67,26 @@ class AppState:
 
     def line(self, elapsed: float) -> str:
         op = f" [{self.phase}]" if self.phase and self.phase != "Succeeded" else ""
+        op += " [stale]" if self.stale else ""
         msg = f"  {self.message[:100]}" if self.message and not self.ready else ""
         return (
             f"wave {self.wave}  {self.name:<30} {self.sync}/{self.health}{op}  {int(elapsed)}s{msg}"
         )
+
+
+def _empty(v: Any) -> bool:
+    return v is None or v == "" or v is False or v == {} or v == []
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, where Argo CD may omit empty fields on one side (as in the Lua check)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return all(_same(a.get(k), b.get(k)) for k in set(a) | set(b))
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if _empty(a) and _empty(b):
+        return True
+    return bool(a == b)
 
 
 def read_state(app: dict[str, Any] | None, name: str, wave: int) -> AppState:
@@ -73,13 +95,21 @@ def read_state(app: dict[str, Any] | None, name: str, wave: int) -> AppState:
     status = app.get("status") or {}
     op = status.get("operationState") or {}
     health = status.get("health") or {}
+    sync = status.get("sync") or {}
+    compared = sync.get("comparedTo") or {}
+    spec = app.get("spec") or {}
+    # Same guard as the Lua health check: a verdict about another source is not about us.
+    stale = compared.get("source") != spec.get("source") or compared.get(
+        "destination", spec.get("destination")
+    ) != spec.get("destination")
     return AppState(
         name=name,
         wave=wave,
-        sync=(status.get("sync") or {}).get("status") or "Unknown",
+        sync=sync.get("status") or "Unknown",
         health=health.get("status") or "Unknown",
         phase=op.get("phase"),
         message=op.get("message") or health.get("message") or "",
+        stale=stale,
     )
 
 

@@ -1,0 +1,223 @@
+"""A stateful fake Kubernetes API (kmock) served from a thread, for the GitOps phase tests.
+
+kmock 0.8 stores objects and answers list/get/patch/delete like an API server, on a free
+loopback port. Three gaps are bridged here, in test setup only (never in product code):
+
+- named namespace URLs (`/api/v1/namespaces/NAME`) are parsed by kmock as "namespace NAME"
+  with no resource, which is why the typed client's `create_namespace` fails on it: we
+  re-map them to the `namespaces` resource;
+- server-side apply of an object that does not exist yet (a PATCH) is a create on a real
+  API server; kmock answers 404, so we turn it into a create (kmock answers 200 instead of
+  201 on create, which the dynamic client does not mind);
+- list responses get the `kind`/`apiVersion` the dynamic client needs.
+
+`FakeCluster` also lets a test act as the controllers (Argo CD, GKE): read and change the
+stored objects from the test thread while the product code polls over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import attrs
+import kmock
+from kmock._internal import apps, enums, k8s, rendering
+
+# plural path -> (kind, namespaced)
+RESOURCES: dict[str, tuple[str, bool]] = {
+    "v1/namespaces": ("Namespace", False),
+    "v1/configmaps": ("ConfigMap", True),
+    "v1/secrets": ("Secret", True),
+    "v1/services": ("Service", True),
+    "v1/serviceaccounts": ("ServiceAccount", True),
+    "v1/pods": ("Pod", True),
+    "v1/events": ("Event", True),
+    "v1/persistentvolumeclaims": ("PersistentVolumeClaim", True),
+    "apps/v1/deployments": ("Deployment", True),
+    "apps/v1/statefulsets": ("StatefulSet", True),
+    "rbac.authorization.k8s.io/v1/roles": ("Role", True),
+    "rbac.authorization.k8s.io/v1/rolebindings": ("RoleBinding", True),
+    "rbac.authorization.k8s.io/v1/clusterroles": ("ClusterRole", False),
+    "rbac.authorization.k8s.io/v1/clusterrolebindings": ("ClusterRoleBinding", False),
+    "networking.k8s.io/v1/networkpolicies": ("NetworkPolicy", True),
+    "apiextensions.k8s.io/v1/customresourcedefinitions": ("CustomResourceDefinition", False),
+    "argoproj.io/v1alpha1/applications": ("Application", True),
+    "argoproj.io/v1alpha1/appprojects": ("AppProject", True),
+    "gateway.networking.k8s.io/v1/gateways": ("Gateway", True),
+}
+KIND_TO_PLURAL = {kind: plural for plural, (kind, _) in RESOURCES.items()}
+_NAMED_NAMESPACE = re.compile(r"^/api/v1/namespaces/([^/]+)$")
+
+
+class PatchedEmulator(k8s.KubernetesEmulator):
+    """kmock's emulator with the three gaps above bridged."""
+
+    async def _handle(self, request: rendering.Request) -> Any:
+        m = _NAMED_NAMESPACE.match(request.url.path)
+        if m:
+            request = attrs.evolve(
+                request, resource=kmock.resource("v1/namespaces"), namespace=None, name=m.group(1)
+            )
+        is_apply = "apply-patch" in request.headers.get("Content-Type", "")
+        if request.method == enums.method.PATCH and is_apply and request.resource is not None:
+            key = (request.resource, request.namespace, request.name)
+            async with self._lock:
+                missing = key not in self.objects or self.objects[key].deleted
+            if missing:
+                data = dict(request.data or {})
+                meta = dict(data.get("metadata") or {})
+                if request.namespace:
+                    meta["namespace"] = request.namespace
+                data["metadata"] = meta
+                request = attrs.evolve(request, action=enums.action.CREATE, data=data)
+        return await super()._handle(request)
+
+    async def _serve_list(self, request: rendering.Request) -> Any:
+        payload = await super()._serve_list(request)
+        res = request.resource
+        assert res is not None
+        plural = f"{res.group}/{res.version}/{res.plural}" if res.group else f"{res.version}/{res.plural}"
+        kind = RESOURCES.get(plural, (str(res.plural).capitalize(), True))[0]
+        payload["kind"] = f"{kind}List"
+        payload["apiVersion"] = f"{res.group}/{res.version}" if res.group else str(res.version)
+        return payload
+
+
+def _key(api_version: str, kind: str, namespace: str | None, name: str) -> tuple[Any, str | None, str]:
+    return (kmock.resource(KIND_TO_PLURAL[kind]), namespace, name)
+
+
+class FakeCluster:
+    """kmock in a background event loop, with thread-safe access to its objects."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.emu: PatchedEmulator | None = None
+        self.url = ""
+        self._thread = threading.Thread(target=self._run, name="kmock", daemon=True)
+        self._error: BaseException | None = None
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            emu = PatchedEmulator()
+            for plural, (kind, namespaced) in RESOURCES.items():
+                emu.resources[plural] = kmock.ResourceInfo(
+                    kind=kind,
+                    namespaced=namespaced,
+                    singular=kind.lower(),
+                    verbs={"get", "list", "create", "patch", "update", "delete", "watch"},
+                )
+            async with emu, apps.Server(emu) as server:  # a free port on 127.0.0.1
+                self.emu = emu
+                self.url = str(server.url).rstrip("/")
+                self._ready.set()
+                await self._stop.wait()
+
+        try:
+            loop.run_until_complete(main())
+        except BaseException as e:  # surfaced by start()
+            self._error = e
+            self._ready.set()
+        finally:
+            loop.close()
+
+    def start(self) -> FakeCluster:
+        self._thread.start()
+        if not self._ready.wait(15) or self._error is not None:
+            raise RuntimeError(f"kmock did not start: {self._error!r}")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    # -- client side
+
+    def api_client(self) -> Any:
+        from kubernetes import client
+
+        conf = client.Configuration()
+        conf.host = self.url
+        return client.ApiClient(conf)
+
+    # -- controller side (runs on kmock's loop, under its lock)
+
+    def _call(self, fn: Callable[[PatchedEmulator], Any]) -> Any:
+        assert self._loop is not None and self.emu is not None
+        emu = self.emu
+
+        async def run() -> Any:
+            async with emu._lock:
+                return fn(emu)
+
+        coro: Coroutine[Any, Any, Any] = run()
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        key = _key("", kind, namespace, name)
+
+        def read(emu: PatchedEmulator) -> dict[str, Any] | None:
+            if key not in emu.objects or emu.objects[key].deleted:
+                return None
+            return dict(emu.objects[key].raw)
+
+        result: dict[str, Any] | None = self._call(read)
+        return result
+
+    def names(self, kind: str, namespace: str | None = None) -> list[str]:
+        plural = kmock.resource(KIND_TO_PLURAL[kind])
+
+        def read(emu: PatchedEmulator) -> list[str]:
+            return sorted(
+                name
+                for (res, ns, name), obj in emu.objects.items()
+                if res == plural and not obj.deleted and (namespace is None or ns == namespace)
+            )
+
+        result: list[str] = self._call(read)
+        return result
+
+    def put(self, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        key = _key(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
+
+        def write(emu: PatchedEmulator) -> None:
+            if key in emu.objects and not emu.objects[key].deleted:
+                emu.objects[key].patch(obj)
+            elif key in emu.objects:
+                emu.objects[key].create(obj)
+            else:
+                emu.objects[key] = obj
+
+        self._call(write)
+
+    def patch(self, kind: str, name: str, namespace: str | None, changes: dict[str, Any]) -> None:
+        key = _key("", kind, namespace, name)
+        self._call(lambda emu: emu.objects[key].patch(changes))
+
+    def remove(self, kind: str, name: str, namespace: str | None = None) -> None:
+        """Make an object disappear, as its controller would after finalizing it."""
+        key = _key("", kind, namespace, name)
+
+        def drop(emu: PatchedEmulator) -> None:
+            if key in emu.objects and not emu.objects[key].deleted:
+                emu.objects[key].delete()
+
+        self._call(drop)
+
+    def request_log(self) -> list[tuple[str, str]]:
+        """(method, path) of every request served so far."""
+        assert self.emu is not None
+        return [(str(r.method.value if r.method else ""), r.url.path) for r in list(self.emu._requests)]
