@@ -252,6 +252,7 @@ class PlainReporter:
         self.verbose = verbose
         self.phase = ""
         self._last: tuple[int, str | None] | None = None
+        self._last_t = 0.0
 
     def _print(self, line: str) -> None:
         self.stream.write(line + "\n")
@@ -266,12 +267,17 @@ class PlainReporter:
         self._print(f"[{name}] {status} ({_fmt_elapsed(elapsed)})")
 
     def step(self, message: str) -> None:
+        self._last = None
         self._print(f"[{self.phase}] {message}")
 
     def progress(self, done: int, total: int | None, current: str | None = None) -> None:
-        if self._last == (done, current):
+        # CI logs: a line when a resource finishes, at most one a second (plus the last one)
+        now = time.monotonic()
+        if self._last is not None and (
+            done == self._last[0] or (now - self._last_t < 1.0 and done != total)
+        ):
             return
-        self._last = (done, current)
+        self._last, self._last_t = (done, current), now
         count = f"{done}/{total}" if total else f"{done}"
         self._print(f"[{self.phase}] {count} resources" + (f" - {current}" if current else ""))
 
@@ -449,6 +455,8 @@ class Engine:
                 if record.phases.get(n, PhaseRecord()).status != "succeeded"
             ]
             start = unfinished[0] if unfinished else 0
+            if start > end:
+                start = 0  # everything up to --stop-after is done: converge it again
         if start > end:
             raise UserError(
                 f"--from-phase {names[start]} comes after --stop-after {names[end]}",

@@ -15,6 +15,7 @@ forwarded to the engine, which stops cleanly; the phase is then recorded as inte
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import signal
@@ -116,9 +117,12 @@ def _program(options: dict[str, Any]) -> Callable[[DeploymentConfig], None]:
     program = options.get("program")
     if program is not None:
         return program  # type: ignore[no-any-return]
+    import importlib
+
     from ..resources import program_package
 
-    return program_package().program.build  # type: ignore[no-any-return]
+    module = importlib.import_module(program_package().__name__ + ".program")
+    return module.build  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -397,6 +401,9 @@ def run_interruptible(fn: Callable[[], Any], reporter: Reporter) -> Any:
     """
     from ..engine import Interrupted
 
+    # The inline program's language host runs in this process; when a resource fails, grpc
+    # logs the program's exception as a traceback. The summary says it better.
+    logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
     if threading.current_thread() is not threading.main_thread():
         return fn()
     before = _child_pids()
@@ -522,6 +529,10 @@ def _up(
     return result, tracker, log
 
 
+def _changes_text(changes: dict[str, int]) -> str:
+    return ", ".join(f"{v} {k}" for k, v in sorted(changes.items())) or "no changes"
+
+
 def split_outputs(outputs: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """(plain outputs without secrets, names of the secret ones)."""
     plain = {k: v.value for k, v in outputs.items() if not v.secret}
@@ -554,6 +565,7 @@ class InfraPhase:
                 raise _command_error(cfg, e, "refresh", tracker, log) from None
         rep.step("Updating the stack")
         result, tracker, log = _up(handle, cfg, rep, bool(opts.get("verbose")))
+        rep.step(f"{tracker.done} resources ({_changes_text(tracker.changes)}); engine log: {log}")
         plain, secret = split_outputs(result.outputs)
         from ..outputs import InfraOutputs
 

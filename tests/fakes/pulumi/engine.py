@@ -37,6 +37,7 @@ from pulumi.runtime.proto import (
 )
 
 STACK_TYPE = "pulumi:pulumi:Stack"
+VERB = {"create": "creating", "update": "updating", "delete": "deleting"}
 
 
 class Canceled(Exception):
@@ -169,7 +170,7 @@ class Deployment:
                 diagnosticEvent={
                     "urn": urn,
                     "prefix": "error: ",
-                    "message": f"sdk-v2/provider2.go:572: sdk.helper_schema: Error {op}ing {request.name}: {msg}\n",
+                    "message": f"sdk-v2/provider2.go:572: sdk.helper_schema: Error {VERB[op]} {request.name}: {msg}\n",
                     "color": "never",
                     "severity": "error",
                 }
@@ -182,7 +183,7 @@ class Deployment:
                 }
             )
             self.failed.append(urn)
-            raise CliError(f"{op}ing {urn}: {msg}")
+            raise CliError(f"{VERB[op]} {urn}: {msg}")
         if prev is not None and op == "same":
             rid, outputs = prev["id"], prev["outputs"]
         else:

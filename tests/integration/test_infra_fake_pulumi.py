@@ -1,0 +1,405 @@
+"""The deploy engine end to end through the REAL Pulumi Automation API and the REAL inline
+program, with a fake `pulumi` CLI (tests/fakes/pulumi) standing in for the engine binary."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from tests.fakes.fake_phases import FakePhase, fake_later_phases
+from tests.fakes.google_clients import FakeGcp
+from tests.fakes.pulumi import (
+    hold_lock,
+    lock_dir,
+    make_fake_pulumi,
+    read_calls,
+    read_state,
+    stack_file,
+    tiny_program,
+)
+from zenml_gcp_gitops.config import DeploymentConfig, build_config
+from zenml_gcp_gitops.engine import Engine, Interrupted, PlainReporter, local_record_path
+from zenml_gcp_gitops.errors import PhaseError, UserError
+from zenml_gcp_gitops.outputs import InfraOutputs
+from zenml_gcp_gitops.phases.infra import InfraPhase, read_secret_output
+from zenml_gcp_gitops.phases.preflight import PreflightPhase
+
+PROJECT = "zenml-gcp-gitops"
+SECRET = tiny_program.SECRET_KEY_VALUE
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def fake_pulumi_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_fake_pulumi(tmp_path_factory.mktemp("fake-pulumi"))
+
+
+@dataclass
+class World:
+    tmp: Path
+    root: Path
+    cfg: DeploymentConfig
+    gcp: FakeGcp
+    journal: list[str] = field(default_factory=list)
+    later: list[FakePhase] = field(default_factory=list)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.tmp / "state"
+
+    @property
+    def calls_file(self) -> Path:
+        return self.tmp / "calls.jsonl"
+
+    def options(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "pulumi_root": str(self.root),
+            "gcp_api": self.gcp.api(self.cfg),
+            "program": tiny_program.build,
+            "yes": True,
+            **extra,
+        }
+
+    def engine(self, stream: Any = None, **extra: Any) -> Engine:
+        self.later = fake_later_phases(self.journal)
+        return Engine(
+            self.cfg,
+            phases=[PreflightPhase(), InfraPhase(), *self.later],
+            options=self.options(**extra),
+            reporter=PlainReporter(stream=stream, verbose=False),
+        )
+
+    def state(self) -> dict[str, Any]:
+        return read_state(self.state_dir, PROJECT, self.cfg.names.pulumi_stack)
+
+    def ops(self) -> list[str]:
+        """The pulumi engine operations run so far (up/preview/refresh/destroy)."""
+        return [
+            c[1]
+            for c in read_calls(self.calls_file)
+            if len(c) > 1 and c[1] in ("up", "preview", "refresh", "destroy")
+        ]
+
+    def record(self) -> dict[str, Any]:
+        return json.loads(local_record_path(self.cfg).read_text())
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_pulumi_root: Path) -> World:
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test-passphrase")
+    monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "pulumi-home"))
+    monkeypatch.setenv("ZENML_GCP_GITOPS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FAKE_PULUMI_CALLS", str(tmp_path / "calls.jsonl"))
+    for var in ("FAKE_PULUMI_FAIL_RESOURCE", "FAKE_PULUMI_HANG_RESOURCE", "FAKE_PULUMI_STALE_LOCK"):
+        monkeypatch.delenv(var, raising=False)
+    cfg = build_config(
+        None,
+        {
+            "project": "my-project-1",
+            "region": "europe-west4",
+            "state": f"file://{tmp_path / 'state'}",
+            "secrets_provider": "passphrase",
+        },
+    )
+    return World(tmp_path, fake_pulumi_root, cfg, FakeGcp(project=cfg.project))
+
+
+def test_first_deploy_then_rerun_is_a_noop(world: World) -> None:
+    summary = world.engine().deploy()
+    assert [p["status"] for p in summary["phases"].values()] == ["succeeded"] * 5
+    state = world.state()
+    types = sorted(r["type"] for r in state["resources"])
+    assert "gcp:container/cluster:Cluster" in types and len(types) == 8
+    rec = world.record()
+    infra = rec["phases"]["infra"]["outputs"]
+    assert infra["changes"] == {"create": 8}
+    assert infra["secret_outputs"] == ["pipelines_sa_key"]
+    assert "pipelines_sa_key" not in infra["outputs"]
+    # outputs reach the later phases as the typed contract
+    gitops = world.later[0]
+    assert gitops.seen_infra is not None
+    assert gitops.seen_infra["cluster_name"] == world.cfg.names.cluster
+    assert gitops.seen_infra["zenml_host"].startswith("zenml.") and gitops.seen_infra[
+        "zenml_host"
+    ].endswith(".nip.io")
+    assert gitops.seen_recorded is not None and "preflight" in gitops.seen_recorded
+    assert world.ops() == ["up"]
+
+    ids_before = {r["urn"]: r["id"] for r in state["resources"]}
+    world.engine().deploy()
+    rec = world.record()
+    assert rec["phases"]["infra"]["outputs"]["changes"] == {"same": 8}
+    assert world.ops() == ["up", "refresh", "up"]  # an existing stack is refreshed first
+    assert {r["urn"]: r["id"] for r in world.state()["resources"]} == ids_before
+    assert world.journal == ["run:gitops", "run:register", "run:ci"] * 2
+
+
+def test_failure_midway_then_resume(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_PULUMI_FAIL_RESOURCE", "mysql")
+    with pytest.raises(PhaseError) as exc:
+        world.engine().deploy()
+    msg = str(exc.value)
+    assert (
+        "DatabaseInstance mysql: create failed: Error creating mysql: googleapi: Error 403: Quota 'CPUS'"
+        in msg
+    )
+    assert "quota" in (exc.value.hint or "").lower()
+    log = Path(msg.split("full log: ")[1].split(";")[0].rstrip(")").strip())
+    assert log.exists() and "mysql" in log.read_text()
+    rec = world.record()
+    assert rec["phases"]["infra"]["status"] == "failed"
+    assert "Quota" in rec["phases"]["infra"]["error"]
+    assert "gitops" not in rec["phases"] and world.journal == []
+    created = {r["urn"].rsplit("::", 1)[-1] for r in world.state()["resources"]}
+    assert "gke" in created and "mysql" not in created  # what finished is in the state
+
+    monkeypatch.delenv("FAKE_PULUMI_FAIL_RESOURCE")
+    world.engine().deploy()
+    rec = world.record()
+    assert rec["phases"]["infra"]["status"] == "succeeded"
+    assert rec["phases"]["infra"]["outputs"]["changes"].get("create") == 1  # only mysql was left
+    assert world.journal == ["run:gitops", "run:register", "run:ci"]
+
+
+def test_later_phase_failure_resumes_there_without_touching_infra(world: World) -> None:
+    eng = world.engine()
+    eng.phases[3] = FakePhase("register", world.journal, fail_times=1)
+    with pytest.raises(PhaseError, match="register failed: register exploded"):
+        eng.deploy()
+    assert world.record()["phases"]["register"]["status"] == "failed"
+    ops_before = world.ops()
+    world.engine().deploy()
+    assert world.ops() == ops_before  # infra skipped: no refresh/up on resume
+    assert world.journal == ["run:gitops", "run:register", "run:register", "run:ci"]
+    # --from-phase infra re-runs it on demand
+    world.engine().deploy(from_phase="infra", stop_after="infra")
+    assert world.ops()[-2:] == ["refresh", "up"]
+
+
+def test_concurrent_deploy_names_the_lock_and_unlock_clears_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zenml_gcp_gitops.cli import cli
+    from zenml_gcp_gitops.cli import deploy as deploy_cli
+
+    world.engine().deploy(stop_after="infra")
+    held = hold_lock(world.state_dir, PROJECT, world.cfg.names.pulumi_stack, pid=777)
+    with pytest.raises(PhaseError) as exc:
+        world.engine().deploy(stop_after="infra")
+    assert "holds the Pulumi state lock" in exc.value.message and "pid 777" in exc.value.message
+    assert "zenml-gcp-gitops unlock" in (exc.value.hint or "")
+
+    monkeypatch.setattr(deploy_cli, "_make_engine", lambda cfg, **kw: world.engine())
+    args = [
+        "--project",
+        "my-project-1",
+        "--region",
+        "europe-west4",
+        "--state",
+        f"file://{world.state_dir}",
+    ]
+    res = CliRunner().invoke(cli, ["unlock", *args])
+    assert res.exit_code == 1 and "needs confirmation" in res.output and held.exists()
+    res = CliRunner().invoke(cli, ["unlock", *args, "--yes"])
+    assert res.exit_code == 0, res.output
+    assert "pid 777" in res.output and "Removed 1 lock" in res.output
+    assert not held.exists()
+    world.engine().deploy(stop_after="infra")  # works again
+
+
+def test_dry_run_changes_nothing(world: World) -> None:
+    summary = world.engine().deploy(dry_run=True)
+    assert summary["preview"]["create"] == 8 and summary["preview"]["same"] == 0
+    assert not stack_file(world.state_dir, PROJECT, "zenml").exists()
+    assert not local_record_path(world.cfg).exists()
+    assert world.journal == [] and world.ops() == ["preview"]
+
+    world.engine().deploy(stop_after="infra")
+    before = stack_file(world.state_dir, PROJECT, "zenml").read_bytes()
+    record_before = local_record_path(world.cfg).read_bytes()
+    summary = world.engine().deploy(dry_run=True)
+    assert summary["preview"] == {"create": 0, "update": 0, "replace": 0, "delete": 0, "same": 8}
+    assert stack_file(world.state_dir, PROJECT, "zenml").read_bytes() == before
+    assert local_record_path(world.cfg).read_bytes() == record_before
+
+
+def _cli(world: World, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[str]]:
+    from zenml_gcp_gitops.cli import cli
+    from zenml_gcp_gitops.cli import deploy as deploy_cli
+
+    def make(cfg: DeploymentConfig, *, options: dict[str, Any], verbose: bool) -> Engine:
+        eng = world.engine()
+        eng.options.update(options)
+        return eng
+
+    monkeypatch.setattr(deploy_cli, "_make_engine", make)
+    args = [
+        "--project",
+        "my-project-1",
+        "--region",
+        "europe-west4",
+        "--state",
+        f"file://{world.state_dir}",
+        "--secrets-provider",
+        "passphrase",
+    ]
+    return cli, args
+
+
+def test_secrets_never_reach_stdout_json_record_or_logs(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli, args = _cli(world, monkeypatch)
+    runner = CliRunner()
+    res = runner.invoke(cli, ["deploy", *args, "--output", "json", "-v"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["ok"] is True and doc["outputs"]["cluster_name"] == "zenml-gke"
+    assert SECRET not in res.output
+    # a fake phase returned admin_password: the record masks it
+    rec_text = local_record_path(world.cfg).read_text()
+    assert SECRET not in rec_text and "hunter2" not in rec_text
+    for log in (world.tmp / "home" / "logs").glob("*.log"):
+        assert SECRET not in log.read_text()
+
+    res = runner.invoke(cli, ["outputs", *args, "--output", "json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["pipelines_sa_key"] == "[secret]" and SECRET not in res.output
+    res = runner.invoke(cli, ["outputs", *args, "--output", "json", "--show-secrets"])
+    assert json.loads(res.stdout)["pipelines_sa_key"] == SECRET
+    # later phases fetch it from the stack, never from the record
+    assert read_secret_output(world.cfg, "pipelines_sa_key", world.options()) == SECRET
+
+    res = runner.invoke(cli, ["status", *args, "--output", "json"])
+    assert res.exit_code == 0, res.output
+    st = json.loads(res.stdout)
+    assert st["phases"]["infra"]["live"]["resources"] == 8
+    assert st["phases"]["gitops"]["live"] == {"reachable": True, "phase": "gitops"}
+    assert st["infra"]["cluster_name"] == "zenml-gke"
+    assert SECRET not in res.output
+
+
+def test_destroy_needs_force_for_protected_resources_and_runs_in_reverse(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.engine().deploy()
+    world.journal.clear()
+    with pytest.raises(UserError) as exc:
+        world.engine().destroy()
+    assert "protected against deletion" in exc.value.message
+    assert (
+        "Cluster zenml-gke" in exc.value.message
+        and "DatabaseInstance zenml-mysql" in exc.value.message
+    )
+    assert "--force" in (exc.value.hint or "")
+    assert world.journal == []  # refused before tearing anything down
+    assert len(world.state()["resources"]) == 8
+
+    ops_before = len(world.ops())
+    summary = world.engine(force=True).destroy()
+    assert world.journal == ["destroy:ci", "destroy:register", "destroy:gitops"]
+    assert world.ops()[ops_before:] == ["up", "destroy"]  # one `up` lifts protection, then destroy
+    assert world.state()["resources"] == []
+    assert [v["status"] for v in summary["phases"].values()] == ["succeeded"] * 4
+    # resumable: a second destroy skips what is done
+    summary = world.engine(force=True).destroy()
+    assert {v["status"] for v in summary["phases"].values()} == {"skipped"}
+
+
+def test_destroy_resumes_after_a_failed_teardown(world: World) -> None:
+    world.engine().deploy()
+    world.journal.clear()
+    eng = world.engine(force=True)
+    eng.phases[3] = FakePhase("register", world.journal)
+    eng.phases[3].destroy = lambda ctx: (_ for _ in ()).throw(UserError("zenml unreachable"))  # type: ignore[method-assign]
+    with pytest.raises(PhaseError, match="destroying register failed"):
+        eng.destroy()
+    assert world.journal == ["destroy:ci"]
+    world.engine(force=True).destroy()
+    assert world.journal == ["destroy:ci", "destroy:register", "destroy:gitops"]
+    assert world.state()["resources"] == []
+
+
+def test_ctrl_c_is_forwarded_recorded_and_resumable(world: World, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "FAKE_PULUMI_ROOT": str(world.root),
+        "FAKE_PULUMI_HANG_RESOURCE": "mysql",
+        "FAKE_PULUMI_HANG_MARKER": str(tmp_path / "hanging"),
+        "CI": "1",
+    }
+    args = [
+        sys.executable,
+        str(REPO / "tests/fakes/pulumi/run_cli.py"),
+        "deploy",
+        "--project",
+        "my-project-1",
+        "--region",
+        "europe-west4",
+        "--state",
+        f"file://{world.state_dir}",
+        "--secrets-provider",
+        "passphrase",
+        "--yes",
+    ]
+    proc = subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "hanging").exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the fake engine never reached mysql"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "re-run" in err
+    rec = world.record()
+    assert rec["phases"]["infra"]["status"] == "interrupted"
+    assert list(lock_dir(world.state_dir, PROJECT, "zenml").glob("*.json")) == []  # lock released
+    done = {r["urn"].rsplit("::", 1)[-1] for r in world.state()["resources"]}
+    assert "mysql" not in done and len(done) >= 1
+
+    env.pop("FAKE_PULUMI_HANG_RESOURCE")
+    res = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert world.record()["phases"]["infra"]["status"] == "succeeded"
+    assert len(world.state()["resources"]) == 8
+
+
+def test_real_program_deploys_through_the_fake_engine(world: World) -> None:
+    """The packaged program (not the tiny one) runs inline and satisfies the outputs contract."""
+    eng = world.engine()
+    eng.options.pop("program")
+    eng.deploy(stop_after="infra")
+    rec = world.record()["phases"]["infra"]["outputs"]
+    outputs = InfraOutputs.from_mapping(rec["outputs"])
+    assert outputs.cluster_name == world.cfg.names.cluster
+    assert rec["resource_count"] > 50
+    eng = world.engine()
+    eng.options.pop("program")
+    eng.deploy(from_phase="infra", stop_after="infra")
+    changes = world.record()["phases"]["infra"]["outputs"]["changes"]
+    assert set(changes) == {"same"}, changes
+
+
+def test_interrupted_later_phase_is_recorded(world: World) -> None:
+    eng = world.engine()
+    eng.phases[2] = FakePhase("gitops", world.journal, interrupt=True)
+    with pytest.raises(Interrupted):
+        eng.deploy()
+    assert world.record()["phases"]["gitops"]["status"] == "interrupted"
