@@ -1,9 +1,9 @@
-"""Small helpers shared by the components: type tokens, child options, output plumbing."""
+"""Small helpers shared by the components: a base class, type tokens, output plumbing."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pulumi
 
@@ -17,16 +17,30 @@ def component_type(concern: str) -> str:
     return f"{TYPE_PREFIX}:{concern}"
 
 
-def child(
-    parent: pulumi.Resource,
-    depends_on: Sequence[pulumi.Resource] | None = None,
-    *,
-    protect: bool | None = None,
-) -> pulumi.ResourceOptions:
-    """Options for a resource owned by a component (so URNs and previews nest under it)."""
-    return pulumi.ResourceOptions(
-        parent=parent, depends_on=list(depends_on) if depends_on else None, protect=protect
-    )
+class Component(pulumi.ComponentResource):
+    """A component whose children inherit its `depends_on`.
+
+    Pulumi does not pass a component's dependencies on to the resources created inside it,
+    so `depends_on=[apis]` on the component alone would let a cluster start before the
+    container API is on. `self.child()` gives every child the component's dependencies.
+    """
+
+    def __init__(self, concern: str, name: str, opts: pulumi.ResourceOptions | None) -> None:
+        super().__init__(component_type(concern), name, None, opts)
+        deps: Any = opts.depends_on if opts is not None else None
+        if deps is None:
+            self._deps: list[pulumi.Resource] = []
+        elif isinstance(deps, pulumi.Resource):
+            self._deps = [deps]
+        else:
+            self._deps = [d for d in deps if isinstance(d, pulumi.Resource)]
+
+    def child(
+        self, depends_on: Sequence[pulumi.Resource] = (), *, protect: bool | None = None
+    ) -> pulumi.ResourceOptions:
+        """Options for a resource owned by this component (URNs and previews nest under it)."""
+        deps = [*self._deps, *depends_on]
+        return pulumi.ResourceOptions(parent=self, depends_on=deps or None, protect=protect)
 
 
 def required(value: T | None, what: str) -> T:

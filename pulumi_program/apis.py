@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from ._base import child, component_type
+from ._base import Component
 
 BASE_SERVICES: tuple[str, ...] = (
     "compute.googleapis.com",
@@ -36,11 +36,11 @@ class ApisArgs:
     services: tuple[str, ...]
 
 
-class Apis(pulumi.ComponentResource):
+class Apis(Component):
     """Enables the APIs. They stay enabled on destroy: other workloads may share the project."""
 
     def __init__(self, name: str, args: ApisArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__(component_type("Apis"), name, None, opts)
+        super().__init__("Apis", name, opts)
         self.services: dict[str, gcp.projects.Service] = {
             svc: gcp.projects.Service(
                 svc.split(".")[0],
@@ -48,7 +48,7 @@ class Apis(pulumi.ComponentResource):
                 service=svc,
                 disable_on_destroy=False,
                 disable_dependent_services=False,
-                opts=child(self),
+                opts=self.child(),
             )
             for svc in args.services
         }

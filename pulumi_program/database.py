@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from ._base import child, component_type
+from ._base import Component
 
 DATABASE_VERSION = "MYSQL_8_0"
 BACKUP_START = "03:00"  # UTC
@@ -30,7 +30,7 @@ class DatabaseArgs:
     labels: dict[str, str]
 
 
-class Database(pulumi.ComponentResource):
+class Database(Component):
     """One instance, one database and one user per application (zenml, mlflow).
 
     `ipv4_enabled=False` leaves the instance without a public address; clients connect over
@@ -39,7 +39,7 @@ class Database(pulumi.ComponentResource):
     """
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__(component_type("Database"), name, None, opts)
+        super().__init__("Database", name, opts)
         self.instance = gcp.sql.DatabaseInstance(
             "instance",
             name=args.instance,
@@ -73,7 +73,7 @@ class Database(pulumi.ComponentResource):
                 ),
                 user_labels=args.labels,
             ),
-            opts=child(self),
+            opts=self.child(),
         )
         self.databases = {
             app: gcp.sql.Database(
@@ -83,7 +83,7 @@ class Database(pulumi.ComponentResource):
                 project=args.project,
                 charset="utf8mb4",
                 collation="utf8mb4_0900_ai_ci",
-                opts=child(self),
+                opts=self.child(),
             )
             for app, db in args.databases.items()
         }
@@ -95,7 +95,7 @@ class Database(pulumi.ComponentResource):
                 project=args.project,
                 host="%",
                 password=args.passwords[app],
-                opts=child(self),
+                opts=self.child(),
             )
             for app, user in args.users.items()
         }

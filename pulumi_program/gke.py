@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from ._base import child, component_type, required
+from ._base import Component, required
 
 RELEASE_CHANNEL = "REGULAR"
 
@@ -26,7 +26,7 @@ class GkeArgs:
     labels: dict[str, str]
 
 
-class Gke(pulumi.ComponentResource):
+class Gke(Component):
     """A regional Autopilot cluster whose control plane is never open to the internet.
 
     Clients reach it through the DNS-based endpoint, which is authorised by IAM rather than
@@ -36,7 +36,7 @@ class Gke(pulumi.ComponentResource):
     """
 
     def __init__(self, name: str, args: GkeArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__(component_type("Gke"), name, None, opts)
+        super().__init__("Gke", name, opts)
         public_ip = bool(args.authorized_networks)
         self.cluster = gcp.container.Cluster(
             "cluster",
@@ -81,7 +81,7 @@ class Gke(pulumi.ComponentResource):
             ),
             deletion_protection=args.deletion_protection,
             resource_labels=args.labels,
-            opts=child(self),
+            opts=self.child(),
         )
         self.cluster_name: pulumi.Output[str] = self.cluster.name
         self.location: pulumi.Output[str] = self.cluster.location

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
-from ._base import child, component_type
+from ._base import Component
 
 GITHUB_OIDC_ISSUER = "https://token.actions.githubusercontent.com"
 
@@ -65,9 +65,9 @@ def _sa_member(sa: gcp.serviceaccount.Account) -> pulumi.Output[str]:
     return sa.email.apply(lambda email: f"serviceAccount:{email}")
 
 
-class Identity(pulumi.ComponentResource):
+class Identity(Component):
     def __init__(self, name: str, args: IdentityArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__(component_type("Identity"), name, None, opts)
+        super().__init__("Identity", name, opts)
         self._project = args.project
         self.accounts: dict[str, gcp.serviceaccount.Account] = {
             key: gcp.serviceaccount.Account(
@@ -75,7 +75,7 @@ class Identity(pulumi.ComponentResource):
                 account_id=account_id,
                 project=args.project,
                 display_name=f"zenml-gcp-gitops {key.replace('_', ' ')}",
-                opts=child(self),
+                opts=self.child(),
             )
             for key, account_id in args.service_accounts.items()
         }
@@ -123,7 +123,7 @@ class Identity(pulumi.ComponentResource):
             description="Allow the ZenML server to create new secrets",
             permissions=list(SECRETS_STORE_CREATOR),
             stage="GA",
-            opts=child(self),
+            opts=self.child(),
         )
         editor = gcp.projects.IAMCustomRole(
             "zenml-secrets-editor",
@@ -133,7 +133,7 @@ class Identity(pulumi.ComponentResource):
             description="Allow the ZenML server to manage its zenml-* secrets",
             permissions=list(SECRETS_STORE_EDITOR),
             stage="GA",
-            opts=child(self),
+            opts=self.child(),
         )
         self._project_role("zenml_server", creator.name, None, label="secrets-creator")
         self._project_role(
@@ -159,7 +159,7 @@ class Identity(pulumi.ComponentResource):
                 secret_id=secret_id,
                 role="roles/secretmanager.secretAccessor",
                 member=self.members["external_secrets"],
-                opts=child(self),
+                opts=self.child(),
             )
 
         # --- orchestrator, image builder, connector
@@ -180,7 +180,7 @@ class Identity(pulumi.ComponentResource):
                     service_account_id=self.accounts["pipelines"].name,
                     role="roles/iam.serviceAccountUser",
                     member=self.members["ci"],
-                    opts=child(self),
+                    opts=self.child(),
                 )
 
         # --- workload identity: each Kubernetes SA may impersonate its Google SA only
@@ -190,7 +190,7 @@ class Identity(pulumi.ComponentResource):
                 service_account_id=self.accounts[key].name,
                 role="roles/iam.workloadIdentityUser",
                 member=member,
-                opts=child(self, [args.cluster]),
+                opts=self.child([args.cluster]),
             )
 
         # --- keyless CI: GitHub OIDC tokens from this one repository become the ci account
@@ -202,7 +202,7 @@ class Identity(pulumi.ComponentResource):
                 project=args.project,
                 display_name="GitHub Actions",
                 description=f"CI of {args.github_repo}",
-                opts=child(self),
+                opts=self.child(),
             )
             provider = gcp.iam.WorkloadIdentityPoolProvider(
                 "github-provider",
@@ -218,7 +218,7 @@ class Identity(pulumi.ComponentResource):
                 },
                 attribute_condition=f"assertion.repository == '{args.github_repo}'",
                 oidc=gcp.iam.WorkloadIdentityPoolProviderOidcArgs(issuer_uri=GITHUB_OIDC_ISSUER),
-                opts=child(self),
+                opts=self.child(),
             )
             gcp.serviceaccount.IAMMember(
                 "ci-from-github",
@@ -230,7 +230,7 @@ class Identity(pulumi.ComponentResource):
                         f"/attribute.repository/{args.github_repo}"
                     )
                 ),
-                opts=child(self),
+                opts=self.child(),
             )
             self.workload_identity_provider = provider.name
 
@@ -240,7 +240,7 @@ class Identity(pulumi.ComponentResource):
             sa_key = gcp.serviceaccount.Key(
                 "pipelines-key",
                 service_account_id=self.accounts["pipelines"].name,
-                opts=child(self),
+                opts=self.child(),
             )
             self.pipelines_key = pulumi.Output.secret(
                 sa_key.private_key.apply(lambda b64: base64.b64decode(b64).decode())
@@ -257,7 +257,7 @@ class Identity(pulumi.ComponentResource):
             bucket=bucket,
             role=role,
             member=self.members[key],
-            opts=child(self),
+            opts=self.child(),
         )
 
     def _repo(self, args: IdentityArgs, key: str, role: str) -> None:
@@ -268,7 +268,7 @@ class Identity(pulumi.ComponentResource):
             repository=args.repository,
             role=role,
             member=self.members[key],
-            opts=child(self),
+            opts=self.child(),
         )
 
     def _project_role(
@@ -286,5 +286,5 @@ class Identity(pulumi.ComponentResource):
             role=role,
             member=self.members[key],
             condition=condition,
-            opts=child(self),
+            opts=self.child(),
         )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from ._base import child, component_type
+from ._base import Component
 
 ROTATION_PERIOD = "7776000s"  # 90 days
 
@@ -21,7 +21,7 @@ class KmsArgs:
     labels: dict[str, str]
 
 
-class Kms(pulumi.ComponentResource):
+class Kms(Component):
     """Key ring + symmetric key with automatic rotation.
 
     GCP never deletes key rings; `pulumi destroy` only forgets them, and the key's versions
@@ -29,13 +29,13 @@ class Kms(pulumi.ComponentResource):
     """
 
     def __init__(self, name: str, args: KmsArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__(component_type("Kms"), name, None, opts)
+        super().__init__("Kms", name, opts)
         self.key_ring = gcp.kms.KeyRing(
             "keyring",
             name=args.key_ring,
             location=args.location,
             project=args.project,
-            opts=child(self),
+            opts=self.child(),
         )
         self.key = gcp.kms.CryptoKey(
             "key",
@@ -45,7 +45,7 @@ class Kms(pulumi.ComponentResource):
             rotation_period=ROTATION_PERIOD,
             destroy_scheduled_duration="2592000s",  # 30 days to notice a mistaken destroy
             labels=args.labels,
-            opts=child(self),
+            opts=self.child(),
         )
         self.key_id: pulumi.Output[str] = self.key.id
         self.register_outputs({"key_id": self.key_id})

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from ._base import child, component_type
+from ._base import Component
 
 # RFC 1918 ranges sized for one Autopilot cluster; fixed so plans are reproducible.
 NODES_CIDR = "10.10.0.0/20"
@@ -33,7 +33,7 @@ class NetworkArgs:
     labels: dict[str, str]
 
 
-class Network(pulumi.ComponentResource):
+class Network(Component):
     """Custom-mode VPC for private GKE nodes and private-IP Cloud SQL.
 
     The ingress address is a *regional* EXTERNAL address: the GKE GatewayClass
@@ -45,7 +45,7 @@ class Network(pulumi.ComponentResource):
     """
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__(component_type("Network"), name, None, opts)
+        super().__init__("Network", name, opts)
         p, r = args.project, args.region
         self.vpc = gcp.compute.Network(
             "vpc",
@@ -53,7 +53,7 @@ class Network(pulumi.ComponentResource):
             project=p,
             auto_create_subnetworks=False,
             routing_mode="REGIONAL",
-            opts=child(self),
+            opts=self.child(),
         )
         self.subnet = gcp.compute.Subnetwork(
             "nodes",
@@ -71,7 +71,7 @@ class Network(pulumi.ComponentResource):
                     range_name=args.services_range, ip_cidr_range=SERVICES_CIDR
                 ),
             ],
-            opts=child(self),
+            opts=self.child(),
         )
         self.proxy_subnet: gcp.compute.Subnetwork | None = None
         if args.proxy_subnet:
@@ -84,10 +84,10 @@ class Network(pulumi.ComponentResource):
                 ip_cidr_range=PROXY_CIDR,
                 purpose="REGIONAL_MANAGED_PROXY",
                 role="ACTIVE",
-                opts=child(self),
+                opts=self.child(),
             )
         self.router = gcp.compute.Router(
-            "router", name=args.router, project=p, region=r, network=self.vpc.id, opts=child(self)
+            "router", name=args.router, project=p, region=r, network=self.vpc.id, opts=self.child()
         )
         # Private nodes have no external IPs: NAT gives them egress (image pulls, pip, APIs).
         self.nat = gcp.compute.RouterNat(
@@ -104,7 +104,7 @@ class Network(pulumi.ComponentResource):
                 )
             ],
             log_config=gcp.compute.RouterNatLogConfigArgs(enable=True, filter="ERRORS_ONLY"),
-            opts=child(self),
+            opts=self.child(),
         )
         self.psa_range = gcp.compute.GlobalAddress(
             "psa-range",
@@ -114,7 +114,7 @@ class Network(pulumi.ComponentResource):
             purpose="VPC_PEERING",
             address_type="INTERNAL",
             prefix_length=PSA_PREFIX_LENGTH,
-            opts=child(self),
+            opts=self.child(),
         )
         # ABANDON: Cloud SQL keeps the peering busy for days after an instance is deleted,
         # so removing it would fail every destroy; it goes away with the VPC.
@@ -124,7 +124,7 @@ class Network(pulumi.ComponentResource):
             service="servicenetworking.googleapis.com",
             reserved_peering_ranges=[self.psa_range.name],
             deletion_policy="ABANDON",
-            opts=child(self),
+            opts=self.child(),
         )
         self.ingress_address = gcp.compute.Address(
             "ingress-ip",
@@ -134,7 +134,7 @@ class Network(pulumi.ComponentResource):
             address_type="EXTERNAL",
             network_tier="PREMIUM",
             labels=args.labels,
-            opts=child(self),
+            opts=self.child(),
         )
         self.network_name: pulumi.Output[str] = self.vpc.name
         self.subnet_name: pulumi.Output[str] = self.subnet.name

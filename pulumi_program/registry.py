@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from ._base import child, component_type
+from ._base import Component
 
 UNTAGGED_MAX_AGE = "604800s"  # 7 days
 
@@ -21,12 +21,12 @@ class RegistryArgs:
     labels: dict[str, str]
 
 
-class Registry(pulumi.ComponentResource):
+class Registry(Component):
     """A DOCKER repository: untagged images older than a week are deleted, and the
     `keep_versions` most recent versions of every image are always kept."""
 
     def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__(component_type("Registry"), name, None, opts)
+        super().__init__("Registry", name, opts)
         self.repository = gcp.artifactregistry.Repository(
             "images",
             repository_id=args.repository,
@@ -52,7 +52,7 @@ class Registry(pulumi.ComponentResource):
                 ),
             ],
             labels=args.labels,
-            opts=child(self),
+            opts=self.child(),
         )
         self.repository_id: pulumi.Output[str] = self.repository.repository_id
         self.uri: pulumi.Output[str] = pulumi.Output.concat(

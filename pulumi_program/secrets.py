@@ -21,7 +21,7 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_random as random
 
-from ._base import child, component_type
+from ._base import Component
 
 PASSWORD_LENGTH = 32
 KEY_LENGTH = 64  # JWT signing and Flask session keys: 64 alphanumerics ~ 380 bits
@@ -54,11 +54,11 @@ def _user_json(username: str, password: pulumi.Output[str]) -> pulumi.Output[str
     return pulumi.Output.secret(value)
 
 
-class Secrets(pulumi.ComponentResource):
+class Secrets(Component):
     """One secret per credential, replicated only in the deployment's region."""
 
     def __init__(self, name: str, args: SecretsArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__(component_type("Secrets"), name, None, opts)
+        super().__init__("Secrets", name, opts)
         self.passwords: dict[str, pulumi.Output[str]] = {}
         for key, length in GENERATED.items():
             pw = random.RandomPassword(
@@ -68,7 +68,7 @@ class Secrets(pulumi.ComponentResource):
                 min_lower=2,
                 min_upper=2,
                 min_numeric=2,
-                opts=child(self),
+                opts=self.child(),
             )
             self.passwords[key] = pw.result
 
@@ -89,7 +89,7 @@ class Secrets(pulumi.ComponentResource):
                     )
                 ),
                 labels=args.labels,
-                opts=child(self),
+                opts=self.child(),
             )
             self.secrets[key] = secret
             if key in self.passwords:
@@ -112,7 +112,7 @@ class Secrets(pulumi.ComponentResource):
             f"{key.replace('_', '-')}-v",
             secret=self.secrets[key].id,
             secret_data=pulumi.Output.secret(value),
-            opts=child(self),
+            opts=self.child(),
         )
         self.versions[key] = version
         return version

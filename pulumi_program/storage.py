@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from ._base import child, component_type
+from ._base import Component
 
 ENCRYPTER = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
 
@@ -23,7 +23,7 @@ class StorageArgs:
     labels: dict[str, str]
 
 
-class Storage(pulumi.ComponentResource):
+class Storage(Component):
     """Buckets with uniform access, public access prevention and customer-managed keys.
 
     No lifecycle rule ever deletes a live object: ZenML's lineage points at artifacts for
@@ -32,7 +32,7 @@ class Storage(pulumi.ComponentResource):
     """
 
     def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__(component_type("Storage"), name, None, opts)
+        super().__init__("Storage", name, opts)
         # The GCS service agent encrypts objects with the key, so it needs the key first.
         agent = gcp.storage.get_project_service_account_output(project=args.project)
         self.kms_grant = gcp.kms.CryptoKeyIAMMember(
@@ -40,7 +40,7 @@ class Storage(pulumi.ComponentResource):
             crypto_key_id=args.kms_key_id,
             role=ENCRYPTER,
             member=agent.email_address.apply(lambda email: f"serviceAccount:{email}"),
-            opts=child(self),
+            opts=self.child(),
         )
         self.buckets: dict[str, gcp.storage.Bucket] = {
             key: gcp.storage.Bucket(
@@ -64,7 +64,7 @@ class Storage(pulumi.ComponentResource):
                 ],
                 force_destroy=args.force_destroy,
                 labels=args.labels,
-                opts=child(self, [self.kms_grant]),
+                opts=self.child([self.kms_grant]),
             )
             for key, bucket in args.buckets.items()
         }
