@@ -12,14 +12,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# Run as a script by the Pulumi CLI: make `pulumi_program` importable as a package.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import pulumi
 
-from pulumi_program.program import build
 from zenml_gcp_gitops.config import DeploymentConfig, build_config
 from zenml_gcp_gitops.errors import ConfigError
+
+# Run as a script by the Pulumi CLI, so import the program as a package: from a checkout
+# (`pulumi_program` next to `src/`) or from an installed wheel (inside `zenml_gcp_gitops`).
+_HERE = Path(__file__).resolve().parent
+if _HERE.parent.name == "zenml_gcp_gitops":
+    from zenml_gcp_gitops.pulumi_program.program import build
+else:
+    sys.path.insert(0, str(_HERE.parent))
+    from pulumi_program.program import build
 
 
 def config_from_pulumi() -> DeploymentConfig:
