@@ -362,7 +362,7 @@ def test_ctrl_c_is_forwarded_recorded_and_resumable(world: World, tmp_path: Path
             assert time.monotonic() < deadline, "the fake engine never reached mysql"
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -401,7 +401,7 @@ def check_gcp_plugin(cmd: Any, options: dict[str, Any]) -> dict[str, Any]:
     want = gcp_plugin_version()
     env = {"PULUMI_HOME": options["pulumi_home"]} if options.get("pulumi_home") else {}
     try:
-        out = cmd.run(["plugin", "ls", "--json"], str(user_data_dir()), env).stdout
+        out = cmd.run(["plugin", "ls", "--json"], os.getcwd(), env).stdout
         plugins = json.loads(out or "[]") or []
     except Exception:
         plugins = []
