@@ -175,7 +175,7 @@ def _store_class() -> type:
                     what = "API key" if creds.api_key else f"password for user '{creds.username}'"
                     raise AuthError(
                         f"the ZenML server at {self.url} rejected the {what}",
-                        "check ZENML_STORE_API_KEY (it may have been rotated or deleted)"
+                        "check ZENML_STORE_API_KEY: it may be mistyped, rotated away or deleted"
                         if creds.api_key
                         else "check ZENML_STORE_USERNAME/ZENML_STORE_PASSWORD or the admin secret",
                     )

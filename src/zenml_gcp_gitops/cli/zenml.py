@@ -369,7 +369,7 @@ def _fetch_hint(cfg: DeploymentConfig) -> str:
 
 def _ensure(
     config: ConfigSource, outputs_file: Path | None, zenml_url: str | None, timeout: float,
-    output: str, show_key: bool, rotate: bool, retain_minutes: int, github_repo: str | None,
+    output: str, show_key: bool, rotate: bool, retain_minutes: int,
 ) -> None:  # fmt: skip
     from ..phases.register import admin_credentials
     from ..zenml_api import connect, ensure_ci_account
@@ -384,7 +384,7 @@ def _ensure(
         secrets=ctx.options["secret_manager"],
         rotate=rotate,
         retain_minutes=retain_minutes,
-        github_repo=github_repo or cfg.github_repo,
+        github_repo=cfg.github_repo,
         zenml_url=url,
         store_secret=not show_key,
     )
@@ -411,14 +411,15 @@ def ci_account() -> None:
     show_default=True,
     help="With --rotate: how long the old key keeps working.",
 )
-@click.option(
-    "--github-repo", help="owner/repo: set its ZENML_STORE_URL/ZENML_STORE_API_KEY secrets."
-)
 def ci_create(
     config: ConfigSource, outputs_file: Path | None, zenml_url: str | None, timeout: float,
-    output: str, show_key: bool, rotate: bool, retain_minutes: int, github_repo: str | None,
+    output: str, show_key: bool, rotate: bool, retain_minutes: int,
 ) -> None:  # fmt: skip
-    """Create the account and its key (a re-run keeps the key)."""
+    """Create the account and its key (a re-run keeps the key).
+
+    With --github-repo owner/repo, also set that repository's ZENML_STORE_URL and
+    ZENML_STORE_API_KEY secrets through `gh`, or print the commands to do so.
+    """
     _ensure(
         config,
         outputs_file,
@@ -428,7 +429,6 @@ def ci_create(
         show_key,
         rotate,
         retain_minutes,
-        github_repo,
     )
 
 
@@ -446,10 +446,9 @@ def ci_create(
     show_default=True,
     help="How long the old key keeps working (0: revoke it now).",
 )
-@click.option("--github-repo", help="owner/repo: update its ZENML_STORE_API_KEY secret.")
 def ci_rotate(
     config: ConfigSource, outputs_file: Path | None, zenml_url: str | None, timeout: float,
-    output: str, show_key: bool, retain_minutes: int, github_repo: str | None,
+    output: str, show_key: bool, retain_minutes: int,
 ) -> None:  # fmt: skip
     """Issue a new key; the old one keeps working for --retain-minutes."""
     _ensure(
@@ -461,7 +460,6 @@ def ci_rotate(
         show_key,
         True,
         retain_minutes,
-        github_repo,
     )
 
 

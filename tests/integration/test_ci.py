@@ -1,0 +1,230 @@
+"""The CI service account and API key, against a real ZenML server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from tests.fakes.gcp_secrets import FakeSecretManager
+from tests.fakes.gh import gh_calls, install_fake_gh
+from tests.support.register_fixtures import admin_store, make_cfg, make_outputs, shared_server
+from tests.support.zenml_server import ZenServer
+from zenml_gcp_gitops.stack_spec import gcp_stack_spec
+from zenml_gcp_gitops.zenml_api import (
+    AuthError,
+    Credentials,
+    apply_stack_spec,
+    ci_status,
+    connect,
+    count_objects,
+    delete_ci_account,
+    ensure_ci_account,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server(request: pytest.FixtureRequest) -> ZenServer:
+    return shared_server(request)
+
+
+@pytest.fixture(scope="module")
+def store(server: ZenServer) -> Any:
+    return admin_store(server)
+
+
+@pytest.fixture
+def fake_sm(monkeypatch: pytest.MonkeyPatch) -> FakeSecretManager:
+    from zenml_gcp_gitops.cli import zenml as zcli
+
+    sm = FakeSecretManager()
+    monkeypatch.setattr(zcli, "SECRET_ACCESS_FACTORY", lambda project, labels: sm)
+    return sm
+
+
+@pytest.fixture
+def cli_env(server: ZenServer, monkeypatch: pytest.MonkeyPatch, tmp_path) -> Any:
+    """Admin credentials in env, a fake `gh` first on PATH (logged out unless a test says so)."""
+    monkeypatch.delenv("ZENML_STORE_API_KEY", raising=False)
+    monkeypatch.setenv("ZENML_STORE_USERNAME", server.username)
+    monkeypatch.setenv("ZENML_STORE_PASSWORD", server.password)
+    bindir = tmp_path / "bin"
+    install_fake_gh(bindir, logged_in=False)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    return bindir
+
+
+def _login_ok(url: str, key: str) -> bool:
+    try:
+        connect(url, Credentials(api_key=key), timeout=10)
+    except AuthError:
+        return False
+    return True
+
+
+def _ci(*args: str) -> Any:
+    from zenml_gcp_gitops.cli import cli
+
+    return CliRunner().invoke(cli, ["ci-account", *args])
+
+
+def test_create_is_idempotent_and_stores_the_key(
+    server: ZenServer, cli_env, fake_sm, store
+) -> None:
+    base = ["--project", "zgg-test-proj", "--region", "europe-west4", "--name", "ci-create",
+            "--zenml-url", server.url, "--output", "json"]  # fmt: skip
+    res = _ci("create", *base)
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert set(data) == {
+        "service_account",
+        "api_key_name",
+        "secret_id",
+    }  # no key without --show-key
+    assert data["service_account"]["name"] == "ci-create-ci"
+    assert data["api_key_name"] == "ci"
+    assert data["secret_id"] == "ci-create-ci-zenml-api-key"
+    stored = fake_sm.enabled_values("ci-create-ci-zenml-api-key")
+    assert len(stored) == 1 and stored[0].startswith("ZENKEY_")
+    assert stored[0] not in res.output
+    assert _login_ok(server.url, stored[0])
+
+    before = count_objects(store)
+    again = _ci("create", *base)
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output) == data
+    assert (
+        len(fake_sm.enabled_values("ci-create-ci-zenml-api-key")) == 1
+    )  # key kept, no new version
+    assert count_objects(store) == before
+
+    shown = _ci("show", *base)
+    assert shown.exit_code == 0 and json.loads(shown.output) == data
+    st = ci_status(store, make_cfg("ci-create"))
+    assert st["healthy"] and st["api_key"]["active"] and st["api_key"]["age_days"] < 1
+
+
+def test_key_from_a_separate_process_lists_stack_and_components(server: ZenServer, store) -> None:
+    cfg = make_cfg("ci-remote")
+    spec = gcp_stack_spec(cfg, make_outputs(cfg), mlflow_username="u", mlflow_password="p")
+    apply_stack_spec(store, spec)
+    result = ensure_ci_account(store, cfg)
+    assert result.api_key
+    script = textwrap.dedent(
+        """
+        import json
+        from zenml.client import Client
+        c = Client()
+        stack = c.get_stack("ci-remote")
+        comps = {str(t): [c.get_stack_component(t, x.id).name for x in v][0]
+                 for t, v in stack.components.items()}
+        print(json.dumps({"stack": stack.name, "components": comps,
+                          "user": c.active_user.name}))
+        """
+    )
+    env = server.client_env(ZENML_STORE_URL=server.url, ZENML_STORE_API_KEY=result.api_key)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["stack"] == "ci-remote"
+    assert got["user"] == "ci-remote-ci"
+    assert got["components"] == {t: c.name for t, c in spec.components.items()}
+
+
+def test_rotation_with_retain_window(server: ZenServer, store) -> None:
+    cfg = make_cfg("ci-rotate")
+    sm = FakeSecretManager()
+    k1 = ensure_ci_account(store, cfg, secrets=sm).api_key
+    assert k1
+    r2 = ensure_ci_account(store, cfg, secrets=sm, rotate=True, retain_minutes=30)
+    k2 = r2.api_key
+    assert k2 and k2 != k1 and r2.rotated
+    assert _login_ok(server.url, k1), "the old key must work within the retain window"
+    assert _login_ok(server.url, k2)
+    assert sm.enabled_values(cfg.names.secrets["ci_api_key"]) == [k1, k2]  # a new version
+
+    k3 = ensure_ci_account(store, cfg, secrets=sm, rotate=True, retain_minutes=0).api_key
+    assert k3
+    assert not _login_ok(server.url, k2), "with --retain-minutes 0 the old key stops at once"
+    assert _login_ok(server.url, k3)
+
+
+def test_cli_rotate_show_key_and_delete(server: ZenServer, cli_env, fake_sm, store) -> None:
+    base = ["--project", "zgg-test-proj", "--region", "europe-west4", "--name", "ci-cli",
+            "--zenml-url", server.url, "--output", "json"]  # fmt: skip
+    assert _ci("create", *base).exit_code == 0
+    first = fake_sm.read("ci-cli-ci-zenml-api-key")
+    res = _ci("rotate", *base, "--show-key", "--retain-minutes", "0")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert set(data) == {"service_account", "api_key_name", "secret_id", "api_key"}
+    assert data["secret_id"] is None  # shown once instead of stored
+    assert fake_sm.read("ci-cli-ci-zenml-api-key") == first
+    assert _login_ok(server.url, data["api_key"]) and not _login_ok(server.url, first or "")
+
+    res = _ci("delete", *base, "--yes")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["service_account"]["id"] == data["service_account"]["id"]
+    assert not _login_ok(server.url, data["api_key"])
+    assert fake_sm.read("ci-cli-ci-zenml-api-key") is None  # stored versions destroyed
+    assert ci_status(store, make_cfg("ci-cli"))["service_account"] is None
+    missing = _ci("show", *base)
+    assert missing.exit_code == 1 and "there is no service account ci-cli-ci" in missing.output
+
+
+def test_bogus_key_is_one_clear_line(server: ZenServer, monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv("ZENML_STORE_USERNAME", raising=False)
+    monkeypatch.delenv("ZENML_STORE_PASSWORD", raising=False)
+    monkeypatch.setenv("ZENML_STORE_API_KEY", "ZENKEY_bogus")
+    res = _ci("show", "--project", "zgg-test-proj", "--region", "europe-west4", "--name", "ci-bogus",
+              "--zenml-url", server.url)  # fmt: skip
+    assert res.exit_code == 1
+    assert "Traceback" not in res.output
+    errors = [x for x in res.output.splitlines() if x.startswith("Error:")]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"Error: the ZenML server at {server.url} rejected the API key")
+    assert "rotated away" in res.output  # the hint says what to check
+
+
+def test_github_secrets_via_gh_or_printed_commands(server: ZenServer, store, tmp_path) -> None:
+    from zenml_gcp_gitops.gh import GhClient
+
+    cfg = make_cfg("ci-gh")
+    bindir = tmp_path / "bin"
+    gh = GhClient(str(install_fake_gh(bindir, logged_in=True)))
+    sm = FakeSecretManager()
+    r = ensure_ci_account(
+        store, cfg, secrets=sm, github_repo="acme/ml", zenml_url=server.url, gh=gh
+    )
+    assert r.github == "set"
+    sets = [c for c in gh_calls(bindir) if c["args"][:2] == ["secret", "set"]]
+    assert [c["args"][2] for c in sets] == ["ZENML_STORE_URL", "ZENML_STORE_API_KEY"]
+    assert all(c["args"][3:] == ["--repo", "acme/ml"] for c in sets)
+    assert sets[0]["stdin"] == server.url and sets[1]["stdin"] == r.api_key
+    assert all(r.api_key not in " ".join(c["args"]) for c in gh_calls(bindir))  # never in argv
+
+    install_fake_gh(bindir, logged_in=False)
+    calls_before = len(gh_calls(bindir))
+    r2 = ensure_ci_account(
+        store, cfg, secrets=sm, github_repo="acme/ml", zenml_url=server.url, gh=gh
+    )
+    assert r2.github == "manual"
+    assert not [c for c in gh_calls(bindir)[calls_before:] if c["args"][:2] == ["secret", "set"]]
+    text = "\n".join(r2.log)
+    assert f"gh secret set ZENML_STORE_URL --repo acme/ml --body {server.url}" in text
+    assert (
+        "gcloud secrets versions access latest --secret=ci-gh-ci-zenml-api-key "
+        "--project=zgg-test-proj | gh secret set ZENML_STORE_API_KEY --repo acme/ml" in text
+    )
+    assert r.api_key not in text
+    assert delete_ci_account(store, cfg, secrets=sm)
