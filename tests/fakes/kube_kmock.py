@@ -57,16 +57,34 @@ class PatchedEmulator(k8s.KubernetesEmulator):
     """kmock's emulator with the three gaps above bridged."""
 
     async def _handle(self, request: rendering.Request) -> Any:
+        original = request
+        request = self._bridge(request)
+        if request is not original:
+            # kmock matches reactions against its request log by identity: log the fixed one
+            for i, logged in enumerate(self._requests):
+                if logged is original:
+                    self._requests[i] = request
+        return await super()._handle(request)
+
+    def _bridge(self, request: rendering.Request) -> rendering.Request:
         m = _NAMED_NAMESPACE.match(request.url.path)
         if m:
+            action = {
+                enums.method.GET: enums.action.FETCH,
+                enums.method.PATCH: enums.action.UPDATE,
+                enums.method.DELETE: enums.action.DELETE,
+            }.get(request.method, request.action)
             request = attrs.evolve(
-                request, resource=kmock.resource("v1/namespaces"), namespace=None, name=m.group(1)
+                request,
+                resource=kmock.resource("v1/namespaces"),
+                namespace=None,
+                name=m.group(1),
+                action=action,
             )
         is_apply = "apply-patch" in request.headers.get("Content-Type", "")
         if request.method == enums.method.PATCH and is_apply and request.resource is not None:
             key = (request.resource, request.namespace, request.name)
-            async with self._lock:
-                missing = key not in self.objects or self.objects[key].deleted
+            missing = key not in self.objects or self.objects[key].deleted
             if missing:
                 data = dict(request.data or {})
                 meta = dict(data.get("metadata") or {})
@@ -74,20 +92,26 @@ class PatchedEmulator(k8s.KubernetesEmulator):
                     meta["namespace"] = request.namespace
                 data["metadata"] = meta
                 request = attrs.evolve(request, action=enums.action.CREATE, data=data)
-        return await super()._handle(request)
+        return request
 
     async def _serve_list(self, request: rendering.Request) -> Any:
         payload = await super()._serve_list(request)
         res = request.resource
         assert res is not None
-        plural = f"{res.group}/{res.version}/{res.plural}" if res.group else f"{res.version}/{res.plural}"
+        plural = (
+            f"{res.group}/{res.version}/{res.plural}"
+            if res.group
+            else f"{res.version}/{res.plural}"
+        )
         kind = RESOURCES.get(plural, (str(res.plural).capitalize(), True))[0]
         payload["kind"] = f"{kind}List"
         payload["apiVersion"] = f"{res.group}/{res.version}" if res.group else str(res.version)
         return payload
 
 
-def _key(api_version: str, kind: str, namespace: str | None, name: str) -> tuple[Any, str | None, str]:
+def _key(
+    api_version: str, kind: str, namespace: str | None, name: str
+) -> tuple[Any, str | None, str]:
     return (kmock.resource(KIND_TO_PLURAL[kind]), namespace, name)
 
 
@@ -220,4 +244,6 @@ class FakeCluster:
     def request_log(self) -> list[tuple[str, str]]:
         """(method, path) of every request served so far."""
         assert self.emu is not None
-        return [(str(r.method.value if r.method else ""), r.url.path) for r in list(self.emu._requests)]
+        return [
+            (str(r.method.value if r.method else ""), r.url.path) for r in list(self.emu._requests)
+        ]

@@ -238,8 +238,10 @@ def teardown(
         kube.delete(APP_API, "Application", n.argocd_root_app, ns, propagation="Foreground")
         steps.append("delete-root")
 
+        mine = f"zenml-gcp-gitops/deployment={n.prefix}"
+
         def apps_left() -> list[str]:
-            apps = kube.list_objects(APP_API, "Application", namespace=ns)
+            apps = kube.list_objects(APP_API, "Application", namespace=ns, label_selector=mine)
             return sorted(f"Application {a['metadata']['name']}" for a in apps)
 
         _wait_gone(

@@ -197,18 +197,21 @@ class Kube:
             "(roles/container.developer or higher)",
         )
 
-    def resource(self, api_version: str, kind: str) -> Any:
-        """The API resource for a kind; re-reads discovery once, for CRDs installed just now."""
+    def resource(self, api_version: str, kind: str, wait: bool = False) -> Any:
+        """The API resource for a kind. Discovery is re-read once for kinds that are new; with
+        `wait`, a few more times with backoff (CRDs applied a moment ago become established)."""
         from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
-        for attempt in range(self.retries):
+        attempts = self.retries if wait else 2
+        for attempt in range(attempts):
             try:
                 return self.dyn.resources.get(api_version=api_version, kind=kind)
             except ResourceNotFoundError:
-                if attempt == self.retries - 1:
+                if attempt == attempts - 1:
                     raise
                 self.dyn.resources.invalidate_cache()
-                time.sleep(self.retry_wait * attempt)
+                if wait:
+                    time.sleep(self.retry_wait * attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def is_namespaced(self, api_version: str, kind: str) -> bool:
@@ -254,8 +257,18 @@ class Kube:
         except NotFoundError:
             return []
         items = _plain(out).get("items") or []
-        if namespace is not None:  # some servers answer cluster-wide; filter to be sure
+        # filter again client-side: cheap, and exact even where a server ignores a selector
+        if namespace is not None:
             items = [i for i in items if i.get("metadata", {}).get("namespace") == namespace]
+        for term in (label_selector or "").split(","):
+            if "=" in term and "!=" not in term:
+                k, _, v = term.partition("=")
+                items = [
+                    i
+                    for i in items
+                    if (i.get("metadata", {}).get("labels") or {}).get(k.strip())
+                    == v.strip().lstrip("=")
+                ]
         return list(items)
 
     # -- writes
@@ -263,7 +276,7 @@ class Kube:
     def apply(self, obj: dict[str, Any], namespace: str | None = None) -> str:
         """Server-side apply one object. Returns "unchanged", "created" or "configured"."""
         api_version, kind = obj["apiVersion"], obj["kind"]
-        res = self.resource(api_version, kind)
+        res = self.resource(api_version, kind, wait=True)
         meta = obj.setdefault("metadata", {})
         if res.namespaced:
             meta["namespace"] = meta.get("namespace") or namespace or "default"

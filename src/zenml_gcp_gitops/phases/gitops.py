@@ -41,7 +41,12 @@ class GitopsPhase:
         rendered = render(ctx.cfg, ctx.infra)
         kube = self._connect(ctx)
         bootstrap(
-            kube, ctx.cfg, rendered, reporter=ctx.reporter, cache_dir=ctx.options.get("cache_dir")
+            kube,
+            ctx.cfg,
+            rendered,
+            reporter=ctx.reporter,
+            cache_dir=ctx.options.get("argocd_cache_dir"),
+            source=ctx.options.get("argocd_install_source"),  # (url, sha256): tests only
         )
         wait_for_apps(kube, ctx.cfg, rendered, ctx.reporter, WaitOptions.from_options(ctx.options))
         gateway_ip = check_ingress_address(kube, ctx.cfg, ctx.infra, ctx.options)

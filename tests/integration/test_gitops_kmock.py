@@ -1,0 +1,700 @@
+"""The GitOps phase against kmock, a stateful fake Kubernetes API server on a loopback port.
+
+The test plays the controllers: it moves Application statuses (as Argo CD would), removes
+load balancers and volumes (as GKE would), and checks what the product code does over HTTP.
+The Argo CD install manifest is a small fake served from a local HTTP server with its sha256.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import http.server
+import json
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.fakes.kube_kmock import FakeCluster
+from zenml_gcp_gitops.config import DeploymentConfig, build_config
+from zenml_gcp_gitops.errors import PhaseError
+from zenml_gcp_gitops.gitops import bootstrap as B
+from zenml_gcp_gitops.gitops import health as H
+from zenml_gcp_gitops.gitops.argocd_access import admin_password, server_pod
+from zenml_gcp_gitops.gitops.kube import Kube
+from zenml_gcp_gitops.gitops.render import Rendered, render
+from zenml_gcp_gitops.outputs import InfraOutputs
+from zenml_gcp_gitops.phases.base import PhaseContext
+from zenml_gcp_gitops.phases.gitops import GitopsPhase
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "argocd" / "example"
+
+FAKE_INSTALL = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: applications.argoproj.io}
+spec: {group: argoproj.io, names: {kind: Application, plural: applications}, scope: Namespaced}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: appprojects.argoproj.io}
+spec: {group: argoproj.io, names: {kind: AppProject, plural: appprojects}, scope: Namespaced}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: argocd-server, labels: {app.kubernetes.io/part-of: argocd}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: argocd-server, labels: {app.kubernetes.io/part-of: argocd}}
+rules: [{apiGroups: ["*"], resources: ["*"], verbs: [get]}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: argocd-cm, labels: {app.kubernetes.io/name: argocd-cm, app.kubernetes.io/part-of: argocd}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: argocd-server, labels: {app.kubernetes.io/part-of: argocd}}
+spec: {type: ClusterIP, ports: [{name: https, port: 443, targetPort: 8080}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: argocd-server, labels: {app.kubernetes.io/part-of: argocd}}
+spec:
+  selector: {matchLabels: {app.kubernetes.io/name: argocd-server}}
+  template:
+    metadata: {labels: {app.kubernetes.io/name: argocd-server}}
+    spec: {containers: [{name: argocd-server, image: quay.io/argoproj/argocd:v3.5.0}]}
+"""
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[FakeCluster]:
+    fake = FakeCluster().start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture(scope="module")
+def install_source() -> Iterator[tuple[str, str]]:
+    """(url, sha256) of the fake install manifest, served on a free loopback port."""
+    body = FAKE_INSTALL.encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield (
+            f"http://127.0.0.1:{server.server_port}/install.yaml",
+            hashlib.sha256(body).hexdigest(),
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def outputs() -> InfraOutputs:
+    return InfraOutputs.model_validate(json.loads((EXAMPLE / "outputs.json").read_text()))
+
+
+def cfg_named(name: str, repo: bool = False, **overrides: Any) -> DeploymentConfig:
+    """The example config; without its GitOps repo unless `repo` (children inline)."""
+    data = yaml.safe_load((EXAMPLE / "config.yaml").read_text())
+    if not repo:
+        data.pop("gitops_repo", None)
+        data.pop("gitops_path", None)
+    return build_config(None, {**data, "name": name, **overrides})
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.steps: list[str] = []
+
+    def step(self, message: str) -> None:
+        self.steps.append(message)
+
+    def progress(self, done: int, total: int | None, current: str | None = None) -> None:
+        pass
+
+    def log(self, line: str) -> None:
+        self.lines.append(line)
+
+
+class FakeTime:
+    """A clock and a sleep that runs the 'controllers' between polls."""
+
+    def __init__(self, on_tick: Any = None) -> None:
+        self.now = 0.0
+        self.ticks = 0
+        self.on_tick = on_tick
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.ticks += 1
+        if self.on_tick is not None:
+            self.on_tick(self.ticks)
+
+
+def status_for(
+    app_manifest: dict[str, Any], sync: str, health: str, **extra: Any
+) -> dict[str, Any]:
+    spec = app_manifest["spec"]
+    return {
+        "sync": {
+            "status": sync,
+            "comparedTo": {
+                "source": copy.deepcopy(spec["source"]),
+                "destination": spec["destination"],
+            },
+        },
+        "health": {"status": health},
+        **extra,
+    }
+
+
+def create_apps(
+    cluster: FakeCluster, r: Rendered, sync: str = "OutOfSync", health: str = "Progressing"
+) -> None:
+    """What Argo CD's root app does: create the children (here with a first status)."""
+    for a in r.apps:
+        obj = copy.deepcopy(a.manifest)
+        obj["status"] = status_for(a.manifest, sync, health)
+        cluster.put(obj)
+
+
+def set_status(
+    cluster: FakeCluster, r: Rendered, key: str, sync: str, health: str, **extra: Any
+) -> None:
+    a = r.app(key)
+    cluster.patch(
+        "Application", a.name, "argocd", {"status": status_for(a.manifest, sync, health, **extra)}
+    )
+
+
+# ---------------------------------------------------------------- install and idempotency
+
+
+def test_install_applies_manifest_settings_and_app_of_apps(
+    cluster: FakeCluster, install_source: tuple[str, str], tmp_path: Path
+) -> None:
+    cfg = cfg_named("inst")
+    r = render(cfg, outputs())
+    kube = Kube(cluster.api_client())
+    counts = B.bootstrap(kube, cfg, r, Recorder(), cache_dir=tmp_path, source=install_source)
+    assert counts.get("created", 0) >= 10
+    assert cluster.get("Namespace", "argocd") is not None
+    assert cluster.get("CustomResourceDefinition", "applications.argoproj.io") is not None
+    # namespaced install objects land in the argocd namespace
+    assert cluster.get("Deployment", "argocd-server", "argocd") is not None
+    assert cluster.get("Service", "argocd-server", "argocd")["spec"]["type"] == "ClusterIP"
+    cm = cluster.get("ConfigMap", "argocd-cm", "argocd")
+    assert "resource.customizations.health.argoproj.io_Application" in cm["data"]
+    assert cm["data"]["users.anonymous.enabled"] == "false"
+    assert (
+        cluster.get("AppProject", cfg.names.argocd_project, "argocd")["spec"] == r.project["spec"]
+    )
+    assert cluster.get("Application", cfg.names.argocd_root_app, "argocd")["spec"] == r.root["spec"]
+    assert cluster.get("Secret", cfg.names.argocd_repo_secrets["zenml_chart"], "argocd") is not None
+    # the download is cached under the checksum
+    assert any(p.name.startswith("install-v3.5.0-") for p in tmp_path.iterdir())
+
+
+def test_reapply_changes_nothing(
+    cluster: FakeCluster, install_source: tuple[str, str], tmp_path: Path
+) -> None:
+    cfg = cfg_named("idem")
+    r = render(cfg, outputs())
+    kube = Kube(cluster.api_client())
+    B.bootstrap(kube, cfg, r, None, cache_dir=tmp_path, source=install_source)
+    before = len(cluster.request_log())
+    counts = B.bootstrap(kube, cfg, r, None, cache_dir=tmp_path, source=install_source)
+    writes = [
+        m for m, _ in cluster.request_log()[before:] if m in ("PATCH", "POST", "PUT", "DELETE")
+    ]
+    assert writes == []
+    assert set(counts) == {"unchanged"}
+    # and a real change is applied, only to what changed
+    cfg2 = cfg_named("idem", analytics=True)
+    counts = B.bootstrap(
+        kube, cfg2, render(cfg2, outputs()), None, cache_dir=tmp_path, source=install_source
+    )
+    assert counts.get("configured") == 1  # the root app (its children's values changed)
+    # with a GitOps repo, the same change goes through Git: the bootstrap has nothing to do
+    cfg3 = cfg_named("idem", repo=True)
+    B.bootstrap(
+        kube, cfg3, render(cfg3, outputs()), None, cache_dir=tmp_path, source=install_source
+    )
+    cfg4 = cfg_named("idem", repo=True, analytics=True)
+    counts = B.bootstrap(
+        kube, cfg4, render(cfg4, outputs()), None, cache_dir=tmp_path, source=install_source
+    )
+    assert set(counts) == {"unchanged"}
+
+
+def test_checksum_mismatch_is_refused_and_not_cached(
+    install_source: tuple[str, str], tmp_path: Path
+) -> None:
+    url, _ = install_source
+    with pytest.raises(PhaseError, match="sha256"):
+        B.fetch_install_manifest("v3.5.0", tmp_path, source=(url, "0" * 64))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cached_manifest_needs_no_network(install_source: tuple[str, str], tmp_path: Path) -> None:
+    url, sha = install_source
+    docs = B.fetch_install_manifest("v3.5.0", tmp_path, source=(url, sha))
+    again = B.fetch_install_manifest(
+        "v3.5.0", tmp_path, source=("http://127.0.0.1:9/unreachable", sha)
+    )
+    assert docs == again and len(docs) == 7
+    with pytest.raises(PhaseError, match="could not download"):
+        B.fetch_install_manifest("v3.5.0", tmp_path / "empty", source=("http://127.0.0.1:9/x", sha))
+
+
+# ---------------------------------------------------------------- the wait loop
+
+
+def test_wait_follows_waves_from_progressing_to_healthy(cluster: FakeCluster) -> None:
+    cfg = cfg_named("waitok")
+    r = render(cfg, outputs())
+    create_apps(cluster, r)
+    order = [a.key for a in sorted(r.apps, key=lambda a: a.wave)]
+    became_healthy: list[str] = []
+
+    def controller(tick: int) -> None:
+        # one app per tick turns Healthy, in wave order; the next wave's app is only touched
+        # after the wave before it is done (as the real health check gates it)
+        if tick <= len(order):
+            key = order[tick - 1]
+            set_status(cluster, r, key, "Synced", "Healthy")
+            became_healthy.append(key)
+
+    t = FakeTime(controller)
+    rec = Recorder()
+    states = H.wait_for_apps(
+        Kube(cluster.api_client()), cfg, r, rec, H.WaitOptions(poll=5), t.sleep, t.clock
+    )
+    assert [s.name for s in states] == [r.app(k).name for k in order]
+    assert all(s.ready for s in states)
+    assert rec.steps[0].startswith("Wave 0")
+    assert any("OutOfSync/Progressing" in line and "wave 0" in line for line in rec.lines)
+    assert any("Synced/Healthy" in line and r.app("mlflow").name in line for line in rec.lines)
+
+
+def test_wait_does_not_trust_a_stale_verdict(cluster: FakeCluster) -> None:
+    cfg = cfg_named("stale")
+    r = render(cfg, outputs())
+    create_apps(cluster, r, "Synced", "Healthy")
+    a = r.app("external_secrets")
+    old = copy.deepcopy(a.manifest["spec"])
+    old["source"]["targetRevision"] = "0.0.1"  # status compared against an older spec
+    cluster.patch(
+        "Application",
+        a.name,
+        "argocd",
+        {
+            "status": {
+                "sync": {
+                    "status": "Synced",
+                    "comparedTo": {"source": old["source"], "destination": old["destination"]},
+                },
+                "health": {"status": "Healthy"},
+            }
+        },
+    )
+    t = FakeTime(
+        lambda tick: (
+            set_status(cluster, r, "external_secrets", "Synced", "Healthy") if tick == 3 else None
+        )
+    )
+    H.wait_for_apps(
+        Kube(cluster.api_client()), cfg, r, None, H.WaitOptions(poll=5), t.sleep, t.clock
+    )
+    assert t.ticks == 3  # it waited until the verdict was about the current spec
+
+
+def test_degraded_app_fails_with_diagnosis_and_fix(cluster: FakeCluster) -> None:
+    cfg = cfg_named("degr")
+    r = render(cfg, outputs())
+    create_apps(cluster, r, "Synced", "Healthy")
+    app = r.app("zenml_server")
+    cluster.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": "zenml-server-abc.1", "namespace": "zenml"},
+            "involvedObject": {"kind": "Deployment", "name": "zenml-server", "namespace": "zenml"},
+            "type": "Warning",
+            "reason": "FailedCreate",
+            "message": 'secret "zenml-db" not found',
+            "lastTimestamp": "2026-11-25T18:00:00Z",
+        }
+    )
+    set_status(
+        cluster,
+        r,
+        "zenml_server",
+        "Synced",
+        "Degraded",
+        conditions=[
+            {
+                "type": "SyncError",
+                "message": "one or more synchronization tasks completed unsuccessfully",
+            }
+        ],
+        operationState={"phase": "Failed", "message": "one or more objects failed to apply"},
+        resources=[
+            {
+                "kind": "Deployment",
+                "namespace": "zenml",
+                "name": "zenml-server",
+                "status": "Synced",
+                "health": {
+                    "status": "Degraded",
+                    "message": "Deployment exceeded its progress deadline",
+                },
+            },
+            {
+                "kind": "Service",
+                "namespace": "zenml",
+                "name": "zenml-server",
+                "status": "Synced",
+                "health": {"status": "Healthy"},
+            },
+        ],
+    )
+    t = FakeTime()
+    rec = Recorder()
+    with pytest.raises(PhaseError) as err:
+        H.wait_for_apps(
+            Kube(cluster.api_client()),
+            cfg,
+            r,
+            rec,
+            H.WaitOptions(poll=5, degraded_grace=10),
+            t.sleep,
+            t.clock,
+        )
+    e = err.value
+    assert app.name in e.message and "wave 3" in e.message and "Degraded" in e.message
+    assert "Secret the chart needs is missing" in (e.hint or "")
+    text = "\n".join(rec.lines)
+    assert "condition SyncError: one or more synchronization tasks" in text
+    assert "last operation Failed: one or more objects failed to apply" in text
+    assert (
+        "Deployment zenml/zenml-server: Synced/Degraded Deployment exceeded its progress deadline"
+        in text
+    )
+    assert 'event Warning FailedCreate: secret "zenml-db" not found' in text
+    assert "Service zenml/zenml-server" not in text  # healthy resources are not listed
+    assert t.now >= 10  # Degraded had its grace period (Argo retries) before failing
+
+
+def test_stuck_wave_times_out_naming_the_app(cluster: FakeCluster) -> None:
+    cfg = cfg_named("stuck")
+    r = render(cfg, outputs())
+    create_apps(cluster, r, "Synced", "Healthy")
+    set_status(cluster, r, "platform", "Synced", "Progressing")
+    t = FakeTime()
+    rec = Recorder()
+    with pytest.raises(PhaseError) as err:
+        H.wait_for_apps(
+            Kube(cluster.api_client()),
+            cfg,
+            r,
+            rec,
+            H.WaitOptions(poll=5, wave_timeout=60),
+            t.sleep,
+            t.clock,
+        )
+    assert r.app("platform").name in err.value.message
+    assert "within 60s" in err.value.message
+    assert 55 <= t.now <= 70
+    assert rec.steps[-1].startswith("Wave 1")  # waves 0 passed, wave 1 held
+
+
+def test_missing_child_app_is_diagnosed(cluster: FakeCluster) -> None:
+    cfg = cfg_named("nochild")
+    r = render(cfg, outputs())
+    t = FakeTime()
+    rec = Recorder()
+    with pytest.raises(PhaseError, match="within 10s"):
+        H.wait_for_apps(
+            Kube(cluster.api_client()),
+            cfg,
+            r,
+            rec,
+            H.WaitOptions(poll=5, wave_timeout=10),
+            t.sleep,
+            t.clock,
+        )
+    assert any("the Application does not exist" in line for line in rec.lines)
+
+
+# ---------------------------------------------------------------- address check
+
+
+def test_gateway_address_must_be_the_static_ip(cluster: FakeCluster) -> None:
+    cfg = cfg_named("addr")
+    out = outputs()
+    kube = Kube(cluster.api_client())
+    gw = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": cfg.names.gateway, "namespace": "gateway"},
+    }
+    cluster.put({**gw, "status": {"addresses": [{"type": "IPAddress", "value": "198.51.100.1"}]}})
+    with pytest.raises(
+        PhaseError, match=re.escape("198.51.100.1, not the reserved static IP 203.0.113.10")
+    ):
+        H.check_ingress_address(kube, cfg, out)
+    cluster.patch(
+        "Gateway",
+        cfg.names.gateway,
+        "gateway",
+        {"status": {"addresses": [{"type": "IPAddress", "value": out.ingress_ip}]}},
+    )
+    assert H.check_ingress_address(kube, cfg, out) == out.ingress_ip
+    cluster.remove("Gateway", cfg.names.gateway, "gateway")
+
+
+# ---------------------------------------------------------------- teardown
+
+
+class RecordingKube(Kube):
+    """Records each delete with what was still left at that moment."""
+
+    def __init__(self, cluster: FakeCluster, cfg: DeploymentConfig) -> None:
+        super().__init__(cluster.api_client())
+        self.cluster = cluster
+        self.cfg = cfg
+        self.deletes: list[tuple[str, str, list[str]]] = []
+
+    def delete(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None = None,
+        propagation: str = "Foreground",
+    ) -> bool:
+        self.deletes.append((kind, name, B._leftovers(self, self.cfg)))
+        return super().delete(api_version, kind, name, namespace, propagation)
+
+
+def _seed_stack(cluster: FakeCluster, cfg: DeploymentConfig, r: Rendered) -> None:
+    create_apps(cluster, r, "Synced", "Healthy")
+    root = copy.deepcopy(r.root)
+    root["metadata"]["finalizers"] = []  # teardown must add the cascade finalizer itself
+    cluster.put(root)
+    cluster.put(copy.deepcopy(r.project))
+    cluster.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "ingress-nginx-controller", "namespace": "ingress-nginx"},
+            "spec": {"type": "LoadBalancer"},
+        }
+    )
+    cluster.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "zenml-server", "namespace": "zenml"},
+            "spec": {"type": "ClusterIP"},
+        }
+    )
+    cluster.put(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data", "namespace": "mlflow"},
+            "spec": {},
+        }
+    )
+    cluster.put(
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "Gateway",
+            "metadata": {"name": cfg.names.gateway, "namespace": "gateway"},
+        }
+    )
+    cluster.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "argocd"}})
+
+
+def test_teardown_cascades_waits_for_load_balancers_then_uninstalls(cluster: FakeCluster) -> None:
+    cfg = cfg_named("zenml")
+    r = render(cfg, outputs())
+    _seed_stack(cluster, cfg, r)
+    events: list[str] = []
+
+    def argo_and_gke(tick: int) -> None:
+        root = cluster.get("Application", cfg.names.argocd_root_app, "argocd")
+        if root and root["metadata"].get("deletionTimestamp") and tick == 1:
+            # Argo CD: the finalizer is there, so it deletes the children and their resources
+            assert "resources-finalizer.argocd.argoproj.io" in root["metadata"]["finalizers"]
+            for a in r.apps:
+                cluster.remove("Application", a.name, "argocd")
+            cluster.remove("Application", cfg.names.argocd_root_app, "argocd")
+            events.append("apps removed")
+        if tick == 3:  # GKE releases the load balancers a while later
+            cluster.remove("Gateway", cfg.names.gateway, "gateway")
+            cluster.remove("Service", "ingress-nginx-controller", "ingress-nginx")
+            events.append("load balancers released")
+        if tick == 5:
+            cluster.remove("PersistentVolumeClaim", "data", "mlflow")
+            events.append("disks released")
+
+    t = FakeTime(argo_and_gke)
+    kube = RecordingKube(cluster, cfg)
+    rec = Recorder()
+    steps = B.teardown(
+        kube, cfg, rec, H.WaitOptions(poll=5, teardown_timeout=300), t.sleep, t.clock
+    )
+    assert steps == ["delete-root", "apps-gone", "cloud-resources-gone", "argocd-uninstalled"]
+    assert events == ["apps removed", "load balancers released", "disks released"]
+    kinds = [k for k, _, _ in kube.deletes]
+    assert kinds[0] == "Application"  # the root, first
+    # Argo CD is uninstalled only once nothing that holds a load balancer or disk is left
+    for kind, _, left in kube.deletes[1:]:
+        assert left == [], f"{kind} deleted while {left} remained"
+    assert "Namespace" in kinds and "CustomResourceDefinition" in kinds
+    assert (
+        kinds.index("AppProject")
+        < kinds.index("Namespace")
+        < kinds.index("CustomResourceDefinition")
+    )
+    assert any("Service ingress-nginx/ingress-nginx-controller" in line for line in rec.lines)
+    assert cluster.get("Namespace", "argocd") is None
+
+
+def test_teardown_times_out_on_a_stuck_load_balancer(cluster: FakeCluster) -> None:
+    cfg = cfg_named("zenml")
+    cluster.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "stuck-lb", "namespace": "mlflow"},
+            "spec": {"type": "LoadBalancer"},
+        }
+    )
+    t = FakeTime()
+    with pytest.raises(PhaseError) as err:
+        B.teardown(
+            Kube(cluster.api_client()),
+            cfg,
+            None,
+            H.WaitOptions(poll=5, teardown_timeout=30),
+            t.sleep,
+            t.clock,
+        )
+    assert "Service mlflow/stuck-lb" in err.value.message
+    assert "forwarding rules" in (err.value.hint or "")
+    cluster.remove("Service", "stuck-lb", "mlflow")
+
+
+# ---------------------------------------------------------------- the phase, status, argocd access
+
+
+def test_phase_run_status_against_kmock(
+    cluster: FakeCluster, install_source: tuple[str, str], tmp_path: Path
+) -> None:
+    cfg = cfg_named("phase")
+    out = outputs()
+    r = render(cfg, out)
+    create_apps(cluster, r, "Synced", "Healthy")  # as if Argo CD had already converged
+    cluster.put(
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "Gateway",
+            "metadata": {"name": cfg.names.gateway, "namespace": "gateway"},
+            "status": {"addresses": [{"value": out.ingress_ip}]},
+        }
+    )
+    ctx = PhaseContext(
+        cfg=cfg,
+        reporter=Recorder(),
+        options={
+            "kube_api_client": cluster.api_client(),
+            "argocd_install_source": install_source,
+            "argocd_cache_dir": str(tmp_path),
+            "poll": 0.01,
+            "wave_timeout": 5,
+        },
+        _infra=out,
+    )
+    phase = GitopsPhase()
+    result = phase.run(ctx)
+    assert result["zenml_url"] == "https://zenml.203.0.113.10.nip.io"
+    assert result["gateway_ip"] == out.ingress_ip
+    assert result["applications"] == [a.name for a in r.apps]
+    status = phase.status(ctx)
+    assert status["applications"][0]["name"] == cfg.names.argocd_root_app
+    healthy = [a for a in status["applications"] if a["name"] != cfg.names.argocd_root_app]
+    assert healthy and all(a["health"] == "Healthy" and a["sync"] == "Synced" for a in healthy)
+    assert status["zenml_reachable"] is False  # nip.io of a documentation IP: no route, no hang
+    cluster.remove("Gateway", cfg.names.gateway, "gateway")
+
+
+def test_admin_password_and_server_pod(cluster: FakeCluster) -> None:
+    import base64
+
+    from zenml_gcp_gitops.errors import ServiceUnavailable, UserError
+
+    kube = Kube(cluster.api_client())
+    with pytest.raises(UserError, match="argocd-initial-admin-secret"):
+        admin_password(kube, "argocd-pw")
+    cluster.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "argocd-initial-admin-secret", "namespace": "argocd-pw"},
+            "data": {"password": base64.b64encode(b"s3cr3t-value").decode()},
+        }
+    )
+    assert admin_password(kube, "argocd-pw") == "s3cr3t-value"
+    with pytest.raises(ServiceUnavailable):
+        server_pod(kube, "argocd-pw")
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "argocd-server-1",
+            "namespace": "argocd-pw",
+            "labels": {"app.kubernetes.io/name": "argocd-server"},
+        },
+        "status": {"phase": "Running"},
+    }
+    cluster.put(pod)
+    assert server_pod(kube, "argocd-pw") == "argocd-server-1"
+
+
+def test_fake_manifest_is_plain_yaml() -> None:
+    docs = list(yaml.safe_load_all(FAKE_INSTALL))
+    assert [d["kind"] for d in docs][:2] == ["CustomResourceDefinition"] * 2
