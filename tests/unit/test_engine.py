@@ -1,0 +1,309 @@
+"""The orchestrator without Pulumi: resume planning, the record (atomic, no secrets, in GCS
+next to the state), error summaries, progress lines and the CLI's flag conflicts."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from pydantic import SecretStr
+
+from tests.fakes.fake_phases import FakePhase
+from tests.fakes.google_clients import FakeStorageClient
+from zenml_gcp_gitops.config import DeploymentConfig, build_config
+from zenml_gcp_gitops.engine import (
+    DeploymentRecord,
+    Engine,
+    FileRecordStore,
+    GcsRecordStore,
+    PlainReporter,
+    local_record_path,
+    record_store,
+    scrub,
+)
+from zenml_gcp_gitops.errors import PhaseError, UserError
+from zenml_gcp_gitops.phases.infra import (
+    EventTracker,
+    classify,
+    first_meaningful_line,
+    protected_resources,
+)
+
+INFRA_OUT = {
+    "project": "my-project-1",
+    "region": "europe-west4",
+    "name": "zenml",
+    "cluster_name": "zenml-gke",
+    "cluster_location": "europe-west4",
+    "cluster_endpoint": "gke.goog",
+    "cluster_ca_certificate": "Q0E=",
+    "network": "zenml-vpc",
+    "subnet": "zenml-nodes",
+    "sql_instance": "zenml-mysql",
+    "sql_connection_name": "p:r:i",
+    "sql_private_ip": "10.0.0.3",
+    "sql_server_ca_cert": "PEM",
+    "artifact_bucket": "a",
+    "mlflow_bucket": "m",
+    "registry_uri": "r",
+    "kms_key": "k",
+    "service_accounts": {},
+    "ingress_ip": "1.2.3.4",
+    "zenml_host": "zenml.1.2.3.4.nip.io",
+    "mlflow_host": "mlflow.1.2.3.4.nip.io",
+    "secret_ids": {},
+}
+
+
+class FakeInfra(FakePhase):
+    def run(self, ctx: Any) -> dict[str, Any]:
+        self.journal.append("run:infra")
+        if self.fail_times > 0:
+            self.fail_times -= 1
+            raise RuntimeError("provider crashed")
+        return {"outputs": INFRA_OUT, "secret_outputs": ["pipelines_sa_key"], "token": "abc"}
+
+
+@pytest.fixture
+def cfg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DeploymentConfig:
+    monkeypatch.setenv("ZENML_GCP_GITOPS_HOME", str(tmp_path / "home"))
+    return build_config(
+        None, {"project": "my-project-1", "region": "europe-west4", "state": "local"}
+    )
+
+
+def _engine(cfg: DeploymentConfig, journal: list[str], **fail: int) -> Engine:
+    phases = [
+        FakePhase("preflight", journal, fail_times=fail.get("preflight", 0)),
+        FakeInfra("infra", journal, fail_times=fail.get("infra", 0)),
+        *(FakePhase(n, journal, fail_times=fail.get(n, 0)) for n in ("gitops", "register", "ci")),
+    ]
+    # preflight must not need infra outputs
+    phases[0].run = lambda ctx: (journal.append("run:preflight"), {"ok": True})[1]  # type: ignore[method-assign]
+    return Engine(cfg, phases=phases, reporter=PlainReporter(stream=io.StringIO()))
+
+
+def test_resume_starts_at_the_failed_phase_and_preflight_always_runs(cfg: DeploymentConfig) -> None:
+    journal: list[str] = []
+    with pytest.raises(PhaseError) as exc:
+        _engine(cfg, journal, register=1).deploy()
+    assert (
+        exc.value.message == "register failed: register exploded"
+        and exc.value.hint == "fix register"
+    )
+    rec = json.loads(local_record_path(cfg).read_text())
+    assert [rec["phases"][p]["status"] for p in ("preflight", "infra", "gitops", "register")] == [
+        "succeeded",
+        "succeeded",
+        "succeeded",
+        "failed",
+    ]
+    assert rec["phases"]["register"]["error"].startswith("register exploded")
+    journal.clear()
+    summary = _engine(cfg, journal).deploy()
+    assert journal == ["run:preflight", "run:register", "run:ci"]
+    assert summary["phases"]["infra"] == {"status": "skipped", "previous": "succeeded"}
+    journal.clear()
+    _engine(cfg, journal).deploy()  # all done: a re-run converges everything
+    assert journal == ["run:preflight", "run:infra", "run:gitops", "run:register", "run:ci"]
+
+
+def test_changed_config_reruns_everything(cfg: DeploymentConfig) -> None:
+    journal: list[str] = []
+    with pytest.raises(PhaseError):
+        _engine(cfg, journal, ci=1).deploy()
+    journal.clear()
+    changed = cfg.model_copy(update={"sql_tier": "db-custom-2-7680"})
+    _engine(changed, journal).deploy()
+    assert journal[:2] == ["run:preflight", "run:infra"]
+
+
+def test_from_phase_and_stop_after(cfg: DeploymentConfig) -> None:
+    journal: list[str] = []
+    _engine(cfg, journal).deploy(stop_after="infra")
+    assert journal == ["run:preflight", "run:infra"]
+    journal.clear()
+    _engine(cfg, journal).deploy(from_phase="register", stop_after="register")
+    assert journal == ["run:preflight", "run:register"]
+    with pytest.raises(UserError, match="comes after --stop-after"):
+        _engine(cfg, journal).deploy(from_phase="ci", stop_after="infra")
+    with pytest.raises(UserError, match="is not a phase"):
+        _engine(cfg, journal).deploy(from_phase="nope")
+
+
+def test_unexpected_error_is_recorded_with_a_log_file(cfg: DeploymentConfig) -> None:
+    with pytest.raises(PhaseError) as exc:
+        _engine(cfg, [], infra=1).deploy()
+    assert "infra failed: RuntimeError: provider crashed" in exc.value.message
+    rec = json.loads(local_record_path(cfg).read_text())
+    log = Path(rec["phases"]["infra"]["log_file"])
+    assert "Traceback" in log.read_text() and str(log) in (exc.value.hint or "")
+
+
+def test_record_keeps_no_secret_values(cfg: DeploymentConfig) -> None:
+    _engine(cfg, []).deploy()
+    text = local_record_path(cfg).read_text()
+    rec = json.loads(text)
+    assert rec["phases"]["infra"]["outputs"]["token"] == "[secret]"
+    assert rec["phases"]["gitops"]["outputs"]["admin_password"] == "[secret]"
+    assert "hunter2" not in text and '"abc"' not in text
+    assert scrub(
+        {"x": SecretStr("v"), "api_key": "k", "api_key_name": "ci", "n": [1, {"password": None}]}
+    ) == {
+        "x": "[secret]",
+        "api_key": "[secret]",
+        "api_key_name": "ci",
+        "n": [1, {"password": None}],
+    }
+
+
+def test_file_record_store_is_atomic(tmp_path: Path, cfg: DeploymentConfig) -> None:
+    store = FileRecordStore(tmp_path / "d" / "record.json")
+    assert store.load() is None
+    rec = DeploymentRecord.new(cfg)
+    store.save(rec)
+    assert store.load() == rec.model_copy(update={"updated_at": store.load().updated_at})  # type: ignore[union-attr]
+    assert [p.name for p in (tmp_path / "d").iterdir()] == ["record.json"]  # no temp files left
+    (tmp_path / "d" / "record.json").write_text("{not json")
+    with pytest.raises(UserError, match="unreadable"):
+        store.load()
+
+
+def test_gcs_record_lives_next_to_the_state(cfg: DeploymentConfig) -> None:
+    gcs_cfg = cfg.model_copy(update={"state": None})
+    client = FakeStorageClient()
+    store = record_store(gcs_cfg, client)
+    assert isinstance(store, GcsRecordStore)
+    assert store.location == "gs://my-project-1-zenml-state/zenml-gcp-gitops/zenml/record.json"
+    rec = DeploymentRecord.new(gcs_cfg)
+    store.save(rec)  # no bucket yet (preflight makes it): only the local mirror
+    assert client.objects == {} and store.load() is not None
+    client.create_bucket(client.bucket("my-project-1-zenml-state"))
+    store.save(rec)
+    stored = json.loads(
+        client.objects[("my-project-1-zenml-state", "zenml-gcp-gitops/zenml/record.json")]
+    )
+    assert stored["name"] == "zenml" and stored["state_url"] == "gs://my-project-1-zenml-state"
+    prefixed = record_store(cfg.model_copy(update={"state": "gs://team-state/deploys"}), client)
+    assert prefixed.location == "gs://team-state/deploys/zenml-gcp-gitops/zenml/record.json"
+
+
+def test_first_meaningful_line_and_hints() -> None:
+    msg = "sdk-v2/provider2.go:572: sdk.helper_schema: Error creating Cluster: googleapi: Error 403: Quota 'CPUS' exceeded.\nmore"
+    assert (
+        first_meaningful_line(msg)
+        == "Error creating Cluster: googleapi: Error 403: Quota 'CPUS' exceeded."
+    )
+    assert "quota" in (classify(msg) or "")
+    assert "organization policy" in (
+        classify("violates constraint constraints/compute.vmExternalIpAccess") or ""
+    )
+    assert "API is disabled" in (
+        classify(
+            "Error 403: Compute Engine API has not been used in project 1 before or it is disabled"
+        )
+        or ""
+    )
+    assert classify("all fine") is None
+
+
+def _ev(**kw: Any) -> SimpleNamespace:
+    base = dict(
+        resource_pre_event=None,
+        res_outputs_event=None,
+        diagnostic_event=None,
+        res_op_failed_event=None,
+        summary_event=None,
+    )
+    return SimpleNamespace(**{**base, **kw})
+
+
+def test_event_tracker_counts_progress_and_summarises_failures() -> None:
+    out = io.StringIO()
+    rep = PlainReporter(stream=out)
+    rep.phase = "infra"
+    t = EventTracker(rep, total=2)
+    urn = "urn:pulumi:s::p::gcp:sql/databaseInstance:DatabaseInstance::mysql"
+    md = SimpleNamespace(
+        op=SimpleNamespace(value="create"),
+        urn=urn,
+        type="gcp:sql/databaseInstance:DatabaseInstance",
+    )
+    t(_ev(resource_pre_event=SimpleNamespace(metadata=md)))
+    t(_ev(res_outputs_event=SimpleNamespace(metadata=md)))
+    t(
+        _ev(
+            diagnostic_event=SimpleNamespace(
+                urn=urn, severity="error", message="error: Error 409: instance name reserved\n"
+            )
+        )
+    )
+    t(_ev(res_op_failed_event=SimpleNamespace(metadata=md)))
+    assert t.done == 1
+    assert out.getvalue() == "[infra] 0/2 resources - create DatabaseInstance mysql\n"  # throttled
+    assert t.summary() == [
+        "DatabaseInstance mysql: create failed: Error 409: instance name reserved"
+    ]
+
+
+def test_protected_resources() -> None:
+    res = [
+        {"type": "gcp:container/cluster:Cluster", "inputs": {"name": "c"}},
+        {
+            "type": "gcp:container/cluster:Cluster",
+            "inputs": {"name": "d", "deletionProtection": False},
+        },
+        {
+            "type": "gcp:sql/databaseInstance:DatabaseInstance",
+            "inputs": {"name": "s", "deletionProtection": True},
+        },
+        {"type": "gcp:storage/bucket:Bucket", "inputs": {"name": "b", "forceDestroy": False}},
+        {"type": "gcp:storage/bucket:Bucket", "inputs": {"name": "e", "forceDestroy": True}},
+    ]
+    assert protected_resources(res) == ["Cluster c", "DatabaseInstance s", "Bucket b"]
+
+
+def test_cli_offline_with_local_is_one_line_exit_2() -> None:
+    from zenml_gcp_gitops.cli import cli
+
+    res = CliRunner().invoke(cli, ["deploy", "--offline", "--local"])
+    assert res.exit_code == 2
+    assert "--offline and --local cannot be combined" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_cli_destroy_without_yes_in_ci_asks_for_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from zenml_gcp_gitops.cli import cli
+
+    monkeypatch.setenv("CI", "1")
+    res = CliRunner().invoke(
+        cli, ["destroy", "--project", "my-project-1", "--region", "europe-west4"]
+    )
+    assert res.exit_code == 1 and "needs confirmation" in res.output and "--yes" in res.output
+
+
+def test_deploy_help_lists_every_flag() -> None:
+    from zenml_gcp_gitops.cli import cli
+
+    res = CliRunner().invoke(cli, ["deploy", "--help"])
+    for flag in (
+        "--stop-after",
+        "--from-phase",
+        "--dry-run",
+        "--yes",
+        "--output",
+        "--verbose",
+        "--offline",
+        "--local",
+        "--gitops-repo",
+        "--state",
+        "--secrets-provider",
+    ):
+        assert flag in res.output
+    res = CliRunner().invoke(cli, ["destroy", "--help"])
+    assert "--force" in res.output and "--purge-state" in res.output
