@@ -105,7 +105,7 @@ def deploy(
         return
     cfg = config.load()
     if offline:
-        from .plan import show_plan  # type: ignore[attr-defined]
+        from .plan import show_plan
 
         show_plan(cfg, output)
         return

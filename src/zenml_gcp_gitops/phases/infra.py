@@ -689,12 +689,15 @@ class InfraPhase:
         tracker = EventTracker(rep, total=len(resources) or None)
         rep.step(f"Destroying {len(resources)} resources")
         with log.open("w") as f:
+
+            def on_output(line: str) -> None:
+                f.write(line + "\n")
+                rep.log(line)
+
             try:
                 run_interruptible(
                     lambda: handle.stack.destroy(
-                        on_event=tracker,
-                        on_output=lambda s: (f.write(s + "\n"), rep.log(s)),
-                        color="never",
+                        on_event=tracker, on_output=on_output, color="never"
                     ),
                     rep,
                 )
@@ -757,6 +760,10 @@ def _holder(text: str) -> str:
         return "unknown holder"
 
 
+def _unlinker(path: Path) -> Callable[[], None]:
+    return lambda: path.unlink(missing_ok=True)
+
+
 def find_locks(cfg: DeploymentConfig, storage_client: Any = None) -> list[LockFile]:
     """The lock files of this deployment's stack in its diy backend (file:// or gs://)."""
     prefix = _lock_prefix(cfg)
@@ -764,13 +771,12 @@ def find_locks(cfg: DeploymentConfig, storage_client: Any = None) -> list[LockFi
     if url.startswith("file://"):
         d = Path(url.removeprefix("file://")).expanduser() / prefix
         return [
-            LockFile(str(p), _holder(p.read_text()), lambda p=p: p.unlink(missing_ok=True))
-            for p in sorted(d.glob("*.json"))
+            LockFile(str(p), _holder(p.read_text()), _unlinker(p)) for p in sorted(d.glob("*.json"))
         ]
     bucket, _, sub = url.removeprefix("gs://").partition("/")
     full = f"{sub.strip('/')}/{prefix}" if sub.strip("/") else prefix
     if storage_client is None:
-        from google.cloud import storage
+        from google.cloud import storage  # type: ignore[attr-defined]
 
         storage_client = storage.Client(project=cfg.project)
     return [

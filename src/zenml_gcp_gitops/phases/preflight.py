@@ -99,12 +99,12 @@ class GcpApi:
         if self._session is None:
             from google.auth.transport.requests import AuthorizedSession
 
-            self._session = AuthorizedSession(self.credentials())
+            self._session = AuthorizedSession(self.credentials())  # type: ignore[no-untyped-call]
         return self._session
 
     def storage(self) -> Any:
         if self._storage is None:
-            from google.cloud import storage
+            from google.cloud import storage  # type: ignore[attr-defined]
 
             self._storage = storage.Client(project=self.cfg.project, credentials=self.credentials())
         return self._storage
@@ -322,7 +322,7 @@ def _api(ctx: PhaseContext) -> GcpApi:
     if api is None:
         api = GcpApi(ctx.cfg)
         ctx.options["gcp_api"] = api
-    return api  # type: ignore[no-any-return]
+    return api
 
 
 def _version_tuple(v: str) -> tuple[int, ...]:
