@@ -1,0 +1,70 @@
+"""Opt-in smoke tests against real GCP: `pytest -m gcp`.
+
+Needs Application Default Credentials and ZENML_GCP_GITOPS_TEST_PROJECT (a project you may
+create things in). The preflight dry run changes nothing. The full round trip (deploy every
+phase, then destroy --force --purge-state) also needs ZENML_GCP_GITOPS_TEST_FULL=1: it takes
+25-40 minutes and costs a little money.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.gcp
+
+PROJECT = os.environ.get("ZENML_GCP_GITOPS_TEST_PROJECT")
+REGION = os.environ.get("ZENML_GCP_GITOPS_TEST_REGION", "europe-west4")
+
+
+def _have_credentials() -> bool:
+    try:
+        import google.auth
+
+        google.auth.default()
+        return True
+    except Exception:
+        return False
+
+
+needs_gcp = pytest.mark.skipif(
+    not PROJECT or not _have_credentials(),
+    reason="set ZENML_GCP_GITOPS_TEST_PROJECT and Application Default Credentials to run real-GCP tests",
+)
+
+
+@needs_gcp
+def test_preflight_dry_run_against_real_gcp() -> None:
+    from zenml_gcp_gitops.config import build_config
+    from zenml_gcp_gitops.phases.base import PhaseContext
+    from zenml_gcp_gitops.phases.preflight import PreflightPhase
+
+    if shutil.which("pulumi") is None:
+        pytest.skip("the Pulumi CLI is not on PATH")
+    cfg = build_config(None, {"project": PROJECT, "region": REGION, "name": "smoke"})
+    out = PreflightPhase().run(PhaseContext(cfg=cfg, options={"dry_run": True, "yes": True}))
+    assert out["state_bucket"] == f"{PROJECT}-smoke-state"
+    assert out["state_bucket_action"] in ("exists", "would create")
+
+
+@needs_gcp
+@pytest.mark.skipif(
+    not os.environ.get("ZENML_GCP_GITOPS_TEST_FULL"),
+    reason="set ZENML_GCP_GITOPS_TEST_FULL=1 for the 30-minute round trip",
+)
+def test_full_deploy_and_destroy_round_trip() -> None:
+    from zenml_gcp_gitops.config import build_config
+    from zenml_gcp_gitops.engine import Engine
+
+    name = f"smk{uuid.uuid4().hex[:6]}"
+    cfg = build_config(None, {"project": PROJECT, "region": REGION, "name": name})
+    try:
+        summary = Engine(cfg, options={"yes": True}).deploy()
+        assert {p["status"] for p in summary["phases"].values()} == {"succeeded"}
+        again = Engine(cfg, options={"yes": True}).deploy(stop_after="infra")
+        assert again["phases"]["infra"]["status"] == "succeeded"
+    finally:
+        Engine(cfg, options={"yes": True, "force": True, "purge_state": True}).destroy()
