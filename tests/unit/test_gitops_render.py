@@ -523,3 +523,25 @@ def test_argocd_plan_contract_shape() -> None:
     assert all(a["kind"] == "Application" for a in plan["applications"])
     assert all(o["kind"] != "Application" for o in plan["objects"])
     json.dumps(plan)  # plain JSON data
+
+
+def test_private_gitops_repo_credentials_come_from_eso(shared_schemas: Path) -> None:
+    out = example_outputs()
+    ids = dict(out.secret_ids, gitops_repo="zenml-gitops-repo-token")
+    cfg = make_cfg(gitops_repo="https://github.com/acme/private-gitops.git")
+    r = R.render(cfg, out.model_copy(update={"secret_ids": ids}))
+    repo_secret = cfg.names.argocd_repo_secrets["gitops"]
+    assert repo_secret not in {o["metadata"]["name"] for o in r.bootstrap}
+    es = next(
+        o
+        for o in r.objects
+        if o["kind"] == "ExternalSecret" and o["metadata"]["name"] == repo_secret
+    )
+    assert es["metadata"]["namespace"] == cfg.names.namespaces["argocd"]
+    assert es["spec"]["target"]["template"]["metadata"]["labels"] == {
+        "argocd.argoproj.io/secret-type": "repository"
+    }
+    assert {d["remoteRef"]["property"] for d in es["spec"]["data"]} == {"username", "password"}
+    _validate_crd(es, shared_schemas)
+    store = next(o for o in r.objects if o["kind"] == "ClusterSecretStore")
+    assert cfg.names.namespaces["argocd"] in store["spec"]["conditions"][0]["namespaces"]

@@ -365,7 +365,7 @@ def _repositories(
             },
         }
     ]
-    if cfg.gitops_repo:
+    if cfg.gitops_repo and "gitops_repo" not in out.secret_ids:  # else ESO writes it
         repos.append(
             {
                 "name": n.argocd_repo_secrets["gitops"],
