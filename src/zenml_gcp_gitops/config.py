@@ -229,6 +229,12 @@ class DeploymentConfig(BaseModel):
                     f"name: bucket name '{bucket}' must be {_BUCKET_MIN}-{_BUCKET_MAX} "
                     "characters: choose a shorter name"
                 )
+            if "google" in bucket:  # GCS refuses bucket names containing "google"
+                field = "name" if "google" in self.name else "project"
+                raise ValueError(
+                    f"{field}: bucket name '{bucket}' may not contain 'google': choose another "
+                    f"{field}"
+                )
         return self
 
     @property
