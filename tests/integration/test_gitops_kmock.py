@@ -698,3 +698,22 @@ def test_admin_password_and_server_pod(cluster: FakeCluster) -> None:
 def test_fake_manifest_is_plain_yaml() -> None:
     docs = list(yaml.safe_load_all(FAKE_INSTALL))
     assert [d["kind"] for d in docs][:2] == ["CustomResourceDefinition"] * 2
+
+
+def test_phase_destroy_without_a_cluster_is_a_no_op() -> None:
+    ctx = PhaseContext(cfg=cfg_named("never"))
+    GitopsPhase().destroy(ctx)  # nothing recorded: must not try to connect anywhere
+
+
+def test_phase_status_reports_an_unreachable_cluster(tmp_path: Path) -> None:
+    from kubernetes import client
+
+    conf = client.Configuration()
+    conf.host = "http://127.0.0.1:9"  # discard port: connection refused
+    conf.retries = 0
+    ctx = PhaseContext(
+        cfg=cfg_named("gone"), options={"kube_api_client": client.ApiClient(conf)}, _infra=outputs()
+    )
+    status = GitopsPhase().status(ctx)
+    assert status["applications"] == []
+    assert "did not answer" in status["cluster_error"]

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .render import Rendered
 
 APP_API = "argoproj.io/v1alpha1"
+SETTINGS_MANAGER = "zenml-gcp-gitops-settings"
 ROOT_FINALIZER = "resources-finalizer.argocd.argoproj.io"
 _ARGOCD_CRDS = (
     "applications.argoproj.io",
@@ -109,7 +110,10 @@ def install_argocd(
         apply(obj)
     if crds:
         kube.dyn.resources.invalidate_cache()
-    apply(rendered.argocd_cm)
+    # our argocd-cm keys under their own manager: re-applying the upstream (data-less)
+    # argocd-cm with the install manager must never drop the health check
+    outcome = kube.apply(rendered.argocd_cm, namespace=ns, field_manager=SETTINGS_MANAGER)
+    counts[outcome] = counts.get(outcome, 0) + 1
     _note(reporter, f"Argo CD {rendered.argocd_version}: {_counts(counts)}")
     return counts
 

@@ -273,8 +273,13 @@ class Kube:
 
     # -- writes
 
-    def apply(self, obj: dict[str, Any], namespace: str | None = None) -> str:
-        """Server-side apply one object. Returns "unchanged", "created" or "configured"."""
+    def apply(
+        self, obj: dict[str, Any], namespace: str | None = None, field_manager: str = FIELD_MANAGER
+    ) -> str:
+        """Server-side apply one object. Returns "unchanged", "created" or "configured".
+
+        Fields this manager applied before but `obj` lacks are removed (SSA semantics), so
+        separate concerns on one object (argocd-cm) use separate managers."""
         api_version, kind = obj["apiVersion"], obj["kind"]
         res = self.resource(api_version, kind, wait=True)
         meta = obj.setdefault("metadata", {})

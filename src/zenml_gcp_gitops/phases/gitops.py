@@ -60,20 +60,28 @@ class GitopsPhase:
         }
 
     def status(self, ctx: PhaseContext) -> dict[str, Any]:
+        from ..errors import UserError
         from ..gitops.health import app_statuses, url_reachable
 
-        kube = self._connect(ctx)
-        apps = app_statuses(kube, ctx.cfg)
-        return {
-            "applications": apps,
+        result: dict[str, Any] = {
             "zenml_url": ctx.infra.zenml_url,
-            "zenml_reachable": url_reachable(ctx.infra.zenml_url + "/health"),
             "mlflow_url": ctx.infra.mlflow_url,
+            "zenml_reachable": url_reachable(ctx.infra.zenml_url + "/health"),
             "mlflow_reachable": url_reachable(ctx.infra.mlflow_url + "/health"),
         }
+        try:
+            result["applications"] = app_statuses(self._connect(ctx), ctx.cfg)
+        except UserError as e:  # status reports; it never fails on an unreachable cluster
+            result["applications"] = []
+            result["cluster_error"] = e.message
+        return result
 
     def destroy(self, ctx: PhaseContext) -> None:
         from ..gitops.bootstrap import teardown
         from ..gitops.health import WaitOptions
 
+        injected = self._kube is not None or ctx.options.get("kube_api_client") is not None
+        has_infra = ctx._infra is not None or bool(ctx.recorded.get("infra", {}).get("outputs"))
+        if not injected and not has_infra:
+            return  # infra never produced a cluster: nothing was deployed into one
         teardown(self._connect(ctx), ctx.cfg, ctx.reporter, WaitOptions.from_options(ctx.options))
