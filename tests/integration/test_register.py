@@ -337,3 +337,54 @@ def test_unreachable_raises_service_unavailable() -> None:
         connect(
             f"http://127.0.0.1:{free_port()}", Credentials(username="a", password="b"), timeout=0.5
         )
+
+
+def test_phases_take_credentials_from_secret_manager(
+    server: ZenServer, store: Any, monkeypatch
+) -> None:
+    """RegisterPhase/CiPhase as the engine runs them: URL from the gitops record, admin and
+    MLflow logins from Secret Manager (the fake), no credentials in the environment."""
+    from tests.fakes.gcp_secrets import FakeSecretManager
+    from tests.support.register_fixtures import outputs_dict
+    from zenml_gcp_gitops.phases.base import PhaseContext
+    from zenml_gcp_gitops.phases.ci import CiPhase
+    from zenml_gcp_gitops.phases.register import RegisterPhase
+
+    for var in ("ZENML_STORE_API_KEY", "ZENML_STORE_USERNAME", "ZENML_STORE_PASSWORD",
+                "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):  # fmt: skip
+        monkeypatch.delenv(var, raising=False)
+    cfg = make_cfg("reg-phase")
+    sm = FakeSecretManager()
+    sm.seed(
+        cfg.names.secrets["zenml_admin"],
+        json.dumps({"username": server.username, "password": server.password}),
+    )
+    sm.seed(
+        cfg.names.secrets["mlflow_auth"],
+        json.dumps({"username": "mlflow", "password": "mlflow-Pw-1"}),
+    )
+    ctx = PhaseContext(
+        cfg=cfg,
+        recorded={"infra": {"outputs": outputs_dict(cfg)}, "gitops": {"zenml_url": server.url}},
+        options={"secret_manager": sm, "timeout": 30},
+    )
+    rec = RegisterPhase().run(ctx)
+    assert rec["zenml_url"] == server.url and rec["stack"]["name"] == "reg-phase"
+    assert "mlflow-Pw-1" not in json.dumps(rec)
+    assert RegisterPhase().status(ctx)["healthy"] is True
+    ci_rec = CiPhase().run(ctx)
+    assert set(ci_rec) == {"service_account", "api_key_name", "secret_id"}
+    key = sm.read(cfg.names.secrets["ci_api_key"])
+    assert key and key not in json.dumps(ci_rec)
+    st = CiPhase().status(ctx)
+    assert st["healthy"] and st["api_key"]["active"]
+
+    CiPhase().destroy(ctx)
+    assert CiPhase().status(ctx)["service_account"] is None
+    RegisterPhase().destroy(ctx)
+    status = RegisterPhase().status(ctx)
+    assert status["healthy"] is False and "stack:reg-phase" in status["missing"]
+
+    sm.seed(cfg.names.secrets["zenml_admin"], "not json")
+    with pytest.raises(PhaseError, match="is not JSON with username and password"):
+        RegisterPhase().run(ctx)
