@@ -56,14 +56,18 @@ def up(
     output: str,
 ) -> None:
     """Start the services (or re-check them) and register the local stack."""
-    from ..local.rehearsal import local_up
+    from ..local import up_quietly
     from ..local.report import print_up
 
-    result = local_up(
-        name, data_dir, db_url,
-        zenml_port=zenml_port, mlflow_port=mlflow_port, registry=registry,
-        progress=output != "json",
-    )  # fmt: skip
+    result = up_quietly(
+        output,
+        name,
+        data_dir,
+        db_url,
+        zenml_port=zenml_port,
+        mlflow_port=mlflow_port,
+        registry=registry,
+    )
     print_up(result, output)
 
 

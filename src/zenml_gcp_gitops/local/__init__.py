@@ -6,7 +6,10 @@ process management in `services.py` and the stack spec in `stack.py`.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
+from typing import Any
 
 
 def run_local_up(
@@ -16,11 +19,19 @@ def run_local_up(
     output: str = "text",
 ) -> None:
     """Start (or re-check) the local services, register `<name>-local`, print how to use it."""
-    from .rehearsal import local_up
     from .report import print_up
 
-    result = local_up(name, data_dir, db_url, progress=output != "json")
-    print_up(result, output)
+    print_up(up_quietly(output, name, data_dir, db_url), output)
 
 
-__all__ = ["run_local_up"]
+def up_quietly(output: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """`local_up`; with `--output json`, whatever ZenML prints goes to stderr, not stdout."""
+    from .rehearsal import local_up
+
+    if output != "json":
+        return local_up(*args, progress=True, **kwargs)
+    with contextlib.redirect_stdout(sys.stderr):
+        return local_up(*args, progress=False, **kwargs)
+
+
+__all__ = ["run_local_up", "up_quietly"]
