@@ -23,6 +23,8 @@ class GkeArgs:
     services_range: str
     authorized_networks: tuple[str, ...]
     deletion_protection: bool
+    node_service_account: str  # account ID of the nodes' own least-privilege identity
+    repository: pulumi.Input[str]  # Artifact Registry repository the nodes pull images from
     labels: dict[str, str]
 
 
@@ -38,6 +40,32 @@ class Gke(Component):
     def __init__(self, name: str, args: GkeArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("Gke", name, opts)
         public_ip = bool(args.authorized_networks)
+        # Nodes get their own account instead of the Compute default one (often Editor):
+        # it may write logs and metrics and pull images from this stack's repository only.
+        self.node_account = gcp.serviceaccount.Account(
+            "nodes",
+            account_id=args.node_service_account,
+            project=args.project,
+            display_name="zenml-gcp-gitops GKE nodes",
+            opts=self.child(),
+        )
+        node_member = self.node_account.email.apply(lambda e: f"serviceAccount:{e}")
+        node_role = gcp.projects.IAMMember(
+            "nodes-default-role",
+            project=args.project,
+            role="roles/container.defaultNodeServiceAccount",
+            member=node_member,
+            opts=self.child(),
+        )
+        pull = gcp.artifactregistry.RepositoryIamMember(
+            "nodes-pull-images",
+            project=args.project,
+            location=args.region,
+            repository=args.repository,
+            role="roles/artifactregistry.reader",
+            member=node_member,
+            opts=self.child(),
+        )
         self.cluster = gcp.container.Cluster(
             "cluster",
             name=args.cluster,
@@ -79,9 +107,15 @@ class Gke(Component):
             workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
                 workload_pool=f"{args.project}.svc.id.goog"
             ),
+            cluster_autoscaling=gcp.container.ClusterClusterAutoscalingArgs(
+                auto_provisioning_defaults=gcp.container.ClusterClusterAutoscalingAutoProvisioningDefaultsArgs(
+                    service_account=self.node_account.email,
+                    oauth_scopes=["https://www.googleapis.com/auth/cloud-platform"],
+                ),
+            ),
             deletion_protection=args.deletion_protection,
             resource_labels=args.labels,
-            opts=self.child(),
+            opts=self.child([node_role, pull]),
         )
         self.cluster_name: pulumi.Output[str] = self.cluster.name
         self.location: pulumi.Output[str] = self.cluster.location

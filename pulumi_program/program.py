@@ -127,6 +127,17 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
         ),
         pulumi.ResourceOptions(depends_on=[apis, network.psa_connection]),
     )
+    registry = Registry(
+        "registry",
+        RegistryArgs(
+            project=p,
+            region=r,
+            repository=names.registry_repo,
+            keep_versions=cfg.registry_keep_versions,
+            labels=labels,
+        ),
+        after_apis,
+    )
     gke = Gke(
         "gke",
         GkeArgs(
@@ -139,6 +150,8 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
             services_range=names.services_range,
             authorized_networks=cfg.authorized_networks,
             deletion_protection=cfg.deletion_protection,
+            node_service_account=names.node_service_account,
+            repository=registry.repository_id,
             labels=labels,
         ),
         after_apis,
@@ -152,17 +165,6 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
             kms_key_id=kms.key_id,
             noncurrent_version_days=cfg.noncurrent_version_days,
             force_destroy=cfg.force_destroy_buckets,
-            labels=labels,
-        ),
-        after_apis,
-    )
-    registry = Registry(
-        "registry",
-        RegistryArgs(
-            project=p,
-            region=r,
-            repository=names.registry_repo,
-            keep_versions=cfg.registry_keep_versions,
             labels=labels,
         ),
         after_apis,

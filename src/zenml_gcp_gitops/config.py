@@ -292,6 +292,7 @@ class Names:
         self.proxy_subnet = f"{n}-proxy"  # Envoy proxies of the regional external gateway
         # compute, data, storage
         self.cluster = f"{n}-gke"
+        self.node_service_account = f"{n}-nodes"  # GKE nodes: logs, metrics, image pulls
         self.sql_instance = f"{n}-mysql"
         self.databases = {"zenml": "zenml", "mlflow": "mlflow"}
         self.sql_users = {"zenml": "zenml", "mlflow": "mlflow"}

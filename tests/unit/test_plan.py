@@ -177,7 +177,7 @@ def test_cli_text_groups_resources_by_component() -> None:
     out = res.stdout
     for component in ("Apis", "Network", "Gke", "Database", "Storage", "Identity", "Secrets"):
         assert re.search(rf"^{component}\s+\d+\s", out, re.M), component
-    assert re.search(r"^Gke\s+1\s+1 Cluster", out, re.M)
+    assert re.search(r"^Gke\s+\d+\s.*1 Cluster", out, re.M)
     assert "https://zenml.203.0.113.10.nip.io" in out
     assert "WorkloadIdentityPool" in out
 

@@ -345,9 +345,32 @@ def test_no_broad_project_roles_and_no_authoritative_iam(variant: dict[str, Any]
 
 def test_one_service_account_per_workload() -> None:
     r = run()
+    names = cfg_of().names
     ids = {a.inputs["accountId"] for a in of_type(r, "gcp:serviceaccount/account:Account")}
-    assert ids == set(cfg_of().names.service_accounts.values())
-    assert "ci" not in cfg_of().names.service_accounts
+    assert ids == set(names.service_accounts.values()) | {names.node_service_account}
+    assert "ci" not in names.service_accounts
+
+
+def test_gke_nodes_use_their_own_account_not_the_compute_default() -> None:
+    r = run()
+    names = cfg_of().names
+    email = f"{names.node_service_account}@{PROJECT}.iam.gserviceaccount.com"
+    defaults = one(r, CLUSTER).inputs["clusterAutoscaling"]["autoProvisioningDefaults"]
+    assert defaults["serviceAccount"] == email
+    node_roles = {
+        m.inputs["role"]
+        for m in of_type(r, PROJECT_IAM)
+        if m.inputs["member"] == f"serviceAccount:{email}"
+    }
+    assert node_roles == {"roles/container.defaultNodeServiceAccount"}
+    pulls = [
+        m.inputs
+        for m in of_type(r, "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember")
+        if m.inputs["member"] == f"serviceAccount:{email}"
+    ]
+    assert [(p["repository"], p["role"]) for p in pulls] == [
+        (names.registry_repo, "roles/artifactregistry.reader")
+    ]
 
 
 def test_bucket_and_repository_roles_are_resource_level() -> None:
@@ -371,7 +394,10 @@ def test_bucket_and_repository_roles_are_resource_level() -> None:
         names.mlflow_bucket,
         f"serviceAccount:{names.sa_email('pipelines')}",
     ) not in bucket_members
-    repo = one(r, "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember").inputs
+    repo = {
+        m.inputs["member"]: m.inputs
+        for m in of_type(r, "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember")
+    }[f"serviceAccount:{names.sa_email('pipelines')}"]
     assert repo["repository"] == names.registry_repo
     assert repo["role"] == "roles/artifactregistry.reader"
 
