@@ -65,6 +65,17 @@ _CRD_SCHEMAS = {
 }
 
 
+def _check_healthcheck_policy(obj: dict[str, Any]) -> None:
+    # no schema for GKE's HealthCheckPolicy among ../shared/schemas: check its shape by hand
+    spec = obj["spec"]
+    assert spec["targetRef"]["kind"] == "Service" and spec["targetRef"]["group"] == ""
+    assert spec["default"]["config"]["type"] == "HTTP"
+    assert spec["default"]["config"]["httpHealthCheck"]["requestPath"].startswith("/")
+    assert set(obj["metadata"]) == {"name", "namespace", "labels"}
+
+
+_NO_SCHEMA = {("networking.gke.io", "HealthCheckPolicy"): _check_healthcheck_policy}
+
 _CORE_GROUPS = {"", "rbac.authorization.k8s.io", "networking.k8s.io", "apps"}
 
 
@@ -93,6 +104,8 @@ def test_every_object_is_schema_valid(
         seen_kinds.add(obj["kind"])
         if (group, obj["kind"]) in _CRD_SCHEMAS:
             _validate_crd(obj, shared_schemas)
+        elif (group, obj["kind"]) in _NO_SCHEMA:
+            _NO_SCHEMA[(group, obj["kind"])](obj)
         else:
             assert group in _CORE_GROUPS, f"{obj['kind']} has no schema to validate against"
             _validate_core(obj)
@@ -545,3 +558,23 @@ def test_private_gitops_repo_credentials_come_from_eso(shared_schemas: Path) -> 
     _validate_crd(es, shared_schemas)
     store = next(o for o in r.objects if o["kind"] == "ClusterSecretStore")
     assert cfg.names.namespaces["argocd"] in store["spec"]["conditions"][0]["namespaces"]
+
+
+def test_gateway_backends_are_probed_on_their_health_endpoints() -> None:
+    r = R.render(make_cfg(), example_outputs())
+    routes = {
+        o["spec"]["rules"][0]["backendRefs"][0]["name"]: o
+        for o in r.objects
+        if o["kind"] == "HTTPRoute" and o["spec"]["rules"][0].get("backendRefs")
+    }
+    policies = {
+        o["spec"]["targetRef"]["name"]: o for o in r.objects if o["kind"] == "HealthCheckPolicy"
+    }
+    assert set(policies) == set(routes) == {"zenml-server", "mlflow"}
+    for name, policy in policies.items():
+        assert policy["metadata"]["namespace"] == routes[name]["metadata"]["namespace"]
+    assert not [
+        o
+        for o in R.render(make_cfg(ingress="nginx"), example_outputs()).objects
+        if o["kind"] == "HealthCheckPolicy"
+    ]

@@ -347,6 +347,7 @@ def _workload_objects(
                 "port": 80,
             }
             objs.append(render_template("objects/httproute.yaml", {**ctx, "obj": obj}))
+            objs.append(render_template("objects/healthcheck-policy.yaml", {**ctx, "obj": obj}))
     return objs
 
 
