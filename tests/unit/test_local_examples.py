@@ -1,0 +1,115 @@
+"""The examples' static parts: the GitHub Actions workflow and the run configs are valid."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict[Any, Any]:
+    data = yaml.safe_load((EXAMPLES / "ci" / "github-actions.yml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def _triggers(wf: dict[Any, Any]) -> dict[str, Any]:
+    # YAML 1.1 reads the bare key `on` as boolean True; GitHub reads it as "on".
+    return dict(wf.get("on", wf.get(True)) or {})
+
+
+def test_workflow_runs_on_push_and_pr_and_never_on_a_default_schedule(workflow: dict) -> None:
+    on = _triggers(workflow)
+    assert {"push", "pull_request", "workflow_dispatch"} <= set(on)
+    assert "schedule" not in on, "scheduled retrain must be off by default"
+    text = (EXAMPLES / "ci" / "github-actions.yml").read_text()
+    # If someone uncomments the schedule, the job still needs the explicit opt-in variable.
+    assert "# schedule:" in text
+    assert "vars.ENABLE_SCHEDULED_RETRAIN == 'true'" in workflow["jobs"]["train"]["if"]
+
+
+def test_workflow_logs_in_with_the_two_secrets_and_runs_the_pipeline(workflow: dict) -> None:
+    assert workflow["permissions"] == {"contents": "read"}
+    job = workflow["jobs"]["train"]
+    assert job["runs-on"] == "ubuntu-latest"
+    steps = job["steps"]
+    uses = [s.get("uses", "") for s in steps]
+    assert any(u.startswith("actions/checkout@") for u in uses)
+    assert any(u.startswith("actions/setup-python@") for u in uses)
+    runs = "\n".join(s.get("run", "") for s in steps)
+    assert "pip install -r examples/requirements.txt" in runs
+    login = next(s for s in steps if "zenml login" in s.get("run", ""))
+    assert set(login["env"].values()) == {
+        "${{ secrets.ZENML_STORE_URL }}",
+        "${{ secrets.ZENML_STORE_API_KEY }}",
+    }
+    assert "--api-key" in login["run"]
+    assert "$API_KEY" not in login["run"].split("<<<")[0], "the key must not be on the command line"
+    assert "python examples/run.py" in runs
+    for s in steps:
+        for value in (s.get("with") or {}).values():
+            assert "secrets." not in str(value)
+
+
+def test_workflow_has_no_gcp_keys() -> None:
+    text = (EXAMPLES / "ci" / "github-actions.yml").read_text().lower()
+    for needle in ("google-github-actions/auth", "credentials_json", "google_application_credentials",
+                   "gcp_sa_key", "service_account_key"):  # fmt: skip
+        assert needle not in text
+
+
+def test_ci_readme_says_where_to_copy_the_workflow() -> None:
+    readme = (EXAMPLES / "ci" / "README.md").read_text()
+    assert ".github/workflows/" in readme
+    assert "ZENML_STORE_URL" in readme and "ZENML_STORE_API_KEY" in readme
+
+
+@pytest.fixture(scope="module")
+def pipeline_params() -> set[str]:
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        from training.pipeline import training_pipeline
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    return set(inspect.signature(training_pipeline.entrypoint).parameters)
+
+
+@pytest.mark.parametrize("name", ["local.yaml", "gcp.yaml"])
+def test_run_configs_are_valid_zenml_run_configurations(
+    name: str, pipeline_params: set[str]
+) -> None:
+    from zenml.config.pipeline_run_configuration import PipelineRunConfiguration
+
+    data = yaml.safe_load((EXAMPLES / "configs" / name).read_text())
+    cfg = PipelineRunConfiguration.model_validate(data)
+    assert set(cfg.parameters or {}) <= pipeline_params
+    assert cfg.enable_cache is False
+
+
+def test_gcp_config_settings_match_the_kubernetes_orchestrator_and_docker() -> None:
+    from zenml.config import DockerSettings
+    from zenml.integrations.kubernetes.flavors.kubernetes_orchestrator_flavor import (
+        KubernetesOrchestratorSettings,
+    )
+
+    data = yaml.safe_load((EXAMPLES / "configs" / "gcp.yaml").read_text())
+    orch = KubernetesOrchestratorSettings.model_validate(data["settings"]["orchestrator"])
+    assert orch.service_account_name == orch.step_pod_service_account_name == "zenml-pipelines"
+    assert orch.pod_settings is not None and orch.pod_settings.resources["requests"]["cpu"]
+    docker = DockerSettings.model_validate(data["settings"]["docker"])
+    assert docker.requirements == "requirements.txt"
+    assert (EXAMPLES / str(docker.requirements)).is_file()
+    train = data["steps"]["train_model"]["settings"]["orchestrator"]
+    KubernetesOrchestratorSettings.model_validate(train)
+    # The pipelines KSA name is the one the deployment creates.
+    from zenml_gcp_gitops.config import build_config
+
+    cfg = build_config(overrides={"project": "my-proj-123", "region": "europe-west4"})
+    assert orch.service_account_name == cfg.names.ksas["pipelines"]
