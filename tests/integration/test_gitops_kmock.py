@@ -717,3 +717,22 @@ def test_phase_status_reports_an_unreachable_cluster(tmp_path: Path) -> None:
     status = GitopsPhase().status(ctx)
     assert status["applications"] == []
     assert "did not answer" in status["cluster_error"]
+
+
+def test_teardown_without_a_running_argocd_controller_says_so(cluster: FakeCluster) -> None:
+    cfg = cfg_named("noctl")
+    r = render(cfg, outputs())
+    cluster.put(copy.deepcopy(r.root))
+    t = FakeTime()
+    with pytest.raises(PhaseError) as err:
+        B.teardown(
+            Kube(cluster.api_client()),
+            cfg,
+            None,
+            H.WaitOptions(poll=5, teardown_timeout=20),
+            t.sleep,
+            t.clock,
+        )
+    assert cfg.names.argocd_root_app in err.value.message
+    assert "application controller is not running" in (err.value.hint or "")
+    cluster.remove("Application", cfg.names.argocd_root_app, "argocd")

@@ -164,6 +164,7 @@ def _wait_gone(
     reporter: Reporter | None,
     sleep: Any = time.sleep,
     clock: Any = time.monotonic,
+    hint: Any = None,
 ) -> None:
     """Poll `remaining()` (a list of "kind ns/name" strings) until it is empty."""
     start = clock()
@@ -178,7 +179,8 @@ def _wait_gone(
         if clock() - start > timeout:
             raise PhaseError(
                 f"timed out after {int(timeout)}s waiting for {what} to be deleted: {', '.join(left)}",
-                "their controllers may be gone or stuck on a finalizer; check "
+                (hint() if hint else None)
+                or "their controllers may be gone or stuck on a finalizer; check "
                 "`kubectl describe` on them and their Events, delete them (in the GCP console, the "
                 "forwarding rules and disks they made), then re-run destroy",
             )
@@ -248,6 +250,15 @@ def teardown(
             apps = kube.list_objects(APP_API, "Application", namespace=ns, label_selector=mine)
             return sorted(f"Application {a['metadata']['name']}" for a in apps)
 
+        def controller_hint() -> str | None:
+            sts = kube.get("apps/v1", "StatefulSet", "argocd-application-controller", ns)
+            if sts and ((sts.get("status") or {}).get("readyReplicas") or 0) > 0:
+                return None
+            return (
+                "Argo CD's application controller is not running, so nothing finalizes the apps: "
+                "run `zenml-gcp-gitops deploy --stop-after gitops` to restore it, then destroy again"
+            )
+
         _wait_gone(
             "the Argo CD applications",
             apps_left,
@@ -256,6 +267,7 @@ def teardown(
             reporter,
             sleep,
             clock,
+            hint=controller_hint,
         )
         steps.append("apps-gone")
 
