@@ -231,7 +231,15 @@ def _our_context(info_name: str | None, args: list[str], parent: Any, **extra: A
     `gcp-gitops`, so usage lines read `zenml stack deploy gcp-gitops [OPTIONS]`, and our
     group class turns `UserError`s into one line, as in `zenml-gcp-gitops`.
     """
-    from .cli import _Group, cli
+    import click
+
+    try:
+        from .cli import _Group, cli
+    except ImportError as e:  # a broken install: say so in one line, not a traceback
+        raise click.ClickException(
+            f"zenml-gcp-gitops cannot be loaded ({e}); reinstall it with "
+            "`pip install --force-reinstall zenml-gcp-gitops`"
+        ) from None
 
     ours = cli.commands.get("deploy")
     rest = list(args[1:])

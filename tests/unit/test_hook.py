@@ -21,6 +21,7 @@ from zenml_gcp_gitops import zenml_hook
 PY = sys.executable
 ZENML = str(Path(sys.executable).with_name("zenml"))
 HOOK_BUDGET_S = 0.030
+SUB = zenml_hook.SUBCOMMAND
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -331,6 +332,14 @@ def zenml_cli_runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
             "--region",
             "europe-west4",
         ],
+        # Our package broken after the graft: one clear line, no traceback.
+        "broken_ours": [
+            PY,
+            "-c",
+            "import sys; sys.modules['zenml_gcp_gitops.cli'] = None; "
+            f"sys.argv = ['zenml', 'stack', 'deploy', '{SUB}', '--help']; "
+            "from zenml_cli import cli; cli()",
+        ],
         "json": [
             ZENML,
             "stack",
@@ -361,9 +370,6 @@ def zenml_cli_runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
         stdout, stderr = proc.communicate(timeout=180)
         out[key] = subprocess.CompletedProcess(runs[key], proc.returncode, stdout, stderr)
     return out
-
-
-SUB = zenml_hook.SUBCOMMAND
 
 
 def _text(p: subprocess.CompletedProcess[str]) -> str:
@@ -425,3 +431,10 @@ def test_zenml_deploy_gcp_gitops_json_reaches_real_stdout(zenml_cli_runs: Runs) 
     plan = json.loads(p.stdout)
     assert plan["version"] == 1 and plan["resources"]
     assert plan["config"]["project"] == "demo-project-123"
+
+
+def test_broken_package_at_dispatch_is_one_clear_line(zenml_cli_runs: Runs) -> None:
+    p = zenml_cli_runs["broken_ours"]
+    assert p.returncode == 1, _text(p)
+    assert "zenml-gcp-gitops cannot be loaded" in p.stderr
+    assert "Traceback" not in _text(p)
