@@ -388,7 +388,6 @@ class Names:
             "mlflow_auth": "mlflow-admin",
             "mlflow_flask": "mlflow-flask",
         }
-        self.sql_ca_configmap = "cloudsql-server-ca"
         self.pipelines_role = "zenml-pipelines"
         # ZenML objects
         self.zenml_stack = n
