@@ -485,24 +485,48 @@ def local_up(
             for _spec, svc in pairs:
                 prog.add(svc.name, f"{svc.title} on {svc.url}")
 
+            # Registration needs only the ZenML server, so it starts the moment ZenML is
+            # ready, while MLflow may still be starting; buckets right after the emulator.
+            zenml_ready, abort = threading.Event(), threading.Event()
+            reg_box: dict[str, Any] = {}
+
             def on_ready(key: str, took: float) -> None:
                 svc = started.get(key) or running[key]
                 how = "already running" if key in running else f"ready in {took:.1f} s"
+                if key == "gcs":
+                    create_buckets(svc.url, [names.artifact_bucket, names.mlflow_bucket])
                 prog.done(key, f"{svc.title} on {svc.url} ({how})")
+                if key == "zenml":
+                    zenml_ready.set()
 
-            ready_times = sv.wait_ready(pairs, on_ready=on_ready)
-            create_buckets(
-                f"http://{sv.LOOPBACK}:{ports['gcs']}", [names.artifact_bucket, names.mlflow_bucket]
-            )
+            def register() -> None:
+                while not (zenml_ready.wait(0.1) or abort.is_set()):
+                    pass
+                if abort.is_set():
+                    return
+                prog.add("register", f"Registering stack {names.zenml_stack}")
+                importer.join()
+                try:
+                    reg_box["result"] = _register(lay, names, state)
+                except BaseException as e:
+                    reg_box["error"] = e
+                    return
+                prog.done("register", f"Stack {names.zenml_stack} registered")
+
+            registrar = threading.Thread(target=register, name="register", daemon=True)
+            registrar.start()
+            try:
+                ready_times = sv.wait_ready(pairs, on_ready=on_ready)
+                services_s = time.monotonic() - t0
+            finally:
+                abort.set()  # no-op when ZenML was ready: registration goes on
+                registrar.join()
+            if "error" in reg_box:
+                raise reg_box["error"]
+            reg = reg_box["result"]
         except BaseException:
             _stop_started(started, state, base)
             raise
-
-        services_s = time.monotonic() - t0
-        prog.add("register", f"Registering stack {names.zenml_stack}")
-        importer.join()
-        reg = _register(lay, names, state)
-        prog.done("register", f"Stack {names.zenml_stack} registered")
 
     zurl = state.services["zenml"].url
     info = {
