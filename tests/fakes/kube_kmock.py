@@ -243,7 +243,12 @@ class FakeCluster:
 
     def request_log(self) -> list[tuple[str, str]]:
         """(method, path) of every request served so far."""
+        return [(m, p) for m, p, _ in self.requests()]
+
+    def requests(self) -> list[tuple[str, str, dict[str, str]]]:
+        """(method, path, query parameters) of every request served so far."""
         assert self.emu is not None
         return [
-            (str(r.method.value if r.method else ""), r.url.path) for r in list(self.emu._requests)
+            (str(r.method.value if r.method else ""), r.url.path, dict(r.params))
+            for r in list(self.emu._requests)
         ]

@@ -221,6 +221,16 @@ def test_install_applies_manifest_settings_and_app_of_apps(
     )
     assert cluster.get("Application", cfg.names.argocd_root_app, "argocd")["spec"] == r.root["spec"]
     assert cluster.get("Secret", cfg.names.argocd_repo_secrets["zenml_chart"], "argocd") is not None
+    # server-side apply with field managers; our argocd-cm keys under their own manager
+    patches = [(path, q) for m, path, q in cluster.requests() if m == "PATCH"]
+    assert patches and all(
+        q.get("fieldManager", "").startswith("zenml-gcp-gitops") for _, q in patches
+    )
+    assert all(q.get("force", "").lower() == "true" for _, q in patches)
+    cm_managers = {
+        q["fieldManager"] for path, q in patches if path.endswith("/configmaps/argocd-cm")
+    }
+    assert cm_managers == {"zenml-gcp-gitops", B.SETTINGS_MANAGER}
     # the download is cached under the checksum
     assert any(p.name.startswith("install-v3.5.0-") for p in tmp_path.iterdir())
 

@@ -296,7 +296,7 @@ class Kube:
             body=obj,
             name=meta["name"],
             namespace=res_ns,
-            field_manager=FIELD_MANAGER,
+            field_manager=field_manager,
             force_conflicts=True,
         )
         return "created" if live is None else "configured"

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from ..config import DeploymentConfig
     from ..outputs import InfraOutputs
 
-FIELD_MANAGER = "zenml-gcp-gitops"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "zenml-gcp-gitops"}
 
 # The upstream install manifest per supported Argo CD version, with its sha256. Checked by
@@ -404,7 +403,7 @@ def _gitops_repo_credentials(
     return [render_template("objects/external-secret.yaml", {**ctx, "obj": obj})]
 
 
-def _folder(cfg: DeploymentConfig, key: str) -> str:
+def _folder(key: str) -> str:
     """The repo folder of a manifests app (under gitops_path)."""
     return key.replace("_", "-")
 
@@ -416,7 +415,7 @@ def _manifests_source(
         return {
             "repoURL": cfg.gitops_repo,
             "targetRevision": cfg.gitops_revision,
-            "path": f"{cfg.gitops_path.strip('/')}/{_folder(cfg, key)}",
+            "path": f"{cfg.gitops_path.strip('/')}/{_folder(key)}",
         }
     return {
         "repoURL": RAW_CHART["repoURL"],
@@ -588,7 +587,7 @@ def tree(r: Rendered) -> dict[str, str]:
     for app in r.apps:
         files[f"apps/{app.name}.yaml"] = _dump(app.manifest)
         for obj in app.objects:
-            files[f"{app.key.replace('_', '-')}/{_file_name(obj)}"] = _dump(obj)
+            files[f"{_folder(app.key)}/{_file_name(obj)}"] = _dump(obj)
     return files
 
 
