@@ -112,7 +112,8 @@ def wait_healthy(url: str, timeout: float = 300, interval: float = 0.5) -> None:
         except urllib.error.HTTPError as e:
             last = f"HTTP {e.code}"
         except (OSError, ValueError) as e:
-            last = (getattr(e, "reason", None) and str(e.reason)) or e.__class__.__name__  # type: ignore[attr-defined]
+            reason = getattr(e, "reason", None)
+            last = str(reason) if reason else e.__class__.__name__
         if time.monotonic() >= deadline:
             raise ServiceUnavailable(
                 f"the ZenML server at {url} is not healthy after {timeout:g}s ({last})",
@@ -152,14 +153,14 @@ def check_server(url: str, timeout: float = 300) -> dict[str, Any]:
 
 
 @cache
-def _store_class() -> type:
+def _store_class() -> Any:
     """A RestZenStore whose token comes from our explicit credentials, kept in memory only."""
     import requests
     from pydantic import PrivateAttr
     from zenml.login.credentials import APIToken
     from zenml.zen_stores.rest_zen_store import RestZenStore
 
-    class IsolatedRestZenStore(RestZenStore):  # type: ignore[misc,valid-type]
+    class IsolatedRestZenStore(RestZenStore):
         _zgg_credentials: Any = PrivateAttr(default=None)
 
         def get_or_generate_api_token(self) -> str:
@@ -442,14 +443,16 @@ class _Applier:
 
     # -- writes
     def apply_secrets(self, existing: dict[str, Any]) -> None:
+        from pydantic import SecretStr
         from zenml.models import SecretRequest, SecretUpdate
 
         for s in self.spec.secrets:
             cur = existing[f"secret:{s.name}"]
             values = {k: v.get_secret_value() for k, v in s.values.items()}
             if cur is None:
+                # not private: the CI service account's runs must resolve the references
                 resp = self.store.create_secret(
-                    SecretRequest(name=s.name, private=False, values=values)
+                    SecretRequest(name=s.name, private=False, values=dict(s.values))
                 )
                 self.undo.append(
                     (f"secret {s.name}", lambda i=resp.id: self.store.delete_secret(i))
@@ -461,11 +464,18 @@ class _Applier:
             if old == values:
                 self.unchanged.append(f"secret:{s.name}")
                 continue
-            self.store.update_secret(cur.id, SecretUpdate(values={**dict.fromkeys(old), **values}))
+            # keys we no longer set are removed (None), the rest overwritten
+            new: dict[str, Any] = {**dict.fromkeys(old), **s.values}
+            self.store.update_secret(cur.id, SecretUpdate(values=new))
             self.undo.append(
                 (
                     f"secret {s.name}",
-                    lambda i=cur.id, o=old: self.store.update_secret(i, SecretUpdate(values=o)),
+                    lambda i=cur.id, o=old: self.store.update_secret(
+                        i,
+                        SecretUpdate(
+                            values={k: None if v is None else SecretStr(v) for k, v in o.items()}
+                        ),
+                    ),
                 )
             )
             self.updated.append(f"secret:{s.name}")
@@ -523,6 +533,7 @@ class _Applier:
         return resp
 
     def apply_component(self, c: ComponentSpec, connector: Any, cur: Any) -> Any:
+        from zenml.enums import StackComponentType
         from zenml.models import ComponentRequest, ComponentUpdate
 
         connector_id = (
@@ -533,7 +544,7 @@ class _Applier:
             resp = self.store.create_stack_component(
                 ComponentRequest(
                     name=c.name,
-                    type=c.type,
+                    type=StackComponentType(c.type),
                     flavor=c.flavor,
                     configuration=dict(c.configuration),
                     labels=dict(self.spec.labels),
@@ -582,7 +593,9 @@ class _Applier:
         from zenml.enums import StackComponentType
         from zenml.models import StackRequest, StackUpdate
 
-        components = {StackComponentType(t): [i] for t, i in comp_ids.items()}
+        components: dict[StackComponentType, list[Any]] = {
+            StackComponentType(t): [i] for t, i in comp_ids.items()
+        }
         if cur is None:
             resp = self.store.create_stack(
                 StackRequest(

@@ -6,6 +6,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -388,3 +389,46 @@ def test_phases_take_credentials_from_secret_manager(
     sm.seed(cfg.names.secrets["zenml_admin"], "not json")
     with pytest.raises(PhaseError, match="is not JSON with username and password"):
         RegisterPhase().run(ctx)
+
+
+def test_activate_logs_the_global_client_in_only_when_asked(server: ZenServer, tmp_path) -> None:
+    """Fresh processes with their own ZENML_CONFIG_PATH: plain register leaves the client
+    config alone; --activate points it at the server with the stack active."""
+    import subprocess
+    import sys
+
+    cfg = make_cfg("reg-activate")
+    outputs = write_outputs(tmp_path / "outputs.json", cfg)
+    exe = str(Path(sys.executable).with_name("zenml-gcp-gitops"))
+    env = server.client_env(
+        ZENML_CONFIG_PATH=str(tmp_path / "zenml-config"),
+        ZENML_STORE_USERNAME=server.username,
+        ZENML_STORE_PASSWORD=server.password,
+        MLFLOW_TRACKING_USERNAME="u",
+        MLFLOW_TRACKING_PASSWORD="p",
+    )
+    base = [exe, "register", "--outputs", str(outputs), "--zenml-url", server.url]
+    probe = (
+        "from zenml.config.global_config import GlobalConfiguration as G\n"
+        "c = G().store_configuration\n"
+        "print(c.type.value, c.url)\n"
+    )
+    clean = {k: v for k, v in env.items() if not k.startswith("ZENML_STORE_")}
+
+    r = subprocess.run(base, env=env, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-1500:]
+    p = subprocess.run(
+        [sys.executable, "-c", probe], env=clean, capture_output=True, text=True, timeout=120
+    )
+    assert p.stdout.split()[0] == "sql", p.stdout + p.stderr[-800:]  # untouched: still local
+
+    r = subprocess.run([*base, "--activate"], env=env, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-1500:]
+    probe += "from zenml.client import Client\nprint(Client().active_stack_model.name)\n"
+    p = subprocess.run(
+        [sys.executable, "-c", probe], env=clean, capture_output=True, text=True, timeout=120
+    )
+    assert p.returncode == 0, p.stderr[-1500:]
+    lines = p.stdout.strip().splitlines()
+    assert lines[-2] == f"rest {server.url}"
+    assert lines[-1] == "reg-activate"

@@ -277,7 +277,7 @@ def register_cmd(
         spec = build_spec(ctx)
         res = apply_stack_spec(store, spec, adopt=adopt, verify=True)
         result = {"zenml_url": ctx.options["zenml_url"], **res.public_dict()}
-        extra = {"verification": res.verification, "log": res.log}
+        extra: dict[str, Any] = {"verification": res.verification, "log": res.log}
     else:
         phase = RegisterPhase()
         logs: list[str] = []
