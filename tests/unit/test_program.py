@@ -586,3 +586,10 @@ def test_two_deployments_in_one_project_do_not_collide() -> None:
     a = gcp_names(run(name="alpha", github_repo="acme/x"))
     b = gcp_names(run(name="beta", github_repo="acme/x"))
     assert a and b and not (a & b)
+
+
+@pytest.mark.parametrize("variant", [{}, FULL, {"ingress": "nginx"}])
+def test_urns_are_unique(variant: dict[str, Any]) -> None:
+    # The mock monitor accepts duplicates; the real engine refuses them at `pulumi up`.
+    urns = [reg.urn for reg in run(**variant).registrations]
+    assert len(urns) == len(set(urns))
