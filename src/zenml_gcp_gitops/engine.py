@@ -292,7 +292,7 @@ class PlainReporter:
 class RichReporter:
     """A rich progress display per phase with elapsed time, in the style of ZenML's CLI."""
 
-    def __init__(self, verbose: bool = False) -> None:
+    def __init__(self, verbose: bool = False, console: Any = None) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -305,7 +305,7 @@ class RichReporter:
         from .ui import console_err
 
         self.verbose = verbose
-        self.console = console_err()
+        self.console = console or console_err()
         self.progress_ui = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.fields[phase]:<10}[/bold]"),
@@ -647,12 +647,16 @@ class Engine:
         finally:
             self._call(self.reporter, "close")
         if self.options.get("purge_state"):
+            # the stack first, then the record, and last the bucket/key that held them
+            purgers = [(p.name, getattr(p, "purge", None)) for p in self.phases]
+            for name, purge in purgers:
+                if purge is not None and name != "preflight":
+                    summary.setdefault("purged", {})[name] = purge(ctx)
             self.store.delete()
             summary["record"] = "deleted"
-            for phase in self.phases:
-                purge = getattr(phase, "purge", None)
-                if purge is not None:
-                    summary.setdefault("purged", {})[phase.name] = purge(ctx)
+            for name, purge in purgers:
+                if purge is not None and name == "preflight":
+                    summary.setdefault("purged", {})[name] = purge(ctx)
         return summary
 
     def _destroy_one(

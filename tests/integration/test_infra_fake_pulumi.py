@@ -314,6 +314,11 @@ def test_destroy_needs_force_for_protected_resources_and_runs_in_reverse(
     # resumable: a second destroy skips what is done
     summary = world.engine(force=True).destroy()
     assert {v["status"] for v in summary["phases"].values()} == {"skipped"}
+    # --purge-state removes the stack itself and the record (a file backend has no bucket/key)
+    summary = world.engine(force=True, purge_state=True).destroy()
+    assert summary["record"] == "deleted" and summary["purged"]["infra"] == {"stack": "removed"}
+    assert not local_record_path(world.cfg).exists()
+    assert not stack_file(world.state_dir, PROJECT, "zenml").exists()
 
 
 def test_destroy_resumes_after_a_failed_teardown(world: World) -> None:

@@ -307,3 +307,21 @@ def test_deploy_help_lists_every_flag() -> None:
         assert flag in res.output
     res = CliRunner().invoke(cli, ["destroy", "--help"])
     assert "--force" in res.output and "--purge-state" in res.output
+
+
+def test_rich_reporter_shows_phases_progress_and_elapsed_time() -> None:
+    from rich.console import Console
+
+    from zenml_gcp_gitops.engine import RichReporter
+
+    buf = io.StringIO()
+    rep = RichReporter(console=Console(file=buf, force_terminal=True, width=120))
+    rep.phase_start("infra")
+    rep.progress(3, 10, "create Cluster gke")
+    rep.phase_end("infra", "succeeded", 1.0)
+    rep.phase_start("gitops")
+    rep.phase_end("gitops", "failed", 0.5)
+    rep.close()
+    out = buf.getvalue()
+    assert "infra" in out and "gitops" in out and "done" in out and "failed" in out
+    assert "0:00:0" in out  # elapsed-time column

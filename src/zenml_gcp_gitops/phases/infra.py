@@ -584,27 +584,39 @@ class InfraPhase:
         }
 
     def _preview(self, ctx: PhaseContext) -> dict[str, Any]:
-        from pulumi import automation as auto
+        import shutil
 
         cfg, opts, rep = ctx.cfg, ctx.options, ctx.reporter
         pre = ctx.recorded.get("preflight", {})
-        temp_backend = None
-        extra_env: dict[str, str] = {}
-        if pre.get("state_ready") is False:
-            # No state bucket yet: preview against an empty throwaway backend (all creates).
-            temp_backend = "file://" + tempfile.mkdtemp(prefix="zgg-preview-state-")
-            extra_env["PULUMI_CONFIG_PASSPHRASE"] = os.urandom(16).hex()
-            rep.step("No state yet: previewing against an empty throwaway backend")
-        handle = open_stack(
-            cfg, opts, create=temp_backend is not None, state_url=temp_backend, extra_env=extra_env
-        )
-        if handle is None:
-            temp_backend = "file://" + tempfile.mkdtemp(prefix="zgg-preview-state-")
-            extra_env["PULUMI_CONFIG_PASSPHRASE"] = os.urandom(16).hex()
-            handle = open_stack(cfg, opts, state_url=temp_backend, extra_env=extra_env)
-            assert handle is not None
-        if temp_backend is not None:
-            _configure(handle, cfg, rep)
+        handle = None
+        if pre.get("state_ready") is not False:
+            handle = open_stack(cfg, opts, create=False)
+        scratch: list[str] = []
+        try:
+            if handle is None:
+                # No state (or no stack) yet: preview against an empty throwaway backend, where
+                # everything is a create. Nothing is written to the real backend.
+                rep.step("No stack yet: previewing against an empty throwaway backend")
+                scratch.append(tempfile.mkdtemp(prefix="zgg-preview-state-"))
+                handle = open_stack(
+                    cfg,
+                    opts,
+                    state_url="file://" + scratch[0],
+                    extra_env={"PULUMI_CONFIG_PASSPHRASE": os.urandom(16).hex()},
+                )
+                assert handle is not None
+                scratch.append(str(handle.work_dir))
+                _configure(handle, cfg, rep)
+            return self._run_preview(handle, cfg, rep, empty_state=bool(scratch))
+        finally:
+            for d in scratch:
+                shutil.rmtree(d, ignore_errors=True)
+
+    def _run_preview(
+        self, handle: StackHandle, cfg: DeploymentConfig, rep: Reporter, empty_state: bool
+    ) -> dict[str, Any]:
+        from pulumi import automation as auto
+
         tracker = EventTracker(rep, total=_resource_count(handle) or None)
         rep.step("Previewing changes (nothing is modified)")
         try:
@@ -622,7 +634,7 @@ class InfraPhase:
                 "delete": changes.get("delete", 0),
                 "same": changes.get("same", 0),
             },
-            "empty_state": temp_backend is not None,
+            "empty_state": empty_state,
         }
 
     def status(self, ctx: PhaseContext) -> dict[str, Any]:
@@ -703,9 +715,15 @@ class InfraPhase:
                 )
             except auto.CommandError as e:
                 raise _command_error(cfg, e, "destroy", tracker, log) from None
-        if opts.get("purge_state"):
-            rep.step(f"Removing the stack {handle.stack.name} from the state backend")
-            handle.stack.workspace.remove_stack(handle.stack.name)
+
+    def purge(self, ctx: PhaseContext) -> dict[str, Any]:
+        """destroy --purge-state: drop the (now empty) stack and its history from the backend."""
+        handle = open_stack(ctx.cfg, ctx.options, create=False)
+        if handle is None:
+            return {"stack": "absent"}
+        ctx.reporter.step(f"Removing the stack {handle.stack.name} from {handle.state_url}")
+        handle.stack.workspace.remove_stack(handle.stack.name)
+        return {"stack": "removed"}
 
 
 def read_secret_output(
