@@ -479,19 +479,59 @@ def test_gateway_address_must_be_the_static_ip(cluster: FakeCluster) -> None:
         "kind": "Gateway",
         "metadata": {"name": cfg.names.gateway, "namespace": "gateway"},
     }
-    cluster.put({**gw, "status": {"addresses": [{"type": "IPAddress", "value": "198.51.100.1"}]}})
-    with pytest.raises(
-        PhaseError, match=re.escape("198.51.100.1, not the reserved static IP 203.0.113.10")
-    ):
-        H.check_ingress_address(kube, cfg, out)
+    cluster.put(gw)  # no address yet: the load balancer is being provisioned
+
+    def gke(tick: int) -> None:
+        if tick == 2:
+            cluster.patch(
+                "Gateway",
+                cfg.names.gateway,
+                "gateway",
+                {"status": {"addresses": [{"type": "IPAddress", "value": out.ingress_ip}]}},
+            )
+
+    t = FakeTime(gke)
+    assert (
+        H.check_ingress_address(kube, cfg, out, H.WaitOptions(poll=5), t.sleep, t.clock)
+        == out.ingress_ip
+    )
+    assert t.ticks == 2
+    # a different address fails at once
     cluster.patch(
         "Gateway",
         cfg.names.gateway,
         "gateway",
-        {"status": {"addresses": [{"type": "IPAddress", "value": out.ingress_ip}]}},
+        {"status": {"addresses": [{"type": "IPAddress", "value": "198.51.100.1"}]}},
     )
-    assert H.check_ingress_address(kube, cfg, out) == out.ingress_ip
+    t = FakeTime()
+    with pytest.raises(
+        PhaseError, match=re.escape("198.51.100.1, not the reserved static IP 203.0.113.10")
+    ):
+        H.check_ingress_address(kube, cfg, out, H.WaitOptions(poll=5), t.sleep, t.clock)
+    assert t.ticks == 0
+    # and no address at all times out
+    cluster.patch("Gateway", cfg.names.gateway, "gateway", {"status": {"addresses": []}})
+    t = FakeTime()
+    with pytest.raises(PhaseError, match="no address after 30s"):
+        H.check_ingress_address(
+            kube, cfg, out, H.WaitOptions(poll=5, wave_timeout=30), t.sleep, t.clock
+        )
     cluster.remove("Gateway", cfg.names.gateway, "gateway")
+
+
+def test_nginx_address_is_read_from_the_controller_service(cluster: FakeCluster) -> None:
+    cfg = cfg_named("ngx", ingress="nginx")
+    out = outputs()
+    svc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "ingress-nginx-controller", "namespace": "ingress-nginx"},
+        "spec": {"type": "LoadBalancer"},
+        "status": {"loadBalancer": {"ingress": [{"ip": out.ingress_ip}]}},
+    }
+    cluster.put(svc)
+    assert H.check_ingress_address(Kube(cluster.api_client()), cfg, out) == out.ingress_ip
+    cluster.remove("Service", "ingress-nginx-controller", "ingress-nginx")
 
 
 # ---------------------------------------------------------------- teardown

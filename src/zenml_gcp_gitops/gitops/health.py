@@ -285,24 +285,43 @@ def _fail(
     )
 
 
-def check_ingress_address(
-    kube: Kube, cfg: DeploymentConfig, infra: InfraOutputs, options: dict[str, Any] | None = None
-) -> str:
-    """The address of the Gateway (or the nginx LoadBalancer) must be the reserved static IP."""
+def _ingress_addresses(kube: Kube, cfg: DeploymentConfig) -> tuple[str, list[str]]:
     n = cfg.names
     if cfg.ingress == "gateway":
         gw = kube.get("gateway.networking.k8s.io/v1", "Gateway", n.gateway, n.namespaces["gateway"])
         addrs = [a.get("value") for a in ((gw or {}).get("status") or {}).get("addresses") or []]
-        what = f"Gateway {n.namespaces['gateway']}/{n.gateway}"
-    else:
-        svc_name = f"{n.helm_releases['ingress_nginx']}-controller"
-        svc = kube.get("v1", "Service", svc_name, n.namespaces["ingress"])
-        ingress = (((svc or {}).get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-        addrs = [i.get("ip") for i in ingress]
-        what = f"Service {n.namespaces['ingress']}/{svc_name}"
-    if infra.ingress_ip in addrs:
-        return infra.ingress_ip
-    got = ", ".join(str(a) for a in addrs if a) or "no address"
+        return f"Gateway {n.namespaces['gateway']}/{n.gateway}", [str(a) for a in addrs if a]
+    svc_name = f"{n.helm_releases['ingress_nginx']}-controller"
+    svc = kube.get("v1", "Service", svc_name, n.namespaces["ingress"])
+    ingress = (((svc or {}).get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    return f"Service {n.namespaces['ingress']}/{svc_name}", [
+        str(i["ip"]) for i in ingress if i.get("ip")
+    ]
+
+
+def check_ingress_address(
+    kube: Kube,
+    cfg: DeploymentConfig,
+    infra: InfraOutputs,
+    opts: WaitOptions | None = None,
+    sleep: Any = time.sleep,
+    clock: Any = time.monotonic,
+) -> str:
+    """The address of the Gateway (or the nginx LoadBalancer) must be the reserved static IP.
+
+    Waits (up to one wave timeout) while the load balancer has no address yet; a different
+    address fails at once: the hostnames would point at the wrong place."""
+    opts = opts or WaitOptions()
+    n = cfg.names
+    start = clock()
+    while True:
+        what, addrs = _ingress_addresses(kube, cfg)
+        if infra.ingress_ip in addrs:
+            return infra.ingress_ip
+        if addrs or clock() - start >= opts.wave_timeout:
+            break
+        sleep(opts.poll)
+    got = ", ".join(addrs) or f"no address after {int(opts.wave_timeout)}s"
     raise PhaseError(
         f"{what} has {got}, not the reserved static IP {infra.ingress_ip}",
         f"the hosts {infra.zenml_host} and {infra.mlflow_host} point at {infra.ingress_ip}; check that the "

@@ -48,8 +48,9 @@ class GitopsPhase:
             cache_dir=ctx.options.get("argocd_cache_dir"),
             source=ctx.options.get("argocd_install_source"),  # (url, sha256): tests only
         )
-        wait_for_apps(kube, ctx.cfg, rendered, ctx.reporter, WaitOptions.from_options(ctx.options))
-        gateway_ip = check_ingress_address(kube, ctx.cfg, ctx.infra, ctx.options)
+        opts = WaitOptions.from_options(ctx.options)
+        wait_for_apps(kube, ctx.cfg, rendered, ctx.reporter, opts)
+        gateway_ip = check_ingress_address(kube, ctx.cfg, ctx.infra, opts)
         return {
             "zenml_url": ctx.infra.zenml_url,
             "mlflow_url": ctx.infra.mlflow_url,
