@@ -180,6 +180,11 @@ def test_cli_text_groups_resources_by_component() -> None:
     assert re.search(r"^Gke\s+\d+\s.*1 Cluster", out, re.M)
     assert "https://zenml.203.0.113.10.nip.io" in out
     assert "WorkloadIdentityPool" in out
+    stack = offline_plan(cfg_of(github_repo="acme/ml"))["zenml_stack"]
+    if stack:  # what register will create, when that module is present
+        assert f"ZenML stack {stack['name']}" in out
+        for comp in stack["components"].values():
+            assert comp["name"] in out
 
 
 def test_cli_without_offline_points_to_deploy_dry_run() -> None:
