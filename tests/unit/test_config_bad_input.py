@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -372,4 +374,33 @@ def test_deploy_offline_and_local_conflict(workdir: Path) -> None:
     assert result.exit_code == 2, result.output
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "--offline" in lines[0] and "--local" in lines[0], result.stderr
+    assert _tree(workdir) == set()
+
+
+# --------------------------------------------------------------------------- a real process
+
+
+@pytest.mark.parametrize(
+    ("args", "want"),
+    [
+        (["--project", "abc", "--region", "europe-west4"], "Error: project: 'abc'"),
+        (["--config", "missing.yaml"], "Error: config file missing.yaml does not exist"),
+        ([*GOOD, "--orchestrator", "airflow"], "Error: Invalid value for '--orchestrator'"),
+    ],
+)
+def test_console_script_bad_input(args: list[str], want: str, workdir: Path) -> None:
+    script = Path(sys.executable).with_name("zenml-gcp-gitops")
+    if not script.exists():
+        pytest.skip(f"console script not installed at {script}")
+    proc = subprocess.run(
+        [str(script), "plan", "--offline", *args],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(want), proc.stderr
+    assert proc.stdout == ""
     assert _tree(workdir) == set()
