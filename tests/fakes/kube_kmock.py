@@ -48,6 +48,8 @@ RESOURCES: dict[str, tuple[str, bool]] = {
     "argoproj.io/v1alpha1/applications": ("Application", True),
     "argoproj.io/v1alpha1/appprojects": ("AppProject", True),
     "gateway.networking.k8s.io/v1/gateways": ("Gateway", True),
+    "external-secrets.io/v1/clustersecretstores": ("ClusterSecretStore", False),
+    "external-secrets.io/v1/externalsecrets": ("ExternalSecret", True),
 }
 KIND_TO_PLURAL = {kind: plural for plural, (kind, _) in RESOURCES.items()}
 _NAMED_NAMESPACE = re.compile(r"^/api/v1/namespaces/([^/]+)$")

@@ -267,6 +267,26 @@ def test_reapply_changes_nothing(
     assert set(counts) == {"unchanged"}
 
 
+def test_private_repo_credentials_are_bootstrapped_before_the_root_app(
+    cluster: FakeCluster, install_source: tuple[str, str], tmp_path: Path
+) -> None:
+    cfg = cfg_named("priv", repo=True)
+    out = outputs()
+    ids = dict(out.secret_ids, gitops_repo="priv-gitops-repo-token")
+    r = render(cfg, out.model_copy(update={"secret_ids": ids}))
+    before = len(cluster.requests())
+    B.bootstrap(Kube(cluster.api_client()), cfg, r, None, cache_dir=tmp_path, source=install_source)
+    patched = [path for m, path, _ in cluster.requests()[before:] if m == "PATCH"]
+    order = [
+        f"/applications/{cfg.names.argocd_apps['external_secrets']}",
+        f"/clustersecretstores/{cfg.names.cluster_secret_store}",
+        f"/externalsecrets/{cfg.names.argocd_repo_secrets['gitops']}",
+        f"/applications/{cfg.names.argocd_root_app}",
+    ]
+    positions = [next(i for i, p in enumerate(patched) if p.endswith(suffix)) for suffix in order]
+    assert positions == sorted(positions)
+
+
 def test_checksum_mismatch_is_refused_and_not_cached(
     install_source: tuple[str, str], tmp_path: Path
 ) -> None:

@@ -556,6 +556,15 @@ def test_private_gitops_repo_credentials_come_from_eso(shared_schemas: Path) -> 
     }
     assert {d["remoteRef"]["property"] for d in es["spec"]["data"]} == {"username", "password"}
     _validate_crd(es, shared_schemas)
+    # it cannot live in the repo it unlocks: the bootstrap applies it before the root app
+    assert all(es not in a.objects for a in r.apps)
+    assert [o["kind"] for o in r.before_root] == [
+        "Application",
+        "ClusterSecretStore",
+        "ExternalSecret",
+    ]
+    assert r.before_root[0]["metadata"]["name"] == cfg.names.argocd_apps["external_secrets"]
+    assert f"bootstrap/externalsecret-{repo_secret}.argocd.yaml" in R.tree(r)
     store = next(o for o in r.objects if o["kind"] == "ClusterSecretStore")
     assert cfg.names.namespaces["argocd"] in store["spec"]["conditions"][0]["namespaces"]
 

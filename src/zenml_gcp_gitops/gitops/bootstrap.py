@@ -123,14 +123,36 @@ def _counts(counts: dict[str, int]) -> str:
 
 
 def apply_stack(
-    kube: Kube, cfg: DeploymentConfig, rendered: Rendered, reporter: Reporter | None = None
+    kube: Kube,
+    cfg: DeploymentConfig,
+    rendered: Rendered,
+    reporter: Reporter | None = None,
+    opts: WaitOptions | None = None,
+    sleep: Any = time.sleep,
+    clock: Any = time.monotonic,
 ) -> dict[str, int]:
-    """Repositories, the AppProject and the root Application; Argo CD creates the rest."""
+    """Repositories, the AppProject and the root Application; Argo CD creates the rest.
+
+    With a private GitOps repo, the objects that fetch its credentials go first, each once
+    its kind exists (the External Secrets CRDs arrive with its Application)."""
+    from .health import WaitOptions
+
+    opts = opts or WaitOptions()
     ns = cfg.names.namespaces["argocd"]
     counts: dict[str, int] = {}
-    for obj in [*rendered.bootstrap, rendered.project, rendered.root]:
+
+    def apply(obj: dict[str, Any]) -> None:
         outcome = kube.apply(obj, namespace=ns)
         counts[outcome] = counts.get(outcome, 0) + 1
+
+    for obj in [*rendered.bootstrap, rendered.project]:
+        apply(obj)
+    for obj in rendered.before_root:
+        kube.wait_for_kind(
+            obj["apiVersion"], obj["kind"], opts.wave_timeout, opts.poll, sleep, clock
+        )
+        apply(obj)
+    apply(rendered.root)
     _note(reporter, f"app-of-apps {cfg.names.argocd_root_app}: {_counts(counts)}")
     return counts
 
@@ -142,13 +164,14 @@ def bootstrap(
     reporter: Reporter | None = None,
     cache_dir: Path | str | None = None,
     source: tuple[str, str] | None = None,
+    opts: WaitOptions | None = None,
 ) -> dict[str, int]:
     if reporter is not None:
         reporter.step(f"Installing Argo CD {rendered.argocd_version}")
     counts = install_argocd(kube, cfg, rendered, reporter, cache_dir, source)
     if reporter is not None:
         reporter.step("Handing the stack to Argo CD")
-    for k, n in apply_stack(kube, cfg, rendered, reporter).items():
+    for k, n in apply_stack(kube, cfg, rendered, reporter, opts).items():
         counts[k] = counts.get(k, 0) + n
     return counts
 

@@ -214,6 +214,33 @@ class Kube:
                     time.sleep(self.retry_wait * attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def wait_for_kind(
+        self,
+        api_version: str,
+        kind: str,
+        timeout: float,
+        poll: float,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Block until the API serves `kind` (a CRD being installed by a chart)."""
+        from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+        start = clock()
+        while True:
+            try:
+                self.dyn.resources.get(api_version=api_version, kind=kind)
+                return
+            except ResourceNotFoundError:
+                if clock() - start >= timeout:
+                    raise ServiceUnavailable(
+                        f"the cluster does not serve {kind} ({api_version}) after {int(timeout)}s",
+                        "its operator's Argo CD application has not installed the CRD; check it "
+                        "with `zenml-gcp-gitops argocd`",
+                    ) from None
+                self.dyn.resources.invalidate_cache()
+                sleep(poll)
+
     def is_namespaced(self, api_version: str, kind: str) -> bool:
         return bool(self.resource(api_version, kind).namespaced)
 

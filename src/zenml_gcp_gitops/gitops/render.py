@@ -159,10 +159,13 @@ class Rendered:
     root: dict[str, Any]
     apps: list[ChildApp]
     bootstrap: list[dict[str, Any]]  # repository declarations, applied with the project
+    # private GitOps repo only: applied in order before the root app (see render())
+    before_root: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def objects(self) -> list[dict[str, Any]]:
-        return [*self.bootstrap, *(o for app in self.apps for o in app.objects)]
+        extra = [o for o in self.before_root if o["kind"] == "ExternalSecret"]
+        return [*self.bootstrap, *extra, *(o for app in self.apps for o in app.objects)]
 
     def all_manifests(self) -> list[dict[str, Any]]:
         return [
@@ -462,9 +465,7 @@ def render(cfg: DeploymentConfig, outputs: InfraOutputs) -> Rendered:
             if key == "platform":
                 objects = _platform_objects(cfg, outputs, ctx)
             else:
-                objects = _workload_objects(cfg, outputs, ctx) + _gitops_repo_credentials(
-                    cfg, outputs, ctx
-                )
+                objects = _workload_objects(cfg, outputs, ctx)
             app_ctx = {
                 **ctx,
                 "app": {
@@ -518,6 +519,18 @@ def render(cfg: DeploymentConfig, outputs: InfraOutputs) -> Rendered:
         },
     )
     root = render_template("root.yaml", {**ctx, "root_source": root_source})
+    # A private GitOps repo cannot carry the credentials that unlock it: the bootstrap applies
+    # External Secrets (a public chart), the store and the repository ExternalSecret itself,
+    # before the root app; Argo CD then adopts the first two from the repo.
+    before_root: list[dict[str, Any]] = []
+    credentials = _gitops_repo_credentials(cfg, outputs, ctx)
+    if credentials:
+        store = next(o for a in apps for o in a.objects if o["kind"] == "ClusterSecretStore")
+        before_root = [
+            next(a for a in apps if a.key == "external_secrets").manifest,
+            store,
+            *credentials,
+        ]
     return Rendered(
         argocd_version=cfg.versions.argocd,
         install_url=url,
@@ -527,6 +540,7 @@ def render(cfg: DeploymentConfig, outputs: InfraOutputs) -> Rendered:
         root=root,
         apps=apps,
         bootstrap=_repositories(cfg, outputs, ctx),
+        before_root=before_root,
     )
 
 
@@ -582,7 +596,7 @@ def tree(r: Rendered) -> dict[str, str]:
     files["bootstrap/argocd-cm.yaml"] = _dump(r.argocd_cm)
     files["bootstrap/project.yaml"] = _dump(r.project)
     files["bootstrap/root.yaml"] = _dump(r.root)
-    for obj in r.bootstrap:
+    for obj in r.bootstrap + [o for o in r.before_root if o["kind"] == "ExternalSecret"]:
         files[f"bootstrap/{_file_name(obj)}"] = _dump(obj)
     for app in r.apps:
         files[f"apps/{app.name}.yaml"] = _dump(app.manifest)

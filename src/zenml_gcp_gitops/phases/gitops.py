@@ -40,6 +40,7 @@ class GitopsPhase:
 
         rendered = render(ctx.cfg, ctx.infra)
         kube = self._connect(ctx)
+        opts = WaitOptions.from_options(ctx.options)
         bootstrap(
             kube,
             ctx.cfg,
@@ -47,8 +48,8 @@ class GitopsPhase:
             reporter=ctx.reporter,
             cache_dir=ctx.options.get("argocd_cache_dir"),
             source=ctx.options.get("argocd_install_source"),  # (url, sha256): tests only
+            opts=opts,
         )
-        opts = WaitOptions.from_options(ctx.options)
         wait_for_apps(kube, ctx.cfg, rendered, ctx.reporter, opts)
         gateway_ip = check_ingress_address(kube, ctx.cfg, ctx.infra, opts)
         return {
