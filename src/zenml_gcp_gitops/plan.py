@@ -51,11 +51,15 @@ def _unwrap(value: Any) -> Any:
 
 
 def redact(value: Any) -> Any:
-    """Replace every secret sentinel with `[secret]`, recursively."""
+    """Replace every secret sentinel with `[secret]`, recursively; sort mapping keys.
+
+    The SDK serialises some inputs in set order (it varies with the hash seed), so keys are
+    sorted to make the plan byte-identical across processes.
+    """
     if _is_secret(value):
         return SECRET_MARK
     if isinstance(value, dict):
-        return {k: redact(v) for k, v in value.items()}
+        return {k: redact(value[k]) for k in sorted(value)}
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
     return value

@@ -136,6 +136,28 @@ def test_repeated_runs_give_identical_output(plan: dict[str, Any]) -> None:
     assert json.dumps(again, sort_keys=True) == json.dumps(plan, sort_keys=True)
 
 
+def test_identical_across_processes_and_hash_seeds() -> None:
+    """A fresh interpreter with another hash seed prints byte-identical JSON."""
+    import os
+    import subprocess
+    import sys
+
+    args = ["plan", "--offline", *ARGS, "--github-repo", "acme/ml", "--output", "json"]
+    here = CliRunner().invoke(cli, args)
+    assert here.exit_code == 0, here.output
+    code = "import sys; from zenml_gcp_gitops.cli import main; sys.argv[0] = 'x'; main()"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONHASHSEED": "4242"},
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout == here.stdout
+
+
 def test_runs_are_isolated_from_each_other() -> None:
     big = offline_plan(cfg_of(**FULL))
     small = offline_plan(cfg_of())
