@@ -155,6 +155,84 @@ def start_zenml_server(
     return server
 
 
+@dataclass
+class MariaDB:
+    """A throwaway MariaDB (`mariadbd`) on a loopback port, for a ZenML `mysql://` store."""
+
+    port: int
+    workdir: Path
+    process: subprocess.Popen[bytes]
+    password: str = field(default_factory=lambda: "Db-" + secrets.token_urlsafe(12))
+
+    def store_url(self, database: str = "zenml") -> str:
+        # ZenML insists on a user and password in a MySQL URL
+        return f"mysql://zenml:{self.password}@127.0.0.1:{self.port}/{database}"
+
+    def create_user(self) -> None:
+        """A `zenml` user with a password, over the root socket (root has no password)."""
+        import pymysql
+
+        conn = pymysql.connect(unix_socket=str(self.workdir / "mysql.sock"), user="root")
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "CREATE USER IF NOT EXISTS 'zenml'@'%%' IDENTIFIED BY %s", (self.password,)
+                )
+                cur.execute("GRANT ALL PRIVILEGES ON *.* TO 'zenml'@'%'")
+            conn.commit()
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def mariadb_available() -> bool:
+    return bool(shutil.which("mariadbd") and shutil.which("mariadb-install-db"))
+
+
+def start_mariadb(timeout: float = 60) -> MariaDB:
+    """Initialise a datadir and start `mariadbd` (root, no password, loopback only)."""
+    wd = Path(tempfile.mkdtemp(prefix="zgg-mariadb-"))
+    data = wd / "data"
+    user = ["--user=root"] if os.geteuid() == 0 else []
+    subprocess.run(
+        ["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--skip-test-db",
+         "--auth-root-authentication-method=normal", *user],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    port = free_port()
+    with (wd / "mariadb.log").open("wb") as log:
+        proc = subprocess.Popen(
+            ["mariadbd", "--no-defaults", f"--datadir={data}", f"--port={port}",
+             "--bind-address=127.0.0.1", f"--socket={wd / 'mysql.sock'}",
+             f"--pid-file={wd / 'mariadb.pid'}", "--skip-name-resolve", "--skip-log-bin",
+             "--innodb-buffer-pool-size=64M", *user],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    db = MariaDB(port, wd, proc)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            db.create_user()
+            return db
+        time.sleep(0.2)
+    tail = (wd / "mariadb.log").read_text(errors="replace")[-2000:]
+    db.stop()
+    raise RuntimeError(f"mariadbd did not start on port {port}\n{tail}")
+
+
 @contextlib.contextmanager
 def running_zenml_server(store_url: str | None = None, timeout: float = 120) -> Iterator[ZenServer]:
     server = start_zenml_server(store_url=store_url, timeout=timeout)
