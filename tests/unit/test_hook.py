@@ -162,13 +162,17 @@ def test_off_switch_leaves_zenml_alone() -> None:
 
 def test_install_is_idempotent_and_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(zenml_hook.DISABLE_ENV, raising=False)
+    # Pretend ZenML's CLI is not loaded, so the finder path runs and nothing is grafted here.
+    for mod in ("zenml.cli", "zenml.cli.stack"):
+        monkeypatch.delitem(sys.modules, mod, raising=False)
     try:
         zenml_hook.install()
         zenml_hook.install()
         finders = [f for f in sys.meta_path if isinstance(f, zenml_hook._GraftFinder)]
-        if "zenml.cli" not in sys.modules:
-            assert len(finders) == 1
+        assert len(finders) == 1
+        assert sys.meta_path[0] is finders[0]  # ahead of PathFinder, or it never sees zenml.cli
         # An unusable meta_path (a tuple) must not make `import zenml` fail.
+        zenml_hook.uninstall()
         monkeypatch.setattr(sys, "meta_path", ())
         zenml_hook.install()
     finally:
