@@ -117,12 +117,17 @@ def register_local(
     timeout: float = 120,
 ) -> dict[str, Any]:
     """Upsert the stack and the CI account with the GCP code path; returns public data only."""
+    import time
+
     from ..zenml_api import Credentials, apply_stack_spec, connect, ensure_ci_account
 
+    t0 = time.monotonic()
     store = connect(
         zenml_url, Credentials(username=admin_username, password=admin_password), timeout=timeout
     )
+    t1 = time.monotonic()
     result = apply_stack_spec(store, spec, adopt=False)
+    t2 = time.monotonic()
     summary = result.summary()
     ci_args: dict[str, Any] = dict(
         secrets=secrets, retain_minutes=0, github_repo=None, zenml_url=zenml_url
@@ -139,6 +144,11 @@ def register_local(
         "register_log": list(result.log),
         "ci": ci.public_dict(),
         "ci_log": ci_log,
+        "seconds": {
+            "connect": round(t1 - t0, 2),
+            "apply": round(t2 - t1, 2),
+            "ci": round(time.monotonic() - t2, 2),
+        },
         "changed": bool(summary["created"] or summary["updated"])
         or ci.created_account
         or ci.created_key
