@@ -432,3 +432,21 @@ def test_activate_logs_the_global_client_in_only_when_asked(server: ZenServer, t
     lines = p.stdout.strip().splitlines()
     assert lines[-2] == f"rest {server.url}"
     assert lines[-1] == "reg-activate"
+
+
+def test_verify_reports_the_servers_verdict_without_failing(admin_env: ZenServer, tmp_path) -> None:
+    """The test server has no GCP access and implicit auth off: verification is reported."""
+    from zenml_gcp_gitops.cli import cli
+
+    cfg = make_cfg("reg-verify")
+    outputs = write_outputs(tmp_path / "outputs.json", cfg)
+    res = CliRunner().invoke(
+        cli, ["register", "--outputs", str(outputs), "--zenml-url", admin_env.url, "--verify"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "connector verification: failed" in res.output
+    assert "ZENML_ENABLE_IMPLICIT_AUTH_METHODS" in res.output
+    spec = gcp_stack_spec(cfg, make_outputs(cfg))
+    status = stack_status(admin_store(admin_env), spec, verify=True)
+    assert status["healthy"] is True
+    assert status["connector"]["verification"]["result"] == "failed"

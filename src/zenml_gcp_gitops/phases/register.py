@@ -143,7 +143,9 @@ class RegisterPhase:
 
         spec = gcp_stack_spec(ctx.cfg, ctx.infra)
         store = connect(zenml_url_of(ctx), admin_credentials(ctx), timeout=10)
-        return stack_status(store, spec)
+        # The server verifies the connector against GCP; where it can't reach GCP the
+        # failure is reported in the status, not raised.
+        return stack_status(store, spec, verify=bool(ctx.options.get("verify_connector", True)))
 
     def destroy(self, ctx: PhaseContext) -> None:
         from ..zenml_api import connect, delete_stack_spec
