@@ -426,6 +426,12 @@ def local_up(
             f"{base} holds the rehearsal '{state.name}', not '{name}'",
             f"use --name {state.name}, or another --dir",
         )
+    zenml_up = "zenml" in state.services and state.services["zenml"].alive()
+    if zenml_up and db_url and db_url != _resolve_db_url(lay, None):
+        raise UserError(
+            "the ZenML server is already running on another database",
+            "run `zenml-gcp-gitops local down` first to switch databases with --db",
+        )
     db_url = _resolve_db_url(lay, db_url)
 
     # The zenml import (~2 s) overlaps with the servers' start-up.
