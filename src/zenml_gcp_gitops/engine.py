@@ -60,6 +60,7 @@ class PhaseRecord(BaseModel):
     finished_at: str | None = None
     duration_s: float | None = None
     error: str | None = None
+    hint: str | None = None
     log_file: str | None = None
     outputs: dict[str, Any] = Field(default_factory=dict)
 
@@ -556,7 +557,8 @@ class Engine:
             raise
         except UserError as e:
             rec.log_file = getattr(e, "log_file", None)
-            finish("failed", str(e))
+            rec.hint = e.hint
+            finish("failed", e.message)
             raise PhaseError(
                 f"{phase.name} failed: {e.message}",
                 e.hint
@@ -686,7 +688,8 @@ class Engine:
                 "re-run `zenml-gcp-gitops destroy` to continue",
             ) from None
         except UserError as e:
-            finish("failed", str(e))
+            rec.hint = e.hint
+            finish("failed", e.message)
             raise PhaseError(
                 f"destroying {phase.name} failed: {e.message}",
                 e.hint or "fix the cause and re-run `zenml-gcp-gitops destroy`; it continues here",

@@ -160,6 +160,11 @@ def _print_deploy_summary(summary: dict[str, Any]) -> None:
     )
 
 
+def _short(text: str | None, width: int = 90) -> str:
+    text = (text or "").splitlines()[0] if text else ""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 @click.command("status")
 @config_options
 @click.option("--no-live", is_flag=True, help="Only the recorded results; no live checks.")
@@ -207,7 +212,7 @@ def status(config: ConfigSource, no_live: bool, output: str) -> None:
             f"[{color}]{p['status']}[/{color}]",
             escape(p.get("finished_at") or ""),
             live_s,
-            escape(p.get("error") or ""),
+            escape(_short(p.get("error"))),
         )
     c.print(table)
     for k, v in (data.get("infra") or {}).items():
