@@ -10,12 +10,16 @@ variables, and a new thread starts with a clean context and its own event loop.
 
 from __future__ import annotations
 
+import atexit
 import base64
+import gc
 import hashlib
 import json
 import secrets as pysecrets
 import string
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -272,8 +276,39 @@ class MockRun:
     generated_secrets: list[str] = field(default_factory=list)
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC: importing pulumi_gcp creates ~10^5 objects and each collection
+    walks all of them again (a quarter of the plan's CPU time). Nothing here needs it."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+_exit_hook_registered = False
+
+
+def _cheap_exit() -> None:
+    """At interpreter exit, skip the final collection over pulumi_gcp's object graph
+    (~0.9 s of CPU for a CLI run that is already done). Live objects are still freed."""
+    global _exit_hook_registered
+    if not _exit_hook_registered:
+        atexit.register(gc.freeze)
+        _exit_hook_registered = True
+
+
 def run_program(cfg: DeploymentConfig) -> MockRun:
     """Run `pulumi_program.program.build(cfg)` under mocks on a fresh thread."""
+    _cheap_exit()
+    with _gc_paused():
+        return _run_on_thread(cfg)
+
+
+def _run_on_thread(cfg: DeploymentConfig) -> MockRun:
     box: dict[str, Any] = {}
 
     def target() -> None:
