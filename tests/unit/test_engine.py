@@ -325,3 +325,37 @@ def test_rich_reporter_shows_phases_progress_and_elapsed_time() -> None:
     out = buf.getvalue()
     assert "infra" in out and "gitops" in out and "done" in out and "failed" in out
     assert "0:00:0" in out  # elapsed-time column
+
+
+def test_cli_deploy_json_reports_failure_and_exit_code(
+    cfg: DeploymentConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zenml_gcp_gitops.cli import cli
+    from zenml_gcp_gitops.cli import deploy as deploy_cli
+
+    monkeypatch.setattr(deploy_cli, "_make_engine", lambda c, **kw: _engine(cfg, [], gitops=1))
+    res = CliRunner().invoke(
+        cli,
+        [
+            "deploy",
+            "--project",
+            "my-project-1",
+            "--region",
+            "europe-west4",
+            "--state",
+            "local",
+            "-o",
+            "json",
+        ],
+    )
+    assert res.exit_code == 1
+    doc = json.loads(res.stdout)
+    assert (
+        doc["ok"] is False
+        and doc["error"] == "gitops failed: gitops exploded"
+        and doc["hint"] == "fix gitops"
+    )
+    assert doc["phases"]["gitops"] == {"status": "failed", "error": "gitops exploded"}
+    assert doc["phases"]["infra"]["status"] == "succeeded"
+    rec = json.loads(local_record_path(cfg).read_text())
+    assert rec["phases"]["gitops"]["hint"] == "fix gitops"
