@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
+import pulumi_random as random
 
 from ._base import Component
 
@@ -40,12 +41,18 @@ class Database(Component):
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("Database", name, opts)
+        # Without one, the API creates `root@%` with an empty password. Nobody needs root
+        # (each app has its own user), so the generated value lives only in Pulumi state.
+        root_password = random.RandomPassword(
+            "root-password", length=32, special=False, opts=self.child()
+        )
         self.instance = gcp.sql.DatabaseInstance(
             "instance",
             name=args.instance,
             project=args.project,
             region=args.region,
             database_version=DATABASE_VERSION,
+            root_password=root_password.result,
             deletion_protection=args.deletion_protection,
             settings=gcp.sql.DatabaseInstanceSettingsArgs(
                 tier=args.tier,

@@ -259,6 +259,7 @@ def test_cloud_sql_private_tls_backups_pitr() -> None:
     assert sql["settings"]["deletionProtectionEnabled"] is True
     psa = one(r, "gcp:servicenetworking/connection:Connection").urn
     assert psa in one(r, SQL).depends_on
+    assert _is_secret(sql["rootPassword"])  # never an empty root password
 
 
 def test_sql_availability_and_deletion_protection_follow_config() -> None:
