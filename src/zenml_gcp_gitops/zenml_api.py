@@ -377,6 +377,13 @@ class _Applier:
                     f"the '{spec.connector.type}' connector has no auth method "
                     f"'{spec.connector.auth_method}'"
                 )
+            empty = [k for k, v in spec.connector.secrets.items() if not v.get_secret_value()]
+            if empty:
+                raise UserError(
+                    f"service connector '{spec.connector.name}' has no value for {', '.join(empty)}",
+                    "connector_auth=service-account needs pipelines_sa_key in the infra outputs "
+                    "(re-run infra with that setting), or use the default implicit auth",
+                )
             self.connector_request()  # validates the configuration against the type, offline
             conn = self.find_connector(spec.connector.name)
             existing["connector"] = conn
