@@ -404,6 +404,7 @@ class Engine:
         self.options = dict(options or {})
         self._store = store
         self.reporter = reporter or PlainReporter(verbose=bool(self.options.get("verbose")))
+        self._secret_infra: Any = None
 
     @property
     def phases(self) -> list[Phase]:
@@ -521,6 +522,36 @@ class Engine:
         if fn is not None:
             fn(*args)
 
+    def _infra_with_secrets(self, record: DeploymentRecord) -> Any:
+        """InfraOutputs with the Pulumi secret outputs read from the stack (never the record).
+
+        None when there are none, or when they cannot be read (the phase then sees the
+        recorded outputs and reports what it misses itself).
+        """
+        infra = record.phases.get("infra")
+        wanted = list((infra.outputs.get("secret_outputs") if infra else None) or [])
+        if infra is None or not wanted or not infra.outputs.get("outputs"):
+            return None
+        if self._secret_infra is None:
+            from .outputs import InfraOutputs
+
+            reader = self.options.get("secret_outputs_reader")
+            try:
+                if reader is None:
+                    from .phases.infra import stack_outputs
+
+                    values = stack_outputs(self.cfg, self.options)
+                    secrets = {k: v.value for k, v in values.items() if k in wanted}
+                else:
+                    secrets = reader(self.cfg, wanted)
+                self._secret_infra = InfraOutputs.from_mapping(
+                    {**infra.outputs["outputs"], **secrets}, source="stack outputs"
+                )
+            except Exception as e:
+                self.reporter.log(f"secret outputs unavailable ({e.__class__.__name__}): {e}")
+                return None
+        return self._secret_infra
+
     def _save(self, record: DeploymentRecord, dry_run: bool) -> None:
         if not dry_run:
             self.store.save(record)
@@ -533,6 +564,8 @@ class Engine:
         record.phases[phase.name] = rec
         self._save(record, dry_run)
         ctx = self._context(record)
+        if phase.name not in ("preflight", "infra"):
+            ctx._infra = self._infra_with_secrets(record)
         self._call(self.reporter, "phase_start", phase.name)
         t0 = time.monotonic()
 

@@ -133,6 +133,8 @@ def test_first_deploy_then_rerun_is_a_noop(world: World) -> None:
         "zenml_host"
     ].endswith(".nip.io")
     assert gitops.seen_recorded is not None and "preflight" in gitops.seen_recorded
+    # the secret output reaches later phases from the stack, as a SecretStr
+    assert gitops.seen_infra["pipelines_sa_key"].get_secret_value() == SECRET
     assert world.ops() == ["up"]
 
     ids_before = {r["urn"]: r["id"] for r in state["resources"]}
