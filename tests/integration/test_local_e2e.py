@@ -262,14 +262,17 @@ def test_example_pipeline_completes_on_the_local_stack(
 
 
 def test_artifacts_are_in_the_emulated_bucket_and_load_back(
-    rehearsal: dict[str, Any], verified: dict[str, Any], ci_env: dict[str, str]
+    rehearsal: dict[str, Any],
+    verified: dict[str, Any],
+    ci_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import gcsfs
 
     bucket = rehearsal["buckets"]["artifacts"]
     uris = verified["artifacts"]
     assert {"dataset", "train_set", "test_set", "model", "metrics"} <= set(uris)
-    os.environ["STORAGE_EMULATOR_HOST"] = ci_env["STORAGE_EMULATOR_HOST"]
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", ci_env["STORAGE_EMULATOR_HOST"])
     fs = gcsfs.GCSFileSystem(token="anon", skip_instance_cache=True)
     for name, uri in uris.items():
         assert uri.startswith(f"gs://{bucket}/"), (name, uri)
@@ -322,6 +325,34 @@ def test_model_version_is_registered(verified: dict[str, Any]) -> None:
     assert mv["number"] >= 1
     assert mv["stage"] == "staging"  # the quality gate passed and promoted it
     assert {"model", "metrics"} <= set(verified["linked"])
+
+
+def test_up_restarts_only_a_dead_service_on_its_old_port(
+    rehearsal: dict[str, Any], verified: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the pipeline checks: the emulator dies, `status` says so, `up` brings it back."""
+    base = rehearsal["_base"]
+    state = sv.LocalState.load(base)
+    assert state is not None
+    gcs = state.services["gcs"]
+    assert sv.stop(gcs, timeout=10)
+    status = _cli("status", "--name", NAME, "--dir", str(base), "-o", "json")
+    assert status.returncode == 1  # unhealthy -> non-zero, for scripts
+    assert json.loads(status.stdout)["services"]["gcs"]["running"] is False
+    proc = _cli("up", "--name", NAME, "--dir", str(base), "-o", "json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = json.loads(proc.stdout)
+    assert again["started"] == ["gcs"]
+    assert again["already_running"] == ["mlflow", "zenml"]
+    assert again["gcs_emulator_url"] == gcs.url  # same port: the env file stays valid
+    assert again["changed"] is True  # a process was started; the stack itself is unchanged
+    assert again["register"]["stack"]["id"] == rehearsal["register"]["stack"]["id"]
+    # The emulator's data survived the restart (filesystem backend under the data dir).
+    import gcsfs
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
+    fs = gcsfs.GCSFileSystem(token="anon", skip_instance_cache=True)
+    assert fs.find(verified["artifacts"]["metrics"])
 
 
 def test_zz_down_leaves_no_process(rehearsal: dict[str, Any]) -> None:
