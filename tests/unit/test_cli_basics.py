@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from zenml_gcp_gitops.cli import cli
 
-HEAVY = ("zenml", "pulumi", "pulumi_gcp", "kubernetes", "mlflow", "google.cloud", "pydantic")
+HEAVY = ("zenml", "pulumi", "pulumi_gcp", "kubernetes", "mlflow", "google.cloud")
 SCRIPT = Path(sys.executable).with_name("zenml-gcp-gitops")
 
 
