@@ -144,3 +144,33 @@ def test_state_round_trips_and_secrets_are_0600(tmp_path: Path) -> None:
     (tmp_path / "bad" / sv.STATE_FILE).write_text("{not json")
     with pytest.raises(sv.UserError, match="not readable state"):
         sv.LocalState.load(tmp_path / "bad")
+
+
+def test_registry_spec_serves_its_config_and_is_checked_on_v2(tmp_path: Path) -> None:
+    """A stand-in `registry` binary: proves the argv, the config file and the readiness path."""
+    from zenml_gcp_gitops.local import rehearsal
+
+    fake = tmp_path / "bin" / "registry"
+    fake.parent.mkdir()
+    fake.write_text(
+        f"#!{PY}\n"
+        "import http.server, sys, re\n"
+        "assert sys.argv[1] == 'serve', sys.argv\n"
+        "conf = open(sys.argv[2]).read()\n"
+        "port = int(re.search(r'addr: 127.0.0.1:(\\d+)', conf).group(1))\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        self.send_response(200 if self.path == '/v2/' else 404); self.end_headers()\n"
+        "http.server.HTTPServer(('127.0.0.1', port), H).serve_forever()\n"
+    )
+    fake.chmod(0o755)
+    lay = rehearsal.Layout(tmp_path / "data")
+    spec = rehearsal.registry_spec(lay, sv.free_port(), str(fake))
+    conf = (tmp_path / "data" / "registry" / "config.yml").read_text()
+    assert f"addr: 127.0.0.1:{spec.port}" in conf
+    assert str(tmp_path / "data" / "registry" / "data") in conf
+    svc = sv.start(spec, lay.base)
+    try:
+        assert "registry" in sv.wait_ready([(spec, svc)])
+    finally:
+        assert sv.stop(svc, timeout=5)
