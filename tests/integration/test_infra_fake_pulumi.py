@@ -368,6 +368,14 @@ def test_ctrl_c_is_forwarded_recorded_and_resumable(world: World, tmp_path: Path
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the fake engine never reached mysql"
             time.sleep(0.05)
+        # a second deploy while the first holds the lock: the real concurrent case
+        with pytest.raises(PhaseError) as exc:
+            world.engine().deploy(stop_after="infra")
+        fake_pid = (tmp_path / "hanging").read_text()
+        assert (
+            "holds the Pulumi state lock" in exc.value.message
+            and f"pid {fake_pid}" in exc.value.message
+        )
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=60)
     finally:

@@ -359,3 +359,24 @@ def test_cli_deploy_json_reports_failure_and_exit_code(
     assert doc["phases"]["infra"]["status"] == "succeeded"
     rec = json.loads(local_record_path(cfg).read_text())
     assert rec["phases"]["gitops"]["hint"] == "fix gitops"
+
+
+def test_find_locks_in_a_gcs_backend(cfg: DeploymentConfig) -> None:
+    from zenml_gcp_gitops.phases.infra import find_locks
+
+    client = FakeStorageClient()
+    client.create_bucket(client.bucket("team-state"))
+    gcs = cfg.model_copy(update={"state": "gs://team-state/deploys"})
+    lock = "deploys/.pulumi/locks/organization/zenml-gcp-gitops/zenml/abc.json"
+    client.objects[("team-state", lock)] = json.dumps(
+        {"pid": 9, "username": "ana", "hostname": "ci-7", "timestamp": "2026-01-01T00:00:00Z"}
+    )
+    client.objects[
+        ("team-state", "deploys/.pulumi/locks/organization/zenml-gcp-gitops/other/x.json")
+    ] = "{}"
+    locks = find_locks(gcs, client)
+    assert [(x.location, x.holder) for x in locks] == [
+        (f"gs://team-state/{lock}", "ana@ci-7 (pid 9) at 2026-01-01T00:00:00Z")
+    ]
+    locks[0].delete()
+    assert ("team-state", lock) not in client.objects
