@@ -68,14 +68,16 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
     p, r = cfg.project, cfg.region
 
     apis = Apis("apis", ApisArgs(project=p, services=services_for(cfg.orchestrator)))
-    after_apis = pulumi.ResourceOptions(depends_on=[apis])
+
+    def after_apis() -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(depends_on=[apis])  # a fresh object per component
 
     kms = Kms(
         "kms",
         KmsArgs(
             project=p, location=r, key_ring=names.kms_keyring, key=names.kms_key, labels=labels
         ),
-        after_apis,
+        after_apis(),
     )
     network = Network(
         "network",
@@ -93,7 +95,7 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
             ingress_ip=names.ingress_ip,
             labels=labels,
         ),
-        after_apis,
+        after_apis(),
     )
     secrets = Secrets(
         "secrets",
@@ -104,7 +106,7 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
             admin_users=dict(names.admin_users),
             labels=labels,
         ),
-        after_apis,
+        after_apis(),
     )
     db_passwords = {
         "zenml": secrets.passwords["zenml_db_password"],
@@ -136,7 +138,7 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
             keep_versions=cfg.registry_keep_versions,
             labels=labels,
         ),
-        after_apis,
+        after_apis(),
     )
     gke = Gke(
         "gke",
@@ -154,7 +156,7 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
             repository=registry.repository_id,
             labels=labels,
         ),
-        after_apis,
+        after_apis(),
     )
     storage = Storage(
         "storage",
@@ -167,7 +169,7 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
             force_destroy=cfg.force_destroy_buckets,
             labels=labels,
         ),
-        after_apis,
+        after_apis(),
     )
     project_number = gcp.organizations.get_project_output(project_id=p).number
     identity = Identity(
@@ -194,7 +196,7 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
             wif_provider=names.wif_provider,
             cluster=gke.cluster,
         ),
-        after_apis,
+        after_apis(),
     )
     if identity.pipelines_key is not None and "pipelines_sa_key" in secrets.secrets:
         secrets.add_version("pipelines_sa_key", identity.pipelines_key)
