@@ -242,6 +242,7 @@ def _cli(world: World, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[str]]
     def make(cfg: DeploymentConfig, *, options: dict[str, Any], verbose: bool) -> Engine:
         eng = world.engine()
         eng.options.update(options)
+        eng.reporter = PlainReporter(verbose=verbose)
         return eng
 
     monkeypatch.setattr(deploy_cli, "_make_engine", make)
@@ -268,6 +269,7 @@ def test_secrets_never_reach_stdout_json_record_or_logs(
     doc = json.loads(res.stdout)
     assert doc["ok"] is True and doc["outputs"]["cluster_name"] == "zenml-gke"
     assert SECRET not in res.output
+    assert "[infra]   Updating (zenml)" in res.stderr  # -v streams the engine log
     # a fake phase returned admin_password: the record masks it
     rec_text = local_record_path(world.cfg).read_text()
     assert SECRET not in rec_text and "hunter2" not in rec_text
@@ -418,3 +420,18 @@ def test_interrupted_later_phase_is_recorded(world: World) -> None:
     with pytest.raises(Interrupted):
         eng.deploy()
     assert world.record()["phases"]["gitops"]["status"] == "interrupted"
+
+
+def test_older_cli_events_through_a_log_file(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CLIs up to 3.205 get `--event-log <file>` instead of a gRPC stream; progress still works."""
+    import io
+
+    monkeypatch.setenv("FAKE_PULUMI_VERSION", "3.200.0")
+    out = io.StringIO()
+    world.engine(stream=out).deploy(stop_after="infra")
+    event_logs = [
+        c[c.index("--event-log") + 1] for c in read_calls(world.calls_file) if "--event-log" in c
+    ]
+    assert event_logs and not event_logs[0].startswith("tcp://")
+    assert world.record()["phases"]["infra"]["outputs"]["changes"] == {"create": 8}
+    assert "8 resources (8 create)" in out.getvalue()
