@@ -564,7 +564,7 @@ class _Applier:
             )
             self.created.append(f"{c.type}:{c.name}")
             return resp
-        full = self.store.get_stack_component(cur.id)
+        full = cur  # the lookup was hydrated: configuration, labels and connector are there
         cur_connector = full.connector.id if full.connector else None
         same = (
             dict(full.configuration) == dict(c.configuration)
@@ -617,7 +617,7 @@ class _Applier:
             )
             self.created.append(f"stack:{self.spec.name}")
             return resp
-        full = self.store.get_stack(cur.id)
+        full = cur  # hydrated by the lookup
         have = {str(t): [x.id for x in v] for t, v in full.components.items()}
         want = {str(t): v for t, v in components.items()}
         if have == want and _has_labels(full.labels, self.spec.labels):

@@ -7,6 +7,7 @@ imported at module level; zenml is imported inside the commands.
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Callable
 from pathlib import Path
@@ -92,6 +93,10 @@ def _url(ctx: PhaseContext) -> str:
         return str(url)
     if ctx._infra is not None:
         return ctx._infra.zenml_url
+    # last: the server the environment points at (a server you brought yourself)
+    env = os.environ.get("ZENML_STORE_URL", "")
+    if env.startswith(("http://", "https://")):
+        return env
     raise ConfigError("no ZenML server URL", "pass --zenml-url URL or --outputs FILE")
 
 
@@ -325,7 +330,7 @@ class _ListReporter:
 
 
 def _ci_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option("--zenml-url", help="ZenML server URL [from --outputs].")(func)
+    func = click.option("--zenml-url", help="ZenML server URL [from --outputs, else ZENML_STORE_URL].")(func)
     func = click.option(
         "--outputs",
         "outputs_file",
