@@ -330,7 +330,9 @@ class _ListReporter:
 
 
 def _ci_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option("--zenml-url", help="ZenML server URL [from --outputs, else ZENML_STORE_URL].")(func)
+    func = click.option(
+        "--zenml-url", help="ZenML server URL [from --outputs, else ZENML_STORE_URL]."
+    )(func)
     func = click.option(
         "--outputs",
         "outputs_file",
