@@ -174,3 +174,31 @@ def test_registry_spec_serves_its_config_and_is_checked_on_v2(tmp_path: Path) ->
         assert "registry" in sv.wait_ready([(spec, svc)])
     finally:
         assert sv.stop(svc, timeout=5)
+
+
+def test_one_up_or_down_at_a_time_per_dir(tmp_path: Path) -> None:
+    with (
+        sv.dir_lock(tmp_path),
+        pytest.raises(sv.UserError, match="another `local up`"),
+        sv.dir_lock(tmp_path),
+    ):
+        pass  # pragma: no cover - the second lock must not be granted
+    with sv.dir_lock(tmp_path):  # released again
+        pass
+
+
+def test_down_stops_recorded_groups_and_purge_removes_the_dir(tmp_path: Path) -> None:
+    from zenml_gcp_gitops.local import rehearsal
+
+    base = tmp_path / "data"
+    spec = _http_spec("gcs", sv.free_port())
+    svc = sv.start(spec, base)
+    sv.wait_ready([(spec, svc)])
+    sv.LocalState(name="zenml", services={"gcs": svc}).save(base)
+    kept = rehearsal.local_down("zenml", base)
+    assert kept["stopped"] == ["gcs"] and base.is_dir()
+    assert sv.group_members(svc.pid) == []
+    assert sv.LocalState.load(base).services == {}  # type: ignore[union-attr]
+    again = rehearsal.local_down("zenml", base, purge=True)
+    assert again == {"name": "zenml", "dir": str(base), "stopped": [], "purged": True}
+    assert not base.exists()

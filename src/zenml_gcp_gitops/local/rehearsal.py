@@ -410,12 +410,28 @@ def local_up(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Bring the rehearsal up (or re-check it), register the stack, ensure the CI key."""
-    t0 = time.monotonic()
     names = LocalNames(name)
     base = (data_dir or default_dir(name)).resolve()
-    lay = Layout(base)
     if not base.exists():
         base.mkdir(parents=True, mode=0o700)  # databases and logs live below
+    with sv.dir_lock(base):
+        return _local_up(
+            names, base, db_url, {"gcs": gcs_port, "mlflow": mlflow_port, "zenml": zenml_port},
+            registry, progress,
+        )  # fmt: skip
+
+
+def _local_up(
+    names: LocalNames,
+    base: Path,
+    db_url: str | None,
+    requested: dict[str, int | None],
+    registry: bool | None,
+    progress: bool,
+) -> dict[str, Any]:
+    t0 = time.monotonic()
+    name = names.prefix
+    lay = Layout(base)
     lay.creds.mkdir(mode=0o700, exist_ok=True)
     os.chmod(lay.creds, 0o700)
     _require_modules()
@@ -446,7 +462,6 @@ def local_up(
             "install it, or omit --registry",
         )
     wanted = ["gcs", "mlflow", "zenml"] + (["registry"] if reg_bin else [])
-    requested = {"gcs": gcs_port, "mlflow": mlflow_port, "zenml": zenml_port}
 
     ports: dict[str, int] = {}
     for key in wanted:
@@ -706,7 +721,19 @@ def write_env_file(lay: Layout, env: list[EnvVar]) -> None:
 def local_down(
     name: str = "zenml", data_dir: Path | None = None, purge: bool = False
 ) -> dict[str, Any]:
+    """Stop every service (whole process groups); `purge` then deletes the data dir."""
     base = (data_dir or default_dir(name)).resolve()
+    if not base.exists():
+        return {"name": name, "dir": str(base), "stopped": [], "purged": False}
+    with sv.dir_lock(base):
+        out = _local_down(name, base)
+    if purge:
+        shutil.rmtree(base)
+        out["purged"] = True
+    return out
+
+
+def _local_down(name: str, base: Path) -> dict[str, Any]:
     state = LocalState.load(base)
     stopped: list[str] = []
     failed: list[str] = []
@@ -727,11 +754,7 @@ def local_down(
             f"could not stop {', '.join(failed)} (still running after SIGKILL)",
             f"see {base}/state.json for their PIDs",
         )
-    purged = False
-    if purge and base.exists():
-        shutil.rmtree(base)
-        purged = True
-    return {"name": name, "dir": str(base), "stopped": stopped, "purged": purged}
+    return {"name": name, "dir": str(base), "stopped": stopped, "purged": False}
 
 
 def local_status(name: str = "zenml", data_dir: Path | None = None) -> dict[str, Any]:
