@@ -38,7 +38,11 @@ def local() -> None:
 
 @local.command("up")
 @_common
-@click.option("--db", "db_url", help="ZenML database: mysql://USER:PASSWORD@HOST:PORT/DB [SQLite].")
+@click.option(
+    "--db", "db_url", envvar="ZENML_GCP_GITOPS_LOCAL_DB",
+    help="ZenML database: mysql://USER:PASSWORD@HOST:PORT/DB [SQLite]. "
+    "Or $ZENML_GCP_GITOPS_LOCAL_DB, which keeps the password out of `ps`.",
+)  # fmt: skip
 @click.option("--zenml-port", type=click.IntRange(1, 65535), help="[a free port]")
 @click.option("--mlflow-port", type=click.IntRange(1, 65535), help="[a free port]")
 @click.option(
