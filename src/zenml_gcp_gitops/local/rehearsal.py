@@ -525,7 +525,7 @@ def _local_up(
             def register() -> None:
                 while not (zenml_ready.wait(0.1) or abort.is_set()):
                     pass
-                if abort.is_set():
+                if not zenml_ready.is_set():  # another service failed first: nothing to do
                     return
                 prog.add("register", f"Registering stack {names.zenml_stack}")
                 t_join = time.monotonic()
@@ -548,7 +548,7 @@ def _local_up(
                 registrar.join()
             if "error" in reg_box:
                 raise reg_box["error"]
-            reg = reg_box["result"]
+            reg = reg_box["result"]  # ZenML was ready, so the registrar ran to the end
         except BaseException:
             _stop_started(started, state, base)
             raise
