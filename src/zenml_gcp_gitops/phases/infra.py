@@ -145,7 +145,6 @@ def open_stack(
     """Create or select the stack. With create=False, None when it does not exist."""
     from pulumi import automation as auto
 
-    build = _program(options)
     pcfg = program_cfg or cfg
     url = state_url or cfg.state_url
     if url.startswith("file://"):
@@ -174,7 +173,8 @@ def open_stack(
         pulumi_command=options.get("pulumi_command") or pulumi_command(options),
         secrets_provider=provider,
         env_vars=env,
-        program=lambda: build(pcfg),
+        # resolved when Pulumi runs it: status/outputs/unlock never import the program
+        program=lambda: _program(options)(pcfg),
     )
     ws = auto.LocalWorkspace(**ws_opts.__dict__)
     name = cfg.names.pulumi_stack
@@ -315,6 +315,16 @@ def _log_path(cfg: DeploymentConfig, op: str) -> Path:
     path = user_data_dir() / "logs" / f"{cfg.name}-{op}-{time.strftime('%Y%m%d-%H%M%S')}.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _failed(
+    cfg: DeploymentConfig, err: Exception, op: str, tracker: EventTracker, log: Path | None = None
+) -> UserError:
+    """Keep everything the engine said in the log file, then summarise it in one line."""
+    log = log or _log_path(cfg, op)
+    with log.open("a") as f:
+        f.write("\n".join(tracker.log_lines) + "\n" + str(err) + "\n")
+    return _command_error(cfg, err, op, tracker, log)
 
 
 def _lock_message(cfg: DeploymentConfig, text: str) -> LockedError:
@@ -524,8 +534,8 @@ def _up(
                 reporter,
             )
         except auto.CommandError as e:
-            f.write("\n".join(tracker.log_lines) + "\n")
-            raise _command_error(cfg, e, op, tracker, log) from None
+            f.flush()
+            raise _failed(cfg, e, op, tracker, log) from None
     return result, tracker, log
 
 
@@ -562,7 +572,7 @@ class InfraPhase:
                     lambda: handle.stack.refresh(on_event=tracker, color="never"), rep
                 )
             except auto.CommandError as e:
-                raise _command_error(cfg, e, "refresh", tracker, log) from None
+                raise _failed(cfg, e, "refresh", tracker, log) from None
         rep.step("Updating the stack")
         result, tracker, log = _up(handle, cfg, rep, bool(opts.get("verbose")))
         rep.step(f"{tracker.done} resources ({_changes_text(tracker.changes)}); engine log: {log}")
@@ -624,7 +634,7 @@ class InfraPhase:
                 lambda: handle.stack.preview(on_event=tracker, color="never"), rep
             )
         except auto.CommandError as e:
-            raise _command_error(cfg, e, "preview", tracker, _log_path(cfg, "preview")) from None
+            raise _failed(cfg, e, "preview", tracker) from None
         changes = {getattr(k, "value", str(k)): v for k, v in result.change_summary.items()}
         return {
             "preview": {
@@ -714,7 +724,8 @@ class InfraPhase:
                     rep,
                 )
             except auto.CommandError as e:
-                raise _command_error(cfg, e, "destroy", tracker, log) from None
+                f.flush()
+                raise _failed(cfg, e, "destroy", tracker, log) from None
 
     def purge(self, ctx: PhaseContext) -> dict[str, Any]:
         """destroy --purge-state: drop the (now empty) stack and its history from the backend."""
