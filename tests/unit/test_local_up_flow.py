@@ -1,0 +1,125 @@
+"""`local_up`'s orchestration with tiny stand-in servers: ordering, failure clean-up, no-op.
+
+The real servers and the real registration are covered by tests/integration/test_local_e2e.py;
+here the services are small Python HTTP servers and registration is recorded, so the edge
+cases (ZenML ready last, a service crashing, a second `up`) run in seconds.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from zenml_gcp_gitops.errors import ServiceUnavailable
+from zenml_gcp_gitops.local import rehearsal
+from zenml_gcp_gitops.local import services as sv
+
+PY = sys.executable
+
+
+def _server(name: str, port: int, delay: float, crash: bool = False) -> sv.ServiceSpec:
+    body = (
+        f"import sys; print('{name} cannot start: boom'); sys.exit(4)"
+        if crash
+        else (
+            f"import http.server, time; time.sleep({delay}); "
+            f"http.server.ThreadingHTTPServer(('127.0.0.1', {port}), "
+            "http.server.SimpleHTTPRequestHandler).serve_forever()"
+        )
+    )
+    return sv.ServiceSpec(
+        name=name, title=f"{name} server", argv=[PY, "-c", body], port=port, health_path="/",
+        ready_timeout=20,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Stand-in services; `ctl` sets per-service delays/crashes and records registrations."""
+    ctl: dict[str, Any] = {"delay": {"gcs": 0, "mlflow": 0, "zenml": 0}, "crash": set(), "reg": []}
+
+    def spec(name: str) -> Any:
+        return lambda lay, port, *a: _server(
+            name, port, ctl["delay"][name], crash=name in ctl["crash"]
+        )
+
+    monkeypatch.setattr(rehearsal, "gcs_spec", spec("gcs"))
+    monkeypatch.setattr(rehearsal, "mlflow_spec", spec("mlflow"))
+    monkeypatch.setattr(rehearsal, "zenml_spec", spec("zenml"))
+    monkeypatch.setattr(rehearsal, "create_buckets", lambda url, buckets: None)
+    monkeypatch.setattr(rehearsal, "_require_modules", lambda: None)
+    monkeypatch.setattr(rehearsal, "_import_zenml_api", lambda: None)
+    monkeypatch.setattr(rehearsal.shutil, "which", lambda name: None)  # no registry
+
+    def register(lay: Any, names: Any, state: Any) -> dict[str, Any]:
+        assert state.services["zenml"].healthy(), "registered before ZenML answered"
+        ctl["reg"].append(state.services["zenml"].url)
+        key = lay.creds / names.ci_api_key_secret
+        sv.write_secret(key, "KEY")
+        return {
+            "register": {"stack": {"id": "s1", "name": names.zenml_stack}},
+            "ci": {},
+            "ci_api_key_file": str(key),
+            "seconds": {},
+            "changed": len(ctl["reg"]) == 1,
+        }
+
+    monkeypatch.setattr(rehearsal, "_register", register)
+    return ctl
+
+
+def test_zenml_ready_last_still_registers_and_a_second_up_is_a_noop(
+    fake: dict[str, Any], tmp_path: Path
+) -> None:
+    fake["delay"].update(zenml=0.8)
+    base = tmp_path / "d"
+    try:
+        first = rehearsal.local_up("zenml", base, progress=False)
+        assert len(fake["reg"]) == 1
+        assert first["started"] == ["gcs", "mlflow", "zenml"] and first["changed"] is True
+        assert first["ready_seconds"]["zenml"] >= first["ready_seconds"]["gcs"]
+        second = rehearsal.local_up("zenml", base, progress=False)
+        assert second["started"] == [] and second["changed"] is False
+        assert len(fake["reg"]) == 2  # re-registered (a no-op on the server)
+        assert (base / "env").read_text().count("export ") == 4
+    finally:
+        rehearsal.local_down("zenml", base)
+
+
+def test_a_crashing_service_stops_what_this_run_started_and_skips_registration(
+    fake: dict[str, Any], tmp_path: Path
+) -> None:
+    fake["crash"].add("mlflow")
+    fake["delay"].update(zenml=5)
+    base = tmp_path / "d"
+    with pytest.raises(ServiceUnavailable, match="mlflow server exited") as err:
+        rehearsal.local_up("zenml", base, progress=False)
+    assert "mlflow cannot start: boom" in str(err.value)
+    assert fake["reg"] == []
+    state = sv.LocalState.load(base)
+    assert state is not None and state.services == {}
+    assert rehearsal.local_status("zenml", base)["services"] == {}
+
+
+def test_a_failure_leaves_services_of_an_earlier_run_alone(
+    fake: dict[str, Any], tmp_path: Path
+) -> None:
+    base = tmp_path / "d"
+    try:
+        rehearsal.local_up("zenml", base, progress=False)
+        state = sv.LocalState.load(base)
+        assert state is not None
+        gcs = state.services["gcs"]
+        assert sv.stop(gcs, timeout=5)  # it dies; the next `up` restarts it, and that fails
+        fake["crash"].add("gcs")
+        with pytest.raises(ServiceUnavailable, match="gcs server exited"):
+            rehearsal.local_up("zenml", base, progress=False)
+        after = sv.LocalState.load(base)
+        assert after is not None
+        assert set(after.services) == {"mlflow", "zenml"}
+        assert all(s.healthy() for s in after.services.values())
+    finally:
+        rehearsal.local_down("zenml", base)
