@@ -660,7 +660,11 @@ class Engine:
 
     def destroy(self) -> dict[str, Any]:
         """ci -> register -> gitops -> infra. Resumable: finished teardowns are skipped."""
-        record = self.load_record() or DeploymentRecord.new(self.cfg)
+        existing = self.load_record()
+        record = existing or DeploymentRecord.new(self.cfg)
+        lost = existing is None or not record.phases
+        if lost:
+            self._recover_infra_outputs(record)
         ctx = self._context(record)
         order = [p for p in reversed(self.phases) if p.name != "preflight"]
         # Checks that must pass before anything is deleted (e.g. deletion protection).
@@ -678,6 +682,10 @@ class Engine:
                 if prev is not None and prev.status == "succeeded":
                     summary["phases"][phase.name] = {"status": "skipped", "previous": "succeeded"}
                     continue
+                if not lost and phase.name != "infra" and phase.name not in record.phases:
+                    # never started, so nothing to undo (and nothing to connect to)
+                    summary["phases"][phase.name] = {"status": "skipped", "previous": "never run"}
+                    continue
                 summary["phases"][phase.name] = self._destroy_one(phase, record, ctx)
         finally:
             self._call(self.reporter, "close")
@@ -693,6 +701,22 @@ class Engine:
                 if purge is not None and name == "preflight":
                     summary.setdefault("purged", {})[name] = purge(ctx)
         return summary
+
+    def _recover_infra_outputs(self, record: DeploymentRecord) -> None:
+        """Without a record, read the infra outputs from the stack so the teardowns of the
+        later phases (e.g. the load balancers the apps made) can still reach the cluster."""
+        if not any(p.name == "infra" for p in self.phases):
+            return
+        try:
+            from .phases.infra import split_outputs, stack_outputs
+
+            plain, secret = split_outputs(stack_outputs(self.cfg, self.options))
+        except Exception as e:
+            self.reporter.log(f"no infra outputs to recover ({e.__class__.__name__})")
+            return
+        record.phases["infra"] = PhaseRecord(
+            status="succeeded", outputs={"outputs": plain, "secret_outputs": secret}
+        )
 
     def _destroy_one(
         self, phase: Phase, record: DeploymentRecord, ctx: PhaseContext

@@ -380,3 +380,14 @@ def test_find_locks_in_a_gcs_backend(cfg: DeploymentConfig) -> None:
     ]
     locks[0].delete()
     assert ("team-state", lock) not in client.objects
+
+
+def test_destroy_skips_phases_that_never_ran(cfg: DeploymentConfig) -> None:
+    journal: list[str] = []
+    with pytest.raises(PhaseError):
+        _engine(cfg, journal, gitops=1).deploy()
+    journal.clear()
+    summary = _engine(cfg, journal).destroy()
+    assert journal == ["destroy:gitops", "destroy:infra"]  # gitops started, so it is undone
+    assert summary["phases"]["ci"] == {"status": "skipped", "previous": "never run"}
+    assert summary["phases"]["register"]["status"] == "skipped"
