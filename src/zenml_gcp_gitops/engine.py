@@ -319,9 +319,12 @@ class RichReporter:
         )
         self.task: Any = None
         self.phase = ""
-        self.progress_ui.start()
+        self.started = False
 
     def phase_start(self, name: str) -> None:
+        if not self.started:  # the live display starts with the first phase, not before
+            self.progress_ui.start()
+            self.started = True
         self.phase = name
         self.task = self.progress_ui.add_task("", phase=name, total=None)
 
@@ -352,7 +355,9 @@ class RichReporter:
             self.progress_ui.console.print(f"  [dim]{line}[/dim]", highlight=False, markup=False)
 
     def close(self) -> None:
-        self.progress_ui.stop()
+        if self.started:
+            self.progress_ui.stop()
+            self.started = False
 
 
 def make_reporter(verbose: bool = False, interactive: bool | None = None) -> Any:
