@@ -101,6 +101,10 @@ def _get_json(url: str, timeout: float) -> Any:
 def wait_healthy(url: str, timeout: float = 300, interval: float = 0.5) -> None:
     """Poll `<url>/health` until it answers 200, or raise `ServiceUnavailable`."""
     url = url.rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise UserError(
+            f"'{url}' is not a ZenML server URL", "use https://HOST (or http://HOST:PORT)"
+        )
     deadline = time.monotonic() + timeout
     last = "no answer"
     while True:

@@ -182,3 +182,34 @@ def test_bad_outputs_file_is_one_line(tmp_path, content: str, needle: str) -> No
     assert needle in res.output
     assert "Traceback" not in res.output
     assert res.output.count("Error:") == 1
+
+
+def test_a_url_without_scheme_fails_at_once() -> None:
+    import time
+
+    from zenml_gcp_gitops.errors import UserError
+    from zenml_gcp_gitops.zenml_api import wait_healthy
+
+    t = time.monotonic()
+    with pytest.raises(UserError, match="is not a ZenML server URL"):
+        wait_healthy("zenml.example.com", timeout=30)
+    assert time.monotonic() - t < 1
+
+
+def test_credentials_from_env(monkeypatch) -> None:
+    from zenml_gcp_gitops.zenml_api import Credentials
+
+    for var in ("ZENML_STORE_API_KEY", "ZENML_STORE_USERNAME", "ZENML_STORE_PASSWORD"):
+        monkeypatch.delenv(var, raising=False)
+    assert Credentials.from_env() is None
+    monkeypatch.setenv("ZENML_STORE_USERNAME", "admin")
+    monkeypatch.setenv("ZENML_STORE_PASSWORD", "pw")
+    creds = Credentials.from_env()
+    assert creds is not None and creds.login_form()["grant_type"] == "password"
+    assert "pw" not in repr(creds)
+    monkeypatch.setenv("ZENML_STORE_API_KEY", "ZENKEY_x")  # an API key wins
+    creds = Credentials.from_env()
+    assert creds is not None and creds.login_form() == {
+        "grant_type": "zenml-api-key",
+        "password": "ZENKEY_x",
+    }
