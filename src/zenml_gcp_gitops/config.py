@@ -388,6 +388,7 @@ class Names:
             "mlflow_auth": "mlflow-admin",
             "mlflow_flask": "mlflow-flask",
         }
+        self.sql_ca_configmap = "cloudsql-server-ca"  # the Cloud SQL server CA (public data)
         self.pipelines_role = "zenml-pipelines"
         # ZenML objects
         self.zenml_stack = n

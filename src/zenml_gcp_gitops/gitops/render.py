@@ -244,6 +244,7 @@ def _context(cfg: DeploymentConfig, out: InfraOutputs) -> dict[str, Any]:
         "databases": dict(n.databases),
         "sql_private_ip": out.sql_private_ip,
         "sql_server_ca_cert": out.sql_server_ca_cert,
+        "sql_ca_configmap": n.sql_ca_configmap,
         "k8s_secret": dict(n.k8s_secrets),
         "analytics": cfg.analytics,
         "zenml_ingress": zenml_ingress,
@@ -332,6 +333,7 @@ def _workload_objects(
     for ksa, ns in (("zenml_server", "zenml"), ("mlflow", "mlflow"), ("pipelines", "pipelines")):
         sa = {"name": n.ksas[ksa], "namespace": n.namespaces[ns], "gsa": out.service_accounts[ksa]}
         objs.append(render_template("objects/service-account.yaml", {**ctx, "obj": sa}))
+    objs.append(render_template("objects/sql-ca-configmap.yaml", ctx))
     objs += _external_secrets(out, ctx)
     objs.append(render_template("objects/pipelines-role.yaml", ctx))
     objs.append(render_template("objects/pipelines-rolebinding.yaml", ctx))
