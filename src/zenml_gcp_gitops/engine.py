@@ -335,8 +335,11 @@ class RichReporter:
             status, f"[red]{status}[/red]"
         )
         task = self.progress_ui.tasks[self.task]
-        total = task.total if task.total is not None else max(task.completed, 1)
-        self.progress_ui.update(self.task, total=total, completed=total, description=mark)
+        if status in ("succeeded", "skipped"):
+            total = task.total if task.total is not None else max(task.completed, 1)
+            self.progress_ui.update(self.task, total=total, completed=total, description=mark)
+        else:  # leave the bar where it stopped
+            self.progress_ui.update(self.task, description=mark)
         self.progress_ui.stop_task(self.task)
         self.task = None
 

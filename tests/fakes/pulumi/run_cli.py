@@ -14,7 +14,7 @@ from tests.fakes.fake_phases import fake_later_phases
 from tests.fakes.google_clients import FakeGcp
 from tests.fakes.pulumi import tiny_program
 from zenml_gcp_gitops.cli import deploy as deploy_cli
-from zenml_gcp_gitops.engine import Engine, PlainReporter
+from zenml_gcp_gitops.engine import Engine, make_reporter
 from zenml_gcp_gitops.phases.infra import InfraPhase
 from zenml_gcp_gitops.phases.preflight import PreflightPhase
 
@@ -28,7 +28,7 @@ def _make_engine(cfg, *, options, verbose):  # type: ignore[no-untyped-def]
         "program": tiny_program.build,
     }
     phases = [PreflightPhase(), InfraPhase(), *fake_later_phases(journal)]
-    return Engine(cfg, phases=phases, options=opts, reporter=PlainReporter(verbose=verbose))
+    return Engine(cfg, phases=phases, options=opts, reporter=make_reporter(verbose=verbose))
 
 
 deploy_cli._make_engine = _make_engine  # type: ignore[assignment]
