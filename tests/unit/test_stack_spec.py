@@ -213,3 +213,33 @@ def test_credentials_from_env(monkeypatch) -> None:
         "grant_type": "zenml-api-key",
         "password": "ZENKEY_x",
     }
+
+
+def test_destroy_skips_an_unreachable_server(monkeypatch) -> None:
+    """Its objects live in the database infra deletes: a gone server must not block destroy."""
+    from tests.support.register_fixtures import outputs_dict
+    from tests.support.zenml_server import free_port
+    from zenml_gcp_gitops.phases.base import PhaseContext
+    from zenml_gcp_gitops.phases.ci import CiPhase
+    from zenml_gcp_gitops.phases.register import RegisterPhase
+
+    monkeypatch.setenv("ZENML_STORE_USERNAME", "admin")
+    monkeypatch.setenv("ZENML_STORE_PASSWORD", "x")
+    logs: list[str] = []
+
+    class Rep:
+        def step(self, m: str) -> None: ...
+        def progress(self, *a: object) -> None: ...
+        def log(self, line: str) -> None:
+            logs.append(line)
+
+    cfg = make_cfg("gone")
+    ctx = PhaseContext(
+        cfg=cfg,
+        recorded={"infra": {"outputs": outputs_dict(cfg)}},
+        reporter=Rep(),
+        options={"zenml_url": f"http://127.0.0.1:{free_port()}", "timeout": 0.5},
+    )
+    RegisterPhase().destroy(ctx)
+    CiPhase().destroy(ctx)
+    assert len(logs) == 2 and all(x.startswith("skipped: the ZenML server at") for x in logs)

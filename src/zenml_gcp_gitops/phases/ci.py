@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .register import admin_credentials, secret_access, zenml_url_of
+from .register import admin_credentials, connect_for_destroy, secret_access, zenml_url_of
 
 if TYPE_CHECKING:
     from .base import PhaseContext
@@ -47,7 +47,9 @@ class CiPhase:
         return ci_status(store, ctx.cfg)
 
     def destroy(self, ctx: PhaseContext) -> None:
-        from ..zenml_api import connect, delete_ci_account
+        from ..zenml_api import delete_ci_account
 
-        store = connect(zenml_url_of(ctx), admin_credentials(ctx), timeout=60)
-        delete_ci_account(store, ctx.cfg, secrets=secret_access(ctx))
+        store = connect_for_destroy(ctx)
+        if store is not None:
+            for line in delete_ci_account(store, ctx.cfg, secrets=secret_access(ctx)):
+                ctx.reporter.log(f"deleted {line}")

@@ -122,6 +122,21 @@ def build_spec(ctx: PhaseContext) -> StackSpec:
     return gcp_stack_spec(ctx.cfg, ctx.infra, zenml_url_of(ctx), user, pw)
 
 
+def connect_for_destroy(ctx: PhaseContext) -> Any:
+    """The server for a teardown, or None when it is gone: its objects live in the Cloud SQL
+    database that the infra teardown deletes anyway, so an unreachable server must not block
+    `destroy`."""
+    from ..errors import ServiceUnavailable
+    from ..zenml_api import connect
+
+    url = zenml_url_of(ctx)
+    try:
+        return connect(url, admin_credentials(ctx), timeout=float(ctx.options.get("timeout", 60)))
+    except ServiceUnavailable as e:
+        ctx.reporter.log(f"skipped: {e.message}; its database goes with the infra teardown")
+        return None
+
+
 class RegisterPhase:
     name = "register"
 
@@ -148,8 +163,10 @@ class RegisterPhase:
         return stack_status(store, spec, verify=bool(ctx.options.get("verify_connector", True)))
 
     def destroy(self, ctx: PhaseContext) -> None:
-        from ..zenml_api import connect, delete_stack_spec
+        from ..zenml_api import delete_stack_spec
 
         spec = gcp_stack_spec(ctx.cfg, ctx.infra)
-        store = connect(zenml_url_of(ctx), admin_credentials(ctx), timeout=60)
-        delete_stack_spec(store, spec)
+        store = connect_for_destroy(ctx)
+        if store is not None:
+            for line in delete_stack_spec(store, spec):
+                ctx.reporter.log(f"deleted {line}")
