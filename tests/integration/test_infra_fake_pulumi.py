@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -345,6 +346,7 @@ def test_ctrl_c_is_forwarded_recorded_and_resumable(world: World, tmp_path: Path
         "FAKE_PULUMI_ROOT": str(world.root),
         "FAKE_PULUMI_HANG_RESOURCE": "mysql",
         "FAKE_PULUMI_HANG_MARKER": str(tmp_path / "hanging"),
+        "FAKE_PULUMI_SIGNAL_LOG": str(tmp_path / "signals"),
         "CI": "1",
     }
     args = [
@@ -385,6 +387,7 @@ def test_ctrl_c_is_forwarded_recorded_and_resumable(world: World, tmp_path: Path
             proc.kill()
     assert proc.returncode == 130, err
     assert "interrupted" in err and "re-run" in err
+    assert (tmp_path / "signals").read_text() == "SIGINT\n"  # forwarded exactly once
     rec = world.record()
     assert rec["phases"]["infra"]["status"] == "interrupted"
     assert list(lock_dir(world.state_dir, PROJECT, "zenml").glob("*.json")) == []  # lock released
@@ -435,3 +438,57 @@ def test_older_cli_events_through_a_log_file(world: World, monkeypatch: pytest.M
     assert event_logs and not event_logs[0].startswith("tcp://")
     assert world.record()["phases"]["infra"]["outputs"]["changes"] == {"create": 8}
     assert "8 resources (8 create)" in out.getvalue()
+
+
+@pytest.mark.skipif(
+    shutil.which("script") is None, reason="needs util-linux `script` for a pseudo-terminal"
+)
+def test_ctrl_c_on_a_terminal_is_not_forwarded_twice(world: World, tmp_path: Path) -> None:
+    """On a terminal, Ctrl-C reaches the whole foreground group: the CLI must not send the
+    engine a second SIGINT (a second one makes the real Pulumi stop without cleaning up)."""
+    marker, signals = tmp_path / "hanging", tmp_path / "signals"
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "CI"},
+        "FAKE_PULUMI_ROOT": str(world.root),
+        "FAKE_PULUMI_HANG_RESOURCE": "mysql",
+        "FAKE_PULUMI_HANG_MARKER": str(marker),
+        "FAKE_PULUMI_SIGNAL_LOG": str(signals),
+    }
+    cmd = " ".join(
+        [
+            sys.executable,
+            str(REPO / "tests/fakes/pulumi/run_cli.py"),
+            "deploy",
+            "--project",
+            "my-project-1",
+            "--region",
+            "europe-west4",
+            "--state",
+            f"file://{world.state_dir}",
+            "--secrets-provider",
+            "passphrase",
+            "--yes",
+        ]
+    )
+    proc = subprocess.Popen(
+        ["script", "-qec", cmd, "/dev/null"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        assert proc.stdin is not None
+        proc.stdin.write(b"\x03")  # Ctrl-C typed on the terminal
+        proc.stdin.flush()
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out.decode(errors="replace")[-2000:]
+    assert signals.read_text() == "SIGINT\n"
+    assert world.record()["phases"]["infra"]["status"] == "interrupted"

@@ -12,6 +12,7 @@ Faults, set in the environment of the process that runs the Automation API:
   FAKE_PULUMI_FAIL_RESOURCE=name[=message]   the create/update of resource `name` fails
   FAKE_PULUMI_HANG_RESOURCE=name             hang at resource `name` (holding the lock) until SIGINT
   FAKE_PULUMI_HANG_MARKER=path               file written once the hang starts
+  FAKE_PULUMI_SIGNAL_LOG=path               one line per SIGINT the engine receives
   FAKE_PULUMI_STALE_LOCK=1                   leave the lock file behind (a crashed deploy)
   FAKE_PULUMI_FAIL_PLUGIN_INSTALL=1          `plugin install` fails
   FAKE_PULUMI_VERSION=3.225.0                what `pulumi version` prints

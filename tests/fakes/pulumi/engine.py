@@ -371,10 +371,16 @@ def run_operation(
         sys.stdout.flush()
 
     dep = Deployment(cmd, dry_run, data, sink, out)
-    signal.signal(
-        signal.SIGINT,
-        lambda *_: (dep.canceled.set(), out("^C received; cancelling the current operation")),
-    )
+
+    def on_sigint(*_: Any) -> None:
+        signal_log = os.environ.get("FAKE_PULUMI_SIGNAL_LOG")
+        if signal_log:  # lets tests count how many interrupts reached the engine
+            with open(signal_log, "a") as f:
+                f.write("SIGINT\n")
+        dep.canceled.set()
+        out("^C received; cancelling the current operation")
+
+    signal.signal(signal.SIGINT, on_sigint)
     start = now_iso()
     t0 = time.time()
     verb = {
