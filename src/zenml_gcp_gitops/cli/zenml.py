@@ -505,7 +505,7 @@ def ci_show(
     k = st["api_key"]
     log = (
         [
-            f"key {'active' if k['active'] else 'INACTIVE'}, {k['age_days']} days old, last login {k['last_login']}"
+            f"key {'active' if k['active'] else 'INACTIVE'}, {k['age_days']} days old, last login {k['last_login'] or 'never'}"
         ]
         if k
         else ["no API key: run `zenml-gcp-gitops ci-account rotate`"]
