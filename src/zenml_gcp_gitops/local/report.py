@@ -41,13 +41,25 @@ def print_up(result: dict[str, Any], output: str = "text") -> None:
     c.print(
         "Pipelines on this machine also need the emulator variables; all of them are in\n"
         f"  {result['env_file']}\n"
-        'Load them with:  eval "$(zenml-gcp-gitops local env)"'
-        + ("" if result["name"] == "zenml" else f" --name {result['name']}")
+        f'Load them with:  eval "$(zenml-gcp-gitops local env{_where(result)})"'
     )
     c.print(
         f"\nNext: python examples/run.py --stack {result['stack']}    "
-        "Stop: zenml-gcp-gitops local down"
+        f"Stop: zenml-gcp-gitops local down{_where(result)}"
     )
+
+
+def _where(result: dict[str, Any]) -> str:
+    """The --name/--dir flags a follow-up command needs to find this rehearsal."""
+    from shlex import quote
+
+    from .rehearsal import default_dir
+
+    name = result["name"]
+    flags = "" if name == "zenml" else f" --name {name}"
+    if result["dir"] != str(default_dir(name).resolve()):
+        flags += f" --dir {quote(result['dir'])}"
+    return flags
 
 
 def print_status(status: dict[str, Any], output: str = "text") -> None:
