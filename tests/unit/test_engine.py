@@ -391,3 +391,35 @@ def test_destroy_skips_phases_that_never_ran(cfg: DeploymentConfig) -> None:
     assert journal == ["destroy:gitops", "destroy:infra"]  # gitops started, so it is undone
     assert summary["phases"]["ci"] == {"status": "skipped", "previous": "never run"}
     assert summary["phases"]["register"]["status"] == "skipped"
+
+
+def test_cli_local_and_offline_delegate(monkeypatch: pytest.MonkeyPatch) -> None:
+    import zenml_gcp_gitops.local as local_mod
+    from zenml_gcp_gitops.cli import cli
+    from zenml_gcp_gitops.cli import plan as plan_cli
+
+    calls: list[tuple[str, Any]] = []
+    monkeypatch.setattr(local_mod, "run_local_up", lambda **kw: calls.append(("local", kw)))
+    monkeypatch.setattr(
+        plan_cli, "show_plan", lambda cfg, output: calls.append(("plan", (cfg.project, output)))
+    )
+    res = CliRunner().invoke(cli, ["deploy", "--local", "--name", "demo"])  # no --project/--region
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(
+        cli,
+        [
+            "deploy",
+            "--offline",
+            "--project",
+            "my-project-1",
+            "--region",
+            "europe-west4",
+            "-o",
+            "json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert calls == [
+        ("local", {"name": "demo", "data_dir": None, "db_url": None, "output": "text"}),
+        ("plan", ("my-project-1", "json")),
+    ]
