@@ -597,6 +597,15 @@ class Engine:
             finish("interrupted", e.message)
             raise
         except UserError as e:
+            if getattr(e, "owned_by_another_run", False):
+                # another deploy holds the lock and owns this phase's record entry
+                if previous is not None:
+                    record.phases[phase.name] = previous
+                else:
+                    record.phases.pop(phase.name, None)
+                self._save(record, dry_run)
+                self._call(self.reporter, "phase_end", phase.name, "locked", 0.0)
+                raise
             rec.log_file = getattr(e, "log_file", None)
             rec.hint = e.hint
             finish("failed", e.message)

@@ -201,6 +201,7 @@ def test_concurrent_deploy_names_the_lock_and_unlock_clears_it(
         world.engine().deploy(stop_after="infra")
     assert "holds the Pulumi state lock" in exc.value.message and "pid 777" in exc.value.message
     assert "zenml-gcp-gitops unlock" in (exc.value.hint or "")
+    assert world.record()["phases"]["infra"]["status"] == "succeeded"  # not the loser's to record
 
     monkeypatch.setattr(deploy_cli, "_make_engine", lambda cfg, **kw: world.engine())
     args = [

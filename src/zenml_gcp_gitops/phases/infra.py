@@ -45,8 +45,10 @@ _PROTECTABLE = ("gcp:container/cluster:Cluster", "gcp:sql/databaseInstance:Datab
 _BUCKET = "gcp:storage/bucket:Bucket"
 
 
-class LockedError(UserError):
+class LockedError(PhaseError):
     """Another deploy holds the state lock (or a crashed one left it behind)."""
+
+    owned_by_another_run = True  # the engine leaves the record to the run holding the lock
 
 
 # --------------------------------------------------------------------------- pulumi setup
