@@ -27,6 +27,11 @@ def program_dir() -> Path:
     return _find("pulumi_program")
 
 
+def examples_dir() -> Path:
+    """The example pipelines (`examples/` of the checkout, shipped in the wheel too)."""
+    return _find("examples")
+
+
 def program_package() -> ModuleType:
     """Import the Pulumi program as `zenml_gcp_gitops.pulumi_program`, wheel or checkout."""
     name = "zenml_gcp_gitops.pulumi_program"

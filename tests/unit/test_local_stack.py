@@ -148,3 +148,16 @@ def test_the_bundled_emulator_binary_is_found() -> None:
 
 def test_taken_port_error_type() -> None:
     assert issubclass(PortInUse, UserError)
+
+
+def test_run_example_needs_a_rehearsal_and_finds_the_shipped_examples(tmp_path: Path) -> None:
+    from zenml_gcp_gitops.resources import examples_dir
+
+    assert (examples_dir() / "run.py").is_file()
+    assert (examples_dir() / "training" / "pipeline.py").is_file()
+    proc = subprocess.run(
+        [*CLI, "local", "run-example", "--dir", str(tmp_path / "none")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "no local rehearsal" in proc.stderr and "local up" in proc.stderr

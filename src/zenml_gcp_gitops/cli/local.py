@@ -115,4 +115,18 @@ def env(name: str, data_dir: Path | None) -> None:
         click.echo(var.export_line())
 
 
+@local.command("run-example")
+@_common
+@click.option("--min-accuracy", type=float, help="Quality gate threshold [0.9].")
+def run_example(name: str, data_dir: Path | None, min_accuracy: float | None) -> None:
+    """Run the example training pipeline on the local stack, with the pipeline environment.
+
+    The same as `eval "$(zenml-gcp-gitops local env)"; python examples/run.py --stack
+    NAME-local`, using the examples shipped with this package.
+    """
+    from ..local.rehearsal import run_example as run
+
+    raise SystemExit(run(name, data_dir, min_accuracy))
+
+
 COMMANDS: list[click.Command] = [local]

@@ -705,6 +705,24 @@ def pipeline_env(base: Path) -> list[EnvVar]:
     ]
 
 
+def run_example(name: str, data_dir: Path | None = None, min_accuracy: float | None = None) -> int:
+    """Run examples/run.py on `<name>-local` in a child process with the pipeline env."""
+    import subprocess
+
+    from ..resources import examples_dir
+
+    base = (data_dir or default_dir(name)).resolve()
+    env = {**os.environ, **{v.name: v.resolve() for v in pipeline_env(base)}}
+    script = examples_dir() / "run.py"
+    argv = [sys.executable, str(script), "--stack", LocalNames(name).zenml_stack]
+    if min_accuracy is not None:
+        argv += ["--min-accuracy", str(min_accuracy)]
+    from ..ui import console_err
+
+    console_err().print(f"Running {script} on {LocalNames(name).zenml_stack}")
+    return subprocess.call(argv, env=env)
+
+
 def write_env_file(lay: Layout, env: list[EnvVar]) -> None:
     body = (
         "# Environment for pipelines on the local ZenML stack: `source` this file.\n"
