@@ -206,3 +206,25 @@ def test_purge_deletes_our_bucket_and_destroys_key_versions(ok: dict[str, Any]) 
     out = PreflightPhase().purge(ctx)
     assert out == {"state_bucket": "deleted", "state_kms_key_versions_destroyed": 1}
     assert gcp.storage.buckets == {}
+
+
+def test_old_pulumi_on_path_is_replaced_by_the_pinned_one(
+    pulumi_root: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from types import SimpleNamespace
+
+    from semver import VersionInfo
+
+    monkeypatch.setenv("PATH", f"{pulumi_root / 'bin'}:{tmp_path}")
+    monkeypatch.setenv("FAKE_PULUMI_VERSION", "3.90.0")
+    installed = SimpleNamespace(
+        command=str(tmp_path / "new" / "bin" / "pulumi"), version=VersionInfo.parse("3.225.0")
+    )
+    out = _run(FakeGcp(project=PROJECT), yes=True, pulumi_installer=lambda **kw: installed)
+    assert out["pulumi_version"] == "3.225.0" and out["pulumi_cli"] == installed.command
+    monkeypatch.setenv("CI", "1")
+    with pytest.raises(UserError) as exc:
+        _run(FakeGcp(project=PROJECT), pulumi_installer=lambda **kw: installed)
+    assert exc.value.message == "the Pulumi CLI is v3.90.0, too old" and "--yes" in (
+        exc.value.hint or ""
+    )

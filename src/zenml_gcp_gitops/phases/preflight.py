@@ -345,22 +345,32 @@ def ensure_pulumi(cfg: DeploymentConfig, options: dict[str, Any], reporter: Any)
                 f"fix {PULUMI_ROOT_ENV} / the install, or unset it to use the one in the data dir",
             )
         cmd = _install_pulumi(cfg, options, reporter)
-    version = str(cmd.version) if cmd.version else None
-    if (
-        version is None
-        or _version_tuple(version) < _version_tuple(MIN_PULUMI)
-        or _version_tuple(version)[0] != 3
-    ):
+    if not _supported(cmd) and root is None:
+        # an old `pulumi` on PATH: offer the pinned version in the data dir instead
+        reporter.step(f"The Pulumi CLI on PATH is v{cmd.version}; {MIN_PULUMI} or newer is needed")
+        cmd = _install_pulumi(cfg, options, reporter, reason=f"is v{cmd.version}, too old")
+    if not _supported(cmd):
         raise UserError(
-            f"the Pulumi CLI at {cmd.command} is version {version or 'unknown'}; 3.x from {MIN_PULUMI} is supported",
-            f"upgrade it (https://www.pulumi.com/docs/install/), or put v{cfg.versions.pulumi_cli} in "
-            f"{user_data_dir() / 'pulumi'} by removing the old one from PATH and re-running",
+            f"the Pulumi CLI at {cmd.command} is version {cmd.version or 'unknown'}; 3.x from {MIN_PULUMI} is supported",
+            f"upgrade it (https://www.pulumi.com/docs/install/), or unset {PULUMI_ROOT_ENV} so "
+            f"preflight can install v{cfg.versions.pulumi_cli} into {user_data_dir() / 'pulumi'}",
         )
     options["pulumi_command"] = cmd
     return cmd
 
 
-def _install_pulumi(cfg: DeploymentConfig, options: dict[str, Any], reporter: Any) -> Any:
+def _supported(cmd: Any) -> bool:
+    version = str(cmd.version) if cmd.version else None
+    return bool(
+        version
+        and _version_tuple(version) >= _version_tuple(MIN_PULUMI)
+        and _version_tuple(version)[0] == 3
+    )
+
+
+def _install_pulumi(
+    cfg: DeploymentConfig, options: dict[str, Any], reporter: Any, reason: str = "is not installed"
+) -> Any:
     from pulumi import automation as auto
     from semver import VersionInfo
 
@@ -375,13 +385,13 @@ def _install_pulumi(cfg: DeploymentConfig, options: dict[str, Any], reporter: An
 
         if not is_interactive():
             raise UserError(
-                "the Pulumi CLI is not installed",
+                f"the Pulumi CLI {reason}",
                 f"re-run with --yes to let preflight download Pulumi v{version} into {target}, or {manual}",
             )
         import click
 
         if not click.confirm(
-            f"The Pulumi CLI is not installed. Download v{version} into {target}?", default=True
+            f"The Pulumi CLI {reason}. Download v{version} into {target}?", default=True
         ):
             raise UserError("the Pulumi CLI is required", manual)
     reporter.step(f"Installing the Pulumi CLI v{version} into {target}")
