@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -361,6 +361,18 @@ class RichReporter:
         if self.started:
             self.progress_ui.stop()
             self.started = False
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Stop the live display while the user answers a prompt."""
+        was = self.started
+        self.close()
+        try:
+            yield
+        finally:
+            if was:
+                self.progress_ui.start()
+                self.started = True
 
 
 def make_reporter(verbose: bool = False, interactive: bool | None = None) -> Any:

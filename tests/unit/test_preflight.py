@@ -228,3 +228,41 @@ def test_old_pulumi_on_path_is_replaced_by_the_pinned_one(
     assert exc.value.message == "the Pulumi CLI is v3.90.0, too old" and "--yes" in (
         exc.value.hint or ""
     )
+
+
+def test_install_prompt_pauses_the_live_display(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pulumi_root: Path
+) -> None:
+    import click
+    from pulumi import automation as auto
+
+    from zenml_gcp_gitops.phases import preflight
+
+    events: list[str] = []
+
+    class Rep:
+        def step(self, m: str) -> None:
+            events.append("step")
+
+        def paused(self) -> Any:
+            import contextlib
+
+            @contextlib.contextmanager
+            def cm() -> Any:
+                events.append("pause")
+                yield
+                events.append("resume")
+
+            return cm()
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr("zenml_gcp_gitops.ui.is_interactive", lambda: True)
+    answers = iter([False, True])
+    monkeypatch.setattr(click, "confirm", lambda *a, **k: (events.append("ask"), next(answers))[1])
+    cfg = _cfg()
+    installer = lambda **kw: auto.PulumiCommand(root=str(pulumi_root), skip_version_check=True)  # noqa: E731
+    with pytest.raises(UserError, match="the Pulumi CLI is required"):
+        preflight.ensure_pulumi(cfg, {"pulumi_installer": installer}, Rep())
+    assert events == ["pause", "ask", "resume"]
+    cmd = preflight.ensure_pulumi(cfg, {"pulumi_installer": installer}, Rep())
+    assert str(cmd.version) == "3.225.0"

@@ -388,11 +388,16 @@ def _install_pulumi(
                 f"the Pulumi CLI {reason}",
                 f"re-run with --yes to let preflight download Pulumi v{version} into {target}, or {manual}",
             )
+        import contextlib
+
         import click
 
-        if not click.confirm(
-            f"The Pulumi CLI {reason}. Download v{version} into {target}?", default=True
-        ):
+        pause = getattr(reporter, "paused", None)
+        with pause() if pause is not None else contextlib.nullcontext():
+            ok = click.confirm(
+                f"The Pulumi CLI {reason}. Download v{version} into {target}?", default=True
+            )
+        if not ok:
             raise UserError("the Pulumi CLI is required", manual)
     reporter.step(f"Installing the Pulumi CLI v{version} into {target}")
     installer = options.get("pulumi_installer") or auto.PulumiCommand.install
