@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -29,7 +29,6 @@ from pydantic import BaseModel, Field, SecretStr
 
 from .config import user_data_dir
 from .errors import PhaseError, UserError
-from .phases import PHASE_ORDER
 from .phases.base import PhaseContext
 
 if TYPE_CHECKING:
@@ -789,7 +788,3 @@ class Engine:
             ) from e
         finish("succeeded")
         return {"status": "succeeded", "duration_s": rec.duration_s}
-
-
-def phase_names(phases: Iterable[Phase] | None = None) -> tuple[str, ...]:
-    return tuple(p.name for p in phases) if phases is not None else PHASE_ORDER

@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..phases import PHASE_ORDER
 from .options import ConfigSource, config_options, output_option
 
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
     from ..engine import Engine
 
-PHASES = ("preflight", "infra", "gitops", "register", "ci")
+PHASES = PHASE_ORDER
 
 
 def _make_engine(cfg: DeploymentConfig, *, options: dict[str, Any], verbose: bool) -> Engine:
