@@ -199,16 +199,29 @@ class GcsRecordStore:
             text = self._blob().download_as_text()
         except gexc.NotFound:
             return self.mirror.load()
+        except gexc.Forbidden:
+            raise self._forbidden() from None
         return _parse_record(text, self.location)
+
+    def _forbidden(self) -> UserError:
+        return UserError(
+            f"you may not read or write the deployment record {self.location}",
+            f"you need storage.objects.* on gs://{self.bucket_name} (roles/storage.objectAdmin); "
+            "if the bucket is not yours, choose another --name or --state",
+        )
 
     def save(self, record: DeploymentRecord) -> None:
         from google.api_core import exceptions as gexc
 
         self.mirror.save(record)
-        with contextlib.suppress(gexc.NotFound):  # no bucket yet: preflight creates it
+        try:
             self._blob().upload_from_string(
                 record.model_dump_json(indent=2), content_type="application/json"
             )
+        except gexc.NotFound:
+            pass  # no bucket yet: preflight creates it
+        except gexc.Forbidden:
+            raise self._forbidden() from None
 
     def delete(self) -> None:
         from google.api_core import exceptions as gexc

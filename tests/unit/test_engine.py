@@ -423,3 +423,24 @@ def test_cli_local_and_offline_delegate(monkeypatch: pytest.MonkeyPatch) -> None
         ("local", {"name": "demo", "data_dir": None, "db_url": None, "output": "text"}),
         ("plan", ("my-project-1", "json")),
     ]
+
+
+def test_gcs_record_in_a_foreign_bucket_is_one_clear_error(cfg: DeploymentConfig) -> None:
+    from google.api_core import exceptions as gexc
+
+    class Forbidden(FakeStorageClient):
+        def bucket(self, name: str) -> Any:
+            b = super().bucket(name)
+            b.blob = lambda n: SimpleNamespace(
+                download_as_text=lambda: (_ for _ in ()).throw(gexc.Forbidden("denied")),
+                upload_from_string=lambda *a, **k: (_ for _ in ()).throw(gexc.Forbidden("denied")),
+            )
+            return b
+
+    store = record_store(cfg.model_copy(update={"state": "gs://someone-elses"}), Forbidden())
+    with pytest.raises(
+        UserError, match="may not read or write the deployment record gs://someone-elses/"
+    ):
+        store.load()
+    with pytest.raises(UserError, match="storage.objects"):
+        store.save(DeploymentRecord.new(cfg))

@@ -810,8 +810,18 @@ def find_locks(cfg: DeploymentConfig, storage_client: Any = None) -> list[LockFi
         from google.cloud import storage  # type: ignore[attr-defined]
 
         storage_client = storage.Client(project=cfg.project)
-    return [
-        LockFile(f"gs://{bucket}/{b.name}", _holder(b.download_as_text()), b.delete)
-        for b in storage_client.list_blobs(bucket, prefix=full)
-        if b.name.endswith(".json")
-    ]
+    from google.api_core import exceptions as gexc
+
+    try:
+        return [
+            LockFile(f"gs://{bucket}/{b.name}", _holder(b.download_as_text()), b.delete)
+            for b in storage_client.list_blobs(bucket, prefix=full)
+            if b.name.endswith(".json")
+        ]
+    except gexc.NotFound:
+        return []  # no state bucket: nothing can be locked
+    except gexc.Forbidden as e:
+        raise UserError(
+            f"cannot list the locks in gs://{bucket}: {e.message}",
+            "you need storage.objects.list/delete on the state bucket",
+        ) from None
