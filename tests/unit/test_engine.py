@@ -442,5 +442,5 @@ def test_gcs_record_in_a_foreign_bucket_is_one_clear_error(cfg: DeploymentConfig
         UserError, match="may not read or write the deployment record gs://someone-elses/"
     ):
         store.load()
-    with pytest.raises(UserError, match="storage.objects"):
+    with pytest.raises(UserError, match=r"storage\.objects"):
         store.save(DeploymentRecord.new(cfg))
