@@ -45,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     pipe = training_pipeline.with_options(config_path=str(config))
     if args.min_accuracy is not None:
         pipe = pipe.with_options(parameters={"min_accuracy": args.min_accuracy})
-    run = pipe()
+    try:
+        run = pipe()
+    except RuntimeError as e:  # a failed step (e.g. the quality gate); ZenML logged the details
+        print(json.dumps({"stack": stack, "status": "failed", "error": str(e)}))
+        return 1
     run = client.get_pipeline_run(run.id) if run is not None else None
     status = str(run.status.value) if run is not None else "submitted"
     print(

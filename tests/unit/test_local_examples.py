@@ -113,3 +113,26 @@ def test_gcp_config_settings_match_the_kubernetes_orchestrator_and_docker() -> N
 
     cfg = build_config(overrides={"project": "my-proj-123", "region": "europe-west4"})
     assert orch.service_account_name == cfg.names.ksas["pipelines"]
+
+
+@pytest.fixture(scope="module")
+def steps() -> Any:
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        from training import steps as mod
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    return mod
+
+
+def test_load_and_split_keep_the_class_balance(steps: Any) -> None:
+    data = steps.load_data.entrypoint()
+    assert len(data) == 569 and steps.TARGET in data.columns
+    train, test = steps.split_data.entrypoint(data, test_size=0.2, random_state=1)
+    assert len(train) + len(test) == len(data) and len(test) == 114
+    assert abs(train[steps.TARGET].mean() - test[steps.TARGET].mean()) < 0.02
+
+
+def test_quality_gate_fails_the_run_below_the_threshold(steps: Any) -> None:
+    with pytest.raises(RuntimeError, match=r"test accuracy 0\.850 is below 0\.900"):
+        steps.quality_gate.entrypoint({"test_accuracy": 0.85}, min_accuracy=0.9)
