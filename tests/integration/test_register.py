@@ -372,6 +372,8 @@ def test_phases_take_credentials_from_secret_manager(
     rec = RegisterPhase().run(ctx)
     assert rec["zenml_url"] == server.url and rec["stack"]["name"] == "reg-phase"
     assert "mlflow-Pw-1" not in json.dumps(rec)
+    # verified by default; this server has no GCP access, so the verdict is a reported failure
+    assert rec["connector_verification"]["result"] == "failed"
     assert RegisterPhase().status(ctx)["healthy"] is True
     ci_rec = CiPhase().run(ctx)
     assert set(ci_rec) == {"service_account", "api_key_name", "secret_id"}
@@ -417,6 +419,8 @@ def test_activate_logs_the_global_client_in_only_when_asked(server: ZenServer, t
 
     r = subprocess.run(base, env=env, capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr[-1500:]
+    # no token or password was cached in the client's credentials store
+    assert not (tmp_path / "zenml-config" / "credentials.yaml").exists()
     p = subprocess.run(
         [sys.executable, "-c", probe], env=clean, capture_output=True, text=True, timeout=120
     )
@@ -430,6 +434,7 @@ def test_activate_logs_the_global_client_in_only_when_asked(server: ZenServer, t
     )
     assert p.returncode == 0, p.stderr[-1500:]
     lines = p.stdout.strip().splitlines()
+    assert (tmp_path / "zenml-config" / "credentials.yaml").exists()  # now logged in
     assert lines[-2] == f"rest {server.url}"
     assert lines[-1] == "reg-activate"
 

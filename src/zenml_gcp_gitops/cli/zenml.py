@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,12 +37,27 @@ def _secret_access(cfg: DeploymentConfig) -> SecretAccess:
     return GcpSecretManager(cfg.project, cfg.names.labels)
 
 
+def _zenml_logs_to_stderr() -> None:
+    """ZenML logs to stdout; move its console handler to stderr so `--output json` stays
+    one clean document on stdout (the import is paid by the command anyway)."""
+    import logging
+
+    try:
+        from zenml.logger import ZenMLConsoleHandler
+    except ImportError:  # pragma: no cover - older zenml without the class
+        return
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, ZenMLConsoleHandler):
+            handler.setStream(sys.__stderr__)
+
+
 def _load(
     config: ConfigSource, outputs_file: Path | None
 ) -> tuple[DeploymentConfig, InfraOutputs | None]:
     """The config; project/region/name default to the outputs file's when not given."""
     from ..outputs import InfraOutputs
 
+    _zenml_logs_to_stderr()
     outputs = InfraOutputs.from_file(outputs_file) if outputs_file is not None else None
     if outputs is not None:
         for key in ("project", "region", "name"):
@@ -271,24 +287,13 @@ def register_cmd(
                 click.echo(line)
         return
 
-    from ..phases.register import RegisterPhase, admin_credentials, build_spec
+    from ..phases.register import RegisterPhase, admin_credentials
 
-    ctx = _context(cfg, outputs, zenml_url, adopt=adopt, timeout=timeout)
+    ctx = _context(cfg, outputs, zenml_url, adopt=adopt, timeout=timeout, verify_connector=verify)
     ctx.options["zenml_url"] = _url(ctx)
-    if verify:
-        from ..zenml_api import apply_stack_spec, connect
-
-        store = connect(ctx.options["zenml_url"], admin_credentials(ctx), timeout=timeout)
-        spec = build_spec(ctx)
-        res = apply_stack_spec(store, spec, adopt=adopt, verify=True)
-        result = {"zenml_url": ctx.options["zenml_url"], **res.public_dict()}
-        extra: dict[str, Any] = {"verification": res.verification, "log": res.log}
-    else:
-        phase = RegisterPhase()
-        logs: list[str] = []
-        ctx.reporter = _ListReporter(logs)
-        result = phase.run(ctx)
-        extra = {"log": logs}
+    logs: list[str] = []
+    ctx.reporter = _ListReporter(logs)
+    result = RegisterPhase().run(ctx)
     if activate:
         from ..zenml_api import activate_global_client
 
@@ -302,10 +307,11 @@ def register_cmd(
     out.print(
         f"Stack [bold]{result['stack']['name']}[/bold] ({result['stack']['id']}) on {result['zenml_url']}"
     )
-    for line in extra["log"]:
+    for line in logs:
         out.print(f"  {line}")
-    if extra.get("verification"):
-        out.print(f"  connector verification: {extra['verification']}")
+    verdict = result.get("connector_verification")
+    if verdict and verdict.get("error"):
+        out.print(f"  connector verification error: {verdict['error']}")
     if activate:
         out.print(
             f"Your ZenML client now uses {result['zenml_url']} with stack {result['stack']['name']} active."

@@ -148,10 +148,20 @@ class RegisterPhase:
         store = connect(url, admin_credentials(ctx), timeout=ctx.options.get("timeout", 300))
         spec = build_spec(ctx)
         ctx.reporter.step(f"Registering stack {spec.name} on {url}")
-        result = apply_stack_spec(store, spec, adopt=bool(ctx.options.get("adopt")))
+        # The deployed server reaches GCP, so verify the connector and record the verdict;
+        # a failed verification is reported, not fatal (the stack is still registered).
+        result = apply_stack_spec(
+            store,
+            spec,
+            adopt=bool(ctx.options.get("adopt")),
+            verify=bool(ctx.options.get("verify_connector", True)),
+        )
         for line in result.log:
             ctx.reporter.log(line)
-        return {"zenml_url": url, **result.public_dict()}
+        out = {"zenml_url": url, **result.public_dict()}
+        if result.verification is not None:
+            out["connector_verification"] = result.verification
+        return out
 
     def status(self, ctx: PhaseContext) -> dict[str, Any]:
         from ..zenml_api import connect, stack_status
