@@ -22,6 +22,7 @@ deleted again and whatever it updated is put back.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -918,10 +919,20 @@ def ensure_ci_account(
             log.append(
                 f"stored the key in Secret Manager {secret_id} ({version.rsplit('/', 1)[-1]})"
             )
-    except BaseException:
-        # A key nobody can read again is useless: undo a fresh account rather than half-create.
+    except BaseException as e:
+        # A key nobody can read again is useless: undo a fresh account or key rather than
+        # leave one behind, so a re-run starts clean.
         if created_account:
             _delete_sa_quietly(store, sa.id, key_name)
+        elif created_key:
+            with contextlib.suppress(Exception):
+                store.delete_api_key(sa.id, key_name)
+        if rotated and isinstance(e, UserError):
+            raise UserError(
+                f"rotated the API key but could not store the new one: {e.message}",
+                f"the old key keeps working for {retain_minutes} min; fix the access and run "
+                "`zenml-gcp-gitops ci-account rotate` again",
+            ) from None
         raise
 
     result = CiResult(

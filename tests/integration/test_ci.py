@@ -229,3 +229,29 @@ def test_github_secrets_via_gh_or_printed_commands(server: ZenServer, store, tmp
     )
     assert r.api_key not in text
     assert delete_ci_account(store, cfg, secrets=sm)
+
+
+class _BrokenSecretManager(FakeSecretManager):
+    def add_version(self, secret_id: str, value: str) -> str:
+        from zenml_gcp_gitops.errors import UserError
+
+        raise UserError(f"cannot add a version to secret {secret_id}: PermissionDenied")
+
+
+def test_a_key_that_cannot_be_stored_is_not_left_behind(server: ZenServer, store) -> None:
+    cfg = make_cfg("ci-nostore")
+    before = count_objects(store)
+    with pytest.raises(Exception, match="PermissionDenied"):
+        ensure_ci_account(store, cfg, secrets=_BrokenSecretManager())
+    assert count_objects(store) == before  # the fresh account and key were removed again
+
+    sm = FakeSecretManager()
+    k1 = ensure_ci_account(store, cfg, secrets=sm).api_key
+    assert k1
+    with pytest.raises(Exception, match="old key keeps working for 30 min") as err:
+        ensure_ci_account(
+            store, cfg, secrets=_BrokenSecretManager(), rotate=True, retain_minutes=30
+        )
+    assert "ZENKEY_" not in str(err.value)
+    assert _login_ok(server.url, k1)  # CI keeps running on the stored key
+    delete_ci_account(store, cfg, secrets=sm)
