@@ -382,12 +382,18 @@ class _Applier:
                     f"the '{spec.connector.type}' connector has no auth method "
                     f"'{spec.connector.auth_method}'"
                 )
-            empty = [k for k, v in spec.connector.secrets.items() if not v.get_secret_value()]
+            from .stack_spec import SECRET_MARK
+
+            empty = [
+                k
+                for k, v in spec.connector.secrets.items()
+                if v.get_secret_value() in ("", SECRET_MARK)  # a plan masks it as "[secret]"
+            ]
             if empty:
                 raise UserError(
                     f"service connector '{spec.connector.name}' has no value for {', '.join(empty)}",
                     "connector_auth=service-account needs pipelines_sa_key in the infra outputs "
-                    "(re-run infra with that setting), or use the default implicit auth",
+                    "(plans mask it; re-run infra with that setting), or use implicit auth",
                 )
             self.connector_request()  # validates the configuration against the type, offline
             conn = self.find_connector(spec.connector.name)

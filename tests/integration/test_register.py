@@ -457,10 +457,11 @@ def test_verify_reports_the_servers_verdict_without_failing(admin_env: ZenServer
     assert status["connector"]["verification"]["result"] == "failed"
 
 
-def test_service_account_auth_without_a_key_is_refused_up_front(store: Any) -> None:
+@pytest.mark.parametrize("key", [None, "[secret]"])  # absent, or masked as in a plan
+def test_service_account_auth_without_a_key_is_refused_up_front(store: Any, key: Any) -> None:
     cfg = make_cfg("reg-nokey", connector_auth="service-account")
     spec = gcp_stack_spec(
-        cfg, make_outputs(cfg, pipelines_sa_key=None), mlflow_username="u", mlflow_password="p"
+        cfg, make_outputs(cfg, pipelines_sa_key=key), mlflow_username="u", mlflow_password="p"
     )
     before = count_objects(store)
     with pytest.raises(UserError, match="has no value for service_account_json"):

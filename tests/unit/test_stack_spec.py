@@ -243,3 +243,17 @@ def test_destroy_skips_an_unreachable_server(monkeypatch) -> None:
     RegisterPhase().destroy(ctx)
     CiPhase().destroy(ctx)
     assert len(logs) == 2 and all(x.startswith("skipped: the ZenML server at") for x in logs)
+
+
+def test_outputs_may_be_a_whole_plan(tmp_path) -> None:
+    """`register --outputs` takes the `outputs` section of `plan --output json` too."""
+    from tests.support.register_fixtures import outputs_dict
+    from zenml_gcp_gitops.cli import cli
+
+    cfg = make_cfg("acme")
+    plan = {"version": 1, "config": {}, "outputs": outputs_dict(cfg), "zenml_stack": {}}
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    res = CliRunner().invoke(cli, ["register", "--outputs", str(path), "--print-commands"])
+    assert res.exit_code == 0, res.output
+    assert f"--path=gs://{cfg.names.artifact_bucket}" in res.output
