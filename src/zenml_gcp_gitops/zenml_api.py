@@ -306,7 +306,6 @@ class _Applier:
         self.spec = spec
         self.adopt = adopt
         self.undo: list[tuple[str, Any]] = []  # (description, callable)
-        self.result_log: list[str] = []
         self.created: list[str] = []
         self.updated: list[str] = []
         self.unchanged: list[str] = []
