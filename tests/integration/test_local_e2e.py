@@ -204,6 +204,21 @@ def test_up_registers_the_local_stack_with_the_expected_flavors(
     assert admin["password"] not in json.dumps(rehearsal, default=str)
 
 
+def test_zenml_secrets_are_encrypted_at_rest(rehearsal: dict[str, Any]) -> None:
+    import base64
+    import sqlite3
+
+    db = rehearsal["_base"] / "zenml" / "zenml.db"
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute('SELECT name, "values" FROM secret').fetchall()
+    assert f"{NAME}-local-mlflow-credentials" in {r[0] for r in rows}
+    pw = json.loads(Path(rehearsal["credentials"]["mlflow_admin"]).read_text())["password"]
+    for _, value in rows:
+        raw = value.encode() if isinstance(value, str) else bytes(value or b"")
+        assert pw.encode() not in raw
+        assert pw.encode() not in base64.b64decode(raw + b"==")
+
+
 def test_output_and_env_hold_no_secret(rehearsal: dict[str, Any]) -> None:
     base = rehearsal["_base"]
     key = Path(rehearsal["credentials"]["ci_api_key"]).read_text().strip()

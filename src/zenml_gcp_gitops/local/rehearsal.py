@@ -84,6 +84,7 @@ class Layout:
         self.zenml_admin = self.creds / "zenml-admin.json"
         self.mlflow_admin = self.creds / "mlflow-admin.json"
         self.zenml_jwt = self.creds / "zenml-jwt-secret"
+        self.zenml_secrets_key = self.creds / "zenml-secrets-encryption-key"
         self.mlflow_flask = self.creds / "mlflow-flask-secret"
         self.zenml_db_url = self.creds / "zenml-db-url"
 
@@ -143,7 +144,13 @@ def _require_modules() -> None:
 
 def _clean_env() -> dict[str, str]:
     """Our own process's ZenML/MLflow client settings must not leak into the servers."""
-    drop = ("ZENML_STORE_", "ZENML_SERVER", "MLFLOW_TRACKING_", "ZENML_CONFIG_PATH")
+    drop = (
+        "ZENML_STORE_",
+        "ZENML_SERVER",
+        "ZENML_SECRETS_STORE_",
+        "MLFLOW_TRACKING_",
+        "ZENML_CONFIG_PATH",
+    )
     return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
 
 
@@ -250,6 +257,9 @@ def zenml_spec(lay: Layout, port: int, gcs_port: int, db_url: str) -> ServiceSpe
         "ZENML_SERVER_DEPLOYMENT_TYPE": "other",
         # Stable across restarts, so sessions survive `down`/`up`.
         "ZENML_SERVER_JWT_SECRET_KEY": _ensure_token(lay.zenml_jwt),
+        # ZenML secrets (the MLflow login) are encrypted in the database, as on GCP.
+        "ZENML_SECRETS_STORE_TYPE": "sql",
+        "ZENML_SECRETS_STORE_ENCRYPTION_KEY": _ensure_token(lay.zenml_secrets_key),
         "ZENML_SERVER_SERVER_URL": f"http://{sv.LOOPBACK}:{port}",
         "ZENML_DEFAULT_USER_NAME": admin["username"],
         "ZENML_DEFAULT_USER_PASSWORD": admin["password"],
