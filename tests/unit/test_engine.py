@@ -444,3 +444,26 @@ def test_gcs_record_in_a_foreign_bucket_is_one_clear_error(cfg: DeploymentConfig
         store.load()
     with pytest.raises(UserError, match=r"storage\.objects"):
         store.save(DeploymentRecord.new(cfg))
+
+
+def test_dry_run_text_summary_names_state_actions(capsys: pytest.CaptureFixture[str]) -> None:
+    from zenml_gcp_gitops.cli.deploy import _print_deploy_summary
+
+    _print_deploy_summary(
+        {
+            "deployment": "zenml",
+            "dry_run": True,
+            "record": "x",
+            "preview": {"create": 86, "update": 0, "replace": 0, "delete": 0, "same": 0},
+            "state": {
+                "state_bucket": "p-zenml-state",
+                "state_bucket_action": "would create",
+                "state_kms_key": "zenml-pulumi-state/state",
+                "state_kms_key_action": "would create",
+            },
+        }
+    )
+    out = capsys.readouterr().out
+    assert "nothing was changed" in out and "86 to create" in out
+    assert "State bucket gs://p-zenml-state: would create" in out
+    assert "State key zenml-pulumi-state/state: would create" in out

@@ -135,6 +135,15 @@ def _print_deploy_summary(summary: dict[str, Any]) -> None:
     if summary.get("dry_run"):
         preview = summary.get("preview") or {}
         c.print(f"[bold]Dry run[/bold] of {escape(summary['deployment'])}: nothing was changed.")
+        state = summary.get("state") or {}
+        if state.get("state_bucket_action"):
+            c.print(
+                f"State bucket gs://{escape(str(state.get('state_bucket')))}: {state['state_bucket_action']}"
+            )
+        if state.get("state_kms_key_action"):
+            c.print(
+                f"State key {escape(str(state.get('state_kms_key')))}: {state['state_kms_key_action']}"
+            )
         if preview:
             c.print(
                 "Pulumi preview: "
