@@ -374,9 +374,12 @@ def test_find_locks_in_a_gcs_backend(cfg: DeploymentConfig) -> None:
     client.objects[
         ("team-state", "deploys/.pulumi/locks/organization/zenml-gcp-gitops/other/x.json")
     ] = "{}"
+    legacy = "deploys/.pulumi/locks/zenml/old.json"  # pre-3.61 layout in a reused bucket
+    client.objects[("team-state", legacy)] = "not json"
     locks = find_locks(gcs, client)
     assert [(x.location, x.holder) for x in locks] == [
-        (f"gs://team-state/{lock}", "ana@ci-7 (pid 9) at 2026-01-01T00:00:00Z")
+        (f"gs://team-state/{lock}", "ana@ci-7 (pid 9) at 2026-01-01T00:00:00Z"),
+        (f"gs://team-state/{legacy}", "unknown holder"),
     ]
     locks[0].delete()
     assert ("team-state", lock) not in client.objects

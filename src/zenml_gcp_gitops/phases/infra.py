@@ -774,9 +774,13 @@ class LockFile:
     delete: Callable[[], None]
 
 
-def _lock_prefix(cfg: DeploymentConfig) -> str:
+def _lock_prefixes(cfg: DeploymentConfig) -> tuple[str, ...]:
+    """Project-scoped diy backends (Pulumi >= 3.61) and the legacy layout a reused bucket has."""
     n = cfg.names
-    return f".pulumi/locks/organization/{n.pulumi_project}/{n.pulumi_stack}/"
+    return (
+        f".pulumi/locks/organization/{n.pulumi_project}/{n.pulumi_stack}/",
+        f".pulumi/locks/{n.pulumi_stack}/",
+    )
 
 
 def _holder(text: str) -> str:
@@ -797,15 +801,16 @@ def _unlinker(path: Path) -> Callable[[], None]:
 
 def find_locks(cfg: DeploymentConfig, storage_client: Any = None) -> list[LockFile]:
     """The lock files of this deployment's stack in its diy backend (file:// or gs://)."""
-    prefix = _lock_prefix(cfg)
     url = cfg.state_url
     if url.startswith("file://"):
-        d = Path(url.removeprefix("file://")).expanduser() / prefix
+        base = Path(url.removeprefix("file://")).expanduser()
         return [
-            LockFile(str(p), _holder(p.read_text()), _unlinker(p)) for p in sorted(d.glob("*.json"))
+            LockFile(str(p), _holder(p.read_text()), _unlinker(p))
+            for prefix in _lock_prefixes(cfg)
+            for p in sorted((base / prefix).glob("*.json"))
         ]
     bucket, _, sub = url.removeprefix("gs://").partition("/")
-    full = f"{sub.strip('/')}/{prefix}" if sub.strip("/") else prefix
+    root = f"{sub.strip('/')}/" if sub.strip("/") else ""
     if storage_client is None:
         from google.cloud import storage  # type: ignore[attr-defined]
 
@@ -815,7 +820,8 @@ def find_locks(cfg: DeploymentConfig, storage_client: Any = None) -> list[LockFi
     try:
         return [
             LockFile(f"gs://{bucket}/{b.name}", _holder(b.download_as_text()), b.delete)
-            for b in storage_client.list_blobs(bucket, prefix=full)
+            for prefix in _lock_prefixes(cfg)
+            for b in storage_client.list_blobs(bucket, prefix=root + prefix)
             if b.name.endswith(".json")
         ]
     except gexc.NotFound:
