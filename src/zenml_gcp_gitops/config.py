@@ -20,7 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError
 
 PULUMI_PROJECT = "zenml-gcp-gitops"
-LABEL_DEPLOYMENT = "gcp-gitops"  # the value of the `zenml:deployment` label on everything we register
+LABEL_DEPLOYMENT = (
+    "gcp-gitops"  # the value of the `zenml:deployment` label on everything we register
+)
 
 # Regions where both GKE Autopilot and Cloud SQL for MySQL are offered.
 SUPPORTED_REGIONS: frozenset[str] = frozenset(
@@ -372,9 +374,15 @@ class Names:
             "zenml_server": "zenml-server",
             "mlflow": "mlflow",
         }
-        self.argocd_repo_secrets = {"zenml_chart": f"{n}-zenml-chart-repo", "gitops": f"{n}-gitops-repo"}
+        self.argocd_repo_secrets = {
+            "zenml_chart": f"{n}-zenml-chart-repo",
+            "gitops": f"{n}-gitops-repo",
+        }
         self.cluster_secret_store = f"{n}-secret-manager"
-        self.cluster_issuers = {"staging": f"{n}-letsencrypt-staging", "prod": f"{n}-letsencrypt-prod"}
+        self.cluster_issuers = {
+            "staging": f"{n}-letsencrypt-staging",
+            "prod": f"{n}-letsencrypt-prod",
+        }
         self.gateway = f"{n}-gateway"
         self.gateway_class = "gke-l7-regional-external-managed"
         self.ingress_class = "nginx"
@@ -422,7 +430,11 @@ class Names:
 
     @property
     def zenml_labels(self) -> dict[str, str]:
-        return {"zenml:provider": "gcp", "zenml:deployment": LABEL_DEPLOYMENT, "zenml:name": self.prefix}
+        return {
+            "zenml:provider": "gcp",
+            "zenml:deployment": LABEL_DEPLOYMENT,
+            "zenml:name": self.prefix,
+        }
 
 
 class LocalNames:

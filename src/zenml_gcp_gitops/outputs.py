@@ -72,7 +72,9 @@ class InfraOutputs(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as e:
-            missing = [".".join(map(str, err["loc"])) for err in e.errors() if err["type"] == "missing"]
+            missing = [
+                ".".join(map(str, err["loc"])) for err in e.errors() if err["type"] == "missing"
+            ]
             if missing:
                 raise ConfigError(
                     f"{source} is missing {', '.join(missing)}",
@@ -89,7 +91,9 @@ class InfraOutputs(BaseModel):
         except FileNotFoundError:
             raise ConfigError(f"outputs file {path} does not exist") from None
         except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"outputs file {path} cannot be read: {e.__class__.__name__}") from None
+            raise ConfigError(
+                f"outputs file {path} cannot be read: {e.__class__.__name__}"
+            ) from None
         except json.JSONDecodeError as e:
             raise ConfigError(f"outputs file {path} is not JSON (line {e.lineno})") from None
         if isinstance(data, dict) and isinstance(data.get("outputs"), dict) and "version" in data:
