@@ -538,6 +538,7 @@ class _Applier:
             auth_method=full.auth_method,
             resource_types=full.resource_types,
             resource_id=full.resource_id,
+            configuration=full.configuration,  # expanded: secret fields included
             labels=full.labels,
         )
         self.undo.append(

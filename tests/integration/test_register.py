@@ -467,3 +467,21 @@ def test_service_account_auth_without_a_key_is_refused_up_front(store: Any, key:
     with pytest.raises(UserError, match="has no value for service_account_json"):
         apply_stack_spec(store, spec)
     assert count_objects(store) == before
+
+
+def test_failed_run_puts_a_changed_connector_back(store: Any) -> None:
+    """implicit -> service-account, failing at the stack: the connector is implicit again."""
+    cfg = make_cfg("reg-conn-undo")
+    spec = gcp_stack_spec(cfg, make_outputs(cfg), mlflow_username="u", mlflow_password="p")
+    first = apply_stack_spec(store, spec)
+    cfg_sa = make_cfg("reg-conn-undo", connector_auth="service-account")
+    spec_sa = gcp_stack_spec(cfg_sa, make_outputs(cfg_sa), mlflow_username="u", mlflow_password="p")
+    spec_sa = _with_new_orchestrator(spec_sa)  # forces a stack update, which then fails
+    with pytest.raises(PhaseError):
+        apply_stack_spec(_FailingStore(store, "update_stack"), spec_sa)
+    assert first.connector is not None
+    conn = store.get_service_connector(first.connector.id, expand_secrets=True)
+    assert conn.auth_method == "implicit"
+    assert "service_account_json" not in dict(conn.configuration)
+    again = apply_stack_spec(store, spec)
+    assert again.created == [] and again.updated == []
