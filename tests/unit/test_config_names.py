@@ -38,7 +38,10 @@ def test_derived_names_fit_gcp_rules(
     project: str, name: str, github_repo: str | None, connector_auth: str
 ) -> None:
     if github_repo and len(name) < 3:
-        pytest.skip("rejected on purpose: the CI account ID would be too short")
+        # `<name>-ci` would be shorter than 6 characters: rejected up front, naming `name`.
+        with pytest.raises(ConfigError, match=r"^name: "):
+            _cfg(project, name, github_repo=github_repo, connector_auth=connector_auth)
+        return
     n = _cfg(project, name, github_repo=github_repo, connector_auth=connector_auth).names
     for sa in n.service_accounts.values():
         assert SA_ID.match(sa), sa
