@@ -62,6 +62,19 @@ def _record_phases(engine: Engine) -> dict[str, Any]:
 @click.option("--verbose", "-v", is_flag=True, help="Stream the Pulumi engine log.")
 @click.option("--offline", is_flag=True, help="Only show the offline plan (no cloud calls).")
 @click.option(
+    "--write-kubeconfig",
+    is_flag=True,
+    help="Also write the cluster's kubeconfig to ~/.kube (by default it stays in memory).",
+)
+@click.option(
+    "--adopt",
+    is_flag=True,
+    help="Take over ZenML components of the same name that this tool did not create.",
+)
+@click.option(
+    "--rotate-ci-key", is_flag=True, help="Issue a new CI API key (the old one stays valid 60 min)."
+)
+@click.option(
     "--local",
     "local",
     is_flag=True,
@@ -76,6 +89,9 @@ def deploy(
     yes: bool,
     verbose: bool,
     offline: bool,
+    write_kubeconfig: bool,
+    adopt: bool,
+    rotate_ci_key: bool,
     local: bool,
     output: str,
 ) -> None:
@@ -100,9 +116,7 @@ def deploy(
     if local:
         from ..local import run_local_up
 
-        run_local_up(
-            name=config.overrides.get("name") or "zenml", data_dir=None, db_url=None, output=output
-        )
+        run_local_up(name=_local_name(config), data_dir=None, db_url=None, output=output)
         return
     cfg = config.load()
     if offline:
@@ -110,7 +124,13 @@ def deploy(
 
         show_plan(cfg, output)
         return
-    options: dict[str, Any] = {"yes": yes, "verbose": verbose}
+    options: dict[str, Any] = {
+        "yes": yes,
+        "verbose": verbose,
+        "write_kubeconfig": write_kubeconfig,
+        "adopt": adopt,
+        "rotate": rotate_ci_key,
+    }
     engine = _make_engine(cfg, options=options, verbose=verbose)
     try:
         summary = engine.deploy(from_phase=from_phase, stop_after=stop_after, dry_run=dry_run)
@@ -124,6 +144,16 @@ def deploy(
         print_json({"ok": True, **summary})
         return
     _print_deploy_summary(summary)
+
+
+def _local_name(config: ConfigSource) -> str:
+    """`--local` needs only the deployment name: from --name, else the config file, else zenml."""
+    from ..config import DeploymentConfig, load_yaml
+
+    name = config.overrides.get("name")
+    if name is None and config.file is not None:
+        name = load_yaml(config.file).get("name")
+    return str(name or DeploymentConfig.model_fields["name"].default)
 
 
 def _print_deploy_summary(summary: dict[str, Any]) -> None:
