@@ -112,6 +112,7 @@ def pipeline_run(ci_env: dict[str, str], repo_root: Path) -> dict[str, Any]:
     assert proc.returncode == 0, f"pipeline failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     out["_seconds"] = time.monotonic() - t0
+    out["_output"] = proc.stdout + proc.stderr
     return out
 
 
@@ -368,6 +369,33 @@ def test_up_restarts_only_a_dead_service_on_its_old_port(
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
     fs = gcsfs.GCSFileSystem(token="anon", skip_instance_cache=True)
     assert fs.find(verified["artifacts"]["metrics"])
+
+
+def test_no_secret_in_logs_state_or_pipeline_output(
+    rehearsal: dict[str, Any], pipeline_run: dict[str, Any]
+) -> None:
+    base = rehearsal["_base"]
+    values: list[str] = []
+    for f in (base / "credentials").iterdir():
+        text = f.read_text().strip()
+        if text.startswith("{"):
+            values.append(json.loads(text)["password"])
+        elif not text.startswith("sqlite"):
+            values.append(text)
+    assert len(values) >= 6  # 2 admin passwords, API key, JWT, encryption and Flask keys
+    scanned = 0
+    for f in base.rglob("*"):
+        if not f.is_file() or "credentials" in f.parts or f.suffix == ".db":
+            continue
+        if f.is_relative_to(base / "gcs" / "data"):
+            continue  # pipeline artifacts: data, not ours to vet
+        blob = f.read_bytes()
+        scanned += 1
+        for v in values:
+            assert v.encode() not in blob, f"a secret is in {f}"
+    assert scanned >= 5  # state.json, env, three logs at least
+    for v in values:
+        assert v not in pipeline_run["_output"]
 
 
 def test_zz_down_leaves_no_process(rehearsal: dict[str, Any]) -> None:
