@@ -96,10 +96,9 @@ def test_a_recorded_pid_that_is_someone_else_is_never_signalled(tmp_path: Path) 
         # Same PID, different kernel start time: after a reboot this PID is a stranger.
         stranger = sv.RunningService(**{**svc.__dict__, "start_time": (svc.start_time or 0) + 1})
         assert not stranger.alive()
-        assert stranger.members() == [] or all(
-            (sv.proc_start_time(p) or 0) >= (stranger.start_time or 0) for p in stranger.members()
-        )
-        assert svc.alive()  # untouched
+        assert stranger.members() == []
+        assert sv.stop(stranger, timeout=1)  # nothing of "ours" to stop...
+        assert svc.alive() and svc.healthy()  # ...and the stranger was not signalled
     finally:
         sv.stop(svc, timeout=5)
 
@@ -202,3 +201,21 @@ def test_down_stops_recorded_groups_and_purge_removes_the_dir(tmp_path: Path) ->
     again = rehearsal.local_down("zenml", base, purge=True)
     assert again == {"name": "zenml", "dir": str(base), "stopped": [], "purged": True}
     assert not base.exists()
+
+
+def test_workers_left_behind_by_a_dead_leader_are_still_stopped(tmp_path: Path) -> None:
+    code = (
+        "import subprocess, sys\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+    )  # the leader exits at once; its child stays in the group, like an orphaned worker
+    spec = sv.ServiceSpec(name="orphan", title="t", argv=[PY, "-c", code], port=1, health_path="/")
+    svc = sv.start(spec, tmp_path)
+    deadline = time.monotonic() + 10
+    while svc.alive() and time.monotonic() < deadline:
+        sv._reap(svc.pid)
+        time.sleep(0.05)
+    assert not svc.alive()
+    left = svc.members()
+    assert len(left) == 1 and left[0] != svc.pid
+    assert sv.stop(svc, timeout=5)
+    assert sv.group_members(svc.pid) == []

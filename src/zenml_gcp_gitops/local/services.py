@@ -176,13 +176,12 @@ class RunningService:
         """Every live process of this service's group (workers included)."""
         if self.alive():
             return group_members(self.pid) or [self.pid]
-        # The leader is gone; its workers may linger. Only trust a group whose members were
-        # started after our leader (a reused PGID would belong to a newer leader, same PID).
-        return [
-            p
-            for p in group_members(self.pid)
-            if self.start_time is None or (proc_start_time(p) or 0) >= self.start_time
-        ]
+        # Our leader is gone; its workers may linger in its group. Linux never hands out a
+        # PID that is still some group's ID, so if a process holds that PID now, it is a
+        # stranger (and so is its group): leave it alone.
+        if proc_start_time(self.pid) is not None:
+            return []
+        return group_members(self.pid)
 
     def healthy(self, timeout: float = 2.0) -> bool:
         return self.alive() and http_ok(self.url + self.health_path, timeout=timeout)
