@@ -29,6 +29,7 @@ import re
 import time
 import urllib.error
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -308,6 +309,8 @@ class _Applier:
         self.undo: list[tuple[str, Any]] = []  # (description, callable)
         self.created: list[str] = []
         self.updated: list[str] = []
+        self.swap: tuple[Any, Any] | None = None  # (old, new) connector ids on an auth change
+        self.component_swaps: list[tuple[Any, Any, str]] = []  # (old, new, name): new flavor
         self.unchanged: list[str] = []
 
     # -- lookups
@@ -361,7 +364,8 @@ class _Applier:
             existing[f"component:{c.type}"] = comp
             if comp is not None and not _has_labels(comp.labels, spec.labels):
                 foreign.append(f"{c.type} '{c.name}'")
-            if comp is not None and comp.flavor_name != c.flavor:
+            ours = comp is not None and _has_labels(comp.labels, spec.labels)
+            if comp is not None and comp.flavor_name != c.flavor and not ours:
                 raise ForeignObjectError(
                     f"{c.type} '{c.name}' exists with flavor '{comp.flavor_name}', not '{c.flavor}'",
                     "delete or rename it, or choose another deployment name",
@@ -524,6 +528,18 @@ class _Applier:
         if same:
             self.unchanged.append(f"connector:{c.name}")
             return full
+        if full.auth_method != c.auth_method:
+            # ZenML refuses to change the auth method of a connector that components use:
+            # register a new one under a temporary name, re-link the components to it, and
+            # swap names once the stack is done (`finish_connector_swap`).
+            tmp = req.model_copy(update={"name": f"{c.name}-{uuid.uuid4().hex[:6]}"})
+            resp = self.store.create_service_connector(tmp)
+            self.undo.append(
+                (f"connector {tmp.name}", lambda i=resp.id: self.store.delete_service_connector(i))
+            )
+            self.swap = (cur.id, resp.id)
+            self.updated.append(f"connector:{c.name}")
+            return resp
         update = ServiceConnectorUpdate(
             name=c.name,
             connector_type=c.type,
@@ -558,10 +574,14 @@ class _Applier:
             connector.id if (connector is not None and c.connector_resource_type) else None
         )
         resource_id = c.connector_resource_id if connector_id else None
-        if cur is None:
+        # ZenML cannot change a component's flavor: make a new one under a temporary name and
+        # swap names once the stack points at it (`finish_swaps`).
+        replacing = cur is not None and cur.flavor_name != c.flavor
+        if cur is None or replacing:
+            name = f"{c.name}-{uuid.uuid4().hex[:6]}" if replacing else c.name
             resp = self.store.create_stack_component(
                 ComponentRequest(
-                    name=c.name,
+                    name=name,
                     type=StackComponentType(c.type),
                     flavor=c.flavor,
                     configuration=dict(c.configuration),
@@ -571,9 +591,13 @@ class _Applier:
                 )
             )
             self.undo.append(
-                (f"{c.type} {c.name}", lambda i=resp.id: self.store.delete_stack_component(i))
+                (f"{c.type} {name}", lambda i=resp.id: self.store.delete_stack_component(i))
             )
-            self.created.append(f"{c.type}:{c.name}")
+            if replacing:
+                self.component_swaps.append((cur.id, resp.id, c.name))
+                self.updated.append(f"{c.type}:{c.name} (flavor {cur.flavor_name} -> {c.flavor})")
+            else:
+                self.created.append(f"{c.type}:{c.name}")
             return resp
         full = cur  # the lookup was hydrated: configuration, labels and connector are there
         cur_connector = full.connector.id if full.connector else None
@@ -648,6 +672,31 @@ class _Applier:
         self.updated.append(f"stack:{self.spec.name}")
         return resp
 
+    def finish_swaps(self) -> Any:
+        """After the stack is done: drop replaced components and connector, rename the new ones.
+
+        Returns the connector to report (the new one after an auth change), else None.
+        """
+        from zenml.models import ComponentUpdate, ServiceConnectorUpdate
+
+        if not self.component_swaps and self.swap is None:
+            return None
+        self.undo.clear()  # the stack already uses the new objects; old ones go now
+        for old_id, new_id, name in self.component_swaps:
+            self.store.delete_stack_component(old_id)
+            self.store.update_stack_component(new_id, ComponentUpdate(name=name))
+        if self.swap is None or self.spec.connector is None:
+            return None
+        old_id, new_id = self.swap
+        name = self.spec.connector.name
+        try:
+            self.store.delete_service_connector(old_id)
+        except Exception:  # still used by components outside this stack: keep it, renamed
+            aside = f"{name}-replaced-{uuid.uuid4().hex[:6]}"
+            self.store.update_service_connector(old_id, ServiceConnectorUpdate(name=aside))
+            self.updated.append(f"connector:{aside} (kept: other components still use it)")
+        return self.store.update_service_connector(new_id, ServiceConnectorUpdate(name=name))
+
     def rollback(self) -> list[str]:
         failed: list[str] = []
         for what, fn in reversed(self.undo):
@@ -680,6 +729,7 @@ def apply_stack_spec(
         for c in spec.ordered_components():
             comps[c.type] = a.apply_component(c, connector, existing[f"component:{c.type}"])
         stack = a.apply_stack({t: r.id for t, r in comps.items()}, existing["stack"])
+        connector = a.finish_swaps() or connector
     except BaseException as e:
         failed = a.rollback()
         if isinstance(e, KeyboardInterrupt):
@@ -694,7 +744,9 @@ def apply_stack_spec(
     result = RegisterResult(
         stack=ObjRef(str(stack.id), stack.name),
         components={
-            t: ObjRef(str(r.id), r.name, {"flavor": r.flavor_name}) for t, r in comps.items()
+            # the spec's names: a replaced component was renamed after `r` was returned
+            t: ObjRef(str(r.id), spec.components[t].name, {"flavor": r.flavor_name})
+            for t, r in comps.items()
         },
         connector=(
             ObjRef(str(connector.id), connector.name, {"auth_method": connector.auth_method})

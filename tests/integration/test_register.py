@@ -470,18 +470,49 @@ def test_service_account_auth_without_a_key_is_refused_up_front(store: Any, key:
 
 
 def test_failed_run_puts_a_changed_connector_back(store: Any) -> None:
-    """implicit -> service-account, failing at the stack: the connector is implicit again."""
+    """implicit -> service-account, failing at the stack: everything is as before."""
     cfg = make_cfg("reg-conn-undo")
     spec = gcp_stack_spec(cfg, make_outputs(cfg), mlflow_username="u", mlflow_password="p")
     first = apply_stack_spec(store, spec)
     cfg_sa = make_cfg("reg-conn-undo", connector_auth="service-account")
     spec_sa = gcp_stack_spec(cfg_sa, make_outputs(cfg_sa), mlflow_username="u", mlflow_password="p")
     spec_sa = _with_new_orchestrator(spec_sa)  # forces a stack update, which then fails
-    with pytest.raises(PhaseError):
+    before = count_objects(store)
+    with pytest.raises(PhaseError, match="nothing was left behind"):
         apply_stack_spec(_FailingStore(store, "update_stack"), spec_sa)
+    assert count_objects(store) == before  # the temporary connector and component are gone
     assert first.connector is not None
     conn = store.get_service_connector(first.connector.id, expand_secrets=True)
     assert conn.auth_method == "implicit"
     assert "service_account_json" not in dict(conn.configuration)
     again = apply_stack_spec(store, spec)
     assert again.created == [] and again.updated == []
+
+
+def test_auth_or_flavor_change_replaces_in_place(store: Any) -> None:
+    """ZenML can change neither a used connector's auth method nor a component's flavor:
+    both are swapped for new objects under the same names, in the same stack."""
+    cfg = make_cfg("reg-swap")
+    spec = gcp_stack_spec(cfg, make_outputs(cfg), mlflow_username="u", mlflow_password="p")
+    first = apply_stack_spec(store, spec)
+    before = count_objects(store)
+
+    cfg2 = make_cfg("reg-swap", connector_auth="service-account", image_builder="local")
+    spec2 = gcp_stack_spec(cfg2, make_outputs(cfg2), mlflow_username="u", mlflow_password="p")
+    second = apply_stack_spec(store, spec2)
+    assert count_objects(store) == before  # replaced, not added
+    assert second.stack.id == first.stack.id
+    assert second.connector is not None and second.connector.name == "reg-swap-gcp"
+    assert second.connector.extra["auth_method"] == "service-account"
+    assert second.components["artifact_store"].id == first.components["artifact_store"].id
+    builder = second.components["image_builder"]
+    assert builder.name == "reg-swap-image-builder" and builder.extra["flavor"] == "local"
+    assert builder.id != first.components["image_builder"].id
+    stack = store.get_stack(second.stack.id)
+    got = {str(t): (v[0].name, v[0].flavor_name) for t, v in stack.components.items()}
+    assert got["image_builder"] == ("reg-swap-image-builder", "local")
+    linked = store.get_stack_component(second.components["artifact_store"].id)
+    assert linked.connector is not None and str(linked.connector.id) == second.connector.id
+    again = apply_stack_spec(store, spec2)
+    assert again.created == [] and again.updated == []
+    assert again.public_dict() == second.public_dict()
