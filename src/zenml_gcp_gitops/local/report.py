@@ -44,7 +44,7 @@ def print_up(result: dict[str, Any], output: str = "text") -> None:
         f'Load them with:  eval "$(zenml-gcp-gitops local env{_where(result)})"'
     )
     c.print(
-        f"\nNext: python examples/run.py --stack {result['stack']}    "
+        f"\nNext: zenml-gcp-gitops local run-example{_where(result)}    "
         f"Stop: zenml-gcp-gitops local down{_where(result)}"
     )
 
