@@ -4,6 +4,7 @@
     local_down(name, data_dir, purge) -> dict
     local_status(name, data_dir) -> dict
     pipeline_env(data_dir) -> list[EnvVar]            what a pipeline process needs
+    run_example(name, data_dir) -> int                examples/run.py on <name>-local
 
 Layout of the data dir (`user_data_dir()/local/<name>` unless `--dir`):
 
