@@ -3,7 +3,8 @@
 One rehearsal per module (cold `up` costs ~15-30 s): real ZenML server, MLflow server with
 basic auth and the GCS emulator on free loopback ports, in a temp dir. The pipeline runs in a
 separate process whose environment has only ZENML_STORE_URL, ZENML_STORE_API_KEY, the emulator
-variables, PATH, HOME and a temp ZENML_CONFIG_PATH.
+variables, PATH, HOME and a temp ZENML_CONFIG_PATH. `--no-registry` keeps the stack shape
+fixed even where a `registry` binary is on PATH (the registry has its own unit test).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def _ours(base: Path) -> list[int]:
 def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     base = tmp_path_factory.mktemp("local-e2e") / "data"
     t0 = time.monotonic()
-    proc = _cli("up", "--name", NAME, "--dir", str(base), "--output", "json")
+    proc = _cli("up", "--no-registry", "--name", NAME, "--dir", str(base), "--output", "json")
     up_seconds = time.monotonic() - t0
     try:
         assert proc.returncode == 0, f"local up failed:\n{proc.stderr[-4000:]}"
@@ -242,7 +243,7 @@ def test_second_up_is_a_noop(rehearsal: dict[str, Any]) -> None:
     base = rehearsal["_base"]
     before = sv.LocalState.load(base)
     assert before is not None
-    proc = _cli("up", "--name", NAME, "--dir", str(base), "--output", "json")
+    proc = _cli("up", "--no-registry", "--name", NAME, "--dir", str(base), "--output", "json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     again = json.loads(proc.stdout)
     assert again["started"] == []
@@ -355,7 +356,7 @@ def test_up_restarts_only_a_dead_service_on_its_old_port(
     status = _cli("status", "--name", NAME, "--dir", str(base), "-o", "json")
     assert status.returncode == 1  # unhealthy -> non-zero, for scripts
     assert json.loads(status.stdout)["services"]["gcs"]["running"] is False
-    proc = _cli("up", "--name", NAME, "--dir", str(base), "-o", "json")
+    proc = _cli("up", "--no-registry", "--name", NAME, "--dir", str(base), "-o", "json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     again = json.loads(proc.stdout)
     assert again["started"] == ["gcs"]

@@ -92,7 +92,7 @@ def test_up_on_mariadb_registers_and_keeps_the_password_out_of_output(
     d = ["--name", "maria", "--dir", str(base)]
     password = mariadb.split(":")[2].split("@")[0]
     try:
-        proc = subprocess.run([*CLI, "up", *d, "--db", mariadb, "-o", "json"],
+        proc = subprocess.run([*CLI, "up", "--no-registry", *d, "--db", mariadb, "-o", "json"],
                               capture_output=True, text=True, timeout=300)  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-4000:]
         result = json.loads(proc.stdout)
@@ -104,12 +104,12 @@ def test_up_on_mariadb_registers_and_keeps_the_password_out_of_output(
         assert (base / "credentials" / "zenml-db-url").read_text().strip() == mariadb
         # And really on MariaDB: the server's tables are there, not in a SQLite file.
         assert not (base / "zenml" / "zenml.db").exists()
-        again = subprocess.run([*CLI, "up", *d, "-o", "json"], capture_output=True, text=True,
+        again = subprocess.run([*CLI, "up", "--no-registry", *d, "-o", "json"], capture_output=True, text=True,
                                timeout=120)  # fmt: skip
         assert again.returncode == 0, again.stderr[-3000:]
         assert json.loads(again.stdout)["changed"] is False
         other = subprocess.run(
-            [*CLI, "up", *d, "--db", mariadb.replace("/zenml", "/other")],
+            [*CLI, "up", "--no-registry", *d, "--db", mariadb.replace("/zenml", "/other")],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert other.returncode == 1
