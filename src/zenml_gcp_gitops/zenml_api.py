@@ -955,6 +955,17 @@ def ensure_ci_account(
     key = _get_key(store, sa.id, key_name)
     new_key: str | None = None
     created_key = rotated = False
+    # ZenML shows a key only once: if our stored copy is gone (or was never made, e.g. after
+    # --show-key), a rotation is the only way to a key CI can fetch.
+    if (
+        key is not None
+        and not rotate
+        and secret_id
+        and secrets is not None
+        and secrets.read(secret_id) is None
+    ):
+        rotate = True
+        log.append(f"no key stored in Secret Manager {secret_id}; rotating to store one")
     try:
         if key is None:
             resp = store.create_api_key(

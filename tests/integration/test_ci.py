@@ -255,3 +255,19 @@ def test_a_key_that_cannot_be_stored_is_not_left_behind(server: ZenServer, store
     assert "ZENKEY_" not in str(err.value)
     assert _login_ok(server.url, k1)  # CI keeps running on the stored key
     delete_ci_account(store, cfg, secrets=sm)
+
+
+def test_a_key_that_was_never_stored_is_rotated_into_secret_manager(
+    server: ZenServer, store
+) -> None:
+    cfg = make_cfg("ci-restore")
+    shown = ensure_ci_account(store, cfg, secrets=FakeSecretManager(), store_secret=False).api_key
+    assert shown  # --show-key: printed, not stored
+    sm = FakeSecretManager()
+    r = ensure_ci_account(store, cfg, secrets=sm, retain_minutes=0)
+    assert r.rotated and r.api_key and r.api_key != shown
+    assert sm.enabled_values(cfg.names.secrets["ci_api_key"]) == [r.api_key]
+    assert _login_ok(server.url, r.api_key) and not _login_ok(server.url, shown)
+    again = ensure_ci_account(store, cfg, secrets=sm)  # stored now: kept
+    assert not again.rotated and again.api_key is None
+    delete_ci_account(store, cfg, secrets=sm)
