@@ -220,10 +220,10 @@ def connect(
     url = url.rstrip("/")
     check_server(url, timeout)
     cls = _store_class()
-    try:
-        conf = RestZenStoreConfiguration(url=url, verify_ssl=verify_ssl, http_timeout=30)
-    except ValueError as e:
-        raise UserError(f"'{url}' is not a ZenML server URL: {e}") from None
+    # model_construct: the validators would instantiate (and write) the global config
+    conf = RestZenStoreConfiguration.model_construct(
+        url=url, verify_ssl=verify_ssl, http_timeout=30
+    )
     # Build without running __init__'s network calls first, so the credentials are in place.
     store = cls.model_construct(config=conf)
     store._zgg_credentials = credentials
