@@ -162,12 +162,43 @@ class Identity(Component):
                 opts=self.child(),
             )
 
-        # --- orchestrator, image builder, connector
+        # --- orchestrator, image builder, connector. The ZenML connector hands clients
+        # short-lived credentials of one identity: the server's own account when keyless
+        # (implicit), else the pipelines account whose key it holds. That identity gets the
+        # stack's registry, cluster and build access; RBAC inside the cluster decides the rest.
+        connector = "pipelines" if args.service_account_connector else "zenml_server"
+        if connector == "zenml_server":
+            self._repo(args, "zenml_server", "roles/artifactregistry.writer")
+        self._project_role(connector, "roles/container.clusterViewer")
         if args.vertex:
+            # Vertex jobs run as the pipelines account; the connector identity submits them.
             self._project_role("pipelines", "roles/aiplatform.user")
-        if args.service_account_connector:
-            # The connector hands out cluster credentials; RBAC inside decides the rest.
-            self._project_role("pipelines", "roles/container.clusterViewer")
+            if connector != "pipelines":
+                self._project_role(connector, "roles/aiplatform.user")
+            self._acts_as_pipelines(connector)
+        if args.cloud_build:
+            self._project_role(connector, "roles/cloudbuild.builds.editor")
+            # Builds run as the project's default build account (Compute Engine default SA in
+            # projects made since 2024): it reads the build context and pushes to this repo only.
+            build_sa = pulumi.Output.concat(
+                "serviceAccount:", args.project_number, "-compute@developer.gserviceaccount.com"
+            )
+            gcp.artifactregistry.RepositoryIamMember(
+                "registry-cloudbuild-writer",
+                project=args.project,
+                location=args.repository_location,
+                repository=args.repository,
+                role="roles/artifactregistry.writer",
+                member=build_sa,
+                opts=self.child(),
+            )
+            gcp.storage.BucketIAMMember(
+                "artifacts-cloudbuild-objectViewer",
+                bucket=args.artifact_bucket,
+                role="roles/storage.objectViewer",
+                member=build_sa,
+                opts=self.child(),
+            )
         if has_ci:
             self._project_role("ci", "roles/container.clusterViewer")
             if args.cloud_build:
@@ -175,13 +206,7 @@ class Identity(Component):
             if args.vertex:
                 self._project_role("ci", "roles/aiplatform.user")
                 # Vertex runs jobs as the pipelines account: CI may act as that one only.
-                gcp.serviceaccount.IAMMember(
-                    "ci-acts-as-pipelines",
-                    service_account_id=self.accounts["pipelines"].name,
-                    role="roles/iam.serviceAccountUser",
-                    member=self.members["ci"],
-                    opts=self.child(),
-                )
+                self._acts_as_pipelines("ci")
 
         # --- workload identity: each Kubernetes SA may impersonate its Google SA only
         for key, member in args.workload_members.items():
@@ -250,6 +275,15 @@ class Identity(Component):
             key: sa.email for key, sa in self.accounts.items()
         }
         self.register_outputs({"service_accounts": self.emails})
+
+    def _acts_as_pipelines(self, key: str) -> None:
+        gcp.serviceaccount.IAMMember(
+            f"{key.replace('_', '-')}-acts-as-pipelines",
+            service_account_id=self.accounts["pipelines"].name,
+            role="roles/iam.serviceAccountUser",
+            member=self.members[key],
+            opts=self.child(),
+        )
 
     def _bucket(self, bucket: pulumi.Input[str], label: str, key: str, role: str) -> None:
         gcp.storage.BucketIAMMember(

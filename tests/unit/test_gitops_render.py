@@ -594,3 +594,26 @@ def test_gateway_backends_are_probed_on_their_health_endpoints() -> None:
         for o in R.render(make_cfg(ingress="nginx"), example_outputs()).objects
         if o["kind"] == "HealthCheckPolicy"
     ]
+
+
+@pytest.mark.parametrize("auth", ["implicit", "service-account"])
+def test_pipeline_pods_can_be_started_by_the_connector_identity_and_ci(auth: str) -> None:
+    """The kubernetes orchestrator's client reaches GKE as the connector's Google identity;
+    without a RoleBinding for it (a `User` named by email) pipelines cannot start."""
+    sas = dict(example_outputs().service_accounts)
+    sas["ci"] = "zenml-ci@acme-ml-prod.iam.gserviceaccount.com"
+    cfg = make_cfg(connector_auth=auth, github_repo="acme/ml-pipelines")
+    objs = R.render(cfg, example_outputs(service_accounts=sas)).objects
+    (binding,) = [o for o in objs if o["kind"] == "RoleBinding"]
+    users = {s["name"] for s in binding["subjects"] if s["kind"] == "User"}
+    connector = "zenml_server" if auth == "implicit" else "pipelines"
+    assert users == {sas[connector], sas["ci"]}
+    ksas = [s for s in binding["subjects"] if s["kind"] == "ServiceAccount"]
+    assert ksas == [
+        {
+            "kind": "ServiceAccount",
+            "name": cfg.names.ksas["pipelines"],
+            "namespace": cfg.names.namespaces["pipelines"],
+        }
+    ]
+    assert binding["metadata"]["namespace"] == cfg.names.namespaces["pipelines"]

@@ -490,11 +490,16 @@ def test_github_repo_adds_ci_account_and_keyless_federation() -> None:
     assert len(ci_binding) == 1
     assert ci_binding[0].inputs["member"].endswith("/attribute.repository/acme/ml-pipelines")
     assert ci_binding[0].inputs["serviceAccountId"].endswith(names.sa_email("ci"))
-    # Vertex: CI may act as the pipelines account only, never project-wide
+    # Vertex: CI and the connector identity may act as the pipelines account only, never
+    # project-wide (jobs run as that account)
     acts = [b for b in of_type(r, SA_IAM) if b.inputs["role"] == "roles/iam.serviceAccountUser"]
-    assert [a.inputs["serviceAccountId"].rsplit("/", 1)[-1] for a in acts] == [
+    assert {a.inputs["serviceAccountId"].rsplit("/", 1)[-1] for a in acts} == {
         names.sa_email("pipelines")
-    ]
+    }
+    assert {a.inputs["member"] for a in acts} == {
+        f"serviceAccount:{names.sa_email('ci')}",
+        f"serviceAccount:{names.sa_email('pipelines')}",  # the connector's key is pipelines'
+    }
     assert len(of_type(r, "gcp:serviceaccount/key:Key")) == 1
 
 
@@ -594,3 +599,47 @@ def test_urns_are_unique(variant: dict[str, Any]) -> None:
     # The mock monitor accepts duplicates; the real engine refuses them at `pulumi up`.
     urns = [reg.urn for reg in run(**variant).registrations]
     assert len(urns) == len(set(urns))
+
+
+@pytest.mark.parametrize("auth", ["implicit", "service-account"])
+def test_connector_identity_gets_exactly_registry_cluster_and_build_access(auth: str) -> None:
+    """Clients get the connector's identity: the server's own account when keyless, else the
+    pipelines account. It must push images, reach the cluster and submit Cloud Builds."""
+    r = run(connector_auth=auth)
+    names = cfg_of(connector_auth=auth).names
+    connector = "zenml_server" if auth == "implicit" else "pipelines"
+    member = f"serviceAccount:{names.sa_email(connector)}"
+    project_roles = {(x.inputs["role"], x.inputs["member"]) for x in of_type(r, PROJECT_IAM)}
+    assert ("roles/container.clusterViewer", member) in project_roles
+    assert ("roles/cloudbuild.builds.editor", member) in project_roles
+    repo_roles = {
+        (m.inputs["member"], m.inputs["role"])
+        for m in of_type(r, "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember")
+    }
+    assert (member, "roles/artifactregistry.writer") in repo_roles
+    # the other identity stays without cluster or build access
+    other = (
+        f"serviceAccount:{names.sa_email('pipelines' if auth == 'implicit' else 'zenml_server')}"
+    )
+    assert not {role for role, m in project_roles if m == other} & {
+        "roles/container.clusterViewer",
+        "roles/cloudbuild.builds.editor",
+    }
+    # Cloud Build's default account may push to this repository only, and read the context
+    build_sa = [m for m, role in repo_roles if m.endswith("-compute@developer.gserviceaccount.com")]
+    assert len(build_sa) == 1
+    assert all(
+        b.inputs["member"] != build_sa[0] or b.inputs["role"] == "roles/storage.objectViewer"
+        for b in of_type(r, "gcp:storage/bucketIAMMember:BucketIAMMember")
+    )
+
+
+def test_local_image_builder_grants_no_cloud_build() -> None:
+    r = run(image_builder="local")
+    assert not any(
+        x.inputs["role"] == "roles/cloudbuild.builds.editor" for x in of_type(r, PROJECT_IAM)
+    )
+    assert not any(
+        m.inputs["member"].endswith("-compute@developer.gserviceaccount.com")
+        for m in of_type(r, "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember")
+    )

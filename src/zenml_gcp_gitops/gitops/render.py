@@ -322,6 +322,30 @@ def _platform_objects(
     return objs
 
 
+def _pipeline_launchers(cfg: DeploymentConfig, out: InfraOutputs) -> list[dict[str, str]]:
+    """Who may start pipeline pods: the orchestrator pod's KSA, the Google identity the ZenML
+    connector hands to clients (GKE names IAM users by email), and CI's account if any."""
+    n = cfg.names
+    connector = "pipelines" if cfg.connector_auth == "service-account" else "zenml_server"
+    subjects = [
+        {
+            "kind": "ServiceAccount",
+            "name": n.ksas["pipelines"],
+            "namespace": n.namespaces["pipelines"],
+        }
+    ]
+    for key in (connector, "ci"):
+        if key in out.service_accounts:
+            subjects.append(
+                {
+                    "kind": "User",
+                    "name": out.service_accounts[key],
+                    "apiGroup": "rbac.authorization.k8s.io",
+                }
+            )
+    return subjects
+
+
 def _workload_objects(
     cfg: DeploymentConfig, out: InfraOutputs, ctx: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -336,7 +360,12 @@ def _workload_objects(
     objs.append(render_template("objects/sql-ca-configmap.yaml", ctx))
     objs += _external_secrets(out, ctx)
     objs.append(render_template("objects/pipelines-role.yaml", ctx))
-    objs.append(render_template("objects/pipelines-rolebinding.yaml", ctx))
+    objs.append(
+        render_template(
+            "objects/pipelines-rolebinding.yaml",
+            {**ctx, "subjects": _pipeline_launchers(cfg, out)},
+        )
+    )
     if cfg.ingress == "gateway":
         for svc, release, host in (
             ("zenml", n.helm_releases["zenml_server"], out.zenml_host),
