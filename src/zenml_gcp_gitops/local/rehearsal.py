@@ -559,7 +559,9 @@ def _local_up(
                 registrar.join()
             if "error" in reg_box:
                 raise reg_box["error"]
-            reg = reg_box["result"]  # ZenML was ready, so the registrar ran to the end
+            reg = reg_box.get("result")
+            if reg is None:  # every service is ready; the registrar stopped before it saw ZenML
+                reg = _register(lay, names, state)
         except BaseException:
             _stop_started(started, state, base)
             raise
