@@ -380,17 +380,27 @@ def _fetch_hint(cfg: DeploymentConfig) -> str:
     return f"fetch it with: gcloud secrets versions access latest --secret={sid} --project={cfg.project}"
 
 
-def _ensure(
-    config: ConfigSource, outputs_file: Path | None, zenml_url: str | None, timeout: float,
-    output: str, show_key: bool, rotate: bool, retain_minutes: int,
-) -> None:  # fmt: skip
+def _admin_session(
+    config: ConfigSource, outputs_file: Path | None, zenml_url: str | None, timeout: float
+) -> tuple[DeploymentConfig, PhaseContext, str, Any]:
+    """Config, phase context, server URL and an admin-logged-in store: what the ci-account
+    commands share."""
     from ..phases.register import admin_credentials
-    from ..zenml_api import connect, ensure_ci_account
+    from ..zenml_api import connect
 
     cfg, outputs = _load(config, outputs_file)
     ctx = _context(cfg, outputs, zenml_url)
     url = _url(ctx)
-    store = connect(url, admin_credentials(ctx), timeout=timeout)
+    return cfg, ctx, url, connect(url, admin_credentials(ctx), timeout=timeout)
+
+
+def _ensure(
+    config: ConfigSource, outputs_file: Path | None, zenml_url: str | None, timeout: float,
+    output: str, show_key: bool, rotate: bool, retain_minutes: int,
+) -> None:  # fmt: skip
+    from ..zenml_api import ensure_ci_account
+
+    cfg, ctx, url, store = _admin_session(config, outputs_file, zenml_url, timeout)
     result = ensure_ci_account(
         store,
         cfg,
@@ -485,12 +495,9 @@ def ci_show(
 ) -> None:  # fmt: skip
     """Show the account, whether its key is active, and its age."""
     from ..errors import UserError
-    from ..phases.register import admin_credentials
-    from ..zenml_api import ci_status, connect
+    from ..zenml_api import ci_status
 
-    cfg, outputs = _load(config, outputs_file)
-    ctx = _context(cfg, outputs, zenml_url)
-    store = connect(_url(ctx), admin_credentials(ctx), timeout=timeout)
+    cfg, ctx, _, store = _admin_session(config, outputs_file, zenml_url, timeout)
     st = ci_status(store, cfg)
     if st["service_account"] is None:
         raise UserError(
@@ -527,13 +534,10 @@ def ci_delete(
     output: str, yes: bool,
 ) -> None:  # fmt: skip
     """Delete the API key, the service account and the stored key versions."""
-    from ..phases.register import admin_credentials
     from ..ui import is_interactive
-    from ..zenml_api import ci_status, connect, delete_ci_account
+    from ..zenml_api import ci_status, delete_ci_account
 
-    cfg, outputs = _load(config, outputs_file)
-    ctx = _context(cfg, outputs, zenml_url)
-    store = connect(_url(ctx), admin_credentials(ctx), timeout=timeout)
+    cfg, ctx, _, store = _admin_session(config, outputs_file, zenml_url, timeout)
     if not yes and is_interactive():
         click.confirm(f"Delete {cfg.names.zenml_ci_account} and its API key?", abort=True)
     before = ci_status(store, cfg)["service_account"]
