@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from pydantic import BaseModel, Field, SecretStr
 
 from .config import user_data_dir
-from .errors import PhaseError, UserError
+from .errors import Interrupted, PhaseError, UserError
 from .phases.base import PhaseContext
 
 if TYPE_CHECKING:
@@ -41,12 +41,6 @@ PhaseStatus = Literal["pending", "started", "succeeded", "failed", "interrupted"
 
 # Keys whose values must never reach the record even if a phase returns them by mistake.
 _SECRET_KEY_RE = re.compile(r"(password|passphrase|private_key|secret_value|token|api_key)$", re.I)
-
-
-class Interrupted(PhaseError):
-    """Ctrl-C: the phase stopped cleanly and was recorded; re-running resumes."""
-
-    exit_code = 130
 
 
 def _now() -> str:
@@ -243,7 +237,7 @@ def record_store(cfg: DeploymentConfig, storage_client: Any = None) -> RecordSto
     bucket, _, prefix = cfg.state_url.removeprefix("gs://").partition("/")
     blob = "/".join(p for p in (prefix.strip("/"), RECORD_PREFIX, cfg.name, "record.json") if p)
     if storage_client is None:
-        from google.cloud import storage  # type: ignore[attr-defined]
+        import google.cloud.storage as storage
 
         storage_client = storage.Client(project=cfg.project)
     return GcsRecordStore(bucket, blob, storage_client, mirror)
@@ -579,7 +573,7 @@ class Engine:
                 self._secret_infra = InfraOutputs.from_mapping(
                     {**infra.outputs["outputs"], **secrets}, source="stack outputs"
                 )
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - optional: the phase then reports what it misses itself
                 self.reporter.log(f"secret outputs unavailable ({e.__class__.__name__}): {e}")
                 return None
         return self._secret_infra
@@ -672,7 +666,7 @@ class Engine:
                     entry["live"] = scrub(phase.status(ctx))
                 except UserError as e:
                     entry["live"] = {"reachable": False, "error": e.message}
-                except Exception as e:
+                except Exception as e:  # noqa: BLE001 - status is best effort: any failure is shown as unreachable
                     entry["live"] = {"reachable": False, "error": f"{e.__class__.__name__}: {e}"}
             out["phases"][phase.name] = entry
         infra = record.phases.get("infra")
@@ -752,7 +746,7 @@ class Engine:
             from .phases.infra import split_outputs, stack_outputs
 
             plain, secret = split_outputs(stack_outputs(self.cfg, self.options))
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - recovery is best effort: destroy goes on without the outputs
             self.reporter.log(f"no infra outputs to recover ({e.__class__.__name__})")
             return
         record.phases["infra"] = PhaseRecord(

@@ -27,5 +27,11 @@ class PhaseError(UserError):
     """A deploy phase failed; the deployment record says where to resume."""
 
 
+class Interrupted(PhaseError):
+    """Ctrl-C: the phase stopped cleanly and was recorded; re-running resumes."""
+
+    exit_code = 130
+
+
 class ServiceUnavailable(UserError):
     """A server (ZenML, MLflow, Kubernetes) did not answer in time."""

@@ -30,11 +30,11 @@ class GcpSecretManager:
 
     def _c(self) -> Any:
         if self._client is None:
-            from google.cloud import secretmanager
+            import google.cloud.secretmanager as secretmanager
 
             try:
                 self._client = secretmanager.SecretManagerServiceClient()
-            except Exception as e:  # DefaultCredentialsError and friends
+            except Exception as e:  # noqa: BLE001 - DefaultCredentialsError and friends
                 raise UserError(
                     f"cannot reach Secret Manager: {e.__class__.__name__}",
                     "run `gcloud auth application-default login`",

@@ -19,6 +19,7 @@ import secrets as pysecrets
 import string
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -309,21 +310,9 @@ def run_program(cfg: DeploymentConfig) -> MockRun:
 
 
 def _run_on_thread(cfg: DeploymentConfig) -> MockRun:
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["run"] = _run_in_thread(cfg)
-        except BaseException as e:  # re-raised in the caller's thread
-            box["error"] = e
-
-    worker = threading.Thread(target=target, name="zenml-gcp-gitops-plan", daemon=True)
-    worker.start()
-    worker.join()
-    if "error" in box:
-        raise box["error"]
-    run: MockRun = box["run"]
-    return run
+    # A fresh thread each time: the mocks and Pulumi's event loop are per-thread state.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zenml-gcp-gitops-plan") as pool:
+        return pool.submit(_run_in_thread, cfg).result()
 
 
 def _run_in_thread(cfg: DeploymentConfig) -> MockRun:

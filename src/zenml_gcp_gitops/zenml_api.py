@@ -30,13 +30,17 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from packaging.version import InvalidVersion, Version
+
 from .errors import PhaseError, ServiceUnavailable, UserError
+from .polling import poll_until
 
 if TYPE_CHECKING:
     from .config import DeploymentConfig
@@ -44,7 +48,9 @@ if TYPE_CHECKING:
     from .gh import GhClient
     from .stack_spec import ComponentSpec, StackSpec
 
-MIN_SERVER_VERSION = (0, 90, 0)  # service-account API key rotation with retain windows, labels
+MIN_SERVER_VERSION = Version(
+    "0.90.0"
+)  # service-account API key rotation with retain windows, labels
 
 
 class AuthError(UserError):
@@ -100,42 +106,53 @@ def _get_json(url: str, timeout: float) -> Any:
         return json.loads(r.read().decode() or "null")
 
 
-def wait_healthy(url: str, timeout: float = 300, interval: float = 0.5) -> None:
+def wait_healthy(
+    url: str,
+    timeout: float = 300,
+    interval: float = 0.5,
+    sleep: Callable[[float], object] = time.sleep,
+) -> None:
     """Poll `<url>/health` until it answers 200, or raise `ServiceUnavailable`."""
     url = url.rstrip("/")
     if not re.match(r"^https?://[^/\s]+", url):
         raise UserError(
             f"'{url}' is not a ZenML server URL", "use https://HOST (or http://HOST:PORT)"
         )
-    deadline = time.monotonic() + timeout
     last = "no answer"
-    while True:
+
+    def healthy() -> bool | None:
+        nonlocal last
         try:
             with urllib.request.urlopen(url + "/health", timeout=min(5.0, max(timeout, 0.5))) as r:
                 if r.status == 200:
-                    return
+                    return True
                 last = f"HTTP {r.status}"
         except urllib.error.HTTPError as e:
             last = f"HTTP {e.code}"
         except (OSError, ValueError) as e:
             reason = getattr(e, "reason", None)
             last = str(reason) if reason else e.__class__.__name__
-        if time.monotonic() >= deadline:
-            raise ServiceUnavailable(
-                f"the ZenML server at {url} is not healthy after {timeout:g}s ({last})",
-                "check the URL, and that the gitops phase finished (zenml-gcp-gitops status)",
-            )
-        time.sleep(interval)
+        return None
+
+    poll_until(
+        healthy,
+        timeout=timeout,
+        interval=interval,
+        sleep=sleep,
+        on_timeout=lambda: ServiceUnavailable(
+            f"the ZenML server at {url} is not healthy after {timeout:g}s ({last})",
+            "check the URL, and that the gitops phase finished (zenml-gcp-gitops status)",
+        ),
+    )
 
 
-def _parse_version(v: str) -> tuple[int, ...]:
-    parts: list[int] = []
-    for p in v.split("."):
-        digits = "".join(ch for ch in p if ch.isdigit())
-        if not digits:
-            break
-        parts.append(int(digits))
-    return tuple(parts)
+def _release(v: str) -> tuple[int, ...]:
+    """A server version's release numbers (a dev or rc build counts as its release);
+    anything unparsable counts as too old."""
+    try:
+        return Version(v).release
+    except InvalidVersion:
+        return (0,)
 
 
 def check_server(url: str, timeout: float = 300) -> dict[str, Any]:
@@ -149,10 +166,9 @@ def check_server(url: str, timeout: float = 300) -> dict[str, Any]:
             "is this URL a ZenML server?",
         ) from None
     version = str((info or {}).get("version", "0"))
-    if _parse_version(version) < MIN_SERVER_VERSION:
-        need = ".".join(map(str, MIN_SERVER_VERSION))
+    if _release(version) < MIN_SERVER_VERSION.release:
         raise ServerTooOld(
-            f"the ZenML server at {url} runs {version}; this tool needs {need} or newer",
+            f"the ZenML server at {url} runs {version}; this tool needs {MIN_SERVER_VERSION} or newer",
             "upgrade the server (versions.zenml_chart) and re-run the gitops phase",
         )
     return dict(info)
@@ -232,7 +248,7 @@ def connect(
         store.authenticate()
     except UserError:
         raise
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any client/transport failure is one "cannot talk" line
         raise ServiceUnavailable(
             f"cannot talk to the ZenML server at {url}: {str(e).splitlines()[0][:200]}"
         ) from None
@@ -691,7 +707,7 @@ class _Applier:
         name = self.spec.connector.name
         try:
             self.store.delete_service_connector(old_id)
-        except Exception:  # still used by components outside this stack: keep it, renamed
+        except Exception:  # noqa: BLE001 - still used by components outside this stack: keep it, renamed
             aside = f"{name}-replaced-{uuid.uuid4().hex[:6]}"
             self.store.update_service_connector(old_id, ServiceConnectorUpdate(name=aside))
             self.updated.append(f"connector:{aside} (kept: other components still use it)")
@@ -702,7 +718,7 @@ class _Applier:
         for what, fn in reversed(self.undo):
             try:
                 fn()
-            except Exception:
+            except Exception:  # noqa: BLE001 - each undo step is tried; failures are listed, not raised
                 failed.append(what)
         self.undo.clear()
         return failed
@@ -773,7 +789,7 @@ def verify_connector(store: Any, connector_id: Any) -> dict[str, Any]:
     """Ask the server to verify the connector against the cloud (needs the server's egress)."""
     try:
         res = store.verify_service_connector(connector_id, list_resources=False)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - a failed verification is reported, never fatal
         return {
             "result": "failed",
             "error": str(e).splitlines()[0][:300] if str(e) else e.__class__.__name__,
@@ -1038,7 +1054,7 @@ def _delete_sa_quietly(store: Any, sa_id: Any, key_name: str) -> None:
         if _get_key(store, sa_id, key_name) is not None:
             store.delete_api_key(sa_id, key_name)
         store.delete_service_account(sa_id)
-    except Exception:
+    except Exception:  # noqa: BLE001 - cleanup after a failure; the first error is the one raised
         pass
 
 

@@ -53,7 +53,7 @@ def _debug(msg: str, *args: object, exc: bool = False) -> None:
         import logging
 
         logging.getLogger(_LOGGER).debug(msg, *args, exc_info=exc)
-    except Exception:  # pragma: no cover - logging itself broken
+    except Exception:  # noqa: BLE001 - the hook never raises into ZenML  # pragma: no cover - logging itself broken
         pass
 
 
@@ -73,7 +73,7 @@ def install() -> None:
             return
         if not any(isinstance(f, _GraftFinder) for f in sys.meta_path):
             sys.meta_path.insert(0, _GraftFinder())
-    except Exception:
+    except Exception:  # noqa: BLE001 - the hook never raises into ZenML
         _debug("installing the zenml CLI graft failed; ZenML is untouched", exc=True)
 
 
@@ -81,7 +81,7 @@ def uninstall() -> None:
     """Remove the finder (used once grafting is done, and by tests)."""
     try:
         sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _GraftFinder)]
-    except Exception:  # pragma: no cover - meta_path is a plain list
+    except Exception:  # noqa: BLE001 - the hook never raises into ZenML  # pragma: no cover - meta_path is a plain list
         _debug("removing the zenml CLI finder failed", exc=True)
 
 
@@ -106,7 +106,7 @@ class _GraftFinder:
                 return spec
             spec.loader = _GraftingLoader(spec.loader, fullname)
             return spec
-        except Exception:
+        except Exception:  # noqa: BLE001 - the hook never raises into ZenML
             _debug("could not wrap %s; ZenML is untouched", fullname, exc=True)
             return None  # the normal import machinery takes over
 
@@ -130,7 +130,7 @@ class _GraftingLoader:
             module.__loader__ = self._inner
             if getattr(module, "__spec__", None) is not None:
                 module.__spec__.loader = self._inner
-        except Exception:  # pragma: no cover - module objects accept attributes
+        except Exception:  # noqa: BLE001 - the hook never raises into ZenML  # pragma: no cover - module objects accept attributes
             pass
         self._inner.exec_module(module)  # ZenML's own errors propagate unchanged
         _graft_after(self._fullname)
@@ -146,7 +146,7 @@ def _graft_after(fullname: str) -> None:
             # The whole CLI is loaded and there is nothing to graft onto: a layout change.
             uninstall()
             _layout_changed()
-    except Exception:
+    except Exception:  # noqa: BLE001 - the hook never raises into ZenML
         uninstall()
         _debug("grafting onto the zenml CLI failed; ZenML is untouched", exc=True)
         _layout_changed()
@@ -158,7 +158,7 @@ def _layout_changed() -> None:
     try:
         if list(sys.argv[1:4]) == ["stack", "deploy", SUBCOMMAND]:
             sys.stderr.write(FALLBACK_MESSAGE + "\n")
-    except Exception:  # stderr closed or argv odd: the debug log above still says it
+    except Exception:  # noqa: BLE001 - stderr closed or argv odd: the debug log above still says it
         _debug("could not print the fallback message", exc=True)
 
 

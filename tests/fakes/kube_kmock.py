@@ -152,7 +152,7 @@ class FakeCluster:
 
         try:
             loop.run_until_complete(main())
-        except BaseException as e:  # surfaced by start()
+        except BaseException as e:  # noqa: BLE001 - surfaced by start() in the caller's thread
             self._error = e
             self._ready.set()
         finally:

@@ -26,7 +26,7 @@ def _have_credentials() -> bool:
 
         google.auth.default()
         return True
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure to find credentials means: skip
         return False
 
 

@@ -29,8 +29,8 @@ from tests.fakes.pulumi import (
     tiny_program,
 )
 from zenml_gcp_gitops.config import DeploymentConfig, build_config
-from zenml_gcp_gitops.engine import Engine, Interrupted, PlainReporter, local_record_path
-from zenml_gcp_gitops.errors import PhaseError, UserError
+from zenml_gcp_gitops.engine import Engine, PlainReporter, local_record_path
+from zenml_gcp_gitops.errors import Interrupted, PhaseError, UserError
 from zenml_gcp_gitops.outputs import InfraOutputs
 from zenml_gcp_gitops.phases.infra import InfraPhase, read_secret_output
 from zenml_gcp_gitops.phases.preflight import PreflightPhase

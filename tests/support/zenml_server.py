@@ -148,7 +148,7 @@ def start_zenml_server(
     server = ZenServer(f"http://127.0.0.1:{port}", ADMIN_USER, password, wd, proc, log_path, owns)
     try:
         wait_healthy(server.url, proc, timeout)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - whatever failed, the server log explains it
         tail = server.log_tail()
         server.stop()
         raise RuntimeError(f"{e}\n--- server log ---\n{tail}") from None

@@ -269,7 +269,7 @@ def test_main_builds_the_same_stack_from_pulumi_config() -> None:
                 run_pulumi_func(lambda: runpy.run_path(str(program_dir() / "__main__.py")))
             )
             box["regs"] = monitor.registrations
-        except BaseException as e:
+        except BaseException as e:  # noqa: BLE001 - re-raised in the test's thread
             box["error"] = e
         finally:
             loop.close()

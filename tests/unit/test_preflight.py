@@ -188,7 +188,7 @@ def test_old_pulumi_is_rejected(ok: dict[str, Any], monkeypatch: pytest.MonkeyPa
 def test_plugin_check_sees_an_installed_matching_plugin(ok: dict[str, Any]) -> None:
     from pulumi import automation as auto
 
-    from zenml_gcp_gitops.phases.infra import gcp_plugin_version
+    from zenml_gcp_gitops.infra.cli import gcp_plugin_version
 
     cmd = auto.PulumiCommand(root=ok["pulumi_root"], skip_version_check=True)
     cmd.run(["plugin", "install", "resource", "gcp", gcp_plugin_version()], ".", {})
@@ -236,7 +236,7 @@ def test_install_prompt_pauses_the_live_display(
     import click
     from pulumi import automation as auto
 
-    from zenml_gcp_gitops.phases import preflight
+    from zenml_gcp_gitops.infra.cli import ensure_pulumi
 
     events: list[str] = []
 
@@ -262,7 +262,7 @@ def test_install_prompt_pauses_the_live_display(
     cfg = _cfg()
     installer = lambda **kw: auto.PulumiCommand(root=str(pulumi_root), skip_version_check=True)  # noqa: E731
     with pytest.raises(UserError, match="the Pulumi CLI is required"):
-        preflight.ensure_pulumi(cfg, {"pulumi_installer": installer}, Rep())
+        ensure_pulumi(cfg, Rep(), installer=installer)
     assert events == ["pause", "ask", "resume"]
-    cmd = preflight.ensure_pulumi(cfg, {"pulumi_installer": installer}, Rep())
+    cmd = ensure_pulumi(cfg, Rep(), installer=installer)
     assert str(cmd.version) == "3.225.0"

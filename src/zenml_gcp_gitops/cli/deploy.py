@@ -38,7 +38,7 @@ def _json_error(e: Exception, extra: dict[str, Any] | None = None) -> None:
 def _record_phases(engine: Engine) -> dict[str, Any]:
     try:
         rec = engine.load_record()
-    except Exception:
+    except Exception:  # noqa: BLE001 - the record only decorates an error already being reported
         return {}
     if rec is None:
         return {}

@@ -185,7 +185,7 @@ class Kube:
 
             try:
                 self._dyn = DynamicClient(self.api_client)
-            except Exception as e:  # urllib3/ApiException/MaxRetryError: cluster not reachable
+            except Exception as e:  # noqa: BLE001 - urllib3/ApiException/MaxRetryError: cluster not reachable
                 raise self._unreachable(e) from None
         return self._dyn
 
@@ -378,7 +378,7 @@ class Kube:
         selector = f"involvedObject.kind={kind},involvedObject.name={name}"
         try:
             events = self.list_objects("v1", "Event", namespace=namespace, field_selector=selector)
-        except Exception:  # diagnostics must never mask the real failure
+        except Exception:  # noqa: BLE001 - diagnostics must never mask the real failure
             return []
         events = [
             e

@@ -30,6 +30,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -522,7 +523,7 @@ def _local_up(
             # Registration needs only the ZenML server, so it starts the moment ZenML is
             # ready, while MLflow may still be starting; buckets right after the emulator.
             zenml_ready, abort = threading.Event(), threading.Event()
-            reg_box: dict[str, Any] = {}
+            timings: dict[str, float] = {}
 
             def on_ready(key: str, took: float) -> None:
                 svc = started.get(key) or running[key]
@@ -533,33 +534,27 @@ def _local_up(
                 if key == "zenml":
                     zenml_ready.set()
 
-            def register() -> None:
+            def register() -> dict[str, Any] | None:
                 while not (zenml_ready.wait(0.1) or abort.is_set()):
                     pass
                 if not zenml_ready.is_set():  # another service failed first: nothing to do
-                    return
+                    return None
                 prog.add("register", f"Registering stack {names.zenml_stack}")
                 t_join = time.monotonic()
                 importer.join()
-                reg_box["import_wait"] = round(time.monotonic() - t_join, 2)
-                try:
-                    reg_box["result"] = _register(lay, names, state)
-                except BaseException as e:
-                    reg_box["error"] = e
-                    return
+                timings["import_wait"] = round(time.monotonic() - t_join, 2)
+                result = _register(lay, names, state)
                 prog.done("register", f"Stack {names.zenml_stack} registered")
+                return result
 
-            registrar = threading.Thread(target=register, name="register", daemon=True)
-            registrar.start()
-            try:
-                ready_times = sv.wait_ready(pairs, on_ready=on_ready)
-                services_s = time.monotonic() - t0
-            finally:
-                abort.set()  # no-op when ZenML was ready: registration goes on
-                registrar.join()
-            if "error" in reg_box:
-                raise reg_box["error"]
-            reg = reg_box.get("result")
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="register") as pool:
+                registration = pool.submit(register)
+                try:
+                    ready_times = sv.wait_ready(pairs, on_ready=on_ready)
+                    services_s = time.monotonic() - t0
+                finally:
+                    abort.set()  # no-op when ZenML was ready: registration goes on
+                reg = registration.result()  # its error, if any, is raised here
             if reg is None:  # every service is ready; the registrar stopped before it saw ZenML
                 reg = _register(lay, names, state)
         except BaseException:
@@ -596,7 +591,7 @@ def _local_up(
         "total_seconds": round(time.monotonic() - t0, 2),
         "register": reg["register"],
         "ci": reg["ci"],
-        "register_seconds": {"import_wait": reg_box.get("import_wait"), **reg["seconds"]},
+        "register_seconds": {"import_wait": timings.get("import_wait"), **reg["seconds"]},
         "changed": bool(started) or reg["changed"],
     }
 

@@ -5,7 +5,8 @@ writes its output to `<dir>/<service>/log` and its PID to `<dir>/<service>/pid`.
 the leader's kernel start time next to the PID: a PID alone can be reused after a reboot or a
 crash, and we must never signal a stranger's process.
 
-Standard library only (plus rich for the progress display), so `status` and `down` are fast.
+Processes are identified and stopped through psutil; nothing heavy is imported, so `status`
+and `down` are fast.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from ..errors import ServiceUnavailable, UserError
 
@@ -89,47 +92,40 @@ def choose_port(
 # -- process identity -------------------------------------------------------------------------
 
 
-def proc_start_time(pid: int) -> int | None:
-    """The kernel start time of `pid` in clock ticks (Linux), None if it does not exist."""
+def proc_start_time(pid: int) -> float | None:
+    """When `pid` started (seconds since the epoch), None if it does not exist or has exited.
+
+    With the PID it identifies a process: a PID alone can be reused by a stranger.
+    """
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:  # exited; only its parent's wait() is missing
+            return None
+        return proc.create_time()
+    except psutil.NoSuchProcess:
         return None
-    except OSError:  # pragma: no cover - non-Linux: fall back to "exists"
-        return 0 if pid_exists(pid) else None
-    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] == "Z":  # a zombie has exited; only its parent's wait() is missing
-        return None
-    return int(fields[19])
+    except psutil.AccessDenied:  # pragma: no cover - /proc hidden: fall back to "exists"
+        return 0.0
 
 
-def pid_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _legacy_start_time(ticks: int) -> float:
+    """Older state files recorded the kernel's start time in clock ticks since boot."""
+    return psutil.boot_time() + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def same_start(a: float, b: float) -> bool:
+    return abs(a - b) < 0.02  # the kernel counts in clock ticks (10 ms)
 
 
 def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) PIDs whose process group is `pgid` (Linux /proc scan)."""
+    """Live (non-zombie) PIDs whose process group is `pgid`."""
     out: list[int] = []
-    proc = Path("/proc")
-    if not proc.is_dir():  # pragma: no cover - non-Linux
-        return [pgid] if pid_exists(pgid) else []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
+    for proc in psutil.process_iter(["status"]):
+        if proc.info["status"] == psutil.STATUS_ZOMBIE:
             continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            out.append(int(entry.name))
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if os.getpgid(proc.pid) == pgid:
+                out.append(proc.pid)
     return out
 
 
@@ -161,7 +157,7 @@ class RunningService:
     name: str
     title: str
     pid: int
-    start_time: int | None
+    start_time: float | None
     port: int
     url: str
     health_path: str
@@ -170,7 +166,7 @@ class RunningService:
     def alive(self) -> bool:
         """True when the recorded leader is still the process we started."""
         now = proc_start_time(self.pid)
-        return now is not None and (self.start_time is None or now == self.start_time)
+        return now is not None and (self.start_time is None or same_start(now, self.start_time))
 
     def members(self) -> list[int]:
         """Every live process of this service's group (workers included)."""
@@ -319,25 +315,26 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
 
 def stop(svc: RunningService, timeout: float = 20.0) -> bool:
     """SIGTERM the whole process group, wait, then SIGKILL what is left. True if stopped."""
-    members = svc.members()
-    if not members:
-        _reap(svc.pid)
-        return True
-    _signal_group(svc, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        _reap(svc.pid)
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
         if not svc.members():
+            _reap(svc.pid)
             return True
-        time.sleep(0.1)
-    _signal_group(svc, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        _reap(svc.pid)
-        if not svc.members():
-            return True
-        time.sleep(0.1)
-    return False
+        _signal_group(svc, sig)
+        deadline = time.monotonic() + wait
+        # psutil waits for (and reaps) each member; a worker forked meanwhile is seen next turn
+        while (members := svc.members()) and (left := deadline - time.monotonic()) > 0:
+            psutil.wait_procs(_processes(members), timeout=min(left, 1.0))
+            _reap(svc.pid)
+    _reap(svc.pid)
+    return not svc.members()
+
+
+def _processes(pids: list[int]) -> list[psutil.Process]:
+    out = []
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            out.append(psutil.Process(pid))
+    return out
 
 
 def _signal_group(svc: RunningService, sig: signal.Signals) -> None:
@@ -345,9 +342,9 @@ def _signal_group(svc: RunningService, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(svc.pid, sig)
         return
-    for pid in svc.members():  # leader gone: signal the verified stragglers one by one
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
+    for proc in _processes(svc.members()):  # leader gone: signal the verified stragglers
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.send_signal(sig)
 
 
 def _reap(pid: int) -> None:
@@ -386,7 +383,7 @@ class LocalState:
             ) from None
         return cls(
             name=data["name"],
-            services={k: RunningService(**v) for k, v in data.get("services", {}).items()},
+            services={k: _running(v) for k, v in data.get("services", {}).items()},
             ports={k: int(v) for k, v in data.get("ports", {}).items()},
             info=data.get("info", {}),
         )
@@ -402,6 +399,12 @@ class LocalState:
         tmp = base / (STATE_FILE + ".tmp")
         tmp.write_text(json.dumps(data, indent=2) + "\n")
         tmp.replace(base / STATE_FILE)
+
+
+def _running(data: dict[str, Any]) -> RunningService:
+    if isinstance(data.get("start_time"), int):
+        data = {**data, "start_time": _legacy_start_time(data["start_time"])}
+    return RunningService(**data)
 
 
 @contextlib.contextmanager

@@ -23,13 +23,18 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psutil
+
 from ..config import user_data_dir
-from ..errors import PhaseError, UserError
+from ..errors import Interrupted, PhaseError, UserError
+from ..infra.cli import plugin_versions
+from ..infra.cli import pulumi_command as _pulumi_command
+from ..infra.stack import require_passphrase, secrets_provider
 
 if TYPE_CHECKING:
     from pulumi import automation as auto
@@ -37,7 +42,6 @@ if TYPE_CHECKING:
     from ..config import DeploymentConfig
     from .base import PhaseContext, Reporter
 
-PULUMI_ROOT_ENV = "ZENML_GCP_GITOPS_PULUMI_ROOT"
 STACK_TYPE = "pulumi:pulumi:Stack"
 # Resource types whose `deletionProtection` input blocks deletion, and buckets that refuse
 # deletion while they hold objects unless `forceDestroy` is set.
@@ -54,65 +58,8 @@ class LockedError(PhaseError):
 # --------------------------------------------------------------------------- pulumi setup
 
 
-def gcp_plugin_version() -> str:
-    """The pulumi-gcp provider plugin version that matches the installed `pulumi_gcp` SDK."""
-    return metadata.version("pulumi_gcp")
-
-
-def _plugin_versions() -> dict[str, str]:
-    out = {"gcp": gcp_plugin_version()}
-    with contextlib.suppress(metadata.PackageNotFoundError):
-        out["random"] = metadata.version("pulumi_random")
-    return out
-
-
-def find_pulumi_root(options: dict[str, Any]) -> str | None:
-    """Where the Pulumi CLI lives: flag/option, env, our data dir; None means `pulumi` on PATH."""
-    for candidate in (options.get("pulumi_root"), os.environ.get(PULUMI_ROOT_ENV)):
-        if candidate:
-            return str(candidate)
-    ours = user_data_dir() / "pulumi"
-    if (ours / "bin" / "pulumi").exists():
-        return str(ours)
-    return None
-
-
 def pulumi_command(options: dict[str, Any]) -> auto.PulumiCommand:
-    """The CLI to drive. Version policy is enforced by preflight, with a clearer message."""
-    from pulumi import automation as auto
-
-    root = find_pulumi_root(options)
-    try:
-        return auto.PulumiCommand(root=root, skip_version_check=True)
-    except (FileNotFoundError, PermissionError, OSError):
-        raise UserError(
-            "the Pulumi CLI was not found" + (f" under {root}" if root else " on PATH"),
-            "run `zenml-gcp-gitops deploy` (preflight offers to install it) or install it from "
-            "https://www.pulumi.com/docs/install/",
-        ) from None
-
-
-def secrets_provider(cfg: DeploymentConfig) -> str:
-    if cfg.secrets_provider == "passphrase":
-        return "passphrase"
-    n = cfg.names
-    return (
-        f"gcpkms://projects/{cfg.project}/locations/{cfg.region}/keyRings/"
-        f"{n.state_kms_keyring}/cryptoKeys/{n.state_kms_key}"
-    )
-
-
-def require_passphrase(cfg: DeploymentConfig, env: dict[str, str] | None = None) -> None:
-    env = env if env is not None else dict(os.environ)
-    if cfg.secrets_provider == "passphrase" and not (
-        env.get("PULUMI_CONFIG_PASSPHRASE") is not None or env.get("PULUMI_CONFIG_PASSPHRASE_FILE")
-    ):
-        raise UserError(
-            "--secrets-provider passphrase needs PULUMI_CONFIG_PASSPHRASE (or "
-            "PULUMI_CONFIG_PASSPHRASE_FILE) in the environment",
-            "export PULUMI_CONFIG_PASSPHRASE=... and keep it safe: the state's secrets are "
-            "encrypted with it and cannot be read without it",
-        )
+    return _pulumi_command(options.get("pulumi_root"))
 
 
 def _program(options: dict[str, Any]) -> Callable[[DeploymentConfig], None]:
@@ -372,9 +319,7 @@ def _command_error(
 # --------------------------------------------------------------------------- interrupts
 
 
-def _pulumi_children(before: set[int]) -> list[Any]:
-    import psutil
-
+def _pulumi_children(before: set[int]) -> list[psutil.Process]:
     try:
         return [p for p in psutil.Process().children(recursive=False) if p.pid not in before]
     except psutil.Error:
@@ -382,8 +327,6 @@ def _pulumi_children(before: set[int]) -> list[Any]:
 
 
 def _child_pids() -> set[int]:
-    import psutil
-
     try:
         return {p.pid for p in psutil.Process().children(recursive=False)}
     except psutil.Error:
@@ -411,22 +354,12 @@ def run_interruptible(fn: Callable[[], Any], reporter: Reporter) -> Any:
     Interrupted so the phase is recorded as such. Pulumi's `cancel` does not work on
     self-managed backends, so SIGINT is the clean way to stop.
     """
-    from ..engine import Interrupted
-
     # The inline program's language host runs in this process; when a resource fails, grpc
     # logs the program's exception as a traceback. The summary says it better.
     logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
     if threading.current_thread() is not threading.main_thread():
         return fn()
     before = _child_pids()
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["result"] = fn()
-        except BaseException as e:
-            box["error"] = e
-
     interrupted = threading.Event()
 
     def on_sigint(signum: int, frame: Any) -> None:
@@ -438,25 +371,25 @@ def run_interruptible(fn: Callable[[], Any], reporter: Reporter) -> Any:
         if first and _terminal_delivered_sigint():
             return  # the CLI got the same Ctrl-C from the terminal
         for child in _pulumi_children(before):
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(psutil.Error):
                 child.send_signal(signal.SIGINT)
 
-    worker = threading.Thread(target=target, name="pulumi-op", daemon=True)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pulumi-op")
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        worker.start()
-        while worker.is_alive():
-            worker.join(0.1)
+        future = pool.submit(fn)
+        # short waits keep the main thread free to run the handler above
+        while not wait([future], timeout=0.1).done:
+            pass
     finally:
         signal.signal(signal.SIGINT, previous)
+        pool.shutdown(wait=False)
     if interrupted.is_set():
         raise Interrupted(
             "interrupted: Pulumi stopped cleanly and the state holds what was created",
             "re-run `zenml-gcp-gitops deploy` with the same flags to resume",
         )
-    if "error" in box:
-        raise box["error"]
-    return box.get("result")
+    return future.result()
 
 
 # --------------------------------------------------------------------------- operations
@@ -469,7 +402,7 @@ def _configure(handle: StackHandle, cfg: DeploymentConfig, reporter: Reporter) -
     stack.set_all_config(
         {"gcp:project": auto.ConfigValue(cfg.project), "gcp:region": auto.ConfigValue(cfg.region)}
     )
-    for plugin, version in _plugin_versions().items():
+    for plugin, version in plugin_versions().items():
         reporter.step(f"Installing the Pulumi {plugin} plugin v{version}")
         try:
             stack.workspace.install_plugin(plugin, f"v{version}")
@@ -487,7 +420,7 @@ def _resource_count(handle: StackHandle) -> int | None:
         for s in handle.stack.workspace.list_stacks():
             if s.name == handle.stack.name:
                 return s.resource_count
-    except Exception:
+    except Exception:  # noqa: BLE001 - the count only sizes a progress bar
         return None
     return None
 
@@ -760,7 +693,7 @@ def stack_outputs(cfg: DeploymentConfig, options: dict[str, Any] | None = None) 
         )
     try:
         return dict(handle.stack.outputs())
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - CommandError or a decode error: both summarised in one line
         raise _command_error(cfg, e, "stack output") from None
 
 
@@ -812,7 +745,7 @@ def find_locks(cfg: DeploymentConfig, storage_client: Any = None) -> list[LockFi
     bucket, _, sub = url.removeprefix("gs://").partition("/")
     root = f"{sub.strip('/')}/" if sub.strip("/") else ""
     if storage_client is None:
-        from google.cloud import storage  # type: ignore[attr-defined]
+        import google.cloud.storage as storage
 
         storage_client = storage.Client(project=cfg.project)
     from google.api_core import exceptions as gexc

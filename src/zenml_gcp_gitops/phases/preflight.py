@@ -15,21 +15,18 @@ With `dry_run` nothing is created; the outputs say what would be.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..config import user_data_dir
 from ..errors import UserError
-from .infra import PULUMI_ROOT_ENV, find_pulumi_root, gcp_plugin_version, require_passphrase
+from ..infra.cli import check_gcp_plugin, ensure_pulumi
+from ..infra.stack import require_passphrase
 
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
     from .base import PhaseContext
 
-MIN_PULUMI = "3.160.0"  # engine events over gRPC and project-scoped diy stacks
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 CRM = "https://cloudresourcemanager.googleapis.com/v3"
 BILLING = "https://cloudbilling.googleapis.com/v1"
@@ -104,14 +101,14 @@ class GcpApi:
 
     def storage(self) -> Any:
         if self._storage is None:
-            from google.cloud import storage  # type: ignore[attr-defined]
+            import google.cloud.storage as storage
 
             self._storage = storage.Client(project=self.cfg.project, credentials=self.credentials())
         return self._storage
 
     def kms(self) -> Any:
         if self._kms is None:
-            from google.cloud import kms
+            import google.cloud.kms as kms
 
             self._kms = kms.KeyManagementServiceClient(credentials=self.credentials())
         return self._kms
@@ -325,111 +322,6 @@ def _api(ctx: PhaseContext) -> GcpApi:
     return api
 
 
-def _version_tuple(v: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in v.lstrip("v").split("-")[0].split(".")[:3])
-
-
-def ensure_pulumi(cfg: DeploymentConfig, options: dict[str, Any], reporter: Any) -> Any:
-    """The Pulumi CLI, installed into the data dir (after asking) when it is missing."""
-    from pulumi import automation as auto
-
-    root = find_pulumi_root(options)
-    try:
-        cmd = auto.PulumiCommand(root=root, skip_version_check=True)
-    except OSError:
-        cmd = None
-    if cmd is None:
-        if root and (options.get("pulumi_root") or PULUMI_ROOT_ENV in os.environ):
-            raise UserError(
-                f"no Pulumi CLI at {root}/bin/pulumi",
-                f"fix {PULUMI_ROOT_ENV} / the install, or unset it to use the one in the data dir",
-            )
-        cmd = _install_pulumi(cfg, options, reporter)
-    if not _supported(cmd) and root is None:
-        # an old `pulumi` on PATH: offer the pinned version in the data dir instead
-        reporter.step(f"The Pulumi CLI on PATH is v{cmd.version}; {MIN_PULUMI} or newer is needed")
-        cmd = _install_pulumi(cfg, options, reporter, reason=f"is v{cmd.version}, too old")
-    if not _supported(cmd):
-        raise UserError(
-            f"the Pulumi CLI at {cmd.command} is version {cmd.version or 'unknown'}; 3.x from {MIN_PULUMI} is supported",
-            f"upgrade it (https://www.pulumi.com/docs/install/), or unset {PULUMI_ROOT_ENV} so "
-            f"preflight can install v{cfg.versions.pulumi_cli} into {user_data_dir() / 'pulumi'}",
-        )
-    options["pulumi_command"] = cmd
-    return cmd
-
-
-def _supported(cmd: Any) -> bool:
-    version = str(cmd.version) if cmd.version else None
-    return bool(
-        version
-        and _version_tuple(version) >= _version_tuple(MIN_PULUMI)
-        and _version_tuple(version)[0] == 3
-    )
-
-
-def _install_pulumi(
-    cfg: DeploymentConfig, options: dict[str, Any], reporter: Any, reason: str = "is not installed"
-) -> Any:
-    from pulumi import automation as auto
-    from semver import VersionInfo
-
-    version = cfg.versions.pulumi_cli.lstrip("v")
-    target = user_data_dir() / "pulumi"
-    manual = (
-        f"install it yourself: `curl -fsSL https://get.pulumi.com | sh -s -- --version {version}` "
-        "(https://www.pulumi.com/docs/install/), then re-run"
-    )
-    if not options.get("yes"):
-        from ..ui import is_interactive
-
-        if not is_interactive():
-            raise UserError(
-                f"the Pulumi CLI {reason}",
-                f"re-run with --yes to let preflight download Pulumi v{version} into {target}, or {manual}",
-            )
-        import contextlib
-
-        import click
-
-        pause = getattr(reporter, "paused", None)
-        with pause() if pause is not None else contextlib.nullcontext():
-            ok = click.confirm(
-                f"The Pulumi CLI {reason}. Download v{version} into {target}?", default=True
-            )
-        if not ok:
-            raise UserError("the Pulumi CLI is required", manual)
-    reporter.step(f"Installing the Pulumi CLI v{version} into {target}")
-    installer = options.get("pulumi_installer") or auto.PulumiCommand.install
-    try:
-        return installer(
-            root=str(target), version=VersionInfo.parse(version), skip_version_check=True
-        )
-    except Exception as e:
-        raise UserError(
-            f"could not download the Pulumi CLI v{version} ({e.__class__.__name__}: {e})", manual
-        ) from None
-
-
-def check_gcp_plugin(cmd: Any, options: dict[str, Any]) -> dict[str, Any]:
-    """Is the provider plugin matching `pulumi_gcp` installed? (infra installs it if not)."""
-    want = gcp_plugin_version()
-    env = {"PULUMI_HOME": options["pulumi_home"]} if options.get("pulumi_home") else {}
-    try:
-        out = cmd.run(["plugin", "ls", "--json"], os.getcwd(), env).stdout
-        plugins = json.loads(out or "[]") or []
-    except Exception:
-        plugins = []
-    have = sorted(
-        {
-            str(p.get("version", "")).lstrip("v")
-            for p in plugins
-            if p.get("name") == "gcp" and p.get("kind") == "resource"
-        }
-    )
-    return {"gcp_plugin": want, "gcp_plugin_installed": want in have, "gcp_plugins_present": have}
-
-
 class PreflightPhase:
     name = "preflight"
 
@@ -459,10 +351,17 @@ class PreflightPhase:
             )
 
         rep.step("Checking the Pulumi CLI")
-        cmd = ensure_pulumi(cfg, opts, rep)
+        cmd = ensure_pulumi(
+            cfg,
+            rep,
+            pulumi_root=opts.get("pulumi_root"),
+            yes=bool(opts.get("yes")),
+            installer=opts.get("pulumi_installer"),
+        )
+        opts["pulumi_command"] = cmd
         out["pulumi_cli"] = cmd.command
         out["pulumi_version"] = str(cmd.version)
-        out.update(check_gcp_plugin(cmd, opts))
+        out.update(check_gcp_plugin(cmd, opts.get("pulumi_home")))
 
         if cfg.secrets_provider == "passphrase":
             require_passphrase(cfg)
