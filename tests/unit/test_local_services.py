@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import stat
@@ -128,7 +129,7 @@ def test_choose_port_refuses_a_taken_port_and_reuses_a_free_recorded_one() -> No
 
 def test_state_round_trips_and_secrets_are_0600(tmp_path: Path) -> None:
     svc = sv.RunningService(
-        "gcs", "GCS emulator", 123, 456, 9000, "http://127.0.0.1:9000", "/", "l"
+        "gcs", "GCS emulator", 123, 1764355200.25, 9000, "http://127.0.0.1:9000", "/", "l"
     )
     state = sv.LocalState(name="zenml", services={"gcs": svc}, ports={"gcs": 9000}, info={"a": 1})
     state.save(tmp_path)
@@ -143,6 +144,25 @@ def test_state_round_trips_and_secrets_are_0600(tmp_path: Path) -> None:
     (tmp_path / "bad" / sv.STATE_FILE).write_text("{not json")
     with pytest.raises(sv.UserError, match="not readable state"):
         sv.LocalState.load(tmp_path / "bad")
+
+
+def test_a_state_file_with_kernel_clock_ticks_still_identifies_the_process(
+    tmp_path: Path,
+) -> None:
+    """Older state files recorded /proc's start time in clock ticks; they still match."""
+    ticks = int(Path(f"/proc/{os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    svc = sv.RunningService("x", "x", os.getpid(), None, 1, "http://127.0.0.1:1", "/", "l")
+    state = sv.LocalState(name="zenml", services={"x": svc})
+    state.save(tmp_path)
+    data = json.loads((tmp_path / sv.STATE_FILE).read_text())
+    data["services"]["x"]["start_time"] = ticks
+    (tmp_path / sv.STATE_FILE).write_text(json.dumps(data))
+    loaded = sv.LocalState.load(tmp_path)
+    assert loaded is not None and loaded.services["x"].alive()
+    data["services"]["x"]["start_time"] = ticks - os.sysconf("SC_CLK_TCK")  # a second earlier
+    (tmp_path / sv.STATE_FILE).write_text(json.dumps(data))
+    stranger = sv.LocalState.load(tmp_path)
+    assert stranger is not None and not stranger.services["x"].alive()
 
 
 def test_registry_spec_serves_its_config_and_is_checked_on_v2(tmp_path: Path) -> None:

@@ -218,7 +218,9 @@ def test_old_pulumi_on_path_is_replaced_by_the_pinned_one(
     monkeypatch.setenv("PATH", f"{pulumi_root / 'bin'}:{tmp_path}")
     monkeypatch.setenv("FAKE_PULUMI_VERSION", "3.90.0")
     installed = SimpleNamespace(
-        command=str(tmp_path / "new" / "bin" / "pulumi"), version=VersionInfo.parse("3.225.0")
+        command=str(tmp_path / "new" / "bin" / "pulumi"),
+        version=VersionInfo.parse("3.225.0"),
+        run=lambda *args: SimpleNamespace(stdout="[]"),  # no plugins installed yet
     )
     out = _run(FakeGcp(project=PROJECT), yes=True, pulumi_installer=lambda **kw: installed)
     assert out["pulumi_version"] == "3.225.0" and out["pulumi_cli"] == installed.command
