@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ..errors import PhaseError
+from ..polling import poll_until
 from .render import install_manifest
 
 if TYPE_CHECKING:
@@ -190,24 +191,33 @@ def _wait_gone(
     hint: Any = None,
 ) -> None:
     """Poll `remaining()` (a list of "kind ns/name" strings) until it is empty."""
-    start = clock()
     last: list[str] = []
-    while True:
+    left: list[str] = []
+
+    def gone() -> bool | None:
+        nonlocal last, left
         left = remaining()
         if not left:
-            return
+            return True
         if left != last:
             _note(reporter, f"waiting for {what}: {', '.join(left)}")
             last = left
-        if clock() - start > timeout:
-            raise PhaseError(
-                f"timed out after {int(timeout)}s waiting for {what} to be deleted: {', '.join(left)}",
-                (hint() if hint else None)
-                or "their controllers may be gone or stuck on a finalizer; check "
-                "`kubectl describe` on them and their Events, delete them (in the GCP console, the "
-                "forwarding rules and disks they made), then re-run destroy",
-            )
-        sleep(poll)
+        return None
+
+    poll_until(
+        gone,
+        timeout=timeout,
+        interval=poll,
+        sleep=sleep,
+        clock=clock,
+        on_timeout=lambda: PhaseError(
+            f"timed out after {int(timeout)}s waiting for {what} to be deleted: {', '.join(left)}",
+            (hint() if hint else None)
+            or "their controllers may be gone or stuck on a finalizer; check "
+            "`kubectl describe` on them and their Events, delete them (in the GCP console, the "
+            "forwarding rules and disks they made), then re-run destroy",
+        ),
+    )
 
 
 def _leftovers(kube: Kube, cfg: DeploymentConfig) -> list[str]:

@@ -12,9 +12,10 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import PhaseError
+from ..polling import poll_until
 
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
@@ -210,55 +211,83 @@ def wait_for_apps(
 ) -> list[AppState]:
     """Block until every child app is Synced and Healthy, wave by wave."""
     opts = opts or WaitOptions()
-    ns = cfg.names.namespaces["argocd"]
-    waves = sorted({a.wave for a in rendered.apps})
     final: list[AppState] = []
     start = clock()
-    for wave in waves:
+    for wave in sorted({a.wave for a in rendered.apps}):
         apps = [a for a in rendered.apps if a.wave == wave]
         if reporter is not None:
             reporter.step(f"Wave {wave}: {', '.join(a.name for a in apps)}")
-        wave_start = clock()
-        shown: dict[str, str] = {}
-        degraded_since: dict[str, float] = {}
-        while True:
-            now = clock()
-            raw = {a.name: kube.get(APP_API, "Application", a.name, ns) for a in apps}
-            states = [read_state(raw[a.name], a.name, wave) for a in apps]
-            for s in states:
-                line = s.line(now - start)
-                key = f"{s.sync}/{s.health}/{s.phase}"
-                if shown.get(s.name) != key and reporter is not None:
-                    reporter.log(line)
-                shown[s.name] = key
-                if s.failed:
-                    degraded_since.setdefault(s.name, now)
-                else:
-                    degraded_since.pop(s.name, None)
-            if reporter is not None:
-                done = sum(s.ready for s in final) + sum(s.ready for s in states)
-                reporter.progress(done, len(rendered.apps), f"wave {wave}")
-            if all(s.ready for s in states):
-                final.extend(states)
-                break
-            stuck = [
-                s
-                for s in states
-                if s.name in degraded_since and now - degraded_since[s.name] >= opts.degraded_grace
-            ]
-            timed_out = now - wave_start >= opts.wave_timeout
-            if stuck or timed_out:
-                culprit = stuck[0] if stuck else next(s for s in states if not s.ready)
-                _fail(
-                    kube,
-                    culprit,
-                    raw[culprit.name],
-                    reporter,
-                    timed_out and not stuck,
-                    opts.wave_timeout,
-                )
-            sleep(opts.poll)
+        wait = _WaveWait(kube, cfg, apps, wave, len(rendered.apps), final, reporter, opts)
+        wait.start, wait.clock = start, clock
+        poll_until(
+            wait.settled,
+            timeout=opts.wave_timeout,
+            interval=opts.poll,
+            sleep=sleep,
+            clock=clock,
+            on_timeout=wait.timed_out,
+        )
+        final.extend(wait.states)
     return final
+
+
+class _WaveWait:
+    """One wave's poll: read the apps, report changes, fail fast on a lasting Degraded."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        cfg: DeploymentConfig,
+        apps: list[Any],
+        wave: int,
+        total: int,
+        before: list[AppState],
+        reporter: Reporter | None,
+        opts: WaitOptions,
+    ) -> None:
+        self.kube, self.apps, self.wave, self.total = kube, apps, wave, total
+        self.ns = cfg.names.namespaces["argocd"]
+        self.before, self.reporter, self.opts = before, reporter, opts
+        self.shown: dict[str, str] = {}
+        self.degraded_since: dict[str, float] = {}
+        self.states: list[AppState] = []
+        self.raw: dict[str, Any] = {}
+        self.start = 0.0
+        self.clock: Any = time.monotonic
+
+    def settled(self) -> bool | None:
+        now = self.clock()
+        elapsed = now - self.start
+        rep = self.reporter
+        self.raw = {
+            a.name: self.kube.get(APP_API, "Application", a.name, self.ns) for a in self.apps
+        }
+        self.states = [read_state(self.raw[a.name], a.name, self.wave) for a in self.apps]
+        for s in self.states:
+            key = f"{s.sync}/{s.health}/{s.phase}"
+            if self.shown.get(s.name) != key and rep is not None:
+                rep.log(s.line(elapsed))
+            self.shown[s.name] = key
+            if s.failed:
+                self.degraded_since.setdefault(s.name, now)
+            else:
+                self.degraded_since.pop(s.name, None)
+        if rep is not None:
+            done = sum(s.ready for s in self.before) + sum(s.ready for s in self.states)
+            rep.progress(done, self.total, f"wave {self.wave}")
+        if all(s.ready for s in self.states):
+            return True
+        grace = self.opts.degraded_grace
+        for s in self.states:
+            if s.name in self.degraded_since and now - self.degraded_since[s.name] >= grace:
+                _fail(self.kube, s, self.raw[s.name], rep, False, self.opts.wave_timeout)
+        return None
+
+    def timed_out(self) -> PhaseError:
+        culprit = next(s for s in self.states if not s.ready)
+        return _failure(
+            self.kube, culprit, self.raw[culprit.name], self.reporter, True, self.opts.wave_timeout
+        )
 
 
 def _fail(
@@ -268,7 +297,18 @@ def _fail(
     reporter: Reporter | None,
     timed_out: bool,
     timeout: float,
-) -> None:
+) -> NoReturn:
+    raise _failure(kube, state, app, reporter, timed_out, timeout)
+
+
+def _failure(
+    kube: Kube,
+    state: AppState,
+    app: dict[str, Any] | None,
+    reporter: Reporter | None,
+    timed_out: bool,
+    timeout: float,
+) -> PhaseError:
     lines = diagnose(kube, app, state.name)
     for line in lines:
         if reporter is not None:
@@ -279,7 +319,7 @@ def _fail(
         else f"is {state.health}"
     )
     detail = f": {state.message}" if state.message else ""
-    raise PhaseError(
+    return PhaseError(
         f"Argo CD application {state.name} (wave {state.wave}) {what}{detail}",
         likely_fix(lines) + "; re-running deploy resumes the wait",
     )
@@ -313,19 +353,32 @@ def check_ingress_address(
     address fails at once: the hostnames would point at the wrong place."""
     opts = opts or WaitOptions()
     n = cfg.names
-    start = clock()
-    while True:
+    what, addrs = "", list[str]()
+
+    def wrong() -> PhaseError:
+        got = ", ".join(addrs) or f"no address after {int(opts.wave_timeout)}s"
+        return PhaseError(
+            f"{what} has {got}, not the reserved static IP {infra.ingress_ip}",
+            f"the hosts {infra.zenml_host} and {infra.mlflow_host} point at {infra.ingress_ip}; check that the "
+            f"address {n.ingress_ip} exists in {infra.region} and is not used by another load balancer",
+        )
+
+    def address() -> str | None:
+        nonlocal what, addrs
         what, addrs = _ingress_addresses(kube, cfg)
         if infra.ingress_ip in addrs:
             return infra.ingress_ip
-        if addrs or clock() - start >= opts.wave_timeout:
-            break
-        sleep(opts.poll)
-    got = ", ".join(addrs) or f"no address after {int(opts.wave_timeout)}s"
-    raise PhaseError(
-        f"{what} has {got}, not the reserved static IP {infra.ingress_ip}",
-        f"the hosts {infra.zenml_host} and {infra.mlflow_host} point at {infra.ingress_ip}; check that the "
-        f"address {n.ingress_ip} exists in {infra.region} and is not used by another load balancer",
+        if addrs:  # another address fails at once: waiting will not change it
+            raise wrong()
+        return None
+
+    return poll_until(
+        address,
+        timeout=opts.wave_timeout,
+        interval=opts.poll,
+        sleep=sleep,
+        clock=clock,
+        on_timeout=wrong,
     )
 
 

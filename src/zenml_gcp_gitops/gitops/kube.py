@@ -15,7 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import tenacity
+
 from ..errors import ServiceUnavailable, UserError
+from ..polling import poll_until
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -170,11 +173,18 @@ def _plain(obj: Any) -> Any:
 class Kube:
     """The few cluster operations the GitOps phase needs, over the dynamic client."""
 
-    def __init__(self, api_client: ApiClient, retries: int = 5, retry_wait: float = 2.0) -> None:
+    def __init__(
+        self,
+        api_client: ApiClient,
+        retries: int = 5,
+        retry_wait: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.api_client = api_client
         self._dyn: Any = None
         self.retries = retries
         self.retry_wait = retry_wait
+        self.sleep = sleep
 
     # -- discovery
 
@@ -202,17 +212,16 @@ class Kube:
         `wait`, a few more times with backoff (CRDs applied a moment ago become established)."""
         from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
-        attempts = self.retries if wait else 2
-        for attempt in range(attempts):
-            try:
-                return self.dyn.resources.get(api_version=api_version, kind=kind)
-            except ResourceNotFoundError:
-                if attempt == attempts - 1:
-                    raise
-                self.dyn.resources.invalidate_cache()
-                if wait:
-                    time.sleep(self.retry_wait * attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(ResourceNotFoundError),
+            stop=tenacity.stop_after_attempt(self.retries if wait else 2),
+            # the first retry only re-reads discovery; later ones back off linearly
+            wait=tenacity.wait_incrementing(start=0, increment=self.retry_wait if wait else 0),
+            before_sleep=lambda _: self.dyn.resources.invalidate_cache(),
+            sleep=self.sleep,
+            reraise=True,
+        )
+        return retrying(self.dyn.resources.get, api_version=api_version, kind=kind)
 
     def wait_for_kind(
         self,
@@ -226,20 +235,26 @@ class Kube:
         """Block until the API serves `kind` (a CRD being installed by a chart)."""
         from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
-        start = clock()
-        while True:
+        def served() -> bool | None:
             try:
                 self.dyn.resources.get(api_version=api_version, kind=kind)
-                return
+                return True
             except ResourceNotFoundError:
-                if clock() - start >= timeout:
-                    raise ServiceUnavailable(
-                        f"the cluster does not serve {kind} ({api_version}) after {int(timeout)}s",
-                        "its operator's Argo CD application has not installed the CRD; check it "
-                        "with `zenml-gcp-gitops argocd`",
-                    ) from None
                 self.dyn.resources.invalidate_cache()
-                sleep(poll)
+                return None
+
+        poll_until(
+            served,
+            timeout=timeout,
+            interval=poll,
+            sleep=sleep,
+            clock=clock,
+            on_timeout=lambda: ServiceUnavailable(
+                f"the cluster does not serve {kind} ({api_version}) after {int(timeout)}s",
+                "its operator's Argo CD application has not installed the CRD; check it "
+                "with `zenml-gcp-gitops argocd`",
+            ),
+        )
 
     def is_namespaced(self, api_version: str, kind: str) -> bool:
         return bool(self.resource(api_version, kind).namespaced)

@@ -31,6 +31,7 @@ from typing import Any
 import psutil
 
 from ..errors import ServiceUnavailable, UserError
+from ..polling import poll_until
 
 LOOPBACK = "127.0.0.1"
 STATE_FILE = "state.json"
@@ -256,25 +257,35 @@ def wait_ready(
     t0 = time.monotonic()
     abort = threading.Event()  # set on the first failure: the others stop polling at once
 
+    class Aborted(Exception):
+        """Another service failed: stop waiting for this one."""
+
     def one(pair: tuple[ServiceSpec, RunningService]) -> float | None:
         spec, svc = pair
-        deadline = t0 + spec.ready_timeout
         url = svc.url + spec.health_path
-        delay = 0.05
-        while not abort.is_set():
+
+        def ready() -> float | None:
+            if abort.is_set():
+                raise Aborted
             code = _exit_code(svc.pid)
             if code is not None or (svc.pid not in _POPENS and not svc.alive()):
                 raise _failed(svc, f"exited (code {code})" if code is not None else "exited")
-            if http_ok(url, timeout=2.0):
-                took = time.monotonic() - t0
-                if on_ready:
-                    on_ready(svc.name, took)
-                return took
-            if time.monotonic() > deadline:
-                raise _failed(svc, f"was not ready after {spec.ready_timeout:.0f} s")
-            abort.wait(delay)
-            delay = min(delay * 1.5, 0.3)
-        return None
+            return time.monotonic() - t0 if http_ok(url, timeout=2.0) else None
+
+        try:
+            took = poll_until(
+                ready,
+                timeout=spec.ready_timeout - (time.monotonic() - t0),
+                interval=0.05,
+                max_interval=0.3,
+                sleep=abort.wait,  # wakes at once when another service fails
+                on_timeout=lambda: _failed(svc, f"was not ready after {spec.ready_timeout:.0f} s"),
+            )
+        except Aborted:
+            return None
+        if on_ready:
+            on_ready(svc.name, took)
+        return took
 
     if not services:
         return {}

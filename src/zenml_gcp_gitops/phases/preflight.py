@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import UserError
 from ..infra.cli import check_gcp_plugin, ensure_pulumi
 from ..infra.stack import require_passphrase
+from ..polling import poll_until
 
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
@@ -65,6 +66,7 @@ class GcpApi:
         storage_client: Any = None,
         kms_client: Any = None,
         poll_interval: float = 2.0,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         self.cfg = cfg
         self._credentials_fn = credentials_fn
@@ -73,6 +75,7 @@ class GcpApi:
         self._storage = storage_client
         self._kms = kms_client
         self.poll_interval = poll_interval
+        self.sleep = sleep
 
     # -- clients (created lazily: most checks fail fast before we need them)
     def credentials(self) -> Any:
@@ -184,16 +187,25 @@ class GcpApi:
                 f"could not enable {', '.join(services)}: {_error_reason(resp)}",
                 "you need serviceusage.services.enable (roles/serviceusage.serviceUsageAdmin)",
             )
-        op = resp.json()
-        deadline = time.monotonic() + timeout
-        while not op.get("done"):
-            if time.monotonic() > deadline:
-                raise UserError(
+        op: dict[str, Any] = resp.json()
+
+        def finished() -> dict[str, Any] | None:
+            nonlocal op
+            if not op.get("done"):
+                op = self._request("GET", f"{SERVICE_USAGE}/{op['name']}").json()
+            return op if op.get("done") else None
+
+        if not op.get("done"):
+            poll_until(
+                finished,
+                timeout=timeout,
+                interval=self.poll_interval,
+                sleep=self.sleep,
+                on_timeout=lambda: UserError(
                     f"enabling {', '.join(services)} did not finish in {timeout:.0f}s",
                     "re-run; it resumes",
-                )
-            time.sleep(self.poll_interval)
-            op = self._request("GET", f"{SERVICE_USAGE}/{op['name']}").json()
+                ),
+            )
         if op.get("error"):
             raise UserError(f"enabling {', '.join(services)} failed: {op['error'].get('message')}")
 
