@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError
 
 PULUMI_PROJECT = "zenml-gcp-gitops"
+SECRET_MARK = "[secret]"  # what stands in every output for a secret value
 LABEL_DEPLOYMENT = (
     "gcp-gitops"  # the value of the `zenml:deployment` label on everything we register
 )

@@ -14,10 +14,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -27,8 +25,9 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, SecretStr
 
-from .config import user_data_dir
+from .config import SECRET_MARK, user_data_dir
 from .errors import Interrupted, PhaseError, UserError
+from .files import atomic_write
 from .phases.base import PhaseContext
 
 if TYPE_CHECKING:
@@ -94,14 +93,14 @@ def config_hash(cfg: DeploymentConfig) -> str:
 def scrub(value: Any) -> Any:
     """Plain JSON data with secret-looking values dropped (defence in depth for the record)."""
     if isinstance(value, SecretStr):
-        return "[secret]"
+        return SECRET_MARK
     if isinstance(value, BaseModel):
         value = value.model_dump(mode="python")
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for k, v in value.items():
-            if isinstance(k, str) and _SECRET_KEY_RE.search(k) and v not in (None, "", "[secret]"):
-                out[k] = "[secret]"
+            if isinstance(k, str) and _SECRET_KEY_RE.search(k) and v not in (None, "", SECRET_MARK):
+                out[k] = SECRET_MARK
             else:
                 out[k] = scrub(v)
         return out
@@ -121,20 +120,6 @@ class RecordStore(Protocol):
     def load(self) -> DeploymentRecord | None: ...
     def save(self, record: DeploymentRecord) -> None: ...
     def delete(self) -> None: ...
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _parse_record(text: str, where: str) -> DeploymentRecord:
@@ -163,7 +148,7 @@ class FileRecordStore:
 
     def save(self, record: DeploymentRecord) -> None:
         record.updated_at = _now()
-        _atomic_write(self.path, record.model_dump_json(indent=2))
+        atomic_write(self.path, record.model_dump_json(indent=2))
 
     def delete(self) -> None:
         self.path.unlink(missing_ok=True)

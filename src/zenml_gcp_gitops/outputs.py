@@ -12,9 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
+from .config import SECRET_MARK
 from .errors import ConfigError
-
-SECRET_MARK = "[secret]"
 
 
 class InfraOutputs(BaseModel):

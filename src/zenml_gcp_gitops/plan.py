@@ -24,12 +24,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .config import SECRET_MARK
+
 if TYPE_CHECKING:
     from .config import DeploymentConfig
     from .outputs import InfraOutputs
 
 PLAN_VERSION = 1
-SECRET_MARK = "[secret]"
 _STACK_TYPE = "pulumi:pulumi:Stack"
 _SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"

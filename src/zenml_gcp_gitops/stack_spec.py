@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from .config import SECRET_MARK
+
 if TYPE_CHECKING:
     from .config import DeploymentConfig
     from .outputs import InfraOutputs
 
-SECRET_MARK = "[secret]"
 
 # ZenML's component types in the order a stack is printed and registered.
 ComponentType = Literal[

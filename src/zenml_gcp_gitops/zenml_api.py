@@ -401,7 +401,7 @@ class _Applier:
                     f"the '{spec.connector.type}' connector has no auth method "
                     f"'{spec.connector.auth_method}'"
                 )
-            from .stack_spec import SECRET_MARK
+            from .config import SECRET_MARK
 
             empty = [
                 k

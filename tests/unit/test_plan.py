@@ -12,10 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from zenml_gcp_gitops.cli import cli
-from zenml_gcp_gitops.config import DeploymentConfig, build_config
+from zenml_gcp_gitops.config import SECRET_MARK, DeploymentConfig, build_config
 from zenml_gcp_gitops.outputs import InfraOutputs
 from zenml_gcp_gitops.plan import (
-    SECRET_MARK,
     offline_outputs,
     offline_plan,
     plan_from_run,

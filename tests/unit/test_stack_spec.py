@@ -10,8 +10,9 @@ import yaml
 from click.testing import CliRunner
 
 from tests.support.register_fixtures import FAKE_SA_KEY, make_cfg, make_outputs, write_outputs
+from zenml_gcp_gitops.config import SECRET_MARK
 from zenml_gcp_gitops.phases.register import zenml_stack_plan
-from zenml_gcp_gitops.stack_spec import SECRET_MARK, gcp_stack_spec
+from zenml_gcp_gitops.stack_spec import gcp_stack_spec
 
 
 def test_gcp_spec_kubernetes_values() -> None:

@@ -328,13 +328,14 @@ def destroy(
 @output_option
 def outputs(config: ConfigSource, show_secrets: bool, output: str) -> None:
     """Print the infra stack's outputs (secret values only with --show-secrets)."""
+    from ..config import SECRET_MARK
     from ..phases.infra import stack_outputs
 
     cfg = config.load()
     engine = _make_engine(cfg, options={}, verbose=False)
     values = stack_outputs(cfg, engine.options)
     data = {
-        k: (v.value if (show_secrets or not v.secret) else "[secret]")
+        k: (v.value if (show_secrets or not v.secret) else SECRET_MARK)
         for k, v in sorted(values.items())
     }
     if output == "json":

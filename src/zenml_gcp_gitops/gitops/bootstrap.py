@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ..errors import PhaseError
+from ..files import atomic_write
 from ..polling import poll_until
 from .render import install_manifest
 
@@ -75,10 +76,7 @@ def fetch_install_manifest(
                 f"the Argo CD {version} install manifest from {url} has sha256 {got}, expected {sha}",
                 "the download was altered or truncated; re-run, and report it if it persists",
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        atomic_write(path, data)
     return [d for d in yaml.safe_load_all(data) if d]
 
 

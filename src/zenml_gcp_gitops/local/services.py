@@ -31,6 +31,7 @@ from typing import Any
 import psutil
 
 from ..errors import ServiceUnavailable, UserError
+from ..files import atomic_write
 from ..polling import poll_until
 
 LOOPBACK = "127.0.0.1"
@@ -407,9 +408,7 @@ class LocalState:
             "ports": self.ports,
             "info": self.info,
         }
-        tmp = base / (STATE_FILE + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        tmp.replace(base / STATE_FILE)
+        atomic_write(base / STATE_FILE, json.dumps(data, indent=2) + "\n")
 
 
 def _running(data: dict[str, Any]) -> RunningService:
@@ -440,14 +439,7 @@ def dir_lock(base: Path) -> Iterator[None]:
 
 def write_secret(path: Path, value: str) -> None:
     """Create or replace a 0600 file holding one secret (never world-readable, not even briefly)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(value + "\n")
-    tmp.replace(path)
+    atomic_write(path, value + "\n", mode=0o600)
 
 
 def read_secret(path: Path) -> str | None:
