@@ -271,13 +271,37 @@ class DeploymentConfig(BaseModel):
         return data
 
 
-class Names:
+class ZenmlNames:
+    """The ZenML objects of one stack, all named from its stack name: the GCP stack and the
+    local rehearsal's have the same shape and differ only in the stem and the provider label."""
+
+    def __init__(self, prefix: str, stack: str, provider: str) -> None:
+        self.prefix = prefix
+        self.zenml_stack = stack
+        self.zenml_components = {
+            "artifact_store": f"{stack}-artifacts",
+            "container_registry": f"{stack}-registry",
+            "orchestrator": f"{stack}-orchestrator",
+            "experiment_tracker": f"{stack}-mlflow",
+            "image_builder": f"{stack}-image-builder",
+        }
+        self.zenml_mlflow_secret = f"{stack}-mlflow-credentials"
+        self.zenml_ci_account = f"{prefix}-ci"
+        self.zenml_ci_key = "ci"
+        self.zenml_labels = {
+            "zenml:provider": provider,
+            "zenml:deployment": LABEL_DEPLOYMENT,
+            "zenml:name": prefix,
+        }
+
+
+class Names(ZenmlNames):
     """Every derived name of a deployment, computed in one place."""
 
     def __init__(self, cfg: DeploymentConfig) -> None:
+        super().__init__(prefix=cfg.name, stack=cfg.name, provider="gcp")
         self.cfg = cfg
         n, p = cfg.name, cfg.project
-        self.prefix = n
         self.pulumi_project = PULUMI_PROJECT
         self.pulumi_stack = n
         self.state_bucket = f"{p}-{n}-state"
@@ -400,19 +424,8 @@ class Names:
         self.sql_ca_configmap = "cloudsql-server-ca"  # the Cloud SQL server CA (public data)
         self.pipelines_role = "zenml-pipelines"
         # ZenML objects
-        self.zenml_stack = n
         self.zenml_local_stack = f"{n}-local"
         self.zenml_connector = f"{n}-gcp"
-        self.zenml_components = {
-            "artifact_store": f"{n}-artifacts",
-            "container_registry": f"{n}-registry",
-            "orchestrator": f"{n}-orchestrator",
-            "experiment_tracker": f"{n}-mlflow",
-            "image_builder": f"{n}-image-builder",
-        }
-        self.zenml_mlflow_secret = f"{n}-mlflow-credentials"
-        self.zenml_ci_account = f"{n}-ci"
-        self.zenml_ci_key = "ci"
 
     def workload_identity_member(self, ksa_key: str, namespace_key: str) -> str:
         """The IAM member a Kubernetes service account impersonates its Google account as."""
@@ -429,16 +442,8 @@ class Names:
         """GCP resource labels (keys and values: lowercase, digits, - and _)."""
         return {"managed-by": "zenml-gcp-gitops", "deployment": self.prefix}
 
-    @property
-    def zenml_labels(self) -> dict[str, str]:
-        return {
-            "zenml:provider": "gcp",
-            "zenml:deployment": LABEL_DEPLOYMENT,
-            "zenml:name": self.prefix,
-        }
 
-
-class LocalNames:
+class LocalNames(ZenmlNames):
     """Names of the local rehearsal (`--local`), derived from the deployment name alone.
 
     Locally there is no project or region, so no placeholder for them can leak into a name.
@@ -452,27 +457,11 @@ class LocalNames:
                 "use lowercase letters, digits and hyphens, starting with a letter",
             )
         n = name
-        self.prefix = n
-        self.zenml_stack = f"{n}-local"
+        super().__init__(prefix=n, stack=f"{n}-local", provider="local")
         # Emulated buckets live on loopback only; real bucket names are global, these are not.
         self.artifact_bucket = f"{n}-local-artifacts"
         self.mlflow_bucket = f"{n}-local-mlflow"
-        self.zenml_components = {
-            "artifact_store": f"{n}-local-artifacts",
-            "container_registry": f"{n}-local-registry",
-            "orchestrator": f"{n}-local-orchestrator",
-            "experiment_tracker": f"{n}-local-mlflow",
-            "image_builder": f"{n}-local-image-builder",
-        }
-        self.zenml_mlflow_secret = f"{n}-local-mlflow-credentials"
-        self.zenml_ci_account = f"{n}-ci"
-        self.zenml_ci_key = "ci"
         self.ci_api_key_secret = f"{n}-ci-zenml-api-key"
-        self.zenml_labels = {
-            "zenml:provider": "local",
-            "zenml:deployment": LABEL_DEPLOYMENT,
-            "zenml:name": n,
-        }
 
 
 def user_data_dir() -> Path:

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from .config import SECRET_MARK
 
 if TYPE_CHECKING:
-    from .config import DeploymentConfig
+    from .config import DeploymentConfig, ZenmlNames
     from .outputs import InfraOutputs
 
 
@@ -157,6 +157,49 @@ class StackSpec(BaseModel):
         }
 
 
+def gcs_artifact_store(names: ZenmlNames, bucket: str, connected: bool) -> ComponentSpec:
+    """The GCS artifact store; `connected` links it to the stack's connector (on GCP; the
+    local emulator is reached anonymously)."""
+    return ComponentSpec(
+        type="artifact_store",
+        name=names.zenml_components["artifact_store"],
+        flavor="gcp",
+        configuration={"path": f"gs://{bucket}"},
+        connector_resource_type=GCS_BUCKET if connected else None,
+        connector_resource_id=f"gs://{bucket}" if connected else None,
+    )
+
+
+def mlflow_tracker(
+    names: ZenmlNames, tracking_uri: str, username: str | None, password: str | None
+) -> tuple[ComponentSpec, SecretSpec]:
+    """The MLflow tracker and the ZenML secret its credentials are referenced from.
+
+    Unknown credentials (the offline plan) give placeholder values that are never sent.
+    """
+    secret = SecretSpec(
+        name=names.zenml_mlflow_secret,
+        values={"username": SecretStr(username or ""), "password": SecretStr(password or "")},
+    )
+    tracker = ComponentSpec(
+        type="experiment_tracker",
+        name=names.zenml_components["experiment_tracker"],
+        flavor="mlflow",
+        configuration={
+            "tracking_uri": tracking_uri,
+            "tracking_username": secret_ref(secret.name, "username"),
+            "tracking_password": secret_ref(secret.name, "password"),
+        },
+    )
+    return tracker, secret
+
+
+def local_image_builder(names: ZenmlNames) -> ComponentSpec:
+    return ComponentSpec(
+        type="image_builder", name=names.zenml_components["image_builder"], flavor="local"
+    )
+
+
 def gcp_stack_spec(
     cfg: DeploymentConfig,
     outputs: InfraOutputs,
@@ -187,15 +230,9 @@ def gcp_stack_spec(
         secrets=connector_secrets,
     )
 
+    tracker, mlflow_secret = mlflow_tracker(n, outputs.mlflow_url, mlflow_username, mlflow_password)
     components: dict[str, ComponentSpec] = {
-        "artifact_store": ComponentSpec(
-            type="artifact_store",
-            name=comps["artifact_store"],
-            flavor="gcp",
-            configuration={"path": f"gs://{outputs.artifact_bucket}"},
-            connector_resource_type=GCS_BUCKET,
-            connector_resource_id=f"gs://{outputs.artifact_bucket}",
-        ),
+        "artifact_store": gcs_artifact_store(n, outputs.artifact_bucket, connected=True),
         "container_registry": ComponentSpec(
             type="container_registry",
             name=comps["container_registry"],
@@ -234,23 +271,7 @@ def gcp_stack_spec(
             connector_resource_id=outputs.project,
         )
 
-    mlflow_secret = SecretSpec(
-        name=n.zenml_mlflow_secret,
-        values={
-            "username": SecretStr(mlflow_username or ""),
-            "password": SecretStr(mlflow_password or ""),
-        },
-    )
-    components["experiment_tracker"] = ComponentSpec(
-        type="experiment_tracker",
-        name=comps["experiment_tracker"],
-        flavor="mlflow",
-        configuration={
-            "tracking_uri": outputs.mlflow_url,
-            "tracking_username": secret_ref(mlflow_secret.name, "username"),
-            "tracking_password": secret_ref(mlflow_secret.name, "password"),
-        },
-    )
+    components["experiment_tracker"] = tracker
     if cfg.image_builder == "gcp":
         components["image_builder"] = ComponentSpec(
             type="image_builder",
@@ -261,9 +282,7 @@ def gcp_stack_spec(
             connector_resource_id=outputs.project,
         )
     else:
-        components["image_builder"] = ComponentSpec(
-            type="image_builder", name=comps["image_builder"], flavor="local"
-        )
+        components["image_builder"] = local_image_builder(n)
 
     return StackSpec(
         name=n.zenml_stack,

@@ -292,7 +292,7 @@ def register_cmd(
     ctx = _context(cfg, outputs, zenml_url, adopt=adopt, timeout=timeout, verify_connector=verify)
     ctx.options["zenml_url"] = _url(ctx)
     logs: list[str] = []
-    ctx.reporter = _ListReporter(logs)
+    ctx.reporter = _list_reporter(logs)
     result = RegisterPhase().run(ctx)
     if activate:
         from ..zenml_api import activate_global_client
@@ -318,18 +318,15 @@ def register_cmd(
         )
 
 
-class _ListReporter:
-    def __init__(self, sink: list[str]) -> None:
-        self.sink = sink
+def _list_reporter(sink: list[str]) -> Any:
+    """A reporter that keeps the log lines (the command prints them after its result)."""
+    from ..phases.base import NullReporter
 
-    def step(self, message: str) -> None:
-        pass
+    class ListReporter(NullReporter):
+        def log(self, line: str) -> None:
+            sink.append(line)
 
-    def progress(self, done: int, total: int | None, current: str | None = None) -> None:
-        pass
-
-    def log(self, line: str) -> None:
-        self.sink.append(line)
+    return ListReporter()
 
 
 # ------------------------------------------------------------------------- ci-account

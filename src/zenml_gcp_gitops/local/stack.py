@@ -17,9 +17,13 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import SecretStr
-
-from ..stack_spec import ComponentSpec, SecretSpec, StackSpec, secret_ref
+from ..stack_spec import (
+    ComponentSpec,
+    StackSpec,
+    gcs_artifact_store,
+    local_image_builder,
+    mlflow_tracker,
+)
 from .services import read_secret, write_secret
 
 if TYPE_CHECKING:
@@ -36,33 +40,14 @@ def local_stack_spec(
     registry_uri: str | None = None,
 ) -> StackSpec:
     comps = names.zenml_components
-    mlflow_secret = SecretSpec(
-        name=names.zenml_mlflow_secret,
-        values={"username": SecretStr(mlflow_username), "password": SecretStr(mlflow_password)},
-    )
+    tracker, mlflow_secret = mlflow_tracker(names, mlflow_url, mlflow_username, mlflow_password)
     components: dict[str, ComponentSpec] = {
-        "artifact_store": ComponentSpec(
-            type="artifact_store",
-            name=comps["artifact_store"],
-            flavor="gcp",
-            configuration={"path": f"gs://{names.artifact_bucket}"},
-        ),
+        "artifact_store": gcs_artifact_store(names, names.artifact_bucket, connected=False),
         "orchestrator": ComponentSpec(
             type="orchestrator", name=comps["orchestrator"], flavor="local"
         ),
-        "experiment_tracker": ComponentSpec(
-            type="experiment_tracker",
-            name=comps["experiment_tracker"],
-            flavor="mlflow",
-            configuration={
-                "tracking_uri": mlflow_url,
-                "tracking_username": secret_ref(mlflow_secret.name, "username"),
-                "tracking_password": secret_ref(mlflow_secret.name, "password"),
-            },
-        ),
-        "image_builder": ComponentSpec(
-            type="image_builder", name=comps["image_builder"], flavor="local"
-        ),
+        "experiment_tracker": tracker,
+        "image_builder": local_image_builder(names),
     }
     if registry_uri:
         components["container_registry"] = ComponentSpec(
