@@ -415,8 +415,7 @@ def test_zenml_deploy_gcp_gitops_help_is_ours(zenml_cli_runs: Runs) -> None:
     text = _text(p)
     assert "Usage: zenml stack deploy gcp-gitops" in text, text
     assert "--provider" not in text
-    if not _our_deploy_registered():
-        pytest.skip("`zenml-gcp-gitops deploy` is not registered yet (issue 3)")
+    assert _our_deploy_registered(), "`zenml-gcp-gitops deploy` is not registered"
     assert p.returncode == 0, text
     assert "--project" in text and "--region" in text
 
@@ -429,8 +428,7 @@ def test_zenml_deploy_gcp_gitops_reaches_zenml_when_disabled(zenml_cli_runs: Run
 
 
 def test_zenml_deploy_gcp_gitops_bad_input_is_one_line(zenml_cli_runs: Runs) -> None:
-    if not _our_deploy_registered():
-        pytest.skip("`zenml-gcp-gitops deploy` is not registered yet (issue 3)")
+    assert _our_deploy_registered(), "`zenml-gcp-gitops deploy` is not registered"
     p = zenml_cli_runs["bad_input"]
     assert p.returncode == 2, _text(p)
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
@@ -440,8 +438,7 @@ def test_zenml_deploy_gcp_gitops_bad_input_is_one_line(zenml_cli_runs: Runs) -> 
 
 def test_zenml_deploy_gcp_gitops_json_reaches_real_stdout(zenml_cli_runs: Runs) -> None:
     # ZenML's `zenml` script points sys.stdout at stderr; our output must still be pipeable.
-    if not _our_deploy_registered():
-        pytest.skip("`zenml-gcp-gitops deploy` is not registered yet (issue 3)")
+    assert _our_deploy_registered(), "`zenml-gcp-gitops deploy` is not registered"
     p = zenml_cli_runs["json"]
     assert p.returncode == 0, p.stderr[-2000:]
     plan = json.loads(p.stdout)

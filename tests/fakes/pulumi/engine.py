@@ -145,6 +145,10 @@ class Deployment:
             return resp
         urn = ctx.copy().run(self.monitor.make_urn, request.parent, request.type, request.name)
         inputs = json_format.MessageToDict(request.object)
+        log = os.environ.get("FAKE_PULUMI_INPUTS_LOG")
+        if log and not self.dry_run:  # what the program sent, for tests comparing runs
+            with open(log, "a") as f:
+                f.write(json.dumps({"urn": urn, "inputs": inputs}, sort_keys=True) + "\n")
         prev = self.old.get(urn)
         if prev is None:
             op = "create"

@@ -1,6 +1,6 @@
 """Run the real `zenml-gcp-gitops` CLI in a subprocess with the engine wired to fakes:
-the fake pulumi (root from FAKE_PULUMI_ROOT), a fake GCP project, the tiny program, and fake
-later phases. Used by tests that need a real process (signals)."""
+the fake pulumi (root from FAKE_PULUMI_ROOT), a fake GCP project, the tiny program (the
+packaged one with FAKE_PULUMI_REAL_PROGRAM=1), and fake later phases. Used by tests that need a real process (signals)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ def _make_engine(cfg, *, options, verbose):  # type: ignore[no-untyped-def]
         "gcp_api": FakeGcp(project=cfg.project).api(cfg),
         "program": tiny_program.build,
     }
+    if os.environ.get("FAKE_PULUMI_REAL_PROGRAM"):
+        del opts["program"]  # the packaged program
     phases = [PreflightPhase(), InfraPhase(), *fake_later_phases(journal)]
     return Engine(cfg, phases=phases, options=opts, reporter=make_reporter(verbose=verbose))
 
