@@ -600,7 +600,7 @@ class Engine:
             finish("interrupted", e.message)
             raise
         except UserError as e:
-            if getattr(e, "owned_by_another_run", False):
+            if e.owned_by_another_run:
                 # another deploy holds the lock and owns this phase's record entry
                 if previous is not None:
                     record.phases[phase.name] = previous
@@ -609,7 +609,7 @@ class Engine:
                 self._save(record, dry_run)
                 self._call(self.reporter, "phase_end", phase.name, "locked", 0.0)
                 raise
-            rec.log_file = getattr(e, "log_file", None)
+            rec.log_file = e.log_file
             rec.hint = e.hint
             finish("failed", e.message)
             raise PhaseError(

@@ -7,6 +7,8 @@ class UserError(Exception):
     """An error the user can fix; `hint` says how. Exit code 2 for bad input, 1 otherwise."""
 
     exit_code = 1
+    log_file: str | None = None  # where the full detail is, when there is more than a line
+    owned_by_another_run = False  # the engine leaves the record to the run that owns it
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)

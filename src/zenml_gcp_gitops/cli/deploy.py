@@ -30,8 +30,9 @@ def _json_error(e: Exception, extra: dict[str, Any] | None = None) -> None:
     from ..ui import print_json
 
     data: dict[str, Any] = {"ok": False, "error": getattr(e, "message", str(e))}
-    if getattr(e, "hint", None):
-        data["hint"] = e.hint  # type: ignore[attr-defined]
+    hint = getattr(e, "hint", None)
+    if hint:
+        data["hint"] = hint
     print_json({**data, **(extra or {})})
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import psutil
 
@@ -65,13 +65,14 @@ def pulumi_command(options: dict[str, Any]) -> auto.PulumiCommand:
 def _program(options: dict[str, Any]) -> Callable[[DeploymentConfig], None]:
     program = options.get("program")
     if program is not None:
-        return program  # type: ignore[no-any-return]
+        return cast("Callable[[DeploymentConfig], None]", program)
     import importlib
 
     from ..resources import program_package
 
     module = importlib.import_module(program_package().__name__ + ".program")
-    return module.build  # type: ignore[no-any-return]
+    build: Callable[[DeploymentConfig], None] = module.build
+    return build
 
 
 @dataclass
@@ -312,7 +313,7 @@ def _command_error(
         f"pulumi {op} failed: " + "; ".join(lines),
         "; ".join(x for x in (hint, where) if x) or None,
     )
-    e.log_file = str(log) if log else None  # type: ignore[attr-defined]
+    e.log_file = str(log) if log else None
     return e
 
 

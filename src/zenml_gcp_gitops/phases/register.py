@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import PhaseError
 from ..stack_spec import gcp_stack_spec
@@ -56,7 +56,7 @@ def secret_access(ctx: PhaseContext) -> SecretAccess:
 
     injected = ctx.options.get("secret_manager")
     if injected is not None:
-        return injected  # type: ignore[no-any-return]
+        return cast("SecretAccess", injected)
     return GcpSecretManager(ctx.cfg.project)
 
 
