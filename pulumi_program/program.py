@@ -7,13 +7,13 @@ CLI through `__main__.py`. Every resource name comes from `cfg.names`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 from typing import Any
 
 import pulumi
 import pulumi_gcp as gcp
 
 from zenml_gcp_gitops.config import DeploymentConfig
+from zenml_gcp_gitops.outputs import InfraOutputs
 
 from .apis import Apis, ApisArgs, services_for
 from .database import Database, DatabaseArgs
@@ -25,40 +25,28 @@ from .registry import Registry, RegistryArgs
 from .secrets import GENERATED, Secrets, SecretsArgs
 from .storage import Storage, StorageArgs
 
+# Output name -> value. The names are `InfraOutputs`' fields: that model is the one list.
+StackOutputs = dict[str, pulumi.Output[Any]]
 
-@dataclass(frozen=True)
-class StackOutputs:
-    """Pulumi outputs with the field names of `zenml_gcp_gitops.outputs.InfraOutputs`."""
 
-    project: pulumi.Output[str]
-    region: pulumi.Output[str]
-    name: pulumi.Output[str]
-    cluster_name: pulumi.Output[str]
-    cluster_location: pulumi.Output[str]
-    cluster_endpoint: pulumi.Output[str]
-    cluster_ca_certificate: pulumi.Output[str]
-    network: pulumi.Output[str]
-    subnet: pulumi.Output[str]
-    sql_instance: pulumi.Output[str]
-    sql_connection_name: pulumi.Output[str]
-    sql_private_ip: pulumi.Output[str]
-    sql_server_ca_cert: pulumi.Output[str]
-    artifact_bucket: pulumi.Output[str]
-    mlflow_bucket: pulumi.Output[str]
-    registry_uri: pulumi.Output[str]
-    kms_key: pulumi.Output[str]
-    service_accounts: pulumi.Output[dict[str, str]]
-    workload_identity_provider: pulumi.Output[str | None]
-    ingress_ip: pulumi.Output[str]
-    zenml_host: pulumi.Output[str]
-    mlflow_host: pulumi.Output[str]
-    secret_ids: pulumi.Output[dict[str, str]]
-    pipelines_sa_key: pulumi.Output[str] | None  # a Pulumi secret; only with a key connector
+def export_outputs(values: dict[str, pulumi.Output[Any] | None]) -> StackOutputs:
+    """Export exactly the fields of `InfraOutputs` (None: an optional output left out).
 
-    def items(self) -> list[tuple[str, pulumi.Output[Any]]]:
-        """(key, output) for every exported value (`pipelines_sa_key` only when present)."""
-        pairs = [(f.name, getattr(self, f.name)) for f in fields(self)]
-        return [(k, v) for k, v in pairs if v is not None]
+    A name out of step with the model fails every run, the offline plan included, so the
+    program and the phases that read its outputs cannot drift apart.
+    """
+    fields = InfraOutputs.model_fields
+    unknown = sorted(set(values) - set(fields))
+    missing = sorted(k for k, f in fields.items() if f.is_required() and values.get(k) is None)
+    if unknown or missing:
+        raise ValueError(
+            f"the program's outputs are out of step with InfraOutputs: "
+            f"unknown {unknown or 'none'}, missing {missing or 'none'}"
+        )
+    exported = {k: v for k, v in values.items() if v is not None}
+    for key, value in exported.items():
+        pulumi.export(key, value)
+    return exported
 
 
 def build(cfg: DeploymentConfig) -> StackOutputs:
@@ -202,36 +190,35 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
         secrets.add_version("pipelines_sa_key", identity.pipelines_key)
 
     hosts = network.ingress_ip.apply(cfg.hostnames)
-    outputs = StackOutputs(
-        project=pulumi.Output.from_input(p),
-        region=pulumi.Output.from_input(r),
-        name=pulumi.Output.from_input(cfg.name),
-        cluster_name=gke.cluster_name,
-        cluster_location=gke.location,
-        cluster_endpoint=gke.endpoint,
-        cluster_ca_certificate=gke.ca_certificate,
-        network=network.network_name,
-        subnet=network.subnet_name,
-        sql_instance=database.instance_name,
-        sql_connection_name=database.connection_name,
-        sql_private_ip=database.private_ip,
-        sql_server_ca_cert=database.server_ca_cert,
-        artifact_bucket=storage.names["artifacts"],
-        mlflow_bucket=storage.names["mlflow"],
-        registry_uri=registry.uri,
-        kms_key=kms.key_id,
-        service_accounts=pulumi.Output.all(identity.emails).apply(lambda xs: dict(xs[0])),
-        workload_identity_provider=(
-            identity.workload_identity_provider.apply(lambda v: v)
-            if identity.workload_identity_provider is not None
-            else pulumi.Output.from_input(None)
-        ),
-        ingress_ip=network.ingress_ip,
-        zenml_host=hosts.apply(lambda h: h[0]),
-        mlflow_host=hosts.apply(lambda h: h[1]),
-        secret_ids=pulumi.Output.all(secrets.secret_ids).apply(lambda xs: dict(xs[0])),
-        pipelines_sa_key=identity.pipelines_key,
+    return export_outputs(
+        dict(
+            project=pulumi.Output.from_input(p),
+            region=pulumi.Output.from_input(r),
+            name=pulumi.Output.from_input(cfg.name),
+            cluster_name=gke.cluster_name,
+            cluster_location=gke.location,
+            cluster_endpoint=gke.endpoint,
+            cluster_ca_certificate=gke.ca_certificate,
+            network=network.network_name,
+            subnet=network.subnet_name,
+            sql_instance=database.instance_name,
+            sql_connection_name=database.connection_name,
+            sql_private_ip=database.private_ip,
+            sql_server_ca_cert=database.server_ca_cert,
+            artifact_bucket=storage.names["artifacts"],
+            mlflow_bucket=storage.names["mlflow"],
+            registry_uri=registry.uri,
+            kms_key=kms.key_id,
+            service_accounts=pulumi.Output.all(identity.emails).apply(lambda xs: dict(xs[0])),
+            workload_identity_provider=(
+                identity.workload_identity_provider.apply(lambda v: v)
+                if identity.workload_identity_provider is not None
+                else pulumi.Output.from_input(None)
+            ),
+            ingress_ip=network.ingress_ip,
+            zenml_host=hosts.apply(lambda h: h[0]),
+            mlflow_host=hosts.apply(lambda h: h[1]),
+            secret_ids=pulumi.Output.all(secrets.secret_ids).apply(lambda xs: dict(xs[0])),
+            pipelines_sa_key=identity.pipelines_key,
+        )
     )
-    for key, value in outputs.items():
-        pulumi.export(key, value)
-    return outputs

@@ -95,6 +95,18 @@ def walk(value: Any) -> Any:
 # --------------------------------------------------------------------------- outputs
 
 
+def test_an_output_out_of_step_with_infra_outputs_fails_the_run() -> None:
+    """The program exports InfraOutputs' field list: no second declaration to drift."""
+    from zenml_gcp_gitops.resources import program_package
+
+    program_package()
+    from importlib import import_module
+
+    program = import_module(program_package().__name__ + ".program")
+    with pytest.raises(ValueError, match=r"unknown \['cluster_nam'\], missing \[.*'cluster_name'"):
+        program.export_outputs({"cluster_nam": None})
+
+
 def test_exports_every_infra_output_and_they_validate() -> None:
     r = run()
     expected = set(InfraOutputs.model_fields) - {"pipelines_sa_key"}
