@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ..ui import remember_output
+
 _CHOICE = click.Choice
 
 
@@ -20,7 +22,7 @@ def _common(func: click.decorators.FC) -> click.decorators.FC:
 def _output(func: click.decorators.FC) -> click.decorators.FC:
     return click.option(
         "--output", "-o", "output", type=_CHOICE(["text", "json"]), default="text",
-        help="`json` prints one machine-readable document on stdout.",
+        callback=remember_output, help="`json` prints one machine-readable document on stdout.",
     )(func)  # fmt: skip
 
 

@@ -571,6 +571,7 @@ def _local_up(
         "name": name,
         "dir": str(base),
         "stack": names.zenml_stack,
+        "stack_id": str((reg.get("register") or {}).get("stack", {}).get("id") or "") or None,
         "zenml_url": zurl,
         "mlflow_url": state.services["mlflow"].url,
         "gcs_emulator_url": state.services["gcs"].url,
@@ -710,9 +711,12 @@ def pipeline_env(base: Path) -> list[EnvVar]:
     key_file = state.info.get("credentials", {}).get("ci_api_key")
     if not key_file:
         raise UserError("the local stack is not registered yet", "run `zenml-gcp-gitops local up`")
+    # A shell that has only these variables must start on the rehearsal's stack, not `default`.
+    stack_id = state.info.get("stack_id")
     return [
         EnvVar("ZENML_STORE_URL", state.services["zenml"].url),
         EnvVar("ZENML_STORE_API_KEY", file=key_file),
+        *([EnvVar("ZENML_ACTIVE_STACK_ID", stack_id)] if stack_id else []),
         EnvVar("STORAGE_EMULATOR_HOST", state.services["gcs"].url),
         *(EnvVar(k, v) for k, v in EMULATOR_ENV.items()),
     ]
@@ -725,7 +729,9 @@ def run_example(name: str, data_dir: Path | None = None, min_accuracy: float | N
     from ..resources import examples_dir
 
     base = (data_dir or default_dir(name)).resolve()
-    env = {**os.environ, **{v.name: v.resolve() for v in pipeline_env(base)}}
+    from ..ui import quiet_env
+
+    env = quiet_env({**os.environ, **{v.name: v.resolve() for v in pipeline_env(base)}})
     script = examples_dir() / "run.py"
     argv = [sys.executable, str(script), "--stack", LocalNames(name).zenml_stack]
     if min_accuracy is not None:

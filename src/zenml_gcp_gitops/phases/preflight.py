@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..config import user_data_dir
-from ..errors import UserError
+from ..errors import MissingCredentials, UserError
 from .infra import PULUMI_ROOT_ENV, find_pulumi_root, gcp_plugin_version, require_passphrase
 
 if TYPE_CHECKING:
@@ -88,11 +88,7 @@ class GcpApi:
         try:
             self._creds, _ = fn(scopes=SCOPES)
         except gexc.DefaultCredentialsError:
-            raise UserError(
-                "no Google Application Default Credentials found",
-                "run `gcloud auth application-default login` (or set "
-                "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file)",
-            ) from None
+            raise MissingCredentials() from None
         return self._creds
 
     def session(self) -> Any:
