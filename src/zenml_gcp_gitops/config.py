@@ -575,7 +575,8 @@ def _walk_strings(value: object, where: str) -> Iterator[tuple[str, str]]:
         yield where, value
     elif isinstance(value, dict):
         for k, v in value.items():
-            yield from _walk_strings(v, f"{where}.{k}" if where else str(k))
+            key = echo(str(k), 40)[1:-1]  # a key is echoed too: escaped and cut
+            yield from _walk_strings(v, f"{where}.{key}" if where else key)
     elif isinstance(value, list | tuple):
         for i, v in enumerate(value):
             yield from _walk_strings(v, f"{where}[{i}]")

@@ -50,6 +50,9 @@ from .services import (
 ADMIN_USER = "admin"
 SERVICE_ORDER = ("gcs", "mlflow", "zenml", "registry")
 EMULATOR_ENV = {"GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}  # else gcsfs hangs 60 s per call
+# The rehearsal's clients follow `analytics` (off by default, as in the deployment config): no
+# ZenML analytics in the client config they write, no MLflow telemetry.
+ANALYTICS_OFF_ENV = {"ZENML_ANALYTICS_OPT_IN": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 
 def default_dir(name: str) -> Path:
@@ -210,6 +213,7 @@ def mlflow_spec(lay: Layout, port: int, gcs_port: int, names: LocalNames) -> Ser
         "MLFLOW_AUTH_ADMIN_PASSWORD": admin["password"],
         "MLFLOW_FLASK_SERVER_SECRET_KEY": flask_key,
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no job runner: saves ~2 GB
+        "MLFLOW_DISABLE_TELEMETRY": "true",
         "GOOGLE_CLOUD_PROJECT": "local",  # the storage client wants some project id
     }
     return ServiceSpec(
@@ -719,6 +723,7 @@ def pipeline_env(base: Path) -> list[EnvVar]:
         *([EnvVar("ZENML_ACTIVE_STACK_ID", stack_id)] if stack_id else []),
         EnvVar("STORAGE_EMULATOR_HOST", state.services["gcs"].url),
         *(EnvVar(k, v) for k, v in EMULATOR_ENV.items()),
+        *(EnvVar(k, v) for k, v in ANALYTICS_OFF_ENV.items()),
     ]
 
 
