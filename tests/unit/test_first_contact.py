@@ -302,3 +302,27 @@ def test_plan_offline_prints_no_google_future_warning(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "FutureWarning" not in proc.stderr
+
+
+def test_deploy_refuses_a_gitops_tree_with_placeholders(no_adc: Path) -> None:
+    """The checkout `deploy --gitops-repo` runs from still has `render --offline` values."""
+    rendered = CliRunner().invoke(
+        cli, ["render", "--offline", "--placeholders", "--out", "gitops", *GOOD]
+    )
+    assert rendered.exit_code == 0, rendered.output
+    repo = ["--gitops-repo", "https://github.com/acme/gitops.git"]
+    line = _one_line(CliRunner().invoke(cli, ["deploy", *GOOD, *repo]), 2)
+    assert "still holds placeholder values" in line and "render --offline" in line
+    # the same tree rendered from real outputs is accepted (it then needs credentials)
+    example = Path(__file__).parents[2] / "argocd" / "example"
+    real = CliRunner().invoke(
+        cli,
+        ["render", "--config", str(example / "config.yaml"), "--outputs",
+         str(example / "outputs.json"), "--out", "gitops"],
+    )  # fmt: skip
+    assert real.exit_code == 0, real.output
+    for stale in list(Path("gitops").rglob("*")):
+        if stale.is_file() and "PLACEHOLDER VALUES" in stale.read_text():
+            stale.unlink()  # a file only the offline render wrote
+    line = _one_line(CliRunner().invoke(cli, ["deploy", *GOOD, *repo]), 2)
+    assert "Application Default Credentials" in line

@@ -151,6 +151,7 @@ def deploy(
 
         show_plan(cfg, output)
         return
+    _refuse_placeholder_tree(cfg)
     options: dict[str, Any] = {
         "yes": yes,
         "verbose": verbose,
@@ -171,6 +172,27 @@ def deploy(
         print_json({"ok": True, **summary})
         return
     _print_deploy_summary(summary)
+
+
+def _refuse_placeholder_tree(cfg: DeploymentConfig) -> None:
+    """`deploy --gitops-repo` from a checkout whose tree still has `render --offline` values."""
+    from pathlib import Path
+
+    from ..errors import ConfigError
+    from ..gitops.render import placeholder_files
+
+    tree = Path.cwd() / cfg.gitops_path
+    if not cfg.gitops_repo or not tree.is_dir():
+        return
+    marked = placeholder_files(tree)
+    if marked:
+        more = f" (and {len(marked) - 1} more files)" if len(marked) > 1 else ""
+        raise ConfigError(
+            f"{marked[0]}{more} still holds placeholder values from "
+            "`render --offline`; Argo CD would deploy them",
+            "render from the deployment (`zenml-gcp-gitops render --out ...` after infra, or "
+            "--outputs FILE), commit that, then deploy",
+        )
 
 
 def _local_name(config: ConfigSource) -> str:
