@@ -683,9 +683,11 @@ def _placeholder_markers() -> tuple[str, ...]:
 def with_placeholder_banners(files: dict[str, str]) -> dict[str, str]:
     """Each file holding a mocked value, and then the README, gets the banner first."""
     markers = _placeholder_markers()
-    marked = {rel for rel, text in files.items() if any(m in text for m in markers)}
-    if not marked:
+    # The mock CA exists only in the offline plan's outputs: without it the IPs are real (a
+    # deployment may well use a documentation range in examples).
+    if not any(markers[-1] in text for text in files.values()):
         return files
+    marked = {rel for rel, text in files.items() if any(m in text for m in markers)}
     out = dict(files)
     for rel in marked:
         out[rel] = f"# {PLACEHOLDER_BANNER}\n{files[rel]}"

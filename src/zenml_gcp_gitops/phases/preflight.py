@@ -16,6 +16,7 @@ With `dry_run` nothing is created; the outputs say what would be.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -85,10 +86,16 @@ class GcpApi:
         from google.auth import exceptions as gexc
 
         fn = self._credentials_fn or google.auth.default
+        # google.auth logs each method it tried; the one line below says it all
+        quiet = logging.getLogger("google.auth._default")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
         try:
             self._creds, _ = fn(scopes=SCOPES)
         except gexc.DefaultCredentialsError:
             raise MissingCredentials() from None
+        finally:
+            quiet.setLevel(level)
         return self._creds
 
     def session(self) -> Any:
