@@ -15,11 +15,12 @@ With `dry_run` nothing is created; the outputs say what would be.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UserError
+from ..errors import MissingCredentials, UserError
 from ..infra.cli import check_gcp_plugin, ensure_pulumi
 from ..infra.stack import require_passphrase
 from ..polling import poll_until
@@ -85,14 +86,16 @@ class GcpApi:
         from google.auth import exceptions as gexc
 
         fn = self._credentials_fn or google.auth.default
+        # google.auth logs each method it tried; the one line below says it all
+        quiet = logging.getLogger("google.auth._default")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
         try:
             self._creds, _ = fn(scopes=SCOPES)
         except gexc.DefaultCredentialsError:
-            raise UserError(
-                "no Google Application Default Credentials found",
-                "run `gcloud auth application-default login` (or set "
-                "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file)",
-            ) from None
+            raise MissingCredentials() from None
+        finally:
+            quiet.setLevel(level)
         return self._creds
 
     def session(self) -> Any:
