@@ -36,7 +36,12 @@ def config_from_pulumi() -> DeploymentConfig:
             continue
         if field == "versions":
             values[field] = json.loads(raw)
-        elif field in ("deletion_protection", "force_destroy_buckets", "analytics"):
+        elif field in (
+            "deletion_protection",
+            "force_destroy_buckets",
+            "analytics",
+            "gitops_repo_private",
+        ):
             values[field] = conf.get_bool(field)
         elif field in ("registry_keep_versions", "noncurrent_version_days"):
             values[field] = conf.get_int(field)

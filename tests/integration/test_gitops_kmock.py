@@ -864,3 +864,48 @@ def test_objects_the_bootstrap_no_longer_renders_are_deleted(
     assert cluster.get("ExternalSecret", repo, argocd_ns) is None
     assert cluster.get("Secret", repo, argocd_ns) is not None  # the public declaration
     assert cluster.get("Secret", "team-repo", argocd_ns) is not None  # not ours: untouched
+
+
+# ---------------------------------------------------------------- a private GitOps repo
+
+
+def test_private_repo_path_from_the_program_to_the_cluster(
+    cluster: FakeCluster, install_source: tuple[str, str], tmp_path: Path
+) -> None:
+    """The program makes the credential slot (no version), grants ESO access and exports
+    its ID; render turns that into the repository ExternalSecret; the bootstrap applies it
+    before the root app. No credential and no token-bearing URL anywhere."""
+    from zenml_gcp_gitops.plan import run_program
+
+    cfg = cfg_named("privpath", repo=True, gitops_repo_private=True)
+    run = run_program(cfg)
+    slot = cfg.names.secrets["gitops_repo"]
+    assert run.outputs["secret_ids"]["gitops_repo"] == slot
+    secrets = [r for r in run.registrations if r.type == "gcp:secretmanager/secret:Secret"]
+    assert any(r.inputs.get("secretId") == slot for r in secrets)
+    versions = [
+        r for r in run.registrations if r.type == "gcp:secretmanager/secretVersion:SecretVersion"
+    ]
+    assert not any(r.name.startswith("gitops-repo") for r in versions)  # the user adds it
+    grants = [
+        r
+        for r in run.registrations
+        if r.type == "gcp:secretmanager/secretIamMember:SecretIamMember"
+        and r.inputs.get("secretId") == slot
+    ]
+    assert len(grants) == 1 and grants[0].inputs["role"] == "roles/secretmanager.secretAccessor"
+    assert f"{cfg.names.service_accounts['external_secrets']}@" in str(grants[0].inputs["member"])
+
+    out = InfraOutputs.from_mapping(run.outputs)
+    r = render(cfg, out)
+    repo = cfg.names.argocd_repo_secrets["gitops"]
+    es = next(o for o in r.before_root if o["kind"] == "ExternalSecret")
+    assert es["metadata"]["name"] == repo
+    assert {d["remoteRef"]["key"] for d in es["spec"]["data"]} == {slot}
+    assert not any(o["kind"] == "Secret" and o["metadata"]["name"] == repo for o in r.bootstrap)
+    kube = Kube(cluster.api_client())
+    B.bootstrap(kube, cfg, r, None, cache_dir=tmp_path, source=install_source)
+    live = cluster.get("ExternalSecret", repo, cfg.names.namespaces["argocd"])
+    assert live is not None and live["spec"]["target"]["template"]["data"]["url"] == cfg.gitops_repo
+    assert cluster.get("Secret", repo, cfg.names.namespaces["argocd"]) is None  # ESO writes it
+    assert not re.search(r"//[^/@]+@", json.dumps(r.objects))  # never a token in a URL
