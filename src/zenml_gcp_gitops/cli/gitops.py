@@ -59,6 +59,11 @@ def _outputs(
 )
 @click.option("--offline", is_flag=True, help="Render from the offline plan's mocked outputs.")
 @click.option(
+    "--placeholders",
+    is_flag=True,
+    help="With --offline: accept mocked IPs and CA in the files (each is marked as such).",
+)
+@click.option(
     "--force",
     is_flag=True,
     help="Overwrite files in the way that render did not write (or that were changed since).",
@@ -69,6 +74,7 @@ def render_cmd(
     out_dir: Path,
     outputs_file: Path | None,
     offline: bool,
+    placeholders: bool,
     force: bool,
     output: str,
 ) -> None:
@@ -82,9 +88,17 @@ def render_cmd(
     Only files render wrote before (listed with their hashes in .zenml-gcp-gitops.json) are
     replaced or removed; anything else in the way stops the command unless --force.
     """
+    from ..errors import ConfigError
     from ..gitops.render import render, write_tree
     from ..ui import console, print_json
 
+    if offline and not placeholders and outputs_file is None:
+        raise ConfigError(
+            "--offline fills the tree with placeholder values (documentation IPs, a mock CA) "
+            "that must not be committed",
+            "render from a deployment (or --outputs FILE), or add --placeholders to get a "
+            "tree marked as not deployable",
+        )
     cfg = config.load()
     outputs, source = _outputs(cfg, outputs_file, offline)
     rendered = render(cfg, outputs)
