@@ -80,6 +80,18 @@ def _record_phases(engine: Engine) -> dict[str, Any]:
     is_flag=True,
     help="Run the local rehearsal instead (no GCP; needs no --project/--region).",
 )
+@click.option(
+    "--skip-dns-wait",
+    is_flag=True,
+    help="With Cloud DNS, do not wait for public resolution of the records before the apps.",
+)
+@click.option(
+    "--pricing",
+    type=click.Choice(["snapshot", "live"]),
+    default="snapshot",
+    help="With --dry-run/--offline: prices from the shipped snapshot, or live from the Cloud "
+    "Billing Catalog API (needs credentials).",
+)
 @output_option
 def deploy(
     config: ConfigSource,
@@ -93,6 +105,8 @@ def deploy(
     adopt: bool,
     rotate_ci_key: bool,
     local: bool,
+    skip_dns_wait: bool,
+    pricing: str,
     output: str,
 ) -> None:
     """Deploy (or converge) the stack: preflight -> infra -> gitops -> register -> ci.
@@ -122,9 +136,10 @@ def deploy(
     if offline:
         from .plan import show_plan
 
-        show_plan(cfg, output)
+        show_plan(cfg, output, pricing=pricing)
         return
     options: dict[str, Any] = {
+        "skip_dns_wait": skip_dns_wait,
         "yes": yes,
         "verbose": verbose,
         "write_kubeconfig": write_kubeconfig,
@@ -138,6 +153,10 @@ def deploy(
         if output == "json":
             _json_error(e, {"phases": _record_phases(engine)})
         raise
+    if dry_run:
+        from .plan import estimate_for
+
+        summary["estimate"] = estimate_for(cfg, pricing)
     if output == "json":
         from ..ui import print_json
 
@@ -180,6 +199,10 @@ def _print_deploy_summary(summary: dict[str, Any]) -> None:
                 + ", ".join(f"{v} to {k}" for k, v in preview.items() if k != "same")
                 + f" ({preview.get('same', 0)} unchanged)"
             )
+        if summary.get("estimate"):
+            from .plan import render_estimate
+
+            render_estimate(summary["estimate"])
         return
     c.print(f"[green]Deployment {escape(summary['deployment'])} is up to date.[/green]")
     out = summary.get("outputs") or {}
@@ -192,6 +215,11 @@ def _print_deploy_summary(summary: dict[str, Any]) -> None:
         )
     if out.get("registry_uri"):
         c.print(f"  Images:  {escape(out['registry_uri'])}")
+    if out.get("dns_name_servers"):
+        c.print(
+            "  DNS:     set these NS records for your domain at its registrar: "
+            + escape(", ".join(str(ns).rstrip(".") for ns in out["dns_name_servers"]))
+        )
     c.print(f"  Record:  {escape(summary['record'])}")
     c.print(
         "Next: `zenml-gcp-gitops status` shows every part; `zenml stack set "
