@@ -45,7 +45,9 @@ _GITHUB_REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,1
 _SQL_TIER_RE = re.compile(r"^db-[a-z0-9-]+$")
 _VERSION_RE = re.compile(r"^v?\d+\.\d+\.\d+([.-][0-9A-Za-z.-]+)?$")
 # a Cloud DNS managed zone: `zone` (in this project) or `project/zone`
-_DNS_ZONE_RE = re.compile(r"^(?:([a-z][a-z0-9-]{4,28}[a-z0-9])/)?([a-z]([a-z0-9-]{0,61}[a-z0-9])?)$")
+_DNS_ZONE_RE = re.compile(
+    r"^(?:([a-z][a-z0-9-]{4,28}[a-z0-9])/)?([a-z]([a-z0-9-]{0,61}[a-z0-9])?)$"
+)
 
 _SA_ID_MIN, _SA_ID_MAX = 6, 30
 _BUCKET_MIN, _BUCKET_MAX = 3, 63

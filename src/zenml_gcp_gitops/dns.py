@@ -65,7 +65,7 @@ class CloudDnsApi:
                 raise UserError(
                     f"the Cloud DNS API is disabled in project {project}, so the zone {zone} "
                     "cannot be there",
-                    f"check --dns-zone (project/zone for a zone in another project), or use "
+                    "check --dns-zone (project/zone for a zone in another project), or use "
                     "--create-dns-zone",
                 )
             return None  # Cloud DNS answers 403 for zones the caller may not see
@@ -74,7 +74,9 @@ class CloudDnsApi:
         data: dict[str, Any] = resp.json()
         return data
 
-    def missing_permissions(self, project: str, zone: str, permissions: tuple[str, ...]) -> list[str]:
+    def missing_permissions(
+        self, project: str, zone: str, permissions: tuple[str, ...]
+    ) -> list[str]:
         resp = self._request(
             "POST",
             self._zone_url(project, zone) + ":testIamPermissions",
@@ -105,7 +107,10 @@ def check_dns(
     if not n.dns_zone or not cfg.domain:
         return {}
     zp, zone = n.dns_zone_project, n.dns_zone
-    out: dict[str, Any] = {"dns_zone": f"{zp}/{zone}", "dns_records": sorted(n.dns_records.values())}
+    out: dict[str, Any] = {
+        "dns_zone": f"{zp}/{zone}",
+        "dns_records": sorted(n.dns_records.values()),
+    }
     if cfg.create_dns_zone:
         missing = missing_project_permissions(zp, CREATE_ZONE_PERMISSIONS)
         if missing:

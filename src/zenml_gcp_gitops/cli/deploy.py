@@ -286,6 +286,33 @@ def status(config: ConfigSource, no_live: bool, output: str) -> None:
     for k, v in (data.get("infra") or {}).items():
         if v:
             c.print(f"  {k}: {escape(str(v))}")
+    if data.get("durations"):
+        _print_durations(data["durations"])
+
+
+def _print_durations(rows: list[dict[str, Any]]) -> None:
+    """Real creation times of the last deploy against the estimate's table."""
+    from rich.table import Table
+
+    from ..estimate.durations import fmt_duration
+    from ..ui import console
+
+    table = Table(title="Resource creation times: last deploy vs the estimate")
+    for col in ("type", "count", "mean", "longest", "estimate", ""):
+        table.add_column(col)
+    for r in rows:
+        mark = {"slower": "[red]slower[/red]", "faster": "[yellow]faster[/yellow]"}.get(
+            r["verdict"], "[green]within[/green]"
+        )
+        table.add_row(
+            r["type"].rsplit(":", 1)[-1],
+            str(r["count"]),
+            fmt_duration(float(r["mean_s"] or 0)),
+            fmt_duration(r["max_s"]),
+            f"{fmt_duration(r['estimate_min_s'])}-{fmt_duration(r['estimate_max_s'])}",
+            mark,
+        )
+    console().print(table)
 
 
 @click.command("destroy")

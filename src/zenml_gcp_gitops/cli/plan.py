@@ -122,14 +122,16 @@ def _render_dns(plan: dict[str, Any]) -> None:
     if outputs.get("dns_name_servers"):
         con.print(
             "  after deploy, set the domain's NS records at your registrar to the zone's name "
-            "servers (placeholders offline: "
-            + escape(", ".join(outputs["dns_name_servers"]))
-            + ")"
+            "servers (placeholders offline: " + escape(", ".join(outputs["dns_name_servers"])) + ")"
         )
     challenge = cfg.get("acme_challenge", "http01")
     con.print(
         f"  certificates: ACME {challenge}"
-        + (" through Cloud DNS (own account, dns.admin on this zone only)" if challenge == "dns01" else "")
+        + (
+            " through Cloud DNS (own account, dns.admin on this zone only)"
+            if challenge == "dns01"
+            else ""
+        )
     )
 
 
@@ -181,13 +183,13 @@ def render_estimate(est: dict[str, Any]) -> None:
         first = dur["first_deploy"]
         con.print()
         con.print(
-            f"[bold]First deploy[/bold] ≈ {fmt_duration(first['min_s'])} – "
+            f"[bold]First deploy[/bold] ≈ {fmt_duration(first['min_s'])} - "
             f"{fmt_duration(first['max_s'])} wall clock"
         )
         con.print(
             "  "
             + " · ".join(
-                f"{p['phase']} {fmt_duration(p['min_s'])}–{fmt_duration(p['max_s'])}"
+                f"{p['phase']} {fmt_duration(p['min_s'])}-{fmt_duration(p['max_s'])}"
                 for p in dur["phases"]
             )
         )
@@ -195,13 +197,13 @@ def render_estimate(est: dict[str, Any]) -> None:
         for step in dur["critical_path"]:
             con.print(
                 f"    {_short_type(step['type']):<22} {escape(step['name']):<20} "
-                f"{fmt_duration(step['min_s'])}–{fmt_duration(step['max_s'])}"
+                f"{fmt_duration(step['min_s'])}-{fmt_duration(step['max_s'])}"
             )
         con.print("  Argo CD sync waves (one after another):")
         for w in dur["sync_waves"]:
             con.print(
                 f"    wave {w['wave']}: {escape(', '.join(w['applications']))} "
-                f"{fmt_duration(w['min_s'])}–{fmt_duration(w['max_s'])}"
+                f"{fmt_duration(w['min_s'])}-{fmt_duration(w['max_s'])}"
             )
 
 

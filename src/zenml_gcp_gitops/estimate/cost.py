@@ -143,9 +143,12 @@ def estimate_cost(
         "the charts' resources in the Helm values",
     )
     clusters = _count(resources, "gcp:container/cluster:Cluster")
-    b.add("cluster management fee", "flat, per cluster", f"{clusters} cluster", [
-        ("gke_cluster_fee_hour", clusters * h)
-    ])
+    b.add(
+        "cluster management fee",
+        "flat, per cluster",
+        f"{clusters} cluster",
+        [("gke_cluster_fee_hour", clusters * h)],
+    )
     assume(
         "GKE's free-tier credit (one Autopilot cluster per billing account) is not deducted",
         "0",
@@ -177,9 +180,12 @@ def estimate_cost(
                 [(f"{pre}vcpu_hour", vcpu * h), (f"{pre}memory_gib_hour", ram * h)],
             )
         disk_key = "sql_ha_ssd_gib_month" if ha else "sql_ssd_gib_month"
-        b.add("Cloud SQL storage", "SSD GiB", f"{sql['disk_gb']:g} GiB SSD", [
-            (disk_key, sql["disk_gb"])
-        ])
+        b.add(
+            "Cloud SQL storage",
+            "SSD GiB",
+            f"{sql['disk_gb']:g} GiB SSD",
+            [(disk_key, sql["disk_gb"])],
+        )
         assume("Cloud SQL disk size (grows automatically)", f"{sql['disk_gb']:g} GiB", "—")
         if sql["backups"]:
             backup_gb = est.sql_backup_gb if est.sql_backup_gb is not None else sql["disk_gb"]
@@ -203,9 +209,12 @@ def estimate_cost(
         assume("data through Cloud NAT", f"{est.nat_gb:g} GiB/month", "estimate.nat_gb")
 
     lbs = _load_balancers(rendered)
-    b.add("load balancer", "forwarding rule", f"{lbs} forwarding rule", [
-        ("lb_forwarding_rule_hour", lbs * h)
-    ])
+    b.add(
+        "load balancer",
+        "forwarding rule",
+        f"{lbs} forwarding rule",
+        [("lb_forwarding_rule_hour", lbs * h)],
+    )
     ips = sum(
         1
         for r in resources
@@ -215,19 +224,28 @@ def estimate_cost(
     b.add("static IP", "in-use external IPv4", f"{ips} address", [("static_ip_hour", ips * h)])
 
     buckets = _count(resources, "gcp:storage/bucket:Bucket")
-    b.add("GCS", "stored GiB (Standard)", f"{est.gcs_gb:g} GiB in {buckets} buckets", [
-        ("gcs_standard_gib_month", est.gcs_gb)
-    ])
+    b.add(
+        "GCS",
+        "stored GiB (Standard)",
+        f"{est.gcs_gb:g} GiB in {buckets} buckets",
+        [("gcs_standard_gib_month", est.gcs_gb)],
+    )
     assume("data in the artifact and MLflow buckets", f"{est.gcs_gb:g} GiB", "estimate.gcs_gb")
-    b.add("Artifact Registry", "stored GiB", f"{est.registry_gb:g} GiB", [
-        ("artifact_registry_gib_month", est.registry_gb)
-    ])
+    b.add(
+        "Artifact Registry",
+        "stored GiB",
+        f"{est.registry_gb:g} GiB",
+        [("artifact_registry_gib_month", est.registry_gb)],
+    )
     assume("images in Artifact Registry", f"{est.registry_gb:g} GiB", "estimate.registry_gb")
 
     secrets = _count(resources, "gcp:secretmanager/secret:Secret")
-    b.add("Secret Manager", "active secret versions", f"{secrets} versions", [
-        ("secret_version_month", secrets)
-    ])
+    b.add(
+        "Secret Manager",
+        "active secret versions",
+        f"{secrets} versions",
+        [("secret_version_month", secrets)],
+    )
     assume("one active version per secret (no free tier deducted)", str(secrets), "—")
     keys = _count(resources, "gcp:kms/cryptoKey:CryptoKey") + (
         1 if cfg.secrets_provider == "gcpkms" else 0

@@ -47,7 +47,9 @@ CREATE_TIMES: dict[str, Typical] = {
     "gcp:secretmanager/secretVersion:SecretVersion": Typical(1, 3, _API),
     "gcp:secretmanager/secretIamMember:SecretIamMember": Typical(3, 10, "IAM policy update"),
     "random:index/randomPassword:RandomPassword": Typical(0, 1, "local, no API call"),
-    "gcp:serviceaccount/account:Account": Typical(2, 10, "service account create (IAM is eventually consistent)"),
+    "gcp:serviceaccount/account:Account": Typical(
+        2, 10, "service account create (IAM is eventually consistent)"
+    ),
     "gcp:serviceaccount/iAMMember:IAMMember": Typical(5, 15, "IAM policy update"),
     "gcp:serviceaccount/key:Key": Typical(2, 5, _API),
     "gcp:projects/iAMMember:IAMMember": Typical(5, 20, "project IAM policy update"),
@@ -55,7 +57,9 @@ CREATE_TIMES: dict[str, Typical] = {
     "gcp:storage/bucket:Bucket": Typical(2, 5, _API),
     "gcp:storage/bucketIAMMember:BucketIAMMember": Typical(3, 10, "IAM policy update"),
     "gcp:artifactregistry/repository:Repository": Typical(5, 15, _API),
-    "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember": Typical(3, 10, "IAM policy update"),
+    "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember": Typical(
+        3, 10, "IAM policy update"
+    ),
     "gcp:sql/database:Database": Typical(5, 20, "Cloud SQL operation"),
     "gcp:sql/user:User": Typical(5, 20, "Cloud SQL operation"),
     "gcp:iam/workloadIdentityPool:WorkloadIdentityPool": Typical(5, 15, _API),
@@ -68,9 +72,13 @@ DEFAULT_TIME = Typical(2, 30, "no entry in the table: a generic API call")
 
 # After infra: phases and Argo CD apps, run one after another.
 PHASE_TIMES: dict[str, Typical] = {
-    "preflight": Typical(15, 90, "checks plus state bucket and key (Pulumi CLI install adds ~30 s)"),
+    "preflight": Typical(
+        15, 90, "checks plus state bucket and key (Pulumi CLI install adds ~30 s)"
+    ),
     "argocd_install": Typical(60, 180, "Argo CD install manifest until its Deployments are ready"),
-    "dns_wait": Typical(0, 600, "public resolution of new records (registrar NS changes can be slower)"),
+    "dns_wait": Typical(
+        0, 600, "public resolution of new records (registrar NS changes can be slower)"
+    ),
     "register": Typical(15, 60, "ZenML API calls"),
     "ci": Typical(5, 30, "service account, API key, Secret Manager"),
 }
@@ -89,15 +97,17 @@ def typical(type_token: str) -> Typical:
     return CREATE_TIMES.get(type_token, DEFAULT_TIME)
 
 
-def _graph(resources: list[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, set[str]]]:
+def _graph(
+    resources: list[dict[str, Any]],
+) -> tuple[dict[str, dict[str, Any]], dict[str, set[str]]]:
     """Custom resources and their dependencies, a component dependency expanded to all the
     component's custom descendants (the engine waits for those)."""
     by_urn = {r["urn"]: r for r in resources}
     custom = {u: r for u, r in by_urn.items() if not r["type"].startswith(_COMPONENT_PREFIX)}
     descendants: dict[str, set[str]] = {}
     for urn in custom:
-        parent = by_urn[urn].get("parent")
-        while parent in by_urn:
+        parent: str | None = by_urn[urn].get("parent")
+        while parent is not None and parent in by_urn:
             descendants.setdefault(parent, set()).add(urn)
             parent = by_urn[parent].get("parent")
     deps: dict[str, set[str]] = {}
@@ -169,7 +179,9 @@ def _wave(app: dict[str, Any]) -> int:
     return int(ann.get("argocd.argoproj.io/sync-wave", 0))
 
 
-def sync_waves(applications: list[dict[str, Any]], app_keys: dict[str, str]) -> list[dict[str, Any]]:
+def sync_waves(
+    applications: list[dict[str, Any]], app_keys: dict[str, str]
+) -> list[dict[str, Any]]:
     """Argo CD apps grouped by wave; a wave lasts as long as its slowest app."""
     waves: dict[int, list[dict[str, Any]]] = {}
     for app in applications:
@@ -258,5 +270,5 @@ def compare(recorded: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
 
 
 def fmt_duration(seconds: float) -> str:
-    m, s = divmod(int(round(seconds)), 60)
+    m, s = divmod(round(seconds), 60)
     return f"{m}m{s:02d}s" if m else f"{s}s"

@@ -98,7 +98,9 @@ class PodRequest:
         }
 
 
-def _container(requests: dict[str, Any] | None, rules: dict[str, Any]) -> tuple[float, float, float]:
+def _container(
+    requests: dict[str, Any] | None, rules: dict[str, Any]
+) -> tuple[float, float, float]:
     d = rules["default_container"]
     req = requests or {}
     if not req:
@@ -125,7 +127,11 @@ def billed_pod(
     mem = max([sum(c[1] for c in apps), *(c[1] for c in inits)])
     eph = max([sum(c[2] for c in apps), *(c[2] for c in inits)])
     low = r["pod_minimum"]
-    cpu, mem, eph = max(cpu, low["cpu"]), max(mem, low["memory_gib"]), max(eph, low["ephemeral_gib"])
+    cpu, mem, eph = (
+        max(cpu, low["cpu"]),
+        max(mem, low["memory_gib"]),
+        max(eph, low["ephemeral_gib"]),
+    )
     ratio = r["memory_per_cpu_gib"]
     if mem < cpu * ratio["min"]:
         mem = cpu * ratio["min"]
@@ -171,9 +177,7 @@ def chart_workloads(
             res = _get(values, resources_path)
             if isinstance(res, dict) and res.get("requests"):
                 # the main container of the workload takes the chart's `resources`
-                row["containers"][0]["requests"] = {
-                    k: str(v) for k, v in res["requests"].items()
-                }
+                row["containers"][0]["requests"] = {k: str(v) for k, v in res["requests"].items()}
         out.append(row)
     return out
 

@@ -124,9 +124,7 @@ SKU_RULES: dict[str, SkuRule] = {
         "Kubernetes Engine", r"^Autopilot Cluster Management Fee", _HOURLY, regional=False
     ),
     "sql_vcpu_hour": SkuRule("Cloud SQL", r"^Cloud SQL for MySQL: Zonal - vCPU", _HOURLY),
-    "sql_memory_gib_hour": SkuRule(
-        "Cloud SQL", r"^Cloud SQL for MySQL: Zonal - RAM", _GIB_HOURLY
-    ),
+    "sql_memory_gib_hour": SkuRule("Cloud SQL", r"^Cloud SQL for MySQL: Zonal - RAM", _GIB_HOURLY),
     "sql_ha_vcpu_hour": SkuRule("Cloud SQL", r"^Cloud SQL for MySQL: Regional - vCPU", _HOURLY),
     "sql_ha_memory_gib_hour": SkuRule(
         "Cloud SQL", r"^Cloud SQL for MySQL: Regional - RAM", _GIB_HOURLY
