@@ -262,8 +262,12 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
         mlflow_host=hosts.apply(lambda h: h[1]),
         secret_ids=pulumi.Output.all(secrets.secret_ids).apply(lambda xs: dict(xs[0])),
         pipelines_sa_key=identity.pipelines_key,
-        dns_zone=dns.zone_name if dns is not None else None,
-        dns_name_servers=dns.name_servers if dns is not None and cfg.create_dns_zone else None,
+        dns_zone=dns.zone_name if dns is not None else pulumi.Output.from_input(None),
+        dns_name_servers=(
+            dns.name_servers
+            if dns is not None and cfg.create_dns_zone
+            else pulumi.Output.from_input(None)
+        ),
     )
     for key, value in outputs.items():
         pulumi.export(key, value)

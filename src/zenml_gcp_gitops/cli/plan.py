@@ -118,7 +118,9 @@ def _render_dns(plan: dict[str, Any]) -> None:
     con.print(f"\n[bold]DNS[/bold]: Cloud DNS zone [cyan]{escape(str(zone))}[/cyan] ({made})")
     for r in records:
         i = r["inputs"]
-        con.print(f"  {i.get('type')} {escape(str(i.get('name')))} ttl {i.get('ttl')} -> static IP")
+        con.print(
+            f"  {i.get('type')} {escape(str(i.get('name')))} ttl {int(i.get('ttl') or 0)} -> static IP"
+        )
     if outputs.get("dns_name_servers"):
         con.print(
             "  after deploy, set the domain's NS records at your registrar to the zone's name "
