@@ -176,8 +176,9 @@ def chart_workloads(
                 row["replicas"] = replicas
             res = _get(values, resources_path)
             if isinstance(res, dict) and res.get("requests"):
-                # the main container of the workload takes the chart's `resources`
-                row["containers"][0]["requests"] = {k: str(v) for k, v in res["requests"].items()}
+                # the main container takes `resources`; Helm merges ours over the chart's
+                ours = {k: str(v) for k, v in res["requests"].items()}
+                row["containers"][0]["requests"] = {**row["containers"][0]["requests"], **ours}
         out.append(row)
     return out
 
