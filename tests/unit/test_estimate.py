@@ -424,10 +424,10 @@ def test_engine_events_give_real_durations_per_type() -> None:
     tracker(_event("res_outputs_event", "u1", sql))
     tracker(_event("resource_pre_event", "u3", sql, op="same"))
     tracker(_event("res_outputs_event", "u3", sql, op="same"))  # unchanged: not a creation time
-    assert dur.summarize(tracker.durations) == {
-        "gcp:storage/bucket:Bucket": {"count": 1, "mean_s": 3.0, "max_s": 3.0},
-        sql: {"count": 1, "mean_s": 700.0, "max_s": 700.0},
-    }
+    assert dur.summarize(tracker.durations) == [
+        {"type": sql, "count": 1, "mean_s": 700.0, "max_s": 700.0},
+        {"type": "gcp:storage/bucket:Bucket", "count": 1, "mean_s": 3.0, "max_s": 3.0},
+    ]
 
 
 def test_status_compares_recorded_durations_with_the_table(tmp_path: Path) -> None:
@@ -456,4 +456,9 @@ def test_status_compares_recorded_durations_with_the_table(tmp_path: Path) -> No
 
     out = Engine(cfg, phases=[Infra()], store=store).status(live=False)  # type: ignore[list-item]
     verdicts = {r["type"].rsplit(":", 1)[-1]: r["verdict"] for r in out["durations"]}
-    assert verdicts == {"DatabaseInstance": "slower", "Cluster": "within", "Bucket": "faster"}
+    assert verdicts == {
+        "DatabaseInstance": "slower",
+        "Cluster": "within",
+        "Bucket": "faster",
+        "RandomPassword": "within",
+    }

@@ -239,19 +239,28 @@ def _range(t: Typical) -> dict[str, float]:
 # --------------------------------------------------------------------------- real runs
 
 
-def summarize(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
-    """Per resource type: how many were created or updated, the mean and the longest."""
-    return {
-        t: {"count": len(v), "mean_s": round(sum(v) / len(v), 2), "max_s": round(max(v), 2)}
+def summarize(samples: dict[str, list[float]]) -> list[dict[str, Any]]:
+    """Per resource type: how many were created or updated, the mean and the longest.
+
+    A list of rows, not a mapping by type: the record scrubs values under secret-looking
+    keys, and type tokens such as `...:RandomPassword` look like one."""
+    return [
+        {
+            "type": t,
+            "count": len(v),
+            "mean_s": round(sum(v) / len(v), 2),
+            "max_s": round(max(v), 2),
+        }
         for t, v in sorted(samples.items())
         if v
-    }
+    ]
 
 
-def compare(recorded: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+def compare(recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Recorded durations per type against the table: `slower`/`faster` mark rows to fix."""
     rows = []
-    for type_token, real in sorted(recorded.items()):
+    for real in sorted(recorded, key=lambda r: str(r.get("type"))):
+        type_token = str(real.get("type"))
         t = typical(type_token)
         longest = float(real.get("max_s", 0))
         verdict = "slower" if longest > t.max_s else "faster" if longest < t.min_s else "within"
