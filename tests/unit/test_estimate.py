@@ -438,15 +438,12 @@ def test_status_compares_recorded_durations_with_the_table(tmp_path: Path) -> No
         status="succeeded",
         outputs={
             "outputs": {},
-            "resource_durations": {
-                "gcp:sql/databaseInstance:DatabaseInstance": {
-                    "count": 1,
-                    "mean_s": 900,
-                    "max_s": 900,
-                },
-                "gcp:container/cluster:Cluster": {"count": 1, "mean_s": 420, "max_s": 420},
-                "gcp:storage/bucket:Bucket": {"count": 2, "mean_s": 0.5, "max_s": 1},
-            },
+            "resource_durations": [
+                {"type": "gcp:sql/databaseInstance:DatabaseInstance", "count": 1, "max_s": 900},
+                {"type": "gcp:container/cluster:Cluster", "count": 1, "max_s": 420},
+                {"type": "gcp:storage/bucket:Bucket", "count": 2, "max_s": 1},
+                {"type": "random:index/randomPassword:RandomPassword", "count": 6, "max_s": 0},
+            ],
         },
     )
     store.save(record)
