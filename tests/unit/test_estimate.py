@@ -459,3 +459,14 @@ def test_status_compares_recorded_durations_with_the_table(tmp_path: Path) -> No
         "Bucket": "faster",
         "RandomPassword": "within",
     }
+
+
+def test_snapshot_refresh_keeps_only_fully_priced_regions() -> None:
+    from zenml_gcp_gitops.estimate.prices import build_snapshot
+
+    catalog = FakeCatalog()
+    snap = build_snapshot(["europe-west4"], catalog.request, "2026-11-28")
+    assert snap["as_of"] == "2026-11-28" and snap["regions"] == {}
+    assert "static_ip_hour" in snap["skipped"]["europe-west4"]
+    book = snapshot_prices("europe-west4", snap)
+    assert book.unavailable and "no prices for europe-west4" in book.unavailable

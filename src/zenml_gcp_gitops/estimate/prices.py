@@ -270,3 +270,55 @@ def load_prices(
         book = snapshot_prices(region)
         book.source = f"snapshot (live pricing failed: {str(e)[:120]})"
         return book
+
+
+def build_snapshot(regions: list[str], request: Any, as_of: str) -> dict[str, Any]:
+    """A new `prices.json` from the Catalog API: regions with every price, and which were left
+    out (a region is kept only when all of its prices were found, so none is half-priced)."""
+    snap = _snapshot()
+    out: dict[str, Any] = {k: v for k, v in snap.items() if k not in ("regions", "as_of")}
+    out.update(
+        as_of=as_of,
+        source="Cloud Billing Catalog API (list prices)",
+        regions={},
+    )
+    skipped: dict[str, list[str]] = {}
+    for region in regions:
+        book = live_prices(region, request, as_of, str(snap["currency"]))
+        missing = sorted(set(PRICE_KEYS) - set(book.prices))
+        if missing:
+            skipped[region] = missing
+        else:
+            out["regions"][region] = {k: book.prices[k] for k in PRICE_KEYS}
+    out["skipped"] = skipped
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m zenml_gcp_gitops.estimate.prices OUT.json`: refresh the snapshot for every
+    region the config accepts, with Application Default Credentials (for maintainers)."""
+    import sys
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    import google.auth
+    from google.auth.transport.requests import AuthorizedSession
+
+    from ..config import SUPPORTED_REGIONS
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m zenml_gcp_gitops.estimate.prices OUT.json", file=sys.stderr)
+        return 2
+    creds, _ = google.auth.default(
+        scopes=["https://www.googleapis.com/auth/cloud-billing.readonly"]
+    )
+    request = AuthorizedSession(creds).request  # type: ignore[no-untyped-call]
+    data = build_snapshot(sorted(SUPPORTED_REGIONS), request, datetime.now(UTC).date().isoformat())
+    Path(args[0]).write_text(json.dumps(data, indent=2) + "\n")
+    print(f"{len(data['regions'])} regions priced, {len(data['skipped'])} skipped: {args[0]}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
