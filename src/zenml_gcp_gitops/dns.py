@@ -35,6 +35,10 @@ DNS01_PERMISSIONS = ("dns.managedZones.setIamPolicy",)
 CREATE_ZONE_PERMISSIONS = ("dns.managedZones.create",)
 
 
+class DnsApiDisabled(UserError):
+    """The Cloud DNS API is off in the zone's project (so no zone can be there yet)."""
+
+
 def _reason(resp: Any) -> str:
     try:
         err = resp.json().get("error", {})
@@ -62,7 +66,7 @@ class CloudDnsApi:
         if resp.status_code == 403:
             reason = _reason(resp)
             if "SERVICE_DISABLED" in reason or "has not been used" in reason:
-                raise UserError(
+                raise DnsApiDisabled(
                     f"the Cloud DNS API is disabled in project {project}, so the zone {zone} "
                     "cannot be there",
                     "check --dns-zone (project/zone for a zone in another project), or use "
@@ -118,7 +122,10 @@ def check_dns(
                 f"your account cannot create Cloud DNS zones in {zp} ({', '.join(missing)})",
                 "ask for roles/dns.admin on the project, or pass --dns-zone with an existing zone",
             )
-        existing = dns.get_zone(zp, zone)
+        try:
+            existing = dns.get_zone(zp, zone)
+        except DnsApiDisabled:  # a fresh project: the program enables the API, then creates
+            existing = None
         if existing is not None and not zone_covers(str(existing.get("dnsName", "")), cfg.domain):
             raise UserError(
                 f"the zone {zp}/{zone} already exists for {existing.get('dnsName')}, not "
@@ -208,7 +215,7 @@ def wait_for_records(
             try:
                 seen[host] = resolver.resolve_a(host)
                 errors.pop(host, None)
-            except OSError as e:  # the resolver is unreachable: keep trying until the deadline
+            except (OSError, ValueError) as e:  # unreachable or garbled: retry until the deadline
                 errors[host] = f"{e.__class__.__name__}: {e}"
                 seen[host] = []
             if ip not in seen[host]:

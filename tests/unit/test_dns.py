@@ -263,6 +263,10 @@ def test_preflight_zone_in_a_project_without_cloud_dns() -> None:
 
 def test_preflight_create_zone_needs_the_permission_and_a_free_name() -> None:
     fake = _dns()
+    fake.api_disabled_in.add(PROJECT)  # a fresh project: the program turns Cloud DNS on
+    out = _check(fake, cfg_of(domain=DOMAIN, create_dns_zone=True))
+    assert out["dns_zone_action"] == "will create"
+    fake.api_disabled_in.clear()
     fake.gcp.missing = ("dns.managedZones.create",)
     with pytest.raises(UserError, match="cannot create Cloud DNS zones in my-project-1"):
         _check(fake, cfg_of(domain=DOMAIN, create_dns_zone=True))
@@ -424,10 +428,16 @@ def test_gitops_waits_only_with_cloud_dns_and_not_when_skipped() -> None:
     )
     with pytest.raises(UserError, match="public DNS does not show"):
         wait_for_dns(ctx)
+    # an existing zone: the hint names its name servers, as preflight recorded them
+    ctx.recorded = {"preflight": {"dns_name_servers": ["ns-x.example.net."]}}
+    with pytest.raises(UserError) as exc:
+        wait_for_dns(ctx)
+    assert "ns-x.example.net" in (exc.value.hint or "")
     ctx = PhaseContext(
         cfg=cfg, options={"dns_resolver": never, "skip_dns_wait": True}, _infra=infra
     )
-    assert wait_for_dns(ctx) is None and never.calls == [infra.zenml_host, infra.mlflow_host]
+    calls = len(never.calls)
+    assert wait_for_dns(ctx) is None and len(never.calls) == calls  # not even asked
     plain = cfg_of(domain=DOMAIN)  # records managed elsewhere: nothing to wait for here
     ctx = PhaseContext(cfg=plain, options={"dns_resolver": never}, _infra=offline_outputs(plain))
     assert wait_for_dns(ctx) is None

@@ -34,7 +34,9 @@ def wait_for_dns(ctx: PhaseContext) -> dict[str, Any] | None:
         timeout=float(opts.get("dns_wait_timeout", DNS_WAIT_TIMEOUT)),
         interval=float(opts.get("dns_wait_interval", 10.0)),
         reporter=ctx.reporter,
-        name_servers=infra.dns_name_servers,
+        # a created zone's (to set at the registrar), else the existing zone's from preflight
+        name_servers=infra.dns_name_servers
+        or ctx.recorded.get("preflight", {}).get("dns_name_servers"),
     )
     return {"resolved": seen}
 
