@@ -470,3 +470,23 @@ def test_snapshot_refresh_keeps_only_fully_priced_regions() -> None:
     assert "static_ip_hour" in snap["skipped"]["europe-west4"]
     book = snapshot_prices("europe-west4", snap)
     assert book.unavailable and "no prices for europe-west4" in book.unavailable
+
+
+def test_deploy_dry_run_prints_the_estimates(monkeypatch: pytest.MonkeyPatch) -> None:
+    from zenml_gcp_gitops.cli import deploy as deploy_cli
+
+    class DryEngine:
+        def deploy(self, **kw: Any) -> dict[str, Any]:
+            assert kw["dry_run"] is True
+            return {"deployment": "zenml", "dry_run": True, "record": "x", "preview": {}}
+
+    monkeypatch.setattr(deploy_cli, "_make_engine", lambda c, **kw: DryEngine())
+    args = ["deploy", "--dry-run", "--project", "my-project-1", "--region", "us-central1"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "Monthly cost estimate (USD, prices: snapshot" in res.output
+    assert "First deploy" in res.output and "infra critical path" in res.output
+    res = CliRunner().invoke(cli, [*args, "-o", "json"])
+    doc = json.loads(res.output)
+    assert doc["estimate"]["cost"]["monthly_total"] == _plan()["cost"]["monthly_total"]
+    assert doc["estimate"]["duration"]["critical_path"]
