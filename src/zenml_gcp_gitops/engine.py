@@ -813,6 +813,10 @@ class Engine:
             out["destroy"] = {
                 k: v.model_dump(exclude={"outputs"}) for k, v in record.destroy.items()
             }
+        if infra and infra.outputs.get("resource_durations"):
+            from .estimate.durations import compare
+
+            out["durations"] = compare(infra.outputs["resource_durations"])
         return out
 
     # ----------------------------------------------------------------------- destroy

@@ -405,7 +405,9 @@ def test_cli_local_and_offline_delegate(monkeypatch: pytest.MonkeyPatch) -> None
     calls: list[tuple[str, Any]] = []
     monkeypatch.setattr(local_mod, "run_local_up", lambda **kw: calls.append(("local", kw)))
     monkeypatch.setattr(
-        plan_cli, "show_plan", lambda cfg, output: calls.append(("plan", (cfg.project, output)))
+        plan_cli,
+        "show_plan",
+        lambda cfg, output, **kw: calls.append(("plan", (cfg.project, output))),
     )
     res = CliRunner().invoke(cli, ["deploy", "--local", "--name", "demo"])  # no --project/--region
     assert res.exit_code == 0, res.output

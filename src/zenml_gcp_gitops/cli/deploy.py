@@ -96,6 +96,18 @@ def _record_phases(engine: Engine) -> dict[str, Any]:
     is_flag=True,
     help="Run the local rehearsal instead (no GCP; needs no --project/--region).",
 )
+@click.option(
+    "--skip-dns-wait",
+    is_flag=True,
+    help="With Cloud DNS, do not wait for public resolution of the records before the apps.",
+)
+@click.option(
+    "--pricing",
+    type=click.Choice(["snapshot", "live"]),
+    default="snapshot",
+    help="With --dry-run/--offline: prices from the shipped snapshot, or live from the Cloud "
+    "Billing Catalog API (needs credentials).",
+)
 @output_option
 def deploy(
     config: ConfigSource,
@@ -110,6 +122,8 @@ def deploy(
     rotate_ci_key: bool,
     credentials_from_env: bool,
     local: bool,
+    skip_dns_wait: bool,
+    pricing: str,
     output: str,
 ) -> None:
     """Deploy (or converge) the stack: preflight -> infra -> gitops -> register -> ci.
@@ -157,10 +171,11 @@ def deploy(
     if offline:
         from .plan import show_plan
 
-        show_plan(cfg, output)
+        show_plan(cfg, output, pricing=pricing)
         return
     _refuse_placeholder_tree(cfg)
     options: dict[str, Any] = {
+        "skip_dns_wait": skip_dns_wait,
         "yes": yes,
         "verbose": verbose,
         "write_kubeconfig": write_kubeconfig,
@@ -175,6 +190,10 @@ def deploy(
         if output == "json":
             _json_error(e, {"phases": _record_phases(engine)})
         raise
+    if dry_run:
+        from .plan import estimate_for
+
+        summary["estimate"] = estimate_for(cfg, pricing)
     if output == "json":
         from ..ui import print_json
 
@@ -238,6 +257,10 @@ def _print_deploy_summary(summary: dict[str, Any]) -> None:
                 + ", ".join(f"{v} to {k}" for k, v in preview.items() if k != "same")
                 + f" ({preview.get('same', 0)} unchanged)"
             )
+        if summary.get("estimate"):
+            from .plan import render_estimate
+
+            render_estimate(summary["estimate"])
         return
     c.print(f"[green]Deployment {escape(summary['deployment'])} is up to date.[/green]")
     out = summary.get("outputs") or {}
@@ -250,6 +273,11 @@ def _print_deploy_summary(summary: dict[str, Any]) -> None:
         )
     if out.get("registry_uri"):
         c.print(f"  Images:  {escape(out['registry_uri'])}")
+    if out.get("dns_name_servers"):
+        c.print(
+            "  DNS:     set these NS records for your domain at its registrar: "
+            + escape(", ".join(str(ns).rstrip(".") for ns in out["dns_name_servers"]))
+        )
     c.print(f"  Record:  {escape(summary['record'])}")
     from ..ui import self_command
 
@@ -318,6 +346,33 @@ def status(config: ConfigSource, no_live: bool, output: str) -> None:
     for k, v in (data.get("infra") or {}).items():
         if v:
             c.print(f"  {k}: {escape(str(v))}")
+    if data.get("durations"):
+        _print_durations(data["durations"])
+
+
+def _print_durations(rows: list[dict[str, Any]]) -> None:
+    """Real creation times of the last deploy against the estimate's table."""
+    from rich.table import Table
+
+    from ..estimate.durations import fmt_duration
+    from ..ui import console
+
+    table = Table(title="Resource creation times: last deploy vs the estimate")
+    for col in ("type", "count", "mean", "longest", "estimate", ""):
+        table.add_column(col)
+    for r in rows:
+        mark = {"slower": "[red]slower[/red]", "faster": "[yellow]faster[/yellow]"}.get(
+            r["verdict"], "[green]within[/green]"
+        )
+        table.add_row(
+            r["type"].rsplit(":", 1)[-1],
+            str(r["count"]),
+            fmt_duration(float(r["mean_s"] or 0)),
+            fmt_duration(r["max_s"]),
+            f"{fmt_duration(r['estimate_min_s'])}-{fmt_duration(r['estimate_max_s'])}",
+            mark,
+        )
+    console().print(table)
 
 
 @click.command("destroy")

@@ -200,6 +200,14 @@ def _context(cfg: DeploymentConfig, out: InfraOutputs) -> dict[str, Any]:
     else:
         solver = {"ingress": {"ingressClassName": n.ingress_class}}
 
+    acme_solvers: list[dict[str, Any]] = [{"http01": solver}]
+    cert_manager_sa: dict[str, Any] | None = None
+    if cfg.acme_challenge == "dns01" and n.dns_zone:
+        # hostedZoneName spares cert-manager listing zones: dns.admin on this zone suffices
+        cloud_dns = {"project": n.dns_zone_project, "hostedZoneName": n.dns_zone}
+        acme_solvers = [{"dns01": {"cloudDNS": cloud_dns}}]
+        cert_manager_sa = {"annotations": {"iam.gke.io/gcp-service-account": n.dns01_email}}
+
     zenml_ingress: dict[str, Any] = {"enabled": False}
     mlflow_ingress: dict[str, Any] = {"enabled": False}
     if not gateway:
@@ -232,6 +240,8 @@ def _context(cfg: DeploymentConfig, out: InfraOutputs) -> dict[str, Any]:
         "store": n.cluster_secret_store,
         "acme_email": cfg.acme_email,
         "http01_solver": solver,
+        "acme_solvers": acme_solvers,
+        "cert_manager_service_account": cert_manager_sa,
         "gateway": n.gateway,
         "gateway_class": n.gateway_class,
         "gateway_enabled": gateway,
