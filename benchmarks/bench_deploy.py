@@ -38,9 +38,10 @@ def main() -> None:
     from tests.fakes.google_clients import FakeGcp
     from tests.fakes.pulumi import make_fake_pulumi
     from zenml_gcp_gitops.config import build_config
-    from zenml_gcp_gitops.engine import Engine, PlainReporter
+    from zenml_gcp_gitops.engine import Engine
     from zenml_gcp_gitops.phases.infra import InfraPhase
     from zenml_gcp_gitops.phases.preflight import PreflightPhase
+    from zenml_gcp_gitops.progress import PlainReporter
 
     root = make_fake_pulumi(tmp / "pulumi")
     cfg = build_config(

@@ -38,13 +38,9 @@ def _engine_round(server: Any, name: str) -> tuple[float, float, dict[str, int]]
     from tests.fakes.gcp_secrets import FakeSecretManager
     from tests.support.register_fixtures import make_cfg, make_outputs
     from zenml_gcp_gitops.stack_spec import gcp_stack_spec
-    from zenml_gcp_gitops.zenml_api import (
-        Credentials,
-        apply_stack_spec,
-        connect,
-        count_objects,
-        ensure_ci_account,
-    )
+    from zenml_gcp_gitops.zenml.apply import apply_stack_spec, count_objects
+    from zenml_gcp_gitops.zenml.ci_account import ensure_ci_account
+    from zenml_gcp_gitops.zenml.session import Credentials, connect
 
     cfg = make_cfg(name)
     sm = FakeSecretManager()

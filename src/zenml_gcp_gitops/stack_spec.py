@@ -10,9 +10,9 @@ Builders:
         -> StackSpec   the production stack on GCP (issue 5)
 
 Applying a spec (any spec, e.g. the local rehearsal's):
-    zenml_gcp_gitops.zenml_api.apply_stack_spec(store, spec, adopt=False) -> RegisterResult
-    zenml_gcp_gitops.zenml_api.connect(url, credentials) -> store   (no global config touched)
-    zenml_gcp_gitops.zenml_api.ensure_ci_account(store, cfg, ...) -> CiResult
+    zenml_gcp_gitops.zenml.apply.apply_stack_spec(store, spec, adopt=False) -> RegisterResult
+    zenml_gcp_gitops.zenml.session.connect(url, credentials) -> store   (no global config touched)
+    zenml_gcp_gitops.zenml.ci_account.ensure_ci_account(store, cfg, ...) -> CiResult
 
 A component may reference a secret as `{{<secret name>.<key>}}` in its configuration;
 `secret_ref()` spells it.

@@ -17,14 +17,9 @@ from tests.fakes.gh import gh_calls, install_fake_gh
 from tests.support.register_fixtures import admin_store, make_cfg, make_outputs, shared_server
 from tests.support.zenml_server import ZenServer
 from zenml_gcp_gitops.stack_spec import gcp_stack_spec
-from zenml_gcp_gitops.zenml_api import (
-    Credentials,
-    apply_stack_spec,
-    ci_status,
-    count_objects,
-    delete_ci_account,
-    ensure_ci_account,
-)
+from zenml_gcp_gitops.zenml.apply import apply_stack_spec, count_objects
+from zenml_gcp_gitops.zenml.ci_account import ci_status, delete_ci_account, ensure_ci_account
+from zenml_gcp_gitops.zenml.session import Credentials
 
 pytestmark = pytest.mark.slow
 

@@ -14,9 +14,10 @@ from tests.fakes.fake_phases import fake_later_phases
 from tests.fakes.google_clients import FakeGcp
 from tests.fakes.pulumi import make_fake_pulumi, read_state
 from zenml_gcp_gitops.config import DeploymentConfig, build_config
-from zenml_gcp_gitops.engine import Engine, PlainReporter
+from zenml_gcp_gitops.engine import Engine
 from zenml_gcp_gitops.phases.infra import InfraPhase
 from zenml_gcp_gitops.phases.preflight import PreflightPhase
+from zenml_gcp_gitops.progress import PlainReporter
 
 RECORD = "gcp:dns/recordSet:RecordSet"
 ZONE = "gcp:dns/managedZone:ManagedZone"

@@ -23,17 +23,14 @@ from tests.support.register_fixtures import (
 from tests.support.zenml_server import ZenServer, free_port
 from zenml_gcp_gitops.errors import PhaseError, ServiceUnavailable, UserError
 from zenml_gcp_gitops.stack_spec import gcp_stack_spec
-from zenml_gcp_gitops.zenml_api import (
-    AuthError,
-    Credentials,
+from zenml_gcp_gitops.zenml.apply import (
     ForeignObjectError,
-    ServerTooOld,
     apply_stack_spec,
-    connect,
     count_objects,
     delete_stack_spec,
     stack_status,
 )
+from zenml_gcp_gitops.zenml.session import AuthError, Credentials, ServerTooOld, connect
 
 pytestmark = pytest.mark.slow
 

@@ -98,7 +98,7 @@ def _stop_shared() -> None:
 
 
 def admin_store(server: ZenServer) -> Any:
-    from zenml_gcp_gitops.zenml_api import Credentials, connect
+    from zenml_gcp_gitops.zenml.session import Credentials, connect
 
     return connect(
         server.url, Credentials(username=server.username, password=server.password), timeout=30

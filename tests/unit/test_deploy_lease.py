@@ -18,17 +18,17 @@ import pytest
 from tests.fakes.fake_phases import FakePhase
 from tests.fakes.google_clients import FakeStorageClient
 from zenml_gcp_gitops.config import DeploymentConfig, build_config
-from zenml_gcp_gitops.engine import (
+from zenml_gcp_gitops.engine import Engine
+from zenml_gcp_gitops.lease import DeployLease, GcsLease, Holder, LeaseHeld, StaleLease
+from zenml_gcp_gitops.progress import PlainReporter
+from zenml_gcp_gitops.record import (
     DeploymentRecord,
-    Engine,
     FileRecordStore,
-    PlainReporter,
     RecordConflict,
     RecordStore,
     make_lease,
     record_store,
 )
-from zenml_gcp_gitops.lease import DeployLease, GcsLease, Holder, LeaseHeld, StaleLease
 
 
 @pytest.fixture

@@ -16,22 +16,18 @@ from pydantic import SecretStr
 from tests.fakes.fake_phases import FakePhase
 from tests.fakes.google_clients import FakeStorageClient
 from zenml_gcp_gitops.config import DeploymentConfig, build_config
-from zenml_gcp_gitops.engine import (
+from zenml_gcp_gitops.engine import Engine
+from zenml_gcp_gitops.errors import PhaseError, UserError
+from zenml_gcp_gitops.infra.events import EventTracker, classify, first_meaningful_line
+from zenml_gcp_gitops.phases.infra import protected_resources
+from zenml_gcp_gitops.progress import PlainReporter
+from zenml_gcp_gitops.record import (
     DeploymentRecord,
-    Engine,
     FileRecordStore,
     GcsRecordStore,
-    PlainReporter,
     local_record_path,
     record_store,
     scrub,
-)
-from zenml_gcp_gitops.errors import PhaseError, UserError
-from zenml_gcp_gitops.phases.infra import (
-    EventTracker,
-    classify,
-    first_meaningful_line,
-    protected_resources,
 )
 
 INFRA_OUT = {
@@ -313,7 +309,7 @@ def test_deploy_help_lists_every_flag() -> None:
 def test_rich_reporter_shows_phases_progress_and_elapsed_time() -> None:
     from rich.console import Console
 
-    from zenml_gcp_gitops.engine import RichReporter
+    from zenml_gcp_gitops.progress import RichReporter
 
     buf = io.StringIO()
     rep = RichReporter(console=Console(file=buf, force_terminal=True, width=120))
@@ -363,7 +359,7 @@ def test_cli_deploy_json_reports_failure_and_exit_code(
 
 
 def test_find_locks_in_a_gcs_backend(cfg: DeploymentConfig) -> None:
-    from zenml_gcp_gitops.phases.infra import find_locks
+    from zenml_gcp_gitops.infra.stack import find_locks
 
     client = FakeStorageClient()
     client.create_bucket(client.bucket("team-state"))

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from zenml_gcp_gitops.cli import cli
 from zenml_gcp_gitops.config import DeploymentConfig, build_config
-from zenml_gcp_gitops.engine import DeploymentRecord, Engine, FileRecordStore, PhaseRecord
+from zenml_gcp_gitops.engine import Engine
 from zenml_gcp_gitops.estimate import durations as dur
 from zenml_gcp_gitops.estimate.cost import sql_tier_shape
 from zenml_gcp_gitops.estimate.pods import billed_pod, chart_workloads, gib
@@ -22,8 +22,9 @@ from zenml_gcp_gitops.estimate.prices import (
     load_prices,
     snapshot_prices,
 )
-from zenml_gcp_gitops.phases.infra import EventTracker
+from zenml_gcp_gitops.infra.events import EventTracker
 from zenml_gcp_gitops.plan import offline_plan
+from zenml_gcp_gitops.record import DeploymentRecord, FileRecordStore, PhaseRecord
 
 H = 730  # hours in the month the estimate uses
 

@@ -71,7 +71,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setattr(rehearsal, "zenml_spec", spec("zenml"))
     monkeypatch.setattr(rehearsal, "create_buckets", lambda url, buckets: None)
     monkeypatch.setattr(rehearsal, "_require_modules", lambda: None)
-    monkeypatch.setattr(rehearsal, "_import_zenml_api", lambda: None)
+    monkeypatch.setattr(rehearsal, "_import_zenml_client", lambda: None)
     monkeypatch.setattr(rehearsal.shutil, "which", lambda name: None)  # no registry
 
     def register(lay: Any, names: Any, state: Any) -> dict[str, Any]:

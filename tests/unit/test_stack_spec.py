@@ -189,7 +189,7 @@ def test_a_url_without_scheme_fails_at_once() -> None:
     import time
 
     from zenml_gcp_gitops.errors import UserError
-    from zenml_gcp_gitops.zenml_api import wait_healthy
+    from zenml_gcp_gitops.zenml.session import wait_healthy
 
     t = time.monotonic()
     with pytest.raises(UserError, match="is not a ZenML server URL"):
@@ -198,7 +198,7 @@ def test_a_url_without_scheme_fails_at_once() -> None:
 
 
 def test_credentials_from_env(monkeypatch) -> None:
-    from zenml_gcp_gitops.zenml_api import Credentials
+    from zenml_gcp_gitops.zenml.session import Credentials
 
     for var in ("ZENML_STORE_API_KEY", "ZENML_STORE_USERNAME", "ZENML_STORE_PASSWORD"):
         monkeypatch.delenv(var, raising=False)

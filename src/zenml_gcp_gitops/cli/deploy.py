@@ -22,7 +22,8 @@ PHASES = PHASE_ORDER
 
 def _make_engine(cfg: DeploymentConfig, *, options: dict[str, Any], verbose: bool) -> Engine:
     """The one place commands build an engine (tests replace it to inject fakes)."""
-    from ..engine import Engine, make_reporter
+    from ..engine import Engine
+    from ..progress import make_reporter
 
     return Engine(cfg, options=options, reporter=make_reporter(verbose=verbose))
 
@@ -445,7 +446,7 @@ def destroy(
 def outputs(config: ConfigSource, show_secrets: bool, output: str) -> None:
     """Print the infra stack's outputs (secret values only with --show-secrets)."""
     from ..config import SECRET_MARK
-    from ..phases.infra import stack_outputs
+    from ..infra.stack import stack_outputs
 
     cfg = config.load()
     engine = _make_engine(cfg, options={}, verbose=False)
@@ -477,10 +478,10 @@ def unlock(config: ConfigSource, yes: bool) -> None:
     Only run this when no deploy or destroy of this deployment is running (a run still
     alive on this host is detected and refused).
     """
-    from ..engine import make_lease
     from ..errors import UserError
+    from ..infra.stack import find_locks
     from ..lease import leftover_leases
-    from ..phases.infra import find_locks
+    from ..record import make_lease
     from ..ui import console, is_interactive
 
     cfg = config.load()

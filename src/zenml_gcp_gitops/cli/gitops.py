@@ -29,7 +29,7 @@ def _outputs(
         from ..plan import offline_outputs
 
         return offline_outputs(cfg), "the offline plan's mocked outputs"
-    from ..engine import record_store
+    from ..record import record_store
 
     store = record_store(cfg)
     record = store.load()
@@ -151,11 +151,11 @@ def argocd_cmd(
     argocd-server Service until Ctrl-C. The admin password is read from the cluster only
     with --show-password and is never stored.
     """
-    from ..engine import record_store
     from ..errors import UserError
     from ..gitops.argocd_access import admin_password, port_forward
     from ..gitops.kube import connect
     from ..outputs import InfraOutputs
+    from ..record import record_store
     from ..ui import console
 
     cfg = config.load()

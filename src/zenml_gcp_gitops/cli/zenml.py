@@ -295,7 +295,7 @@ def register_cmd(
     ctx.reporter = _list_reporter(logs)
     result = RegisterPhase().run(ctx)
     if activate:
-        from ..zenml_api import activate_global_client
+        from ..zenml.session import activate_global_client
 
         activate_global_client(
             ctx.options["zenml_url"], admin_credentials(ctx), result["stack"]["name"]
@@ -383,7 +383,7 @@ def _admin_session(
     """Config, phase context, server URL and an admin-logged-in store: what the ci-account
     commands share."""
     from ..phases.register import admin_credentials
-    from ..zenml_api import connect
+    from ..zenml.session import connect
 
     cfg, outputs = _load(config, outputs_file)
     ctx = _context(cfg, outputs, zenml_url)
@@ -395,7 +395,7 @@ def _ensure(
     config: ConfigSource, outputs_file: Path | None, zenml_url: str | None, timeout: float,
     output: str, show_key: bool, rotate: bool, retain_minutes: int,
 ) -> None:  # fmt: skip
-    from ..zenml_api import ensure_ci_account
+    from ..zenml.ci_account import ensure_ci_account
 
     cfg, ctx, url, store = _admin_session(config, outputs_file, zenml_url, timeout)
     result = ensure_ci_account(
@@ -492,7 +492,7 @@ def ci_show(
 ) -> None:  # fmt: skip
     """Show the account, whether its key is active, and its age."""
     from ..errors import UserError
-    from ..zenml_api import ci_status
+    from ..zenml.ci_account import ci_status
 
     cfg, ctx, _, store = _admin_session(config, outputs_file, zenml_url, timeout)
     st = ci_status(store, cfg)
@@ -532,7 +532,7 @@ def ci_delete(
 ) -> None:  # fmt: skip
     """Delete the API key, the service account and the stored key versions."""
     from ..ui import is_interactive
-    from ..zenml_api import ci_status, delete_ci_account
+    from ..zenml.ci_account import ci_status, delete_ci_account
 
     cfg, ctx, _, store = _admin_session(config, outputs_file, zenml_url, timeout)
     if not yes and is_interactive():

@@ -467,7 +467,7 @@ def _local_up(
     db_url = _resolve_db_url(lay, db_url)
 
     # The zenml import (~2 s) overlaps with the servers' start-up.
-    importer = threading.Thread(target=_import_zenml_api, daemon=True)
+    importer = threading.Thread(target=_import_zenml_client, daemon=True)
     importer.start()
 
     running = {k: s for k, s in state.services.items() if s.alive()}
@@ -651,13 +651,13 @@ def _interactive() -> bool:
     return is_interactive() and sys.stderr.isatty()
 
 
-def _import_zenml_api() -> None:
+def _import_zenml_client() -> None:
     """Pre-import the ZenML client (~2-4 s of CPU) while the servers boot."""
     with contextlib.suppress(Exception):  # a failure surfaces in _register's own import
         import zenml.models
         import zenml.zen_stores.rest_zen_store  # noqa: F401
 
-        from .. import zenml_api  # noqa: F401
+        from ..zenml import apply, ci_account, session  # noqa: F401
 
 
 def _resolve_db_url(lay: Layout, db_url: str | None) -> str:

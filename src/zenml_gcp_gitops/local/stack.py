@@ -5,7 +5,7 @@ and MLflow tracker, with a local orchestrator and image builder and no service c
         -> StackSpec   gcp artifact store on the emulator, mlflow tracker (secret-referenced
                        credentials), local orchestrator, local image builder
     LocalSecretFiles(dir)   the `SecretAccess` the ci phase writes the API key to: 0600 files
-    register_local(...)     runs the issue-5 apply (`zenml_api.apply_stack_spec`) and CI account
+    register_local(...)     runs the issue-5 apply (`zenml.apply.apply_stack_spec`) and CI account
                             code unchanged, against the local server
 
 The artifact store has no service connector: gcsfs reaches the emulator anonymously through
@@ -105,7 +105,9 @@ def register_local(
     """Upsert the stack and the CI account with the GCP code path; returns public data only."""
     import time
 
-    from ..zenml_api import Credentials, apply_stack_spec, connect, ensure_ci_account
+    from ..zenml.apply import apply_stack_spec
+    from ..zenml.ci_account import ensure_ci_account
+    from ..zenml.session import Credentials, connect
 
     t0 = time.monotonic()
     store = connect(

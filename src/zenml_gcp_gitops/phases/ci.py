@@ -22,7 +22,8 @@ class CiPhase:
     name = "ci"
 
     def run(self, ctx: PhaseContext) -> dict[str, Any]:
-        from ..zenml_api import connect, ensure_ci_account
+        from ..zenml.ci_account import ensure_ci_account
+        from ..zenml.session import connect
 
         url = zenml_url_of(ctx)
         ctx.reporter.step(f"Ensuring the CI service account {ctx.cfg.names.zenml_ci_account}")
@@ -41,13 +42,14 @@ class CiPhase:
         return result.public_dict()
 
     def status(self, ctx: PhaseContext) -> dict[str, Any]:
-        from ..zenml_api import ci_status, connect
+        from ..zenml.ci_account import ci_status
+        from ..zenml.session import connect
 
         store = connect(zenml_url_of(ctx), admin_credentials(ctx), timeout=10)
         return ci_status(store, ctx.cfg)
 
     def destroy(self, ctx: PhaseContext) -> None:
-        from ..zenml_api import delete_ci_account
+        from ..zenml.ci_account import delete_ci_account
 
         store = connect_for_destroy(ctx)
         if store is not None:

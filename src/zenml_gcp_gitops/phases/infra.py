@@ -9,437 +9,37 @@ meaningful line) and the full engine log is kept in a file whose path is printed
 forwarded to the engine, which stops cleanly; the phase is then recorded as interrupted.
 
 `ctx.options` keys this phase reads: dry_run, force, purge_state, verbose, yes, program
-(callable cfg -> None, defaults to the packaged program), pulumi_root, pulumi_home, env.
-"""
+(callable cfg -> None, defaults to the packaged program), pulumi_root, pulumi_home, env."""
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-import re
-import signal
 import tempfile
-import threading
-import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-import psutil
-
-from ..config import user_data_dir
-from ..errors import Interrupted, PhaseError, UserError
-from ..infra.cli import plugin_versions
-from ..infra.cli import pulumi_command as _pulumi_command
-from ..infra.stack import require_passphrase, secrets_provider
+from ..errors import UserError
+from ..infra.events import EventTracker, engine_failure, log_path
+from ..infra.interrupt import run_interruptible
+from ..infra.stack import (
+    StackHandle,
+    configure,
+    exported_resources,
+    open_stack,
+    resource_count,
+    split_outputs,
+)
 
 if TYPE_CHECKING:
-    from pulumi import automation as auto
-
     from ..config import DeploymentConfig
     from .base import PhaseContext, Reporter
 
-STACK_TYPE = "pulumi:pulumi:Stack"
 # Resource types whose `deletionProtection` input blocks deletion, and buckets that refuse
 # deletion while they hold objects unless `forceDestroy` is set.
 _PROTECTABLE = ("gcp:container/cluster:Cluster", "gcp:sql/databaseInstance:DatabaseInstance")
+
+
 _BUCKET = "gcp:storage/bucket:Bucket"
-
-
-class LockedError(PhaseError):
-    """Another deploy holds the state lock (or a crashed one left it behind)."""
-
-    owned_by_another_run = True  # the engine leaves the record to the run holding the lock
-
-
-# --------------------------------------------------------------------------- pulumi setup
-
-
-def pulumi_command(options: dict[str, Any]) -> auto.PulumiCommand:
-    return _pulumi_command(options.get("pulumi_root"))
-
-
-def _program(options: dict[str, Any]) -> Callable[[DeploymentConfig], None]:
-    program = options.get("program")
-    if program is not None:
-        return cast("Callable[[DeploymentConfig], None]", program)
-    import importlib
-
-    from ..resources import program_package
-
-    module = importlib.import_module(program_package().__name__ + ".program")
-    build: Callable[[DeploymentConfig], None] = module.build
-    return build
-
-
-@dataclass
-class StackHandle:
-    stack: auto.Stack
-    existed: bool
-    work_dir: Path
-    state_url: str
-
-
-def open_stack(
-    cfg: DeploymentConfig,
-    options: dict[str, Any],
-    *,
-    program_cfg: DeploymentConfig | None = None,
-    create: bool = True,
-    state_url: str | None = None,
-    extra_env: dict[str, str] | None = None,
-) -> StackHandle | None:
-    """Create or select the stack. With create=False, None when it does not exist."""
-    from pulumi import automation as auto
-
-    pcfg = program_cfg or cfg
-    url = state_url or cfg.state_url
-    if url.startswith("file://"):
-        Path(url.removeprefix("file://")).expanduser().mkdir(parents=True, exist_ok=True)
-    work_dir = Path(options.get("work_dir") or user_data_dir() / "workspaces" / cfg.name)
-    if state_url:
-        work_dir = Path(tempfile.mkdtemp(prefix="zgg-preview-"))
-    work_dir.mkdir(parents=True, exist_ok=True)
-    env = {
-        "PULUMI_BACKEND_URL": url,
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "GOOGLE_PROJECT": cfg.project,
-        "GOOGLE_REGION": cfg.region,
-        **dict(options.get("env") or {}),
-        **(extra_env or {}),
-    }
-    provider = "passphrase" if state_url else secrets_provider(cfg)
-    if provider == "passphrase":
-        require_passphrase(cfg, {**os.environ, **env})
-    ws_opts = auto.LocalWorkspaceOptions(
-        work_dir=str(work_dir),
-        pulumi_home=options.get("pulumi_home"),
-        project_settings=auto.ProjectSettings(
-            name=cfg.names.pulumi_project, runtime="python", backend=auto.ProjectBackend(url=url)
-        ),
-        pulumi_command=options.get("pulumi_command") or pulumi_command(options),
-        secrets_provider=provider,
-        env_vars=env,
-        # resolved when Pulumi runs it: status/outputs/unlock never import the program
-        program=lambda: _program(options)(pcfg),
-    )
-    ws = auto.LocalWorkspace(**ws_opts.__dict__)
-    name = cfg.names.pulumi_stack
-    try:
-        stack = auto.Stack.select(name, ws)
-        existed = True
-    except auto.StackNotFoundError:
-        if not create:
-            return None
-        stack = auto.Stack.create(name, ws)
-        existed = False
-    except auto.CommandError as e:
-        raise _command_error(cfg, e, "select") from None
-    return StackHandle(stack, existed, work_dir, url)
-
-
-# --------------------------------------------------------------------------- events, errors
-
-
-_GO_PREFIX = re.compile(r"^\s*(error:\s*)?(\S+\.go:\d+:\s*)?(sdk\.helper_schema:\s*)?")
-_NOISE = re.compile(
-    r"^(\s*$|\s*(error: )?update failed|\s*Resources:|\s*Duration:|.*(Updating|Destroying|Refreshing) \()"
-)
-
-
-def first_meaningful_line(message: str) -> str:
-    for raw in message.splitlines():
-        line = _GO_PREFIX.sub("", raw).strip()
-        if line and not _NOISE.match(line):
-            return line[:300]
-    return message.strip()[:300]
-
-
-def classify(message: str) -> str | None:
-    """A hint for the failure classes users hit on a fresh project."""
-    m = message.lower()
-    if "quota" in m and ("exceed" in m or "insufficient" in m):
-        return "a quota is exhausted: request an increase (IAM & Admin > Quotas) or choose another --region"
-    if "constraints/" in m or "organization policy" in m or "org policy" in m:
-        return "an organization policy forbids this: ask your org admin for an exception, or change the setting it names"
-    if "service_disabled" in m or "has not been used in project" in m or "it is disabled" in m:
-        return "an API is disabled: the program enables what it needs; wait a minute for it to propagate, then re-run"
-    if "deletion_protection" in m or "deletion protection" in m:
-        return "the resource is deletion-protected: `zenml-gcp-gitops destroy --force` lifts the protection first"
-    if "permission" in m and ("denied" in m or "403" in m):
-        return "your account lacks a permission: the message names it (roles/owner on the project is simplest)"
-    return None
-
-
-@dataclass
-class Failure:
-    urn: str
-    type: str
-    op: str
-    message: str = ""
-
-    @property
-    def name(self) -> str:
-        return self.urn.rsplit("::", 1)[-1]
-
-    def line(self) -> str:
-        short_type = self.type.rsplit(":", 1)[-1]
-        return f"{short_type} {self.name}: {self.op} failed: {first_meaningful_line(self.message)}"
-
-
-_TIMED_OPS = ("create", "update", "replace", "create-replacement")
-
-
-@dataclass
-class EventTracker:
-    """Turns the engine's event stream into progress and, on failure, a short summary."""
-
-    reporter: Reporter
-    total: int | None = None
-    verb: str = "update"
-    done: int = 0
-    changes: dict[str, int] = field(default_factory=dict)
-    failures: list[Failure] = field(default_factory=list)
-    diagnostics: dict[str, list[str]] = field(default_factory=dict)
-    general_errors: list[str] = field(default_factory=list)
-    log_lines: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    # real durations per resource type (created or updated), for the duration estimate
-    started: dict[str, float] = field(default_factory=dict)
-    durations: dict[str, list[float]] = field(default_factory=dict)
-    clock: Callable[[], float] = time.monotonic
-
-    def __call__(self, event: Any) -> None:
-        with self.lock:
-            self._handle(event)
-
-    def _handle(self, event: Any) -> None:
-        if event.resource_pre_event is not None:
-            md = event.resource_pre_event.metadata
-            if md.type == STACK_TYPE:
-                return
-            op = getattr(md.op, "value", str(md.op))
-            self.started[md.urn] = self.clock()
-            current = f"{op} {md.type.rsplit(':', 1)[-1]} {md.urn.rsplit('::', 1)[-1]}"
-            self.reporter.progress(self.done, self.total, current)
-        elif event.res_outputs_event is not None:
-            md = event.res_outputs_event.metadata
-            if md.type == STACK_TYPE:
-                return
-            self.done += 1
-            if self.total is not None and self.done > self.total:
-                self.total = self.done
-            op = getattr(md.op, "value", str(md.op))
-            start = self.started.pop(md.urn, None)
-            if start is not None and op in _TIMED_OPS:
-                self.durations.setdefault(md.type, []).append(self.clock() - start)
-            self.reporter.progress(self.done, self.total, f"{op} {md.urn.rsplit('::', 1)[-1]}")
-        elif event.diagnostic_event is not None:
-            d = event.diagnostic_event
-            text = (d.message or "").rstrip()
-            self.log_lines.append(f"{d.severity}: {text}")
-            if d.severity == "error":
-                if d.urn:
-                    self.diagnostics.setdefault(d.urn, []).append(text)
-                else:
-                    self.general_errors.append(text)
-        elif event.res_op_failed_event is not None:
-            md = event.res_op_failed_event.metadata
-            self.failures.append(Failure(md.urn, md.type, getattr(md.op, "value", str(md.op))))
-        elif event.summary_event is not None:
-            self.changes = {
-                getattr(k, "value", str(k)): v
-                for k, v in event.summary_event.resource_changes.items()
-            }
-
-    def summary(self) -> list[str]:
-        failures = list(self.failures)
-        known = {f.urn for f in failures}
-        for urn in self.diagnostics:
-            if urn not in known:
-                failures.append(
-                    Failure(urn, urn.split("::")[2].split("$")[-1] if "::" in urn else "", "update")
-                )
-        lines = []
-        for f in failures:
-            f.message = "\n".join(self.diagnostics.get(f.urn, [])) or f.message
-            lines.append(f.line())
-        if not lines:
-            lines = [first_meaningful_line(e) for e in self.general_errors[:3]]
-        return lines
-
-
-def _log_path(cfg: DeploymentConfig, op: str) -> Path:
-    path = user_data_dir() / "logs" / f"{cfg.name}-{op}-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _failed(
-    cfg: DeploymentConfig, err: Exception, op: str, tracker: EventTracker, log: Path | None = None
-) -> UserError:
-    """Keep everything the engine said in the log file, then summarise it in one line."""
-    log = log or _log_path(cfg, op)
-    with log.open("a") as f:
-        f.write("\n".join(tracker.log_lines) + "\n" + str(err) + "\n")
-    return _command_error(cfg, err, op, tracker, log)
-
-
-def _lock_message(cfg: DeploymentConfig, text: str) -> LockedError:
-    m = re.search(
-        r"^\s*(\S+/\.pulumi/locks/\S+): created by (\S+) \(pid (\d+)\) at (\S+)", text, re.M
-    )
-    where = (
-        f" ({m.group(1)}, held by {m.group(2)} pid {m.group(3)} since {m.group(4)})" if m else ""
-    )
-    return LockedError(
-        f"another deploy of '{cfg.name}' holds the Pulumi state lock{where}",
-        "wait for it to finish; if no deploy is running (a crashed one left the lock), run "
-        "`zenml-gcp-gitops unlock` with the same --project/--name/--state",
-    )
-
-
-def _command_error(
-    cfg: DeploymentConfig,
-    err: Exception,
-    op: str,
-    tracker: EventTracker | None = None,
-    log: Path | None = None,
-) -> UserError:
-    from pulumi import automation as auto
-
-    text = str(err)
-    if isinstance(err, auto.ConcurrentUpdateError) or "currently locked by" in text:
-        return _lock_message(cfg, text)
-    lines = tracker.summary() if tracker is not None else []
-    if not lines:
-        stderr = getattr(err, "stderr", None) or text
-        lines = [first_meaningful_line(stderr)]
-    hint = classify("\n".join(lines)) or ""
-    where = f"full log: {log}" if log else ""
-    e = PhaseError(
-        f"pulumi {op} failed: " + "; ".join(lines),
-        "; ".join(x for x in (hint, where) if x) or None,
-    )
-    e.log_file = str(log) if log else None
-    return e
-
-
-# --------------------------------------------------------------------------- interrupts
-
-
-def _pulumi_children(before: set[int]) -> list[psutil.Process]:
-    try:
-        return [p for p in psutil.Process().children(recursive=False) if p.pid not in before]
-    except psutil.Error:
-        return []
-
-
-def _child_pids() -> set[int]:
-    try:
-        return {p.pid for p in psutil.Process().children(recursive=False)}
-    except psutil.Error:
-        return set()
-
-
-def _terminal_delivered_sigint() -> bool:
-    """True when Ctrl-C on our terminal already reached the CLI (same foreground group)."""
-    try:
-        fd = os.open("/dev/tty", os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        return os.tcgetpgrp(fd) == os.getpgrp()
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-
-
-def run_interruptible(fn: Callable[[], Any], reporter: Reporter) -> Any:
-    """Run a Pulumi operation in a worker thread so Ctrl-C can be forwarded to the engine.
-
-    The engine stops after in-flight resource operations and releases the lock; we then raise
-    Interrupted so the phase is recorded as such. Pulumi's `cancel` does not work on
-    self-managed backends, so SIGINT is the clean way to stop.
-    """
-    # The inline program's language host runs in this process; when a resource fails, grpc
-    # logs the program's exception as a traceback. The summary says it better.
-    logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
-    if threading.current_thread() is not threading.main_thread():
-        return fn()
-    before = _child_pids()
-    interrupted = threading.Event()
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        first = not interrupted.is_set()
-        interrupted.set()
-        reporter.step(
-            "Interrupt received: waiting for Pulumi to stop cleanly (it keeps the state consistent)"
-        )
-        if first and _terminal_delivered_sigint():
-            return  # the CLI got the same Ctrl-C from the terminal
-        for child in _pulumi_children(before):
-            with contextlib.suppress(psutil.Error):
-                child.send_signal(signal.SIGINT)
-
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pulumi-op")
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        future = pool.submit(fn)
-        # short waits keep the main thread free to run the handler above
-        while not wait([future], timeout=0.1).done:
-            pass
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        pool.shutdown(wait=False)
-    if interrupted.is_set():
-        raise Interrupted(
-            "interrupted: Pulumi stopped cleanly and the state holds what was created",
-            "re-run `zenml-gcp-gitops deploy` with the same flags to resume",
-        )
-    return future.result()
-
-
-# --------------------------------------------------------------------------- operations
-
-
-def _configure(handle: StackHandle, cfg: DeploymentConfig, reporter: Reporter) -> None:
-    from pulumi import automation as auto
-
-    stack = handle.stack
-    stack.set_all_config(
-        {"gcp:project": auto.ConfigValue(cfg.project), "gcp:region": auto.ConfigValue(cfg.region)}
-    )
-    for plugin, version in plugin_versions().items():
-        reporter.step(f"Installing the Pulumi {plugin} plugin v{version}")
-        try:
-            stack.workspace.install_plugin(plugin, f"v{version}")
-        except auto.CommandError as e:
-            raise UserError(
-                f"could not install the Pulumi {plugin} plugin v{version}: "
-                f"{first_meaningful_line(getattr(e, 'stderr', '') or str(e))}",
-                f"check access to get.pulumi.com, or run `pulumi plugin install resource {plugin} "
-                f"{version}` yourself and re-run",
-            ) from None
-
-
-def _resource_count(handle: StackHandle) -> int | None:
-    try:
-        for s in handle.stack.workspace.list_stacks():
-            if s.name == handle.stack.name:
-                return s.resource_count
-    except Exception:  # noqa: BLE001 - the count only sizes a progress bar
-        return None
-    return None
-
-
-def _exported_resources(handle: StackHandle) -> list[dict[str, Any]]:
-    deployment = handle.stack.export_stack().deployment or {}
-    return list(deployment.get("resources") or [])
 
 
 def protected_resources(resources: list[dict[str, Any]]) -> list[str]:
@@ -464,8 +64,8 @@ def _up(
 ) -> tuple[Any, EventTracker, Path]:
     from pulumi import automation as auto
 
-    log = _log_path(cfg, op)
-    tracker = EventTracker(reporter, total=_resource_count(handle) or None)
+    log = log_path(cfg, op)
+    tracker = EventTracker(reporter, total=resource_count(handle) or None)
     with log.open("w") as f:
 
         def on_output(line: str) -> None:
@@ -482,19 +82,12 @@ def _up(
             )
         except auto.CommandError as e:
             f.flush()
-            raise _failed(cfg, e, op, tracker, log) from None
+            raise engine_failure(cfg, e, op, tracker, log) from None
     return result, tracker, log
 
 
 def _changes_text(changes: dict[str, int]) -> str:
     return ", ".join(f"{v} {k}" for k, v in sorted(changes.items())) or "no changes"
-
-
-def split_outputs(outputs: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """(plain outputs without secrets, names of the secret ones)."""
-    plain = {k: v.value for k, v in outputs.items() if not v.secret}
-    secret = sorted(k for k, v in outputs.items() if v.secret)
-    return plain, secret
 
 
 class InfraPhase:
@@ -507,11 +100,11 @@ class InfraPhase:
         rep.step(f"Opening stack {cfg.names.pulumi_stack} in {cfg.state_url}")
         handle = open_stack(cfg, opts)
         assert handle is not None
-        _configure(handle, cfg, rep)
-        if handle.existed and (_resource_count(handle) or 0) > 0:
+        configure(handle, cfg, rep)
+        if handle.existed and (resource_count(handle) or 0) > 0:
             rep.step("Refreshing the stack against GCP")
-            log = _log_path(cfg, "refresh")
-            tracker = EventTracker(rep, total=_resource_count(handle))
+            log = log_path(cfg, "refresh")
+            tracker = EventTracker(rep, total=resource_count(handle))
             from pulumi import automation as auto
 
             try:
@@ -519,7 +112,7 @@ class InfraPhase:
                     lambda: handle.stack.refresh(on_event=tracker, color="never"), rep
                 )
             except auto.CommandError as e:
-                raise _failed(cfg, e, "refresh", tracker, log) from None
+                raise engine_failure(cfg, e, "refresh", tracker, log) from None
         rep.step("Updating the stack")
         result, tracker, log = _up(handle, cfg, rep, bool(opts.get("verbose")))
         rep.step(f"{tracker.done} resources ({_changes_text(tracker.changes)}); engine log: {log}")
@@ -538,7 +131,7 @@ class InfraPhase:
             "resource_durations": summarize(tracker.durations),
             "stack": handle.stack.name,
             "backend": handle.state_url,
-            "resource_count": tracker.done or _resource_count(handle),
+            "resource_count": tracker.done or resource_count(handle),
             "changes": tracker.changes,
             "log_file": str(log),
         }
@@ -566,7 +159,7 @@ class InfraPhase:
                 )
                 assert handle is not None
                 scratch.append(str(handle.work_dir))
-                _configure(handle, cfg, rep)
+                configure(handle, cfg, rep)
             return self._run_preview(handle, cfg, rep, empty_state=bool(scratch))
         finally:
             for d in scratch:
@@ -577,14 +170,14 @@ class InfraPhase:
     ) -> dict[str, Any]:
         from pulumi import automation as auto
 
-        tracker = EventTracker(rep, total=_resource_count(handle) or None)
+        tracker = EventTracker(rep, total=resource_count(handle) or None)
         rep.step("Previewing changes (nothing is modified)")
         try:
             result = run_interruptible(
                 lambda: handle.stack.preview(on_event=tracker, color="never"), rep
             )
         except auto.CommandError as e:
-            raise _failed(cfg, e, "preview", tracker) from None
+            raise engine_failure(cfg, e, "preview", tracker) from None
         changes = {getattr(k, "value", str(k)): v for k, v in result.change_summary.items()}
         return {
             "preview": {
@@ -628,7 +221,7 @@ class InfraPhase:
         handle = open_stack(ctx.cfg, ctx.options, create=False)
         if handle is None:
             return
-        protected = protected_resources(_exported_resources(handle))
+        protected = protected_resources(exported_resources(handle))
         if protected:
             raise UserError(
                 f"{len(protected)} resources are protected against deletion: {', '.join(protected)}",
@@ -644,7 +237,7 @@ class InfraPhase:
         if handle is None:
             rep.step("No Pulumi stack: nothing to destroy")
             return
-        resources = _exported_resources(handle)
+        resources = exported_resources(handle)
         protected = protected_resources(resources)
         if protected:
             if not opts.get("force"):
@@ -655,9 +248,9 @@ class InfraPhase:
             )
             lifted = open_stack(cfg, opts, program_cfg=unprotected, create=False)
             assert lifted is not None
-            _configure(lifted, cfg, rep)
+            configure(lifted, cfg, rep)
             _up(lifted, cfg, rep, bool(opts.get("verbose")), op="unprotect")
-        log = _log_path(cfg, "destroy")
+        log = log_path(cfg, "destroy")
         tracker = EventTracker(rep, total=len(resources) or None)
         rep.step(f"Destroying {len(resources)} resources")
         with log.open("w") as f:
@@ -675,7 +268,7 @@ class InfraPhase:
                 )
             except auto.CommandError as e:
                 f.flush()
-                raise _failed(cfg, e, "destroy", tracker, log) from None
+                raise engine_failure(cfg, e, "destroy", tracker, log) from None
 
     def purge(self, ctx: PhaseContext) -> dict[str, Any]:
         """destroy --purge-state: drop the (now empty) stack and its history from the backend."""
@@ -685,97 +278,3 @@ class InfraPhase:
         ctx.reporter.step(f"Removing the stack {handle.stack.name} from {handle.state_url}")
         handle.stack.workspace.remove_stack(handle.stack.name)
         return {"stack": "removed"}
-
-
-def read_secret_output(
-    cfg: DeploymentConfig, key: str, options: dict[str, Any] | None = None
-) -> str | None:
-    """A Pulumi secret output, read from the stack when a later phase needs it (never recorded)."""
-    handle = open_stack(cfg, dict(options or {}), create=False)
-    if handle is None:
-        return None
-    value = handle.stack.outputs().get(key)
-    return None if value is None else value.value
-
-
-def stack_outputs(cfg: DeploymentConfig, options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`zenml-gcp-gitops outputs`: the OutputMap of the deployed stack."""
-    handle = open_stack(cfg, dict(options or {}), create=False)
-    if handle is None:
-        raise UserError(
-            f"no Pulumi stack '{cfg.names.pulumi_stack}' in {cfg.state_url}",
-            "deploy first, or pass the --project/--name/--state the deployment used",
-        )
-    try:
-        return dict(handle.stack.outputs())
-    except Exception as e:  # noqa: BLE001 - CommandError or a decode error: both summarised in one line
-        raise _command_error(cfg, e, "stack output") from None
-
-
-# --------------------------------------------------------------------------- unlock
-
-
-@dataclass
-class LockFile:
-    location: str
-    holder: str
-    delete: Callable[[], None]
-
-
-def _lock_prefixes(cfg: DeploymentConfig) -> tuple[str, ...]:
-    """Project-scoped diy backends (Pulumi >= 3.61) and the legacy layout a reused bucket has."""
-    n = cfg.names
-    return (
-        f".pulumi/locks/organization/{n.pulumi_project}/{n.pulumi_stack}/",
-        f".pulumi/locks/{n.pulumi_stack}/",
-    )
-
-
-def _holder(text: str) -> str:
-    import json
-
-    try:
-        c = json.loads(text)
-        return (
-            f"{c.get('username')}@{c.get('hostname')} (pid {c.get('pid')}) at {c.get('timestamp')}"
-        )
-    except ValueError:
-        return "unknown holder"
-
-
-def _unlinker(path: Path) -> Callable[[], None]:
-    return lambda: path.unlink(missing_ok=True)
-
-
-def find_locks(cfg: DeploymentConfig, storage_client: Any = None) -> list[LockFile]:
-    """The lock files of this deployment's stack in its diy backend (file:// or gs://)."""
-    url = cfg.state_url
-    if url.startswith("file://"):
-        base = Path(url.removeprefix("file://")).expanduser()
-        return [
-            LockFile(str(p), _holder(p.read_text()), _unlinker(p))
-            for prefix in _lock_prefixes(cfg)
-            for p in sorted((base / prefix).glob("*.json"))
-        ]
-    bucket, _, sub = url.removeprefix("gs://").partition("/")
-    root = f"{sub.strip('/')}/" if sub.strip("/") else ""
-    if storage_client is None:
-        import google.cloud.storage as storage
-
-        storage_client = storage.Client(project=cfg.project)
-    from google.api_core import exceptions as gexc
-
-    try:
-        return [
-            LockFile(f"gs://{bucket}/{b.name}", _holder(b.download_as_text()), b.delete)
-            for prefix in _lock_prefixes(cfg)
-            for b in storage_client.list_blobs(bucket, prefix=root + prefix)
-            if b.name.endswith(".json")
-        ]
-    except gexc.NotFound:
-        return []  # no state bucket: nothing can be locked
-    except gexc.Forbidden as e:
-        raise UserError(
-            f"cannot list the locks in gs://{bucket}: {e.message}",
-            "you need storage.objects.list/delete on the state bucket",
-        ) from None

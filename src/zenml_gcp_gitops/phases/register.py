@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..gcp_secrets import SecretAccess
     from ..outputs import InfraOutputs
     from ..stack_spec import StackSpec
-    from ..zenml_api import Credentials
+    from ..zenml.session import Credentials
     from .base import PhaseContext
 
 
@@ -112,7 +112,7 @@ def _pick(ctx: PhaseContext, what: str, env: Any, env_names: str, read_own: Any)
 
 def admin_credentials(ctx: PhaseContext) -> Credentials:
     """Admin login: the Secret Manager secret infra made, else (or when told) the env."""
-    from ..zenml_api import Credentials
+    from ..zenml.session import Credentials
 
     def own() -> tuple[Credentials, str]:
         secret_id = _secret_id(ctx, "zenml_admin")
@@ -176,7 +176,7 @@ def connect_for_destroy(ctx: PhaseContext) -> Any:
     database that the infra teardown deletes anyway, so an unreachable server must not block
     `destroy`."""
     from ..errors import ServiceUnavailable
-    from ..zenml_api import connect
+    from ..zenml.session import connect
 
     url = zenml_url_of(ctx)
     try:
@@ -190,7 +190,8 @@ class RegisterPhase:
     name = "register"
 
     def run(self, ctx: PhaseContext) -> dict[str, Any]:
-        from ..zenml_api import apply_stack_spec, connect
+        from ..zenml.apply import apply_stack_spec
+        from ..zenml.session import connect
 
         url = zenml_url_of(ctx)
         # Reach and log in to the server first: its errors are the likelier ones to fix.
@@ -213,7 +214,8 @@ class RegisterPhase:
         return out
 
     def status(self, ctx: PhaseContext) -> dict[str, Any]:
-        from ..zenml_api import connect, stack_status
+        from ..zenml.apply import stack_status
+        from ..zenml.session import connect
 
         spec = gcp_stack_spec(ctx.cfg, ctx.infra)
         store = connect(zenml_url_of(ctx), admin_credentials(ctx), timeout=10)
@@ -222,7 +224,7 @@ class RegisterPhase:
         return stack_status(store, spec, verify=bool(ctx.options.get("verify_connector", True)))
 
     def destroy(self, ctx: PhaseContext) -> None:
-        from ..zenml_api import delete_stack_spec
+        from ..zenml.apply import delete_stack_spec
 
         spec = gcp_stack_spec(ctx.cfg, ctx.infra)
         store = connect_for_destroy(ctx)

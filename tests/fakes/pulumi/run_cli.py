@@ -14,9 +14,10 @@ from tests.fakes.fake_phases import fake_later_phases
 from tests.fakes.google_clients import FakeGcp
 from tests.fakes.pulumi import tiny_program
 from zenml_gcp_gitops.cli import deploy as deploy_cli
-from zenml_gcp_gitops.engine import Engine, make_reporter
+from zenml_gcp_gitops.engine import Engine
 from zenml_gcp_gitops.phases.infra import InfraPhase
 from zenml_gcp_gitops.phases.preflight import PreflightPhase
+from zenml_gcp_gitops.progress import make_reporter
 
 
 def _make_engine(cfg, *, options, verbose):  # type: ignore[no-untyped-def]

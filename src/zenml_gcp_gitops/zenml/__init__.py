@@ -1,0 +1,2 @@
+"""Everything that talks to a ZenML server: the session, the stack applier, its secrets and
+the CI account. zenml itself is imported inside the functions (it is slow to import)."""
