@@ -31,6 +31,7 @@ from .record import (
     record_store,
     scrub,
 )
+from .run_options import RunOptions, Services
 
 if TYPE_CHECKING:
     from .config import DeploymentConfig
@@ -69,15 +70,18 @@ class Engine:
         phases: list[Phase] | None = None,
         store: RecordStore | None = None,
         reporter: Any = None,
-        options: dict[str, Any] | None = None,
+        options: RunOptions | None = None,
+        services: Services | None = None,
         phase_factory: Callable[[], list[Phase]] = default_phases,
     ) -> None:
         self.cfg = cfg
         self._phases = phases
         self._phase_factory = phase_factory
-        self.options = dict(options or {})
+        self.options = options or RunOptions()
+        self.services = services or Services()
+        self._dry_run = False
         self._store = store
-        self.reporter = reporter or PlainReporter(verbose=bool(self.options.get("verbose")))
+        self.reporter = reporter or PlainReporter(verbose=self.options.verbose)
         self._secret_infra: Any = None
         self._lease: Any = None
 
@@ -90,7 +94,7 @@ class Engine:
     @property
     def store(self) -> RecordStore:
         if self._store is None:
-            self._store = record_store(self.cfg, self.options.get("storage_client"))
+            self._store = record_store(self.cfg, self.services.storage_client)
         return self._store
 
     def load_record(self) -> DeploymentRecord | None:
@@ -102,6 +106,8 @@ class Engine:
             recorded=record.recorded_outputs(),
             reporter=self.reporter,
             options=self.options,
+            services=self.services,
+            dry_run=self._dry_run,
         )
 
     def _names(self) -> list[str]:
@@ -165,16 +171,16 @@ class Engine:
                 self._lease = None
 
     def lease(self) -> Any:
-        factory = self.options.get("lease_factory")
+        factory = self.services.lease_factory
         if factory is not None:
             return factory(self.cfg, self.store)
-        return make_lease(self.cfg, self.store, self.options.get("command"))
+        return make_lease(self.cfg, self.store, self.options.command)
 
     def _deploy(
         self, from_phase: str | None, stop_after: str | None, dry_run: bool
     ) -> dict[str, Any]:
+        self._dry_run = dry_run
         if dry_run:
-            self.options["dry_run"] = True
             stop_after = stop_after if stop_after in ("preflight",) else "infra"
         existing = self.load_record()
         record = existing or DeploymentRecord.new(self.cfg)
@@ -232,12 +238,12 @@ class Engine:
         if self._secret_infra is None:
             from .outputs import InfraOutputs
 
-            reader = self.options.get("secret_outputs_reader")
+            reader = self.services.secret_outputs_reader
             try:
                 if reader is None:
                     from .infra.stack import stack_outputs
 
-                    values = stack_outputs(self.cfg, self.options)
+                    values = stack_outputs(self.cfg, self.options, self.services)
                     secrets = {k: v.value for k, v in values.items() if k in wanted}
                 else:
                     secrets = reader(self.cfg, wanted)
@@ -427,7 +433,7 @@ class Engine:
                 summary["phases"][phase.name] = self._destroy_one(phase, record, ctx)
         finally:
             self._call(self.reporter, "close")
-        if self.options.get("purge_state"):
+        if self.options.purge_state:
             # the stack first, then the record, and last the bucket/key that held them
             purgers = [(p.name, getattr(p, "purge", None)) for p in self.phases]
             for name, purge in purgers:
@@ -448,7 +454,7 @@ class Engine:
         try:
             from .infra.stack import split_outputs, stack_outputs
 
-            plain, secret = split_outputs(stack_outputs(self.cfg, self.options))
+            plain, secret = split_outputs(stack_outputs(self.cfg, self.options, self.services))
         except Exception as e:  # noqa: BLE001 - recovery is best effort: destroy goes on without the outputs
             self.reporter.log(f"no infra outputs to recover ({e.__class__.__name__})")
             return

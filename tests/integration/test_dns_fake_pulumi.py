@@ -13,6 +13,7 @@ from tests.fakes.cloud_dns import FakeCloudDns, FakeZone
 from tests.fakes.fake_phases import fake_later_phases
 from tests.fakes.google_clients import FakeGcp
 from tests.fakes.pulumi import make_fake_pulumi, read_state
+from tests.support.typed_options import typed
 from zenml_gcp_gitops.config import DeploymentConfig, build_config
 from zenml_gcp_gitops.engine import Engine
 from zenml_gcp_gitops.phases.infra import InfraPhase
@@ -57,7 +58,9 @@ def _engine(cfg: DeploymentConfig, root: Path, dns: FakeCloudDns, **opts: Any) -
     return Engine(
         cfg,
         phases=[PreflightPhase(), InfraPhase(), *fake_later_phases([])],
-        options={"pulumi_root": str(root), "gcp_api": dns.api(cfg), "yes": True, **opts},
+        **typed(
+            {"pulumi_root": str(root), "gcp_api": dns.api(cfg), "yes": True, **opts}, context=False
+        ),
         reporter=PlainReporter(verbose=False),
     )
 

@@ -14,6 +14,8 @@ import uuid
 
 import pytest
 
+from tests.support.typed_options import typed
+
 pytestmark = pytest.mark.gcp
 
 PROJECT = os.environ.get("ZENML_GCP_GITOPS_TEST_PROJECT")
@@ -45,7 +47,7 @@ def test_preflight_dry_run_against_real_gcp() -> None:
     if shutil.which("pulumi") is None:
         pytest.skip("the Pulumi CLI is not on PATH")
     cfg = build_config(None, {"project": PROJECT, "region": REGION, "name": "smoke"})
-    out = PreflightPhase().run(PhaseContext(cfg=cfg, options={"dry_run": True, "yes": True}))
+    out = PreflightPhase().run(PhaseContext(cfg=cfg, **typed({"dry_run": True, "yes": True})))
     assert out["state_bucket"] == f"{PROJECT}-smoke-state"
     assert out["state_bucket_action"] in ("exists", "would create")
 
@@ -62,9 +64,11 @@ def test_full_deploy_and_destroy_round_trip() -> None:
     name = f"smk{uuid.uuid4().hex[:6]}"
     cfg = build_config(None, {"project": PROJECT, "region": REGION, "name": name})
     try:
-        summary = Engine(cfg, options={"yes": True}).deploy()
+        summary = Engine(cfg, **typed({"yes": True}, context=False)).deploy()
         assert {p["status"] for p in summary["phases"].values()} == {"succeeded"}
-        again = Engine(cfg, options={"yes": True}).deploy(stop_after="infra")
+        again = Engine(cfg, **typed({"yes": True}, context=False)).deploy(stop_after="infra")
         assert again["phases"]["infra"]["status"] == "succeeded"
     finally:
-        Engine(cfg, options={"yes": True, "force": True, "purge_state": True}).destroy()
+        Engine(
+            cfg, **typed({"yes": True, "force": True, "purge_state": True}, context=False)
+        ).destroy()

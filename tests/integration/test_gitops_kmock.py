@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from tests.fakes.kube_kmock import FakeCluster
+from tests.support.typed_options import typed
 from zenml_gcp_gitops.config import DeploymentConfig, build_config
 from zenml_gcp_gitops.errors import PhaseError
 from zenml_gcp_gitops.gitops import bootstrap as B
@@ -708,13 +709,15 @@ def test_phase_run_status_against_kmock(
     ctx = PhaseContext(
         cfg=cfg,
         reporter=Recorder(),
-        options={
-            "kube_api_client": cluster.api_client(),
-            "argocd_install_source": install_source,
-            "argocd_cache_dir": str(tmp_path),
-            "poll": 0.01,
-            "wave_timeout": 5,
-        },
+        **typed(
+            {
+                "kube_api_client": cluster.api_client(),
+                "argocd_install_source": install_source,
+                "argocd_cache_dir": str(tmp_path),
+                "poll": 0.01,
+                "wave_timeout": 5,
+            }
+        ),
         _infra=out,
     )
     phase = GitopsPhase()
@@ -775,7 +778,9 @@ def test_phase_status_reports_an_unreachable_cluster(tmp_path: Path) -> None:
     conf.host = "http://127.0.0.1:9"  # discard port: connection refused
     conf.retries = 0
     ctx = PhaseContext(
-        cfg=cfg_named("gone"), options={"kube_api_client": client.ApiClient(conf)}, _infra=outputs()
+        cfg=cfg_named("gone"),
+        **typed({"kube_api_client": client.ApiClient(conf)}),
+        _infra=outputs(),
     )
     status = GitopsPhase().status(ctx)
     assert status["applications"] == []

@@ -3,6 +3,7 @@ program, with a fake `pulumi` CLI (tests/fakes/pulumi) standing in for the engin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -38,6 +39,7 @@ from zenml_gcp_gitops.phases.infra import InfraPhase
 from zenml_gcp_gitops.phases.preflight import PreflightPhase
 from zenml_gcp_gitops.progress import PlainReporter
 from zenml_gcp_gitops.record import local_record_path
+from zenml_gcp_gitops.run_options import RunOptions, Services
 
 PROJECT = "zenml-gcp-gitops"
 SECRET = tiny_program.SECRET_KEY_VALUE
@@ -66,14 +68,11 @@ class World:
     def calls_file(self) -> Path:
         return self.tmp / "calls.jsonl"
 
-    def options(self, **extra: Any) -> dict[str, Any]:
-        return {
-            "pulumi_root": str(self.root),
-            "gcp_api": self.gcp.api(self.cfg),
-            "program": tiny_program.build,
-            "yes": True,
-            **extra,
-        }
+    def options(self, **extra: Any) -> RunOptions:
+        return RunOptions(pulumi_root=str(self.root), yes=True, **extra)
+
+    def services(self) -> Services:
+        return Services(gcp_api=self.gcp.api(self.cfg), program=tiny_program.build)
 
     def engine(self, stream: Any = None, **extra: Any) -> Engine:
         self.later = fake_later_phases(self.journal)
@@ -81,6 +80,7 @@ class World:
             self.cfg,
             phases=[PreflightPhase(), InfraPhase(), *self.later],
             options=self.options(**extra),
+            services=self.services(),
             reporter=PlainReporter(stream=stream, verbose=False),
         )
 
@@ -209,7 +209,7 @@ def test_concurrent_deploy_names_the_lock_and_unlock_clears_it(
     assert "zenml-gcp-gitops unlock" in (exc.value.hint or "")
     assert world.record()["phases"]["infra"]["status"] == "succeeded"  # not the loser's to record
 
-    monkeypatch.setattr(deploy_cli, "_make_engine", lambda cfg, **kw: world.engine())
+    monkeypatch.setattr(deploy_cli, "_make_engine", lambda cfg, options=None: world.engine())
     args = [
         "--project",
         "my-project-1",
@@ -247,10 +247,13 @@ def _cli(world: World, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[str]]
     from zenml_gcp_gitops.cli import cli
     from zenml_gcp_gitops.cli import deploy as deploy_cli
 
-    def make(cfg: DeploymentConfig, *, options: dict[str, Any], verbose: bool) -> Engine:
+    def make(cfg: DeploymentConfig, options: RunOptions | None = None) -> Engine:
         eng = world.engine()
-        eng.options.update(options)
-        eng.reporter = PlainReporter(verbose=verbose)
+        options = options or RunOptions()
+        eng.options = dataclasses.replace(
+            options, pulumi_root=eng.options.pulumi_root, yes=options.yes or eng.options.yes
+        )
+        eng.reporter = PlainReporter(verbose=options.verbose)
         return eng
 
     monkeypatch.setattr(deploy_cli, "_make_engine", make)
@@ -290,7 +293,10 @@ def test_secrets_never_reach_stdout_json_record_or_logs(
     res = runner.invoke(cli, ["outputs", *args, "--output", "json", "--show-secrets"])
     assert json.loads(res.stdout)["pipelines_sa_key"] == SECRET
     # later phases fetch it from the stack, never from the record
-    assert read_secret_output(world.cfg, "pipelines_sa_key", world.options()) == SECRET
+    assert (
+        read_secret_output(world.cfg, "pipelines_sa_key", world.options(), world.services())
+        == SECRET
+    )
 
     res = runner.invoke(cli, ["status", *args, "--output", "json"])
     assert res.exit_code == 0, res.output
@@ -412,14 +418,14 @@ def test_ctrl_c_is_forwarded_recorded_and_resumable(world: World, tmp_path: Path
 def test_real_program_deploys_through_the_fake_engine(world: World) -> None:
     """The packaged program (not the tiny one) runs inline and satisfies the outputs contract."""
     eng = world.engine()
-    eng.options.pop("program")
+    eng.services.program = None  # the packaged program
     eng.deploy(stop_after="infra")
     rec = world.record()["phases"]["infra"]["outputs"]
     outputs = InfraOutputs.from_mapping(rec["outputs"])
     assert outputs.cluster_name == world.cfg.names.cluster
     assert rec["resource_count"] > 50
     eng = world.engine()
-    eng.options.pop("program")
+    eng.services.program = None  # the packaged program
     eng.deploy(from_phase="infra", stop_after="infra")
     changes = world.record()["phases"]["infra"]["outputs"]["changes"]
     assert set(changes) == {"same"}, changes
@@ -582,7 +588,7 @@ def test_after_kill_9_the_rerun_says_the_previous_run_died(
     assert "another deploy" not in exc.value.message
     assert "died" in exc.value.message and f"pid {proc.pid}" in exc.value.message
     assert "unlock" in (exc.value.hint or "")
-    monkeypatch.setattr(deploy_cli, "_make_engine", lambda cfg, **kw: world.engine())
+    monkeypatch.setattr(deploy_cli, "_make_engine", lambda cfg, options=None: world.engine())
     res = CliRunner().invoke(cli, ["unlock", *flags[:6], "--yes"])
     assert res.exit_code == 0, res.output
     world.engine().deploy(stop_after="infra")  # resumes

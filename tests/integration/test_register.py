@@ -20,6 +20,7 @@ from tests.support.register_fixtures import (
     shared_server,
     write_outputs,
 )
+from tests.support.typed_options import typed
 from tests.support.zenml_server import ZenServer, free_port
 from zenml_gcp_gitops.errors import PhaseError, ServiceUnavailable, UserError
 from zenml_gcp_gitops.stack_spec import gcp_stack_spec
@@ -364,7 +365,7 @@ def test_phases_take_credentials_from_secret_manager(
     ctx = PhaseContext(
         cfg=cfg,
         recorded={"infra": {"outputs": outputs_dict(cfg)}, "gitops": {"zenml_url": server.url}},
-        options={"secret_manager": sm, "timeout": 30},
+        **typed({"secret_manager": sm, "timeout": 30}),
     )
     rec = RegisterPhase().run(ctx)
     assert rec["zenml_url"] == server.url and rec["stack"]["name"] == "reg-phase"

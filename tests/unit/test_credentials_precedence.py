@@ -9,6 +9,7 @@ import pytest
 
 from tests.fakes.gcp_secrets import FakeSecretManager
 from tests.support.register_fixtures import make_cfg, outputs_dict
+from tests.support.typed_options import typed
 from zenml_gcp_gitops.outputs import InfraOutputs
 from zenml_gcp_gitops.phases.base import PhaseContext
 from zenml_gcp_gitops.phases.register import admin_credentials, mlflow_credentials
@@ -47,7 +48,7 @@ def _ctx(monkeypatch: pytest.MonkeyPatch, **options: Any) -> tuple[PhaseContext,
     monkeypatch.setenv("ZENML_STORE_USERNAME", "me")
     monkeypatch.setenv("ZENML_STORE_PASSWORD", "personal-zen-Pw")
     notes = Notes()
-    ctx = PhaseContext(cfg=cfg, options={"secret_manager": sm, **options}, reporter=notes)
+    ctx = PhaseContext(cfg=cfg, **typed({"secret_manager": sm, **options}), reporter=notes)
     ctx._infra = InfraOutputs.from_mapping(outputs_dict(cfg), source="test")
     return ctx, notes
 

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from tests.fakes.cloud_dns import FakeCloudDns, FakeZone
 from tests.fakes.google_clients import FakeGcp
 from tests.fakes.pulumi import make_fake_pulumi
+from tests.support.typed_options import typed
 from zenml_gcp_gitops.cli import cli as main
 from zenml_gcp_gitops.config import DeploymentConfig, build_config
 from zenml_gcp_gitops.dns import CloudDnsApi, DohResolver, check_dns, wait_for_records
@@ -287,13 +288,13 @@ def test_preflight_phase_checks_the_zone(tmp_path: Path, monkeypatch: pytest.Mon
     cfg = cfg_of(domain=DOMAIN, dns_zone="example-com")
     fake = _dns()
     ctx = PhaseContext(
-        cfg=cfg, options={"gcp_api": fake.api(cfg), "pulumi_root": str(root), "yes": True}
+        cfg=cfg, **typed({"gcp_api": fake.api(cfg), "pulumi_root": str(root), "yes": True})
     )
     with pytest.raises(UserError, match="zone example-com does not exist"):
         PreflightPhase().run(ctx)
     fake.zones[(PROJECT, "example-com")] = FakeZone("example.com.")
     ctx = PhaseContext(
-        cfg=cfg, options={"gcp_api": fake.api(cfg), "pulumi_root": str(root), "yes": True}
+        cfg=cfg, **typed({"gcp_api": fake.api(cfg), "pulumi_root": str(root), "yes": True})
     )
     out = PreflightPhase().run(ctx)
     assert out["dns_zone"] == f"{PROJECT}/example-com"
@@ -416,14 +417,14 @@ def test_gitops_waits_only_with_cloud_dns_and_not_when_skipped() -> None:
     ok = ScriptedResolver(
         {infra.zenml_host: [[infra.ingress_ip]], infra.mlflow_host: [[infra.ingress_ip]]}
     )
-    ctx = PhaseContext(cfg=cfg, options={"dns_resolver": ok}, _infra=infra)
+    ctx = PhaseContext(cfg=cfg, **typed({"dns_resolver": ok}), _infra=infra)
     assert wait_for_dns(ctx) == {
         "resolved": {infra.zenml_host: [infra.ingress_ip], infra.mlflow_host: [infra.ingress_ip]}
     }
     never = ScriptedResolver({infra.zenml_host: [[]], infra.mlflow_host: [[]]})
     ctx = PhaseContext(
         cfg=cfg,
-        options={"dns_resolver": never, "dns_wait_timeout": 0, "dns_wait_interval": 0},
+        **typed({"dns_resolver": never, "dns_wait_timeout": 0, "dns_wait_interval": 0}),
         _infra=infra,
     )
     with pytest.raises(UserError, match="public DNS does not show"):
@@ -434,12 +435,12 @@ def test_gitops_waits_only_with_cloud_dns_and_not_when_skipped() -> None:
         wait_for_dns(ctx)
     assert "ns-x.example.net" in (exc.value.hint or "")
     ctx = PhaseContext(
-        cfg=cfg, options={"dns_resolver": never, "skip_dns_wait": True}, _infra=infra
+        cfg=cfg, **typed({"dns_resolver": never, "skip_dns_wait": True}), _infra=infra
     )
     calls = len(never.calls)
     assert wait_for_dns(ctx) is None and len(never.calls) == calls  # not even asked
     plain = cfg_of(domain=DOMAIN)  # records managed elsewhere: nothing to wait for here
-    ctx = PhaseContext(cfg=plain, options={"dns_resolver": never}, _infra=offline_outputs(plain))
+    ctx = PhaseContext(cfg=plain, **typed({"dns_resolver": never}), _infra=offline_outputs(plain))
     assert wait_for_dns(ctx) is None
 
 

@@ -330,7 +330,9 @@ def test_cli_deploy_json_reports_failure_and_exit_code(
     from zenml_gcp_gitops.cli import cli
     from zenml_gcp_gitops.cli import deploy as deploy_cli
 
-    monkeypatch.setattr(deploy_cli, "_make_engine", lambda c, **kw: _engine(cfg, [], gitops=1))
+    monkeypatch.setattr(
+        deploy_cli, "_make_engine", lambda c, options=None: _engine(cfg, [], gitops=1)
+    )
     res = CliRunner().invoke(
         cli,
         [

@@ -481,7 +481,7 @@ def test_deploy_dry_run_prints_the_estimates(monkeypatch: pytest.MonkeyPatch) ->
             assert kw["dry_run"] is True
             return {"deployment": "zenml", "dry_run": True, "record": "x", "preview": {}}
 
-    monkeypatch.setattr(deploy_cli, "_make_engine", lambda c, **kw: DryEngine())
+    monkeypatch.setattr(deploy_cli, "_make_engine", lambda c, options=None: DryEngine())
     args = ["deploy", "--dry-run", "--project", "my-project-1", "--region", "us-central1"]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output

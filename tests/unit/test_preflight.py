@@ -10,6 +10,7 @@ import pytest
 
 from tests.fakes.google_clients import FakeGcp
 from tests.fakes.pulumi import make_fake_pulumi
+from tests.support.typed_options import typed
 from zenml_gcp_gitops.config import DeploymentConfig, build_config
 from zenml_gcp_gitops.errors import UserError
 from zenml_gcp_gitops.phases.base import PhaseContext
@@ -29,7 +30,7 @@ def _cfg(**kw: Any) -> DeploymentConfig:
 
 def _run(gcp: FakeGcp, cfg: DeploymentConfig | None = None, **options: Any) -> dict[str, Any]:
     cfg = cfg or _cfg()
-    ctx = PhaseContext(cfg=cfg, options={"gcp_api": gcp.api(cfg), **options})
+    ctx = PhaseContext(cfg=cfg, **typed({"gcp_api": gcp.api(cfg), **options}))
     return PreflightPhase().run(ctx)
 
 
@@ -202,7 +203,7 @@ def test_purge_deletes_our_bucket_and_destroys_key_versions(ok: dict[str, Any]) 
     gcp = FakeGcp(project=PROJECT)
     cfg = _cfg()
     _run(gcp, cfg, **ok)
-    ctx = PhaseContext(cfg=cfg, options={"gcp_api": gcp.api(cfg)})
+    ctx = PhaseContext(cfg=cfg, **typed({"gcp_api": gcp.api(cfg)}))
     out = PreflightPhase().purge(ctx)
     assert out == {"state_bucket": "deleted", "state_kms_key_versions_destroyed": 1}
     assert gcp.storage.buckets == {}

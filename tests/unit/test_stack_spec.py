@@ -10,6 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from tests.support.register_fixtures import FAKE_SA_KEY, make_cfg, make_outputs, write_outputs
+from tests.support.typed_options import typed
 from zenml_gcp_gitops.config import SECRET_MARK
 from zenml_gcp_gitops.phases.register import zenml_stack_plan
 from zenml_gcp_gitops.stack_spec import gcp_stack_spec
@@ -239,7 +240,7 @@ def test_destroy_skips_an_unreachable_server(monkeypatch) -> None:
         cfg=cfg,
         recorded={"infra": {"outputs": outputs_dict(cfg)}},
         reporter=Rep(),
-        options={"zenml_url": f"http://127.0.0.1:{free_port()}", "timeout": 0.5},
+        **typed({"zenml_url": f"http://127.0.0.1:{free_port()}", "timeout": 0.5}),
     )
     RegisterPhase().destroy(ctx)
     CiPhase().destroy(ctx)

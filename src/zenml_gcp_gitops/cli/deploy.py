@@ -16,21 +16,24 @@ from .options import ConfigSource, config_options, output_option
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
     from ..engine import Engine
+    from ..run_options import RunOptions
 
 PHASES = PHASE_ORDER
 
 
-def _make_engine(cfg: DeploymentConfig, *, options: dict[str, Any], verbose: bool) -> Engine:
+def _make_engine(cfg: DeploymentConfig, options: RunOptions | None = None) -> Engine:
     """The one place commands build an engine (tests replace it to inject fakes)."""
     from ..engine import Engine
     from ..progress import make_reporter
+    from ..run_options import RunOptions
 
-    return Engine(cfg, options=options, reporter=make_reporter(verbose=verbose))
+    options = options or RunOptions()
+    return Engine(cfg, options=options, reporter=make_reporter(verbose=options.verbose))
 
 
 def _require_credentials(cfg: DeploymentConfig, engine: Engine) -> None:
     """The credential check, before anything reaches for a gs:// backend."""
-    if cfg.is_local_backend or engine.options.get("storage_client") is not None:
+    if cfg.is_local_backend or engine.services.storage_client is not None:
         return
     from ..phases.preflight import GcpApi
 
@@ -176,16 +179,18 @@ def deploy(
         show_plan(cfg, output, pricing=pricing)
         return
     _refuse_placeholder_tree(cfg)
-    options: dict[str, Any] = {
-        "skip_dns_wait": skip_dns_wait,
-        "yes": yes,
-        "verbose": verbose,
-        "write_kubeconfig": write_kubeconfig,
-        "adopt": adopt,
-        "rotate": rotate_ci_key,
-        "credentials_from_env": credentials_from_env,
-    }
-    engine = _make_engine(cfg, options=options, verbose=verbose)
+    from ..run_options import RunOptions
+
+    options = RunOptions(
+        skip_dns_wait=skip_dns_wait,
+        yes=yes,
+        verbose=verbose,
+        write_kubeconfig=write_kubeconfig,
+        adopt=adopt,
+        rotate=rotate_ci_key,
+        credentials_from_env=credentials_from_env,
+    )
+    engine = _make_engine(cfg, options)
     try:
         summary = engine.deploy(from_phase=from_phase, stop_after=stop_after, dry_run=dry_run)
     except UserError as e:
@@ -302,7 +307,7 @@ def _short(text: str | None, width: int = 90) -> str:
 def status(config: ConfigSource, no_live: bool, output: str) -> None:
     """Each phase's last result, the infra outputs, and a live check of each part."""
     cfg = config.load()
-    engine = _make_engine(cfg, options={}, verbose=False)
+    engine = _make_engine(cfg)
     data = engine.status(live=not no_live)
     if output == "json":
         from ..ui import print_json
@@ -411,10 +416,11 @@ def destroy(
             f"Destroy deployment '{cfg.name}' in project {cfg.project}? Its data is lost.{extra}",
             abort=True,
         )
+    from ..run_options import RunOptions
+
     engine = _make_engine(
         cfg,
-        options={"yes": yes, "force": force, "purge_state": purge_state, "verbose": verbose},
-        verbose=verbose,
+        RunOptions(yes=yes, force=force, purge_state=purge_state, verbose=verbose),
     )
     try:
         summary = engine.destroy()
@@ -449,9 +455,9 @@ def outputs(config: ConfigSource, show_secrets: bool, output: str) -> None:
     from ..infra.stack import stack_outputs
 
     cfg = config.load()
-    engine = _make_engine(cfg, options={}, verbose=False)
+    engine = _make_engine(cfg)
     _require_credentials(cfg, engine)
-    values = stack_outputs(cfg, engine.options)
+    values = stack_outputs(cfg, engine.options, engine.services)
     data = {
         k: (v.value if (show_secrets or not v.secret) else SECRET_MARK)
         for k, v in sorted(values.items())
@@ -485,10 +491,10 @@ def unlock(config: ConfigSource, yes: bool) -> None:
     from ..ui import console, is_interactive
 
     cfg = config.load()
-    engine = _make_engine(cfg, options={}, verbose=False)
+    engine = _make_engine(cfg)
     _require_credentials(cfg, engine)
     leases = leftover_leases(make_lease(cfg, engine.store))
-    pulumi_locks = find_locks(cfg, engine.options.get("storage_client"))
+    pulumi_locks = find_locks(cfg, engine.services.storage_client)
     locks: list[Any] = [
         *pulumi_locks,
         *(

@@ -7,6 +7,7 @@ imported at module level; zenml is imported inside the commands.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import sys
@@ -70,12 +71,15 @@ def _context(
     cfg: DeploymentConfig, outputs: InfraOutputs | None, zenml_url: str | None, **options: Any
 ) -> PhaseContext:
     from ..phases.base import PhaseContext
+    from ..run_options import RunOptions, Services
 
-    ctx = PhaseContext(cfg=cfg, options={k: v for k, v in options.items() if v is not None})
+    flags = {k: v for k, v in options.items() if v is not None}
+    ctx = PhaseContext(
+        cfg=cfg,
+        options=RunOptions(zenml_url=zenml_url or None, **flags),
+        services=Services(secret_manager=_LazySecrets(cfg)),
+    )
     ctx._infra = outputs
-    if zenml_url:
-        ctx.options["zenml_url"] = zenml_url
-    ctx.options["secret_manager"] = _LazySecrets(cfg)
     return ctx
 
 
@@ -104,9 +108,8 @@ class _LazySecrets:
 def _url(ctx: PhaseContext) -> str:
     from ..errors import ConfigError
 
-    url = ctx.options.get("zenml_url")
-    if url:
-        return str(url)
+    if ctx.options.zenml_url:
+        return ctx.options.zenml_url
     if ctx._infra is not None:
         return ctx._infra.zenml_url
     # last: the server the environment points at (a server you brought yourself)
@@ -290,16 +293,15 @@ def register_cmd(
     from ..phases.register import RegisterPhase, admin_credentials
 
     ctx = _context(cfg, outputs, zenml_url, adopt=adopt, timeout=timeout, verify_connector=verify)
-    ctx.options["zenml_url"] = _url(ctx)
+    url = _url(ctx)
+    ctx.options = dataclasses.replace(ctx.options, zenml_url=url)
     logs: list[str] = []
     ctx.reporter = _list_reporter(logs)
     result = RegisterPhase().run(ctx)
     if activate:
         from ..zenml.session import activate_global_client
 
-        activate_global_client(
-            ctx.options["zenml_url"], admin_credentials(ctx), result["stack"]["name"]
-        )
+        activate_global_client(url, admin_credentials(ctx), result["stack"]["name"])
     if output == "json":
         print_json({k: result[k] for k in ("stack", "components", "connector")})
         return
@@ -377,6 +379,12 @@ def _fetch_hint(cfg: DeploymentConfig) -> str:
     return f"fetch it with: gcloud secrets versions access latest --secret={sid} --project={cfg.project}"
 
 
+def _secrets(ctx: PhaseContext) -> SecretAccess:
+    from ..phases.register import secret_access
+
+    return secret_access(ctx)
+
+
 def _admin_session(
     config: ConfigSource, outputs_file: Path | None, zenml_url: str | None, timeout: float
 ) -> tuple[DeploymentConfig, PhaseContext, str, Any]:
@@ -401,7 +409,7 @@ def _ensure(
     result = ensure_ci_account(
         store,
         cfg,
-        secrets=ctx.options["secret_manager"],
+        secrets=_secrets(ctx),
         rotate=rotate,
         retain_minutes=retain_minutes,
         github_repo=cfg.github_repo,
@@ -508,7 +516,7 @@ def ci_show(
         "secret_id": sid,
     }
     if show_key:
-        key = ctx.options["secret_manager"].read(sid)
+        key = _secrets(ctx).read(sid)
         if key is None:
             raise UserError(f"Secret Manager {sid} holds no key", "run `ci-account rotate`")
         data["api_key"] = key
@@ -538,7 +546,7 @@ def ci_delete(
     if not yes and is_interactive():
         click.confirm(f"Delete {cfg.names.zenml_ci_account} and its API key?", abort=True)
     before = ci_status(store, cfg)["service_account"]
-    removed = delete_ci_account(store, cfg, secrets=ctx.options["secret_manager"])
+    removed = delete_ci_account(store, cfg, secrets=_secrets(ctx))
     data = {
         "service_account": {k: before[k] for k in ("id", "name")} if before else None,
         "api_key_name": cfg.names.zenml_ci_key,

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..config import DeploymentConfig
     from ..outputs import InfraOutputs
     from ..phases.base import Reporter
+    from ..run_options import RunOptions
     from .kube import Kube
     from .render import Rendered
 
@@ -35,11 +36,12 @@ class WaitOptions:
     teardown_timeout: float = 900.0
 
     @classmethod
-    def from_options(cls, options: dict[str, Any]) -> WaitOptions:
+    def from_options(cls, options: RunOptions) -> WaitOptions:
         o = cls()
         for key in ("wave_timeout", "poll", "degraded_grace", "teardown_timeout"):
-            if options.get(key) is not None:
-                setattr(o, key, float(options[key]))
+            value = getattr(options, key)
+            if value is not None:
+                setattr(o, key, float(value))
         return o
 
 

@@ -1,6 +1,6 @@
 """The Pulumi stack: its workspace, backend, secrets provider, outputs and lock files.
 
-open_stack(cfg, options, create=True) -> StackHandle | None
+open_stack(cfg, options, services, create=True) -> StackHandle | None
 stack_outputs(cfg, options) -> OutputMap ;  read_secret_output(cfg, key) -> str | None
 find_locks(cfg) -> [LockFile]    the diy backend's lock files (for `unlock`)
 """
@@ -12,12 +12,12 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ..config import user_data_dir
 from ..errors import UserError
-from .cli import plugin_versions
-from .cli import pulumi_command as _pulumi_command
+from ..run_options import RunOptions, Services
+from .cli import plugin_versions, pulumi_command
 from .events import command_error, first_meaningful_line
 
 if TYPE_CHECKING:
@@ -29,14 +29,9 @@ if TYPE_CHECKING:
 # --------------------------------------------------------------------------- pulumi setup
 
 
-def pulumi_command(options: dict[str, Any]) -> auto.PulumiCommand:
-    return _pulumi_command(options.get("pulumi_root"))
-
-
-def _program(options: dict[str, Any]) -> Callable[[DeploymentConfig], None]:
-    program = options.get("program")
-    if program is not None:
-        return cast("Callable[[DeploymentConfig], None]", program)
+def _program(services: Services) -> Callable[[DeploymentConfig], Any]:
+    if services.program is not None:
+        return services.program
     import importlib
 
     from ..resources import program_package
@@ -56,7 +51,8 @@ class StackHandle:
 
 def open_stack(
     cfg: DeploymentConfig,
-    options: dict[str, Any],
+    options: RunOptions | None = None,
+    services: Services | None = None,
     *,
     program_cfg: DeploymentConfig | None = None,
     create: bool = True,
@@ -66,11 +62,13 @@ def open_stack(
     """Create or select the stack. With create=False, None when it does not exist."""
     from pulumi import automation as auto
 
+    options = options or RunOptions()
+    services = services or Services()
     pcfg = program_cfg or cfg
     url = state_url or cfg.state_url
     if url.startswith("file://"):
         Path(url.removeprefix("file://")).expanduser().mkdir(parents=True, exist_ok=True)
-    work_dir = Path(options.get("work_dir") or user_data_dir() / "workspaces" / cfg.name)
+    work_dir = Path(options.work_dir or user_data_dir() / "workspaces" / cfg.name)
     if state_url:
         work_dir = Path(tempfile.mkdtemp(prefix="zgg-preview-"))
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -79,7 +77,7 @@ def open_stack(
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         "GOOGLE_PROJECT": cfg.project,
         "GOOGLE_REGION": cfg.region,
-        **dict(options.get("env") or {}),
+        **dict(options.env),
         **(extra_env or {}),
     }
     provider = "passphrase" if state_url else secrets_provider(cfg)
@@ -87,15 +85,15 @@ def open_stack(
         require_passphrase(cfg, {**os.environ, **env})
     ws_opts = auto.LocalWorkspaceOptions(
         work_dir=str(work_dir),
-        pulumi_home=options.get("pulumi_home"),
+        pulumi_home=options.pulumi_home,
         project_settings=auto.ProjectSettings(
             name=cfg.names.pulumi_project, runtime="python", backend=auto.ProjectBackend(url=url)
         ),
-        pulumi_command=options.get("pulumi_command") or pulumi_command(options),
+        pulumi_command=pulumi_command(options.pulumi_root),
         secrets_provider=provider,
         env_vars=env,
         # resolved when Pulumi runs it: status/outputs/unlock never import the program
-        program=lambda: _program(options)(pcfg),
+        program=lambda: _program(services)(pcfg),
     )
     ws = auto.LocalWorkspace(**ws_opts.__dict__)
     name = cfg.names.pulumi_stack
@@ -158,19 +156,24 @@ def split_outputs(outputs: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 
 def read_secret_output(
-    cfg: DeploymentConfig, key: str, options: dict[str, Any] | None = None
+    cfg: DeploymentConfig,
+    key: str,
+    options: RunOptions | None = None,
+    services: Services | None = None,
 ) -> str | None:
     """A Pulumi secret output, read from the stack when a later phase needs it (never recorded)."""
-    handle = open_stack(cfg, dict(options or {}), create=False)
+    handle = open_stack(cfg, options, services, create=False)
     if handle is None:
         return None
     value = handle.stack.outputs().get(key)
     return None if value is None else value.value
 
 
-def stack_outputs(cfg: DeploymentConfig, options: dict[str, Any] | None = None) -> dict[str, Any]:
+def stack_outputs(
+    cfg: DeploymentConfig, options: RunOptions | None = None, services: Services | None = None
+) -> dict[str, Any]:
     """`zenml-gcp-gitops outputs`: the OutputMap of the deployed stack."""
-    handle = open_stack(cfg, dict(options or {}), create=False)
+    handle = open_stack(cfg, options, services, create=False)
     if handle is None:
         raise UserError(
             f"no Pulumi stack '{cfg.names.pulumi_stack}' in {cfg.state_url}",

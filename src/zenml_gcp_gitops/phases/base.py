@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..run_options import RunOptions, Services
+
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
     from ..outputs import InfraOutputs
@@ -39,7 +41,9 @@ class PhaseContext:
     # phase name -> the outputs it recorded (plain JSON data; no secret values)
     recorded: dict[str, dict[str, Any]] = field(default_factory=dict)
     reporter: Reporter = field(default_factory=NullReporter)
-    options: dict[str, Any] = field(default_factory=dict)  # flags: yes, force, rotate, ...
+    options: RunOptions = field(default_factory=RunOptions)  # the user's flags (frozen)
+    services: Services = field(default_factory=Services)  # injected clients (tests)
+    dry_run: bool = False  # deploy --dry-run: preview, create nothing
     _infra: InfraOutputs | None = None
 
     @property

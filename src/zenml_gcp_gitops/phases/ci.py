@@ -2,9 +2,9 @@
 
     CiPhase().run(ctx) -> dict   {"service_account": {id,name}, "api_key_name", "secret_id"}
 
-A re-run keeps the key unless `ctx.options["rotate"]` (then `retain_minutes` applies). The
+A re-run keeps the key unless `ctx.options.rotate` (then `retain_minutes` applies). The
 key goes to Secret Manager `cfg.names.secrets["ci_api_key"]` as a new version and, with
-`ctx.options["github_repo"]` (or `cfg.github_repo`), to the repository's Actions secrets via
+`ctx.options.github_repo` (or `cfg.github_repo`), to the repository's Actions secrets via
 `gh`. It never goes into the record. URL and credentials are found as in `register`.
 """
 
@@ -27,14 +27,14 @@ class CiPhase:
 
         url = zenml_url_of(ctx)
         ctx.reporter.step(f"Ensuring the CI service account {ctx.cfg.names.zenml_ci_account}")
-        store = connect(url, admin_credentials(ctx), timeout=ctx.options.get("timeout", 300))
+        store = connect(url, admin_credentials(ctx), timeout=ctx.options.timeout)
         result = ensure_ci_account(
             store,
             ctx.cfg,
             secrets=secret_access(ctx),
-            rotate=bool(ctx.options.get("rotate")),
-            retain_minutes=int(ctx.options.get("retain_minutes", 60)),
-            github_repo=ctx.options.get("github_repo") or ctx.cfg.github_repo,
+            rotate=ctx.options.rotate,
+            retain_minutes=ctx.options.retain_minutes,
+            github_repo=ctx.options.github_repo or ctx.cfg.github_repo,
             zenml_url=url,
         )
         for line in result.log:

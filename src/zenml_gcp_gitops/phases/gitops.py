@@ -23,16 +23,16 @@ def wait_for_dns(ctx: PhaseContext) -> dict[str, Any] | None:
     from ..dns import DohResolver, wait_for_records
 
     cfg, opts = ctx.cfg, ctx.options
-    if not cfg.names.dns_zone or opts.get("skip_dns_wait"):
+    if not cfg.names.dns_zone or opts.skip_dns_wait:
         return None
     infra = ctx.infra
     hosts = {infra.zenml_host: infra.ingress_ip, infra.mlflow_host: infra.ingress_ip}
     ctx.reporter.step(f"Waiting until public DNS resolves {', '.join(hosts)}")
     seen = wait_for_records(
         hosts,
-        opts.get("dns_resolver") or DohResolver(),
-        timeout=float(opts.get("dns_wait_timeout", DNS_WAIT_TIMEOUT)),
-        interval=float(opts.get("dns_wait_interval", 10.0)),
+        ctx.services.dns_resolver or DohResolver(),
+        timeout=opts.dns_wait_timeout,
+        interval=opts.dns_wait_interval,
         reporter=ctx.reporter,
         # a created zone's (to set at the registrar), else the existing zone's from preflight
         name_servers=infra.dns_name_servers
@@ -42,7 +42,7 @@ def wait_for_dns(ctx: PhaseContext) -> dict[str, Any] | None:
 
 
 class GitopsPhase:
-    """Phase protocol implementation. `kube` (or `ctx.options["kube_api_client"]`, a
+    """Phase protocol implementation. `kube` (or `ctx.services.kube_api_client`, a
     `kubernetes.client.ApiClient`) overrides the cluster connection, e.g. for kmock."""
 
     name = "gitops"
@@ -55,10 +55,10 @@ class GitopsPhase:
 
         if self._kube is not None:
             return self._kube
-        api_client = ctx.options.get("kube_api_client")
+        api_client = ctx.services.kube_api_client
         if api_client is not None:
             return Kube(api_client)
-        return connect(ctx.infra, write_kubeconfig_file=bool(ctx.options.get("write_kubeconfig")))
+        return connect(ctx.infra, write_kubeconfig_file=ctx.options.write_kubeconfig)
 
     def run(self, ctx: PhaseContext) -> dict[str, Any]:
         from ..gitops.bootstrap import bootstrap
@@ -74,8 +74,8 @@ class GitopsPhase:
             ctx.cfg,
             rendered,
             reporter=ctx.reporter,
-            cache_dir=ctx.options.get("argocd_cache_dir"),
-            source=ctx.options.get("argocd_install_source"),  # (url, sha256): tests only
+            cache_dir=ctx.options.argocd_cache_dir,
+            source=ctx.services.argocd_install_source,
             opts=opts,
         )
         wait_for_apps(kube, ctx.cfg, rendered, ctx.reporter, opts)
@@ -111,7 +111,7 @@ class GitopsPhase:
         from ..gitops.bootstrap import teardown
         from ..gitops.health import WaitOptions
 
-        injected = self._kube is not None or ctx.options.get("kube_api_client") is not None
+        injected = self._kube is not None or ctx.services.kube_api_client is not None
         has_infra = ctx._infra is not None or bool(ctx.recorded.get("infra", {}).get("outputs"))
         if not injected and not has_infra:
             return  # infra never produced a cluster: nothing was deployed into one

@@ -8,8 +8,8 @@ stream. Secret outputs (Pulumi secrets) are never returned: later phases fetch t
 meaningful line) and the full engine log is kept in a file whose path is printed. Ctrl-C is
 forwarded to the engine, which stops cleanly; the phase is then recorded as interrupted.
 
-`ctx.options` keys this phase reads: dry_run, force, purge_state, verbose, yes, program
-(callable cfg -> None, defaults to the packaged program), pulumi_root, pulumi_home, env."""
+It reads `ctx.dry_run`, `ctx.options` (force, verbose, pulumi_root, pulumi_home, work_dir,
+env) and `ctx.services.program` (a callable cfg -> None; the packaged program when None)."""
 
 from __future__ import annotations
 
@@ -95,10 +95,10 @@ class InfraPhase:
 
     def run(self, ctx: PhaseContext) -> dict[str, Any]:
         cfg, opts, rep = ctx.cfg, ctx.options, ctx.reporter
-        if opts.get("dry_run"):
+        if ctx.dry_run:
             return self._preview(ctx)
         rep.step(f"Opening stack {cfg.names.pulumi_stack} in {cfg.state_url}")
-        handle = open_stack(cfg, opts)
+        handle = open_stack(cfg, opts, ctx.services)
         assert handle is not None
         configure(handle, cfg, rep)
         if handle.existed and (resource_count(handle) or 0) > 0:
@@ -114,7 +114,7 @@ class InfraPhase:
             except auto.CommandError as e:
                 raise engine_failure(cfg, e, "refresh", tracker, log) from None
         rep.step("Updating the stack")
-        result, tracker, log = _up(handle, cfg, rep, bool(opts.get("verbose")))
+        result, tracker, log = _up(handle, cfg, rep, opts.verbose)
         rep.step(f"{tracker.done} resources ({_changes_text(tracker.changes)}); engine log: {log}")
         plain, secret = split_outputs(result.outputs)
         from ..outputs import InfraOutputs
@@ -143,7 +143,7 @@ class InfraPhase:
         pre = ctx.recorded.get("preflight", {})
         handle = None
         if pre.get("state_ready") is not False:
-            handle = open_stack(cfg, opts, create=False)
+            handle = open_stack(cfg, opts, ctx.services, create=False)
         scratch: list[str] = []
         try:
             if handle is None:
@@ -154,6 +154,7 @@ class InfraPhase:
                 handle = open_stack(
                     cfg,
                     opts,
+                    ctx.services,
                     state_url="file://" + scratch[0],
                     extra_env={"PULUMI_CONFIG_PASSPHRASE": os.urandom(16).hex()},
                 )
@@ -191,7 +192,7 @@ class InfraPhase:
         }
 
     def status(self, ctx: PhaseContext) -> dict[str, Any]:
-        handle = open_stack(ctx.cfg, ctx.options, create=False)
+        handle = open_stack(ctx.cfg, ctx.options, ctx.services, create=False)
         if handle is None:
             return {"stack": None, "reachable": True, "resources": 0}
         info = None
@@ -216,9 +217,9 @@ class InfraPhase:
 
     def check_destroy(self, ctx: PhaseContext) -> None:
         """Refuse, before anything is torn down, to silently lift deletion protection."""
-        if ctx.options.get("force"):
+        if ctx.options.force:
             return
-        handle = open_stack(ctx.cfg, ctx.options, create=False)
+        handle = open_stack(ctx.cfg, ctx.options, ctx.services, create=False)
         if handle is None:
             return
         protected = protected_resources(exported_resources(handle))
@@ -233,23 +234,23 @@ class InfraPhase:
         from pulumi import automation as auto
 
         cfg, opts, rep = ctx.cfg, ctx.options, ctx.reporter
-        handle = open_stack(cfg, opts, create=False)
+        handle = open_stack(cfg, opts, ctx.services, create=False)
         if handle is None:
             rep.step("No Pulumi stack: nothing to destroy")
             return
         resources = exported_resources(handle)
         protected = protected_resources(resources)
         if protected:
-            if not opts.get("force"):
+            if not opts.force:
                 self.check_destroy(ctx)
             rep.step(f"--force: lifting deletion protection on {', '.join(protected)}")
             unprotected = cfg.model_copy(
                 update={"deletion_protection": False, "force_destroy_buckets": True}
             )
-            lifted = open_stack(cfg, opts, program_cfg=unprotected, create=False)
+            lifted = open_stack(cfg, opts, ctx.services, program_cfg=unprotected, create=False)
             assert lifted is not None
             configure(lifted, cfg, rep)
-            _up(lifted, cfg, rep, bool(opts.get("verbose")), op="unprotect")
+            _up(lifted, cfg, rep, opts.verbose, op="unprotect")
         log = log_path(cfg, "destroy")
         tracker = EventTracker(rep, total=len(resources) or None)
         rep.step(f"Destroying {len(resources)} resources")
@@ -272,7 +273,7 @@ class InfraPhase:
 
     def purge(self, ctx: PhaseContext) -> dict[str, Any]:
         """destroy --purge-state: drop the (now empty) stack and its history from the backend."""
-        handle = open_stack(ctx.cfg, ctx.options, create=False)
+        handle = open_stack(ctx.cfg, ctx.options, ctx.services, create=False)
         if handle is None:
             return {"stack": "absent"}
         ctx.reporter.step(f"Removing the stack {handle.stack.name} from {handle.state_url}")

@@ -9,7 +9,7 @@ Cloud KMS key that encrypts the state's secrets (both idempotent, both kept acro
 checks PULUMI_CONFIG_PASSPHRASE for `--secrets-provider passphrase`.
 
 Every Google call goes through `GcpApi`, whose clients (credentials, an AuthorizedSession-like
-HTTP session, storage and KMS clients) are injectable: `ctx.options["gcp_api"]` replaces it.
+HTTP session, storage and KMS clients) are injectable: `ctx.services.gcp_api` replaces it.
 With `dry_run` nothing is created; the outputs say what would be.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import MissingCredentials, UserError
 from ..infra.cli import check_gcp_plugin, ensure_pulumi
@@ -329,21 +329,24 @@ class GcpApi:
         return n
 
 
-def _api(ctx: PhaseContext) -> GcpApi:
-    api = ctx.options.get("gcp_api")
-    if api is None:
-        api = GcpApi(ctx.cfg)
-        ctx.options["gcp_api"] = api
-    return api
-
-
 class PreflightPhase:
     name = "preflight"
 
+    def __init__(self) -> None:
+        self._api: GcpApi | None = None
+
+    def _gcp(self, ctx: PhaseContext) -> GcpApi:
+        """The injected API, else one set of real clients for this phase's calls."""
+        if ctx.services.gcp_api is not None:
+            return cast(GcpApi, ctx.services.gcp_api)
+        if self._api is None:
+            self._api = GcpApi(ctx.cfg)
+        return self._api
+
     def run(self, ctx: PhaseContext) -> dict[str, Any]:
         cfg, opts, rep = ctx.cfg, ctx.options, ctx.reporter
-        dry = bool(opts.get("dry_run"))
-        api = _api(ctx)
+        dry = ctx.dry_run
+        api = self._gcp(ctx)
         out: dict[str, Any] = {"state_url": cfg.state_url}
 
         rep.step("Checking Application Default Credentials")
@@ -369,21 +372,20 @@ class PreflightPhase:
             from ..dns import CloudDnsApi, check_dns
 
             rep.step(f"Checking the Cloud DNS zone for {cfg.domain}")
-            dns_api = opts.get("dns_api") or CloudDnsApi(api._request)
+            dns_api = ctx.services.dns_api or CloudDnsApi(api._request)
             out.update(check_dns(cfg, dns_api, api.missing_permissions))
 
         rep.step("Checking the Pulumi CLI")
         cmd = ensure_pulumi(
             cfg,
             rep,
-            pulumi_root=opts.get("pulumi_root"),
-            yes=bool(opts.get("yes")),
-            installer=opts.get("pulumi_installer"),
+            pulumi_root=opts.pulumi_root,
+            yes=opts.yes,
+            installer=ctx.services.pulumi_installer,
         )
-        opts["pulumi_command"] = cmd
         out["pulumi_cli"] = cmd.command
         out["pulumi_version"] = str(cmd.version)
-        out.update(check_gcp_plugin(cmd, opts.get("pulumi_home")))
+        out.update(check_gcp_plugin(cmd, opts.pulumi_home))
 
         if cfg.secrets_provider == "passphrase":
             require_passphrase(cfg)
@@ -426,7 +428,7 @@ class PreflightPhase:
         return out
 
     def status(self, ctx: PhaseContext) -> dict[str, Any]:
-        api = _api(ctx)
+        api = self._gcp(ctx)
         out: dict[str, Any] = {"reachable": True, "state_url": ctx.cfg.state_url}
         if not ctx.cfg.is_local_backend:
             out["state_bucket_exists"] = api.bucket_exists(
@@ -439,7 +441,7 @@ class PreflightPhase:
 
     def purge(self, ctx: PhaseContext) -> dict[str, Any]:
         """destroy --purge-state: delete the default state bucket, destroy the state key's versions."""
-        cfg, api = ctx.cfg, _api(ctx)
+        cfg, api = ctx.cfg, self._gcp(ctx)
         out: dict[str, Any] = {}
         if not cfg.is_local_backend:
             bucket = cfg.state_url.removeprefix("gs://").split("/")[0]

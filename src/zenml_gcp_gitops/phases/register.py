@@ -4,12 +4,12 @@
     RegisterPhase().run(ctx) -> dict            {"stack": {id,name}, "components": {...}, "connector": {...}}
 
 The ZenML URL comes from `ctx.recorded["gitops"]["zenml_url"]`, else `ctx.infra.zenml_url`
-(or `ctx.options["zenml_url"]`). Admin credentials come from the Secret Manager secret
+(or `ctx.options.zenml_url`). Admin credentials come from the Secret Manager secret
 `ctx.infra.secret_ids["zenml_admin"]` (JSON {"username","password"}); the environment's
 (`ZENML_STORE_API_KEY`, or `ZENML_STORE_USERNAME` + `ZENML_STORE_PASSWORD`) are used only with
-`ctx.options["credentials_from_env"]`, for a server the outputs do not describe, or when the
+`ctx.options.credentials_from_env`, for a server the outputs do not describe, or when the
 secret is missing. The same order holds for MLflow's login (`MLFLOW_TRACKING_*`).
-Secret Manager is reached through `ctx.options["secret_manager"]` when given (tests inject
+Secret Manager is reached through `ctx.services.secret_manager` when given (tests inject
 `tests.fakes.gcp_secrets.FakeSecretManager`), else google-cloud-secret-manager.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ..errors import PhaseError
 from ..stack_spec import gcp_stack_spec
@@ -49,16 +49,15 @@ def zenml_stack_plan(cfg: DeploymentConfig, outputs: InfraOutputs) -> dict[str, 
 
 def zenml_url_of(ctx: PhaseContext) -> str:
     """The server URL: an explicit option, what gitops recorded, else the infra hostname."""
-    url = ctx.options.get("zenml_url") or ctx.recorded.get("gitops", {}).get("zenml_url")
+    url = ctx.options.zenml_url or ctx.recorded.get("gitops", {}).get("zenml_url")
     return str(url or ctx.infra.zenml_url)
 
 
 def secret_access(ctx: PhaseContext) -> SecretAccess:
     from ..gcp_secrets import GcpSecretManager
 
-    injected = ctx.options.get("secret_manager")
-    if injected is not None:
-        return cast("SecretAccess", injected)
+    if ctx.services.secret_manager is not None:
+        return ctx.services.secret_manager
     return GcpSecretManager(ctx.cfg.project)
 
 
@@ -91,7 +90,7 @@ def _pick(ctx: PhaseContext, what: str, env: Any, env_names: str, read_own: Any)
     """The deployment's own secret first; the environment's only with --credentials-from-env
     or for a server the outputs do not describe. Says which was used when both exist and
     differ (names only, never a value)."""
-    from_env = bool(ctx.options.get("credentials_from_env"))
+    from_env = ctx.options.credentials_from_env
     if env is not None and (from_env or not _own_server(ctx)):
         return env, "environment"
     try:
@@ -180,7 +179,7 @@ def connect_for_destroy(ctx: PhaseContext) -> Any:
 
     url = zenml_url_of(ctx)
     try:
-        return connect(url, admin_credentials(ctx), timeout=float(ctx.options.get("timeout", 60)))
+        return connect(url, admin_credentials(ctx), timeout=min(ctx.options.timeout, 60))
     except ServiceUnavailable as e:
         ctx.reporter.log(f"skipped: {e.message}; its database goes with the infra teardown")
         return None
@@ -195,7 +194,7 @@ class RegisterPhase:
 
         url = zenml_url_of(ctx)
         # Reach and log in to the server first: its errors are the likelier ones to fix.
-        store = connect(url, admin_credentials(ctx), timeout=ctx.options.get("timeout", 300))
+        store = connect(url, admin_credentials(ctx), timeout=ctx.options.timeout)
         spec = build_spec(ctx)
         ctx.reporter.step(f"Registering stack {spec.name} on {url}")
         # The deployed server reaches GCP, so verify the connector and record the verdict;
@@ -203,8 +202,8 @@ class RegisterPhase:
         result = apply_stack_spec(
             store,
             spec,
-            adopt=bool(ctx.options.get("adopt")),
-            verify=bool(ctx.options.get("verify_connector", True)),
+            adopt=ctx.options.adopt,
+            verify=ctx.options.verify_connector,
         )
         for line in result.log:
             ctx.reporter.log(line)
@@ -221,7 +220,7 @@ class RegisterPhase:
         store = connect(zenml_url_of(ctx), admin_credentials(ctx), timeout=10)
         # The server verifies the connector against GCP; where it can't reach GCP the
         # failure is reported in the status, not raised.
-        return stack_status(store, spec, verify=bool(ctx.options.get("verify_connector", True)))
+        return stack_status(store, spec, verify=ctx.options.verify_connector)
 
     def destroy(self, ctx: PhaseContext) -> None:
         from ..zenml.apply import delete_stack_spec

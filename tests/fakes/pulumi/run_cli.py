@@ -4,6 +4,7 @@ packaged one with FAKE_PULUMI_REAL_PROGRAM=1), and fake later phases. Used by te
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -18,20 +19,25 @@ from zenml_gcp_gitops.engine import Engine
 from zenml_gcp_gitops.phases.infra import InfraPhase
 from zenml_gcp_gitops.phases.preflight import PreflightPhase
 from zenml_gcp_gitops.progress import make_reporter
+from zenml_gcp_gitops.run_options import RunOptions, Services
 
 
-def _make_engine(cfg, *, options, verbose):  # type: ignore[no-untyped-def]
+def _make_engine(cfg, options=None):  # type: ignore[no-untyped-def]
     journal: list[str] = []
-    opts = {
-        **options,
-        "pulumi_root": os.environ["FAKE_PULUMI_ROOT"],
-        "gcp_api": FakeGcp(project=cfg.project).api(cfg),
-        "program": tiny_program.build,
-    }
-    if os.environ.get("FAKE_PULUMI_REAL_PROGRAM"):
-        del opts["program"]  # the packaged program
+    opts = dataclasses.replace(options or RunOptions(), pulumi_root=os.environ["FAKE_PULUMI_ROOT"])
+    services = Services(
+        gcp_api=FakeGcp(project=cfg.project).api(cfg),
+        # the packaged program with FAKE_PULUMI_REAL_PROGRAM
+        program=None if os.environ.get("FAKE_PULUMI_REAL_PROGRAM") else tiny_program.build,
+    )
     phases = [PreflightPhase(), InfraPhase(), *fake_later_phases(journal)]
-    return Engine(cfg, phases=phases, options=opts, reporter=make_reporter(verbose=verbose))
+    return Engine(
+        cfg,
+        phases=phases,
+        options=opts,
+        services=services,
+        reporter=make_reporter(verbose=opts.verbose),
+    )
 
 
 deploy_cli._make_engine = _make_engine  # type: ignore[assignment]
