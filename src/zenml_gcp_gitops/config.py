@@ -3,6 +3,9 @@
 `DeploymentConfig` holds what the user chose; `Names` derives every resource name from it,
 so a name is spelled once. Loading merges a YAML file with flags (flags win) and turns every
 validation problem into a `ConfigError` that names the field and the fix.
+
+It is longer than most modules on purpose: every field's validation and every derived name
+sit together, so one file answers "what can this setting be, and what is it called in GCP".
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import UserError
+from .gcp_rest import error_reason
 
 if TYPE_CHECKING:
     from .config import DeploymentConfig
@@ -39,15 +40,6 @@ class DnsApiDisabled(UserError):
     """The Cloud DNS API is off in the zone's project (so no zone can be there yet)."""
 
 
-def _reason(resp: Any) -> str:
-    try:
-        err = resp.json().get("error", {})
-    except ValueError:
-        return f"HTTP {resp.status_code}"
-    reasons = [d.get("reason", "") for d in err.get("details", []) if isinstance(d, dict)]
-    return " ".join(x for x in [err.get("status", ""), *reasons, err.get("message", "")] if x)
-
-
 class CloudDnsApi:
     """The Cloud DNS calls preflight makes. `request(method, url, **kw)` is an authorised
     HTTP call returning a requests-like response (preflight's `GcpApi._request`)."""
@@ -64,7 +56,7 @@ class CloudDnsApi:
         if resp.status_code == 404:
             return None
         if resp.status_code == 403:
-            reason = _reason(resp)
+            reason = error_reason(resp)
             if "SERVICE_DISABLED" in reason or "has not been used" in reason:
                 raise DnsApiDisabled(
                     f"the Cloud DNS API is disabled in project {project}, so the zone {zone} "
@@ -74,7 +66,9 @@ class CloudDnsApi:
                 )
             return None  # Cloud DNS answers 403 for zones the caller may not see
         if resp.status_code != 200:
-            raise UserError(f"could not read the Cloud DNS zone {project}/{zone}: {_reason(resp)}")
+            raise UserError(
+                f"could not read the Cloud DNS zone {project}/{zone}: {error_reason(resp)}"
+            )
         data: dict[str, Any] = resp.json()
         return data
 
@@ -88,7 +82,7 @@ class CloudDnsApi:
         )
         if resp.status_code != 200:
             raise UserError(
-                f"could not test your permissions on the zone {project}/{zone}: {_reason(resp)}"
+                f"could not test your permissions on the zone {project}/{zone}: {error_reason(resp)}"
             )
         granted = set(resp.json().get("permissions", []))
         return [p for p in permissions if p not in granted]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -156,3 +157,57 @@ def make_reporter(verbose: bool = False, interactive: bool | None = None) -> Any
     if interactive if interactive is not None else (is_interactive() and sys.stderr.isatty()):
         return RichReporter(verbose=verbose)
     return PlainReporter(verbose=verbose)
+
+
+class ServiceProgress:
+    """Services starting side by side (`local up`): one line each, done when ready; a rich
+    live display on a terminal, plain lines elsewhere (CI logs)."""
+
+    def __init__(self, enabled: bool, interactive: bool) -> None:
+        self.enabled = enabled
+        self.interactive = interactive and enabled
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> ServiceProgress:
+        if self.interactive:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            from .ui import console_err
+
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=console_err(),
+                transient=False,
+            )
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(None, None, None)
+
+    def add(self, key: str, text: str) -> None:
+        if not self.enabled:
+            return
+        if self._progress is not None:
+            self._tasks[key] = self._progress.add_task(text, total=1)
+        else:
+            self._line(f"… {text}")
+
+    def done(self, key: str, text: str) -> None:
+        if not self.enabled:
+            return
+        if self._progress is not None and key in self._tasks:
+            self._progress.update(self._tasks[key], description=f"[green]✓[/] {text}", completed=1)
+        else:
+            self._line(f"✓ {text}")
+
+    def _line(self, text: str) -> None:
+        from .ui import console_err
+
+        with self._lock:
+            console_err().print(text, highlight=False)

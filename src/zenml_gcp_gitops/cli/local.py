@@ -111,7 +111,8 @@ def env(name: str, data_dir: Path | None) -> None:
 
     The API key is read from its 0600 file by the shell; it is never printed.
     """
-    from ..local.rehearsal import default_dir, pipeline_env
+    from ..local.rehearsal import pipeline_env
+    from ..local.specs import default_dir
 
     base = (data_dir or default_dir(name)).resolve()
     for var in pipeline_env(base):

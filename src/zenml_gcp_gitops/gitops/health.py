@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from ..errors import PhaseError
 from ..polling import poll_until
@@ -282,7 +282,7 @@ class _WaveWait:
         grace = self.opts.degraded_grace
         for s in self.states:
             if s.name in self.degraded_since and now - self.degraded_since[s.name] >= grace:
-                _fail(self.kube, s, self.raw[s.name], rep, False, self.opts.wave_timeout)
+                raise _failure(self.kube, s, self.raw[s.name], rep, False, self.opts.wave_timeout)
         return None
 
     def timed_out(self) -> PhaseError:
@@ -290,17 +290,6 @@ class _WaveWait:
         return _failure(
             self.kube, culprit, self.raw[culprit.name], self.reporter, True, self.opts.wave_timeout
         )
-
-
-def _fail(
-    kube: Kube,
-    state: AppState,
-    app: dict[str, Any] | None,
-    reporter: Reporter | None,
-    timed_out: bool,
-    timeout: float,
-) -> NoReturn:
-    raise _failure(kube, state, app, reporter, timed_out, timeout)
 
 
 def _failure(

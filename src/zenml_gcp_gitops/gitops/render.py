@@ -5,6 +5,9 @@ applies what it returns) and `render --out` (which writes it as a Git tree). Tem
 parsed as YAML *before* substitution, so a value can never add or change structure (see
 `argocd/README.md`). No secret value is ever an input: secrets appear only as Secret
 Manager IDs and Kubernetes Secret names.
+
+It is one module (not split per app) because the apps share one substitution context and
+one ownership manifest; splitting them would spread a single rendering pass over files.
 """
 
 from __future__ import annotations

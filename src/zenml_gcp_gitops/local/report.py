@@ -53,7 +53,7 @@ def _where(result: dict[str, Any]) -> str:
     """The --name/--dir flags a follow-up command needs to find this rehearsal."""
     from shlex import quote
 
-    from .rehearsal import default_dir
+    from .specs import default_dir
 
     name = result["name"]
     flags = "" if name == "zenml" else f" --name {name}"

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import MissingCredentials, UserError
+from ..gcp_rest import error_reason
 from ..infra.cli import check_gcp_plugin, ensure_pulumi
 from ..infra.stack import require_passphrase
 from ..polling import poll_until
@@ -44,15 +45,6 @@ REQUIRED_PERMISSIONS = (
     "cloudsql.instances.create",
 )
 STATE_SERVICES = ("storage.googleapis.com", "cloudkms.googleapis.com")
-
-
-def _error_reason(resp: Any) -> str:
-    try:
-        err = resp.json().get("error", {})
-    except ValueError:
-        return f"HTTP {resp.status_code}"
-    reasons = [d.get("reason", "") for d in err.get("details", []) if isinstance(d, dict)]
-    return " ".join(x for x in [err.get("status", ""), *reasons, err.get("message", "")] if x)
 
 
 class GcpApi:
@@ -139,7 +131,7 @@ class GcpApi:
                 "check the project ID (`gcloud projects list`) and that you have a role on it",
             )
         if resp.status_code != 200:
-            raise UserError(f"could not read project {project}: {_error_reason(resp)}")
+            raise UserError(f"could not read project {project}: {error_reason(resp)}")
         data: dict[str, Any] = resp.json()
         if data.get("state") not in (None, "ACTIVE"):
             raise UserError(
@@ -150,14 +142,14 @@ class GcpApi:
 
     def check_billing(self, project: str) -> None:
         resp = self._request("GET", f"{BILLING}/projects/{project}/billingInfo")
-        if resp.status_code == 403 and "SERVICE_DISABLED" in _error_reason(resp):
+        if resp.status_code == 403 and "SERVICE_DISABLED" in error_reason(resp):
             raise UserError(
                 "the Cloud Billing API is disabled, so billing cannot be checked",
                 f"run `gcloud services enable cloudbilling.googleapis.com --project {project}`",
             )
         if resp.status_code != 200:
             raise UserError(
-                f"could not read the billing status of {project}: {_error_reason(resp)}",
+                f"could not read the billing status of {project}: {error_reason(resp)}",
                 "you need billing.resourceAssociations.list (e.g. roles/viewer) on the project",
             )
         if not resp.json().get("billingEnabled"):
@@ -173,7 +165,7 @@ class GcpApi:
             json={"permissions": list(permissions)},
         )
         if resp.status_code != 200:
-            raise UserError(f"could not test your permissions on {project}: {_error_reason(resp)}")
+            raise UserError(f"could not test your permissions on {project}: {error_reason(resp)}")
         granted = set(resp.json().get("permissions", []))
         return [p for p in permissions if p not in granted]
 
@@ -187,7 +179,7 @@ class GcpApi:
         )
         if resp.status_code != 200:
             raise UserError(
-                f"could not enable {', '.join(services)}: {_error_reason(resp)}",
+                f"could not enable {', '.join(services)}: {error_reason(resp)}",
                 "you need serviceusage.services.enable (roles/serviceusage.serviceUsageAdmin)",
             )
         op: dict[str, Any] = resp.json()

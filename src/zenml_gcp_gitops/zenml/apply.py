@@ -7,17 +7,28 @@ Upserts are by name. Objects we made carry the spec's labels; a same-named objec
 them is someone else's and is refused (`ForeignObjectError`) unless `adopt=True`. Everything
 is validated before the first write; if a write fails midway, whatever this run created is
 deleted again and whatever it updated is put back.
+
+The connector, component and stack steps stay in one `_Applier`: they share one undo journal
+and the swap steps that must run after the stack points at the new objects. Secrets have
+their own module (`secrets.py`).
 """
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from ..errors import PhaseError, UserError
+from .secrets import (
+    apply_secrets,
+    check_secret_refs,
+    delete_secrets,
+    find_secret,
+    first,
+    plain,
+)
 
 if TYPE_CHECKING:
     from ..stack_spec import ComponentSpec, StackSpec
@@ -74,19 +85,6 @@ def _has_labels(obj_labels: dict[str, Any] | None, wanted: dict[str, str]) -> bo
     return all(str(have.get(k)) == v for k, v in wanted.items())
 
 
-def _first(page: Any) -> Any:
-    items = list(page.items)
-    return items[0] if items else None
-
-
-def _plain(value: Any) -> Any:
-    from pydantic import SecretStr
-
-    if isinstance(value, SecretStr):
-        return value.get_secret_value()
-    return value
-
-
 class _Applier:
     """One apply run: preflight (reads only), then writes with an undo journal."""
 
@@ -103,21 +101,19 @@ class _Applier:
 
     # -- lookups
     def find_secret(self, name: str) -> Any:
-        from zenml.models import SecretFilter
-
-        return _first(self.store.list_secrets(SecretFilter(name=name), hydrate=True))
+        return find_secret(self.store, name)
 
     def find_connector(self, name: str) -> Any:
         from zenml.models import ServiceConnectorFilter
 
-        return _first(
+        return first(
             self.store.list_service_connectors(ServiceConnectorFilter(name=name), hydrate=True)
         )
 
     def find_component(self, c: ComponentSpec) -> Any:
         from zenml.models import ComponentFilter
 
-        return _first(
+        return first(
             self.store.list_stack_components(
                 ComponentFilter(name=c.name, type=c.type), hydrate=True
             )
@@ -126,7 +122,7 @@ class _Applier:
     def find_stack(self, name: str) -> Any:
         from zenml.models import StackFilter
 
-        return _first(self.store.list_stacks(StackFilter(name=name), hydrate=True))
+        return first(self.store.list_stacks(StackFilter(name=name), hydrate=True))
 
     # -- preflight
     def preflight(self) -> dict[str, Any]:
@@ -191,7 +187,7 @@ class _Applier:
             existing["connector"] = conn
             if conn is not None and not _has_labels(conn.labels, spec.labels):
                 foreign.append(f"service connector '{spec.connector.name}'")
-        self.check_secret_refs(existing)
+        check_secret_refs(self.store, self.spec)
         stack = self.find_stack(spec.name)
         existing["stack"] = stack
         if stack is not None and not _has_labels(stack.labels, spec.labels):
@@ -204,27 +200,6 @@ class _Applier:
                 "pass --adopt to take them over, or choose another deployment name",
             )
         return existing
-
-    def check_secret_refs(self, existing: dict[str, Any]) -> None:
-        """Every `{{secret.key}}` a component uses must resolve to a non-empty value."""
-        ours = {s.name: s for s in self.spec.secrets}
-        for c in self.spec.ordered_components():
-            for value in c.configuration.values():
-                m = _SECRET_REF.fullmatch(value) if isinstance(value, str) else None
-                if m is None:
-                    continue
-                name, key = m.group(1), m.group(2)
-                if name in ours:
-                    v = ours[name].values.get(key)
-                    if v is not None and v.get_secret_value():
-                        continue
-                elif self.find_secret(name) is not None:
-                    continue  # a secret the user manages on the server
-                raise UserError(
-                    f"{c.type} '{c.name}' references {{{{{name}.{key}}}}}, which has no value",
-                    "the MLflow credentials come from MLFLOW_TRACKING_USERNAME/PASSWORD or "
-                    "the infra phase's Secret Manager secret",
-                )
 
     def connector_request(self) -> Any:
         from zenml.models import ServiceConnectorRequest
@@ -251,44 +226,6 @@ class _Applier:
         return req
 
     # -- writes
-    def apply_secrets(self, existing: dict[str, Any]) -> None:
-        from pydantic import SecretStr
-        from zenml.models import SecretRequest, SecretUpdate
-
-        for s in self.spec.secrets:
-            cur = existing[f"secret:{s.name}"]
-            values = {k: v.get_secret_value() for k, v in s.values.items()}
-            if cur is None:
-                # not private: the CI service account's runs must resolve the references
-                resp = self.store.create_secret(
-                    SecretRequest(name=s.name, private=False, values=dict(s.values))
-                )
-                self.undo.append(
-                    (f"secret {s.name}", lambda i=resp.id: self.store.delete_secret(i))
-                )
-                self.created.append(f"secret:{s.name}")
-                continue
-            full = self.store.get_secret(cur.id)
-            old = {k: _plain(v) for k, v in (full.values or {}).items()}
-            if old == values:
-                self.unchanged.append(f"secret:{s.name}")
-                continue
-            # keys we no longer set are removed (None), the rest overwritten
-            new: dict[str, Any] = {**dict.fromkeys(old), **s.values}
-            self.store.update_secret(cur.id, SecretUpdate(values=new))
-            self.undo.append(
-                (
-                    f"secret {s.name}",
-                    lambda i=cur.id, o=old: self.store.update_secret(
-                        i,
-                        SecretUpdate(
-                            values={k: None if v is None else SecretStr(v) for k, v in o.items()}
-                        ),
-                    ),
-                )
-            )
-            self.updated.append(f"secret:{s.name}")
-
     def apply_connector(self, existing: dict[str, Any]) -> Any:
         from zenml.models import ServiceConnectorUpdate
 
@@ -305,8 +242,8 @@ class _Applier:
             self.created.append(f"connector:{c.name}")
             return resp
         full = self.store.get_service_connector(cur.id, expand_secrets=True)
-        old_conf = {k: _plain(v) for k, v in dict(full.configuration or {}).items()}
-        want_conf = {k: _plain(v) for k, v in dict(req.configuration).items()}
+        old_conf = {k: plain(v) for k, v in dict(full.configuration or {}).items()}
+        want_conf = {k: plain(v) for k, v in dict(req.configuration).items()}
         same = (
             full.auth_method == c.auth_method
             and old_conf == want_conf  # expand_secrets: secret fields compare by value too
@@ -499,9 +436,6 @@ class _Applier:
 LABEL_HINT = "zenml:deployment"
 
 
-_SECRET_REF = re.compile(r"\{\{\s*([^.\s}]+)\.([^}\s]+)\s*\}\}")
-
-
 def apply_stack_spec(
     store: Any, spec: StackSpec, adopt: bool = False, verify: bool | None = None
 ) -> RegisterResult:
@@ -513,7 +447,7 @@ def apply_stack_spec(
     a = _Applier(store, spec, adopt)
     existing = a.preflight()
     try:
-        a.apply_secrets(existing)
+        apply_secrets(store, spec, existing, a)
         connector = a.apply_connector(existing)
         comps: dict[str, Any] = {}
         for c in spec.ordered_components():
@@ -627,12 +561,7 @@ def delete_stack_spec(store: Any, spec: StackSpec) -> list[str]:
         if conn is not None and _has_labels(conn.labels, spec.labels):
             store.delete_service_connector(conn.id)
             removed.append(f"connector:{spec.connector.name}")
-    for s in spec.secrets:
-        sec = a.find_secret(s.name)
-        if sec is not None:
-            store.delete_secret(sec.id)
-            removed.append(f"secret:{s.name}")
-    return removed
+    return removed + delete_secrets(store, spec)
 
 
 def count_objects(store: Any) -> dict[str, int]:
