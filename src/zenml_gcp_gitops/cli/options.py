@@ -53,6 +53,9 @@ def _opts() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
         o("--gitops-path", help="Path inside --gitops-repo [gitops]."),
         o("--gitops-revision", help="Branch or tag of --gitops-repo [HEAD]."),
         o("--analytics/--no-analytics", default=None, help="ZenML server analytics [off]."),
+        o("--ha/--no-ha", default=None,
+          help="Production shape: REGIONAL Cloud SQL, 2+ server replicas across zones [off]."),
+        o("--backup-retention-days", type=int, help="Keep backups this many days [30]."),
         o("--zenml-chart-version", help="ZenML server Helm chart [installed zenml version]."),
         o("--mlflow-chart-version", help="MLflow Helm chart version [pinned; `plan` shows it]."),
         o("--argocd-version", help="Argo CD version [pinned; `plan` shows it]."),
@@ -66,6 +69,7 @@ _KEYS = [
     "authorized_networks", "sql_tier", "sql_availability", "deletion_protection",
     "force_destroy_buckets", "state", "secrets_provider", "connector_auth", "image_builder",
     "github_repo", "gitops_repo", "gitops_path", "gitops_revision", "analytics",
+    "ha", "backup_retention_days",
     *_VERSION_FLAGS,
 ]
 # fmt: on

@@ -96,16 +96,83 @@ def render_text(plan: dict[str, Any]) -> None:
     )
 
 
+def print_version_changes(changes: list[Any]) -> None:
+    """Deployed and new versions side by side (nothing when nothing changes)."""
+    if not changes:
+        return
+    from rich.table import Table
+
+    from ..ui import console
+
+    table = Table(title="Version changes", box=None, pad_edge=False, header_style="bold")
+    for col in ("component", "deployed", "new", ""):
+        table.add_column(col)
+    for c in changes:
+        mark = {"downgrade": "[red]downgrade[/red]", "upgrade": "upgrade"}.get(c.direction, "")
+        table.add_row(c.key, c.old, c.new, mark)
+    console().print(table)
+
+
+def ha_difference(cfg: DeploymentConfig) -> dict[str, Any]:
+    """The HA and the single-zone shape of this config, side by side."""
+    from ..gitops.render import ha_shape
+
+    other = cfg.model_copy(update={"ha": not cfg.ha})
+    shapes = {}
+    for c in (cfg, other):
+        shapes["ha" if c.ha else "standard"] = {
+            "sql_availability": c.sql_availability_effective,
+            "zenml_replicas": ha_shape(c)["zenml"],
+            "mlflow_replicas": ha_shape(c)["mlflow"],
+            "pod_disruption_budgets": sum(1 for v in ha_shape(c).values() if v > 1),
+        }
+    return {"current": "ha" if cfg.ha else "standard", **shapes}
+
+
+def _print_ha(diff: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from ..ui import console
+
+    table = Table(
+        title="Shapes (`--ha` / `ha: true`)", box=None, pad_edge=False, header_style="bold"
+    )
+    table.add_column("")
+    for key in ("standard", "ha"):
+        table.add_column(key + (" (this plan)" if diff["current"] == key else ""))
+    for row in ("sql_availability", "zenml_replicas", "mlflow_replicas", "pod_disruption_budgets"):
+        table.add_row(row.replace("_", " "), str(diff["standard"][row]), str(diff["ha"][row]))
+    console().print()
+    console().print(table)
+
+
 def show_plan(cfg: DeploymentConfig, output: str) -> None:
     """Compute the offline plan and print it (`plan --offline` and `deploy --offline`)."""
     from ..plan import offline_plan
     from ..ui import print_json
 
     plan = offline_plan(cfg)
+    changes = _recorded_changes(cfg)
+    diff = ha_difference(cfg)
     if output == "json":
-        print_json(plan)
+        print_json({**plan, "ha": diff, "version_changes": [c.to_dict() for c in changes]})
     else:
+        print_version_changes(changes)
         render_text(plan)
+        _print_ha(diff)
+
+
+def _recorded_changes(cfg: DeploymentConfig) -> list[Any]:
+    """Version changes against this machine's copy of the deployment record (no cloud call)."""
+    from ..engine import FileRecordStore, local_record_path
+    from ..errors import UserError
+    from ..ops.upgrade import version_changes
+
+    try:
+        record = FileRecordStore(local_record_path(cfg)).load()
+    except UserError:
+        return []
+    return version_changes(record, cfg)
 
 
 @click.command("plan")
