@@ -404,8 +404,11 @@ class Kube:
             core = client.CoreV1Api(self.api_client)
             for pod in pods:
                 name = pod["metadata"]["name"]
-                text = core.read_namespaced_pod_log(name, namespace, tail_lines=tail)
-                lines += [f"[{name}] {line}" for line in str(text or "").splitlines()]
+                resp = core.read_namespaced_pod_log(
+                    name, namespace, tail_lines=tail, _preload_content=False
+                )
+                text = resp.data.decode(errors="replace")  # the raw body: plain text
+                lines += [f"[{name}] {line}" for line in text.splitlines()]
         except Exception as e:
             lines.append(f"(logs unavailable: {e.__class__.__name__})")
         return lines
