@@ -246,7 +246,7 @@ def record_store(cfg: DeploymentConfig, storage_client: Any = None) -> RecordSto
     bucket, _, prefix = cfg.state_url.removeprefix("gs://").partition("/")
     blob = "/".join(p for p in (prefix.strip("/"), RECORD_PREFIX, cfg.name, "record.json") if p)
     if storage_client is None:
-        from google.cloud import storage  # type: ignore[attr-defined]
+        from google.cloud import storage  # type: ignore[attr-defined,unused-ignore]
 
         storage_client = storage.Client(project=cfg.project)
     return GcsRecordStore(bucket, blob, storage_client, mirror)
