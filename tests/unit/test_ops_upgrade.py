@@ -270,3 +270,22 @@ def test_the_migration_watch_ends_when_the_new_server_is_ready(cluster: FakeClus
         up.watch_migration(Kube(cluster.api_client()), cfg, "0.99.2", None, timeout=0, poll=0)
     assert "did not come up at 0.99.2" in e.value.message
     assert "no backup was taken" in (e.value.hint or "")
+
+
+def test_deploy_shows_the_version_changes_side_by_side_before_running(
+    home: Path, storage: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from zenml_gcp_gitops.cli.deploy import _show_version_changes
+
+    sql, journal = fake_sql(storage), []
+    engine(cfg_with(), journal, sql, storage)[0].deploy()
+    capsys.readouterr()
+    _show_version_changes(
+        engine(cfg_with(zenml_chart="0.97.0", argocd="v3.5.1"), journal, sql, storage)[0]
+    )
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.strip()}
+    assert rows["zenml_chart"] == [cfg_with().versions.zenml_chart, "0.97.0", "downgrade"]
+    assert rows["argocd"] == ["v3.5.0", "v3.5.1", "upgrade"]
+    _show_version_changes(engine(cfg_with(), journal, sql, storage)[0])
+    assert capsys.readouterr().out == ""  # nothing changes: nothing shown
