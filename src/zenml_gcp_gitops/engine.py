@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from pydantic import BaseModel, Field, SecretStr
 
 from .config import user_data_dir
-from .errors import PhaseError, UserError
+from .errors import PhaseError, UserError, known_error
 from .phases.base import PhaseContext
 
 if TYPE_CHECKING:
@@ -248,7 +248,12 @@ def record_store(cfg: DeploymentConfig, storage_client: Any = None) -> RecordSto
     if storage_client is None:
         from google.cloud import storage  # type: ignore[attr-defined,unused-ignore]
 
-        storage_client = storage.Client(project=cfg.project)
+        from .phases.preflight import GcpApi
+
+        # the credential check comes first: without ADC this is the one-line fix, not the
+        # traceback storage.Client would raise
+        credentials = GcpApi(cfg).credentials()
+        storage_client = storage.Client(project=cfg.project, credentials=credentials)
     return GcsRecordStore(bucket, blob, storage_client, mirror)
 
 
@@ -651,7 +656,13 @@ class Engine:
             self._call(self.reporter, "phase_end", phase.name, status, rec.duration_s)
 
         try:
-            outputs = phase.run(ctx)
+            try:
+                outputs = phase.run(ctx)
+            except Exception as e:
+                known = known_error(e)
+                if known is None:
+                    raise
+                raise known from e
         except KeyboardInterrupt:
             finish("interrupted", "interrupted by the user")
             raise Interrupted(

@@ -84,7 +84,11 @@ def test_zenml_ready_last_still_registers_and_a_second_up_is_a_noop(
         second = rehearsal.local_up("zenml", base, progress=False)
         assert second["started"] == [] and second["changed"] is False
         assert len(fake["reg"]) == 2  # re-registered (a no-op on the server)
-        assert (base / "env").read_text().count("export ") == 4
+        env = (base / "env").read_text()
+        assert env.count("export ") == 7
+        assert "export ZENML_ANALYTICS_OPT_IN=false\n" in env
+        # a shell with only these variables starts on the rehearsal's stack, not `default`
+        assert "export ZENML_ACTIVE_STACK_ID=s1\n" in env
     finally:
         rehearsal.local_down("zenml", base)
 

@@ -26,6 +26,15 @@ def _make_engine(cfg: DeploymentConfig, *, options: dict[str, Any], verbose: boo
     return Engine(cfg, options=options, reporter=make_reporter(verbose=verbose))
 
 
+def _require_credentials(cfg: DeploymentConfig, engine: Engine) -> None:
+    """The credential check, before anything reaches for a gs:// backend."""
+    if cfg.is_local_backend or engine.options.get("storage_client") is not None:
+        return
+    from ..phases.preflight import GcpApi
+
+    GcpApi(cfg).credentials()
+
+
 def _json_error(e: Exception, extra: dict[str, Any] | None = None) -> None:
     from ..ui import print_json
 
@@ -128,14 +137,33 @@ def deploy(
     if local:
         from ..local import run_local_up
 
+        given = [k for k, v in config.overrides.items() if k != "name" and v not in (None, ())]
+        if given:
+            flag = {"authorized_networks": "--authorized-network", "versions": "a version flag"}
+            shown = flag.get(given[0], "--" + given[0].replace("_", "-"))
+            raise ConfigError(
+                f"--local and {shown} cannot be combined: the rehearsal runs on this machine "
+                "and takes only --name",
+                "drop the flag, or deploy to GCP without --local",
+            )
         run_local_up(name=_local_name(config), data_dir=None, db_url=None, output=output)
         return
-    cfg = config.load()
+    try:
+        cfg = config.load()
+    except ConfigError as e:
+        if e.message.startswith(("project: is required", "region: is required")):
+            raise ConfigError(
+                "deploy needs --project and --region (or --config FILE with both)",
+                "or run `zenml-gcp-gitops deploy --local` to rehearse on this machine "
+                "without a cloud account",
+            ) from None
+        raise
     if offline:
         from .plan import show_plan
 
         show_plan(cfg, output)
         return
+    _refuse_placeholder_tree(cfg)
     options: dict[str, Any] = {
         "yes": yes,
         "verbose": verbose,
@@ -172,6 +200,27 @@ def _show_version_changes(engine: Engine) -> None:
     except Exception:  # the engine reports an unreadable record itself
         return
     print_version_changes(version_changes(record, engine.cfg))
+
+
+def _refuse_placeholder_tree(cfg: DeploymentConfig) -> None:
+    """`deploy --gitops-repo` from a checkout whose tree still has `render --offline` values."""
+    from pathlib import Path
+
+    from ..errors import ConfigError
+    from ..gitops.render import placeholder_files
+
+    tree = Path.cwd() / cfg.gitops_path
+    if not cfg.gitops_repo or not tree.is_dir():
+        return
+    marked = placeholder_files(tree)
+    if marked:
+        more = f" (and {len(marked) - 1} more files)" if len(marked) > 1 else ""
+        raise ConfigError(
+            f"{marked[0]}{more} still holds placeholder values from "
+            "`render --offline`; Argo CD would deploy them",
+            "render from the deployment (`zenml-gcp-gitops render --out ...` after infra, or "
+            "--outputs FILE), commit that, then deploy",
+        )
 
 
 def _local_name(config: ConfigSource) -> str:
@@ -221,8 +270,10 @@ def _print_deploy_summary(summary: dict[str, Any]) -> None:
     if out.get("registry_uri"):
         c.print(f"  Images:  {escape(out['registry_uri'])}")
     c.print(f"  Record:  {escape(summary['record'])}")
+    from ..ui import self_command
+
     c.print(
-        "Next: `zenml-gcp-gitops status` shows every part; `zenml stack set "
+        f"Next: `{escape(self_command())} status` shows every part; `zenml stack set "
         + escape(summary["deployment"])
         + "` uses it."
     )
@@ -360,6 +411,7 @@ def outputs(config: ConfigSource, show_secrets: bool, output: str) -> None:
 
     cfg = config.load()
     engine = _make_engine(cfg, options={}, verbose=False)
+    _require_credentials(cfg, engine)
     values = stack_outputs(cfg, engine.options)
     data = {
         k: (v.value if (show_secrets or not v.secret) else "[secret]")
@@ -392,6 +444,7 @@ def unlock(config: ConfigSource, yes: bool) -> None:
 
     cfg = config.load()
     engine = _make_engine(cfg, options={}, verbose=False)
+    _require_credentials(cfg, engine)
     locks = find_locks(cfg, engine.options.get("storage_client"))
     if not locks:
         console().print(f"No lock on stack {cfg.names.pulumi_stack} in {cfg.state_url}.")

@@ -58,9 +58,19 @@ def _outputs(
     help="Infra outputs JSON (`outputs --output json`) instead of the deployment record.",
 )
 @click.option("--offline", is_flag=True, help="Render from the offline plan's mocked outputs.")
+@click.option(
+    "--placeholders",
+    is_flag=True,
+    help="With --offline: accept mocked IPs and CA in the files (each is marked as such).",
+)
 @output_option
 def render_cmd(
-    config: Any, out_dir: Path, outputs_file: Path | None, offline: bool, output: str
+    config: Any,
+    out_dir: Path,
+    outputs_file: Path | None,
+    offline: bool,
+    placeholders: bool,
+    output: str,
 ) -> None:
     """Write the whole GitOps tree (project, root app, child apps, values, ExternalSecrets)
     as plain YAML, so a team can commit it to its own repo.
@@ -69,9 +79,17 @@ def render_cmd(
     Then deploy with --gitops-repo URL [--gitops-path P] to make the root app track it:
     later changes go through Git. The tree holds no secret value.
     """
+    from ..errors import ConfigError
     from ..gitops.render import render, write_tree
     from ..ui import console, print_json
 
+    if offline and not placeholders and outputs_file is None:
+        raise ConfigError(
+            "--offline fills the tree with placeholder values (documentation IPs, a mock CA) "
+            "that must not be committed",
+            "render from a deployment (or --outputs FILE), or add --placeholders to get a "
+            "tree marked as not deployable",
+        )
     cfg = config.load()
     outputs, source = _outputs(cfg, outputs_file, offline)
     rendered = render(cfg, outputs)

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..ui import remember_output
+
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
 
@@ -29,8 +31,8 @@ _CHOICE = click.Choice
 def _opts() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
     o = click.option
     return [
-        o("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
-          help="YAML file with any of the fields below; flags override it."),
+        o("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+          help="YAML file (- for standard input) with any of the fields below; flags override it."),
         o("--project", help="GCP project ID."),
         o("--region", help="GCP region, e.g. europe-west4."),
         o("--name", help="Deployment name, prefixes every resource [zenml]."),
@@ -114,5 +116,6 @@ def output_option(func: Callable[..., Any]) -> Callable[..., Any]:
         "output",
         type=_CHOICE(["text", "json"]),
         default="text",
+        callback=remember_output,
         help="`json` prints one machine-readable document on stdout.",
     )(func)

@@ -711,7 +711,7 @@ Regenerate it with the same command after changing the deployment. It holds no s
 def write_tree(r: Rendered, out_dir: Path) -> list[Path]:
     """Write the tree; files this renderer wrote before but no longer produces are removed."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = {**tree(r), "README.md": _TREE_README}
+    files = with_placeholder_banners({**tree(r), "README.md": _TREE_README})
     written = []
     for rel, text in files.items():
         path = out_dir / rel
@@ -724,3 +724,44 @@ def write_tree(r: Rendered, out_dir: Path) -> list[Path]:
             if stale not in keep:
                 stale.unlink()
     return written
+
+
+# `render --offline --placeholders` fills the tree from the offline plan's mocks (documentation
+# IP ranges, a fake CA). Such files must never be mistaken for a deployable tree.
+PLACEHOLDER_BANNER = (
+    "PLACEHOLDER VALUES: rendered by `zenml-gcp-gitops render --offline --placeholders` "
+    "from mocked outputs; not deployable. Re-render from a deployment before committing."
+)
+
+
+def _placeholder_markers() -> tuple[str, ...]:
+    from ..plan import _FAKE_PEM, MOCK_INGRESS_IP, MOCK_SQL_PRIVATE_IP
+
+    return (MOCK_INGRESS_IP, MOCK_SQL_PRIVATE_IP, _FAKE_PEM.splitlines()[1])
+
+
+def with_placeholder_banners(files: dict[str, str]) -> dict[str, str]:
+    """Each file holding a mocked value, and then the README, gets the banner first."""
+    markers = _placeholder_markers()
+    # The mock CA exists only in the offline plan's outputs: without it the IPs are real (a
+    # deployment may well use a documentation range in examples).
+    if not any(markers[-1] in text for text in files.values()):
+        return files
+    marked = {rel for rel, text in files.items() if any(m in text for m in markers)}
+    out = dict(files)
+    for rel in marked:
+        out[rel] = f"# {PLACEHOLDER_BANNER}\n{files[rel]}"
+    if "README.md" in out and "README.md" not in marked:
+        out["README.md"] = f"> **{PLACEHOLDER_BANNER}**\n\n{files['README.md']}"
+    return out
+
+
+def placeholder_files(root: Path) -> list[Path]:
+    """Files of a rendered tree that still carry the placeholder banner."""
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.suffix in (".yaml", ".yml", ".md")
+        and PLACEHOLDER_BANNER in p.read_text(errors="replace")[:1000]
+    )

@@ -50,6 +50,9 @@ from .services import (
 ADMIN_USER = "admin"
 SERVICE_ORDER = ("gcs", "mlflow", "zenml", "registry")
 EMULATOR_ENV = {"GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}  # else gcsfs hangs 60 s per call
+# The rehearsal's clients follow `analytics` (off by default, as in the deployment config): no
+# ZenML analytics in the client config they write, no MLflow telemetry.
+ANALYTICS_OFF_ENV = {"ZENML_ANALYTICS_OPT_IN": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 
 def default_dir(name: str) -> Path:
@@ -210,6 +213,7 @@ def mlflow_spec(lay: Layout, port: int, gcs_port: int, names: LocalNames) -> Ser
         "MLFLOW_AUTH_ADMIN_PASSWORD": admin["password"],
         "MLFLOW_FLASK_SERVER_SECRET_KEY": flask_key,
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no job runner: saves ~2 GB
+        "MLFLOW_DISABLE_TELEMETRY": "true",
         "GOOGLE_CLOUD_PROJECT": "local",  # the storage client wants some project id
     }
     return ServiceSpec(
@@ -571,6 +575,7 @@ def _local_up(
         "name": name,
         "dir": str(base),
         "stack": names.zenml_stack,
+        "stack_id": str((reg.get("register") or {}).get("stack", {}).get("id") or "") or None,
         "zenml_url": zurl,
         "mlflow_url": state.services["mlflow"].url,
         "gcs_emulator_url": state.services["gcs"].url,
@@ -710,11 +715,15 @@ def pipeline_env(base: Path) -> list[EnvVar]:
     key_file = state.info.get("credentials", {}).get("ci_api_key")
     if not key_file:
         raise UserError("the local stack is not registered yet", "run `zenml-gcp-gitops local up`")
+    # A shell that has only these variables must start on the rehearsal's stack, not `default`.
+    stack_id = state.info.get("stack_id")
     return [
         EnvVar("ZENML_STORE_URL", state.services["zenml"].url),
         EnvVar("ZENML_STORE_API_KEY", file=key_file),
+        *([EnvVar("ZENML_ACTIVE_STACK_ID", stack_id)] if stack_id else []),
         EnvVar("STORAGE_EMULATOR_HOST", state.services["gcs"].url),
         *(EnvVar(k, v) for k, v in EMULATOR_ENV.items()),
+        *(EnvVar(k, v) for k, v in ANALYTICS_OFF_ENV.items()),
     ]
 
 
@@ -725,7 +734,9 @@ def run_example(name: str, data_dir: Path | None = None, min_accuracy: float | N
     from ..resources import examples_dir
 
     base = (data_dir or default_dir(name)).resolve()
-    env = {**os.environ, **{v.name: v.resolve() for v in pipeline_env(base)}}
+    from ..ui import quiet_env
+
+    env = quiet_env({**os.environ, **{v.name: v.resolve() for v in pipeline_env(base)}})
     script = examples_dir() / "run.py"
     argv = [sys.executable, str(script), "--stack", LocalNames(name).zenml_stack]
     if min_accuracy is not None:
