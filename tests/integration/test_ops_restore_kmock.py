@@ -343,6 +343,7 @@ def test_restore_cli_refuses_without_yes_when_no_tty_and_says_what_is_overwritte
     from zenml_gcp_gitops.cli import ops as ops_cli
     from zenml_gcp_gitops.engine import DeploymentRecord, PhaseRecord, local_record_path
 
+    monkeypatch.setenv("ZENML_GCP_GITOPS_HOME", str(tmp_path / "home"))  # a record of its own
     cfg = build_config(
         None, {"project": "acme-ml-prod", "region": "europe-west4", "state": "local"}
     )
