@@ -47,6 +47,10 @@ _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _GITHUB_REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
 _SQL_TIER_RE = re.compile(r"^db-[a-z0-9-]+$")
 _VERSION_RE = re.compile(r"^v?\d+\.\d+\.\d+([.-][0-9A-Za-z.-]+)?$")
+# a Cloud DNS managed zone: `zone` (in this project) or `project/zone`
+_DNS_ZONE_RE = re.compile(
+    r"^(?:([a-z][a-z0-9-]{4,28}[a-z0-9])/)?([a-z]([a-z0-9-]{0,61}[a-z0-9])?)$"
+)
 
 # A ref name as `git check-ref-format` accepts it (plus HEAD and commit SHAs, which pass too).
 _GIT_REF_BAD_RE = re.compile(r"(\.\.|@\{|//|/\.|^\.|^/|/$|\.$|\.lock$|\.lock/|[\s~^:?*\[\\]|^@$)")
@@ -97,6 +101,19 @@ class Versions(BaseModel):
         return v
 
 
+class Estimate(BaseModel):
+    """Usage the monthly cost estimate assumes where the plan cannot know it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gcs_gb: float = Field(default=50, ge=0)  # both buckets together
+    registry_gb: float = Field(default=10, ge=0)  # Artifact Registry images
+    nat_gb: float = Field(default=20, ge=0)  # egress through Cloud NAT per month
+    nat_vms: int = Field(default=3, ge=0)  # Autopilot nodes using the NAT gateway
+    logging_gb: float = Field(default=10, ge=0)  # Cloud Logging ingestion per month
+    sql_backup_gb: float | None = Field(default=None, ge=0)  # None: the disk size
+
+
 class DeploymentConfig(BaseModel):
     """What the user chose. Immutable; derived names live in `names`."""
 
@@ -123,11 +140,17 @@ class DeploymentConfig(BaseModel):
     gitops_repo: str | None = None
     gitops_path: str = "gitops"
     gitops_revision: str = "HEAD"
+    # a private --gitops-repo: infra makes a Secret Manager slot for its credentials
+    gitops_repo_private: bool = False
     analytics: bool = False
     registry_keep_versions: int = Field(default=10, ge=1, le=1000)
     noncurrent_version_days: int = Field(default=30, ge=1, le=3650)
     backup_retention_days: int = Field(default=30, ge=1, le=365)
     ha: bool = False
+    dns_zone: str | None = None
+    create_dns_zone: bool = False
+    acme_challenge: Literal["http01", "dns01"] = "http01"
+    estimate: Estimate = Field(default_factory=Estimate)
 
     @field_validator("project")
     @classmethod
@@ -262,6 +285,34 @@ class DeploymentConfig(BaseModel):
         if v is not None and not re.match(r"^(https://|ssh://|git@)\S+$", v):
             raise ValueError(f"'{v}' is not a Git URL (https://…, ssh://… or git@…)")
         return v
+
+    @field_validator("dns_zone")
+    @classmethod
+    def _dns_zone(cls, v: str | None) -> str | None:
+        if v is not None and not _DNS_ZONE_RE.match(v):
+            raise ValueError(
+                f"'{v}' is not a Cloud DNS managed zone: give its name (my-zone), or "
+                "project/zone for a zone in another project"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _dns_consistent(self) -> DeploymentConfig:
+        managed = self.dns_zone is not None or self.create_dns_zone
+        if managed and self.domain is None:
+            flag = "dns_zone" if self.dns_zone is not None else "create_dns_zone"
+            raise ValueError(f"{flag}: Cloud DNS records need a domain: pass --domain as well")
+        if self.dns_zone is not None and self.create_dns_zone:
+            raise ValueError(
+                "create_dns_zone: choose one: --dns-zone uses an existing zone, "
+                "--create-dns-zone makes a new one"
+            )
+        if self.acme_challenge == "dns01" and not managed:
+            raise ValueError(
+                "acme_challenge: dns01 answers through Cloud DNS: pass --dns-zone or "
+                "--create-dns-zone (with --domain)"
+            )
+        return self
 
     @field_validator("state")
     @classmethod
@@ -424,6 +475,9 @@ class Names:
         }
         if cfg.connector_auth == "service-account":
             self.secrets["pipelines_sa_key"] = f"{sp}-pipelines-key"
+        if cfg.gitops_repo and cfg.gitops_repo_private:
+            # created without a version: the user adds {"username", "password"} (a token)
+            self.secrets["gitops_repo"] = f"{sp}-gitops-repo"
         # Kubernetes (one cluster per deployment, so namespaces need no prefix)
         self.namespaces = {
             "argocd": "argocd",
@@ -440,6 +494,7 @@ class Names:
             "mlflow": "mlflow",
             "pipelines": "zenml-pipelines",
             "external_secrets": "external-secrets",
+            "cert_manager": "cert-manager",  # the chart's controller (DNS-01 identity)
         }
         self.argocd_project = n
         self.argocd_root_app = f"{n}-root"
@@ -484,6 +539,22 @@ class Names:
         }
         self.sql_ca_configmap = "cloudsql-server-ca"  # the Cloud SQL server CA (public data)
         self.pipelines_role = "zenml-pipelines"
+        # Cloud DNS: the zone holding the A records (only with a domain and dns_zone or
+        # create_dns_zone); a zone we create is named after the deployment and the domain.
+        self.dns_zone: str | None = None
+        self.dns_zone_project = p
+        if cfg.dns_zone:
+            head, _, tail = cfg.dns_zone.rpartition("/")
+            self.dns_zone, self.dns_zone_project = tail, head or p
+        elif cfg.create_dns_zone and cfg.domain:
+            self.dns_zone = f"{n}-{cfg.domain.replace('.', '-')}"[:63].rstrip("-")
+        self.dns_records: dict[str, str] = (
+            {app: f"{app}.{cfg.domain}." for app in ("zenml", "mlflow")}
+            if self.dns_zone and cfg.domain
+            else {}
+        )
+        # cert-manager's DNS-01 solver: its own Google account, dns.admin on the zone only
+        self.dns01_account = f"{n}-dns01"
         # ZenML objects
         self.zenml_stack = n
         self.zenml_local_stack = f"{n}-local"
@@ -505,6 +576,10 @@ class Names:
             f"serviceAccount:{self.cfg.project}.svc.id.goog"
             f"[{self.namespaces[namespace_key]}/{self.ksas[ksa_key]}]"
         )
+
+    @property
+    def dns01_email(self) -> str:
+        return f"{self.dns01_account}@{self.cfg.project}.iam.gserviceaccount.com"
 
     def sa_email(self, key: str) -> str:
         return f"{self.service_accounts[key]}@{self.cfg.project}.iam.gserviceaccount.com"

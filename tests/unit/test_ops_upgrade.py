@@ -289,3 +289,26 @@ def test_deploy_shows_the_version_changes_side_by_side_before_running(
     assert rows["argocd"] == ["v3.5.0", "v3.5.1", "upgrade"]
     _show_version_changes(engine(cfg_with(), journal, sql, storage)[0])
     assert capsys.readouterr().out == ""  # nothing changes: nothing shown
+
+
+def test_plan_shows_the_ha_and_standard_shapes_and_their_cost_difference() -> None:
+    from zenml_gcp_gitops.cli.plan import ha_difference
+    from zenml_gcp_gitops.estimate.prices import snapshot_prices
+    from zenml_gcp_gitops.plan import offline_plan
+
+    cfg = build_config(None, {"project": "acme-ml-prod", "region": "us-central1"})
+    prices = snapshot_prices(cfg.region)
+    plan = offline_plan(cfg, prices)
+    diff = ha_difference(cfg, plan, prices)
+    assert diff["current"] == "standard"
+    assert diff["standard"]["sql_availability"] == "ZONAL"
+    assert diff["ha"]["sql_availability"] == "REGIONAL"
+    assert diff["ha"]["zenml_replicas"] == 2 and diff["standard"]["zenml_replicas"] == 1
+    assert diff["standard"]["monthly_cost"] == plan["cost"]["monthly_total"]
+    # the HA plan's own estimate agrees with the one derived from the standard plan
+    ha_cfg = build_config(None, {"project": "acme-ml-prod", "region": "us-central1", "ha": True})
+    ha_plan = offline_plan(ha_cfg, prices)
+    assert diff["ha"]["monthly_cost"] == ha_plan["cost"]["monthly_total"]
+    assert diff["monthly_difference"] > 0
+    back = ha_difference(ha_cfg, ha_plan, prices)
+    assert back["current"] == "ha" and back["monthly_difference"] == diff["monthly_difference"]

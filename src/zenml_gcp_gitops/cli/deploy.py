@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -84,10 +85,28 @@ def _record_phases(engine: Engine) -> dict[str, Any]:
     "--rotate-ci-key", is_flag=True, help="Issue a new CI API key (the old one stays valid 60 min)."
 )
 @click.option(
+    "--credentials-from-env",
+    is_flag=True,
+    help="Log in to ZenML/MLflow with ZENML_STORE_*/MLFLOW_TRACKING_* from the environment "
+    "instead of the deployment's own Secret Manager secrets.",
+)
+@click.option(
     "--local",
     "local",
     is_flag=True,
     help="Run the local rehearsal instead (no GCP; needs no --project/--region).",
+)
+@click.option(
+    "--skip-dns-wait",
+    is_flag=True,
+    help="With Cloud DNS, do not wait for public resolution of the records before the apps.",
+)
+@click.option(
+    "--pricing",
+    type=click.Choice(["snapshot", "live"]),
+    default="snapshot",
+    help="With --dry-run/--offline: prices from the shipped snapshot, or live from the Cloud "
+    "Billing Catalog API (needs credentials).",
 )
 @click.option(
     "--skip-backup",
@@ -111,7 +130,10 @@ def deploy(
     write_kubeconfig: bool,
     adopt: bool,
     rotate_ci_key: bool,
+    credentials_from_env: bool,
     local: bool,
+    skip_dns_wait: bool,
+    pricing: str,
     output: str,
     skip_backup: bool = False,
     allow_downgrade: bool = False,
@@ -161,10 +183,11 @@ def deploy(
     if offline:
         from .plan import show_plan
 
-        show_plan(cfg, output)
+        show_plan(cfg, output, pricing=pricing)
         return
     _refuse_placeholder_tree(cfg)
     options: dict[str, Any] = {
+        "skip_dns_wait": skip_dns_wait,
         "yes": yes,
         "verbose": verbose,
         "write_kubeconfig": write_kubeconfig,
@@ -172,6 +195,7 @@ def deploy(
         "rotate": rotate_ci_key,
         "skip_backup": skip_backup,
         "allow_downgrade": allow_downgrade,
+        "credentials_from_env": credentials_from_env,
     }
     engine = _make_engine(cfg, options=options, verbose=verbose)
     if output != "json":
@@ -182,6 +206,10 @@ def deploy(
         if output == "json":
             _json_error(e, {"phases": _record_phases(engine)})
         raise
+    if dry_run:
+        from .plan import estimate_for
+
+        summary["estimate"] = estimate_for(cfg, pricing)
     if output == "json":
         from ..ui import print_json
 
@@ -257,6 +285,10 @@ def _print_deploy_summary(summary: dict[str, Any]) -> None:
                 + ", ".join(f"{v} to {k}" for k, v in preview.items() if k != "same")
                 + f" ({preview.get('same', 0)} unchanged)"
             )
+        if summary.get("estimate"):
+            from .plan import render_estimate
+
+            render_estimate(summary["estimate"])
         return
     c.print(f"[green]Deployment {escape(summary['deployment'])} is up to date.[/green]")
     out = summary.get("outputs") or {}
@@ -269,6 +301,11 @@ def _print_deploy_summary(summary: dict[str, Any]) -> None:
         )
     if out.get("registry_uri"):
         c.print(f"  Images:  {escape(out['registry_uri'])}")
+    if out.get("dns_name_servers"):
+        c.print(
+            "  DNS:     set these NS records for your domain at its registrar: "
+            + escape(", ".join(str(ns).rstrip(".") for ns in out["dns_name_servers"]))
+        )
     c.print(f"  Record:  {escape(summary['record'])}")
     from ..ui import self_command
 
@@ -337,6 +374,33 @@ def status(config: ConfigSource, no_live: bool, output: str) -> None:
     for k, v in (data.get("infra") or {}).items():
         if v:
             c.print(f"  {k}: {escape(str(v))}")
+    if data.get("durations"):
+        _print_durations(data["durations"])
+
+
+def _print_durations(rows: list[dict[str, Any]]) -> None:
+    """Real creation times of the last deploy against the estimate's table."""
+    from rich.table import Table
+
+    from ..estimate.durations import fmt_duration
+    from ..ui import console
+
+    table = Table(title="Resource creation times: last deploy vs the estimate")
+    for col in ("type", "count", "mean", "longest", "estimate", ""):
+        table.add_column(col)
+    for r in rows:
+        mark = {"slower": "[red]slower[/red]", "faster": "[yellow]faster[/yellow]"}.get(
+            r["verdict"], "[green]within[/green]"
+        )
+        table.add_row(
+            r["type"].rsplit(":", 1)[-1],
+            str(r["count"]),
+            fmt_duration(float(r["mean_s"] or 0)),
+            fmt_duration(r["max_s"]),
+            f"{fmt_duration(r['estimate_min_s'])}-{fmt_duration(r['estimate_max_s'])}",
+            mark,
+        )
+    console().print(table)
 
 
 @click.command("destroy")
@@ -434,18 +498,31 @@ def outputs(config: ConfigSource, show_secrets: bool, output: str) -> None:
 @config_options
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def unlock(config: ConfigSource, yes: bool) -> None:
-    """Remove a stale Pulumi state lock left by a crashed or killed deploy.
+    """Remove the deploy lease and the Pulumi state lock left by a crashed or killed run.
 
-    Only run this when no deploy or destroy of this deployment is running.
+    Only run this when no deploy or destroy of this deployment is running (a run still
+    alive on this host is detected and refused).
     """
+    from ..engine import make_lease
     from ..errors import UserError
+    from ..lease import leftover_leases
     from ..phases.infra import find_locks
     from ..ui import console, is_interactive
 
     cfg = config.load()
     engine = _make_engine(cfg, options={}, verbose=False)
     _require_credentials(cfg, engine)
-    locks = find_locks(cfg, engine.options.get("storage_client"))
+    leases = leftover_leases(make_lease(cfg, engine.store))
+    pulumi_locks = find_locks(cfg, engine.options.get("storage_client"))
+    locks: list[Any] = [
+        *pulumi_locks,
+        *(
+            SimpleNamespace(
+                location=where, holder=h.describe() if h else "unknown holder", delete=rm
+            )
+            for where, h, rm in leases
+        ),
+    ]
     if not locks:
         console().print(f"No lock on stack {cfg.names.pulumi_stack} in {cfg.state_url}.")
         return

@@ -461,6 +461,13 @@ class PreflightPhase:
                 "ask for roles/owner, or roles/editor plus roles/resourcemanager.projectIamAdmin",
             )
 
+        if cfg.names.dns_zone:
+            from ..dns import CloudDnsApi, check_dns
+
+            rep.step(f"Checking the Cloud DNS zone for {cfg.domain}")
+            dns_api = opts.get("dns_api") or CloudDnsApi(api._request)
+            out.update(check_dns(cfg, dns_api, api.missing_permissions))
+
         rep.step("Checking the Pulumi CLI")
         cmd = ensure_pulumi(cfg, opts, rep)
         out["pulumi_cli"] = cmd.command
