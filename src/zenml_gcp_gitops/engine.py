@@ -108,6 +108,7 @@ class Engine:
             options=self.options,
             services=self.services,
             dry_run=self._dry_run,
+            operations=record.operations,
         )
 
     def _names(self) -> list[str]:
@@ -185,6 +186,7 @@ class Engine:
         existing = self.load_record()
         record = existing or DeploymentRecord.new(self.cfg)
         plan = self.plan_run(existing, from_phase, stop_after)
+        self._guard_upgrade(existing, record, dry_run)  # reads the old versions: before below
         record.config_hash = config_hash(self.cfg)
         record.config = self.cfg.redacted()
         if not dry_run:
@@ -209,6 +211,12 @@ class Engine:
                     self._lease.acquire_remote()  # the state bucket exists from here on
         finally:
             self._call(self.reporter, "close")
+        upgrade = record.operations.get("upgrade")
+        if upgrade and not dry_run and upgrade.get("status") == "pending":
+            if all(s.get("status") != "failed" for s in summary["phases"].values()):
+                upgrade["status"] = "done"
+                self._save(record, dry_run)
+            summary["upgrade"] = upgrade
         infra = record.phases.get("infra")
         if infra and infra.outputs.get("outputs"):
             summary["outputs"] = infra.outputs["outputs"]
@@ -218,6 +226,32 @@ class Engine:
             if pre is not None:
                 summary["state"] = {k: v for k, v in pre.outputs.items() if k.startswith("state_")}
         return summary
+
+    def _guard_upgrade(
+        self, existing: DeploymentRecord | None, record: DeploymentRecord, dry_run: bool
+    ) -> None:
+        """Refuse a ZenML downgrade; back up first when ZenML or MLflow changes version."""
+        from . import __version__
+        from .ops import upgrade as up
+
+        if dry_run:
+            up.check_downgrade(up.version_changes(existing, self.cfg), self.options.allow_downgrade)
+            return
+        from .ops.context import backup_runner
+
+        entry = up.before_deploy(
+            self.cfg,
+            existing,
+            skip_backup=self.options.skip_backup,
+            allow_downgrade=self.options.allow_downgrade,
+            run_backup=backup_runner(self.options, self.services, self.reporter.log),
+            log=self.reporter.log,
+        )
+        if entry is not None:
+            entry["status"] = "pending"
+            record.operations["upgrade"] = entry
+        record.operations["package_version"] = __version__
+        self._save(record, dry_run)
 
     @staticmethod
     def _call(obj: Any, method: str, *args: Any) -> None:

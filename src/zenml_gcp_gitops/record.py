@@ -65,6 +65,9 @@ class DeploymentRecord(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
     phases: dict[str, PhaseRecord] = Field(default_factory=dict)
     destroy: dict[str, PhaseRecord] = Field(default_factory=dict)
+    # day-2 operations: package_version, the last upgrade (its backup ID), servers stopped by
+    # an unfinished restore
+    operations: dict[str, Any] = Field(default_factory=dict)
     updated_at: str | None = None
 
     @classmethod

@@ -44,6 +44,10 @@ class RunOptions:
     dns_wait_timeout: float = 900.0  # NS changes at a registrar can take a while to be seen
     dns_wait_interval: float = 10.0
     command: str | None = None  # the command line, recorded in the deploy lease
+    skip_backup: bool = False  # deploy: upgrade ZenML/MLflow without the backup first
+    allow_downgrade: bool = False  # deploy: an older ZenML server than the deployed one
+    no_servers: bool = False  # backup/restore: do not log in to the live servers
+    sql_poll: float = 5.0  # seconds between checks of a Cloud SQL export or import
     # gitops waits (seconds); None keeps the defaults of `gitops.health.WaitOptions`
     wave_timeout: float | None = None
     poll: float | None = None
@@ -66,3 +70,6 @@ class Services:
     dns_api: Any = None  # preflight's Cloud DNS checks
     dns_resolver: Any = None  # public DNS lookups (DoH)
     lease_factory: Callable[[DeploymentConfig, Any], Any] | None = None  # the deploy lease
+    sql_admin: Any = None  # Cloud SQL Admin (backup, restore)
+    backup_runner: Callable[..., Any] | None = None  # the backup `deploy` takes before upgrades
+    record_storage_client: Any = None  # storage for the record, for the ops commands

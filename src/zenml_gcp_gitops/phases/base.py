@@ -44,6 +44,8 @@ class PhaseContext:
     options: RunOptions = field(default_factory=RunOptions)  # the user's flags (frozen)
     services: Services = field(default_factory=Services)  # injected clients (tests)
     dry_run: bool = False  # deploy --dry-run: preview, create nothing
+    # the record's day-2 entries (e.g. a pending upgrade the gitops phase watches)
+    operations: dict[str, Any] = field(default_factory=dict)
     _infra: InfraOutputs | None = None
 
     @property

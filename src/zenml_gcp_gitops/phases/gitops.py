@@ -78,6 +78,19 @@ class GitopsPhase:
             source=ctx.services.argocd_install_source,
             opts=opts,
         )
+        # an upgrade this deploy started (the engine backed up first) and has not finished
+        upgrade = ctx.operations.get("upgrade") or {}
+        if upgrade.get("status") != "pending":
+            upgrade = {}
+        zenml = next((c for c in upgrade.get("changes", []) if c["key"] == "zenml_chart"), None)
+        if zenml is not None:
+            from ..ops.upgrade import watch_migration
+
+            ctx.reporter.step(f"ZenML {zenml['from']} -> {zenml['to']}: database migration")
+            watch_migration(
+                kube, ctx.cfg, zenml["to"], upgrade.get("backup_id"),
+                timeout=opts.wave_timeout * 2, poll=opts.poll, log=ctx.reporter.log,
+            )  # fmt: skip
         wait_for_apps(kube, ctx.cfg, rendered, ctx.reporter, opts)
         gateway_ip = check_ingress_address(kube, ctx.cfg, ctx.infra, opts)
         return {
