@@ -216,3 +216,59 @@ def variant_objects(name: str) -> list[tuple[dict[str, Any], str | None]]:
     for obj in r.bootstrap:
         found.append((obj, namespace_of(obj, "argocd")))
     return found
+
+
+# ---------------------------------------------------------------- schema validation
+
+# Custom resources -> their JSON schema under ../shared/schemas/crds (nested objects there
+# forbid unknown fields, like kubernetes-validate's strict mode for core kinds).
+CRD_SCHEMAS = {
+    ("argoproj.io", "Application"): "argoproj.io/application_v1alpha1.json",
+    ("argoproj.io", "AppProject"): "argoproj.io/appproject_v1alpha1.json",
+    ("cert-manager.io", "ClusterIssuer"): "cert-manager.io/clusterissuer_v1.json",
+    ("cert-manager.io", "Certificate"): "cert-manager.io/certificate_v1.json",
+    ("external-secrets.io", "ClusterSecretStore"): "external-secrets.io/clustersecretstore_v1.json",
+    ("external-secrets.io", "SecretStore"): "external-secrets.io/secretstore_v1.json",
+    ("external-secrets.io", "ExternalSecret"): "external-secrets.io/externalsecret_v1.json",
+    ("gateway.networking.k8s.io", "Gateway"): "gateway.networking.k8s.io/gateway_v1.json",
+    ("gateway.networking.k8s.io", "HTTPRoute"): "gateway.networking.k8s.io/httproute_v1.json",
+}
+# Custom resources with no schema at hand, and where their shape is checked instead.
+NO_SCHEMA = {
+    ("networking.gke.io", "HealthCheckPolicy"): "tests/unit/test_gitops_render.py (by hand)",
+}
+
+
+def api_group(obj: dict[str, Any]) -> str:
+    api = str(obj.get("apiVersion", ""))
+    return api.split("/")[0] if "/" in api else ""
+
+
+@cache
+def _crd_schema(rel: str) -> dict[str, Any]:
+    return dict(json.loads((SCHEMAS / "crds" / rel).read_text()))
+
+
+def is_core(obj: dict[str, Any]) -> bool:
+    group = api_group(obj)
+    if group in {"", "apps", "batch", "policy", "autoscaling"}:
+        return True
+    return group.endswith(".k8s.io") and not group.startswith("gateway.")
+
+
+def validate(obj: dict[str, Any]) -> None:
+    """Raise if the object breaks its schema: kubernetes-validate --strict for core kinds,
+    the CRD schema for custom resources; a kind with neither fails."""
+    key = (api_group(obj), str(obj.get("kind")))
+    if key in CRD_SCHEMAS:
+        import jsonschema
+
+        jsonschema.Draft7Validator(_crd_schema(CRD_SCHEMAS[key])).validate(obj)
+    elif key in NO_SCHEMA:
+        return
+    elif is_core(obj):
+        import kubernetes_validate
+
+        kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+    else:
+        raise ValueError(f"no schema for {key[1]} ({key[0]})")

@@ -354,7 +354,8 @@ def _mlflow_auth_config(
         # only the rendered file lands in the Secret, not the parts it is made of
         "template": {"engineVersion": "v2", "data": {mlflow_auth.CONFIG_FILE: ini}},
     }
-    return render_template("objects/external-secret.yaml", {**ctx, "obj": obj})
+    es: dict[str, Any] = render_template("objects/external-secret.yaml", {**ctx, "obj": obj})
+    return es
 
 
 def _platform_objects(
