@@ -17,6 +17,7 @@ import copy
 import json
 import posixpath
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -244,3 +245,112 @@ def test_mlflow_keeps_users_in_mysql_over_tls_and_writes_nothing_under_root(
            and o["metadata"]["name"] == cm_name and o["metadata"]["namespace"] == cr.namespace]  # fmt: skip
     assert cms and ca["key"] in cms[0]["data"]
     assert url.query["ssl_check_hostname"] == "false"
+
+
+# ---------------------------------------------------------------- no ignored values
+
+# Values the chart does not read (a change alters nothing), each with why we still pass it.
+# Keys: (Application key, dotted path of the leaf; list items by index).
+IGNORED_ALLOWED: dict[tuple[str, str], str] = {}
+
+# The raw chart puts out its `resources` verbatim (checked above), so every value is used.
+_VERBATIM = {"platform", "workloads", "root"}
+
+
+def _leaves(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    if isinstance(node, dict) and node:
+        for k, v in node.items():
+            yield from _leaves(v, (*path, k))
+    elif isinstance(node, list) and node:
+        for i, v in enumerate(node):
+            yield from _leaves(v, (*path, i))
+    else:
+        yield path, node
+
+
+def _replaced(values: dict[str, Any], path: tuple[Any, ...], new: Any) -> dict[str, Any]:
+    out = copy.deepcopy(values)
+    cur: Any = out
+    for part in path[:-1]:
+        cur = cur[part]
+    if new is _DELETE:
+        del cur[path[-1]]
+    else:
+        cur[path[-1]] = new
+    return out
+
+
+_DELETE = object()
+
+
+def _changes(value: Any) -> list[Any]:
+    if isinstance(value, bool):
+        return [not value, _DELETE]
+    if isinstance(value, int | float):
+        return [value + 1, _DELETE]
+    if isinstance(value, str):
+        return [value + "x" if value else "x", _DELETE]
+    return ["x", _DELETE]  # empty dict/list, None
+
+
+def _flat(objects: list[dict[str, Any]]) -> dict[tuple[Any, ...], Any]:
+    flat = {}
+    for obj in objects:
+        meta = obj.get("metadata", {})
+        ident = (obj.get("kind"), meta.get("name"), meta.get("namespace"))
+        for path, leaf in _leaves(obj):
+            flat[(*ident, *path)] = leaf
+    return flat
+
+
+def _differs(
+    a: dict[tuple[Any, ...], Any], b: dict[tuple[Any, ...], Any], noise: set[tuple[Any, ...]]
+) -> bool:
+    keys = (set(a) | set(b)) - noise
+    return any(a.get(k, _DELETE) != b.get(k, _DELETE) for k in keys)
+
+
+def _ignored_leaves(cr: C.ChartRender, paths: list[tuple[Any, ...]]) -> list[str]:
+    """Those of `paths` whose change and removal both leave the render as it was (random
+    output excluded). A render that fails counts as a reaction: the chart checks the value."""
+    base = _flat(cr.objects)
+    again = _flat(cr.template())
+    noise = {k for k in set(base) | set(again) if base.get(k, _DELETE) != again.get(k, _DELETE)}
+    values = dict(_leaves(cr.values))
+
+    def read(path: tuple[Any, ...]) -> bool:
+        for new in _changes(values[path]):
+            try:
+                out = cr.template(_replaced(cr.values, path, new))
+            except C.HelmError:
+                return True
+            if _differs(base, _flat(out), noise):
+                return True
+        return False
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(read, paths))
+    return [".".join(map(str, p)) for p, ok in zip(paths, results, strict=True) if not ok]
+
+
+def test_every_value_we_pass_is_read_by_the_chart() -> None:
+    """Change or delete each leaf value, one at a time, and render again. Each (app, leaf)
+    is checked in the first variant that passes it: the variants differ in names and
+    addresses, and in blocks (ingress) that only they pass."""
+    checked: dict[str, set[tuple[Any, ...]]] = {}
+    ignored: dict[str, list[str]] = {}
+    for name in VARIANTS:
+        for cr in _renders(name):
+            if cr.app_key in _VERBATIM:
+                continue
+            done = checked.setdefault(cr.app_key, set())
+            todo = [p for p, _ in _leaves(cr.values) if p not in done]
+            done.update(todo)
+            if not todo:
+                continue
+            bad = [p for p in _ignored_leaves(cr, todo) if (cr.app_key, p) not in IGNORED_ALLOWED]
+            if bad:
+                ignored[f"{name}/{cr.app_key}"] = bad
+    # external-secrets, cert-manager, ingress-nginx, zenml, mlflow
+    assert len(checked) == 5 and all(checked.values())
+    assert not ignored, f"values the charts never read: {ignored}"
