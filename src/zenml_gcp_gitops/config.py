@@ -65,6 +65,7 @@ class Versions(BaseModel):
 
     zenml_chart: str = Field(default_factory=installed_zenml_version)
     mlflow_chart: str = "1.11.5"
+    mlflow: str = "3.15.1"  # the MLflow server image (the chart's appVersion)
     argocd: str = "v3.5.0"
     cert_manager: str = "v1.19.1"
     external_secrets: str = "2.5.0"

@@ -6,6 +6,14 @@ replica sees the same ones; External Secrets renders this file from Secret Manag
 placeholders are its template fields) and MLflow finds it through MLFLOW_AUTH_CONFIG_PATH.
 The rehearsal writes the same file with real values, pointed at its own database.
 
+MLflow's first auth migration names two foreign keys `fk_user_id`, which MySQL refuses (names
+are unique per database; mlflow/mlflow#9642), so on MySQL the server cannot create its user
+tables. `SCHEMA_BOOTSTRAP` runs before it (an init container with the MLflow image in the
+cluster): on a MySQL database without users table it creates the three tables of that first
+migration with distinct key names and no migration record. MLflow then treats the database as
+one made before it tracked migrations: it records the first migration as done and applies the
+later ones itself. Anywhere else (SQLite, a database already set up) it changes nothing.
+
 The file is read with `configparser`, where `%` starts an interpolation: the generated
 passwords are alphanumeric, and `%` in any value is doubled here.
 """
@@ -65,3 +73,32 @@ def auth_ini(
         f"authorization_function = {AUTH_FUNCTION}",
     ]
     return "\n".join(lines) + "\n"
+
+
+# Run as `python -c SCHEMA_BOOTSTRAP` with MLFLOW_AUTH_CONFIG_PATH set; needs only SQLAlchemy
+# and the database driver, both in the MLflow image.
+SCHEMA_BOOTSTRAP = """\
+import configparser, os
+import sqlalchemy as sa
+conf = configparser.ConfigParser()
+conf.read(os.environ["MLFLOW_AUTH_CONFIG_PATH"])
+engine = sa.create_engine(conf["mlflow"]["database_uri"])
+if engine.dialect.name == "mysql" and not sa.inspect(engine).has_table("users"):
+    md = sa.MetaData()
+    sa.Table("users", md, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("username", sa.String(255)), sa.Column("password_hash", sa.String(255)),
+             sa.Column("is_admin", sa.Boolean), sa.UniqueConstraint("username"))
+    for table, key, unique, fk in (
+        ("experiment_permissions", "experiment_id", "unique_experiment_user", "fk_user_id"),
+        ("registered_model_permissions", "name", "unique_name_user", "fk_model_perm_user_id"),
+    ):
+        sa.Table(table, md, sa.Column("id", sa.Integer, primary_key=True),
+                 sa.Column(key, sa.String(255), nullable=False),
+                 sa.Column("user_id", sa.Integer, nullable=False),
+                 sa.Column("permission", sa.String(255)),
+                 sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=fk),
+                 sa.UniqueConstraint(key, "user_id", name=unique))
+    md.create_all(engine, checkfirst=True)
+    print("created the MLflow auth tables")
+engine.dispose()
+"""

@@ -245,6 +245,17 @@ def test_mlflow_keeps_users_in_mysql_over_tls_and_writes_nothing_under_root(
            and o["metadata"]["name"] == cm_name and o["metadata"]["namespace"] == cr.namespace]  # fmt: skip
     assert cms and ca["key"] in cms[0]["data"]
     assert url.query["ssl_check_hostname"] == "false"
+    # before the server: the schema bootstrap MySQL needs (tests/integration/
+    # test_mlflow_auth_mysql.py runs this very script against TLS-only MariaDB)
+    from zenml_gcp_gitops import mlflow_auth
+
+    (boot,) = [c for c in spec.get("initContainers", []) if c["name"] == "auth-schema"]
+    assert boot["command"] == ["python", "-c", mlflow_auth.SCHEMA_BOOTSTRAP]
+    assert boot["image"] == server["image"]
+    assert {e["name"]: e["value"] for e in boot["env"]} == {"MLFLOW_AUTH_CONFIG_PATH": ini_path}
+    assert _mounted_file(spec, boot, ini_path)["volume"] == src["volume"]
+    assert _mounted_file(spec, boot, url.query["ssl_ca"])["volume"] == ca["volume"]
+    assert boot["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 # ---------------------------------------------------------------- no ignored values

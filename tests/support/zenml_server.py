@@ -200,8 +200,14 @@ def mariadb_available() -> bool:
     return bool(shutil.which("mariadbd") and shutil.which("mariadb-install-db"))
 
 
-def start_mariadb(timeout: float = 60) -> MariaDB:
-    """Initialise a datadir and start `mariadbd` (root, no password, loopback only)."""
+def start_mariadb(timeout: float = 60, tls: dict[str, Path] | None = None) -> MariaDB:
+    """Initialise a datadir and start `mariadbd` (root, no password, loopback only). With
+    `tls` ({"ca", "cert", "key"} files) it accepts only encrypted TCP connections, like Cloud
+    SQL with ssl_mode=ENCRYPTED_ONLY."""
+    tls_args = []
+    if tls:
+        tls_args = [f"--ssl-ca={tls['ca']}", f"--ssl-cert={tls['cert']}",
+                    f"--ssl-key={tls['key']}", "--require-secure-transport=ON"]  # fmt: skip
     wd = Path(tempfile.mkdtemp(prefix="zgg-mariadb-"))
     data = wd / "data"
     user = ["--user=root"] if os.geteuid() == 0 else []
@@ -216,7 +222,7 @@ def start_mariadb(timeout: float = 60) -> MariaDB:
             ["mariadbd", "--no-defaults", f"--datadir={data}", f"--port={port}",
              "--bind-address=127.0.0.1", f"--socket={wd / 'mysql.sock'}",
              f"--pid-file={wd / 'mariadb.pid'}", "--skip-name-resolve", "--skip-log-bin",
-             "--innodb-buffer-pool-size=64M", *user],
+             "--innodb-buffer-pool-size=64M", *tls_args, *user],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     db = MariaDB(port, wd, proc)

@@ -48,6 +48,8 @@ LETSENCRYPT = {
     "prod": "https://acme-v02.api.letsencrypt.org/directory",
 }
 
+MLFLOW_IMAGE = "burakince/mlflow"  # the chart's image; its tag is versions.mlflow
+
 # Where MLflow's pod mounts the Cloud SQL server CA (argocd/values/mlflow.yaml)
 SQL_CA_DIR = "/etc/cloudsql"
 SQL_CA_FILE = "server-ca.pem"
@@ -256,7 +258,9 @@ def _context(cfg: DeploymentConfig, out: InfraOutputs) -> dict[str, Any]:
         "zenml_ingress": zenml_ingress,
         "mlflow_ingress": mlflow_ingress,
         "mlflow_bucket": out.mlflow_bucket,
+        "mlflow_image": {"repository": MLFLOW_IMAGE, "tag": cfg.versions.mlflow},
         "mlflow_auth": {
+            "bootstrap": mlflow_auth.SCHEMA_BOOTSTRAP,
             "secret": n.mlflow_auth_config_secret,
             "dir": mlflow_auth.MOUNT_DIR,
             "path": mlflow_auth.CONFIG_PATH,
