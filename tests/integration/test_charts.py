@@ -365,3 +365,106 @@ def test_every_value_we_pass_is_read_by_the_chart() -> None:
     # external-secrets, cert-manager, ingress-nginx, zenml, mlflow
     assert len(checked) == 5 and all(checked.values())
     assert not ignored, f"values the charts never read: {ignored}"
+
+
+# ---------------------------------------------------------------- secrets line up
+
+# Secrets a pod mounts that no rendered object creates, and who creates them at run time.
+CREATED_AT_RUNTIME: dict[tuple[str, str], str] = {
+    ("ingress-nginx", "ingress-nginx-admission"): (
+        "the chart's admission-create hook Job (kube-webhook-certgen) generates the webhook "
+        "certificate into it before the controller starts"
+    ),
+}
+
+
+def _provided(variant: str) -> dict[tuple[str, str, str], set[str] | None]:
+    """(kind, namespace, name) -> keys, for every Secret and ConfigMap the stack makes: the
+    charts' own, the ExternalSecrets' targets, our ConfigMaps. None: keys unknown (any)."""
+    found: dict[tuple[str, str, str], set[str] | None] = {}
+    for obj, ns in C.variant_objects(variant):
+        kind = obj["kind"]
+        if kind in {"Secret", "ConfigMap"}:
+            keys = {*(obj.get("data") or {}), *(obj.get("stringData") or {}),
+                    *(obj.get("binaryData") or {})}  # fmt: skip
+            found[(kind, str(ns), obj["metadata"]["name"])] = keys
+        elif kind == "ExternalSecret":
+            target = obj["spec"]["target"].get("name") or obj["metadata"]["name"]
+            found[("Secret", str(ns), target)] = set(_es_keys(obj))
+    return found
+
+
+def _references(spec: dict[str, Any]) -> Iterator[tuple[str, str, str | None, bool]]:
+    """(kind, name, key or None, optional) for every Secret/ConfigMap a pod spec uses."""
+    for c in _containers(spec):
+        for e in c.get("env", []):
+            ref = e.get("valueFrom", {})
+            for field, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):
+                if field in ref:
+                    r = ref[field]
+                    yield kind, r["name"], r["key"], bool(r.get("optional"))
+        for src in c.get("envFrom", []):
+            for field, kind in (("secretRef", "Secret"), ("configMapRef", "ConfigMap")):
+                if field in src:
+                    yield kind, src[field]["name"], None, bool(src[field].get("optional"))
+    for v in spec.get("volumes", []):
+        sources = [v]
+        if "projected" in v:
+            sources = v["projected"].get("sources", [])
+        for s in sources:
+            if "secret" in s:
+                sec = s["secret"]
+                name = sec.get("secretName") or sec.get("name")
+                keys = [i["key"] for i in sec.get("items", [])] or [None]
+                for k in keys:
+                    yield "Secret", name, k, bool(sec.get("optional"))
+            if "configMap" in s:
+                cm = s["configMap"]
+                keys = [i["key"] for i in cm.get("items", [])] or [None]
+                for k in keys:
+                    yield "ConfigMap", cm["name"], k, bool(cm.get("optional"))
+
+
+def _hook_job_writes(objects: list[dict[str, Any]], secret: str) -> bool:
+    """A hook Job of the same render names the Secret it creates in its arguments."""
+    return any(
+        f"--secret-name={secret}" in c.get("args", [])
+        for o in objects
+        if o["kind"] == "Job" and C.is_hook(o)
+        for c in _containers(o["spec"]["template"]["spec"])
+    )
+
+
+def test_every_secret_and_config_map_a_pod_uses_exists_with_its_key(variant: str) -> None:
+    provided = _provided(variant)
+    dangling, used = [], 0
+    for cr in _renders(variant):
+        for owner, spec in _pod_specs(cr.objects):
+            ns = C.namespace_of(owner, cr.namespace)
+            for kind, name, key, optional in _references(spec):
+                used += 1
+                where = f"{cr.app_name}: {owner['kind']}/{owner['metadata']['name']}"
+                if (ns, name) in CREATED_AT_RUNTIME:
+                    assert _hook_job_writes(cr.objects, name), CREATED_AT_RUNTIME[(ns, name)]
+                    continue
+                keys = provided.get((kind, str(ns), name), "missing")
+                if keys == "missing":
+                    if not optional:
+                        dangling.append(f"{where} uses {kind} {ns}/{name}, which nothing creates")
+                elif key is not None and keys is not None and key not in keys and not optional:
+                    dangling.append(f"{where} reads key {key!r} of {kind} {ns}/{name}: not there")
+    assert used >= 10
+    assert not dangling, "\n".join(dangling)
+
+
+def test_a_dangling_reference_is_caught() -> None:
+    cr = _by_key("default")["mlflow"]
+    dep = next(o for o in cr.objects if o["kind"] == "Deployment")
+    spec = copy.deepcopy(dep["spec"]["template"]["spec"])
+    spec["containers"][0]["env"].append(
+        {"name": "X", "valueFrom": {"secretKeyRef": {"name": "mlflow-db", "key": "nokey"}}}
+    )
+    refs = [r for r in _references(spec) if r[0] == "Secret" and r[1] == "mlflow-db"]
+    provided = _provided("default")[("Secret", cr.namespace, "mlflow-db")]
+    assert provided is not None and {"username", "password"} <= provided
+    assert any(k not in provided for _, _, k, _ in refs if k)
