@@ -104,9 +104,13 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes] | None, timeout: float)
 
 
 def start_zenml_server(
-    store_url: str | None = None, timeout: float = 120, workdir: Path | None = None
+    store_url: str | None = None,
+    timeout: float = 120,
+    workdir: Path | None = None,
+    implicit_auth: bool = True,
 ) -> ZenServer:
-    """Start a server and wait for /health; the caller must `stop()` it."""
+    """Start a server and wait for /health; the caller must `stop()` it. Implicit connector
+    auth is allowed, as the stack's server allows it (Workload Identity)."""
     owns = workdir is None
     wd = Path(tempfile.mkdtemp(prefix="zgg-zenml-server-")) if workdir is None else workdir
     (wd / "server-config").mkdir(parents=True, exist_ok=True)
@@ -132,6 +136,8 @@ def start_zenml_server(
         ZENML_ANALYTICS_OPT_IN="false",
         ZENML_ENABLE_RICH_TRACEBACK="false",
         AUTO_OPEN_DASHBOARD="false",
+        ZENML_ENABLE_IMPLICIT_AUTH_METHODS=str(implicit_auth).lower(),
+        NO_GCE_CHECK="true",  # no metadata server here: implicit GCP auth fails at once
     )
     log_path = wd / "server.log"
     with log_path.open("wb") as log:
