@@ -40,6 +40,7 @@ def config_from_pulumi() -> DeploymentConfig:
             "deletion_protection",
             "force_destroy_buckets",
             "analytics",
+            "gitops_repo_private",
             "create_dns_zone",
         ):
             values[field] = conf.get_bool(field)

@@ -192,7 +192,13 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
             repository=registry.repository_id,
             repository_location=r,
             sql_instance=names.sql_instance,
-            eso_secrets={k: secrets.secrets[k].secret_id for k in GENERATED},
+            # External Secrets reads what it syncs: the generated secrets and, for a private
+            # GitOps repo, the credentials the user adds to its slot
+            eso_secrets={
+                k: secrets.secrets[k].secret_id
+                for k in (*GENERATED, "gitops_repo")
+                if k in secrets.secrets
+            },
             secrets_store_roles=dict(names.secrets_store_roles),
             vertex=cfg.orchestrator == "vertex",
             service_account_connector=cfg.connector_auth == "service-account",

@@ -140,6 +140,8 @@ class DeploymentConfig(BaseModel):
     gitops_repo: str | None = None
     gitops_path: str = "gitops"
     gitops_revision: str = "HEAD"
+    # a private --gitops-repo: infra makes a Secret Manager slot for its credentials
+    gitops_repo_private: bool = False
     analytics: bool = False
     registry_keep_versions: int = Field(default=10, ge=1, le=1000)
     noncurrent_version_days: int = Field(default=30, ge=1, le=3650)
@@ -451,6 +453,9 @@ class Names:
         }
         if cfg.connector_auth == "service-account":
             self.secrets["pipelines_sa_key"] = f"{sp}-pipelines-key"
+        if cfg.gitops_repo and cfg.gitops_repo_private:
+            # created without a version: the user adds {"username", "password"} (a token)
+            self.secrets["gitops_repo"] = f"{sp}-gitops-repo"
         # Kubernetes (one cluster per deployment, so namespaces need no prefix)
         self.namespaces = {
             "argocd": "argocd",

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -84,6 +85,12 @@ def _record_phases(engine: Engine) -> dict[str, Any]:
     "--rotate-ci-key", is_flag=True, help="Issue a new CI API key (the old one stays valid 60 min)."
 )
 @click.option(
+    "--credentials-from-env",
+    is_flag=True,
+    help="Log in to ZenML/MLflow with ZENML_STORE_*/MLFLOW_TRACKING_* from the environment "
+    "instead of the deployment's own Secret Manager secrets.",
+)
+@click.option(
     "--local",
     "local",
     is_flag=True,
@@ -113,6 +120,7 @@ def deploy(
     write_kubeconfig: bool,
     adopt: bool,
     rotate_ci_key: bool,
+    credentials_from_env: bool,
     local: bool,
     skip_dns_wait: bool,
     pricing: str,
@@ -173,6 +181,7 @@ def deploy(
         "write_kubeconfig": write_kubeconfig,
         "adopt": adopt,
         "rotate": rotate_ci_key,
+        "credentials_from_env": credentials_from_env,
     }
     engine = _make_engine(cfg, options=options, verbose=verbose)
     try:
@@ -461,18 +470,31 @@ def outputs(config: ConfigSource, show_secrets: bool, output: str) -> None:
 @config_options
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def unlock(config: ConfigSource, yes: bool) -> None:
-    """Remove a stale Pulumi state lock left by a crashed or killed deploy.
+    """Remove the deploy lease and the Pulumi state lock left by a crashed or killed run.
 
-    Only run this when no deploy or destroy of this deployment is running.
+    Only run this when no deploy or destroy of this deployment is running (a run still
+    alive on this host is detected and refused).
     """
+    from ..engine import make_lease
     from ..errors import UserError
+    from ..lease import leftover_leases
     from ..phases.infra import find_locks
     from ..ui import console, is_interactive
 
     cfg = config.load()
     engine = _make_engine(cfg, options={}, verbose=False)
     _require_credentials(cfg, engine)
-    locks = find_locks(cfg, engine.options.get("storage_client"))
+    leases = leftover_leases(make_lease(cfg, engine.store))
+    pulumi_locks = find_locks(cfg, engine.options.get("storage_client"))
+    locks: list[Any] = [
+        *pulumi_locks,
+        *(
+            SimpleNamespace(
+                location=where, holder=h.describe() if h else "unknown holder", delete=rm
+            )
+            for where, h, rm in leases
+        ),
+    ]
     if not locks:
         console().print(f"No lock on stack {cfg.names.pulumi_stack} in {cfg.state_url}.")
         return

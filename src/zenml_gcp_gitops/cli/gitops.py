@@ -63,6 +63,11 @@ def _outputs(
     is_flag=True,
     help="With --offline: accept mocked IPs and CA in the files (each is marked as such).",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite files in the way that render did not write (or that were changed since).",
+)
 @output_option
 def render_cmd(
     config: Any,
@@ -70,6 +75,7 @@ def render_cmd(
     outputs_file: Path | None,
     offline: bool,
     placeholders: bool,
+    force: bool,
     output: str,
 ) -> None:
     """Write the whole GitOps tree (project, root app, child apps, values, ExternalSecrets)
@@ -78,6 +84,9 @@ def render_cmd(
     \b
     Then deploy with --gitops-repo URL [--gitops-path P] to make the root app track it:
     later changes go through Git. The tree holds no secret value.
+
+    Only files render wrote before (listed with their hashes in .zenml-gcp-gitops.json) are
+    replaced or removed; anything else in the way stops the command unless --force.
     """
     from ..errors import ConfigError
     from ..gitops.render import render, write_tree
@@ -93,12 +102,15 @@ def render_cmd(
     cfg = config.load()
     outputs, source = _outputs(cfg, outputs_file, offline)
     rendered = render(cfg, outputs)
-    files = write_tree(rendered, out_dir)
+    result = write_tree(rendered, out_dir, force=force)
+    files = result.written
     if output == "json":
         print_json(
             {
                 "out": str(out_dir),
                 "files": sorted(str(p.relative_to(out_dir)) for p in files),
+                "removed": sorted(str(p.relative_to(out_dir)) for p in result.removed),
+                "kept": sorted(str(p.relative_to(out_dir)) for p in result.kept),
                 "applications": [a.name for a in rendered.apps],
                 "source": source,
             }
@@ -107,6 +119,8 @@ def render_cmd(
     console().print(f"Rendered {len(files)} files for '{cfg.name}' into {out_dir} (from {source})")
     for app in rendered.apps:
         console().print(f"  wave {app.wave}  {app.name}")
+    for p in result.kept:
+        console().print(f"[yellow]kept {p}: no longer rendered, but changed since[/yellow]")
     if not cfg.gitops_repo:
         console().print(
             "[dim]Without --gitops-repo the apps carry their objects inline; render with "

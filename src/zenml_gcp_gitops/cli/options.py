@@ -59,6 +59,8 @@ def _opts() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
         o("--gitops-repo", help="Git URL the root app tracks (after `render --out`)."),
         o("--gitops-path", help="Path inside --gitops-repo [gitops]."),
         o("--gitops-revision", help="Branch or tag of --gitops-repo [HEAD]."),
+        o("--gitops-repo-private/--no-gitops-repo-private", default=None,
+          help="--gitops-repo needs credentials: infra makes their Secret Manager slot [off]."),
         o("--analytics/--no-analytics", default=None, help="ZenML server analytics [off]."),
         o("--zenml-chart-version", help="ZenML server Helm chart [installed zenml version]."),
         o("--mlflow-chart-version", help="MLflow Helm chart version [pinned; `plan` shows it]."),
@@ -73,7 +75,8 @@ _KEYS = [
     "create_dns_zone", "acme_challenge", "orchestrator", "ingress",
     "authorized_networks", "sql_tier", "sql_availability", "deletion_protection",
     "force_destroy_buckets", "state", "secrets_provider", "connector_auth", "image_builder",
-    "github_repo", "gitops_repo", "gitops_path", "gitops_revision", "analytics",
+    "github_repo", "gitops_repo", "gitops_path", "gitops_revision", "gitops_repo_private",
+    "analytics",
     *_VERSION_FLAGS,
 ]
 # fmt: on

@@ -427,8 +427,8 @@ def local_up(
     """Bring the rehearsal up (or re-check it), register the stack, ensure the CI key."""
     names = LocalNames(name)
     base = (data_dir or default_dir(name)).resolve()
-    if not base.exists():
-        base.mkdir(parents=True, mode=0o700)  # databases and logs live below
+    # exist_ok: a second `up` on the same new dir may create it first; the lock decides
+    base.mkdir(parents=True, mode=0o700, exist_ok=True)  # databases and logs live below
     with sv.dir_lock(base):
         return _local_up(
             names, base, db_url, {"gcs": gcs_port, "mlflow": mlflow_port, "zenml": zenml_port},
@@ -470,6 +470,14 @@ def _local_up(
     importer.start()
 
     running = {k: s for k, s in state.services.items() if s.alive()}
+    # A dead leader's workers may still hold its port: stop them so the port (and its URL)
+    # can be reused, and nothing of ours is left running unrecorded.
+    for key, dead in list(state.services.items()):
+        if key not in running and dead.members() and not sv.stop(dead, timeout=20):
+            raise UserError(
+                f"processes left by the dead {dead.title} (group {dead.pid}) would not stop",
+                f"stop them by hand (see {dead.log}) and run `zenml-gcp-gitops local up` again",
+            )
     reg_bin = shutil.which("registry") if registry is not False else None
     if registry and not reg_bin:
         raise BinaryMissing(
@@ -492,6 +500,20 @@ def _local_up(
             ports[key] = choose_port(
                 _title(key), requested.get(key), state.ports.get(key), avoid=ports.values()
             )
+    # MLflow and ZenML read STORAGE_EMULATOR_HOST once, at start: if the emulator comes
+    # back elsewhere, running ones would keep writing to a dead address. Restart them.
+    gcs_url = f"http://{sv.LOOPBACK}:{ports['gcs']}"
+    for key in ("mlflow", "zenml"):
+        dependant = running.get(key)
+        if dependant is not None and dependant.depends.get("gcs", gcs_url) != gcs_url:
+            if not sv.stop(dependant, timeout=30):
+                raise UserError(
+                    f"the {dependant.title} uses the old GCS emulator address and would not stop",
+                    "run `zenml-gcp-gitops local down`, then `local up`",
+                )
+            del running[key]
+            others = [p for k, p in ports.items() if k != key]
+            ports[key] = choose_port(_title(key), None, dependant.port, avoid=others)
 
     specs: dict[str, ServiceSpec] = {}
     builders: dict[str, Callable[[], ServiceSpec]] = {
@@ -503,6 +525,8 @@ def _local_up(
     for key in wanted:
         if key not in running:
             specs[key] = builders[key]()
+            if key in ("mlflow", "zenml"):
+                specs[key].depends = {"gcs": gcs_url}
 
     started: dict[str, RunningService] = {}
     ready_times: dict[str, float] = {}
@@ -810,14 +834,24 @@ def local_status(name: str = "zenml", data_dir: Path | None = None) -> dict[str,
         if svc is None:
             continue
         alive = svc.alive()
+        # each service must talk to the others where they actually are
+        stale = [
+            f"{dep} at {url}, not {state.services[dep].url}"
+            for dep, url in svc.depends.items()
+            if dep in state.services and state.services[dep].url != url
+        ]
         out[key] = {
             "title": svc.title,
             "url": svc.url,
             "pid": svc.pid,
             "running": alive,
-            "healthy": alive and svc.healthy(),
+            "healthy": alive and not stale and svc.healthy(),
             "log": svc.log,
         }
+        if stale:
+            out[key]["error"] = (
+                f"uses {'; '.join(stale)}: run `zenml-gcp-gitops local up` to restart it"
+            )
     return {
         "name": name,
         "dir": str(base),
