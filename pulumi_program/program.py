@@ -104,6 +104,7 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
     db_passwords = {
         "zenml": secrets.passwords["zenml_db_password"],
         "mlflow": secrets.passwords["mlflow_db_password"],
+        "mlflow_auth": secrets.passwords["mlflow_auth_db_password"],
     }
     database = Database(
         "database",

@@ -25,7 +25,7 @@ from zenml_gcp_gitops.local import services as sv
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-NAME = "bk"
+NAME = "bkp"
 STACK = f"{NAME}-local"
 CLI = [sys.executable, "-c", "from zenml_gcp_gitops.cli import main; main()", "local"]
 
@@ -79,9 +79,9 @@ def test_backup_delete_restore_brings_back_stack_run_mlflow_run_and_user(
     rehearsal: dict[str, Any], repo_root: Path, tmp_path: Path
 ) -> None:
     from zenml.models import StackFilter
-    from zenml_gcp_gitops.zenml_api import Credentials, connect
 
     from zenml_gcp_gitops.local.rehearsal import pipeline_env
+    from zenml_gcp_gitops.zenml.session import Credentials, connect
 
     base, d = rehearsal["_base"], rehearsal["_d"]
     env = {v.name: v.resolve() for v in pipeline_env(base)}

@@ -183,7 +183,7 @@ def _bucket_generations(gcs_url: str, bucket: str) -> dict[str, int]:
 
 def _servers(lay: Any, state: sv.LocalState, names: LocalNames) -> Any:
     from ..local.services import read_secret
-    from ..zenml_api import Credentials
+    from ..zenml.session import Credentials
     from .verify import Servers
 
     zadmin = json.loads(read_secret(lay.zenml_admin) or "{}")

@@ -23,7 +23,7 @@ class Servers:
     """How to reach and log in to both servers (credentials never leave this object)."""
 
     zenml_url: str
-    zenml_credentials: Any  # zenml_api.Credentials
+    zenml_credentials: Any  # zenml.session.Credentials
     stack: str
     mlflow_url: str
     mlflow_login: tuple[str, str] = field(repr=False, default=("", ""))
@@ -69,7 +69,7 @@ def mlflow_version(s: Servers) -> str | None:
 
 
 def _store(s: Servers) -> Any:
-    from ..zenml_api import connect
+    from ..zenml.session import connect
 
     return connect(s.zenml_url, s.zenml_credentials, timeout=s.timeout)
 
@@ -78,7 +78,7 @@ def snapshot(s: Servers) -> dict[str, Any]:
     """The facts a restore must bring back (names and IDs only, never a secret)."""
     from zenml.models import PipelineRunFilter, StackFilter
 
-    from ..zenml_api import check_server
+    from ..zenml.session import check_server
 
     info = check_server(s.zenml_url, s.timeout)
     store = _store(s)
