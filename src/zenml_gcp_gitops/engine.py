@@ -2,11 +2,9 @@
 result in the deployment record, resumes where a failed or interrupted run stopped, and tears
 everything down in reverse.
 
-The deployment record is one JSON document per deployment. It sits next to the Pulumi state
-(`gs://<state bucket>/zenml-gcp-gitops/<name>/record.json`) or, for a `file://` backend, under
-`user_data_dir()/deployments/<name>/record.json`. It holds each phase's status, timestamps, a
-one-line error and the plain outputs later phases consume -- never a secret value: Pulumi secret
-outputs stay in the (encrypted) stack and are fetched from it when needed."""
+The record itself (model and stores) is in `record.py`, the progress display in `progress.py`.
+This module stays a little over 500 lines because deploy, status and destroy share the
+record, the lease and the per-phase bookkeeping; splitting them would split that state."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """deploy, status, destroy, outputs, unlock: the deploy engine's commands.
 
 `zenml stack deploy gcp-gitops ...` is dispatched to `deploy` here by the ZenML hook.
+Each command only parses its flags into `RunOptions`, calls the engine and renders the
+result; the length is the commands' flags and help, not logic.
 """
 
 from __future__ import annotations

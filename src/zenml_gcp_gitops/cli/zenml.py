@@ -2,7 +2,8 @@
 
 Admin credentials come from ZENML_STORE_API_KEY or ZENML_STORE_USERNAME/ZENML_STORE_PASSWORD,
 else from the Secret Manager secret infra made. Only click and the standard library are
-imported at module level; zenml is imported inside the commands.
+imported at module level; zenml is imported inside the commands. The length is the
+commands' flags and help; the work is in `phases/register.py` and `zenml/`.
 """
 
 from __future__ import annotations
