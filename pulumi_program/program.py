@@ -16,6 +16,7 @@ import pulumi_gcp as gcp
 from zenml_gcp_gitops.config import DeploymentConfig
 
 from .apis import Apis, ApisArgs, services_for
+from .audit import Audit, AuditArgs
 from .database import Database, DatabaseArgs
 from .gke import Gke, GkeArgs
 from .identity import KSA_OF, Identity, IdentityArgs
@@ -61,8 +62,13 @@ class StackOutputs:
         return [(k, v) for k, v in pairs if v is not None]
 
 
-def build(cfg: DeploymentConfig) -> StackOutputs:
-    """Register every resource of the deployment and export the infra outputs."""
+def build(cfg: DeploymentConfig, adopt: dict[str, str] | None = None) -> StackOutputs:
+    """Register every resource of the deployment and export the infra outputs.
+
+    `adopt` maps a retained resource (`kms_key_ring`, `kms_key`) to the ID of the one GCP
+    kept from an earlier deployment of the same name; it is imported instead of created.
+    """
+    adopt = adopt or {}
     names = cfg.names
     labels = names.labels
     p, r = cfg.project, cfg.region
@@ -75,10 +81,19 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
     kms = Kms(
         "kms",
         KmsArgs(
-            project=p, location=r, key_ring=names.kms_keyring, key=names.kms_key, labels=labels
+            project=p,
+            location=r,
+            key_ring=names.kms_keyring,
+            key=names.kms_key,
+            labels=labels,
+            protect=cfg.deletion_protection,
+            import_key_ring=adopt.get("kms_key_ring"),
+            import_key=adopt.get("kms_key"),
         ),
         after_apis(),
     )
+    if cfg.data_access_logs:
+        Audit("audit", AuditArgs(project=p), after_apis())
     network = Network(
         "network",
         NetworkArgs(
@@ -94,6 +109,7 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
             psa_range=names.psa_range,
             ingress_ip=names.ingress_ip,
             labels=labels,
+            flow_log_sampling=cfg.flow_log_sampling,
         ),
         after_apis(),
     )
@@ -105,6 +121,8 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
             secret_ids=dict(names.secrets),
             admin_users=dict(names.admin_users),
             labels=labels,
+            kms_key=kms.key_id,
+            kms_ready=kms.grant("secretmanager.googleapis.com"),
         ),
         after_apis(),
     )
@@ -126,6 +144,8 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
             users=dict(names.sql_users),
             passwords=db_passwords,
             labels=labels,
+            kms_key=kms.key_id,
+            kms_ready=kms.grant("sqladmin.googleapis.com"),
         ),
         pulumi.ResourceOptions(depends_on=[apis, network.psa_connection]),
     )
@@ -137,6 +157,8 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
             repository=names.registry_repo,
             keep_versions=cfg.registry_keep_versions,
             labels=labels,
+            kms_key=kms.key_id,
+            kms_ready=kms.grant("artifactregistry.googleapis.com"),
         ),
         after_apis(),
     )
@@ -168,6 +190,7 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
             noncurrent_version_days=cfg.noncurrent_version_days,
             force_destroy=cfg.force_destroy_buckets,
             labels=labels,
+            access_log_bucket=names.access_log_bucket if cfg.bucket_access_logs else None,
         ),
         after_apis(),
     )

@@ -108,6 +108,15 @@ class DeploymentConfig(BaseModel):
     analytics: bool = False
     registry_keep_versions: int = Field(default=10, ge=1, le=1000)
     noncurrent_version_days: int = Field(default=30, ge=1, le=3650)
+    # Logs for incident response (docs/infra.md, "Security controls").
+    flow_log_sampling: float = Field(default=0.5, ge=0.0, le=1.0)  # 0 turns VPC flow logs off
+    data_access_logs: bool = True
+    bucket_access_logs: bool = False
+    binary_authorization: bool = False
+    # GitHub's immutable IDs for `github_repo`; looked up once at deploy when absent.
+    github_repo_id: int | None = Field(default=None, ge=1)
+    github_owner_id: int | None = Field(default=None, ge=1)
+    github_ref: str | None = None
 
     @field_validator("project")
     @classmethod
@@ -199,6 +208,13 @@ class DeploymentConfig(BaseModel):
             raise ValueError(f"'{v}' is not a GitHub repository in the form owner/repo")
         return v
 
+    @field_validator("github_ref")
+    @classmethod
+    def _gh_ref(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^refs/(heads|tags)/[A-Za-z0-9._/-]+$", v):
+            raise ValueError(f"'{v}' is not a Git ref such as refs/heads/main")
+        return v
+
     @field_validator("gitops_repo")
     @classmethod
     def _gitops_repo(cls, v: str | None) -> str | None:
@@ -225,7 +241,12 @@ class DeploymentConfig(BaseModel):
                     f"IDs must be {_SA_ID_MIN}-{_SA_ID_MAX} characters: choose a name of 3-20 "
                     "characters"
                 )
-        for bucket in (names.artifact_bucket, names.mlflow_bucket, names.state_bucket):
+        for bucket in (
+            names.artifact_bucket,
+            names.mlflow_bucket,
+            names.state_bucket,
+            names.access_log_bucket,
+        ):
             if not _BUCKET_MIN <= len(bucket) <= _BUCKET_MAX:
                 raise ValueError(
                     f"name: bucket name '{bucket}' must be {_BUCKET_MIN}-{_BUCKET_MAX} "
@@ -300,6 +321,7 @@ class Names:
         self.sql_users = {"zenml": "zenml", "mlflow": "mlflow"}
         self.artifact_bucket = f"{p}-{n}-artifacts"
         self.mlflow_bucket = f"{p}-{n}-mlflow"
+        self.access_log_bucket = f"{p}-{n}-access-logs"  # only with bucket_access_logs
         self.registry_repo = f"{n}-images"
         self.registry_uri = f"{cfg.region}-docker.pkg.dev/{p}/{self.registry_repo}"
         self.kms_keyring = f"{n}-keyring"

@@ -297,8 +297,11 @@ def test_buckets_private_versioned_cmek_and_never_delete_live_objects(
     assert key.inputs["rotationPeriod"].endswith("s")
     buckets = {b.inputs["name"]: b for b in of_type(r, BUCKET)}
     assert set(buckets) == {names.artifact_bucket, names.mlflow_bucket}
-    grant = one(r, "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
-    assert grant.inputs["member"].endswith("@gs-project-accounts.iam.gserviceaccount.com")
+    [grant] = [
+        g
+        for g in of_type(r, "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
+        if g.inputs["member"].endswith("@gs-project-accounts.iam.gserviceaccount.com")
+    ]
     assert grant.inputs["role"] == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
     for b in buckets.values():
         i = b.inputs
@@ -643,3 +646,76 @@ def test_local_image_builder_grants_no_cloud_build() -> None:
         m.inputs["member"].endswith("-compute@developer.gserviceaccount.com")
         for m in of_type(r, "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember")
     )
+
+
+# --------------------------------------------------------------------------- CMEK, logs
+
+
+@pytest.mark.parametrize("variant", [{}, FULL])
+def test_registry_secrets_and_sql_use_the_key_after_their_agent_may(
+    variant: dict[str, Any],
+) -> None:
+    r = run(**variant)
+    names = cfg_of(**variant).names
+    key_suffix = f"/cryptoKeys/{names.kms_key}"
+    agents = {
+        a.inputs["service"]: a for a in of_type(r, "gcp:projects/serviceIdentity:ServiceIdentity")
+    }
+    assert set(agents) == {
+        "artifactregistry.googleapis.com",
+        "secretmanager.googleapis.com",
+        "sqladmin.googleapis.com",
+    }
+    grants = {
+        g.inputs["member"]: g for g in of_type(r, "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
+    }
+
+    def grant_for(agent_domain: str) -> Registration:
+        [g] = [g for m, g in grants.items() if f"@{agent_domain}." in m]
+        assert g.inputs["role"] == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+        assert g.inputs["cryptoKeyId"].endswith(key_suffix)
+        return g
+
+    repo = one(r, "gcp:artifactregistry/repository:Repository")
+    assert repo.inputs["kmsKeyName"].endswith(key_suffix)
+    assert grant_for("gcp-sa-artifactregistry").urn in repo.depends_on
+    sm_grant = grant_for("gcp-sa-secretmanager")
+    for secret in of_type(r, SECRET):
+        [replica] = secret.inputs["replication"]["userManaged"]["replicas"]
+        assert replica["customerManagedEncryption"]["kmsKeyName"].endswith(key_suffix)
+        assert sm_grant.urn in secret.depends_on
+    sql = one(r, "gcp:sql/databaseInstance:DatabaseInstance")
+    assert sql.inputs["encryptionKeyName"].endswith(key_suffix)
+    assert grant_for("gcp-sa-cloud-sql").urn in sql.depends_on
+
+
+def test_flow_logs_and_data_access_audit_logs_by_default_and_switchable() -> None:
+    r = run()
+    [nodes] = [s for s in of_type(r, "gcp:compute/subnetwork:Subnetwork") if s.name == "nodes"]
+    assert nodes.inputs["logConfig"]["flowSampling"] == 0.5
+    audits = {
+        a.inputs["service"]: a for a in of_type(r, "gcp:projects/iAMAuditConfig:IAMAuditConfig")
+    }
+    assert set(audits) == {"storage.googleapis.com", "secretmanager.googleapis.com"}
+    for a in audits.values():
+        assert {c["logType"] for c in a.inputs["auditLogConfigs"]} == {"DATA_READ", "DATA_WRITE"}
+    assert all("logging" not in b.inputs for b in of_type(r, BUCKET))
+
+    off = run(flow_log_sampling=0, data_access_logs=False)
+    [nodes] = [s for s in of_type(off, "gcp:compute/subnetwork:Subnetwork") if s.name == "nodes"]
+    assert "logConfig" not in nodes.inputs
+    assert not of_type(off, "gcp:projects/iAMAuditConfig:IAMAuditConfig")
+
+    logged = run(bucket_access_logs=True, flow_log_sampling=0.1)
+    names = cfg_of(bucket_access_logs=True).names
+    buckets = {b.inputs["name"]: b for b in of_type(logged, BUCKET)}
+    assert set(buckets) == {names.artifact_bucket, names.mlflow_bucket, names.access_log_bucket}
+    for name in (names.artifact_bucket, names.mlflow_bucket):
+        assert buckets[name].inputs["logging"]["logBucket"] == names.access_log_bucket
+    assert buckets[names.access_log_bucket].inputs["encryption"]["defaultKmsKeyName"]
+    writers = [
+        m
+        for m in of_type(logged, "gcp:storage/bucketIAMMember:BucketIAMMember")
+        if m.inputs["member"] == "group:cloud-storage-analytics@google.com"
+    ]
+    assert [w.inputs["role"] for w in writers] == ["roles/storage.objectCreator"]
