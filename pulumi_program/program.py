@@ -14,9 +14,11 @@ import pulumi
 import pulumi_gcp as gcp
 
 from zenml_gcp_gitops.config import DeploymentConfig
+from zenml_gcp_gitops.gitops.images import admission_patterns
 
 from .apis import Apis, ApisArgs, services_for
 from .audit import Audit, AuditArgs
+from .binauthz import Binauthz, BinauthzArgs
 from .database import Database, DatabaseArgs
 from .gke import Gke, GkeArgs
 from .identity import KSA_OF, Identity, IdentityArgs
@@ -73,7 +75,10 @@ def build(cfg: DeploymentConfig, adopt: dict[str, str] | None = None) -> StackOu
     labels = names.labels
     p, r = cfg.project, cfg.region
 
-    apis = Apis("apis", ApisArgs(project=p, services=services_for(cfg.orchestrator)))
+    apis = Apis(
+        "apis",
+        ApisArgs(project=p, services=services_for(cfg.orchestrator, cfg.binary_authorization)),
+    )
 
     def after_apis() -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(depends_on=[apis])  # a fresh object per component
@@ -162,6 +167,14 @@ def build(cfg: DeploymentConfig, adopt: dict[str, str] | None = None) -> StackOu
         ),
         after_apis(),
     )
+    # The policy exists before the cluster starts enforcing it.
+    binauthz: list[pulumi.Resource] = []
+    if cfg.binary_authorization:
+        binauthz.append(
+            Binauthz(
+                "binauthz", BinauthzArgs(project=p, patterns=admission_patterns(cfg)), after_apis()
+            )
+        )
     gke = Gke(
         "gke",
         GkeArgs(
@@ -177,8 +190,9 @@ def build(cfg: DeploymentConfig, adopt: dict[str, str] | None = None) -> StackOu
             node_service_account=names.node_service_account,
             repository=registry.repository_id,
             labels=labels,
+            binary_authorization=cfg.binary_authorization,
         ),
-        after_apis(),
+        pulumi.ResourceOptions(depends_on=[apis, *binauthz]),
     )
     storage = Storage(
         "storage",
@@ -215,6 +229,9 @@ def build(cfg: DeploymentConfig, adopt: dict[str, str] | None = None) -> StackOu
             service_account_connector=cfg.connector_auth == "service-account",
             cloud_build=cfg.image_builder == "gcp",
             github_repo=cfg.github_repo,
+            github_repo_id=cfg.github_repo_id,
+            github_owner_id=cfg.github_owner_id,
+            github_ref=cfg.github_ref,
             wif_pool=names.wif_pool,
             wif_provider=names.wif_provider,
             cluster=gke.cluster,

@@ -236,7 +236,8 @@ def _rendered_objects(name: str) -> list[dict[str, Any]]:
 
     cfg = variant_config(name)
     objects = render(cfg, offline_outputs(cfg)).all_manifests()
-    return [o for o in objects if o["kind"] != "Secret"]  # repository declarations: no pods
+    ours = [o for o in objects if o["kind"] != "Secret"]  # repository declarations: no pods
+    return ours + (_chart_objects(name) or [])
 
 
 def test_checkov_passes_on_the_rendered_kubernetes_objects(checkov: str, tmp_path: Path) -> None:
@@ -250,3 +251,32 @@ def test_checkov_passes_on_the_rendered_kubernetes_objects(checkov: str, tmp_pat
             (out / f"{i:03d}-{kind}.yaml").write_text(yaml.safe_dump(obj))
     findings = run_checkov(tmp_path, "kubernetes")
     _gate(findings, "kubernetes", set(VARIANTS))
+
+
+def _chart_objects(name: str) -> list[dict[str, Any]] | None:
+    """The real charts' `helm template` output for a variant, when the renderer is here."""
+    try:
+        from tests.support import charts
+    except ImportError:
+        return None
+    if not hasattr(charts, "variant_objects"):
+        return None
+    require(charts.missing())
+    if name not in charts.VARIANTS:
+        return []
+    return [obj for obj, _ns in charts.variant_objects(name)]
+
+
+def test_binary_authorization_admits_exactly_the_images_the_real_charts_run() -> None:
+    from zenml_gcp_gitops.gitops.images import CHART_IMAGES, images_in
+
+    rendered: set[str] = set()
+    for name in VARIANTS:
+        objects = _chart_objects(name)
+        require(None if objects is not None else "the real-chart renderer (tests/support/charts)")
+        assert objects is not None
+        rendered |= images_in(objects)
+    assert rendered == set(CHART_IMAGES), (
+        "the charts' images changed: update gitops/images.py CHART_IMAGES to "
+        f"{sorted(rendered)}"
+    )

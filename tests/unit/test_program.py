@@ -719,3 +719,43 @@ def test_flow_logs_and_data_access_audit_logs_by_default_and_switchable() -> Non
         if m.inputs["member"] == "group:cloud-storage-analytics@google.com"
     ]
     assert [w.inputs["role"] for w in writers] == ["roles/storage.objectCreator"]
+
+
+def test_github_federation_pins_immutable_ids_and_the_ref_when_known() -> None:
+    ids = {"github_repo_id": 123456789, "github_owner_id": 987654, "github_ref": "refs/heads/main"}
+    r = run(**FULL, **ids)
+    provider = one(r, "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider").inputs
+    assert provider["attributeCondition"] == (
+        "assertion.repository_id == '123456789' && assertion.repository_owner_id == '987654'"
+        " && assertion.ref == 'refs/heads/main'"
+    )
+    assert "acme/ml-pipelines" not in provider["attributeCondition"]  # names can be re-taken
+    assert provider["attributeMapping"]["attribute.repository_id"] == "assertion.repository_id"
+    [ci_binding] = [b for b in of_type(r, SA_IAM) if b.inputs["member"].startswith("principalSet")]
+    assert ci_binding.inputs["member"].endswith("/attribute.repository_id/123456789")
+
+
+def test_binary_authorization_is_opt_in_and_admits_only_known_images() -> None:
+    from zenml_gcp_gitops.gitops.images import CHART_IMAGES, qualified
+
+    off = run()
+    assert "binaryAuthorization" not in one(off, "gcp:container/cluster:Cluster").inputs
+    assert not of_type(off, "gcp:binaryauthorization/policy:Policy")
+
+    r = run(binary_authorization=True)
+    names = cfg_of(binary_authorization=True).names
+    cluster = one(r, "gcp:container/cluster:Cluster")
+    assert cluster.inputs["binaryAuthorization"] == {
+        "evaluationMode": "PROJECT_SINGLETON_POLICY_ENFORCE"
+    }
+    policy = one(r, "gcp:binaryauthorization/policy:Policy")
+    assert policy.inputs["defaultAdmissionRule"]["evaluationMode"] == "ALWAYS_DENY"
+    assert policy.inputs["globalPolicyEvaluationMode"] == "ENABLE"  # GKE system images
+    patterns = [p["namePattern"] for p in policy.inputs["admissionWhitelistPatterns"]]
+    assert patterns[0] == f"{names.registry_uri}/**"
+    for image in CHART_IMAGES:
+        assert f"{qualified(image)}*" in patterns
+    assert "docker.io/burakince/mlflow:3.15.1*" in patterns
+    assert policy.urn in cluster.depends_on  # the policy exists before enforcement starts
+    services = {s.inputs["service"] for s in of_type(r, "gcp:projects/service:Service")}
+    assert "binaryauthorization.googleapis.com" in services
