@@ -277,6 +277,5 @@ def test_binary_authorization_admits_exactly_the_images_the_real_charts_run() ->
         assert objects is not None
         rendered |= images_in(objects)
     assert rendered == set(CHART_IMAGES), (
-        "the charts' images changed: update gitops/images.py CHART_IMAGES to "
-        f"{sorted(rendered)}"
+        f"the charts' images changed: update gitops/images.py CHART_IMAGES to {sorted(rendered)}"
     )

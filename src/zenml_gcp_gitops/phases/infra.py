@@ -552,6 +552,29 @@ def split_outputs(outputs: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return plain, secret
 
 
+def with_github_ids(ctx: PhaseContext) -> DeploymentConfig:
+    """The config with `github_repo`'s immutable IDs: from the config, else as recorded by an
+    earlier deploy, else looked up once now (and recorded by the caller)."""
+    cfg = ctx.cfg
+    if not cfg.github_repo or (cfg.github_repo_id and cfg.github_owner_id):
+        return cfg
+    known = ctx.recorded.get("infra", {}).get("github") or {}
+    if known.get("repo") == cfg.github_repo and known.get("repo_id") and known.get("owner_id"):
+        rid, oid = int(known["repo_id"]), int(known["owner_id"])
+    else:
+        from ..gh import GhClient, lookup_repo_ids
+
+        ctx.reporter.step(f"Looking up the GitHub IDs of {cfg.github_repo}")
+        rid, oid = lookup_repo_ids(cfg.github_repo, ctx.options.get("gh") or GhClient())
+    return cfg.model_copy(update={"github_repo_id": rid, "github_owner_id": oid})
+
+
+def _github_record(cfg: DeploymentConfig) -> dict[str, Any]:
+    if not cfg.github_repo:
+        return {}
+    return {"repo": cfg.github_repo, "repo_id": cfg.github_repo_id, "owner_id": cfg.github_owner_id}
+
+
 class InfraPhase:
     name = "infra"
 
@@ -559,8 +582,9 @@ class InfraPhase:
         cfg, opts, rep = ctx.cfg, ctx.options, ctx.reporter
         if opts.get("dry_run"):
             return self._preview(ctx)
+        pcfg = with_github_ids(ctx)
         rep.step(f"Opening stack {cfg.names.pulumi_stack} in {cfg.state_url}")
-        handle = open_stack(cfg, opts)
+        handle = open_stack(cfg, opts, program_cfg=pcfg)
         assert handle is not None
         _configure(handle, cfg, rep)
         if handle.existed and (_resource_count(handle) or 0) > 0:
@@ -593,6 +617,7 @@ class InfraPhase:
             "resource_count": tracker.done or _resource_count(handle),
             "changes": tracker.changes,
             "log_file": str(log),
+            "github": _github_record(pcfg),
         }
 
     def _preview(self, ctx: PhaseContext) -> dict[str, Any]:
@@ -702,7 +727,7 @@ class InfraPhase:
             if not opts.get("force"):
                 self.check_destroy(ctx)
             rep.step(f"--force: lifting deletion protection on {', '.join(protected)}")
-            unprotected = cfg.model_copy(
+            unprotected = with_github_ids(ctx).model_copy(
                 update={"deletion_protection": False, "force_destroy_buckets": True}
             )
             lifted = open_stack(cfg, opts, program_cfg=unprotected, create=False)
