@@ -49,7 +49,7 @@ def test_ids_in_the_config_win_and_no_repo_needs_none(tmp_path: Path) -> None:
 @pytest.fixture
 def github_api() -> Iterator[str]:
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server API
+        def do_GET(self) -> None:
             if self.path == "/repos/acme/ml":
                 body = json.dumps({"id": 99, "owner": {"id": 5}}).encode()
                 self.send_response(200)
