@@ -493,3 +493,63 @@ def test_ctrl_c_on_a_terminal_is_not_forwarded_twice(world: World, tmp_path: Pat
     assert proc.returncode == 130, out.decode(errors="replace")[-2000:]
     assert signals.read_text() == "SIGINT\n"
     assert world.record()["phases"]["infra"]["status"] == "interrupted"
+
+
+def test_deploy_destroy_deploy_adopts_the_key_ring_and_key_gcp_kept(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KMS key rings and keys are never deleted by GCP: a second deploy of the same name
+    must import them, or `up` fails with 409 "already exists"."""
+    cloud = world.tmp / "cloud.json"
+    monkeypatch.setenv("FAKE_PULUMI_CLOUD", str(cloud))
+    eng = world.engine()
+    eng.options.pop("program")  # the packaged program: it owns the key ring and key
+    eng.deploy(stop_after="infra")
+    kept = json.loads(cloud.read_text())
+    assert kept == [
+        "gcp:kms/cryptoKey:CryptoKey::zenml-storage",
+        "gcp:kms/keyRing:KeyRing::zenml-keyring",
+    ]
+    key = [r for r in world.state()["resources"] if r["type"] == "gcp:kms/cryptoKey:CryptoKey"]
+    assert key[0]["protect"] and key[0]["retainOnDelete"]
+
+    # a plain destroy never deletes the key: it is protected (and so are the cluster and SQL)
+    with pytest.raises(UserError) as exc:
+        eng = world.engine()
+        eng.options.pop("program")
+        eng.destroy()
+    assert "CryptoKey zenml-storage (protect)" in exc.value.message
+    eng = world.engine(force=True)
+    eng.options.pop("program")
+    eng.destroy()
+    assert world.state()["resources"] == []
+    assert json.loads(cloud.read_text()) == kept  # GCP still has both
+
+    # what GCP kept, preflight sees (the fake KMS API reports the ring and key as existing)
+    ring = world.gcp.kms.key_ring_path(world.cfg.project, world.cfg.region, "zenml-keyring")
+    world.gcp.kms.rings.add(ring)
+    world.gcp.kms.keys[f"{ring}/cryptoKeys/zenml-storage"] = {"purpose": "ENCRYPT_DECRYPT"}
+    eng = world.engine()
+    eng.options.pop("program")
+    eng.deploy(stop_after="infra")
+    rec = world.record()["phases"]
+    assert rec["preflight"]["outputs"]["retained"] == {
+        "kms_key_ring": ring,
+        "kms_key": f"{ring}/cryptoKeys/zenml-storage",
+    }
+    changes = rec["infra"]["outputs"]["changes"]
+    assert changes.get("import") == 2, changes
+    ids = {
+        r["type"]: r["id"] for r in world.state()["resources"] if r["type"].startswith("gcp:kms/")
+    }
+    assert ids["gcp:kms/keyRing:KeyRing"] == ring
+
+    # and without adopting, the same redeploy is what used to fail
+    eng = world.engine(force=True)
+    eng.options.pop("program")
+    eng.destroy()
+    world.gcp.kms.rings.clear()  # preflight blind: nothing to adopt
+    eng = world.engine()
+    eng.options.pop("program")
+    with pytest.raises(Exception, match="already exists"):
+        eng.deploy(stop_after="infra")

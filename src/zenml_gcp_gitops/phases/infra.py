@@ -115,7 +115,7 @@ def require_passphrase(cfg: DeploymentConfig, env: dict[str, str] | None = None)
         )
 
 
-def _program(options: dict[str, Any]) -> Callable[[DeploymentConfig], None]:
+def _program(options: dict[str, Any]) -> Callable[..., None]:
     program = options.get("program")
     if program is not None:
         return program  # type: ignore[no-any-return]
@@ -143,6 +143,7 @@ def open_stack(
     create: bool = True,
     state_url: str | None = None,
     extra_env: dict[str, str] | None = None,
+    adopt: dict[str, str] | None = None,
 ) -> StackHandle | None:
     """Create or select the stack. With create=False, None when it does not exist."""
     from pulumi import automation as auto
@@ -176,7 +177,7 @@ def open_stack(
         secrets_provider=provider,
         env_vars=env,
         # resolved when Pulumi runs it: status/outputs/unlock never import the program
-        program=lambda: _program(options)(pcfg),
+        program=lambda: _program(options)(pcfg, adopt) if adopt else _program(options)(pcfg),
     )
     ws = auto.LocalWorkspace(**ws_opts.__dict__)
     name = cfg.names.pulumi_stack
@@ -552,6 +553,13 @@ def split_outputs(outputs: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return plain, secret
 
 
+# What `destroy` leaves in GCP (it cannot delete them) and a later deploy imports.
+RETAINED_TYPES = {
+    "kms_key_ring": "gcp:kms/keyRing:KeyRing",
+    "kms_key": "gcp:kms/cryptoKey:CryptoKey",
+}
+
+
 def with_github_ids(ctx: PhaseContext) -> DeploymentConfig:
     """The config with `github_repo`'s immutable IDs: from the config, else as recorded by an
     earlier deploy, else looked up once now (and recorded by the caller)."""
@@ -586,6 +594,11 @@ class InfraPhase:
         rep.step(f"Opening stack {cfg.names.pulumi_stack} in {cfg.state_url}")
         handle = open_stack(cfg, opts, program_cfg=pcfg)
         assert handle is not None
+        adopt = self._adoptable(ctx, handle)
+        if adopt:
+            rep.step(f"Adopting {', '.join(adopt.values())}, kept by GCP from an earlier deploy")
+            handle = open_stack(cfg, opts, program_cfg=pcfg, adopt=adopt)
+            assert handle is not None
         _configure(handle, cfg, rep)
         if handle.existed and (_resource_count(handle) or 0) > 0:
             rep.step("Refreshing the stack against GCP")
@@ -619,6 +632,14 @@ class InfraPhase:
             "log_file": str(log),
             "github": _github_record(pcfg),
         }
+
+    def _adoptable(self, ctx: PhaseContext, handle: StackHandle) -> dict[str, str]:
+        """What preflight found retained in GCP and the stack does not hold: imported."""
+        retained: dict[str, str] = ctx.recorded.get("preflight", {}).get("retained") or {}
+        if not retained:
+            return {}
+        held = {r.get("type") for r in _exported_resources(handle)} if handle.existed else set()
+        return {k: v for k, v in retained.items() if RETAINED_TYPES[k] not in held}
 
     def _preview(self, ctx: PhaseContext) -> dict[str, Any]:
         import shutil

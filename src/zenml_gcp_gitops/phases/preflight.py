@@ -239,6 +239,26 @@ class GcpApi:
         except gexc.NotFound:
             return False
 
+    def retained_kms(self, project: str, region: str, ring: str, key: str) -> dict[str, str]:
+        """The stack's key ring and key when GCP still has them (it never deletes either)."""
+        from google.api_core import exceptions as gexc
+
+        client = self.kms()
+        found: dict[str, str] = {}
+        ring_path = client.key_ring_path(project, region, ring)
+        try:
+            client.get_key_ring(name=ring_path)
+        except gexc.NotFound:
+            return found
+        found["kms_key_ring"] = ring_path
+        key_path = client.crypto_key_path(project, region, ring, key)
+        try:
+            client.get_crypto_key(name=key_path)
+            found["kms_key"] = key_path
+        except gexc.NotFound:
+            pass
+        return found
+
     def ensure_kms_key(self, project: str, region: str, ring: str, key: str) -> bool:
         """Create the key ring and key if absent; True when something was created."""
         from google.api_core import exceptions as gexc
@@ -501,6 +521,11 @@ class PreflightPhase:
                 )
                 out["state_kms_key_action"] = "created" if created else "exists"
         out["secrets_provider"] = cfg.secrets_provider
+        # A deploy after `destroy` (same name, same project) adopts what GCP kept.
+        n = cfg.names
+        out["retained"] = api.retained_kms(cfg.project, cfg.region, n.kms_keyring, n.kms_key)
+        if out["retained"]:
+            rep.step(f"Found {', '.join(out['retained'].values())}: the deploy adopts it")
         out["state_ready"] = ready
         return out
 
