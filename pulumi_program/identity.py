@@ -62,6 +62,9 @@ class IdentityArgs:
     wif_provider: str
     cluster: pulumi.Resource  # workload-identity bindings need the cluster's identity pool
     labels: dict[str, str] = field(default_factory=dict)
+    # IDs of a pool/provider GCP kept from an earlier deployment: imported, not created
+    import_wif_pool: str | None = None
+    import_wif_provider: str | None = None
 
 
 def github_condition(args: IdentityArgs) -> str:
@@ -248,14 +251,22 @@ class Identity(Component):
                 if args.github_repo_id
                 else f"attribute.repository/{args.github_repo}"
             )
+            # Retained on delete: a deleted pool blocks its ID for 30 days, so `destroy` leaves
+            # it (and its provider) and the next deploy of the same name adopts them.
+            pool_opts = self.child()
+            pool_opts.retain_on_delete = True
+            pool_opts.import_ = args.import_wif_pool
             pool = gcp.iam.WorkloadIdentityPool(
                 "github-pool",
                 workload_identity_pool_id=args.wif_pool,
                 project=args.project,
                 display_name="GitHub Actions",
                 description=f"CI of {args.github_repo}",
-                opts=self.child(),
+                opts=pool_opts,
             )
+            provider_opts = self.child()
+            provider_opts.retain_on_delete = True
+            provider_opts.import_ = args.import_wif_provider
             provider = gcp.iam.WorkloadIdentityPoolProvider(
                 "github-provider",
                 workload_identity_pool_id=pool.workload_identity_pool_id,
@@ -272,7 +283,7 @@ class Identity(Component):
                 },
                 attribute_condition=github_condition(args),
                 oidc=gcp.iam.WorkloadIdentityPoolProviderOidcArgs(issuer_uri=GITHUB_OIDC_ISSUER),
-                opts=self.child(),
+                opts=provider_opts,
             )
             gcp.serviceaccount.IAMMember(
                 "ci-from-github",

@@ -67,7 +67,8 @@ class StackOutputs:
 def build(cfg: DeploymentConfig, adopt: dict[str, str] | None = None) -> StackOutputs:
     """Register every resource of the deployment and export the infra outputs.
 
-    `adopt` maps a retained resource (`kms_key_ring`, `kms_key`) to the ID of the one GCP
+    `adopt` maps a retained resource (`kms_key_ring`, `kms_key`, `wif_pool`, `wif_provider`)
+    to the ID of the one GCP
     kept from an earlier deployment of the same name; it is imported instead of created.
     """
     adopt = adopt or {}
@@ -234,6 +235,8 @@ def build(cfg: DeploymentConfig, adopt: dict[str, str] | None = None) -> StackOu
             github_ref=cfg.github_ref,
             wif_pool=names.wif_pool,
             wif_provider=names.wif_provider,
+            import_wif_pool=adopt.get("wif_pool"),
+            import_wif_provider=adopt.get("wif_provider"),
             cluster=gke.cluster,
         ),
         after_apis(),

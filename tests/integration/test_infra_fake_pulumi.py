@@ -553,3 +553,44 @@ def test_deploy_destroy_deploy_adopts_the_key_ring_and_key_gcp_kept(
     eng.options.pop("program")
     with pytest.raises(Exception, match="already exists"):
         eng.deploy(stop_after="infra")
+
+
+def test_redeploy_undeletes_and_adopts_the_soft_deleted_github_pool(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Workload Identity pool deleted by an earlier destroy blocks its ID for 30 days."""
+    cloud = world.tmp / "cloud.json"
+    monkeypatch.setenv("FAKE_PULUMI_CLOUD", str(cloud))
+    world.cfg = world.cfg.model_copy(
+        update={"github_repo": "acme/ml", "github_repo_id": 11, "github_owner_id": 22}
+    )
+    eng = world.engine(force=True)
+    eng.options.pop("program")
+    eng.deploy(stop_after="infra")
+    pool = [r for r in world.state()["resources"] if r["type"].endswith("WorkloadIdentityPool")]
+    assert pool and pool[0]["retainOnDelete"]
+    eng = world.engine(force=True)
+    eng.options.pop("program")
+    eng.destroy()
+    assert "gcp:iam/workloadIdentityPool:WorkloadIdentityPool::github-pool" in json.loads(
+        cloud.read_text()
+    )
+
+    # GCP shows the pool soft-deleted (as an older release's destroy left it), with the
+    # key ring and key still there
+    ring = world.gcp.kms.key_ring_path(world.cfg.project, world.cfg.region, "zenml-keyring")
+    world.gcp.kms.rings.add(ring)
+    world.gcp.kms.keys[f"{ring}/cryptoKeys/zenml-storage"] = {}
+    world.gcp.wif_pools["zenml-github"] = "DELETED"
+    world.gcp.wif_providers.add("zenml-github/github")
+    eng = world.engine()
+    eng.options.pop("program")
+    eng.deploy(stop_after="infra")
+    assert world.gcp.wif_pools["zenml-github"] == "ACTIVE"
+    assert any(
+        u.endswith("workloadIdentityPools/zenml-github:undelete") for _, u, _ in world.gcp.requests
+    )
+    retained = world.record()["phases"]["preflight"]["outputs"]["retained"]
+    assert retained["wif_pool"].endswith("/workloadIdentityPools/zenml-github")
+    assert retained["wif_provider"].endswith("/zenml-github/providers/github")
+    assert world.record()["phases"]["infra"]["outputs"]["changes"].get("import") == 4

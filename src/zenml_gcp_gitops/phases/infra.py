@@ -557,6 +557,8 @@ def split_outputs(outputs: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 RETAINED_TYPES = {
     "kms_key_ring": "gcp:kms/keyRing:KeyRing",
     "kms_key": "gcp:kms/cryptoKey:CryptoKey",
+    "wif_pool": "gcp:iam/workloadIdentityPool:WorkloadIdentityPool",
+    "wif_provider": "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider",
 }
 
 
@@ -639,7 +641,11 @@ class InfraPhase:
         if not retained:
             return {}
         held = {r.get("type") for r in _exported_resources(handle)} if handle.existed else set()
-        return {k: v for k, v in retained.items() if RETAINED_TYPES[k] not in held}
+        return {
+            k: v
+            for k, v in retained.items()
+            if k in RETAINED_TYPES and RETAINED_TYPES[k] not in held
+        }
 
     def _preview(self, ctx: PhaseContext) -> dict[str, Any]:
         import shutil

@@ -101,7 +101,13 @@ def _type(urn: str) -> str:
 
 # What GCP never deletes: a delete only drops them from the state, and a later create of the
 # same name fails with 409 unless the program imports them.
-UNDELETABLE = ("gcp:kms/keyRing:KeyRing", "gcp:kms/cryptoKey:CryptoKey")
+UNDELETABLE = (
+    "gcp:kms/keyRing:KeyRing",
+    "gcp:kms/cryptoKey:CryptoKey",
+    # soft-deleted for 30 days, holding the ID: the program retains them instead
+    "gcp:iam/workloadIdentityPool:WorkloadIdentityPool",
+    "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider",
+)
 
 
 class Cloud:
