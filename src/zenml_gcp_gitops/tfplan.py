@@ -37,6 +37,9 @@ TYPES: dict[str, str] = {
     "gcp:compute/routerNat:RouterNat": "google_compute_router_nat",
     "gcp:compute/subnetwork:Subnetwork": "google_compute_subnetwork",
     "gcp:container/cluster:Cluster": "google_container_cluster",
+    "gcp:dns/dnsManagedZoneIamMember:DnsManagedZoneIamMember": "google_dns_managed_zone_iam_member",
+    "gcp:dns/managedZone:ManagedZone": "google_dns_managed_zone",
+    "gcp:dns/recordSet:RecordSet": "google_dns_record_set",
     "gcp:iam/workloadIdentityPool:WorkloadIdentityPool": "google_iam_workload_identity_pool",
     "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider": (
         "google_iam_workload_identity_pool_provider"
