@@ -32,6 +32,7 @@ class DatabaseArgs:
     labels: dict[str, str]
     kms_key: pulumi.Input[str] | None = None  # CMEK; set when the instance is created only
     kms_ready: Sequence[pulumi.Resource] = ()  # the Cloud SQL agent's grant on the key
+    retained_backups: int = RETAINED_BACKUPS
 
 
 class Database(Component):
@@ -76,7 +77,7 @@ class Database(Component):
                     start_time=BACKUP_START,
                     transaction_log_retention_days=LOG_RETENTION_DAYS,
                     backup_retention_settings=gcp.sql.DatabaseInstanceSettingsBackupConfigurationBackupRetentionSettingsArgs(
-                        retained_backups=RETAINED_BACKUPS, retention_unit="COUNT"
+                        retained_backups=args.retained_backups, retention_unit="COUNT"
                     ),
                 ),
                 maintenance_window=gcp.sql.DatabaseInstanceSettingsMaintenanceWindowArgs(
@@ -113,6 +114,7 @@ class Database(Component):
         self.instance_name: pulumi.Output[str] = self.instance.name
         self.connection_name: pulumi.Output[str] = self.instance.connection_name
         self.private_ip: pulumi.Output[str] = self.instance.private_ip_address
+        self.service_account: pulumi.Output[str] = self.instance.service_account_email_address
         self.server_ca_cert: pulumi.Output[str] = self.instance.server_ca_certs.apply(
             lambda certs: (certs[0].cert or "") if certs else ""
         )

@@ -18,6 +18,7 @@ from zenml_gcp_gitops.gitops.images import admission_patterns
 
 from .apis import Apis, ApisArgs, services_for
 from .audit import Audit, AuditArgs
+from .backup import Backup, BackupArgs
 from .binauthz import Binauthz, BinauthzArgs
 from .database import Database, DatabaseArgs
 from .dns import Dns, DnsArgs
@@ -49,6 +50,7 @@ class StackOutputs:
     sql_server_ca_cert: pulumi.Output[str]
     artifact_bucket: pulumi.Output[str]
     mlflow_bucket: pulumi.Output[str]
+    backup_bucket: pulumi.Output[str]
     registry_uri: pulumi.Output[str]
     kms_key: pulumi.Output[str]
     service_accounts: pulumi.Output[dict[str, str]]
@@ -146,7 +148,7 @@ def build(cfg: DeploymentConfig, adopt: dict[str, str] | None = None) -> StackOu
             region=r,
             instance=names.sql_instance,
             tier=cfg.sql_tier,
-            availability=cfg.sql_availability,
+            availability=cfg.sql_availability_effective,
             deletion_protection=cfg.deletion_protection,
             network_id=network.vpc.id,
             databases=dict(names.databases),
@@ -155,6 +157,8 @@ def build(cfg: DeploymentConfig, adopt: dict[str, str] | None = None) -> StackOu
             labels=labels,
             kms_key=kms.key_id,
             kms_ready=kms.grant("sqladmin.googleapis.com"),
+            # one automated backup a day: keep as many days as the exports
+            retained_backups=cfg.backup_retention_days,
         ),
         pulumi.ResourceOptions(depends_on=[apis, network.psa_connection]),
     )
@@ -211,6 +215,21 @@ def build(cfg: DeploymentConfig, adopt: dict[str, str] | None = None) -> StackOu
             access_log_bucket=names.access_log_bucket if cfg.bucket_access_logs else None,
         ),
         after_apis(),
+    )
+    backup = Backup(
+        "backup",
+        BackupArgs(
+            project=p,
+            region=r,
+            bucket=names.backup_bucket,
+            kms_key_id=kms.key_id,
+            retention_days=cfg.backup_retention_days,
+            sql_service_account=database.service_account,
+            force_destroy=cfg.force_destroy_buckets,
+            labels=labels,
+            log_bucket=storage.log_bucket.name if storage.log_bucket is not None else None,
+        ),
+        pulumi.ResourceOptions(depends_on=[apis, storage.kms_grant, *storage.log_deps]),
     )
     project_number = gcp.organizations.get_project_output(project_id=p).number
     identity = Identity(
@@ -295,6 +314,7 @@ def build(cfg: DeploymentConfig, adopt: dict[str, str] | None = None) -> StackOu
         sql_server_ca_cert=database.server_ca_cert,
         artifact_bucket=storage.names["artifacts"],
         mlflow_bucket=storage.names["mlflow"],
+        backup_bucket=backup.name,
         registry_uri=registry.uri,
         kms_key=kms.key_id,
         service_accounts=pulumi.Output.all(identity.emails).apply(lambda xs: dict(xs[0])),

@@ -56,9 +56,9 @@ class Storage(Component):
                 opts=self.child(),
             )
             logging = gcp.storage.BucketLoggingArgs(log_bucket=self.log_bucket.name)
-            self._log_deps: list[pulumi.Resource] = [log_writer]
+            self.log_deps: list[pulumi.Resource] = [log_writer]
         else:
-            self._log_deps = []
+            self.log_deps = []
         self.buckets: dict[str, gcp.storage.Bucket] = {
             key: self._bucket(key, bucket, args, logging) for key, bucket in args.buckets.items()
         }
@@ -94,5 +94,5 @@ class Storage(Component):
             ],
             force_destroy=args.force_destroy,
             labels=args.labels,
-            opts=self.child([self.kms_grant, *(self._log_deps if logging else [])]),
+            opts=self.child([self.kms_grant, *(self.log_deps if logging else [])]),
         )

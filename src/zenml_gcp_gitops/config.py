@@ -154,6 +154,8 @@ class DeploymentConfig(BaseModel):
     github_repo_id: int | None = Field(default=None, ge=1)
     github_owner_id: int | None = Field(default=None, ge=1)
     github_ref: str | None = None
+    backup_retention_days: int = Field(default=30, ge=1, le=365)
+    ha: bool = False
     dns_zone: str | None = None
     create_dns_zone: bool = False
     acme_challenge: Literal["http01", "dns01"] = "http01"
@@ -357,11 +359,21 @@ class DeploymentConfig(BaseModel):
                     f"IDs must be {_SA_ID_MIN}-{_SA_ID_MAX} characters: choose a name of 3-20 "
                     "characters"
                 )
+        if (
+            self.ha
+            and "sql_availability" in self.model_fields_set
+            and (self.sql_availability != "REGIONAL")
+        ):
+            raise ValueError(
+                "sql_availability: ha needs a REGIONAL Cloud SQL instance; drop "
+                "sql_availability (ha sets it) or set it to REGIONAL"
+            )
         for bucket in (
             names.artifact_bucket,
             names.mlflow_bucket,
             names.state_bucket,
             names.access_log_bucket,
+            names.backup_bucket,
         ):
             if not _BUCKET_MIN <= len(bucket) <= _BUCKET_MAX:
                 raise ValueError(
@@ -375,6 +387,11 @@ class DeploymentConfig(BaseModel):
                     f"{field}"
                 )
         return self
+
+    @property
+    def sql_availability_effective(self) -> str:
+        """`ha` makes the instance REGIONAL (a standby in a second zone)."""
+        return "REGIONAL" if self.ha else self.sql_availability
 
     @property
     def names(self) -> Names:
@@ -438,6 +455,7 @@ class Names:
         self.artifact_bucket = f"{p}-{n}-artifacts"
         self.mlflow_bucket = f"{p}-{n}-mlflow"
         self.access_log_bucket = f"{p}-{n}-access-logs"  # only with bucket_access_logs
+        self.backup_bucket = f"{p}-{n}-backups"
         self.registry_repo = f"{n}-images"
         self.registry_uri = f"{cfg.region}-docker.pkg.dev/{p}/{self.registry_repo}"
         self.kms_keyring = f"{n}-keyring"
