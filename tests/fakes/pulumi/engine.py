@@ -118,15 +118,20 @@ class Cloud:
         self.path = os.environ.get("FAKE_PULUMI_CLOUD")
         p = Path(self.path) if self.path else None
         self.items: set[str] = set(json.loads(p.read_text())) if p and p.exists() else set()
+        self.lock = threading.Lock()
 
     @staticmethod
     def key(typ: str, inputs: dict[str, Any], name: str) -> str | None:
         return f"{typ}::{inputs.get('name') or name}" if typ in UNDELETABLE else None
 
     def add(self, key: str) -> None:
-        self.items.add(key)
-        if self.path:
-            Path(self.path).write_text(json.dumps(sorted(self.items)))
+        # registrations arrive on several gRPC threads: one writer at a time, atomic replace
+        with self.lock:
+            self.items.add(key)
+            if self.path:
+                tmp = Path(f"{self.path}.{threading.get_ident()}.tmp")
+                tmp.write_text(json.dumps(sorted(self.items)))
+                tmp.replace(self.path)
 
 
 class Deployment:
