@@ -335,7 +335,11 @@ def test_backup_bucket_is_versioned_cmek_expires_exports_and_only_the_sql_agent_
     conds = [rule["condition"] for rule in i["lifecycleRules"]]
     assert {"age": cfg.backup_retention_days, "withState": "LIVE"} in conds
     assert any(c.get("withState") == "ARCHIVED" for c in conds)
-    kms_grant = one(r, "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
+    [kms_grant] = [  # the GCS agent's grant (the other agents have their own)
+        g
+        for g in of_type(r, "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
+        if g.inputs["member"].endswith("@gs-project-accounts.iam.gserviceaccount.com")
+    ]
     assert kms_grant.urn in b.depends_on  # CMEK usable before the bucket exists
     sql = one(r, SQL)
     agent = (
