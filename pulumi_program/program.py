@@ -140,6 +140,7 @@ def build(cfg: DeploymentConfig, adopt: dict[str, str] | None = None) -> StackOu
     db_passwords = {
         "zenml": secrets.passwords["zenml_db_password"],
         "mlflow": secrets.passwords["mlflow_db_password"],
+        "mlflow_auth": secrets.passwords["mlflow_auth_db_password"],
     }
     database = Database(
         "database",

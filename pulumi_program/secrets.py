@@ -6,7 +6,8 @@ from `cfg.names.secrets` and start with the deployment name, never with `zenml-`
 prefix belongs to ZenML's own secrets store, whose IAM grant would otherwise cover ours.
 
 Value formats (what External Secrets reads):
-  zenml_db_password, mlflow_db_password, zenml_jwt, mlflow_flask: the bare string
+  zenml_db_password, mlflow_db_password, mlflow_auth_db_password, zenml_jwt, mlflow_flask:
+    the bare string
   zenml_admin, mlflow_auth: JSON {"username": ..., "password": ...}
   pipelines_sa_key: the service-account key JSON (added by the identity component)
   ci_api_key: created empty; the ci phase adds the ZenML API key as a new version
@@ -31,6 +32,7 @@ KEY_LENGTH = 64  # JWT signing and Flask session keys: 64 alphanumerics ~ 380 bi
 GENERATED: dict[str, int] = {
     "zenml_db_password": PASSWORD_LENGTH,
     "mlflow_db_password": PASSWORD_LENGTH,
+    "mlflow_auth_db_password": PASSWORD_LENGTH,
     "zenml_admin": PASSWORD_LENGTH,
     "mlflow_auth": PASSWORD_LENGTH,
     "zenml_jwt": KEY_LENGTH,

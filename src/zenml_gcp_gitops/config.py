@@ -87,6 +87,7 @@ class Versions(BaseModel):
 
     zenml_chart: str = Field(default_factory=installed_zenml_version)
     mlflow_chart: str = "1.11.5"
+    mlflow: str = "3.15.1"  # the MLflow server image (the chart's appVersion)
     argocd: str = "v3.5.0"
     cert_manager: str = "v1.19.1"
     external_secrets: str = "2.5.0"
@@ -450,8 +451,10 @@ class Names:
         self.cluster = f"{n}-gke"
         self.node_service_account = f"{n}-nodes"  # GKE nodes: logs, metrics, image pulls
         self.sql_instance = f"{n}-mysql"
-        self.databases = {"zenml": "zenml", "mlflow": "mlflow"}
-        self.sql_users = {"zenml": "zenml", "mlflow": "mlflow"}
+        # mlflow_auth: MLflow's users and permissions (its basic-auth database), apart from
+        # the tracking data, with its own user
+        self.databases = {"zenml": "zenml", "mlflow": "mlflow", "mlflow_auth": "mlflow_auth"}
+        self.sql_users = {"zenml": "zenml", "mlflow": "mlflow", "mlflow_auth": "mlflow_auth"}
         self.artifact_bucket = f"{p}-{n}-artifacts"
         self.mlflow_bucket = f"{p}-{n}-mlflow"
         self.access_log_bucket = f"{p}-{n}-access-logs"  # only with bucket_access_logs
@@ -486,6 +489,7 @@ class Names:
         self.secrets: dict[str, str] = {
             "zenml_db_password": f"{sp}-mysql-zenml",
             "mlflow_db_password": f"{sp}-mysql-mlflow",
+            "mlflow_auth_db_password": f"{sp}-mysql-mlflow-auth",
             "zenml_admin": f"{sp}-zenml-admin",
             "zenml_jwt": f"{sp}-zenml-jwt",
             "mlflow_auth": f"{sp}-mlflow-auth",
@@ -553,9 +557,10 @@ class Names:
             "zenml_admin": "zenml-admin",
             "zenml_jwt": "zenml-jwt",
             "mlflow_db_password": "mlflow-db",
-            "mlflow_auth": "mlflow-admin",
             "mlflow_flask": "mlflow-flask",
         }
+        # MLflow's basic_auth.ini, rendered by ESO from two Secret Manager secrets
+        self.mlflow_auth_config_secret = "mlflow-auth-config"
         self.sql_ca_configmap = "cloudsql-server-ca"  # the Cloud SQL server CA (public data)
         self.pipelines_role = "zenml-pipelines"
         # Cloud DNS: the zone holding the A records (only with a domain and dns_zone or

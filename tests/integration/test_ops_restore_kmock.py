@@ -172,8 +172,9 @@ def take_backup(sql: FakeSqlAdmin, storage: Any, rows: dict[str, list[str]], whe
     return str(run_backup(target(), d)["id"])
 
 
-BEFORE = {"zenml": ["stack", "run-1"], "mlflow": ["exp", "run-a"]}
-AFTER = {"zenml": ["stack-deleted", "new-table"], "mlflow": ["exp", "run-a", "run-b"]}
+# every database the deployment has (zenml, mlflow and MLflow's auth database when present)
+BEFORE = {db: [f"{db}-row-1", f"{db}-row-2"] for db in N.databases.values()}
+AFTER = {db: [f"{db}-row-1", f"{db}-new-table"] for db in N.databases.values()}
 
 
 def test_restore_stops_writers_through_argocd_then_imports_then_brings_them_back(
@@ -248,9 +249,16 @@ def test_a_failed_import_brings_the_servers_back_and_says_what_state_the_data_is
     assert "restore failed while importing" in msg and "ERROR 1064" in msg
     assert f"zenml: restored from backup {bid}" in msg
     assert "mlflow: EMPTY (re-created; the import did not finish)" in msg
+    later = list(BEFORE)[list(BEFORE).index("mlflow") + 1 :]
+    for db in later:  # never touched
+        assert f"{db}: unchanged" in msg
     assert "the servers are running again" in msg
     assert "run the same restore again" in (e.value.hint or "")
-    assert sql.instances[N.sql_instance].databases == {"zenml": BEFORE["zenml"], "mlflow": []}
+    assert sql.instances[N.sql_instance].databases == {
+        "zenml": BEFORE["zenml"],
+        "mlflow": [],
+        **{db: AFTER[db] for db in later},
+    }
     assert servers_state(c) == UP
     assert journal.saved is None
 

@@ -88,7 +88,8 @@ def engine(
 
 def fake_sql(storage: Any) -> FakeSqlAdmin:
     sql = FakeSqlAdmin(storage, project=PROJECT)
-    sql.add_instance(build_config(None, BASE).names.sql_instance, {"zenml": ["r"], "mlflow": ["m"]})
+    names = build_config(None, BASE).names
+    sql.add_instance(names.sql_instance, {db: [f"{db}-row"] for db in names.databases.values()})
     return sql
 
 

@@ -273,7 +273,8 @@ def test_one_database_and_one_user_per_app_with_secret_urlsafe_passwords() -> No
     r = run()
     names = cfg_of().names
     dbs = sorted(d.inputs["name"] for d in of_type(r, "gcp:sql/database:Database"))
-    assert dbs == sorted(names.databases.values()) == ["mlflow", "zenml"]
+    # MLflow's users and permissions have their own database (not a file in the pod)
+    assert dbs == sorted(names.databases.values()) == ["mlflow", "mlflow_auth", "zenml"]
     users = of_type(r, "gcp:sql/user:User")
     assert sorted(u.inputs["name"] for u in users) == sorted(names.sql_users.values())
     assert all(_is_secret(u.inputs["password"]) for u in users)
