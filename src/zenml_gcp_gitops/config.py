@@ -318,8 +318,15 @@ class Names:
             "pipelines": f"{n}-pipelines",
             "external_secrets": f"{n}-eso",
         }
+        if cfg.image_builder == "gcp":
+            # Cloud Build runs as this account, never as the project's default build account
+            self.service_accounts["build"] = f"{n}-build"
         if cfg.github_repo:
             self.service_accounts["ci"] = f"{n}-ci"
+        # Who may submit builds gets this custom role (create and poll builds, nothing else).
+        self.build_submitter_role = f"{n.replace('-', '_')}_build_submitter"
+        # Where ZenML's image builders upload build contexts inside the artifact bucket.
+        self.build_context_prefix = "cloud-build-contexts"
         self.wif_pool = f"{n}-github"
         self.wif_provider = "github"
         # Secret Manager IDs start with the deployment name, never `zenml-`: ZenML's secrets
