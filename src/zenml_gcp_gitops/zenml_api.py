@@ -349,13 +349,17 @@ class _Applier:
         spec = self.spec
         foreign: list[str] = []
         existing: dict[str, Any] = {}
+        custom = self.preflight_flavors(existing)
         for c in spec.ordered_components():
             try:
                 StackComponentType(c.type)
             except ValueError:
                 raise UserError(f"'{c.type}' is not a ZenML stack component type") from None
-            flavors = self.store.list_flavors(FlavorFilter(name=c.flavor, type=c.type))
-            if not list(flavors.items):
+            if (c.type, c.flavor) in custom:
+                flavors = None  # registered by this run, from this package
+            else:
+                flavors = self.store.list_flavors(FlavorFilter(name=c.flavor, type=c.type))
+            if flavors is not None and not list(flavors.items):
                 raise UserError(
                     f"the ZenML server does not know the {c.type} flavor '{c.flavor}'",
                     "the server image needs the matching ZenML integration",
@@ -416,6 +420,57 @@ class _Applier:
                 "pass --adopt to take them over, or choose another deployment name",
             )
         return existing
+
+    def preflight_flavors(self, existing: dict[str, Any]) -> set[tuple[str, str]]:
+        """Import each custom flavor here, as `zenml flavor register` does, and find it on the
+        server; one of the same name from another source is not ours to change."""
+        from zenml.enums import StackComponentType
+        from zenml.models import FlavorFilter
+        from zenml.stack.flavor import validate_flavor_source
+
+        for f in self.spec.flavors:
+            try:
+                _, flavor = validate_flavor_source(f.source, StackComponentType(f.type))
+            except (ValueError, TypeError) as e:
+                raise UserError(
+                    f"the {f.type} flavor {f.source} cannot be loaded: {str(e).splitlines()[0]}",
+                    "reinstall zenml-gcp-gitops with its dependencies",
+                ) from None
+            cur = _first(
+                self.store.list_flavors(FlavorFilter(name=f.name, type=f.type), hydrate=True)
+            )
+            if cur is not None and cur.source != f.source:
+                raise ForeignObjectError(
+                    f"the ZenML server has another {f.type} flavor '{f.name}' ({cur.source})",
+                    f"delete it (`zenml flavor delete {f.name}`) and re-run",
+                )
+            existing[f"flavor:{f.type}:{f.name}"] = (
+                cur,
+                flavor.to_model(integration="custom", is_custom=True),
+            )
+        return {(f.type, f.name) for f in self.spec.flavors}
+
+    def apply_flavors(self, existing: dict[str, Any]) -> None:
+        """Register missing flavors; refresh the schema of ours when this package changed it."""
+        from zenml.models import FlavorUpdate
+
+        for f in self.spec.flavors:
+            cur, req = existing[f"flavor:{f.type}:{f.name}"]
+            if cur is None:
+                resp = self.store.create_flavor(req)
+                self.undo.append(
+                    (f"flavor {f.name}", lambda i=resp.id: self.store.delete_flavor(i))
+                )
+                self.created.append(f"flavor:{f.name}")
+            elif cur.config_schema != req.config_schema:
+                self.store.update_flavor(cur.id, FlavorUpdate(config_schema=req.config_schema))
+                prev = FlavorUpdate(config_schema=cur.config_schema)
+                self.undo.append(
+                    (f"flavor {f.name}", lambda i=cur.id, p=prev: self.store.update_flavor(i, p))
+                )
+                self.updated.append(f"flavor:{f.name}")
+            else:
+                self.unchanged.append(f"flavor:{f.name}")
 
     def check_secret_refs(self, existing: dict[str, Any]) -> None:
         """Every `{{secret.key}}` a component uses must resolve to a non-empty value."""
@@ -723,6 +778,7 @@ def apply_stack_spec(
     a = _Applier(store, spec, adopt)
     existing = a.preflight()
     try:
+        a.apply_flavors(existing)
         a.apply_secrets(existing)
         connector = a.apply_connector(existing)
         comps: dict[str, Any] = {}
