@@ -176,6 +176,12 @@ class StackSpec(BaseModel):
         }
 
 
+def build_account_flavor() -> FlavorSpec:
+    return FlavorSpec(
+        type="image_builder", name=BUILD_ACCOUNT_FLAVOR, source=BUILD_ACCOUNT_FLAVOR_SOURCE
+    )
+
+
 def gcp_stack_spec(
     cfg: DeploymentConfig,
     outputs: InfraOutputs,
@@ -272,11 +278,7 @@ def gcp_stack_spec(
     )
     flavors: tuple[FlavorSpec, ...] = ()
     if cfg.image_builder == "gcp":
-        flavors = (
-            FlavorSpec(
-                type="image_builder", name=BUILD_ACCOUNT_FLAVOR, source=BUILD_ACCOUNT_FLAVOR_SOURCE
-            ),
-        )
+        flavors = (build_account_flavor(),)
         components["image_builder"] = ComponentSpec(
             type="image_builder",
             name=comps["image_builder"],
