@@ -37,6 +37,10 @@ SUPPORTED_REGIONS: frozenset[str] = frozenset(
     """.split()
 )
 
+# VPC ranges the program creates and the cluster's network policies name as well.
+PROXY_CIDR = "10.10.16.0/23"  # Envoy proxies of the regional external Application LB
+PSA_PREFIX_LENGTH = 20  # Cloud SQL's private-services-access allocation (a /20 block)
+
 _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _DNS_LABEL_RE = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
 _FQDN_RE = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")

@@ -116,3 +116,26 @@ def test_render_offline_uses_the_plan_mocks(tmp_path: Path) -> None:
     root = (tmp_path / "bootstrap" / "root.yaml").read_text()
     assert "zenml-root" in root
     assert "203.0.113." in (tmp_path / "apps" / "zenml-zenml-server.yaml").read_text()
+
+
+def test_example_tree_carries_the_network_policies() -> None:
+    """The committed tree a user copies holds the policies, each a valid core object."""
+    import kubernetes_validate
+    import yaml
+
+    found = {}
+    for path in sorted((EXAMPLE / "gitops" / "workloads").glob("networkpolicy-*.yaml")):
+        obj = yaml.safe_load(path.read_text())
+        kubernetes_validate.validate(obj, "1.33.0", strict=True)
+        found[(obj["metadata"]["namespace"], obj["metadata"]["name"])] = obj
+    assert {
+        ("zenml", "default-deny-ingress"),
+        ("mlflow", "default-deny-ingress"),
+        ("zenml-pipelines", "default-deny-ingress"),
+        ("zenml", "zenml-from-gateway"),
+        ("mlflow", "mlflow-from-gateway"),
+        ("zenml", "zenml-from-pipelines"),
+        ("mlflow", "mlflow-from-pipelines"),
+        ("zenml", "zenml-egress"),
+        ("mlflow", "mlflow-egress"),
+    } == set(found)
