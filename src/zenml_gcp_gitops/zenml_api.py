@@ -422,20 +422,44 @@ class _Applier:
         return existing
 
     def preflight_flavors(self, existing: dict[str, Any]) -> set[tuple[str, str]]:
-        """Import each custom flavor here, as `zenml flavor register` does, and find it on the
-        server; one of the same name from another source is not ours to change."""
+        """Import each custom flavor here and describe it as `zenml flavor register` does,
+        then find it on the server; one of the same name from another source is not ours.
+
+        The import is by module path: ZenML's own loader wants a source root, which a
+        process started without a main file (``python -c``, a notebook) does not have."""
+        import importlib
+
         from zenml.enums import StackComponentType
-        from zenml.models import FlavorFilter
-        from zenml.stack.flavor import validate_flavor_source
+        from zenml.models import FlavorFilter, FlavorRequest
+        from zenml.stack import Flavor
 
         for f in self.spec.flavors:
+            module, _, attr = f.source.rpartition(".")
             try:
-                _, flavor = validate_flavor_source(f.source, StackComponentType(f.type))
-            except (ValueError, TypeError) as e:
+                flavor = getattr(importlib.import_module(module), attr)()
+            except (ImportError, AttributeError, TypeError) as e:
                 raise UserError(
                     f"the {f.type} flavor {f.source} cannot be loaded: {str(e).splitlines()[0]}",
                     "reinstall zenml-gcp-gitops with its dependencies",
                 ) from None
+            if not isinstance(flavor, Flavor) or flavor.type != StackComponentType(f.type):
+                raise UserError(f"{f.source} is not a {f.type} flavor")
+            needs = flavor.service_connector_requirements
+            request = FlavorRequest(
+                name=flavor.name,
+                display_name=flavor.display_name,
+                type=flavor.type,
+                source=f.source,
+                config_schema=flavor.config_schema,
+                connector_type=needs.connector_type if needs else None,
+                connector_resource_type=needs.resource_type if needs else None,
+                connector_resource_id_attr=needs.resource_id_attr if needs else None,
+                integration="custom",
+                logo_url=flavor.logo_url,
+                docs_url=flavor.docs_url,
+                sdk_docs_url=flavor.sdk_docs_url,
+                is_custom=True,
+            )
             cur = _first(
                 self.store.list_flavors(FlavorFilter(name=f.name, type=f.type), hydrate=True)
             )
@@ -444,10 +468,7 @@ class _Applier:
                     f"the ZenML server has another {f.type} flavor '{f.name}' ({cur.source})",
                     f"delete it (`zenml flavor delete {f.name}`) and re-run",
                 )
-            existing[f"flavor:{f.type}:{f.name}"] = (
-                cur,
-                flavor.to_model(integration="custom", is_custom=True),
-            )
+            existing[f"flavor:{f.type}:{f.name}"] = (cur, request)
         return {(f.type, f.name) for f in self.spec.flavors}
 
     def apply_flavors(self, existing: dict[str, Any]) -> None:

@@ -142,18 +142,20 @@ def test_only_a_user_managed_account_is_accepted(bad: str) -> None:
         GCPBuildAccountImageBuilderConfig(service_account=bad)
 
 
-def test_flavor_model_is_what_zenml_flavor_register_sends() -> None:
+def test_zenml_loads_the_flavor_from_its_registered_source() -> None:
+    """Pods load the flavor from the source `register` stores, as ZenML's loader does."""
     from zenml.stack.flavor import validate_flavor_source
 
     _, flavor = validate_flavor_source(
         BUILD_ACCOUNT_FLAVOR_SOURCE, StackComponentType.IMAGE_BUILDER
     )
     assert isinstance(flavor, GCPBuildAccountImageBuilderFlavor)
-    model = flavor.to_model(integration="custom", is_custom=True)
-    assert model.name == BUILD_ACCOUNT_FLAVOR
-    assert model.source == BUILD_ACCOUNT_FLAVOR_SOURCE
-    assert model.connector_type == "gcp" and model.connector_resource_type == "gcp-generic"
-    assert "service_account" in model.config_schema["required"]
+    assert flavor.name == BUILD_ACCOUNT_FLAVOR
+    assert flavor.implementation_class is GCPBuildAccountImageBuilder
+    needs = flavor.service_connector_requirements
+    assert needs is not None
+    assert (needs.connector_type, needs.resource_type) == ("gcp", "gcp-generic")
+    assert "service_account" in flavor.config_schema["required"]
 
 
 def test_images_carry_this_package_and_zenml_s_gcp_requirements() -> None:
