@@ -11,11 +11,53 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
+import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # `training` is importable however this script is started
+
+# Third-party noise a user can do nothing about; every other warning still shows.
+for _message, _category in (
+    ("You are using a Python version", FutureWarning),  # google-api-core, per package
+    ("You are using a non-supported Python version", FutureWarning),
+    ("Hint: Inferred schema contains integer column", UserWarning),  # MLflow, sklearn data
+):
+    warnings.filterwarnings("ignore", message=_message, category=_category)
+NOISE = {
+    "zenml.orchestrators.step_run_utils": "Models can be viewed in the dashboard using ZenML Pro",
+    # fastai is not installed; ZenML's MLflow tracker still tries to switch its autolog off
+    "zenml.integrations.mlflow.experiment_trackers.mlflow_experiment_tracker": (
+        "Failed to disable MLflow autologging for the following frameworks: ['fastai']"
+    ),
+}
+
+
+class _DropNoise(logging.Filter):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefix)
+
+
+def quiet_noise() -> None:
+    for name, prefix in NOISE.items():
+        logging.getLogger(name).addFilter(_DropNoise(prefix))
+
+
+def follow_analytics_setting() -> None:
+    """The client config this run writes keeps the opt-in the environment asks for."""
+    want = os.environ.get("ZENML_ANALYTICS_OPT_IN")
+    if want is None:
+        return
+    from zenml.config.global_config import GlobalConfiguration
+
+    GlobalConfiguration().analytics_opt_in = want.strip().lower() in ("1", "true", "yes", "on")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     from training.pipeline import training_pipeline
     from zenml.client import Client
 
+    quiet_noise()
+    follow_analytics_setting()
     client = Client()
     if args.stack:
         client.activate_stack(args.stack)

@@ -2,7 +2,7 @@
 
 Builds the same stack as the zenml-gcp-gitops CLI. Each `DeploymentConfig` field is read
 from Pulumi config under its own name (`pulumi config set region europe-west4`); lists are
-comma-separated and `versions` takes a JSON object.
+comma-separated and `versions` and `estimate` take a JSON object.
 """
 
 from __future__ import annotations
@@ -34,9 +34,15 @@ def config_from_pulumi() -> DeploymentConfig:
         raw = conf.get(field)
         if raw is None:
             continue
-        if field == "versions":
+        if field in ("versions", "estimate"):
             values[field] = json.loads(raw)
-        elif field in ("deletion_protection", "force_destroy_buckets", "analytics"):
+        elif field in (
+            "deletion_protection",
+            "force_destroy_buckets",
+            "analytics",
+            "gitops_repo_private",
+            "create_dns_zone",
+        ):
             values[field] = conf.get_bool(field)
         elif field in ("registry_keep_versions", "noncurrent_version_days"):
             values[field] = conf.get_int(field)

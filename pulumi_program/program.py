@@ -17,6 +17,7 @@ from zenml_gcp_gitops.config import DeploymentConfig
 
 from .apis import Apis, ApisArgs, services_for
 from .database import Database, DatabaseArgs
+from .dns import Dns, DnsArgs
 from .gke import Gke, GkeArgs
 from .identity import KSA_OF, Identity, IdentityArgs
 from .kms import Kms, KmsArgs
@@ -54,6 +55,8 @@ class StackOutputs:
     mlflow_host: pulumi.Output[str]
     secret_ids: pulumi.Output[dict[str, str]]
     pipelines_sa_key: pulumi.Output[str] | None  # a Pulumi secret; only with a key connector
+    dns_zone: pulumi.Output[str | None] | None = None  # only with Cloud DNS
+    dns_name_servers: pulumi.Output[list[str] | None] | None = None  # a zone made here
 
     def items(self) -> list[tuple[str, pulumi.Output[Any]]]:
         """(key, output) for every exported value (`pipelines_sa_key` only when present)."""
@@ -67,7 +70,10 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
     labels = names.labels
     p, r = cfg.project, cfg.region
 
-    apis = Apis("apis", ApisArgs(project=p, services=services_for(cfg.orchestrator)))
+    services = services_for(cfg.orchestrator)
+    if names.dns_zone and names.dns_zone_project == p:
+        services += ("dns.googleapis.com",)
+    apis = Apis("apis", ApisArgs(project=p, services=services))
 
     def after_apis() -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(depends_on=[apis])  # a fresh object per component
@@ -186,7 +192,13 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
             repository=registry.repository_id,
             repository_location=r,
             sql_instance=names.sql_instance,
-            eso_secrets={k: secrets.secrets[k].secret_id for k in GENERATED},
+            # External Secrets reads what it syncs: the generated secrets and, for a private
+            # GitOps repo, the credentials the user adds to its slot
+            eso_secrets={
+                k: secrets.secrets[k].secret_id
+                for k in (*GENERATED, "gitops_repo")
+                if k in secrets.secrets
+            },
             secrets_store_roles=dict(names.secrets_store_roles),
             vertex=cfg.orchestrator == "vertex",
             service_account_connector=cfg.connector_auth == "service-account",
@@ -202,6 +214,31 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
     )
     if identity.pipelines_key is not None and "pipelines_sa_key" in secrets.secrets:
         secrets.add_version("pipelines_sa_key", identity.pipelines_key)
+
+    dns: Dns | None = None
+    if names.dns_zone and cfg.domain:
+        dns01 = cfg.acme_challenge == "dns01"
+        dns = Dns(
+            "dns",
+            DnsArgs(
+                project=p,
+                zone_project=names.dns_zone_project,
+                zone=names.dns_zone,
+                create_zone=cfg.create_dns_zone,
+                domain=cfg.domain,
+                records=dict(names.dns_records),
+                ingress_ip=network.ingress_ip,
+                labels=labels,
+                dns01_account=names.dns01_account if dns01 else None,
+                dns01_member=(
+                    names.workload_identity_member("cert_manager", "cert_manager")
+                    if dns01
+                    else None
+                ),
+                cluster=gke.cluster,
+            ),
+            after_apis(),
+        )
 
     hosts = network.ingress_ip.apply(cfg.hostnames)
     outputs = StackOutputs(
@@ -233,6 +270,12 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
         mlflow_host=hosts.apply(lambda h: h[1]),
         secret_ids=pulumi.Output.all(secrets.secret_ids).apply(lambda xs: dict(xs[0])),
         pipelines_sa_key=identity.pipelines_key,
+        dns_zone=dns.zone_name if dns is not None else pulumi.Output.from_input(None),
+        dns_name_servers=(
+            dns.name_servers
+            if dns is not None and cfg.create_dns_zone
+            else pulumi.Output.from_input(None)
+        ),
     )
     for key, value in outputs.items():
         pulumi.export(key, value)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from pydantic import BaseModel, Field, SecretStr
 
 from .config import user_data_dir
-from .errors import PhaseError, UserError
+from .errors import PhaseError, UserError, known_error
 from .phases.base import PhaseContext
 
 if TYPE_CHECKING:
@@ -129,6 +129,17 @@ class RecordStore(Protocol):
     def delete(self) -> None: ...
 
 
+class RecordConflict(UserError):
+    """The record changed since this run read it: another writer would be overwritten."""
+
+
+def _conflict(location: str) -> RecordConflict:
+    return RecordConflict(
+        f"the deployment record {location} was changed by another run since this one read it",
+        "nothing was overwritten; check `zenml-gcp-gitops status`, then re-run",
+    )
+
+
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -153,26 +164,58 @@ def _parse_record(text: str, where: str) -> DeploymentRecord:
         ) from None
 
 
-class FileRecordStore:
-    """A JSON file, replaced atomically (write to a temp file, fsync, rename)."""
+def _digest(text: str | None) -> str | None:
+    return None if text is None else hashlib.sha256(text.encode()).hexdigest()
 
-    def __init__(self, path: Path) -> None:
+
+class FileRecordStore:
+    """A JSON file, replaced atomically (write to a temp file, fsync, rename).
+
+    Saves are a compare-and-swap: under an `fcntl` lock, the file must still be what this
+    store last read or wrote, so a concurrent writer's update is never lost silently."""
+
+    def __init__(self, path: Path, cas: bool = True) -> None:
         self.path = path
         self.location = str(path)
+        self.cas = cas  # off for the local mirror of a gs:// record (the bucket decides)
+        self._seen: str | None = None  # digest of what we last read or wrote
+        self._known = False  # False until the first load/save: no precondition yet
 
-    def load(self) -> DeploymentRecord | None:
+    def _read(self) -> str | None:
         try:
-            text = self.path.read_text()
+            return self.path.read_text()
         except FileNotFoundError:
             return None
-        return _parse_record(text, self.location)
+
+    def load(self) -> DeploymentRecord | None:
+        text = self._read()
+        self._seen, self._known = _digest(text), True
+        return None if text is None else _parse_record(text, self.location)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     def save(self, record: DeploymentRecord) -> None:
         record.updated_at = _now()
-        _atomic_write(self.path, record.model_dump_json(indent=2))
+        text = record.model_dump_json(indent=2)
+        with self._locked():
+            if self.cas and self._known and _digest(self._read()) != self._seen:
+                raise _conflict(self.location)
+            _atomic_write(self.path, text)
+        self._seen, self._known = _digest(text), True
 
     def delete(self) -> None:
         self.path.unlink(missing_ok=True)
+        self._seen, self._known = None, True
 
 
 class GcsRecordStore:
@@ -188,17 +231,26 @@ class GcsRecordStore:
         self.client = client
         self.mirror = mirror
         self.location = f"gs://{bucket}/{blob}"
+        self.generation: int | None = None  # of the object we last read/wrote; 0: none
 
-    def _blob(self) -> Any:
-        return self.client.bucket(self.bucket_name).blob(self.blob_name)
+    def _blob(self, name: str | None = None) -> Any:
+        return self.client.bucket(self.bucket_name).blob(name or self.blob_name)
 
     def load(self) -> DeploymentRecord | None:
         from google.api_core import exceptions as gexc
 
         try:
-            text = self._blob().download_as_text()
+            blob = self.client.bucket(self.bucket_name).get_blob(self.blob_name)
+            if blob is None:
+                self.generation = 0
+                return self.mirror.load()
+            text = blob.download_as_text(if_generation_match=blob.generation)
+            self.generation = int(blob.generation)
         except gexc.NotFound:
+            self.generation = 0
             return self.mirror.load()
+        except gexc.PreconditionFailed:
+            return self.load()  # replaced between the metadata read and the download
         except gexc.Forbidden:
             raise self._forbidden() from None
         return _parse_record(text, self.location)
@@ -214,12 +266,19 @@ class GcsRecordStore:
         from google.api_core import exceptions as gexc
 
         self.mirror.save(record)
+        blob = self._blob()
         try:
-            self._blob().upload_from_string(
-                record.model_dump_json(indent=2), content_type="application/json"
+            # compare-and-swap: only over the generation this run read or wrote last
+            blob.upload_from_string(
+                record.model_dump_json(indent=2),
+                content_type="application/json",
+                if_generation_match=self.generation,
             )
+            self.generation = int(blob.generation) if blob.generation is not None else None
         except gexc.NotFound:
             pass  # no bucket yet: preflight creates it
+        except gexc.PreconditionFailed:
+            raise _conflict(self.location) from None
         except gexc.Forbidden:
             raise self._forbidden() from None
 
@@ -231,21 +290,37 @@ class GcsRecordStore:
             self._blob().delete()
 
 
+def make_lease(cfg: DeploymentConfig, store: RecordStore, command: str | None = None) -> Any:
+    """The deploy lease for this deployment: a local lock, plus the bucket side for gs://."""
+    from .lease import DeployLease, GcsLease
+
+    remote = None
+    if isinstance(store, GcsRecordStore):
+        blob = store.blob_name.rsplit("/", 1)[0] + "/lease.json"
+        remote = GcsLease(store.client, store.bucket_name, blob)
+    return DeployLease(cfg.name, local_record_path(cfg).parent, remote, command)
+
+
 def local_record_path(cfg: DeploymentConfig) -> Path:
     return user_data_dir() / "deployments" / cfg.name / "record.json"
 
 
 def record_store(cfg: DeploymentConfig, storage_client: Any = None) -> RecordStore:
     """The record next to the state: in the state bucket for gs://, else under the data dir."""
-    mirror = FileRecordStore(local_record_path(cfg))
     if cfg.is_local_backend:
-        return mirror
+        return FileRecordStore(local_record_path(cfg))
+    mirror = FileRecordStore(local_record_path(cfg), cas=False)
     bucket, _, prefix = cfg.state_url.removeprefix("gs://").partition("/")
     blob = "/".join(p for p in (prefix.strip("/"), RECORD_PREFIX, cfg.name, "record.json") if p)
     if storage_client is None:
         from google.cloud import storage  # type: ignore[attr-defined]
 
-        storage_client = storage.Client(project=cfg.project)
+        from .phases.preflight import GcpApi
+
+        # the credential check comes first: without ADC this is the one-line fix, not the
+        # traceback storage.Client would raise
+        credentials = GcpApi(cfg).credentials()
+        storage_client = storage.Client(project=cfg.project, credentials=credentials)
     return GcsRecordStore(bucket, blob, storage_client, mirror)
 
 
@@ -437,6 +512,7 @@ class Engine:
         self._store = store
         self.reporter = reporter or PlainReporter(verbose=bool(self.options.get("verbose")))
         self._secret_infra: Any = None
+        self._lease: Any = None
 
     @property
     def phases(self) -> list[Phase]:
@@ -509,7 +585,27 @@ class Engine:
         stop_after: str | None = None,
         dry_run: bool = False,
     ) -> dict[str, Any]:
-        """Run the phases; return a summary. Raises PhaseError / Interrupted after recording."""
+        """Run the phases; return a summary. Raises PhaseError / Interrupted after recording.
+
+        A real run holds the deploy lease throughout: a second one is refused, naming it."""
+        if dry_run:
+            return self._deploy(from_phase, stop_after, dry_run)
+        with self.lease() as lease:
+            self._lease = lease
+            try:
+                return self._deploy(from_phase, stop_after, dry_run)
+            finally:
+                self._lease = None
+
+    def lease(self) -> Any:
+        factory = self.options.get("lease_factory")
+        if factory is not None:
+            return factory(self.cfg, self.store)
+        return make_lease(self.cfg, self.store, self.options.get("command"))
+
+    def _deploy(
+        self, from_phase: str | None, stop_after: str | None, dry_run: bool
+    ) -> dict[str, Any]:
         if dry_run:
             self.options["dry_run"] = True
             stop_after = stop_after if stop_after in ("preflight",) else "infra"
@@ -536,6 +632,8 @@ class Engine:
                     self._call(self.reporter, "phase_end", phase.name, "skipped", 0.0)
                     continue
                 summary["phases"][phase.name] = self._run_one(phase, record, dry_run)
+                if phase.name == "preflight" and self._lease is not None:
+                    self._lease.acquire_remote()  # the state bucket exists from here on
         finally:
             self._call(self.reporter, "close")
         infra = record.phases.get("infra")
@@ -610,7 +708,13 @@ class Engine:
             self._call(self.reporter, "phase_end", phase.name, status, rec.duration_s)
 
         try:
-            outputs = phase.run(ctx)
+            try:
+                outputs = phase.run(ctx)
+            except Exception as e:
+                known = known_error(e)
+                if known is None:
+                    raise
+                raise known from e
         except KeyboardInterrupt:
             finish("interrupted", "interrupted by the user")
             raise Interrupted(
@@ -629,6 +733,9 @@ class Engine:
                     record.phases.pop(phase.name, None)
                 self._save(record, dry_run)
                 self._call(self.reporter, "phase_end", phase.name, "locked", 0.0)
+                if self._lease is not None:
+                    # we hold the deploy lease, so no other deploy runs: a dead run left it
+                    raise self._stale_pulumi_lock(e) from e
                 raise
             rec.log_file = getattr(e, "log_file", None)
             rec.hint = e.hint
@@ -649,6 +756,17 @@ class Engine:
         rec.outputs = scrub(outputs or {})
         finish("succeeded")
         return {"status": "succeeded", "duration_s": rec.duration_s}
+
+    def _stale_pulumi_lock(self, e: UserError) -> PhaseError:
+        prev = getattr(self._lease, "previous", None)
+        who = f" ({prev.describe()})" if prev is not None else ""
+        detail = e.message.split(" holds the Pulumi state lock", 1)[-1]
+        return PhaseError(
+            f"the previous run of '{self.cfg.name}'{who} died and left the Pulumi state "
+            f"lock behind{detail}; no other deploy is running",
+            "`zenml-gcp-gitops unlock` removes that lock (and the dead run's lease); if that "
+            "run's `pulumi` process still runs, wait for it first. Then re-run to resume",
+        )
 
     # ----------------------------------------------------------------------- status
 
@@ -695,12 +813,24 @@ class Engine:
             out["destroy"] = {
                 k: v.model_dump(exclude={"outputs"}) for k, v in record.destroy.items()
             }
+        if infra and infra.outputs.get("resource_durations"):
+            from .estimate.durations import compare
+
+            out["durations"] = compare(infra.outputs["resource_durations"])
         return out
 
     # ----------------------------------------------------------------------- destroy
 
     def destroy(self) -> dict[str, Any]:
         """ci -> register -> gitops -> infra. Resumable: finished teardowns are skipped."""
+        with self.lease() as lease:
+            self._lease = lease
+            try:
+                return self._destroy()
+            finally:
+                self._lease = None
+
+    def _destroy(self) -> dict[str, Any]:
         existing = self.load_record()
         record = existing or DeploymentRecord.new(self.cfg)
         lost = existing is None or not record.phases

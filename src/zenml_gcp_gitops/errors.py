@@ -29,3 +29,33 @@ class PhaseError(UserError):
 
 class ServiceUnavailable(UserError):
     """A server (ZenML, MLflow, Kubernetes) did not answer in time."""
+
+
+class MissingCredentials(UserError):
+    """No Application Default Credentials: checked before anything talks to Google."""
+
+    exit_code = 2
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no Google Application Default Credentials found",
+            "run `gcloud auth application-default login` (or set "
+            "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file)",
+        )
+
+
+def known_error(exc: BaseException) -> UserError | None:
+    """Third-party errors with a known cause, as one line (matched by class, not imported)."""
+    name = f"{type(exc).__module__}.{type(exc).__name__}"
+    if name == "google.auth.exceptions.DefaultCredentialsError":
+        return MissingCredentials()
+    if type(exc).__name__ == "StackAlreadyExistsError":
+        # Two first deploys raced to create the Pulumi stack: this one lost.
+        err = UserError(
+            "another deploy of this deployment is running: it created the Pulumi stack first",
+            "wait for it to finish (`zenml-gcp-gitops status` shows its progress), then "
+            "re-run to converge",
+        )
+        err.owned_by_another_run = True  # type: ignore[attr-defined]
+        return err
+    return None

@@ -51,6 +51,10 @@ class InfraOutputs(BaseModel):
     secret_ids: dict[str, str]
     # only with connector_auth=service-account; a Pulumi secret, never written in plain text
     pipelines_sa_key: SecretStr | None = None
+    # Cloud DNS (with dns_zone / create_dns_zone): the zone, and the name servers of a zone
+    # the stack created (to set at the registrar)
+    dns_zone: str | None = None
+    dns_name_servers: list[str] | None = None
 
     @property
     def zenml_url(self) -> str:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .config import DeploymentConfig
+    from .estimate.prices import PriceBook
     from .outputs import InfraOutputs
 
 PLAN_VERSION = 1
@@ -38,6 +39,8 @@ MOCK_PROJECT_NUMBER = "123456789012"
 MOCK_INGRESS_IP = "203.0.113.10"
 MOCK_SQL_PRIVATE_IP = "198.51.100.3"
 MOCK_PSA_ADDRESS = "192.0.2.0"
+# Name servers of a zone the stack creates (Cloud DNS assigns real ones at deploy).
+MOCK_NAME_SERVERS = ["ns-mock-a.example.net.", "ns-mock-b.example.net."]
 _FAKE_PEM = (
     "-----BEGIN CERTIFICATE-----\n"
     "TU9DSyBDRVJUSUZJQ0FURSBGT1IgUExBTiAtLW9mZmxpbmUgT05MWQ==\n"
@@ -206,6 +209,11 @@ def _make_mocks(project: str, region: str) -> Any:
             elif typ == "gcp:storage/bucket:Bucket":
                 rid = str(name)
                 state["url"] = f"gs://{name}"
+            elif typ == "gcp:dns/managedZone:ManagedZone":
+                rid = f"projects/{p}/managedZones/{name}"
+                state["nameServers"] = list(MOCK_NAME_SERVERS)
+            elif typ == "gcp:dns/recordSet:RecordSet":
+                rid = f"projects/{p}/managedZones/{inputs.get('managedZone')}/rrsets/{name}/A"
             elif typ == "gcp:iam/workloadIdentityPool:WorkloadIdentityPool":
                 pool = inputs["workloadIdentityPoolId"]
                 rid = (
@@ -403,29 +411,59 @@ def _resource_entry(reg: Registration) -> dict[str, Any]:
     }
 
 
-def plan_from_run(cfg: DeploymentConfig, run: MockRun) -> dict[str, Any]:
+def plan_from_run(
+    cfg: DeploymentConfig, run: MockRun, prices: PriceBook | None = None
+) -> dict[str, Any]:
     outputs = _infra_outputs(cfg, run)
     public = outputs.public_dict()
     for key in run.secret_outputs:
         if public.get(key) is not None:
             public[key] = SECRET_MARK
+    resources = [
+        _resource_entry(r) for r in run.registrations if not r.type.startswith("pulumi:providers:")
+    ]
     return {
         "version": PLAN_VERSION,
         "config": cfg.redacted(),
-        "resources": [
-            _resource_entry(r)
-            for r in run.registrations
-            if not r.type.startswith("pulumi:providers:")
-        ],
+        "resources": resources,
         "outputs": public,
         "argocd": _argocd_section(cfg, outputs),
         "zenml_stack": _zenml_stack_section(cfg, outputs),
+        **estimates(cfg, outputs, resources, prices),
     }
 
 
-def offline_plan(cfg: DeploymentConfig) -> dict[str, Any]:
-    """The plan contract (see docs/infra.md): what a deploy would create, without a cloud."""
-    return plan_from_run(cfg, run_program(cfg))
+def estimates(
+    cfg: DeploymentConfig,
+    outputs: InfraOutputs,
+    resources: list[dict[str, Any]],
+    prices: PriceBook | None = None,
+) -> dict[str, Any]:
+    """The `cost` and `duration` sections: monthly cost and first-deploy time of this plan."""
+    from .estimate.cost import estimate_cost
+    from .estimate.durations import estimate_duration
+    from .estimate.prices import snapshot_prices
+    from .gitops.render import render
+
+    rendered = render(cfg, outputs)
+    book = prices if prices is not None else snapshot_prices(cfg.region)
+    keys = {a.name: a.key for a in rendered.apps}
+    return {
+        "cost": estimate_cost(cfg, resources, rendered, book),
+        "duration": estimate_duration(
+            resources,
+            [a.manifest for a in rendered.apps],
+            keys,
+            dns_wait=cfg.names.dns_zone is not None,
+        ),
+    }
+
+
+def offline_plan(cfg: DeploymentConfig, prices: PriceBook | None = None) -> dict[str, Any]:
+    """The plan contract (see docs/infra.md): what a deploy would create, without a cloud.
+
+    `prices` defaults to the shipped snapshot for the config's region."""
+    return plan_from_run(cfg, run_program(cfg), prices)
 
 
 def _argocd_section(cfg: DeploymentConfig, outputs: InfraOutputs) -> dict[str, Any]:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -37,31 +38,63 @@ def _err(code: int, status: str, message: str, reason: str = "") -> FakeResponse
 
 
 class FakeBlob:
+    """An object with GCS's generation numbers and `if_generation_match` preconditions
+    (0 means "must not exist")."""
+
     def __init__(self, bucket: FakeBucket, name: str) -> None:
         self.bucket = bucket
         self.name = name
+        self.generation: int | None = None
+
+    @property
+    def _key(self) -> tuple[str, str]:
+        return (self.bucket.name, self.name)
 
     def _check(self) -> None:
         if self.bucket.name not in self.bucket.client.buckets:
             raise gexc.NotFound(f"bucket {self.bucket.name} not found")
 
-    def upload_from_string(self, data: str | bytes, content_type: str | None = None) -> None:
-        self._check()
-        self.bucket.client.objects[(self.bucket.name, self.name)] = (
-            data if isinstance(data, str) else data.decode()
-        )
+    def _precondition(self, if_generation_match: int | None) -> None:
+        if if_generation_match is None:
+            return
+        current = self.bucket.client.generations.get(self._key, 0)
+        if self._key not in self.bucket.client.objects:
+            current = 0
+        if current != if_generation_match:
+            raise gexc.PreconditionFailed(f"{self.name}: generation {current}")
 
-    def download_as_text(self) -> str:
+    def upload_from_string(
+        self,
+        data: str | bytes,
+        content_type: str | None = None,
+        if_generation_match: int | None = None,
+    ) -> None:
         self._check()
-        try:
-            return self.bucket.client.objects[(self.bucket.name, self.name)]
-        except KeyError:
-            raise gexc.NotFound(f"{self.name} not found") from None
+        client = self.bucket.client
+        with client.lock:
+            self._precondition(if_generation_match)
+            client.objects[self._key] = data if isinstance(data, str) else data.decode()
+            client.counter += 1
+            client.generations[self._key] = client.counter
+            self.generation = client.counter
 
-    def delete(self) -> None:
+    def download_as_text(self, if_generation_match: int | None = None) -> str:
         self._check()
-        if self.bucket.client.objects.pop((self.bucket.name, self.name), None) is None:
-            raise gexc.NotFound(self.name)
+        with self.bucket.client.lock:
+            self._precondition(if_generation_match)
+            try:
+                text = self.bucket.client.objects[self._key]
+            except KeyError:
+                raise gexc.NotFound(f"{self.name} not found") from None
+            self.generation = self.bucket.client.generations.get(self._key)
+            return text
+
+    def delete(self, if_generation_match: int | None = None) -> None:
+        self._check()
+        with self.bucket.client.lock:
+            self._precondition(if_generation_match)
+            if self.bucket.client.objects.pop(self._key, None) is None:
+                raise gexc.NotFound(self.name)
 
 
 class FakeBucket:
@@ -78,6 +111,15 @@ class FakeBucket:
     def blob(self, name: str) -> FakeBlob:
         return FakeBlob(self, name)
 
+    def get_blob(self, name: str) -> FakeBlob | None:
+        if self.name not in self.client.buckets:
+            raise gexc.NotFound(f"bucket {self.name} not found")
+        if (self.name, name) not in self.client.objects:
+            return None
+        blob = FakeBlob(self, name)
+        blob.generation = self.client.generations.get((self.name, name))
+        return blob
+
     def delete(self) -> None:
         self.client.buckets.pop(self.name, None)
 
@@ -86,6 +128,9 @@ class FakeStorageClient:
     def __init__(self, foreign_buckets: set[str] | None = None) -> None:
         self.buckets: dict[str, FakeBucket] = {}
         self.objects: dict[tuple[str, str], str] = {}
+        self.generations: dict[tuple[str, str], int] = {}
+        self.counter = 0
+        self.lock = threading.Lock()
         self.foreign = set(foreign_buckets or ())  # exist, but belong to another project
 
     def bucket(self, name: str) -> FakeBucket:

@@ -9,7 +9,10 @@ loopback port. Three gaps are bridged here, in test setup only (never in product
 - server-side apply of an object that does not exist yet (a PATCH) is a create on a real
   API server; kmock answers 404, so we turn it into a create (kmock answers 200 instead of
   201 on create, which the dynamic client does not mind);
-- list responses get the `kind`/`apiVersion` the dynamic client needs.
+- list responses get the `kind`/`apiVersion` the dynamic client needs;
+- server-side apply removes the fields its field manager applied before and no longer
+  sends (kmock merges every patch): the bridge remembers each manager's last applied body
+  and adds merge-patch deletions (`None`) for what was dropped.
 
 `FakeCluster` also lets a test act as the controllers (Argo CD, GKE): read and change the
 stored objects from the test thread while the product code polls over HTTP.
@@ -18,6 +21,7 @@ stored objects from the test thread while the product code polls over HTTP.
 from __future__ import annotations
 
 import asyncio
+import copy
 import re
 import threading
 from collections.abc import Callable, Coroutine
@@ -87,6 +91,13 @@ class PatchedEmulator(k8s.KubernetesEmulator):
         if request.method == enums.method.PATCH and is_apply and request.resource is not None:
             key = (request.resource, request.namespace, request.name)
             missing = key not in self.objects or self.objects[key].deleted
+            manager = str(dict(request.params).get("fieldManager", ""))
+            applied = self.__dict__.setdefault("_applied", {})
+            previous = None if missing else applied.get((key, manager))
+            applied[(key, manager)] = copy.deepcopy(dict(request.data or {}))
+            if previous is not None:
+                data = _merge(dict(request.data or {}), _dropped(previous, request.data or {}))
+                request = attrs.evolve(request, data=data)
             if missing:
                 data = dict(request.data or {})
                 meta = dict(data.get("metadata") or {})
@@ -109,6 +120,28 @@ class PatchedEmulator(k8s.KubernetesEmulator):
         payload["kind"] = f"{kind}List"
         payload["apiVersion"] = f"{res.group}/{res.version}" if res.group else str(res.version)
         return payload
+
+
+def _dropped(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Merge-patch deletions for the keys `before` set and `after` no longer sets."""
+    out: dict[str, Any] = {}
+    for k, v in before.items():
+        if k not in after:
+            out[k] = None
+        elif isinstance(v, dict) and isinstance(after[k], dict):
+            sub = _dropped(v, after[k])
+            if sub:
+                out[k] = sub
+    return out
+
+
+def _merge(data: dict[str, Any], deletions: dict[str, Any]) -> dict[str, Any]:
+    out = dict(data)
+    for k, v in deletions.items():
+        out[k] = (
+            _merge(dict(out[k]), v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        )
+    return out
 
 
 def _key(

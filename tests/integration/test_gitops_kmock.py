@@ -244,10 +244,8 @@ def test_reapply_changes_nothing(
     B.bootstrap(kube, cfg, r, None, cache_dir=tmp_path, source=install_source)
     before = len(cluster.request_log())
     counts = B.bootstrap(kube, cfg, r, None, cache_dir=tmp_path, source=install_source)
-    writes = [
-        m for m, _ in cluster.request_log()[before:] if m in ("PATCH", "POST", "PUT", "DELETE")
-    ]
-    assert writes == []
+    writes = [m for m, _ in cluster.request_log()[before:] if m in ("POST", "PUT", "DELETE")]
+    assert writes == []  # every apply is still sent (the server decides), nothing else
     assert set(counts) == {"unchanged"}
     # and a real change is applied, only to what changed
     cfg2 = cfg_named("idem", analytics=True)
@@ -806,3 +804,108 @@ def test_teardown_without_a_running_argocd_controller_says_so(cluster: FakeClust
     assert cfg.names.argocd_root_app in err.value.message
     assert "application controller is not running" in (err.value.hint or "")
     cluster.remove("Application", cfg.names.argocd_root_app, "argocd")
+
+
+# ---------------------------------------------------------------- server-side apply prunes
+
+
+def test_a_field_removed_from_the_template_leaves_the_live_object(cluster: FakeCluster) -> None:
+    kube = Kube(cluster.api_client())
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "ssa-prune", "namespace": "default", "labels": {"a": "1", "b": "2"}},
+        "data": {"keep": "1", "drop": "2"},
+    }
+    assert kube.apply(copy.deepcopy(cm)) == "created"
+    assert kube.apply(copy.deepcopy(cm)) == "unchanged"
+    smaller = copy.deepcopy(cm)
+    del smaller["data"]["drop"], smaller["metadata"]["labels"]["b"]
+    before = len(cluster.requests())
+    # the desired object is a subset of the live one: it must still be sent
+    assert kube.apply(smaller) == "configured"
+    sent = [q for m, p, q in cluster.requests()[before:] if m == "PATCH"]
+    assert sent and all(q.get("fieldManager") == "zenml-gcp-gitops" for q in sent)
+    live = cluster.get("ConfigMap", "ssa-prune", "default")
+    assert live is not None
+    assert live["data"] == {"keep": "1"} and live["metadata"]["labels"] == {"a": "1"}
+
+
+def test_objects_the_bootstrap_no_longer_renders_are_deleted(
+    cluster: FakeCluster, install_source: tuple[str, str], tmp_path: Path
+) -> None:
+    cfg = cfg_named("prune", repo=True)
+    out = outputs()
+    private = out.model_copy(
+        update={"secret_ids": dict(out.secret_ids, gitops_repo="prune-gitops-repo")}
+    )
+    kube = Kube(cluster.api_client())
+    argocd_ns = cfg.names.namespaces["argocd"]
+    repo = cfg.names.argocd_repo_secrets["gitops"]
+    # someone else's repository Secret in the same namespace, without our label
+    cluster.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": "team-repo",
+                "namespace": argocd_ns,
+                "labels": {"argocd.argoproj.io/secret-type": "repository"},
+            },
+        }
+    )
+    B.bootstrap(kube, cfg, render(cfg, private), None, cache_dir=tmp_path, source=install_source)
+    assert cluster.get("ExternalSecret", repo, argocd_ns) is not None
+    # the repo turns public: its credentials ExternalSecret is no longer rendered
+    counts = B.bootstrap(
+        kube, cfg, render(cfg, out), None, cache_dir=tmp_path, source=install_source
+    )
+    assert counts.get("pruned") == 1
+    assert cluster.get("ExternalSecret", repo, argocd_ns) is None
+    assert cluster.get("Secret", repo, argocd_ns) is not None  # the public declaration
+    assert cluster.get("Secret", "team-repo", argocd_ns) is not None  # not ours: untouched
+
+
+# ---------------------------------------------------------------- a private GitOps repo
+
+
+def test_private_repo_path_from_the_program_to_the_cluster(
+    cluster: FakeCluster, install_source: tuple[str, str], tmp_path: Path
+) -> None:
+    """The program makes the credential slot (no version), grants ESO access and exports
+    its ID; render turns that into the repository ExternalSecret; the bootstrap applies it
+    before the root app. No credential and no token-bearing URL anywhere."""
+    from zenml_gcp_gitops.plan import run_program
+
+    cfg = cfg_named("privpath", repo=True, gitops_repo_private=True)
+    run = run_program(cfg)
+    slot = cfg.names.secrets["gitops_repo"]
+    assert run.outputs["secret_ids"]["gitops_repo"] == slot
+    secrets = [r for r in run.registrations if r.type == "gcp:secretmanager/secret:Secret"]
+    assert any(r.inputs.get("secretId") == slot for r in secrets)
+    versions = [
+        r for r in run.registrations if r.type == "gcp:secretmanager/secretVersion:SecretVersion"
+    ]
+    assert not any(r.name.startswith("gitops-repo") for r in versions)  # the user adds it
+    grants = [
+        r
+        for r in run.registrations
+        if r.type == "gcp:secretmanager/secretIamMember:SecretIamMember"
+        and r.inputs.get("secretId") == slot
+    ]
+    assert len(grants) == 1 and grants[0].inputs["role"] == "roles/secretmanager.secretAccessor"
+    assert f"{cfg.names.service_accounts['external_secrets']}@" in str(grants[0].inputs["member"])
+
+    out = InfraOutputs.from_mapping(run.outputs)
+    r = render(cfg, out)
+    repo = cfg.names.argocd_repo_secrets["gitops"]
+    es = next(o for o in r.before_root if o["kind"] == "ExternalSecret")
+    assert es["metadata"]["name"] == repo
+    assert {d["remoteRef"]["key"] for d in es["spec"]["data"]} == {slot}
+    assert not any(o["kind"] == "Secret" and o["metadata"]["name"] == repo for o in r.bootstrap)
+    kube = Kube(cluster.api_client())
+    B.bootstrap(kube, cfg, r, None, cache_dir=tmp_path, source=install_source)
+    live = cluster.get("ExternalSecret", repo, cfg.names.namespaces["argocd"])
+    assert live is not None and live["spec"]["target"]["template"]["data"]["url"] == cfg.gitops_repo
+    assert cluster.get("Secret", repo, cfg.names.namespaces["argocd"]) is None  # ESO writes it
+    assert not re.search(r"//[^/@]+@", json.dumps(r.objects))  # never a token in a URL

@@ -31,6 +31,7 @@ from tests.fakes.pulumi import (
 from zenml_gcp_gitops.config import DeploymentConfig, build_config
 from zenml_gcp_gitops.engine import Engine, Interrupted, PlainReporter, local_record_path
 from zenml_gcp_gitops.errors import PhaseError, UserError
+from zenml_gcp_gitops.lease import LeaseHeld
 from zenml_gcp_gitops.outputs import InfraOutputs
 from zenml_gcp_gitops.phases.infra import InfraPhase, read_secret_output
 from zenml_gcp_gitops.phases.preflight import PreflightPhase
@@ -203,7 +204,9 @@ def test_concurrent_deploy_names_the_lock_and_unlock_clears_it(
     held = hold_lock(world.state_dir, PROJECT, world.cfg.names.pulumi_stack, pid=777)
     with pytest.raises(PhaseError) as exc:
         world.engine().deploy(stop_after="infra")
-    assert "holds the Pulumi state lock" in exc.value.message and "pid 777" in exc.value.message
+    # no other deploy holds the lease: the lock was left by a run that died, and it says so
+    assert "died and left the Pulumi state lock" in exc.value.message
+    assert "pid 777" in exc.value.message and "another deploy" not in exc.value.message
     assert "zenml-gcp-gitops unlock" in (exc.value.hint or "")
     assert world.record()["phases"]["infra"]["status"] == "succeeded"  # not the loser's to record
 
@@ -386,14 +389,15 @@ def test_ctrl_c_is_forwarded_recorded_and_resumable(world: World, tmp_path: Path
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the fake engine never reached mysql"
             time.sleep(0.05)
-        # a second deploy while the first holds the lock: the real concurrent case
-        with pytest.raises(PhaseError) as exc:
+        # a second deploy while the first runs: the real concurrent case, refused by the
+        # deploy lease before it touches anything, naming the holder
+        before = world.record()
+        with pytest.raises(LeaseHeld) as exc:
             world.engine().deploy(stop_after="infra")
-        fake_pid = (tmp_path / "hanging").read_text()
-        assert (
-            "holds the Pulumi state lock" in exc.value.message
-            and f"pid {fake_pid}" in exc.value.message
-        )
+        assert "another deploy or destroy of 'zenml' is running" in exc.value.message
+        assert f"pid {proc.pid}" in exc.value.message and "deploy" in exc.value.message
+        assert world.record() == before  # the loser wrote nothing
+        assert "run:" not in " ".join(world.journal)
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=60)
     finally:
@@ -509,3 +513,51 @@ def test_ctrl_c_on_a_terminal_is_not_forwarded_twice(world: World, tmp_path: Pat
     assert proc.returncode == 130, out.decode(errors="replace")[-2000:]
     assert signals.read_text() == "SIGINT\n"
     assert world.record()["phases"]["infra"]["status"] == "interrupted"
+
+
+def test_after_kill_9_the_rerun_says_the_previous_run_died(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zenml_gcp_gitops.cli import cli
+    from zenml_gcp_gitops.cli import deploy as deploy_cli
+
+    env = {
+        **os.environ,
+        "FAKE_PULUMI_ROOT": str(world.root),
+        "FAKE_PULUMI_HANG_RESOURCE": "mysql",
+        "FAKE_PULUMI_HANG_MARKER": str(tmp_path / "hanging"),
+        "CI": "1",
+    }
+    flags = [
+        "--project", "my-project-1", "--region", "europe-west4",
+        "--state", f"file://{world.state_dir}", "--secrets-provider", "passphrase",
+    ]  # fmt: skip
+    args = [sys.executable, str(REPO / "tests/fakes/pulumi/run_cli.py"), "deploy", *flags, "--yes"]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    fake_pid = 0
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "hanging").exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        fake_pid = int((tmp_path / "hanging").read_text())
+        proc.kill()  # kill -9: no handler runs, the lease and the Pulumi lock stay behind
+        proc.wait(10)
+        os.kill(fake_pid, signal.SIGKILL)  # its engine goes too (as after a crash or reboot)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stack = world.cfg.names.pulumi_stack
+    # a killed `pulumi up` leaves its lock file in a diy backend
+    if not list(lock_dir(world.state_dir, PROJECT, stack).glob("*.json")):
+        hold_lock(world.state_dir, PROJECT, stack, pid=fake_pid)
+    with pytest.raises(PhaseError) as exc:
+        world.engine().deploy(stop_after="infra")
+    assert "another deploy" not in exc.value.message
+    assert "died" in exc.value.message and f"pid {proc.pid}" in exc.value.message
+    assert "unlock" in (exc.value.hint or "")
+    monkeypatch.setattr(deploy_cli, "_make_engine", lambda cfg, **kw: world.engine())
+    res = CliRunner().invoke(cli, ["unlock", *flags[:6], "--yes"])
+    assert res.exit_code == 0, res.output
+    world.engine().deploy(stop_after="infra")  # resumes
+    assert world.record()["phases"]["infra"]["status"] == "succeeded"

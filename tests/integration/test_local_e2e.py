@@ -91,8 +91,11 @@ def ci_env(rehearsal: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) 
     assert set(env) == {
         "ZENML_STORE_URL",
         "ZENML_STORE_API_KEY",
+        "ZENML_ACTIVE_STACK_ID",
         "STORAGE_EMULATOR_HOST",
         "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT",
+        "ZENML_ANALYTICS_OPT_IN",
+        "MLFLOW_DISABLE_TELEMETRY",
     }
     env.update(
         PATH=os.environ["PATH"],
@@ -251,6 +254,30 @@ def test_output_and_env_hold_no_secret(rehearsal: dict[str, Any]) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert sh.stdout == key
+
+
+def test_example_run_is_quiet_and_follows_analytics(
+    pipeline_run: dict[str, Any], ci_env: dict[str, str]
+) -> None:
+    """Third-party noise is filtered; the client config the run writes keeps analytics off."""
+    out = pipeline_run["_output"]
+    for noise in ("FutureWarning", "ZenML Pro", "Hint: Inferred schema", "['fastai']"):
+        assert noise not in out, noise
+    config = Path(ci_env["ZENML_CONFIG_PATH"]) / "config.yaml"
+    assert "analytics_opt_in: false" in config.read_text()
+
+
+def test_env_alone_activates_the_local_stack(
+    rehearsal: dict[str, Any], ci_env: dict[str, str]
+) -> None:
+    """A shell with only `local env`'s variables is on the rehearsal's stack, not `default`."""
+    proc = subprocess.run(
+        [sys.executable, "-c",
+         "from zenml.client import Client; print(Client().active_stack_model.name)"],
+        capture_output=True, text=True, env=ci_env, timeout=120, cwd=ci_env["HOME"],
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == STACK
 
 
 def test_second_up_is_a_noop(rehearsal: dict[str, Any]) -> None:

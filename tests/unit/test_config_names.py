@@ -18,8 +18,7 @@ WIF_POOL = re.compile(r"^[a-z0-9-]{4,32}$")
 DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 EXTREMES = [
-    ("abcdef", "ab"),  # shortest project and shortest name (no CI account)
-    ("abcdef", "abc"),
+    ("abcdef", "abc"),  # shortest project and shortest name
     ("a" + "b" * 28 + "c", "n" * 20),  # 30-char project, 20-char name
     ("demo-project-123", "zenml"),  # the default name
     ("demo-project-123", "zenml-prod"),

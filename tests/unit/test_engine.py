@@ -168,7 +168,8 @@ def test_file_record_store_is_atomic(tmp_path: Path, cfg: DeploymentConfig) -> N
     rec = DeploymentRecord.new(cfg)
     store.save(rec)
     assert store.load() == rec.model_copy(update={"updated_at": store.load().updated_at})  # type: ignore[union-attr]
-    assert [p.name for p in (tmp_path / "d").iterdir()] == ["record.json"]  # no temp files left
+    names = sorted(p.name for p in (tmp_path / "d").iterdir())
+    assert names == ["record.json", "record.json.lock"]  # no temp files left
     (tmp_path / "d" / "record.json").write_text("{not json")
     with pytest.raises(UserError, match="unreadable"):
         store.load()
@@ -404,7 +405,9 @@ def test_cli_local_and_offline_delegate(monkeypatch: pytest.MonkeyPatch) -> None
     calls: list[tuple[str, Any]] = []
     monkeypatch.setattr(local_mod, "run_local_up", lambda **kw: calls.append(("local", kw)))
     monkeypatch.setattr(
-        plan_cli, "show_plan", lambda cfg, output: calls.append(("plan", (cfg.project, output)))
+        plan_cli,
+        "show_plan",
+        lambda cfg, output, **kw: calls.append(("plan", (cfg.project, output))),
     )
     res = CliRunner().invoke(cli, ["deploy", "--local", "--name", "demo"])  # no --project/--region
     assert res.exit_code == 0, res.output
@@ -438,6 +441,7 @@ def test_gcs_record_in_a_foreign_bucket_is_one_clear_error(cfg: DeploymentConfig
                 download_as_text=lambda: (_ for _ in ()).throw(gexc.Forbidden("denied")),
                 upload_from_string=lambda *a, **k: (_ for _ in ()).throw(gexc.Forbidden("denied")),
             )
+            b.get_blob = lambda n: (_ for _ in ()).throw(gexc.Forbidden("denied"))
             return b
 
     store = record_store(cfg.model_copy(update={"state": "gs://someone-elses"}), Forbidden())

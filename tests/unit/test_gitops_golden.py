@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner, Result
 
 from zenml_gcp_gitops.cli import cli
@@ -107,6 +108,7 @@ def test_render_offline_uses_the_plan_mocks(tmp_path: Path) -> None:
             "europe-west4",
             "--out",
             str(tmp_path),
+            "--placeholders",
             "-o",
             "json",
         ],
@@ -115,7 +117,35 @@ def test_render_offline_uses_the_plan_mocks(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     root = (tmp_path / "bootstrap" / "root.yaml").read_text()
     assert "zenml-root" in root
-    assert "203.0.113." in (tmp_path / "apps" / "zenml-zenml-server.yaml").read_text()
+    server = (tmp_path / "apps" / "zenml-zenml-server.yaml").read_text()
+    assert "203.0.113." in server
+    # every file with a mocked value, and the README, says so on its first line
+    from zenml_gcp_gitops.gitops.render import PLACEHOLDER_BANNER, placeholder_files
+
+    assert server.startswith(f"# {PLACEHOLDER_BANNER}\n")
+    assert PLACEHOLDER_BANNER in (tmp_path / "README.md").read_text().splitlines()[0]
+    marked = placeholder_files(tmp_path)
+    for path in tmp_path.rglob("*.yaml"):
+        text = path.read_text()
+        has_mock = any(m in text for m in ("203.0.113.10", "198.51.100.3", "TU9DSyBDRVJU"))
+        assert (path in marked) == has_mock, path
+    assert yaml.safe_load(server)["kind"] == "Application"  # the banner is a YAML comment
+
+
+def test_render_offline_out_needs_placeholders(tmp_path: Path) -> None:
+    args = ["render", "--offline", "--project", "acme-ml-prod", "--region", "europe-west4"]
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "t")])
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "--placeholders" in lines[0], result.stderr
+    assert not (tmp_path / "t").exists()
+
+
+def test_real_outputs_carry_no_banner(tmp_path: Path) -> None:
+    from zenml_gcp_gitops.gitops.render import placeholder_files
+
+    assert _render(tmp_path, "--out", str(tmp_path / "tree")).exit_code == 0
+    assert placeholder_files(tmp_path / "tree") == []
 
 
 def test_example_tree_carries_the_network_policies() -> None:

@@ -106,15 +106,11 @@ def test_write_kubeconfig_merges_a_context_without_secrets(
     assert oct(path.stat().st_mode & 0o777) == "0o600"
 
 
-def test_is_subset_decides_unchanged() -> None:
-    live = {
-        "metadata": {"name": "a", "uid": "1", "labels": {"x": "1"}},
-        "data": {"k": "v"},
-        "status": {},
-    }
-    assert K._is_subset({"metadata": {"name": "a"}, "data": {"k": "v"}}, live)
-    assert not K._is_subset({"metadata": {"name": "a"}, "data": {"k": "w"}}, live)
-    assert not K._is_subset({"spec": {"l": [1, 2]}}, {"spec": {"l": [1, 2, 3]}})
+def test_unchanged_ignores_what_the_server_bumps_on_every_write() -> None:
+    live = {"metadata": {"name": "a", "resourceVersion": "1", "managedFields": [1]}, "data": {}}
+    same = {"metadata": {"name": "a", "resourceVersion": "2", "managedFields": [2]}, "data": {}}
+    assert K._comparable(live) == K._comparable(same)
+    assert K._comparable(live) != K._comparable({**same, "data": {"k": "v"}})
 
 
 def test_url_reachable_reads_status_codes() -> None:

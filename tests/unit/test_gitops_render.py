@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from zenml_gcp_gitops.config import DeploymentConfig, build_config
-from zenml_gcp_gitops.errors import ConfigError
+from zenml_gcp_gitops.errors import ConfigError, UserError
 from zenml_gcp_gitops.gitops import render as R
 from zenml_gcp_gitops.outputs import InfraOutputs
 
@@ -526,10 +526,10 @@ def test_tree_layout_and_roundtrip(tmp_path: Path) -> None:
             docs = [yaml.safe_load(p.read_text()) for p in sorted(folder.glob("*.yaml"))]
             assert sorted(map(json.dumps, docs)) == sorted(map(json.dumps, app.objects))
     assert yaml.safe_load((tmp_path / "bootstrap" / "root.yaml").read_text()) == r.root
-    # a stale file from an earlier render is removed
+    # a user's file in a rendered folder is no business of render's
     (tmp_path / "apps" / "old-app.yaml").write_text("x: 1\n")
     R.write_tree(r, tmp_path)
-    assert not (tmp_path / "apps" / "old-app.yaml").exists()
+    assert (tmp_path / "apps" / "old-app.yaml").read_text() == "x: 1\n"
 
 
 def test_argocd_plan_contract_shape() -> None:
@@ -617,3 +617,82 @@ def test_pipeline_pods_can_be_started_by_the_connector_identity_and_ci(auth: str
         }
     ]
     assert binding["metadata"]["namespace"] == cfg.names.namespaces["pipelines"]
+
+
+# ---------------------------------------------------------------- render --out ownership
+
+REPO = "https://github.com/acme/ml-gitops.git"
+
+
+def _private(out: InfraOutputs) -> InfraOutputs:
+    return out.model_copy(update={"secret_ids": dict(out.secret_ids, gitops_repo="acme-repo")})
+
+
+def test_render_into_a_folder_with_user_files_keeps_them(tmp_path: Path) -> None:
+    cfg = make_cfg(gitops_repo=REPO)
+    mine = {
+        "README.md": "# our GitOps repo\n",
+        "apps/team-app.yaml": "kind: Application\n",
+        "platform/extra.yaml": "kind: ConfigMap\n",
+        "notes.txt": "keep\n",
+    }
+    for rel, text in mine.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    # the README is in the way: nothing is written, the command stops and says why
+    with pytest.raises(UserError, match=r"README\.md \(not written by render\)") as e:
+        R.write_tree(R.render(cfg, example_outputs()), tmp_path)
+    assert "--force" in (e.value.hint or "")
+    assert not (tmp_path / "bootstrap").exists()
+    (tmp_path / "README.md").unlink()
+    R.write_tree(R.render(cfg, example_outputs()), tmp_path)
+    mine.pop("README.md")
+    for rel, text in mine.items():
+        assert (tmp_path / rel).read_text() == text
+    assert R.TREE_MANIFEST in {p.name for p in tmp_path.iterdir()}
+
+
+def test_render_removes_only_its_own_unchanged_stale_files(tmp_path: Path) -> None:
+    cfg = make_cfg(gitops_repo=REPO)
+    out = example_outputs()
+    first = R.write_tree(R.render(cfg, _private(out)), tmp_path)
+    stale = [
+        p for p in first.written if p.parent.name == "bootstrap" and "externalsecret" in p.name
+    ]
+    assert stale
+    # the repo turns public: the credentials ExternalSecret is no longer rendered
+    second = R.write_tree(R.render(cfg, out), tmp_path)
+    assert second.removed == stale and not stale[0].exists()
+    # an owned file the user edited is neither overwritten nor, once stale, deleted
+    R.write_tree(R.render(cfg, _private(out)), tmp_path)
+    stale[0].write_text(stale[0].read_text() + "# reviewed\n")
+    third = R.write_tree(R.render(cfg, out), tmp_path)
+    assert third.kept == stale and stale[0].read_text().endswith("# reviewed\n")
+    root = tmp_path / "bootstrap" / "root.yaml"
+    root.write_text(root.read_text() + "# local edit\n")
+    with pytest.raises(UserError, match=r"root\.yaml \(changed since render wrote it\)"):
+        R.write_tree(R.render(cfg, out), tmp_path)
+    R.write_tree(R.render(cfg, out), tmp_path, force=True)
+    assert "# local edit" not in root.read_text()
+
+
+def test_render_never_writes_through_a_symlink(tmp_path: Path) -> None:
+    cfg = make_cfg(gitops_repo=REPO)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = outside / "precious.md"
+    target.write_text("precious\n")
+    out_dir = tmp_path / "tree"
+    out_dir.mkdir()
+    (out_dir / "README.md").symlink_to(target)
+    with pytest.raises(UserError, match="a symlink"):
+        R.write_tree(R.render(cfg, example_outputs()), out_dir)
+    R.write_tree(R.render(cfg, example_outputs()), out_dir, force=True)
+    assert target.read_text() == "precious\n"  # the link was replaced, not followed
+    assert not (out_dir / "README.md").is_symlink()
+    # a linked folder on the way is refused even with --force
+    (out_dir / "apps").rename(out_dir / "apps-real")
+    (out_dir / "apps").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(UserError, match="symlinked folders"):
+        R.write_tree(R.render(cfg, example_outputs()), out_dir, force=True)
+    assert sorted(p.name for p in outside.iterdir()) == ["precious.md"]

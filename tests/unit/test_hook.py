@@ -369,6 +369,25 @@ def zenml_cli_runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
             "--output",
             "json",
         ],
+        # The first real step towards GCP, on a machine without credentials.
+        "no_credentials": [
+            ZENML,
+            "stack",
+            "deploy",
+            SUB,
+            "--project",
+            "demo-project-123",
+            "--region",
+            "europe-west4",
+            "--output",
+            "json",
+        ],
+    }
+    no_adc = {
+        "CLOUDSDK_CONFIG": str(cwd / "gcloud"),
+        "NO_GCE_CHECK": "true",
+        "GOOGLE_APPLICATION_CREDENTIALS": "",
+        "ZENML_GCP_GITOPS_HOME": str(cwd / "home"),
     }
     procs = {
         key: subprocess.Popen(
@@ -377,7 +396,10 @@ def zenml_cli_runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
             stderr=subprocess.PIPE,
             text=True,
             cwd=cwd,
-            env=_env(**({zenml_hook.DISABLE_ENV: "1"} if key == "disabled" else {})),
+            env=_env(
+                **({zenml_hook.DISABLE_ENV: "1"} if key == "disabled" else {}),
+                **(no_adc if key == "no_credentials" else {}),
+            ),
         )
         for key, argv in runs.items()
     }
@@ -454,3 +476,16 @@ def test_broken_package_at_dispatch_is_one_clear_line(zenml_cli_runs: Runs) -> N
     assert p.returncode == 1, _text(p)
     assert "zenml-gcp-gitops cannot be loaded" in p.stderr
     assert "Traceback" not in _text(p)
+
+
+def test_zenml_stack_deploy_without_credentials_is_one_line(zenml_cli_runs: Runs) -> None:
+    p = zenml_cli_runs["no_credentials"]
+    assert p.returncode == 2, p.stderr[-3000:]
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert lines == [
+        "Error: no Google Application Default Credentials found (run `gcloud auth "
+        "application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS to a service-account "
+        "key file))"
+    ], p.stderr[-3000:]
+    doc = json.loads(p.stdout)
+    assert doc["ok"] is False and "Application Default Credentials" in doc["error"]

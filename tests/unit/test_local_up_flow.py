@@ -7,20 +7,38 @@ cases (ZenML ready last, a service crashing, a second `up`) run in seconds.
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from zenml_gcp_gitops.errors import ServiceUnavailable
+from zenml_gcp_gitops.errors import ServiceUnavailable, UserError
 from zenml_gcp_gitops.local import rehearsal
 from zenml_gcp_gitops.local import services as sv
 
 PY = sys.executable
 
 
-def _server(name: str, port: int, delay: float, crash: bool = False) -> sv.ServiceSpec:
+def _server(
+    name: str, port: int, delay: float, crash: bool = False, fork: bool = False
+) -> sv.ServiceSpec:
+    serve = (
+        f"import http.server, time; time.sleep({delay}); "
+        f"http.server.ThreadingHTTPServer(('127.0.0.1', {port}), "
+        "http.server.SimpleHTTPRequestHandler).serve_forever()"
+    )
+    if fork:  # like MLflow: the leader runs a worker (same group) that holds the port
+        return sv.ServiceSpec(
+            name=name, title=f"{name} server", port=port, health_path="/", ready_timeout=20,
+            argv=[PY, "-c", f"import subprocess, sys; subprocess.Popen([sys.executable, '-c', "
+                  f"{serve!r}]).wait()"],
+        )  # fmt: skip
     body = (
         f"import sys; print('{name} cannot start: boom'); sys.exit(4)"
         if crash
@@ -39,11 +57,13 @@ def _server(name: str, port: int, delay: float, crash: bool = False) -> sv.Servi
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Stand-in services; `ctl` sets per-service delays/crashes and records registrations."""
-    ctl: dict[str, Any] = {"delay": {"gcs": 0, "mlflow": 0, "zenml": 0}, "crash": set(), "reg": []}
+    ctl: dict[str, Any] = {
+        "delay": {"gcs": 0, "mlflow": 0, "zenml": 0}, "crash": set(), "reg": [], "fork": set()
+    }  # fmt: skip
 
     def spec(name: str) -> Any:
         return lambda lay, port, *a: _server(
-            name, port, ctl["delay"][name], crash=name in ctl["crash"]
+            name, port, ctl["delay"][name], crash=name in ctl["crash"], fork=name in ctl["fork"]
         )
 
     monkeypatch.setattr(rehearsal, "gcs_spec", spec("gcs"))
@@ -84,7 +104,11 @@ def test_zenml_ready_last_still_registers_and_a_second_up_is_a_noop(
         second = rehearsal.local_up("zenml", base, progress=False)
         assert second["started"] == [] and second["changed"] is False
         assert len(fake["reg"]) == 2  # re-registered (a no-op on the server)
-        assert (base / "env").read_text().count("export ") == 4
+        env = (base / "env").read_text()
+        assert env.count("export ") == 7
+        assert "export ZENML_ANALYTICS_OPT_IN=false\n" in env
+        # a shell with only these variables starts on the rehearsal's stack, not `default`
+        assert "export ZENML_ACTIVE_STACK_ID=s1\n" in env
     finally:
         rehearsal.local_down("zenml", base)
 
@@ -123,3 +147,108 @@ def test_a_failure_leaves_services_of_an_earlier_run_alone(
         assert all(s.healthy() for s in after.services.values())
     finally:
         rehearsal.local_down("zenml", base)
+
+
+def _wait_dead(svc: sv.RunningService) -> None:
+    deadline = time.monotonic() + 10
+    while svc.alive() and time.monotonic() < deadline:
+        sv._reap(svc.pid)
+        time.sleep(0.05)
+    assert not svc.alive()
+
+
+def test_a_killed_service_leaves_no_orphan_and_comes_back_on_its_port(
+    fake: dict[str, Any], tmp_path: Path
+) -> None:
+    fake["fork"].add("mlflow")
+    base = tmp_path / "d"
+    try:
+        rehearsal.local_up("zenml", base, progress=False)
+        state = sv.LocalState.load(base)
+        assert state is not None
+        old = state.services["mlflow"]
+        worker = [p for p in sv.group_members(old.pid) if p != old.pid]
+        assert worker, "the stand-in runs a worker"
+        os.kill(old.pid, signal.SIGKILL)  # the main process dies; its worker keeps the port
+        _wait_dead(old)
+        assert not sv.port_is_free(old.port)
+        again = rehearsal.local_up("zenml", base, progress=False)
+        assert again["mlflow_url"] == old.url  # the URL stays valid
+        assert again["started"] == ["mlflow"]
+        assert sv.group_members(old.pid) == []  # the orphaned worker is gone
+    finally:
+        rehearsal.local_down("zenml", base)
+    assert sv.group_members(old.pid) == []
+
+
+def test_a_moved_emulator_restarts_its_dependants_and_status_checks_addresses(
+    fake: dict[str, Any], tmp_path: Path
+) -> None:
+    base = tmp_path / "d"
+    squat = socket.socket()
+    try:
+        first = rehearsal.local_up("zenml", base, progress=False)
+        state = sv.LocalState.load(base)
+        assert state is not None
+        gcs, mlflow, zenml = (state.services[k] for k in ("gcs", "mlflow", "zenml"))
+        assert mlflow.depends == {"gcs": gcs.url} and zenml.depends == {"gcs": gcs.url}
+        assert sv.stop(gcs, timeout=5)
+        squat.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squat.bind(("127.0.0.1", gcs.port))  # someone else takes its port meanwhile
+        squat.listen()
+        again = rehearsal.local_up("zenml", base, progress=False)
+        assert again["gcs_emulator_url"] != first["gcs_emulator_url"]
+        assert sorted(again["started"]) == ["gcs", "mlflow", "zenml"]
+        assert again["mlflow_url"] == first["mlflow_url"]  # restarted on their own ports
+        after = sv.LocalState.load(base)
+        assert after is not None
+        assert after.services["mlflow"].depends == {"gcs": again["gcs_emulator_url"]}
+        assert rehearsal.local_status("zenml", base)["healthy"] is True
+        # a dependant started against another address is reported, not called healthy
+        after.services["zenml"].depends = {"gcs": first["gcs_emulator_url"]}
+        after.save(base)
+        status = rehearsal.local_status("zenml", base)
+        assert status["healthy"] is False
+        assert "local up" in status["services"]["zenml"]["error"]
+    finally:
+        squat.close()
+        rehearsal.local_down("zenml", base)
+
+
+def test_two_concurrent_ups_on_a_new_dir_race_cleanly(
+    fake: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = tmp_path / "new" / "dir"
+    gate = threading.Barrier(2)
+    real_mkdir = Path.mkdir
+
+    calls: list[int] = []
+
+    def slow_mkdir(self: Path, *a: Any, **kw: Any) -> None:
+        if self == base and len(calls) < 2:
+            calls.append(1)
+            gate.wait(5)  # both runs saw no dir; both create it now
+        real_mkdir(self, *a, **kw)
+
+    monkeypatch.setattr(Path, "mkdir", slow_mkdir)
+    fake["delay"].update(zenml=1.0)  # keeps the winner inside the lock for a while
+    results: list[Any] = []
+
+    def run() -> None:
+        try:
+            results.append(rehearsal.local_up("zenml", base, progress=False))
+        except BaseException as e:
+            results.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        monkeypatch.setattr(Path, "mkdir", real_mkdir)
+        rehearsal.local_down("zenml", base)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert len(results) == 2 and len(errors) == 1, results
+    assert isinstance(errors[0], UserError) and "another `local up`" in errors[0].message

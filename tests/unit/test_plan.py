@@ -52,7 +52,16 @@ def full_run() -> tuple[DeploymentConfig, Any]:
 
 
 def test_top_level_contract(plan: dict[str, Any]) -> None:
-    assert list(plan) == ["version", "config", "resources", "outputs", "argocd", "zenml_stack"]
+    assert list(plan) == [
+        "version",
+        "config",
+        "resources",
+        "outputs",
+        "argocd",
+        "zenml_stack",
+        "cost",
+        "duration",
+    ]
     assert plan["version"] == 1
     assert plan["config"] == cfg_of().redacted()
     assert isinstance(plan["resources"], list) and plan["resources"]

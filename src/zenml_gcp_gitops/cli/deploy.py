@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -24,6 +25,15 @@ def _make_engine(cfg: DeploymentConfig, *, options: dict[str, Any], verbose: boo
     from ..engine import Engine, make_reporter
 
     return Engine(cfg, options=options, reporter=make_reporter(verbose=verbose))
+
+
+def _require_credentials(cfg: DeploymentConfig, engine: Engine) -> None:
+    """The credential check, before anything reaches for a gs:// backend."""
+    if cfg.is_local_backend or engine.options.get("storage_client") is not None:
+        return
+    from ..phases.preflight import GcpApi
+
+    GcpApi(cfg).credentials()
 
 
 def _json_error(e: Exception, extra: dict[str, Any] | None = None) -> None:
@@ -75,10 +85,28 @@ def _record_phases(engine: Engine) -> dict[str, Any]:
     "--rotate-ci-key", is_flag=True, help="Issue a new CI API key (the old one stays valid 60 min)."
 )
 @click.option(
+    "--credentials-from-env",
+    is_flag=True,
+    help="Log in to ZenML/MLflow with ZENML_STORE_*/MLFLOW_TRACKING_* from the environment "
+    "instead of the deployment's own Secret Manager secrets.",
+)
+@click.option(
     "--local",
     "local",
     is_flag=True,
     help="Run the local rehearsal instead (no GCP; needs no --project/--region).",
+)
+@click.option(
+    "--skip-dns-wait",
+    is_flag=True,
+    help="With Cloud DNS, do not wait for public resolution of the records before the apps.",
+)
+@click.option(
+    "--pricing",
+    type=click.Choice(["snapshot", "live"]),
+    default="snapshot",
+    help="With --dry-run/--offline: prices from the shipped snapshot, or live from the Cloud "
+    "Billing Catalog API (needs credentials).",
 )
 @output_option
 def deploy(
@@ -92,7 +120,10 @@ def deploy(
     write_kubeconfig: bool,
     adopt: bool,
     rotate_ci_key: bool,
+    credentials_from_env: bool,
     local: bool,
+    skip_dns_wait: bool,
+    pricing: str,
     output: str,
 ) -> None:
     """Deploy (or converge) the stack: preflight -> infra -> gitops -> register -> ci.
@@ -116,20 +147,41 @@ def deploy(
     if local:
         from ..local import run_local_up
 
+        given = [k for k, v in config.overrides.items() if k != "name" and v not in (None, ())]
+        if given:
+            flag = {"authorized_networks": "--authorized-network", "versions": "a version flag"}
+            shown = flag.get(given[0], "--" + given[0].replace("_", "-"))
+            raise ConfigError(
+                f"--local and {shown} cannot be combined: the rehearsal runs on this machine "
+                "and takes only --name",
+                "drop the flag, or deploy to GCP without --local",
+            )
         run_local_up(name=_local_name(config), data_dir=None, db_url=None, output=output)
         return
-    cfg = config.load()
+    try:
+        cfg = config.load()
+    except ConfigError as e:
+        if e.message.startswith(("project: is required", "region: is required")):
+            raise ConfigError(
+                "deploy needs --project and --region (or --config FILE with both)",
+                "or run `zenml-gcp-gitops deploy --local` to rehearse on this machine "
+                "without a cloud account",
+            ) from None
+        raise
     if offline:
         from .plan import show_plan
 
-        show_plan(cfg, output)
+        show_plan(cfg, output, pricing=pricing)
         return
+    _refuse_placeholder_tree(cfg)
     options: dict[str, Any] = {
+        "skip_dns_wait": skip_dns_wait,
         "yes": yes,
         "verbose": verbose,
         "write_kubeconfig": write_kubeconfig,
         "adopt": adopt,
         "rotate": rotate_ci_key,
+        "credentials_from_env": credentials_from_env,
     }
     engine = _make_engine(cfg, options=options, verbose=verbose)
     try:
@@ -138,12 +190,37 @@ def deploy(
         if output == "json":
             _json_error(e, {"phases": _record_phases(engine)})
         raise
+    if dry_run:
+        from .plan import estimate_for
+
+        summary["estimate"] = estimate_for(cfg, pricing)
     if output == "json":
         from ..ui import print_json
 
         print_json({"ok": True, **summary})
         return
     _print_deploy_summary(summary)
+
+
+def _refuse_placeholder_tree(cfg: DeploymentConfig) -> None:
+    """`deploy --gitops-repo` from a checkout whose tree still has `render --offline` values."""
+    from pathlib import Path
+
+    from ..errors import ConfigError
+    from ..gitops.render import placeholder_files
+
+    tree = Path.cwd() / cfg.gitops_path
+    if not cfg.gitops_repo or not tree.is_dir():
+        return
+    marked = placeholder_files(tree)
+    if marked:
+        more = f" (and {len(marked) - 1} more files)" if len(marked) > 1 else ""
+        raise ConfigError(
+            f"{marked[0]}{more} still holds placeholder values from "
+            "`render --offline`; Argo CD would deploy them",
+            "render from the deployment (`zenml-gcp-gitops render --out ...` after infra, or "
+            "--outputs FILE), commit that, then deploy",
+        )
 
 
 def _local_name(config: ConfigSource) -> str:
@@ -180,6 +257,10 @@ def _print_deploy_summary(summary: dict[str, Any]) -> None:
                 + ", ".join(f"{v} to {k}" for k, v in preview.items() if k != "same")
                 + f" ({preview.get('same', 0)} unchanged)"
             )
+        if summary.get("estimate"):
+            from .plan import render_estimate
+
+            render_estimate(summary["estimate"])
         return
     c.print(f"[green]Deployment {escape(summary['deployment'])} is up to date.[/green]")
     out = summary.get("outputs") or {}
@@ -192,9 +273,16 @@ def _print_deploy_summary(summary: dict[str, Any]) -> None:
         )
     if out.get("registry_uri"):
         c.print(f"  Images:  {escape(out['registry_uri'])}")
+    if out.get("dns_name_servers"):
+        c.print(
+            "  DNS:     set these NS records for your domain at its registrar: "
+            + escape(", ".join(str(ns).rstrip(".") for ns in out["dns_name_servers"]))
+        )
     c.print(f"  Record:  {escape(summary['record'])}")
+    from ..ui import self_command
+
     c.print(
-        "Next: `zenml-gcp-gitops status` shows every part; `zenml stack set "
+        f"Next: `{escape(self_command())} status` shows every part; `zenml stack set "
         + escape(summary["deployment"])
         + "` uses it."
     )
@@ -258,6 +346,33 @@ def status(config: ConfigSource, no_live: bool, output: str) -> None:
     for k, v in (data.get("infra") or {}).items():
         if v:
             c.print(f"  {k}: {escape(str(v))}")
+    if data.get("durations"):
+        _print_durations(data["durations"])
+
+
+def _print_durations(rows: list[dict[str, Any]]) -> None:
+    """Real creation times of the last deploy against the estimate's table."""
+    from rich.table import Table
+
+    from ..estimate.durations import fmt_duration
+    from ..ui import console
+
+    table = Table(title="Resource creation times: last deploy vs the estimate")
+    for col in ("type", "count", "mean", "longest", "estimate", ""):
+        table.add_column(col)
+    for r in rows:
+        mark = {"slower": "[red]slower[/red]", "faster": "[yellow]faster[/yellow]"}.get(
+            r["verdict"], "[green]within[/green]"
+        )
+        table.add_row(
+            r["type"].rsplit(":", 1)[-1],
+            str(r["count"]),
+            fmt_duration(float(r["mean_s"] or 0)),
+            fmt_duration(r["max_s"]),
+            f"{fmt_duration(r['estimate_min_s'])}-{fmt_duration(r['estimate_max_s'])}",
+            mark,
+        )
+    console().print(table)
 
 
 @click.command("destroy")
@@ -332,6 +447,7 @@ def outputs(config: ConfigSource, show_secrets: bool, output: str) -> None:
 
     cfg = config.load()
     engine = _make_engine(cfg, options={}, verbose=False)
+    _require_credentials(cfg, engine)
     values = stack_outputs(cfg, engine.options)
     data = {
         k: (v.value if (show_secrets or not v.secret) else "[secret]")
@@ -354,17 +470,31 @@ def outputs(config: ConfigSource, show_secrets: bool, output: str) -> None:
 @config_options
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def unlock(config: ConfigSource, yes: bool) -> None:
-    """Remove a stale Pulumi state lock left by a crashed or killed deploy.
+    """Remove the deploy lease and the Pulumi state lock left by a crashed or killed run.
 
-    Only run this when no deploy or destroy of this deployment is running.
+    Only run this when no deploy or destroy of this deployment is running (a run still
+    alive on this host is detected and refused).
     """
+    from ..engine import make_lease
     from ..errors import UserError
+    from ..lease import leftover_leases
     from ..phases.infra import find_locks
     from ..ui import console, is_interactive
 
     cfg = config.load()
     engine = _make_engine(cfg, options={}, verbose=False)
-    locks = find_locks(cfg, engine.options.get("storage_client"))
+    _require_credentials(cfg, engine)
+    leases = leftover_leases(make_lease(cfg, engine.store))
+    pulumi_locks = find_locks(cfg, engine.options.get("storage_client"))
+    locks: list[Any] = [
+        *pulumi_locks,
+        *(
+            SimpleNamespace(
+                location=where, holder=h.describe() if h else "unknown holder", delete=rm
+            )
+            for where, h, rm in leases
+        ),
+    ]
     if not locks:
         console().print(f"No lock on stack {cfg.names.pulumi_stack} in {cfg.state_url}.")
         return

@@ -58,9 +58,25 @@ def _outputs(
     help="Infra outputs JSON (`outputs --output json`) instead of the deployment record.",
 )
 @click.option("--offline", is_flag=True, help="Render from the offline plan's mocked outputs.")
+@click.option(
+    "--placeholders",
+    is_flag=True,
+    help="With --offline: accept mocked IPs and CA in the files (each is marked as such).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite files in the way that render did not write (or that were changed since).",
+)
 @output_option
 def render_cmd(
-    config: Any, out_dir: Path, outputs_file: Path | None, offline: bool, output: str
+    config: Any,
+    out_dir: Path,
+    outputs_file: Path | None,
+    offline: bool,
+    placeholders: bool,
+    force: bool,
+    output: str,
 ) -> None:
     """Write the whole GitOps tree (project, root app, child apps, values, ExternalSecrets)
     as plain YAML, so a team can commit it to its own repo.
@@ -68,19 +84,33 @@ def render_cmd(
     \b
     Then deploy with --gitops-repo URL [--gitops-path P] to make the root app track it:
     later changes go through Git. The tree holds no secret value.
+
+    Only files render wrote before (listed with their hashes in .zenml-gcp-gitops.json) are
+    replaced or removed; anything else in the way stops the command unless --force.
     """
+    from ..errors import ConfigError
     from ..gitops.render import render, write_tree
     from ..ui import console, print_json
 
+    if offline and not placeholders and outputs_file is None:
+        raise ConfigError(
+            "--offline fills the tree with placeholder values (documentation IPs, a mock CA) "
+            "that must not be committed",
+            "render from a deployment (or --outputs FILE), or add --placeholders to get a "
+            "tree marked as not deployable",
+        )
     cfg = config.load()
     outputs, source = _outputs(cfg, outputs_file, offline)
     rendered = render(cfg, outputs)
-    files = write_tree(rendered, out_dir)
+    result = write_tree(rendered, out_dir, force=force)
+    files = result.written
     if output == "json":
         print_json(
             {
                 "out": str(out_dir),
                 "files": sorted(str(p.relative_to(out_dir)) for p in files),
+                "removed": sorted(str(p.relative_to(out_dir)) for p in result.removed),
+                "kept": sorted(str(p.relative_to(out_dir)) for p in result.kept),
                 "applications": [a.name for a in rendered.apps],
                 "source": source,
             }
@@ -89,6 +119,8 @@ def render_cmd(
     console().print(f"Rendered {len(files)} files for '{cfg.name}' into {out_dir} (from {source})")
     for app in rendered.apps:
         console().print(f"  wave {app.wave}  {app.name}")
+    for p in result.kept:
+        console().print(f"[yellow]kept {p}: no longer rendered, but changed since[/yellow]")
     if not cfg.gitops_repo:
         console().print(
             "[dim]Without --gitops-repo the apps carry their objects inline; render with "

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ..ui import remember_output
+
 _CHOICE = click.Choice
 
 
@@ -20,7 +22,7 @@ def _common(func: click.decorators.FC) -> click.decorators.FC:
 def _output(func: click.decorators.FC) -> click.decorators.FC:
     return click.option(
         "--output", "-o", "output", type=_CHOICE(["text", "json"]), default="text",
-        help="`json` prints one machine-readable document on stdout.",
+        callback=remember_output, help="`json` prints one machine-readable document on stdout.",
     )(func)  # fmt: skip
 
 
@@ -29,7 +31,8 @@ def local() -> None:
     """Rehearse the stack on this machine: ZenML, MLflow and a GCS emulator on loopback.
 
     \b
-    Same stack shape as on GCP, registered by the same code, no cloud account needed:
+    Registered by the same code as on GCP, no cloud account needed. It differs from the GCP
+    stack: local orchestrator and image builder, no service connector (docs/local.md).
       zenml-gcp-gitops local up            # start, register <name>-local, print how to use it
       eval "$(zenml-gcp-gitops local env)" # the pipeline environment
       zenml-gcp-gitops local down          # stop (data kept; --purge removes it)

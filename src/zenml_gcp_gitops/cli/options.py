@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..ui import remember_output
+
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
 
@@ -29,13 +31,18 @@ _CHOICE = click.Choice
 def _opts() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
     o = click.option
     return [
-        o("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
-          help="YAML file with any of the fields below; flags override it."),
+        o("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+          help="YAML file (- for standard input) with any of the fields below; flags override it."),
         o("--project", help="GCP project ID."),
         o("--region", help="GCP region, e.g. europe-west4."),
         o("--name", help="Deployment name, prefixes every resource [zenml]."),
         o("--domain", help="Serve under zenml.DOMAIN / mlflow.DOMAIN instead of nip.io."),
         o("--acme-email", help="Email for Let's Encrypt."),
+        o("--dns-zone", help="Cloud DNS zone (ZONE or PROJECT/ZONE) for --domain's A records."),
+        o("--create-dns-zone/--no-create-dns-zone", default=None,
+          help="Create a public Cloud DNS zone for --domain [off]."),
+        o("--acme-challenge", type=_CHOICE(["http01", "dns01"]),
+          help="dns01: cert-manager answers through Cloud DNS [http01]."),
         o("--orchestrator", type=_CHOICE(["kubernetes", "vertex"]), help="[kubernetes]"),
         o("--ingress", type=_CHOICE(["gateway", "nginx"]), help="GKE Gateway API or ingress-nginx [gateway]."),
         o("--authorized-network", "authorized_networks", multiple=True,
@@ -52,6 +59,8 @@ def _opts() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
         o("--gitops-repo", help="Git URL the root app tracks (after `render --out`)."),
         o("--gitops-path", help="Path inside --gitops-repo [gitops]."),
         o("--gitops-revision", help="Branch or tag of --gitops-repo [HEAD]."),
+        o("--gitops-repo-private/--no-gitops-repo-private", default=None,
+          help="--gitops-repo needs credentials: infra makes their Secret Manager slot [off]."),
         o("--analytics/--no-analytics", default=None, help="ZenML server analytics [off]."),
         o("--zenml-chart-version", help="ZenML server Helm chart [installed zenml version]."),
         o("--mlflow-chart-version", help="MLflow Helm chart version [pinned; `plan` shows it]."),
@@ -62,10 +71,12 @@ def _opts() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
 
 
 _KEYS = [
-    "config_file", "project", "region", "name", "domain", "acme_email", "orchestrator", "ingress",
+    "config_file", "project", "region", "name", "domain", "acme_email", "dns_zone",
+    "create_dns_zone", "acme_challenge", "orchestrator", "ingress",
     "authorized_networks", "sql_tier", "sql_availability", "deletion_protection",
     "force_destroy_buckets", "state", "secrets_provider", "connector_auth", "image_builder",
-    "github_repo", "gitops_repo", "gitops_path", "gitops_revision", "analytics",
+    "github_repo", "gitops_repo", "gitops_path", "gitops_revision", "gitops_repo_private",
+    "analytics",
     *_VERSION_FLAGS,
 ]
 # fmt: on
@@ -110,5 +121,6 @@ def output_option(func: Callable[..., Any]) -> Callable[..., Any]:
         "output",
         type=_CHOICE(["text", "json"]),
         default="text",
+        callback=remember_output,
         help="`json` prints one machine-readable document on stdout.",
     )(func)

@@ -90,18 +90,143 @@ def render_text(plan: dict[str, Any]) -> None:
     apps = (plan.get("argocd") or {}).get("applications") or []
     if apps:
         con.print(f"\n[bold]Argo CD[/bold]: {len(apps)} applications under the root app")
+    _render_dns(plan)
+    render_estimate({"cost": plan.get("cost"), "duration": plan.get("duration")})
     con.print(
         "\n[dim]Offline plan: no cloud calls; computed values are placeholders. "
         "`--output json` prints the full plan.[/dim]"
     )
 
 
-def show_plan(cfg: DeploymentConfig, output: str) -> None:
-    """Compute the offline plan and print it (`plan --offline` and `deploy --offline`)."""
+def _render_dns(plan: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    from ..ui import console
+
+    cfg, outputs = plan["config"], plan["outputs"]
+    zone = outputs.get("dns_zone")
+    if not zone:
+        if cfg.get("domain"):
+            console().print(
+                "\n[bold]DNS[/bold]: create A records for the two hostnames at your DNS "
+                "provider, pointing at the static IP (or pass --dns-zone / --create-dns-zone)"
+            )
+        return
+    records = [r for r in plan["resources"] if r["type"] == "gcp:dns/recordSet:RecordSet"]
+    con = console()
+    made = "created by the stack" if cfg.get("create_dns_zone") else "existing, never modified"
+    con.print(f"\n[bold]DNS[/bold]: Cloud DNS zone [cyan]{escape(str(zone))}[/cyan] ({made})")
+    for r in records:
+        i = r["inputs"]
+        con.print(
+            f"  {i.get('type')} {escape(str(i.get('name')))} ttl {int(i.get('ttl') or 0)} -> static IP"
+        )
+    if outputs.get("dns_name_servers"):
+        con.print(
+            "  after deploy, set the domain's NS records at your registrar to the zone's name "
+            "servers (placeholders offline: " + escape(", ".join(outputs["dns_name_servers"])) + ")"
+        )
+    challenge = cfg.get("acme_challenge", "http01")
+    con.print(
+        f"  certificates: ACME {challenge}"
+        + (
+            " through Cloud DNS (own account, dns.admin on this zone only)"
+            if challenge == "dns01"
+            else ""
+        )
+    )
+
+
+def _money(value: float | None, currency: str) -> str:
+    return "not priced" if value is None else f"{value:,.2f} {currency}"
+
+
+def render_estimate(est: dict[str, Any]) -> None:
+    """The monthly cost lines, assumptions, and the first-deploy duration with its critical path."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ..estimate.durations import fmt_duration
+    from ..ui import console
+
+    con = console()
+    cost = est.get("cost")
+    if cost:
+        cur = cost["currency"]
+        con.print()
+        total = cost["monthly_total"]
+        head = f"[bold]Monthly cost estimate[/bold] ({cur}, prices: {escape(cost['source'])}, as of {cost['as_of']})"
+        con.print(head)
+        if cost.get("unavailable"):
+            con.print(f"  [yellow]{escape(cost['unavailable'])}[/yellow]")
+        table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+        table.add_column("item")
+        table.add_column("quantity")
+        table.add_column("per month", justify="right")
+        for line in cost["lines"]:
+            if cost.get("unavailable"):
+                table.add_row(escape(line["item"]), escape(line["quantity"]), "—")
+                continue
+            value = _money(line["monthly"], cur)
+            if line["monthly"] is None and line.get("note"):
+                value += f" ({escape(line['note'])})"
+            table.add_row(escape(line["item"]), escape(line["quantity"]), value)
+        con.print(table)
+        if total is not None:
+            partial = "" if cost["complete"] else " (priced lines only)"
+            con.print(f"  [bold]total ≈ {_money(total, cur)}[/bold]{partial}")
+        con.print("  assumptions (setting that changes each):")
+        for a in cost["assumptions"]:
+            con.print(
+                f"    - {escape(a['assumption'])}: {escape(a['value'])} [dim]({escape(a['setting'])})[/dim]"
+            )
+    dur = est.get("duration")
+    if dur:
+        first = dur["first_deploy"]
+        con.print()
+        con.print(
+            f"[bold]First deploy[/bold] ≈ {fmt_duration(first['min_s'])} - "
+            f"{fmt_duration(first['max_s'])} wall clock"
+        )
+        con.print(
+            "  "
+            + " · ".join(
+                f"{p['phase']} {fmt_duration(p['min_s'])}-{fmt_duration(p['max_s'])}"
+                for p in dur["phases"]
+            )
+        )
+        con.print("  infra critical path:")
+        for step in dur["critical_path"]:
+            con.print(
+                f"    {_short_type(step['type']):<22} {escape(step['name']):<20} "
+                f"{fmt_duration(step['min_s'])}-{fmt_duration(step['max_s'])}"
+            )
+        con.print("  Argo CD sync waves (one after another):")
+        for w in dur["sync_waves"]:
+            con.print(
+                f"    wave {w['wave']}: {escape(', '.join(w['applications']))} "
+                f"{fmt_duration(w['min_s'])}-{fmt_duration(w['max_s'])}"
+            )
+
+
+def estimate_for(cfg: DeploymentConfig, pricing: str) -> dict[str, Any]:
+    """Cost and duration of the config's plan (for `deploy --dry-run`)."""
+    plan = _plan(cfg, pricing)
+    return {"cost": plan["cost"], "duration": plan["duration"]}
+
+
+def _plan(cfg: DeploymentConfig, pricing: str) -> dict[str, Any]:
+    from ..estimate.prices import load_prices
     from ..plan import offline_plan
+
+    return offline_plan(cfg, load_prices(cfg.region, pricing))
+
+
+def show_plan(cfg: DeploymentConfig, output: str, pricing: str = "snapshot") -> None:
+    """Compute the offline plan and print it (`plan --offline` and `deploy --offline`)."""
     from ..ui import print_json
 
-    plan = offline_plan(cfg)
+    plan = _plan(cfg, pricing)
     if output == "json":
         print_json(plan)
     else:
@@ -116,8 +241,15 @@ def show_plan(cfg: DeploymentConfig, output: str) -> None:
     help="Run the Pulumi program in-process under mocks: no cloud account, credentials or "
     "Pulumi CLI needed.",
 )
+@click.option(
+    "--pricing",
+    type=click.Choice(["snapshot", "live"]),
+    default="snapshot",
+    help="Prices from the snapshot shipped in the package, or live from the Cloud Billing "
+    "Catalog API (needs Application Default Credentials) [snapshot].",
+)
 @output_option
-def plan(config: ConfigSource, offline: bool, output: str) -> None:
+def plan(config: ConfigSource, offline: bool, pricing: str, output: str) -> None:
     """Show every resource a deploy would create, the hostnames, and the ZenML stack.
 
     \b
@@ -126,8 +258,9 @@ def plan(config: ConfigSource, offline: bool, output: str) -> None:
       zenml-gcp-gitops plan --offline --config stack.yaml --output json > plan.json
 
     The JSON document has the keys version, config, resources (urn, type, name,
-    camelCase inputs, parent, depends_on), outputs, argocd and zenml_stack. Secret
-    values appear only as "[secret]".
+    camelCase inputs, parent, depends_on), outputs, argocd, zenml_stack, cost (monthly
+    estimate) and duration (first deploy, critical path). Secret values appear only as
+    "[secret]".
     """
     from ..errors import ConfigError
 
@@ -136,7 +269,7 @@ def plan(config: ConfigSource, offline: bool, output: str) -> None:
             "plan needs --offline: a live preview against your project is `deploy --dry-run`",
             "add --offline, or run `zenml-gcp-gitops deploy --dry-run`",
         )
-    show_plan(config.load(), output)
+    show_plan(config.load(), output, pricing=pricing)
 
 
 COMMANDS: list[click.Command] = [plan]

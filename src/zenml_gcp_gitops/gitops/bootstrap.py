@@ -153,8 +153,42 @@ def apply_stack(
         )
         apply(obj)
     apply(rendered.root)
+    pruned = prune_bootstrap(kube, cfg, rendered)
+    if pruned:
+        counts["pruned"] = len(pruned)
     _note(reporter, f"app-of-apps {cfg.names.argocd_root_app}: {_counts(counts)}")
     return counts
+
+
+MANAGED_SELECTOR = "app.kubernetes.io/managed-by=zenml-gcp-gitops"
+
+
+def prune_bootstrap(kube: Kube, cfg: DeploymentConfig, rendered: Rendered) -> list[str]:
+    """Delete the objects the bootstrap applied earlier (found by our labels) that it no
+    longer renders, e.g. a private repo's credentials after the repo turned public. Only the
+    kinds the bootstrap itself applies in the Argo CD namespace are considered; Argo CD
+    prunes everything else it owns."""
+    ns = cfg.names.namespaces["argocd"]
+    ours = set(cfg.names.argocd_repo_secrets.values())
+    wanted = {
+        (o["kind"], o["metadata"]["name"]) for o in [*rendered.bootstrap, *rendered.before_root]
+    }
+    gone: list[str] = []
+    for api_version, kind, extra in (
+        ("v1", "Secret", ",argocd.argoproj.io/secret-type=repository"),
+        ("external-secrets.io/v1", "ExternalSecret", ""),
+    ):
+        for obj in kube.list_objects(
+            api_version, kind, namespace=ns, label_selector=MANAGED_SELECTOR + extra
+        ):
+            name = obj.get("metadata", {}).get("name", "")
+            if name not in ours or (kind, name) in wanted:
+                continue
+            if kind == "Secret" and ("ExternalSecret", name) in wanted:
+                continue  # ESO owns this Secret now (its ExternalSecret is rendered)
+            if kube.delete(api_version, kind, name, ns):
+                gone.append(f"{kind}/{name}")
+    return gone
 
 
 def bootstrap(

@@ -144,19 +144,18 @@ def connect(infra: InfraOutputs, write_kubeconfig_file: bool = False) -> Kube:
     return Kube(api_client_for(infra))
 
 
-def _is_subset(desired: Any, live: Any) -> bool:
-    """True when every field of `desired` already has that value in `live`."""
-    if isinstance(desired, dict):
-        return isinstance(live, dict) and all(
-            k in live and _is_subset(v, live[k]) for k, v in desired.items()
-        )
-    if isinstance(desired, list):
-        return (
-            isinstance(live, list)
-            and len(desired) == len(live)
-            and all(_is_subset(d, x) for d, x in zip(desired, live, strict=True))
-        )
-    return bool(desired == live)
+_VOLATILE_META = ("managedFields", "resourceVersion", "generation")
+
+
+def _comparable(obj: Any) -> Any:
+    """An object without the metadata the server bumps on every write."""
+    if not isinstance(obj, dict):
+        return obj
+    out = dict(obj)
+    out["metadata"] = {
+        k: v for k, v in (obj.get("metadata") or {}).items() if k not in _VOLATILE_META
+    }
+    return out
 
 
 def _plain(obj: Any) -> Any:
@@ -305,6 +304,8 @@ class Kube:
     ) -> str:
         """Server-side apply one object. Returns "unchanged", "created" or "configured".
 
+        The apply is always sent; "unchanged" means the server's answer equals the live object.
+
         Fields this manager applied before but `obj` lacks are removed (SSA semantics), so
         separate concerns on one object (argocd-cm) use separate managers."""
         api_version, kind = obj["apiVersion"], obj["kind"]
@@ -316,16 +317,20 @@ class Kube:
             meta.pop("namespace", None)
         ns = meta.get("namespace")
         live = self.get(api_version, kind, meta["name"], ns)
-        if live is not None and _is_subset(obj, live):
-            return "unchanged"  # re-runs send nothing
+        # Always send it: only the server knows which fields this manager owned before and
+        # must now remove (a subset check would keep removed fields forever).
         res_ns = ns if res.namespaced else None
-        res.server_side_apply(
-            body=obj,
-            name=meta["name"],
-            namespace=res_ns,
-            field_manager=field_manager,
-            force_conflicts=True,
+        result = _plain(
+            res.server_side_apply(
+                body=obj,
+                name=meta["name"],
+                namespace=res_ns,
+                field_manager=field_manager,
+                force_conflicts=True,
+            )
         )
+        if live is not None and _comparable(result) == _comparable(live):
+            return "unchanged"
         return "created" if live is None else "configured"
 
     def merge_patch(

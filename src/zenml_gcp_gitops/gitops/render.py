@@ -10,8 +10,12 @@ Manager IDs and Kubernetes Secret names.
 from __future__ import annotations
 
 import copy
+import hashlib
 import ipaddress
+import json
+import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -19,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UserError
 from ..resources import argocd_dir
 
 if TYPE_CHECKING:
@@ -206,6 +210,14 @@ def _context(cfg: DeploymentConfig, out: InfraOutputs) -> dict[str, Any]:
     else:
         solver = {"ingress": {"ingressClassName": n.ingress_class}}
 
+    acme_solvers: list[dict[str, Any]] = [{"http01": solver}]
+    cert_manager_sa: dict[str, Any] | None = None
+    if cfg.acme_challenge == "dns01" and n.dns_zone:
+        # hostedZoneName spares cert-manager listing zones: dns.admin on this zone suffices
+        cloud_dns = {"project": n.dns_zone_project, "hostedZoneName": n.dns_zone}
+        acme_solvers = [{"dns01": {"cloudDNS": cloud_dns}}]
+        cert_manager_sa = {"annotations": {"iam.gke.io/gcp-service-account": n.dns01_email}}
+
     zenml_ingress: dict[str, Any] = {"enabled": False}
     mlflow_ingress: dict[str, Any] = {"enabled": False}
     if not gateway:
@@ -238,6 +250,8 @@ def _context(cfg: DeploymentConfig, out: InfraOutputs) -> dict[str, Any]:
         "store": n.cluster_secret_store,
         "acme_email": cfg.acme_email,
         "http01_solver": solver,
+        "acme_solvers": acme_solvers,
+        "cert_manager_service_account": cert_manager_sa,
         "gateway": n.gateway,
         "gateway_class": n.gateway_class,
         "gateway_enabled": gateway,
@@ -744,19 +758,177 @@ Regenerate it with the same command after changing the deployment. It holds no s
 """
 
 
-def write_tree(r: Rendered, out_dir: Path) -> list[Path]:
-    """Write the tree; files this renderer wrote before but no longer produces are removed."""
+TREE_MANIFEST = ".zenml-gcp-gitops.json"
+
+
+@dataclass
+class TreeWrite:
+    """What `write_tree` did: files written, stale files of ours removed, and files it left
+    alone because the user changed them since it wrote them."""
+
+    written: list[Path] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
+    kept: list[Path] = field(default_factory=list)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read_manifest(root: Path) -> dict[str, str]:
+    path = root / TREE_MANIFEST
+    if path.is_symlink():
+        raise UserError(
+            f"{path} is a symlink; render never follows links out of the output folder",
+            "remove the link and render again",
+        )
+    try:
+        data = json.loads(path.read_text())
+        files = data["files"]
+    except FileNotFoundError:
+        return {}
+    except (ValueError, KeyError, TypeError):
+        raise UserError(
+            f"{path} is not a render manifest this tool can read",
+            "move it aside; files it listed are then treated as yours",
+        ) from None
+    return {str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {}
+
+
+def _linked_parent(root: Path, rel: str) -> Path | None:
+    """The first folder between `root` and `root/rel` that is a symlink, if any."""
+    cur = root
+    for part in Path(rel).parts[:-1]:
+        cur = cur / part
+        if cur.is_symlink():
+            return cur
+    return None
+
+
+def _problem(root: Path, rel: str, owned: dict[str, str], new: str | None) -> str | None:
+    """Why `root/rel` may not be replaced or removed (None: it is ours and unchanged)."""
+    path = root / rel
+    if path.is_symlink():
+        return "a symlink"
+    if not path.exists():
+        return None
+    if not path.is_file():
+        return "not a regular file"
+    digest = _sha(path.read_bytes())
+    if new is not None and digest == _sha(new.encode()):
+        return None  # already what we would write
+    if rel not in owned:
+        return "not written by render"
+    if owned[rel] != digest:
+        return "changed since render wrote it"
+    return None
+
+
+def _write_file(path: Path, text: str) -> None:
+    """Atomic replace; a symlink at `path` is replaced itself, never followed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_tree(r: Rendered, out_dir: Path, force: bool = False) -> TreeWrite:
+    """Write the tree, touching only what render itself wrote before.
+
+    A manifest in the output root lists every file written with its sha256. Files listed
+    there and unchanged since are replaced or, when no longer rendered, removed. A file in
+    the way that render did not write, or that was changed since, stops the command (with
+    `force` it is overwritten); a changed stale file is kept. Symlinks are never followed:
+    a linked file is replaced by a plain file only with `force`, and a linked folder on the
+    way always stops the command.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = {**tree(r), "README.md": _TREE_README}
-    written = []
+    root = out_dir
+    owned = _read_manifest(root)
+    files = with_placeholder_banners({**tree(r), "README.md": _TREE_README})
+    linked = sorted({str(p) for rel in files if (p := _linked_parent(root, rel)) is not None})
+    if linked:
+        raise UserError(
+            f"render does not write through symlinked folders: {', '.join(linked)}",
+            "replace the links with real folders, or render into another --out",
+        )
+    conflicts = [
+        f"{rel} ({why})"
+        for rel, text in files.items()
+        if (why := _problem(root, rel, owned, text)) is not None
+    ]
+    if conflicts and not force:
+        shown = ", ".join(conflicts[:5]) + (
+            f" and {len(conflicts) - 5} more" if conflicts[5:] else ""
+        )
+        raise UserError(
+            f"render would overwrite files it does not own in {out_dir}: {shown}",
+            "move them aside, or pass --force to overwrite them",
+        )
+    result = TreeWrite()
+    manifest: dict[str, str] = {}
     for rel, text in files.items():
-        path = out_dir / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        written.append(path)
-    keep = {out_dir / rel for rel in files}
-    for sub in ("bootstrap", "apps", "platform", "workloads"):
-        for stale in (out_dir / sub).glob("*.yaml") if (out_dir / sub).is_dir() else []:
-            if stale not in keep:
-                stale.unlink()
-    return written
+        path = root / rel
+        _write_file(path, text)
+        manifest[rel] = _sha(text.encode())
+        result.written.append(path)
+    for rel in sorted(set(owned) - set(files)):
+        path = root / rel
+        if not (path.exists() or path.is_symlink()) or _linked_parent(root, rel) is not None:
+            continue
+        if _problem(root, rel, owned, None) is None:
+            path.unlink()
+            result.removed.append(path)
+        else:
+            result.kept.append(path)
+    _write_file(
+        root / TREE_MANIFEST,
+        json.dumps({"version": 1, "files": dict(sorted(manifest.items()))}, indent=2) + "\n",
+    )
+    return result
+
+
+# `render --offline --placeholders` fills the tree from the offline plan's mocks (documentation
+# IP ranges, a fake CA). Such files must never be mistaken for a deployable tree.
+PLACEHOLDER_BANNER = (
+    "PLACEHOLDER VALUES: rendered by `zenml-gcp-gitops render --offline --placeholders` "
+    "from mocked outputs; not deployable. Re-render from a deployment before committing."
+)
+
+
+def _placeholder_markers() -> tuple[str, ...]:
+    from ..plan import _FAKE_PEM, MOCK_INGRESS_IP, MOCK_SQL_PRIVATE_IP
+
+    return (MOCK_INGRESS_IP, MOCK_SQL_PRIVATE_IP, _FAKE_PEM.splitlines()[1])
+
+
+def with_placeholder_banners(files: dict[str, str]) -> dict[str, str]:
+    """Each file holding a mocked value, and then the README, gets the banner first."""
+    markers = _placeholder_markers()
+    # The mock CA exists only in the offline plan's outputs: without it the IPs are real (a
+    # deployment may well use a documentation range in examples).
+    if not any(markers[-1] in text for text in files.values()):
+        return files
+    marked = {rel for rel, text in files.items() if any(m in text for m in markers)}
+    out = dict(files)
+    for rel in marked:
+        out[rel] = f"# {PLACEHOLDER_BANNER}\n{files[rel]}"
+    if "README.md" in out and "README.md" not in marked:
+        out["README.md"] = f"> **{PLACEHOLDER_BANNER}**\n\n{files['README.md']}"
+    return out
+
+
+def placeholder_files(root: Path) -> list[Path]:
+    """Files of a rendered tree that still carry the placeholder banner."""
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.suffix in (".yaml", ".yml", ".md")
+        and PLACEHOLDER_BANNER in p.read_text(errors="replace")[:1000]
+    )

@@ -50,6 +50,9 @@ from .services import (
 ADMIN_USER = "admin"
 SERVICE_ORDER = ("gcs", "mlflow", "zenml", "registry")
 EMULATOR_ENV = {"GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}  # else gcsfs hangs 60 s per call
+# The rehearsal's clients follow `analytics` (off by default, as in the deployment config): no
+# ZenML analytics in the client config they write, no MLflow telemetry.
+ANALYTICS_OFF_ENV = {"ZENML_ANALYTICS_OPT_IN": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 
 def default_dir(name: str) -> Path:
@@ -210,6 +213,7 @@ def mlflow_spec(lay: Layout, port: int, gcs_port: int, names: LocalNames) -> Ser
         "MLFLOW_AUTH_ADMIN_PASSWORD": admin["password"],
         "MLFLOW_FLASK_SERVER_SECRET_KEY": flask_key,
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no job runner: saves ~2 GB
+        "MLFLOW_DISABLE_TELEMETRY": "true",
         "GOOGLE_CLOUD_PROJECT": "local",  # the storage client wants some project id
     }
     return ServiceSpec(
@@ -423,8 +427,8 @@ def local_up(
     """Bring the rehearsal up (or re-check it), register the stack, ensure the CI key."""
     names = LocalNames(name)
     base = (data_dir or default_dir(name)).resolve()
-    if not base.exists():
-        base.mkdir(parents=True, mode=0o700)  # databases and logs live below
+    # exist_ok: a second `up` on the same new dir may create it first; the lock decides
+    base.mkdir(parents=True, mode=0o700, exist_ok=True)  # databases and logs live below
     with sv.dir_lock(base):
         return _local_up(
             names, base, db_url, {"gcs": gcs_port, "mlflow": mlflow_port, "zenml": zenml_port},
@@ -466,6 +470,14 @@ def _local_up(
     importer.start()
 
     running = {k: s for k, s in state.services.items() if s.alive()}
+    # A dead leader's workers may still hold its port: stop them so the port (and its URL)
+    # can be reused, and nothing of ours is left running unrecorded.
+    for key, dead in list(state.services.items()):
+        if key not in running and dead.members() and not sv.stop(dead, timeout=20):
+            raise UserError(
+                f"processes left by the dead {dead.title} (group {dead.pid}) would not stop",
+                f"stop them by hand (see {dead.log}) and run `zenml-gcp-gitops local up` again",
+            )
     reg_bin = shutil.which("registry") if registry is not False else None
     if registry and not reg_bin:
         raise BinaryMissing(
@@ -488,6 +500,20 @@ def _local_up(
             ports[key] = choose_port(
                 _title(key), requested.get(key), state.ports.get(key), avoid=ports.values()
             )
+    # MLflow and ZenML read STORAGE_EMULATOR_HOST once, at start: if the emulator comes
+    # back elsewhere, running ones would keep writing to a dead address. Restart them.
+    gcs_url = f"http://{sv.LOOPBACK}:{ports['gcs']}"
+    for key in ("mlflow", "zenml"):
+        dependant = running.get(key)
+        if dependant is not None and dependant.depends.get("gcs", gcs_url) != gcs_url:
+            if not sv.stop(dependant, timeout=30):
+                raise UserError(
+                    f"the {dependant.title} uses the old GCS emulator address and would not stop",
+                    "run `zenml-gcp-gitops local down`, then `local up`",
+                )
+            del running[key]
+            others = [p for k, p in ports.items() if k != key]
+            ports[key] = choose_port(_title(key), None, dependant.port, avoid=others)
 
     specs: dict[str, ServiceSpec] = {}
     builders: dict[str, Callable[[], ServiceSpec]] = {
@@ -499,6 +525,8 @@ def _local_up(
     for key in wanted:
         if key not in running:
             specs[key] = builders[key]()
+            if key in ("mlflow", "zenml"):
+                specs[key].depends = {"gcs": gcs_url}
 
     started: dict[str, RunningService] = {}
     ready_times: dict[str, float] = {}
@@ -571,6 +599,7 @@ def _local_up(
         "name": name,
         "dir": str(base),
         "stack": names.zenml_stack,
+        "stack_id": str((reg.get("register") or {}).get("stack", {}).get("id") or "") or None,
         "zenml_url": zurl,
         "mlflow_url": state.services["mlflow"].url,
         "gcs_emulator_url": state.services["gcs"].url,
@@ -710,11 +739,15 @@ def pipeline_env(base: Path) -> list[EnvVar]:
     key_file = state.info.get("credentials", {}).get("ci_api_key")
     if not key_file:
         raise UserError("the local stack is not registered yet", "run `zenml-gcp-gitops local up`")
+    # A shell that has only these variables must start on the rehearsal's stack, not `default`.
+    stack_id = state.info.get("stack_id")
     return [
         EnvVar("ZENML_STORE_URL", state.services["zenml"].url),
         EnvVar("ZENML_STORE_API_KEY", file=key_file),
+        *([EnvVar("ZENML_ACTIVE_STACK_ID", stack_id)] if stack_id else []),
         EnvVar("STORAGE_EMULATOR_HOST", state.services["gcs"].url),
         *(EnvVar(k, v) for k, v in EMULATOR_ENV.items()),
+        *(EnvVar(k, v) for k, v in ANALYTICS_OFF_ENV.items()),
     ]
 
 
@@ -725,7 +758,9 @@ def run_example(name: str, data_dir: Path | None = None, min_accuracy: float | N
     from ..resources import examples_dir
 
     base = (data_dir or default_dir(name)).resolve()
-    env = {**os.environ, **{v.name: v.resolve() for v in pipeline_env(base)}}
+    from ..ui import quiet_env
+
+    env = quiet_env({**os.environ, **{v.name: v.resolve() for v in pipeline_env(base)}})
     script = examples_dir() / "run.py"
     argv = [sys.executable, str(script), "--stack", LocalNames(name).zenml_stack]
     if min_accuracy is not None:
@@ -799,14 +834,24 @@ def local_status(name: str = "zenml", data_dir: Path | None = None) -> dict[str,
         if svc is None:
             continue
         alive = svc.alive()
+        # each service must talk to the others where they actually are
+        stale = [
+            f"{dep} at {url}, not {state.services[dep].url}"
+            for dep, url in svc.depends.items()
+            if dep in state.services and state.services[dep].url != url
+        ]
         out[key] = {
             "title": svc.title,
             "url": svc.url,
             "pid": svc.pid,
             "running": alive,
-            "healthy": alive and svc.healthy(),
+            "healthy": alive and not stale and svc.healthy(),
             "log": svc.log,
         }
+        if stale:
+            out[key]["error"] = (
+                f"uses {'; '.join(stale)}: run `zenml-gcp-gitops local up` to restart it"
+            )
     return {
         "name": name,
         "dir": str(base),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..ui import console, print_json
+from ..ui import console, print_json, self_command
 
 
 def print_up(result: dict[str, Any], output: str = "text") -> None:
@@ -12,6 +12,7 @@ def print_up(result: dict[str, Any], output: str = "text") -> None:
         print_json(result)
         return
     c = console()
+    me = self_command()
     creds = result["credentials"]
     verb = "re-checked, nothing changed" if not result["changed"] else "registered"
     c.print(
@@ -41,11 +42,10 @@ def print_up(result: dict[str, Any], output: str = "text") -> None:
     c.print(
         "Pipelines on this machine also need the emulator variables; all of them are in\n"
         f"  {result['env_file']}\n"
-        f'Load them with:  eval "$(zenml-gcp-gitops local env{_where(result)})"'
+        f'Load them with:  eval "$({me} local env{_where(result)})"'
     )
     c.print(
-        f"\nNext: zenml-gcp-gitops local run-example{_where(result)}    "
-        f"Stop: zenml-gcp-gitops local down{_where(result)}"
+        f"\nNext: {me} local run-example{_where(result)}    Stop: {me} local down{_where(result)}"
     )
 
 
@@ -69,7 +69,7 @@ def print_status(status: dict[str, Any], output: str = "text") -> None:
     c = console()
     if not status["exists"]:
         c.print(f"No local rehearsal '{status['name']}' in {status['dir']}.")
-        c.print("Start one with: zenml-gcp-gitops local up")
+        c.print(f"Start one with: {self_command()} local up")
         return
     if not status["services"]:
         c.print(f"Local rehearsal '{status['name']}' is stopped (data kept in {status['dir']}).")

@@ -148,6 +148,7 @@ class ServiceSpec:
     env: dict[str, str] = field(default_factory=dict)  # added to a clean copy of os.environ
     cwd: Path | None = None
     ready_timeout: float = 60.0
+    depends: dict[str, str] = field(default_factory=dict)  # service -> URL it was started with
 
     @property
     def url(self) -> str:
@@ -166,6 +167,7 @@ class RunningService:
     url: str
     health_path: str
     log: str
+    depends: dict[str, str] = field(default_factory=dict)  # the URLs it was started with
 
     def alive(self) -> bool:
         """True when the recorded leader is still the process we started."""
@@ -233,6 +235,7 @@ def start(spec: ServiceSpec, base: Path) -> RunningService:
         url=spec.url,
         health_path=spec.health_path,
         log=str(log_path),
+        depends=dict(spec.depends),
     )
     (sdir / "pid").write_text(f"{proc.pid}\n")
     # Keep the Popen object alive so Python does not warn; it is reaped in wait_ready/stop.

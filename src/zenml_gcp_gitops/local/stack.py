@@ -1,4 +1,5 @@
-"""The local rehearsal's stack: the same shape as on GCP, pointed at loopback services.
+"""The local rehearsal's stack, pointed at loopback services: the GCP stack's artifact store
+and MLflow tracker, with a local orchestrator and image builder and no service connector.
 
     local_stack_spec(names, mlflow_url, mlflow_username, mlflow_password, registry_uri=None)
         -> StackSpec   gcp artifact store on the emulator, mlflow tracker (secret-referenced

@@ -14,6 +14,33 @@ if TYPE_CHECKING:
     from .base import PhaseContext
 
 
+DNS_WAIT_TIMEOUT = 900.0  # NS changes at a registrar can take a while to be seen
+
+
+def wait_for_dns(ctx: PhaseContext) -> dict[str, Any] | None:
+    """With Cloud DNS, wait until public resolution sees the records, so cert-manager's
+    challenge can succeed; `skip_dns_wait` opts out. Returns what was seen."""
+    from ..dns import DohResolver, wait_for_records
+
+    cfg, opts = ctx.cfg, ctx.options
+    if not cfg.names.dns_zone or opts.get("skip_dns_wait"):
+        return None
+    infra = ctx.infra
+    hosts = {infra.zenml_host: infra.ingress_ip, infra.mlflow_host: infra.ingress_ip}
+    ctx.reporter.step(f"Waiting until public DNS resolves {', '.join(hosts)}")
+    seen = wait_for_records(
+        hosts,
+        opts.get("dns_resolver") or DohResolver(),
+        timeout=float(opts.get("dns_wait_timeout", DNS_WAIT_TIMEOUT)),
+        interval=float(opts.get("dns_wait_interval", 10.0)),
+        reporter=ctx.reporter,
+        # a created zone's (to set at the registrar), else the existing zone's from preflight
+        name_servers=infra.dns_name_servers
+        or ctx.recorded.get("preflight", {}).get("dns_name_servers"),
+    )
+    return {"resolved": seen}
+
+
 class GitopsPhase:
     """Phase protocol implementation. `kube` (or `ctx.options["kube_api_client"]`, a
     `kubernetes.client.ApiClient`) overrides the cluster connection, e.g. for kmock."""
@@ -39,6 +66,7 @@ class GitopsPhase:
         from ..gitops.render import render
 
         rendered = render(ctx.cfg, ctx.infra)
+        dns = wait_for_dns(ctx)
         kube = self._connect(ctx)
         opts = WaitOptions.from_options(ctx.options)
         bootstrap(
@@ -59,6 +87,7 @@ class GitopsPhase:
             "argocd_version": rendered.argocd_version,
             "gateway_ip": gateway_ip,
             "applications": [a.name for a in rendered.apps],
+            **({"dns": dns} if dns is not None else {}),
         }
 
     def status(self, ctx: PhaseContext) -> dict[str, Any]:

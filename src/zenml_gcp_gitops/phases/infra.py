@@ -242,6 +242,9 @@ class Failure:
         return f"{short_type} {self.name}: {self.op} failed: {first_meaningful_line(self.message)}"
 
 
+_TIMED_OPS = ("create", "update", "replace", "create-replacement")
+
+
 @dataclass
 class EventTracker:
     """Turns the engine's event stream into progress and, on failure, a short summary."""
@@ -256,6 +259,10 @@ class EventTracker:
     general_errors: list[str] = field(default_factory=list)
     log_lines: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # real durations per resource type (created or updated), for the duration estimate
+    started: dict[str, float] = field(default_factory=dict)
+    durations: dict[str, list[float]] = field(default_factory=dict)
+    clock: Callable[[], float] = time.monotonic
 
     def __call__(self, event: Any) -> None:
         with self.lock:
@@ -267,6 +274,7 @@ class EventTracker:
             if md.type == STACK_TYPE:
                 return
             op = getattr(md.op, "value", str(md.op))
+            self.started[md.urn] = self.clock()
             current = f"{op} {md.type.rsplit(':', 1)[-1]} {md.urn.rsplit('::', 1)[-1]}"
             self.reporter.progress(self.done, self.total, current)
         elif event.res_outputs_event is not None:
@@ -277,6 +285,9 @@ class EventTracker:
             if self.total is not None and self.done > self.total:
                 self.total = self.done
             op = getattr(md.op, "value", str(md.op))
+            start = self.started.pop(md.urn, None)
+            if start is not None and op in _TIMED_OPS:
+                self.durations.setdefault(md.type, []).append(self.clock() - start)
             self.reporter.progress(self.done, self.total, f"{op} {md.urn.rsplit('::', 1)[-1]}")
         elif event.diagnostic_event is not None:
             d = event.diagnostic_event
@@ -585,9 +596,12 @@ class InfraPhase:
         InfraOutputs.from_mapping(
             {k: v.value for k, v in result.outputs.items()}, source="stack outputs"
         )
+        from ..estimate.durations import summarize
+
         return {
             "outputs": plain,
             "secret_outputs": secret,
+            "resource_durations": summarize(tracker.durations),
             "stack": handle.stack.name,
             "backend": handle.state_url,
             "resource_count": tracker.done or _resource_count(handle),

@@ -16,13 +16,14 @@ With `dry_run` nothing is created; the outputs say what would be.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..config import user_data_dir
-from ..errors import UserError
+from ..errors import MissingCredentials, UserError
 from .infra import PULUMI_ROOT_ENV, find_pulumi_root, gcp_plugin_version, require_passphrase
 
 if TYPE_CHECKING:
@@ -85,14 +86,16 @@ class GcpApi:
         from google.auth import exceptions as gexc
 
         fn = self._credentials_fn or google.auth.default
+        # google.auth logs each method it tried; the one line below says it all
+        quiet = logging.getLogger("google.auth._default")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
         try:
             self._creds, _ = fn(scopes=SCOPES)
         except gexc.DefaultCredentialsError:
-            raise UserError(
-                "no Google Application Default Credentials found",
-                "run `gcloud auth application-default login` (or set "
-                "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file)",
-            ) from None
+            raise MissingCredentials() from None
+        finally:
+            quiet.setLevel(level)
         return self._creds
 
     def session(self) -> Any:
@@ -497,6 +500,13 @@ class PreflightPhase:
         out["warnings"] = default_build_account_warnings(api, cfg, out["project_number"])
         for line in out["warnings"]:
             rep.log(f"WARNING: {line}")
+
+        if cfg.names.dns_zone:
+            from ..dns import CloudDnsApi, check_dns
+
+            rep.step(f"Checking the Cloud DNS zone for {cfg.domain}")
+            dns_api = opts.get("dns_api") or CloudDnsApi(api._request)
+            out.update(check_dns(cfg, dns_api, api.missing_permissions))
 
         rep.step("Checking the Pulumi CLI")
         cmd = ensure_pulumi(cfg, opts, rep)

@@ -4,9 +4,11 @@
     RegisterPhase().run(ctx) -> dict            {"stack": {id,name}, "components": {...}, "connector": {...}}
 
 The ZenML URL comes from `ctx.recorded["gitops"]["zenml_url"]`, else `ctx.infra.zenml_url`
-(or `ctx.options["zenml_url"]`). Admin credentials come from the environment
-(`ZENML_STORE_API_KEY`, or `ZENML_STORE_USERNAME` + `ZENML_STORE_PASSWORD`), else from the
-Secret Manager secret `ctx.infra.secret_ids["zenml_admin"]` (JSON {"username","password"}).
+(or `ctx.options["zenml_url"]`). Admin credentials come from the Secret Manager secret
+`ctx.infra.secret_ids["zenml_admin"]` (JSON {"username","password"}); the environment's
+(`ZENML_STORE_API_KEY`, or `ZENML_STORE_USERNAME` + `ZENML_STORE_PASSWORD`) are used only with
+`ctx.options["credentials_from_env"]`, for a server the outputs do not describe, or when the
+secret is missing. The same order holds for MLflow's login (`MLFLOW_TRACKING_*`).
 Secret Manager is reached through `ctx.options["secret_manager"]` when given (tests inject
 `tests.fakes.gcp_secrets.FakeSecretManager`), else google-cloud-secret-manager.
 """
@@ -70,52 +72,99 @@ def _secret_id(ctx: PhaseContext, key: str) -> str:
     return recorded or ctx.cfg.names.secrets[key]
 
 
+def _own_server(ctx: PhaseContext) -> bool:
+    """True when the server we talk to is the one this deployment's outputs describe."""
+    try:
+        infra_url = ctx.infra.zenml_url
+    except PhaseError:
+        return False
+    own = {infra_url, ctx.recorded.get("gitops", {}).get("zenml_url")}
+    return zenml_url_of(ctx) in own
+
+
+def _note(ctx: PhaseContext, line: str) -> None:
+    step = getattr(ctx.reporter, "step", None)
+    if step is not None:
+        step(line)
+
+
+def _pick(ctx: PhaseContext, what: str, env: Any, env_names: str, read_own: Any) -> tuple[Any, str]:
+    """The deployment's own secret first; the environment's only with --credentials-from-env
+    or for a server the outputs do not describe. Says which was used when both exist and
+    differ (names only, never a value)."""
+    from_env = bool(ctx.options.get("credentials_from_env"))
+    if env is not None and (from_env or not _own_server(ctx)):
+        return env, "environment"
+    try:
+        own, secret_id = read_own()
+    except PhaseError:
+        if env is not None:
+            _note(ctx, f"{what}: using {env_names} from the environment (no usable secret)")
+            return env, "environment"
+        raise
+    if env is not None and env != own:
+        _note(
+            ctx,
+            f"{what}: using the deployment's secret {secret_id}; {env_names} in the environment "
+            "differ and were ignored (pass --credentials-from-env to use them)",
+        )
+    return own, "secret"
+
+
 def admin_credentials(ctx: PhaseContext) -> Credentials:
-    """Admin login: env first (own server, tests), else the Secret Manager secret infra made."""
+    """Admin login: the Secret Manager secret infra made, else (or when told) the env."""
     from ..zenml_api import Credentials
 
-    env = Credentials.from_env()
-    if env is not None:
-        return env
-    secret_id = _secret_id(ctx, "zenml_admin")
-    raw = secret_access(ctx).read(secret_id)
-    if raw is None:
-        raise PhaseError(
-            f"the ZenML admin secret {secret_id} has no version",
-            "run the infra phase, or set ZENML_STORE_USERNAME/ZENML_STORE_PASSWORD",
-        )
-    try:
-        data = json.loads(raw)
-        return Credentials(username=str(data["username"]), password=str(data["password"]))
-    except (ValueError, KeyError, TypeError):
-        raise PhaseError(
-            f"the ZenML admin secret {secret_id} is not JSON with username and password",
-            "re-run the infra phase to regenerate it",
-        ) from None
+    def own() -> tuple[Credentials, str]:
+        secret_id = _secret_id(ctx, "zenml_admin")
+        raw = secret_access(ctx).read(secret_id)
+        if raw is None:
+            raise PhaseError(
+                f"the ZenML admin secret {secret_id} has no version",
+                "run the infra phase, or set ZENML_STORE_USERNAME/ZENML_STORE_PASSWORD",
+            )
+        try:
+            data = json.loads(raw)
+            return (
+                Credentials(username=str(data["username"]), password=str(data["password"])),
+                secret_id,
+            )
+        except (ValueError, KeyError, TypeError):
+            raise PhaseError(
+                f"the ZenML admin secret {secret_id} is not JSON with username and password",
+                "re-run the infra phase to regenerate it",
+            ) from None
+
+    creds, _ = _pick(ctx, "ZenML login", Credentials.from_env(), "ZENML_STORE_*", own)
+    return creds  # type: ignore[no-any-return]
 
 
 def mlflow_credentials(ctx: PhaseContext) -> tuple[str, str]:
-    """MLflow basic-auth login, from env (tests, own servers) or infra's Secret Manager secret."""
+    """MLflow basic-auth login: infra's Secret Manager secret, else (or when told) the env."""
     user, pw = (
         os.environ.get("MLFLOW_TRACKING_USERNAME"),
         os.environ.get("MLFLOW_TRACKING_PASSWORD"),
     )
-    if user and pw:
-        return user, pw
-    secret_id = _secret_id(ctx, "mlflow_auth")
-    raw = secret_access(ctx).read(secret_id)
-    if raw is None:
-        raise PhaseError(
-            f"the MLflow auth secret {secret_id} has no version", "run the infra phase"
-        )
-    try:
-        data = json.loads(raw)
-        return str(data["username"]), str(data["password"])
-    except (ValueError, KeyError, TypeError):
-        raise PhaseError(
-            f"the MLflow auth secret {secret_id} is not JSON with username and password",
-            "re-run the infra phase to regenerate it",
-        ) from None
+    env = (user, pw) if user and pw else None
+
+    def own() -> tuple[tuple[str, str], str]:
+        secret_id = _secret_id(ctx, "mlflow_auth")
+        raw = secret_access(ctx).read(secret_id)
+        if raw is None:
+            raise PhaseError(
+                f"the MLflow auth secret {secret_id} has no version", "run the infra phase"
+            )
+        try:
+            data = json.loads(raw)
+            return (str(data["username"]), str(data["password"])), secret_id
+        except (ValueError, KeyError, TypeError):
+            raise PhaseError(
+                f"the MLflow auth secret {secret_id} is not JSON with username and password",
+                "re-run the infra phase to regenerate it",
+            ) from None
+
+    pair, _ = _pick(ctx, "MLflow login", env, "MLFLOW_TRACKING_USERNAME/PASSWORD", own)
+    return pair  # type: ignore[no-any-return]
 
 
 def build_spec(ctx: PhaseContext) -> StackSpec:

@@ -1,0 +1,244 @@
+"""Cloud DNS for `--domain`: preflight checks of the zone, and the wait for public resolution.
+
+Preflight asks Cloud DNS (through `CloudDnsApi`, a few REST calls over the preflight session)
+whether the zone exists, whether its DNS name is a suffix of the domain, and whether the caller
+may edit it. Before the gitops phase lets cert-manager request certificates, `wait_for_records`
+polls a public resolver until the A records point at the stack's IP; the resolver is
+injectable (`Resolver`), by default Google's DNS-over-HTTPS JSON API.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .errors import UserError
+
+if TYPE_CHECKING:
+    from .config import DeploymentConfig
+
+CLOUD_DNS = "https://dns.googleapis.com/dns/v1"
+DOH_URL = "https://dns.google/resolve"
+# What editing the records needs; DNS-01 also grants dns.admin on the zone to its account.
+RECORD_PERMISSIONS = (
+    "dns.managedZones.get",
+    "dns.resourceRecordSets.create",
+    "dns.resourceRecordSets.update",
+    "dns.resourceRecordSets.delete",
+    "dns.changes.create",
+)
+DNS01_PERMISSIONS = ("dns.managedZones.setIamPolicy",)
+CREATE_ZONE_PERMISSIONS = ("dns.managedZones.create",)
+
+
+class DnsApiDisabled(UserError):
+    """The Cloud DNS API is off in the zone's project (so no zone can be there yet)."""
+
+
+def _reason(resp: Any) -> str:
+    try:
+        err = resp.json().get("error", {})
+    except ValueError:
+        return f"HTTP {resp.status_code}"
+    reasons = [d.get("reason", "") for d in err.get("details", []) if isinstance(d, dict)]
+    return " ".join(x for x in [err.get("status", ""), *reasons, err.get("message", "")] if x)
+
+
+class CloudDnsApi:
+    """The Cloud DNS calls preflight makes. `request(method, url, **kw)` is an authorised
+    HTTP call returning a requests-like response (preflight's `GcpApi._request`)."""
+
+    def __init__(self, request: Callable[..., Any]) -> None:
+        self._request = request
+
+    def _zone_url(self, project: str, zone: str) -> str:
+        return f"{CLOUD_DNS}/projects/{project}/managedZones/{zone}"
+
+    def get_zone(self, project: str, zone: str) -> dict[str, Any] | None:
+        """The zone resource, or None when it does not exist (or is invisible to the caller)."""
+        resp = self._request("GET", self._zone_url(project, zone))
+        if resp.status_code == 404:
+            return None
+        if resp.status_code == 403:
+            reason = _reason(resp)
+            if "SERVICE_DISABLED" in reason or "has not been used" in reason:
+                raise DnsApiDisabled(
+                    f"the Cloud DNS API is disabled in project {project}, so the zone {zone} "
+                    "cannot be there",
+                    "check --dns-zone (project/zone for a zone in another project), or use "
+                    "--create-dns-zone",
+                )
+            return None  # Cloud DNS answers 403 for zones the caller may not see
+        if resp.status_code != 200:
+            raise UserError(f"could not read the Cloud DNS zone {project}/{zone}: {_reason(resp)}")
+        data: dict[str, Any] = resp.json()
+        return data
+
+    def missing_permissions(
+        self, project: str, zone: str, permissions: tuple[str, ...]
+    ) -> list[str]:
+        resp = self._request(
+            "POST",
+            self._zone_url(project, zone) + ":testIamPermissions",
+            json={"permissions": list(permissions)},
+        )
+        if resp.status_code != 200:
+            raise UserError(
+                f"could not test your permissions on the zone {project}/{zone}: {_reason(resp)}"
+            )
+        granted = set(resp.json().get("permissions", []))
+        return [p for p in permissions if p not in granted]
+
+
+def zone_covers(zone_dns_name: str, domain: str) -> bool:
+    """Is the zone's DNS name (`example.com.`) the domain itself or a suffix of it?"""
+    zone = zone_dns_name.lower().rstrip(".")
+    d = domain.lower().rstrip(".")
+    return d == zone or d.endswith("." + zone)
+
+
+def check_dns(
+    cfg: DeploymentConfig,
+    dns: CloudDnsApi,
+    missing_project_permissions: Callable[[str, tuple[str, ...]], list[str]],
+) -> dict[str, Any]:
+    """Preflight for `dns_zone` / `create_dns_zone`: raises a `UserError` naming the fix."""
+    n = cfg.names
+    if not n.dns_zone or not cfg.domain:
+        return {}
+    zp, zone = n.dns_zone_project, n.dns_zone
+    out: dict[str, Any] = {
+        "dns_zone": f"{zp}/{zone}",
+        "dns_records": sorted(n.dns_records.values()),
+    }
+    if cfg.create_dns_zone:
+        missing = missing_project_permissions(zp, CREATE_ZONE_PERMISSIONS)
+        if missing:
+            raise UserError(
+                f"your account cannot create Cloud DNS zones in {zp} ({', '.join(missing)})",
+                "ask for roles/dns.admin on the project, or pass --dns-zone with an existing zone",
+            )
+        try:
+            existing = dns.get_zone(zp, zone)
+        except DnsApiDisabled:  # a fresh project: the program enables the API, then creates
+            existing = None
+        if existing is not None and not zone_covers(str(existing.get("dnsName", "")), cfg.domain):
+            raise UserError(
+                f"the zone {zp}/{zone} already exists for {existing.get('dnsName')}, not "
+                f"{cfg.domain}.",
+                "delete it, or choose another --name",
+            )
+        out["dns_zone_action"] = "exists" if existing is not None else "will create"
+        return out
+    found = dns.get_zone(zp, zone)
+    if found is None:
+        raise UserError(
+            f"the Cloud DNS zone {zone} does not exist in project {zp} (or you cannot see it)",
+            "list zones with `gcloud dns managed-zones list --project "
+            f"{zp}`; use project/zone for a zone in another project, or --create-dns-zone",
+        )
+    dns_name = str(found.get("dnsName", ""))
+    if not zone_covers(dns_name, cfg.domain):
+        raise UserError(
+            f"the zone {zp}/{zone} serves {dns_name}, which is not a suffix of {cfg.domain}",
+            f"choose a zone for {cfg.domain} or one of its parents, or another --domain",
+        )
+    if str(found.get("visibility", "public")).lower() != "public":
+        raise UserError(
+            f"the zone {zp}/{zone} is private: the internet (and Let's Encrypt) cannot see it",
+            "use a public zone for the domain",
+        )
+    wanted = RECORD_PERMISSIONS + (DNS01_PERMISSIONS if cfg.acme_challenge == "dns01" else ())
+    missing = dns.missing_permissions(zp, zone, wanted)
+    if missing:
+        raise UserError(
+            f"your account cannot edit the zone {zp}/{zone} (missing {', '.join(missing)})",
+            f"ask for roles/dns.admin on the zone or on project {zp}",
+        )
+    out["dns_zone_action"] = "exists"
+    out["dns_zone_name"] = dns_name
+    out["dns_name_servers"] = list(found.get("nameServers") or [])
+    return out
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+class Resolver(Protocol):
+    def resolve_a(self, name: str) -> list[str]:
+        """The A records a public resolver returns for `name` (empty when none)."""
+        ...
+
+
+class DohResolver:
+    """Google Public DNS's JSON API (`/resolve?name=&type=A`): what the internet sees,
+    without the caller's own resolver or its cache in between."""
+
+    def __init__(self, url: str = DOH_URL, timeout: float = 10.0) -> None:
+        self.url = url
+        self.timeout = timeout
+
+    def resolve_a(self, name: str) -> list[str]:
+        query = urllib.parse.urlencode({"name": name, "type": "A"})
+        req = urllib.request.Request(
+            f"{self.url}?{query}", headers={"Accept": "application/dns-json"}
+        )
+        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            data = json.loads(resp.read().decode())
+        if data.get("Status") != 0:  # NXDOMAIN (3), SERVFAIL (2), ...
+            return []
+        return [str(a["data"]) for a in data.get("Answer") or [] if a.get("type") == 1]
+
+
+def wait_for_records(
+    hosts: dict[str, str],
+    resolver: Resolver,
+    *,
+    timeout: float,
+    interval: float = 10.0,
+    reporter: Any = None,
+    name_servers: list[str] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, list[str]]:
+    """Poll until every host resolves to its IP; a `UserError` after `timeout` seconds."""
+    deadline = clock() + timeout
+    seen: dict[str, list[str]] = {}
+    errors: dict[str, str] = {}
+    while True:
+        pending = []
+        for host, ip in hosts.items():
+            try:
+                seen[host] = resolver.resolve_a(host)
+                errors.pop(host, None)
+            except (OSError, ValueError) as e:  # unreachable or garbled: retry until the deadline
+                errors[host] = f"{e.__class__.__name__}: {e}"
+                seen[host] = []
+            if ip not in seen[host]:
+                pending.append(host)
+        if not pending:
+            return seen
+        if clock() >= deadline:
+            break
+        if reporter is not None:
+            reporter.step(f"Waiting for public DNS: {', '.join(pending)}")
+        sleep(interval)
+    lines = []
+    for host in pending:
+        got = ", ".join(seen.get(host) or []) or "nothing"
+        lines.append(f"{host} resolves to {got}" + (f" ({errors[host]})" if host in errors else ""))
+    hint = "check the records in Cloud DNS"
+    if name_servers:
+        hint = (
+            "set the domain's NS records at your registrar to "
+            f"{', '.join(ns.rstrip('.') for ns in name_servers)}"
+        )
+    wanted = ", ".join(f"{h} -> {ip}" for h, ip in hosts.items())
+    raise UserError(
+        f"public DNS does not show {wanted} after {timeout:.0f}s: {'; '.join(lines)}",
+        f"{hint}; re-run `zenml-gcp-gitops deploy` to resume (or --skip-dns-wait to go on)",
+    )

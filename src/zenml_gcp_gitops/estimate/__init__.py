@@ -1,0 +1,1 @@
+"""Estimates for a plan: monthly cost (`cost`) and first-deploy duration (`durations`)."""

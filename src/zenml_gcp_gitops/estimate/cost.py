@@ -1,0 +1,282 @@
+"""The monthly cost estimate of a plan, line by line, from its resources and the GitOps tree.
+
+Quantities come from the plan (the Cloud SQL tier, HA and disk, how many secrets, keys,
+addresses and NAT gateways the program registers), from the pods' requests (`pods.py`) and,
+where the plan cannot know usage, from `cfg.estimate` (each such number is listed among the
+assumptions with the setting that changes it). Prices come from a `PriceBook`; a missing
+price leaves its line unpriced and says so, and the total then counts only priced lines.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .pods import pod_requests, totals
+from .prices import PriceBook
+
+if TYPE_CHECKING:
+    from ..config import DeploymentConfig
+    from ..gitops.render import Rendered
+
+SQL_DEFAULT_DISK_GB = 10  # Cloud SQL's default when the program sets no disk size
+_CUSTOM_TIER = re.compile(r"^db-custom-(\d+)-(\d+)$")
+_STANDARD_TIER = re.compile(r"^db-n1-(standard|highmem)-(\d+)$")
+_N1_MEMORY_PER_CPU = {"standard": 3.75, "highmem": 6.5}
+
+
+def sql_tier_shape(tier: str) -> tuple[float, float] | None:
+    """(vCPUs, GiB memory) of a dedicated-core tier; None for shared-core or unknown tiers."""
+    m = _CUSTOM_TIER.match(tier)
+    if m:
+        return float(m.group(1)), int(m.group(2)) / 1024
+    m = _STANDARD_TIER.match(tier)
+    if m:
+        cpus = float(m.group(2))
+        return cpus, cpus * _N1_MEMORY_PER_CPU[m.group(1)]
+    return None
+
+
+@dataclass
+class Line:
+    item: str
+    priced_by: str
+    quantity: str
+    monthly: float | None
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "item": self.item,
+            "priced_by": self.priced_by,
+            "quantity": self.quantity,
+            "monthly": None if self.monthly is None else round(self.monthly, 2),
+            "note": self.note,
+        }
+
+
+@dataclass
+class _Builder:
+    prices: PriceBook
+    lines: list[Line] = field(default_factory=list)
+
+    def add(self, item: str, priced_by: str, quantity: str, parts: list[tuple[str, float]]) -> None:
+        """A line whose cost is the sum of `price[key] * amount` over `parts`."""
+        missing = [k for k, _ in parts if self.prices.get(k) is None]
+        if missing:
+            why = self.prices.unavailable or (
+                f"no {self.prices.source} price for {', '.join(missing)} in {self.prices.region}"
+            )
+            self.lines.append(Line(item, priced_by, quantity, None, why))
+            return
+        total = sum(float(self.prices.get(k) or 0) * amount for k, amount in parts)
+        self.lines.append(Line(item, priced_by, quantity, total))
+
+
+def _count(resources: list[dict[str, Any]], type_token: str) -> int:
+    return sum(1 for r in resources if r["type"] == type_token)
+
+
+def _sql(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    for r in resources:
+        if r["type"] == "gcp:sql/databaseInstance:DatabaseInstance":
+            settings = r["inputs"].get("settings") or {}
+            backup = settings.get("backupConfiguration") or {}
+            retention = backup.get("backupRetentionSettings") or {}
+            return {
+                "tier": str(settings.get("tier", "")),
+                "ha": settings.get("availabilityType") == "REGIONAL",
+                "disk_gb": float(settings.get("diskSize") or SQL_DEFAULT_DISK_GB),
+                "backups": bool(backup.get("enabled")),
+                "retained_backups": int(retention.get("retainedBackups") or 7),
+            }
+    return {}
+
+
+def _load_balancers(rendered: Rendered) -> int:
+    """Forwarding rules the cluster makes: one per Gateway, one per LoadBalancer Service."""
+    n = sum(1 for o in rendered.objects if o.get("kind") == "Gateway")
+    for app in rendered.apps:
+        values = ((app.manifest["spec"].get("source") or {}).get("helm") or {}).get(
+            "valuesObject"
+        ) or {}
+        service = (values.get("controller") or {}).get("service") or {}
+        if app.key == "ingress_nginx" and service.get("type") == "LoadBalancer":
+            n += 1
+    return n
+
+
+def estimate_cost(
+    cfg: DeploymentConfig,
+    resources: list[dict[str, Any]],
+    rendered: Rendered,
+    prices: PriceBook,
+) -> dict[str, Any]:
+    """The `cost` section of the plan contract."""
+    est = cfg.estimate
+    h = prices.hours_per_month
+    b = _Builder(prices)
+    assumptions: list[dict[str, str]] = []
+
+    def assume(what: str, value: str, setting: str) -> None:
+        assumptions.append({"assumption": what, "value": value, "setting": setting})
+
+    pods, unpriced_pods = pod_requests(rendered)
+    cpu, mem, eph = totals(pods)
+    b.add(
+        "GKE Autopilot pods",
+        "requested vCPU, memory and ephemeral storage of every pod",
+        f"{cpu:.2f} vCPU, {mem:.2f} GiB memory, {eph:.2f} GiB ephemeral, "
+        f"{sum(p.replicas for p in pods)} pods",
+        [
+            ("gke_autopilot_vcpu_hour", cpu * h),
+            ("gke_autopilot_memory_gib_hour", mem * h),
+            ("gke_autopilot_ephemeral_gib_hour", eph * h),
+        ],
+    )
+    if unpriced_pods:
+        b.lines[-1].note = "; ".join(filter(None, [b.lines[-1].note, *unpriced_pods]))
+    assume(
+        "pods without requests get Autopilot's defaults",
+        "0.5 vCPU, 2 GiB, 1 GiB ephemeral per container",
+        "the charts' resources in the Helm values",
+    )
+    clusters = _count(resources, "gcp:container/cluster:Cluster")
+    b.add(
+        "cluster management fee",
+        "flat, per cluster",
+        f"{clusters} cluster",
+        [("gke_cluster_fee_hour", clusters * h)],
+    )
+    assume(
+        "GKE's free-tier credit (one Autopilot cluster per billing account) is not deducted",
+        "0",
+        "—",
+    )
+
+    sql = _sql(resources)
+    if sql:
+        shape = sql_tier_shape(sql["tier"])
+        ha = sql["ha"]
+        kind = "REGIONAL (HA)" if ha else "ZONAL"
+        if shape is None:
+            b.lines.append(
+                Line(
+                    "Cloud SQL instance",
+                    "tier, HA",
+                    f"{sql['tier']}, {kind}",
+                    None,
+                    f"no price rule for the tier {sql['tier']} (only db-custom-* and db-n1-*)",
+                )
+            )
+        else:
+            vcpu, ram = shape
+            pre = "sql_ha_" if ha else "sql_"
+            b.add(
+                "Cloud SQL instance",
+                "tier, HA",
+                f"{sql['tier']} ({vcpu:g} vCPU, {ram:g} GiB), {kind}",
+                [(f"{pre}vcpu_hour", vcpu * h), (f"{pre}memory_gib_hour", ram * h)],
+            )
+        disk_key = "sql_ha_ssd_gib_month" if ha else "sql_ssd_gib_month"
+        b.add(
+            "Cloud SQL storage",
+            "SSD GiB",
+            f"{sql['disk_gb']:g} GiB SSD",
+            [(disk_key, sql["disk_gb"])],
+        )
+        assume("Cloud SQL disk size (grows automatically)", f"{sql['disk_gb']:g} GiB", "—")
+        if sql["backups"]:
+            backup_gb = est.sql_backup_gb if est.sql_backup_gb is not None else sql["disk_gb"]
+            b.add(
+                "Cloud SQL backups",
+                "backup GiB",
+                f"{backup_gb:g} GiB ({sql['retained_backups']} retained)",
+                [("sql_backup_gib_month", backup_gb)],
+            )
+            assume("Cloud SQL backup storage", f"{backup_gb:g} GiB", "estimate.sql_backup_gb")
+
+    nats = _count(resources, "gcp:compute/routerNat:RouterNat")
+    if nats:
+        b.add(
+            "Cloud NAT",
+            "gateway uptime per VM, data processed",
+            f"{nats} gateway, {est.nat_vms} VMs, {est.nat_gb:g} GiB",
+            [("nat_gateway_vm_hour", est.nat_vms * nats * h), ("nat_data_gib", est.nat_gb)],
+        )
+        assume("nodes behind Cloud NAT", str(est.nat_vms), "estimate.nat_vms")
+        assume("data through Cloud NAT", f"{est.nat_gb:g} GiB/month", "estimate.nat_gb")
+
+    lbs = _load_balancers(rendered)
+    b.add(
+        "load balancer",
+        "forwarding rule",
+        f"{lbs} forwarding rule",
+        [("lb_forwarding_rule_hour", lbs * h)],
+    )
+    ips = sum(
+        1
+        for r in resources
+        if r["type"] == "gcp:compute/address:Address"
+        and r["inputs"].get("addressType", "EXTERNAL") == "EXTERNAL"
+    )
+    b.add("static IP", "in-use external IPv4", f"{ips} address", [("static_ip_hour", ips * h)])
+
+    buckets = _count(resources, "gcp:storage/bucket:Bucket")
+    b.add(
+        "GCS",
+        "stored GiB (Standard)",
+        f"{est.gcs_gb:g} GiB in {buckets} buckets",
+        [("gcs_standard_gib_month", est.gcs_gb)],
+    )
+    assume("data in the artifact and MLflow buckets", f"{est.gcs_gb:g} GiB", "estimate.gcs_gb")
+    b.add(
+        "Artifact Registry",
+        "stored GiB",
+        f"{est.registry_gb:g} GiB",
+        [("artifact_registry_gib_month", est.registry_gb)],
+    )
+    assume("images in Artifact Registry", f"{est.registry_gb:g} GiB", "estimate.registry_gb")
+
+    secrets = _count(resources, "gcp:secretmanager/secret:Secret")
+    b.add(
+        "Secret Manager",
+        "active secret versions",
+        f"{secrets} versions",
+        [("secret_version_month", secrets)],
+    )
+    assume("one active version per secret (no free tier deducted)", str(secrets), "—")
+    keys = _count(resources, "gcp:kms/cryptoKey:CryptoKey") + (
+        1 if cfg.secrets_provider == "gcpkms" else 0
+    )
+    b.add("KMS", "key versions", f"{keys} key versions", [("kms_key_version_month", keys)])
+    assume(
+        "one version per key (the storage key gains one per 90-day rotation)",
+        str(keys),
+        "secrets_provider",
+    )
+    free = prices.free_tiers.get("logging_gib", 0.0)
+    billable = max(0.0, est.logging_gb - free)
+    b.add(
+        "logging",
+        "ingested GiB beyond the free allotment",
+        f"{est.logging_gb:g} GiB ({free:g} GiB free per project)",
+        [("logging_gib", billable)],
+    )
+    assume("Cloud Logging ingestion", f"{est.logging_gb:g} GiB/month", "estimate.logging_gb")
+
+    priced = [line.monthly for line in b.lines if line.monthly is not None]
+    complete = len(priced) == len(b.lines)
+    return {
+        "currency": prices.currency,
+        "region": prices.region,
+        "monthly_total": round(sum(priced), 2) if priced else None,
+        "complete": complete,
+        "lines": [line.as_dict() for line in b.lines],
+        "source": prices.source,
+        "as_of": prices.as_of,
+        "unavailable": prices.unavailable,
+        "assumptions": assumptions,
+        "pods": [p.as_dict() for p in pods],
+    }

@@ -1,0 +1,283 @@
+"""How long a first deploy takes: typical creation times, the critical path, the sync waves.
+
+`CREATE_TIMES` is the one table of typical creation times per resource type, each row with
+its basis. The infra estimate is the longest path through the plan's dependency graph (the
+engine creates everything else in parallel); the gitops estimate adds the Argo CD sync waves,
+which run one after another. `deploy` records real durations per resource type from the
+engine's events, and `status` sets them against this table so it can be corrected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+_COMPONENT_PREFIX = "zenml-gcp-gitops:"
+
+
+@dataclass(frozen=True)
+class Typical:
+    min_s: float
+    max_s: float
+    source: str
+
+
+_API = "typical API latency of a create call"
+CREATE_TIMES: dict[str, Typical] = {
+    "gcp:container/cluster:Cluster": Typical(
+        360, 540, "GKE Autopilot regional cluster: control plane and first nodes, ~6-9 min"
+    ),
+    "gcp:sql/databaseInstance:DatabaseInstance": Typical(
+        480, 720, "Cloud SQL MySQL instance with private IP, ~8-12 min"
+    ),
+    "gcp:servicenetworking/connection:Connection": Typical(
+        30, 120, "private services access peering, ~0.5-2 min"
+    ),
+    "gcp:projects/service:Service": Typical(5, 60, "enabling an API, seconds to a minute"),
+    "gcp:compute/network:Network": Typical(20, 45, "VPC create operation"),
+    "gcp:compute/subnetwork:Subnetwork": Typical(15, 40, "subnet create operation"),
+    "gcp:compute/router:Router": Typical(10, 25, "Cloud Router create operation"),
+    "gcp:compute/routerNat:RouterNat": Typical(20, 60, "Cloud NAT config update on the router"),
+    "gcp:compute/address:Address": Typical(5, 15, _API),
+    "gcp:compute/globalAddress:GlobalAddress": Typical(10, 20, _API),
+    "gcp:kms/keyRing:KeyRing": Typical(1, 5, _API),
+    "gcp:kms/cryptoKey:CryptoKey": Typical(1, 5, _API),
+    "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember": Typical(5, 15, "IAM policy read-modify-write"),
+    "gcp:secretmanager/secret:Secret": Typical(1, 3, _API),
+    "gcp:secretmanager/secretVersion:SecretVersion": Typical(1, 3, _API),
+    "gcp:secretmanager/secretIamMember:SecretIamMember": Typical(3, 10, "IAM policy update"),
+    "random:index/randomPassword:RandomPassword": Typical(0, 1, "local, no API call"),
+    "gcp:serviceaccount/account:Account": Typical(
+        2, 10, "service account create (IAM is eventually consistent)"
+    ),
+    "gcp:serviceaccount/iAMMember:IAMMember": Typical(5, 15, "IAM policy update"),
+    "gcp:serviceaccount/key:Key": Typical(2, 5, _API),
+    "gcp:projects/iAMMember:IAMMember": Typical(5, 20, "project IAM policy update"),
+    "gcp:projects/iAMCustomRole:IAMCustomRole": Typical(2, 5, _API),
+    "gcp:storage/bucket:Bucket": Typical(2, 5, _API),
+    "gcp:storage/bucketIAMMember:BucketIAMMember": Typical(3, 10, "IAM policy update"),
+    "gcp:artifactregistry/repository:Repository": Typical(5, 15, _API),
+    "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember": Typical(
+        3, 10, "IAM policy update"
+    ),
+    "gcp:sql/database:Database": Typical(5, 20, "Cloud SQL operation"),
+    "gcp:sql/user:User": Typical(5, 20, "Cloud SQL operation"),
+    "gcp:iam/workloadIdentityPool:WorkloadIdentityPool": Typical(5, 15, _API),
+    "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider": Typical(5, 15, _API),
+    "gcp:dns/managedZone:ManagedZone": Typical(5, 15, _API),
+    "gcp:dns/recordSet:RecordSet": Typical(5, 30, "Cloud DNS change, until it is done"),
+    "gcp:dns/dnsManagedZoneIamMember:DnsManagedZoneIamMember": Typical(3, 10, "IAM policy update"),
+}
+DEFAULT_TIME = Typical(2, 30, "no entry in the table: a generic API call")
+
+# After infra: phases and Argo CD apps, run one after another.
+PHASE_TIMES: dict[str, Typical] = {
+    "preflight": Typical(
+        15, 90, "checks plus state bucket and key (Pulumi CLI install adds ~30 s)"
+    ),
+    "argocd_install": Typical(60, 180, "Argo CD install manifest until its Deployments are ready"),
+    "dns_wait": Typical(
+        0, 600, "public resolution of new records (registrar NS changes can be slower)"
+    ),
+    "register": Typical(15, 60, "ZenML API calls"),
+    "ci": Typical(5, 30, "service account, API key, Secret Manager"),
+}
+APP_TIMES: dict[str, Typical] = {
+    "external_secrets": Typical(45, 120, "operator Deployments and CRDs"),
+    "cert_manager": Typical(45, 120, "operator Deployments and CRDs"),
+    "ingress_nginx": Typical(60, 240, "controller plus its L4 load balancer"),
+    "platform": Typical(150, 480, "Gateway load balancer provisioning and certificate issuance"),
+    "workloads": Typical(10, 60, "namespaces, service accounts, ExternalSecrets"),
+    "zenml_server": Typical(90, 240, "image pull, database migration, readiness"),
+    "mlflow": Typical(60, 180, "image pull, schema creation, readiness"),
+}
+
+
+def typical(type_token: str) -> Typical:
+    return CREATE_TIMES.get(type_token, DEFAULT_TIME)
+
+
+def _graph(
+    resources: list[dict[str, Any]],
+) -> tuple[dict[str, dict[str, Any]], dict[str, set[str]]]:
+    """Custom resources and their dependencies, a component dependency expanded to all the
+    component's custom descendants (the engine waits for those)."""
+    by_urn = {r["urn"]: r for r in resources}
+    custom = {u: r for u, r in by_urn.items() if not r["type"].startswith(_COMPONENT_PREFIX)}
+    descendants: dict[str, set[str]] = {}
+    for urn in custom:
+        parent: str | None = by_urn[urn].get("parent")
+        while parent is not None and parent in by_urn:
+            descendants.setdefault(parent, set()).add(urn)
+            parent = by_urn[parent].get("parent")
+    deps: dict[str, set[str]] = {}
+    for urn, r in custom.items():
+        out: set[str] = set()
+        for d in r.get("depends_on") or []:
+            if d in custom:
+                out.add(d)
+            else:
+                out |= descendants.get(d, set())
+        out.discard(urn)
+        deps[urn] = out
+    return custom, deps
+
+
+def _longest(
+    custom: dict[str, dict[str, Any]], deps: dict[str, set[str]], weight: str
+) -> tuple[float, list[str]]:
+    finish: dict[str, float] = {}
+    via: dict[str, str | None] = {}
+
+    def visit(urn: str, stack: frozenset[str]) -> float:
+        if urn in finish:
+            return finish[urn]
+        best, best_dep = 0.0, None
+        for d in sorted(deps.get(urn, ())):
+            if d in stack:  # a cycle cannot occur in a valid plan; never loop on one
+                continue
+            t = visit(d, stack | {urn})
+            if t > best:
+                best, best_dep = t, d
+        finish[urn] = best + getattr(typical(custom[urn]["type"]), weight)
+        via[urn] = best_dep
+        return finish[urn]
+
+    for urn in sorted(custom):
+        visit(urn, frozenset())
+    if not finish:
+        return 0.0, []
+    end = max(sorted(finish), key=lambda u: finish[u])
+    path = [end]
+    while via.get(path[-1]):
+        path.append(str(via[path[-1]]))
+    return finish[end], list(reversed(path))
+
+
+def infra_critical_path(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    custom, deps = _graph(resources)
+    low, _ = _longest(custom, deps, "min_s")
+    high, path = _longest(custom, deps, "max_s")
+    steps = []
+    for urn in path:
+        t = typical(custom[urn]["type"])
+        steps.append(
+            {
+                "urn": urn,
+                "type": custom[urn]["type"],
+                "name": custom[urn]["name"],
+                "min_s": t.min_s,
+                "max_s": t.max_s,
+                "source": t.source,
+            }
+        )
+    return {"min_s": low, "max_s": high, "critical_path": steps}
+
+
+def _wave(app: dict[str, Any]) -> int:
+    ann = (app.get("metadata") or {}).get("annotations") or {}
+    return int(ann.get("argocd.argoproj.io/sync-wave", 0))
+
+
+def sync_waves(
+    applications: list[dict[str, Any]], app_keys: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Argo CD apps grouped by wave; a wave lasts as long as its slowest app."""
+    waves: dict[int, list[dict[str, Any]]] = {}
+    for app in applications:
+        waves.setdefault(_wave(app), []).append(app)
+    out = []
+    for wave in sorted(waves):
+        names = sorted(str(a["metadata"]["name"]) for a in waves[wave])
+        times = [APP_TIMES.get(app_keys.get(n, ""), DEFAULT_TIME) for n in names]
+        out.append(
+            {
+                "wave": wave,
+                "applications": names,
+                "min_s": max(t.min_s for t in times),
+                "max_s": max(t.max_s for t in times),
+            }
+        )
+    return out
+
+
+def estimate_duration(
+    resources: list[dict[str, Any]],
+    applications: list[dict[str, Any]],
+    app_keys: dict[str, str],
+    dns_wait: bool = False,
+) -> dict[str, Any]:
+    """The `duration` section of the plan contract (seconds)."""
+    infra = infra_critical_path(resources)
+    waves = sync_waves(applications, app_keys)
+    phases: list[dict[str, Any]] = [
+        {"phase": "preflight", **_range(PHASE_TIMES["preflight"])},
+        {"phase": "infra", "min_s": infra["min_s"], "max_s": infra["max_s"]},
+    ]
+    gitops_min = PHASE_TIMES["argocd_install"].min_s + sum(w["min_s"] for w in waves)
+    gitops_max = PHASE_TIMES["argocd_install"].max_s + sum(w["max_s"] for w in waves)
+    if dns_wait:
+        gitops_min += PHASE_TIMES["dns_wait"].min_s
+        gitops_max += PHASE_TIMES["dns_wait"].max_s
+    phases.append({"phase": "gitops", "min_s": gitops_min, "max_s": gitops_max})
+    phases += [{"phase": p, **_range(PHASE_TIMES[p])} for p in ("register", "ci")]
+    return {
+        "first_deploy": {
+            "min_s": sum(p["min_s"] for p in phases),
+            "max_s": sum(p["max_s"] for p in phases),
+        },
+        "phases": phases,
+        "critical_path": infra["critical_path"],
+        "sync_waves": waves,
+    }
+
+
+def _range(t: Typical) -> dict[str, float]:
+    return {"min_s": t.min_s, "max_s": t.max_s}
+
+
+# --------------------------------------------------------------------------- real runs
+
+
+def summarize(samples: dict[str, list[float]]) -> list[dict[str, Any]]:
+    """Per resource type: how many were created or updated, the mean and the longest.
+
+    A list of rows, not a mapping by type: the record scrubs values under secret-looking
+    keys, and type tokens such as `...:RandomPassword` look like one."""
+    return [
+        {
+            "type": t,
+            "count": len(v),
+            "mean_s": round(sum(v) / len(v), 2),
+            "max_s": round(max(v), 2),
+        }
+        for t, v in sorted(samples.items())
+        if v
+    ]
+
+
+def compare(recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Recorded durations per type against the table: `slower`/`faster` mark rows to fix."""
+    rows = []
+    for real in sorted(recorded, key=lambda r: str(r.get("type"))):
+        type_token = str(real.get("type"))
+        t = typical(type_token)
+        longest = float(real.get("max_s", 0))
+        verdict = "slower" if longest > t.max_s else "faster" if longest < t.min_s else "within"
+        rows.append(
+            {
+                "type": type_token,
+                "count": int(real.get("count", 0)),
+                "mean_s": real.get("mean_s"),
+                "max_s": longest,
+                "estimate_min_s": t.min_s,
+                "estimate_max_s": t.max_s,
+                "verdict": verdict,
+            }
+        )
+    return rows
+
+
+def fmt_duration(seconds: float) -> str:
+    m, s = divmod(round(seconds), 60)
+    return f"{m}m{s:02d}s" if m else f"{s}s"

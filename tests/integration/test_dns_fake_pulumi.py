@@ -1,0 +1,114 @@
+"""Cloud DNS through the real program and the fake Pulumi engine: the stack owns the
+records (and a zone only when it made it), destroy removes exactly those, and deploy records
+real creation times per resource type that `status` compares with the estimate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.cloud_dns import FakeCloudDns, FakeZone
+from tests.fakes.fake_phases import fake_later_phases
+from tests.fakes.google_clients import FakeGcp
+from tests.fakes.pulumi import make_fake_pulumi, read_state
+from zenml_gcp_gitops.config import DeploymentConfig, build_config
+from zenml_gcp_gitops.engine import Engine, PlainReporter
+from zenml_gcp_gitops.phases.infra import InfraPhase
+from zenml_gcp_gitops.phases.preflight import PreflightPhase
+
+RECORD = "gcp:dns/recordSet:RecordSet"
+ZONE = "gcp:dns/managedZone:ManagedZone"
+
+
+@pytest.fixture(scope="module")
+def fake_pulumi_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_fake_pulumi(tmp_path_factory.mktemp("fake-pulumi"))
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test-passphrase")
+    monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "pulumi-home"))
+    monkeypatch.setenv("ZENML_GCP_GITOPS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FAKE_PULUMI_CALLS", str(tmp_path / "calls.jsonl"))
+    for var in ("FAKE_PULUMI_FAIL_RESOURCE", "FAKE_PULUMI_HANG_RESOURCE", "FAKE_PULUMI_STALE_LOCK"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+def _cfg(tmp: Path, **kw: Any) -> DeploymentConfig:
+    return build_config(
+        None,
+        {
+            "project": "my-project-1",
+            "region": "europe-west4",
+            "state": f"file://{tmp / 'state'}",
+            "secrets_provider": "passphrase",
+            "domain": "ml.example.com",
+            **kw,
+        },
+    )
+
+
+def _engine(cfg: DeploymentConfig, root: Path, dns: FakeCloudDns, **opts: Any) -> Engine:
+    return Engine(
+        cfg,
+        phases=[PreflightPhase(), InfraPhase(), *fake_later_phases([])],
+        options={"pulumi_root": str(root), "gcp_api": dns.api(cfg), "yes": True, **opts},
+        reporter=PlainReporter(verbose=False),
+    )
+
+
+def _types(tmp: Path, cfg: DeploymentConfig) -> list[str]:
+    state = read_state(tmp / "state", "zenml-gcp-gitops", cfg.names.pulumi_stack)
+    return [r["type"] for r in state["resources"]]
+
+
+def test_existing_zone_records_are_owned_and_removed_zone_untouched(
+    env: Path, fake_pulumi_root: Path
+) -> None:
+    cfg = _cfg(env, dns_zone="example-com")
+    dns = FakeCloudDns(FakeGcp(project=cfg.project))
+    dns.zones[(cfg.project, "example-com")] = FakeZone("example.com.")
+    _engine(cfg, fake_pulumi_root, dns).deploy(stop_after="infra")
+    types = _types(env, cfg)
+    assert types.count(RECORD) == 2 and ZONE not in types
+
+    eng = _engine(cfg, fake_pulumi_root, dns)
+    rec = eng.load_record()
+    assert rec is not None
+    durations = {r["type"]: r for r in rec.phases["infra"].outputs["resource_durations"]}
+    assert durations[RECORD]["count"] == 2
+    assert durations["gcp:container/cluster:Cluster"]["count"] == 1
+    assert durations["random:index/randomPassword:RandomPassword"]["count"] == 7
+    rows = eng.status(live=False)["durations"]
+    assert {r["type"] for r in rows} == set(durations)
+    assert {r["verdict"] for r in rows} <= {"within", "faster", "slower"}
+
+    _engine(cfg, fake_pulumi_root, dns, force=True).destroy()
+    assert _types(env, cfg) == []  # the records went; the zone was never the stack's
+
+
+def test_created_zone_goes_with_the_stack(env: Path, fake_pulumi_root: Path) -> None:
+    cfg = _cfg(env, create_dns_zone=True)
+    dns = FakeCloudDns(FakeGcp(project=cfg.project))
+    summary = _engine(cfg, fake_pulumi_root, dns).deploy(stop_after="infra")
+    assert _types(env, cfg).count(ZONE) == 1
+    assert summary["outputs"]["dns_zone"] == "zenml-ml-example-com"
+    _engine(cfg, fake_pulumi_root, dns, force=True).destroy()
+    assert _types(env, cfg) == []
+
+
+def test_preflight_stops_before_infra_when_the_zone_is_wrong(
+    env: Path, fake_pulumi_root: Path
+) -> None:
+    from zenml_gcp_gitops.errors import PhaseError
+
+    cfg = _cfg(env, dns_zone="example-com")
+    dns = FakeCloudDns(FakeGcp(project=cfg.project))
+    dns.zones[(cfg.project, "example-com")] = FakeZone("example.org.")
+    with pytest.raises(PhaseError, match=r"serves example\.org\., which is not a suffix"):
+        _engine(cfg, fake_pulumi_root, dns).deploy(stop_after="infra")
+    assert not (env / "state").exists() or _types(env, cfg) == []
