@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_random as random
 
-from ._base import Component
+from ._base import Component, create_only
 
 DATABASE_VERSION = "MYSQL_8_0"
 BACKUP_START = "03:00"  # UTC
@@ -29,6 +30,9 @@ class DatabaseArgs:
     users: dict[str, str]  # app -> user name
     passwords: dict[str, pulumi.Output[str]]  # app -> generated password (a Pulumi secret)
     labels: dict[str, str]
+    kms_key: pulumi.Input[str] | None = None  # CMEK; set when the instance is created only
+    kms_ready: Sequence[pulumi.Resource] = ()  # the Cloud SQL agent's grant on the key
+    retained_backups: int = RETAINED_BACKUPS
 
 
 class Database(Component):
@@ -52,6 +56,7 @@ class Database(Component):
             project=args.project,
             region=args.region,
             database_version=DATABASE_VERSION,
+            encryption_key_name=args.kms_key,
             root_password=root_password.result,
             deletion_protection=args.deletion_protection,
             settings=gcp.sql.DatabaseInstanceSettingsArgs(
@@ -72,7 +77,7 @@ class Database(Component):
                     start_time=BACKUP_START,
                     transaction_log_retention_days=LOG_RETENTION_DAYS,
                     backup_retention_settings=gcp.sql.DatabaseInstanceSettingsBackupConfigurationBackupRetentionSettingsArgs(
-                        retained_backups=RETAINED_BACKUPS, retention_unit="COUNT"
+                        retained_backups=args.retained_backups, retention_unit="COUNT"
                     ),
                 ),
                 maintenance_window=gcp.sql.DatabaseInstanceSettingsMaintenanceWindowArgs(
@@ -80,7 +85,7 @@ class Database(Component):
                 ),
                 user_labels=args.labels,
             ),
-            opts=self.child(),
+            opts=create_only(self.child(args.kms_ready), "encryptionKeyName"),
         )
         self.databases = {
             app: gcp.sql.Database(
@@ -109,6 +114,7 @@ class Database(Component):
         self.instance_name: pulumi.Output[str] = self.instance.name
         self.connection_name: pulumi.Output[str] = self.instance.connection_name
         self.private_ip: pulumi.Output[str] = self.instance.private_ip_address
+        self.service_account: pulumi.Output[str] = self.instance.service_account_email_address
         self.server_ca_cert: pulumi.Output[str] = self.instance.server_ca_certs.apply(
             lambda certs: (certs[0].cert or "") if certs else ""
         )

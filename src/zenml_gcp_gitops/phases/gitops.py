@@ -27,6 +27,9 @@ def wait_for_dns(ctx: PhaseContext) -> dict[str, Any] | None:
         return None
     infra = ctx.infra
     hosts = {infra.zenml_host: infra.ingress_ip, infra.mlflow_host: infra.ingress_ip}
+    if infra.dns_name_servers:  # a zone the stack created: the registrar must delegate to it
+        ns = ", ".join(n.rstrip(".") for n in infra.dns_name_servers)
+        ctx.reporter.step(f"Set the NS records of {cfg.domain} at your registrar to: {ns}")
     ctx.reporter.step(f"Waiting until public DNS resolves {', '.join(hosts)}")
     seen = wait_for_records(
         hosts,
@@ -78,6 +81,16 @@ class GitopsPhase:
             source=ctx.options.get("argocd_install_source"),  # (url, sha256): tests only
             opts=opts,
         )
+        upgrade = ctx.options.get("upgrade") or {}
+        zenml = next((c for c in upgrade.get("changes", []) if c["key"] == "zenml_chart"), None)
+        if zenml is not None:
+            from ..ops.upgrade import watch_migration
+
+            ctx.reporter.step(f"ZenML {zenml['from']} -> {zenml['to']}: database migration")
+            watch_migration(
+                kube, ctx.cfg, zenml["to"], upgrade.get("backup_id"),
+                timeout=opts.wave_timeout * 2, poll=opts.poll, log=ctx.reporter.log,
+            )  # fmt: skip
         wait_for_apps(kube, ctx.cfg, rendered, ctx.reporter, opts)
         gateway_ip = check_ingress_address(kube, ctx.cfg, ctx.infra, opts)
         return {
