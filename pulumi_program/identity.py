@@ -55,10 +55,35 @@ class IdentityArgs:
     service_account_connector: bool
     cloud_build: bool
     github_repo: str | None
+    github_repo_id: int | None
+    github_owner_id: int | None
+    github_ref: str | None
     wif_pool: str
     wif_provider: str
     cluster: pulumi.Resource  # workload-identity bindings need the cluster's identity pool
     labels: dict[str, str] = field(default_factory=dict)
+    # IDs of a pool/provider GCP kept from an earlier deployment: imported, not created
+    import_wif_pool: str | None = None
+    import_wif_provider: str | None = None
+
+
+def github_condition(args: IdentityArgs) -> str:
+    """Which GitHub OIDC tokens the provider accepts.
+
+    Repository and owner names can be renamed and then taken by someone else; their numeric
+    IDs never change, so they are what the condition pins once known (the deploy looks them
+    up). `github_ref` narrows it to one branch or tag.
+    """
+    if args.github_repo_id and args.github_owner_id:
+        parts = [
+            f"assertion.repository_id == '{args.github_repo_id}'",
+            f"assertion.repository_owner_id == '{args.github_owner_id}'",
+        ]
+    else:
+        parts = [f"assertion.repository == '{args.github_repo}'"]
+    if args.github_ref:
+        parts.append(f"assertion.ref == '{args.github_ref}'")
+    return " && ".join(parts)
 
 
 def _sa_member(sa: gcp.serviceaccount.Account) -> pulumi.Output[str]:
@@ -221,14 +246,27 @@ class Identity(Component):
         # --- keyless CI: GitHub OIDC tokens from this one repository become the ci account
         self.workload_identity_provider: pulumi.Output[str] | None = None
         if has_ci and args.github_repo:
+            principal = (
+                f"attribute.repository_id/{args.github_repo_id}"
+                if args.github_repo_id
+                else f"attribute.repository/{args.github_repo}"
+            )
+            # Retained on delete: a deleted pool blocks its ID for 30 days, so `destroy` leaves
+            # it (and its provider) and the next deploy of the same name adopts them.
+            pool_opts = self.child()
+            pool_opts.retain_on_delete = True
+            pool_opts.import_ = args.import_wif_pool
             pool = gcp.iam.WorkloadIdentityPool(
                 "github-pool",
                 workload_identity_pool_id=args.wif_pool,
                 project=args.project,
                 display_name="GitHub Actions",
                 description=f"CI of {args.github_repo}",
-                opts=self.child(),
+                opts=pool_opts,
             )
+            provider_opts = self.child()
+            provider_opts.retain_on_delete = True
+            provider_opts.import_ = args.import_wif_provider
             provider = gcp.iam.WorkloadIdentityPoolProvider(
                 "github-provider",
                 workload_identity_pool_id=pool.workload_identity_pool_id,
@@ -238,22 +276,21 @@ class Identity(Component):
                 attribute_mapping={
                     "google.subject": "assertion.sub",
                     "attribute.repository": "assertion.repository",
+                    "attribute.repository_id": "assertion.repository_id",
                     "attribute.repository_owner": "assertion.repository_owner",
+                    "attribute.repository_owner_id": "assertion.repository_owner_id",
                     "attribute.ref": "assertion.ref",
                 },
-                attribute_condition=f"assertion.repository == '{args.github_repo}'",
+                attribute_condition=github_condition(args),
                 oidc=gcp.iam.WorkloadIdentityPoolProviderOidcArgs(issuer_uri=GITHUB_OIDC_ISSUER),
-                opts=self.child(),
+                opts=provider_opts,
             )
             gcp.serviceaccount.IAMMember(
                 "ci-from-github",
                 service_account_id=self.accounts["ci"].name,
                 role="roles/iam.workloadIdentityUser",
                 member=pool.name.apply(
-                    lambda pool_name: (
-                        f"principalSet://iam.googleapis.com/{pool_name}"
-                        f"/attribute.repository/{args.github_repo}"
-                    )
+                    lambda pool_name: f"principalSet://iam.googleapis.com/{pool_name}/{principal}"
                 ),
                 opts=self.child(),
             )

@@ -399,6 +399,7 @@ class _Applier:
                     "(plans mask it; re-run infra with that setting), or use implicit auth",
                 )
             self.connector_request()  # validates the configuration against the type, offline
+            self.check_implicit_allowed()
             conn = self.find_connector(spec.connector.name)
             existing["connector"] = conn
             if conn is not None and not _has_labels(conn.labels, spec.labels):
@@ -416,6 +417,29 @@ class _Applier:
                 "pass --adopt to take them over, or choose another deployment name",
             )
         return existing
+
+    def check_implicit_allowed(self) -> None:
+        """An implicit connector only works where the server allows implicit auth methods;
+        otherwise it is written and fails on first use. The server's dry-run verification
+        (nothing is stored) names the setting when it is off."""
+        c = self.spec.connector
+        if c is None or c.auth_method != "implicit":
+            return
+        try:
+            res = self.store.verify_service_connector_config(
+                self.connector_request(), list_resources=False
+            )
+            message = str(getattr(res, "error", None) or "")
+        except Exception as e:  # other failures (no cloud access here) are not our question
+            message = str(e)
+        if IMPLICIT_AUTH_SETTING in message:
+            raise UserError(
+                f"the ZenML server does not allow implicit authentication, which service "
+                f"connector '{c.name}' uses",
+                f"set {IMPLICIT_AUTH_SETTING}=true on the server (Helm value "
+                "zenml.enableImplicitAuthMethods: true), or register with "
+                "--connector-auth service-account",
+            )
 
     def check_secret_refs(self, existing: dict[str, Any]) -> None:
         """Every `{{secret.key}}` a component uses must resolve to a non-empty value."""
@@ -709,6 +733,7 @@ class _Applier:
 
 
 LABEL_HINT = "zenml:deployment"
+IMPLICIT_AUTH_SETTING = "ZENML_ENABLE_IMPLICIT_AUTH_METHODS"
 _SECRET_REF = re.compile(r"\{\{\s*([^.\s}]+)\.([^}\s]+)\s*\}\}")
 
 

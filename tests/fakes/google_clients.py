@@ -241,6 +241,9 @@ class FakeGcp:
     deny_key_use: bool = False
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     enabled_services: list[str] = field(default_factory=list)
+    # Workload Identity pools: ID -> state (ACTIVE | DELETED); their providers: "pool/provider"
+    wif_pools: dict[str, str] = field(default_factory=dict)
+    wif_providers: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.storage = FakeStorageClient(self.foreign_buckets)
@@ -295,6 +298,21 @@ class FakeGcp:
                 )
             self.enabled_services.extend((json or {}).get("serviceIds", []))
             return FakeResponse(200, {"name": "operations/op-1", "done": False})
+        wif = f"/v1/projects/{p}/locations/global/workloadIdentityPools/"
+        if wif in url:
+            rest = url.split(wif, 1)[1]
+            pool, _, tail = rest.partition("/providers/")
+            pool_id = pool.removesuffix(":undelete")
+            if pool_id not in self.wif_pools:
+                return _err(404, "NOT_FOUND", f"pool {pool_id} not found")
+            if method == "POST" and pool.endswith(":undelete"):
+                self.wif_pools[pool_id] = "ACTIVE"
+                return FakeResponse(200, {"name": "operations/op-1", "done": True})
+            if tail:
+                if f"{pool_id}/{tail}" not in self.wif_providers:
+                    return _err(404, "NOT_FOUND", f"provider {tail} not found")
+                return FakeResponse(200, {"name": rest, "state": self.wif_pools[pool_id]})
+            return FakeResponse(200, {"name": rest, "state": self.wif_pools[pool_id]})
         if url.endswith("/operations/op-1"):
             return FakeResponse(200, {"name": "operations/op-1", "done": True, "response": {}})
         return _err(404, "NOT_FOUND", f"fake has no route for {method} {url}")

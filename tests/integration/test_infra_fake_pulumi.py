@@ -499,6 +499,107 @@ def test_ctrl_c_on_a_terminal_is_not_forwarded_twice(world: World, tmp_path: Pat
     assert world.record()["phases"]["infra"]["status"] == "interrupted"
 
 
+def test_deploy_destroy_deploy_adopts_the_key_ring_and_key_gcp_kept(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KMS key rings and keys are never deleted by GCP: a second deploy of the same name
+    must import them, or `up` fails with 409 "already exists"."""
+    cloud = world.tmp / "cloud.json"
+    monkeypatch.setenv("FAKE_PULUMI_CLOUD", str(cloud))
+    eng = world.engine()
+    eng.options.pop("program")  # the packaged program: it owns the key ring and key
+    eng.deploy(stop_after="infra")
+    kept = json.loads(cloud.read_text())
+    assert kept == [
+        "gcp:kms/cryptoKey:CryptoKey::zenml-storage",
+        "gcp:kms/keyRing:KeyRing::zenml-keyring",
+    ]
+    key = [r for r in world.state()["resources"] if r["type"] == "gcp:kms/cryptoKey:CryptoKey"]
+    assert key[0]["protect"] and key[0]["retainOnDelete"]
+
+    # a plain destroy never deletes the key: it is protected (and so are the cluster and SQL)
+    with pytest.raises(UserError) as exc:
+        eng = world.engine()
+        eng.options.pop("program")
+        eng.destroy()
+    assert "CryptoKey zenml-storage (protect)" in exc.value.message
+    eng = world.engine(force=True)
+    eng.options.pop("program")
+    eng.destroy()
+    assert world.state()["resources"] == []
+    assert json.loads(cloud.read_text()) == kept  # GCP still has both
+
+    # what GCP kept, preflight sees (the fake KMS API reports the ring and key as existing)
+    ring = world.gcp.kms.key_ring_path(world.cfg.project, world.cfg.region, "zenml-keyring")
+    world.gcp.kms.rings.add(ring)
+    world.gcp.kms.keys[f"{ring}/cryptoKeys/zenml-storage"] = {"purpose": "ENCRYPT_DECRYPT"}
+    eng = world.engine()
+    eng.options.pop("program")
+    eng.deploy(stop_after="infra")
+    rec = world.record()["phases"]
+    assert rec["preflight"]["outputs"]["retained"] == {
+        "kms_key_ring": ring,
+        "kms_key": f"{ring}/cryptoKeys/zenml-storage",
+    }
+    changes = rec["infra"]["outputs"]["changes"]
+    assert changes.get("import") == 2, changes
+    ids = {
+        r["type"]: r["id"] for r in world.state()["resources"] if r["type"].startswith("gcp:kms/")
+    }
+    assert ids["gcp:kms/keyRing:KeyRing"] == ring
+
+    # and without adopting, the same redeploy is what used to fail
+    eng = world.engine(force=True)
+    eng.options.pop("program")
+    eng.destroy()
+    world.gcp.kms.rings.clear()  # preflight blind: nothing to adopt
+    eng = world.engine()
+    eng.options.pop("program")
+    with pytest.raises(Exception, match="already exists"):
+        eng.deploy(stop_after="infra")
+
+
+def test_redeploy_undeletes_and_adopts_the_soft_deleted_github_pool(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Workload Identity pool deleted by an earlier destroy blocks its ID for 30 days."""
+    cloud = world.tmp / "cloud.json"
+    monkeypatch.setenv("FAKE_PULUMI_CLOUD", str(cloud))
+    world.cfg = world.cfg.model_copy(
+        update={"github_repo": "acme/ml", "github_repo_id": 11, "github_owner_id": 22}
+    )
+    eng = world.engine(force=True)
+    eng.options.pop("program")
+    eng.deploy(stop_after="infra")
+    pool = [r for r in world.state()["resources"] if r["type"].endswith("WorkloadIdentityPool")]
+    assert pool and pool[0]["retainOnDelete"]
+    eng = world.engine(force=True)
+    eng.options.pop("program")
+    eng.destroy()
+    assert "gcp:iam/workloadIdentityPool:WorkloadIdentityPool::github-pool" in json.loads(
+        cloud.read_text()
+    )
+
+    # GCP shows the pool soft-deleted (as an older release's destroy left it), with the
+    # key ring and key still there
+    ring = world.gcp.kms.key_ring_path(world.cfg.project, world.cfg.region, "zenml-keyring")
+    world.gcp.kms.rings.add(ring)
+    world.gcp.kms.keys[f"{ring}/cryptoKeys/zenml-storage"] = {}
+    world.gcp.wif_pools["zenml-github"] = "DELETED"
+    world.gcp.wif_providers.add("zenml-github/github")
+    eng = world.engine()
+    eng.options.pop("program")
+    eng.deploy(stop_after="infra")
+    assert world.gcp.wif_pools["zenml-github"] == "ACTIVE"
+    assert any(
+        u.endswith("workloadIdentityPools/zenml-github:undelete") for _, u, _ in world.gcp.requests
+    )
+    retained = world.record()["phases"]["preflight"]["outputs"]["retained"]
+    assert retained["wif_pool"].endswith("/workloadIdentityPools/zenml-github")
+    assert retained["wif_provider"].endswith("/zenml-github/providers/github")
+    assert world.record()["phases"]["infra"]["outputs"]["changes"].get("import") == 4
+
+
 def test_after_kill_9_the_rerun_says_the_previous_run_died(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -399,6 +399,57 @@ def test_up_restarts_only_a_dead_service_on_its_old_port(
     assert fs.find(verified["artifacts"]["metrics"])
 
 
+def _mlflow_call(url: str, user: str, password: str, path: str, body: Any = None) -> Any:
+    import base64
+    import urllib.request
+
+    req = urllib.request.Request(
+        url + path,
+        data=None if body is None else json.dumps(body).encode(),
+        method="GET" if body is None else "POST",
+        headers={"Content-Type": "application/json"},
+    )
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    req.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read() or b"{}")
+
+
+def test_mlflow_users_survive_a_restart_of_the_server(rehearsal: dict[str, Any]) -> None:
+    """Users and permissions live in the auth database named by basic_auth.ini (as in the
+    cluster), not in the server process: a user made before a restart still logs in after."""
+    import configparser
+    import secrets
+    import urllib.error
+
+    base = rehearsal["_base"]
+    ini = base / "credentials" / "mlflow-basic-auth.ini"
+    assert oct(ini.stat().st_mode & 0o777) == "0o600"
+    conf = configparser.ConfigParser()
+    conf.read(ini)
+    assert conf["mlflow"]["database_uri"] == f"sqlite:///{base / 'mlflow' / 'auth.db'}"
+    admin = json.loads(Path(rehearsal["credentials"]["mlflow_admin"]).read_text())
+    url = rehearsal["mlflow_url"]
+    user, pw = f"analyst-{secrets.token_hex(3)}", secrets.token_urlsafe(16)
+    _mlflow_call(url, admin["username"], admin["password"], "/api/2.0/mlflow/users/create",
+                 {"username": user, "password": pw})  # fmt: skip
+    assert _mlflow_call(url, user, pw, "/api/2.0/mlflow/experiments/search?max_results=1")
+
+    state = sv.LocalState.load(base)
+    assert state is not None
+    old = state.services["mlflow"]
+    assert sv.stop(old, timeout=20)
+    proc = _cli("up", "--no-registry", "--name", NAME, "--dir", str(base), "-o", "json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout)["started"] == ["mlflow"]
+    new = sv.LocalState.load(base)
+    assert new is not None and new.services["mlflow"].pid != old.pid
+    assert _mlflow_call(url, user, pw, "/api/2.0/mlflow/experiments/search?max_results=1")
+    with pytest.raises(urllib.error.HTTPError) as bad:
+        _mlflow_call(url, user, pw + "x", "/api/2.0/mlflow/experiments/search?max_results=1")
+    assert bad.value.code == 401
+
+
 def test_no_secret_in_logs_state_or_pipeline_output(
     rehearsal: dict[str, Any], pipeline_run: dict[str, Any]
 ) -> None:

@@ -273,7 +273,8 @@ def test_one_database_and_one_user_per_app_with_secret_urlsafe_passwords() -> No
     r = run()
     names = cfg_of().names
     dbs = sorted(d.inputs["name"] for d in of_type(r, "gcp:sql/database:Database"))
-    assert dbs == sorted(names.databases.values()) == ["mlflow", "zenml"]
+    # MLflow's users and permissions have their own database (not a file in the pod)
+    assert dbs == sorted(names.databases.values()) == ["mlflow", "mlflow_auth", "zenml"]
     users = of_type(r, "gcp:sql/user:User")
     assert sorted(u.inputs["name"] for u in users) == sorted(names.sql_users.values())
     assert all(_is_secret(u.inputs["password"]) for u in users)
@@ -298,8 +299,11 @@ def test_buckets_private_versioned_cmek_and_never_delete_live_objects(
     buckets = {b.inputs["name"]: b for b in of_type(r, BUCKET)}
     assert set(buckets) == {names.artifact_bucket, names.mlflow_bucket, names.backup_bucket}
     del buckets[names.backup_bucket]  # its exports expire: see the backup bucket's test
-    grant = one(r, "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
-    assert grant.inputs["member"].endswith("@gs-project-accounts.iam.gserviceaccount.com")
+    [grant] = [
+        g
+        for g in of_type(r, "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
+        if g.inputs["member"].endswith("@gs-project-accounts.iam.gserviceaccount.com")
+    ]
     assert grant.inputs["role"] == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
     for b in buckets.values():
         i = b.inputs
@@ -332,7 +336,11 @@ def test_backup_bucket_is_versioned_cmek_expires_exports_and_only_the_sql_agent_
     conds = [rule["condition"] for rule in i["lifecycleRules"]]
     assert {"age": cfg.backup_retention_days, "withState": "LIVE"} in conds
     assert any(c.get("withState") == "ARCHIVED" for c in conds)
-    kms_grant = one(r, "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
+    [kms_grant] = [  # the GCS agent's grant (the other agents have their own)
+        g
+        for g in of_type(r, "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
+        if g.inputs["member"].endswith("@gs-project-accounts.iam.gserviceaccount.com")
+    ]
     assert kms_grant.urn in b.depends_on  # CMEK usable before the bucket exists
     sql = one(r, SQL)
     agent = (
@@ -689,3 +697,121 @@ def test_local_image_builder_grants_no_cloud_build() -> None:
         m.inputs["member"].endswith("-compute@developer.gserviceaccount.com")
         for m in of_type(r, "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember")
     )
+
+
+# --------------------------------------------------------------------------- CMEK, logs
+
+
+@pytest.mark.parametrize("variant", [{}, FULL])
+def test_registry_secrets_and_sql_use_the_key_after_their_agent_may(
+    variant: dict[str, Any],
+) -> None:
+    r = run(**variant)
+    names = cfg_of(**variant).names
+    key_suffix = f"/cryptoKeys/{names.kms_key}"
+    agents = {
+        a.inputs["service"]: a for a in of_type(r, "gcp:projects/serviceIdentity:ServiceIdentity")
+    }
+    assert set(agents) == {
+        "artifactregistry.googleapis.com",
+        "secretmanager.googleapis.com",
+        "sqladmin.googleapis.com",
+    }
+    grants = {
+        g.inputs["member"]: g for g in of_type(r, "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
+    }
+
+    def grant_for(agent_domain: str) -> Registration:
+        [g] = [g for m, g in grants.items() if f"@{agent_domain}." in m]
+        assert g.inputs["role"] == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+        assert g.inputs["cryptoKeyId"].endswith(key_suffix)
+        return g
+
+    repo = one(r, "gcp:artifactregistry/repository:Repository")
+    assert repo.inputs["kmsKeyName"].endswith(key_suffix)
+    assert grant_for("gcp-sa-artifactregistry").urn in repo.depends_on
+    sm_grant = grant_for("gcp-sa-secretmanager")
+    for secret in of_type(r, SECRET):
+        [replica] = secret.inputs["replication"]["userManaged"]["replicas"]
+        assert replica["customerManagedEncryption"]["kmsKeyName"].endswith(key_suffix)
+        assert sm_grant.urn in secret.depends_on
+    sql = one(r, "gcp:sql/databaseInstance:DatabaseInstance")
+    assert sql.inputs["encryptionKeyName"].endswith(key_suffix)
+    assert grant_for("gcp-sa-cloud-sql").urn in sql.depends_on
+
+
+def test_flow_logs_and_data_access_audit_logs_by_default_and_switchable() -> None:
+    r = run()
+    [nodes] = [s for s in of_type(r, "gcp:compute/subnetwork:Subnetwork") if s.name == "nodes"]
+    assert nodes.inputs["logConfig"]["flowSampling"] == 0.5
+    audits = {
+        a.inputs["service"]: a for a in of_type(r, "gcp:projects/iAMAuditConfig:IAMAuditConfig")
+    }
+    assert set(audits) == {"storage.googleapis.com", "secretmanager.googleapis.com"}
+    for a in audits.values():
+        assert {c["logType"] for c in a.inputs["auditLogConfigs"]} == {"DATA_READ", "DATA_WRITE"}
+    assert all("logging" not in b.inputs for b in of_type(r, BUCKET))
+
+    off = run(flow_log_sampling=0, data_access_logs=False)
+    [nodes] = [s for s in of_type(off, "gcp:compute/subnetwork:Subnetwork") if s.name == "nodes"]
+    assert "logConfig" not in nodes.inputs
+    assert not of_type(off, "gcp:projects/iAMAuditConfig:IAMAuditConfig")
+
+    logged = run(bucket_access_logs=True, flow_log_sampling=0.1)
+    names = cfg_of(bucket_access_logs=True).names
+    buckets = {b.inputs["name"]: b for b in of_type(logged, BUCKET)}
+    assert set(buckets) == {
+        names.artifact_bucket,
+        names.mlflow_bucket,
+        names.backup_bucket,
+        names.access_log_bucket,
+    }
+    for name in (names.artifact_bucket, names.mlflow_bucket, names.backup_bucket):
+        assert buckets[name].inputs["logging"]["logBucket"] == names.access_log_bucket
+    assert buckets[names.access_log_bucket].inputs["encryption"]["defaultKmsKeyName"]
+    writers = [
+        m
+        for m in of_type(logged, "gcp:storage/bucketIAMMember:BucketIAMMember")
+        if m.inputs["member"] == "group:cloud-storage-analytics@google.com"
+    ]
+    assert [w.inputs["role"] for w in writers] == ["roles/storage.objectCreator"]
+
+
+def test_github_federation_pins_immutable_ids_and_the_ref_when_known() -> None:
+    ids = {"github_repo_id": 123456789, "github_owner_id": 987654, "github_ref": "refs/heads/main"}
+    r = run(**FULL, **ids)
+    provider = one(r, "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider").inputs
+    assert provider["attributeCondition"] == (
+        "assertion.repository_id == '123456789' && assertion.repository_owner_id == '987654'"
+        " && assertion.ref == 'refs/heads/main'"
+    )
+    assert "acme/ml-pipelines" not in provider["attributeCondition"]  # names can be re-taken
+    assert provider["attributeMapping"]["attribute.repository_id"] == "assertion.repository_id"
+    [ci_binding] = [b for b in of_type(r, SA_IAM) if b.inputs["member"].startswith("principalSet")]
+    assert ci_binding.inputs["member"].endswith("/attribute.repository_id/123456789")
+
+
+def test_binary_authorization_is_opt_in_and_admits_only_known_images() -> None:
+    from zenml_gcp_gitops.gitops.images import CHART_IMAGES, qualified
+
+    off = run()
+    assert "binaryAuthorization" not in one(off, "gcp:container/cluster:Cluster").inputs
+    assert not of_type(off, "gcp:binaryauthorization/policy:Policy")
+
+    r = run(binary_authorization=True)
+    names = cfg_of(binary_authorization=True).names
+    cluster = one(r, "gcp:container/cluster:Cluster")
+    assert cluster.inputs["binaryAuthorization"] == {
+        "evaluationMode": "PROJECT_SINGLETON_POLICY_ENFORCE"
+    }
+    policy = one(r, "gcp:binaryauthorization/policy:Policy")
+    assert policy.inputs["defaultAdmissionRule"]["evaluationMode"] == "ALWAYS_DENY"
+    assert policy.inputs["globalPolicyEvaluationMode"] == "ENABLE"  # GKE system images
+    patterns = [p["namePattern"] for p in policy.inputs["admissionWhitelistPatterns"]]
+    assert patterns[0] == f"{names.registry_uri}/**"
+    for image in CHART_IMAGES:
+        assert f"{qualified(image)}*" in patterns
+    assert "docker.io/burakince/mlflow:3.15.1*" in patterns
+    assert policy.urn in cluster.depends_on  # the policy exists before enforcement starts
+    services = {s.inputs["service"] for s in of_type(r, "gcp:projects/service:Service")}
+    assert "binaryauthorization.googleapis.com" in services

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from .. import mlflow_auth
 from ..errors import ConfigError, UserError
 from ..resources import argocd_dir
 
@@ -50,6 +51,12 @@ LETSENCRYPT = {
     "staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
     "prod": "https://acme-v02.api.letsencrypt.org/directory",
 }
+
+MLFLOW_IMAGE = "burakince/mlflow"  # the chart's image; its tag is versions.mlflow
+
+# Where MLflow's pod mounts the Cloud SQL server CA (argocd/values/mlflow.yaml)
+SQL_CA_DIR = "/etc/cloudsql"
+SQL_CA_FILE = "server-ca.pem"
 
 RETRY = {"limit": 10, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"}}
 
@@ -305,6 +312,7 @@ def _context(cfg: DeploymentConfig, out: InfraOutputs) -> dict[str, Any]:
         "tls": dict(n.tls_secrets),
         "issuer": issuer,
         "pipelines_role": n.pipelines_role,
+        "helm_releases": dict(n.helm_releases),
         "sql_users": dict(n.sql_users),
         "databases": dict(n.databases),
         "sql_private_ip": out.sql_private_ip,
@@ -315,6 +323,15 @@ def _context(cfg: DeploymentConfig, out: InfraOutputs) -> dict[str, Any]:
         "zenml_ingress": zenml_ingress,
         "mlflow_ingress": mlflow_ingress,
         "mlflow_bucket": out.mlflow_bucket,
+        "mlflow_image": {"repository": MLFLOW_IMAGE, "tag": cfg.versions.mlflow},
+        "mlflow_auth": {
+            "bootstrap": mlflow_auth.SCHEMA_BOOTSTRAP,
+            "secret": n.mlflow_auth_config_secret,
+            "dir": mlflow_auth.MOUNT_DIR,
+            "path": mlflow_auth.CONFIG_PATH,
+            "file": mlflow_auth.CONFIG_FILE,
+        },
+        "sql_ca": {"dir": SQL_CA_DIR, "file": SQL_CA_FILE},
         "retry": RETRY,
         "replicas": ha_shape(cfg),
         "affinity": {
@@ -360,6 +377,59 @@ def _external_secrets(out: InfraOutputs, ctx: dict[str, Any]) -> list[dict[str, 
         }
         objs.append(render_template("objects/external-secret.yaml", obj_ctx))
     return objs
+
+
+def _mlflow_auth_config(
+    cfg: DeploymentConfig, out: InfraOutputs, ctx: dict[str, Any]
+) -> dict[str, Any]:
+    """MLflow's basic_auth.ini as a Secret: users and permissions in their own Cloud SQL
+    database over TLS (not in a file in the pod, which is lost on restart and not shared by
+    replicas), with the admin account from Secret Manager."""
+    n = cfg.names
+    ids = {}
+    for key in ("mlflow_auth_db_password", "mlflow_auth"):
+        if key not in out.secret_ids:
+            raise ConfigError(
+                f"infra outputs have no Secret Manager ID for '{key}'",
+                "re-run the infra phase; secret_ids must list every secret the cluster reads",
+            )
+        ids[key] = out.secret_ids[key]
+    f = mlflow_auth.TEMPLATE_FIELDS
+    ini = mlflow_auth.auth_ini(
+        database_uri=mlflow_auth.mysql_uri(
+            n.sql_users["mlflow_auth"],
+            f["db_password"],
+            out.sql_private_ip,
+            3306,
+            n.databases["mlflow_auth"],
+            ca_file=f"{SQL_CA_DIR}/{SQL_CA_FILE}",
+        ),
+        admin_username=f["admin_username"],
+        admin_password=f["admin_password"],
+    )
+    latest = {"version": "latest"}
+    data = [
+        {
+            "secretKey": "db_password",
+            "remoteRef": {"key": ids["mlflow_auth_db_password"], **latest},
+        },
+        *(
+            {
+                "secretKey": f"admin_{k}",
+                "remoteRef": {"key": ids["mlflow_auth"], **latest, "property": k},
+            }
+            for k in ("username", "password")
+        ),
+    ]
+    obj = {
+        "name": n.mlflow_auth_config_secret,
+        "namespace": n.namespaces["mlflow"],
+        "data": data,
+        # only the rendered file lands in the Secret, not the parts it is made of
+        "template": {"engineVersion": "v2", "data": {mlflow_auth.CONFIG_FILE: ini}},
+    }
+    es: dict[str, Any] = render_template("objects/external-secret.yaml", {**ctx, "obj": obj})
+    return es
 
 
 def _platform_objects(
@@ -429,6 +499,7 @@ def _workload_objects(
         objs.append(render_template("objects/service-account.yaml", {**ctx, "obj": sa}))
     objs.append(render_template("objects/sql-ca-configmap.yaml", ctx))
     objs += _external_secrets(out, ctx)
+    objs.append(_mlflow_auth_config(cfg, out, ctx))
     objs.append(render_template("objects/pipelines-role.yaml", ctx))
     objs.append(
         render_template(
@@ -564,6 +635,7 @@ def render(cfg: DeploymentConfig, outputs: InfraOutputs) -> Rendered:
                 },
             }
             manifest = render_template("apps/helm-app.yaml", app_ctx)
+            manifest["spec"]["ignoreDifferences"] += row.get("ignore_differences", [])
             apps.append(ChildApp(key, int(row["wave"]), list(row["requires"]), manifest))
             repo_urls.append(row["repo_url"])
         else:
