@@ -7,14 +7,14 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from zenml_gcp_gitops.config import PROXY_CIDR, PSA_PREFIX_LENGTH
+
 from ._base import Component
 
 # RFC 1918 ranges sized for one Autopilot cluster; fixed so plans are reproducible.
 NODES_CIDR = "10.10.0.0/20"
 PODS_CIDR = "10.16.0.0/14"
 SERVICES_CIDR = "10.20.0.0/20"
-PROXY_CIDR = "10.10.16.0/23"  # Envoy proxies of the regional external Application LB
-PSA_PREFIX_LENGTH = 20  # Cloud SQL's private-services-access allocation
 FLOW_LOG_INTERVAL = "INTERVAL_1_MIN"
 
 

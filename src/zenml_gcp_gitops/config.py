@@ -40,6 +40,10 @@ SUPPORTED_REGIONS: frozenset[str] = frozenset(
     """.split()
 )
 
+# VPC ranges the program creates and the cluster's network policies name as well.
+PROXY_CIDR = "10.10.16.0/23"  # Envoy proxies of the regional external Application LB
+PSA_PREFIX_LENGTH = 20  # Cloud SQL's private-services-access allocation (a /20 block)
+
 _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _DNS_LABEL_RE = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
 _FQDN_RE = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -477,8 +481,15 @@ class Names:
             "pipelines": f"{n}-pipelines",
             "external_secrets": f"{n}-eso",
         }
+        if cfg.image_builder == "gcp":
+            # Cloud Build runs as this account, never as the project's default build account
+            self.service_accounts["build"] = f"{n}-build"
         if cfg.github_repo:
             self.service_accounts["ci"] = f"{n}-ci"
+        # Who may submit builds gets this custom role (create and poll builds, nothing else).
+        self.build_submitter_role = f"{n.replace('-', '_')}_build_submitter"
+        # Where ZenML's image builders upload build contexts inside the artifact bucket.
+        self.build_context_prefix = "cloud-build-contexts"
         self.wif_pool = f"{n}-github"
         self.wif_provider = "github"
         # Secret Manager IDs start with the deployment name, never `zenml-`: ZenML's secrets

@@ -239,6 +239,8 @@ class FakeGcp:
     enable_fails: bool = False
     foreign_buckets: set[str] = field(default_factory=set)
     deny_key_use: bool = False
+    compute_default_editor: bool = False  # projects made before May 2024 (no org policy)
+    deny_get_iam_policy: bool = False
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     enabled_services: list[str] = field(default_factory=list)
     # Workload Identity pools: ID -> state (ACTIVE | DELETED); their providers: "pool/provider"
@@ -288,6 +290,16 @@ class FakeGcp:
         if url.endswith(f"/projects/{p}:testIamPermissions"):
             granted = [x for x in (json or {}).get("permissions", []) if x not in self.missing]
             return FakeResponse(200, {"permissions": granted})
+        if url.endswith(f"/projects/{p}:getIamPolicy") and method == "POST":
+            if self.deny_get_iam_policy:
+                return _err(403, "PERMISSION_DENIED", "resourcemanager.projects.getIamPolicy")
+            compute = "serviceAccount:123456789012-compute@developer.gserviceaccount.com"
+            bindings = [{"role": "roles/owner", "members": ["user:admin@example.com"]}]
+            if self.compute_default_editor:
+                bindings.append({"role": "roles/editor", "members": [compute]})
+            else:
+                bindings.append({"role": "roles/logging.logWriter", "members": [compute]})
+            return FakeResponse(200, {"version": 1, "etag": "BwX=", "bindings": bindings})
         if url.endswith(f"/projects/{p}/services:batchEnable"):
             if self.enable_fails:
                 return _err(

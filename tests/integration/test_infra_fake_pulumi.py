@@ -121,10 +121,12 @@ def test_first_deploy_then_rerun_is_a_noop(world: World) -> None:
     assert [p["status"] for p in summary["phases"].values()] == ["succeeded"] * 5
     state = world.state()
     types = sorted(r["type"] for r in state["resources"])
-    assert "gcp:container/cluster:Cluster" in types and len(types) == 8
+    assert "gcp:container/cluster:Cluster" in types and len(types) == tiny_program.resource_count(
+        world.cfg
+    )
     rec = world.record()
     infra = rec["phases"]["infra"]["outputs"]
-    assert infra["changes"] == {"create": 8}
+    assert infra["changes"] == {"create": tiny_program.resource_count(world.cfg)}
     assert infra["secret_outputs"] == ["pipelines_sa_key"]
     assert "pipelines_sa_key" not in infra["outputs"]
     # outputs reach the later phases as the typed contract
@@ -142,7 +144,9 @@ def test_first_deploy_then_rerun_is_a_noop(world: World) -> None:
     ids_before = {r["urn"]: r["id"] for r in state["resources"]}
     world.engine().deploy()
     rec = world.record()
-    assert rec["phases"]["infra"]["outputs"]["changes"] == {"same": 8}
+    assert rec["phases"]["infra"]["outputs"]["changes"] == {
+        "same": tiny_program.resource_count(world.cfg)
+    }
     assert world.ops() == ["up", "refresh", "up"]  # an existing stack is refreshed first
     assert {r["urn"]: r["id"] for r in world.state()["resources"]} == ids_before
     assert world.journal == ["run:gitops", "run:register", "run:ci"] * 2
@@ -226,7 +230,10 @@ def test_concurrent_deploy_names_the_lock_and_unlock_clears_it(
 
 def test_dry_run_changes_nothing(world: World) -> None:
     summary = world.engine().deploy(dry_run=True)
-    assert summary["preview"]["create"] == 8 and summary["preview"]["same"] == 0
+    assert (
+        summary["preview"]["create"] == tiny_program.resource_count(world.cfg)
+        and summary["preview"]["same"] == 0
+    )
     assert not stack_file(world.state_dir, PROJECT, "zenml").exists()
     assert not local_record_path(world.cfg).exists()
     assert world.journal == [] and world.ops() == ["preview"]
@@ -235,7 +242,13 @@ def test_dry_run_changes_nothing(world: World) -> None:
     before = stack_file(world.state_dir, PROJECT, "zenml").read_bytes()
     record_before = local_record_path(world.cfg).read_bytes()
     summary = world.engine().deploy(dry_run=True)
-    assert summary["preview"] == {"create": 0, "update": 0, "replace": 0, "delete": 0, "same": 8}
+    assert summary["preview"] == {
+        "create": 0,
+        "update": 0,
+        "replace": 0,
+        "delete": 0,
+        "same": tiny_program.resource_count(world.cfg),
+    }
     assert stack_file(world.state_dir, PROJECT, "zenml").read_bytes() == before
     assert local_record_path(world.cfg).read_bytes() == record_before
 
@@ -292,7 +305,7 @@ def test_secrets_never_reach_stdout_json_record_or_logs(
     res = runner.invoke(cli, ["status", *args, "--output", "json"])
     assert res.exit_code == 0, res.output
     st = json.loads(res.stdout)
-    assert st["phases"]["infra"]["live"]["resources"] == 8
+    assert st["phases"]["infra"]["live"]["resources"] == tiny_program.resource_count(world.cfg)
     assert st["phases"]["gitops"]["live"] == {"reachable": True, "phase": "gitops"}
     assert st["infra"]["cluster_name"] == "zenml-gke"
     assert SECRET not in res.output
@@ -312,7 +325,7 @@ def test_destroy_needs_force_for_protected_resources_and_runs_in_reverse(
     )
     assert "--force" in (exc.value.hint or "")
     assert world.journal == []  # refused before tearing anything down
-    assert len(world.state()["resources"]) == 8
+    assert len(world.state()["resources"]) == tiny_program.resource_count(world.cfg)
 
     ops_before = len(world.ops())
     summary = world.engine(force=True).destroy()
@@ -403,7 +416,7 @@ def test_ctrl_c_is_forwarded_recorded_and_resumable(world: World, tmp_path: Path
     res = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert world.record()["phases"]["infra"]["status"] == "succeeded"
-    assert len(world.state()["resources"]) == 8
+    assert len(world.state()["resources"]) == tiny_program.resource_count(world.cfg)
 
 
 def test_real_program_deploys_through_the_fake_engine(world: World) -> None:
@@ -441,8 +454,11 @@ def test_older_cli_events_through_a_log_file(world: World, monkeypatch: pytest.M
         c[c.index("--event-log") + 1] for c in read_calls(world.calls_file) if "--event-log" in c
     ]
     assert event_logs and not event_logs[0].startswith("tcp://")
-    assert world.record()["phases"]["infra"]["outputs"]["changes"] == {"create": 8}
-    assert "8 resources (8 create)" in out.getvalue()
+    assert world.record()["phases"]["infra"]["outputs"]["changes"] == {
+        "create": tiny_program.resource_count(world.cfg)
+    }
+    n = tiny_program.resource_count(world.cfg)
+    assert f"{n} resources ({n} create)" in out.getvalue()
 
 
 @pytest.mark.skipif(

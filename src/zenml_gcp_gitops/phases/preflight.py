@@ -178,6 +178,21 @@ class GcpApi:
         granted = set(resp.json().get("permissions", []))
         return [p for p in permissions if p not in granted]
 
+    def project_roles_of(self, project: str, member: str) -> set[str] | None:
+        """The project-level roles `member` holds, or None when the policy cannot be read."""
+        resp = self._request(
+            "POST",
+            f"{CRM}/projects/{project}:getIamPolicy",
+            json={"options": {"requestedPolicyVersion": 3}},
+        )
+        if resp.status_code != 200:
+            return None
+        return {
+            str(b.get("role"))
+            for b in resp.json().get("bindings", [])
+            if member in b.get("members", [])
+        }
+
     def enable_services(
         self, project: str, services: tuple[str, ...], timeout: float = 180
     ) -> None:
@@ -370,6 +385,27 @@ class GcpApi:
         return n
 
 
+def default_build_account_warnings(
+    api: GcpApi, cfg: DeploymentConfig, project_number: str | None
+) -> list[str]:
+    """Our builds never run as the default compute account, but whoever can submit a build
+    elsewhere in the project (or attach that account to a VM) can still act as Editor."""
+    if not project_number:
+        return []
+    email = f"{project_number}-compute@developer.gserviceaccount.com"
+    roles = api.project_roles_of(cfg.project, f"serviceAccount:{email}")
+    if roles is None or "roles/editor" not in roles:
+        return []
+    return [
+        f"the default compute account {email} holds roles/editor on {cfg.project}. This "
+        "stack's builds run as their own account, but anything else that runs as the default "
+        "account (default Cloud Build, new VMs) can act as Editor: remove that grant "
+        f"(`gcloud projects remove-iam-policy-binding {cfg.project} "
+        f"--member=serviceAccount:{email} --role=roles/editor`) or set the org policy "
+        "iam.automaticIamGrantsForDefaultServiceAccounts"
+    ]
+
+
 def _api(ctx: PhaseContext) -> GcpApi:
     api = ctx.options.get("gcp_api")
     if api is None:
@@ -510,6 +546,10 @@ class PreflightPhase:
                 f"your account lacks {', '.join(missing)} on {cfg.project}",
                 "ask for roles/owner, or roles/editor plus roles/resourcemanager.projectIamAdmin",
             )
+
+        out["warnings"] = default_build_account_warnings(api, cfg, out["project_number"])
+        for line in out["warnings"]:
+            rep.log(f"WARNING: {line}")
 
         if cfg.names.dns_zone:
             from ..dns import CloudDnsApi, check_dns
