@@ -44,6 +44,10 @@ SUPPORTED_REGIONS: frozenset[str] = frozenset(
     """.split()
 )
 
+# VPC ranges the program creates and the cluster's network policies name as well.
+PROXY_CIDR = "10.10.16.0/23"  # Envoy proxies of the regional external Application LB
+PSA_PREFIX_LENGTH = 20  # Cloud SQL's private-services-access allocation (a /20 block)
+
 _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _DNS_LABEL_RE = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
 _FQDN_RE = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -150,6 +154,15 @@ class DeploymentConfig(BaseModel):
     analytics: bool = False
     registry_keep_versions: int = Field(default=10, ge=1, le=1000)
     noncurrent_version_days: int = Field(default=30, ge=1, le=3650)
+    # Logs for incident response (docs/infra.md, "Security controls").
+    flow_log_sampling: float = Field(default=0.5, ge=0.0, le=1.0)  # 0 turns VPC flow logs off
+    data_access_logs: bool = True
+    bucket_access_logs: bool = False
+    binary_authorization: bool = False
+    # GitHub's immutable IDs for `github_repo`; looked up once at deploy when absent.
+    github_repo_id: int | None = Field(default=None, ge=1)
+    github_owner_id: int | None = Field(default=None, ge=1)
+    github_ref: str | None = None
     backup_retention_days: int = Field(default=30, ge=1, le=365)
     ha: bool = False
     dns_zone: str | None = None
@@ -260,6 +273,14 @@ class DeploymentConfig(BaseModel):
             raise ValueError(f"'{v}' is not a GitHub repository in the form owner/repo")
         return v
 
+    @field_validator("github_ref")
+    @classmethod
+    def _gh_ref(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^refs/(heads|tags)/[A-Za-z0-9._/-]+$", v):
+            raise ValueError(f"'{v}' is not a Git ref such as refs/heads/main")
+
+        return v
+
     @field_validator("gitops_path")
     @classmethod
     def _gitops_path(cls, v: str) -> str:
@@ -360,6 +381,7 @@ class DeploymentConfig(BaseModel):
             names.artifact_bucket,
             names.mlflow_bucket,
             names.state_bucket,
+            names.access_log_bucket,
             names.backup_bucket,
         ):
             if not _BUCKET_MIN <= len(bucket) <= _BUCKET_MAX:
@@ -467,6 +489,7 @@ class Names(ZenmlNames):
         self.sql_users = {"zenml": "zenml", "mlflow": "mlflow", "mlflow_auth": "mlflow_auth"}
         self.artifact_bucket = f"{p}-{n}-artifacts"
         self.mlflow_bucket = f"{p}-{n}-mlflow"
+        self.access_log_bucket = f"{p}-{n}-access-logs"  # only with bucket_access_logs
         self.backup_bucket = f"{p}-{n}-backups"
         self.registry_repo = f"{n}-images"
         self.registry_uri = f"{cfg.region}-docker.pkg.dev/{p}/{self.registry_repo}"
@@ -486,8 +509,15 @@ class Names(ZenmlNames):
             "pipelines": f"{n}-pipelines",
             "external_secrets": f"{n}-eso",
         }
+        if cfg.image_builder == "gcp":
+            # Cloud Build runs as this account, never as the project's default build account
+            self.service_accounts["build"] = f"{n}-build"
         if cfg.github_repo:
             self.service_accounts["ci"] = f"{n}-ci"
+        # Who may submit builds gets this custom role (create and poll builds, nothing else).
+        self.build_submitter_role = f"{n.replace('-', '_')}_build_submitter"
+        # Where ZenML's image builders upload build contexts inside the artifact bucket.
+        self.build_context_prefix = "cloud-build-contexts"
         self.wif_pool = f"{n}-github"
         self.wif_provider = "github"
         # Secret Manager IDs start with the deployment name, never `zenml-`: ZenML's secrets

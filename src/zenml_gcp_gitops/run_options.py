@@ -73,3 +73,4 @@ class Services:
     sql_admin: Any = None  # Cloud SQL Admin (backup, restore)
     backup_runner: Callable[..., Any] | None = None  # the backup `deploy` takes before upgrades
     record_storage_client: Any = None  # storage for the record, for the ops commands
+    gh: Any = None  # the GitHub client (repository IDs, Actions secrets)

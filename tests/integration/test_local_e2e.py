@@ -123,9 +123,14 @@ def pipeline_run(ci_env: dict[str, str], repo_root: Path) -> dict[str, Any]:
 STACK_CHECK = r"""
 import json, sys
 from zenml.client import Client
+from zenml.enums import StackComponentType
+from zenml.stack import Flavor
 stack = Client().get_stack(sys.argv[1])
 comps = {str(t.value): cs[0] for t, cs in stack.components.items()}
+build = Client().get_flavor_by_name_and_type("gcp-build-account", StackComponentType.IMAGE_BUILDER)
 print(json.dumps({
+    "build_flavor": {"source": build.source, "is_custom": build.is_custom,
+                     "config": Flavor.from_model(build).config_class.__name__},
     "flavors": {t: c.flavor_name for t, c in comps.items()},
     "artifact_path": comps["artifact_store"].configuration["path"],
     "tracking_uri": comps["experiment_tracker"].configuration["tracking_uri"],
@@ -189,8 +194,11 @@ def test_up_registers_the_local_stack_with_the_expected_flavors(
         mode = Path(rehearsal["credentials"][key]).stat().st_mode & 0o777
         assert mode == 0o600, (key, oct(mode))
     # The stack as the server stores it, read by the CI account in a CI-like process.
+    # From a file, not `-c`: ZenML loads a custom flavor relative to the main module's file.
+    script = Path(ci_env["HOME"]) / "stack_check.py"
+    script.write_text(STACK_CHECK)
     proc = subprocess.run(
-        [sys.executable, "-c", STACK_CHECK, STACK],
+        [sys.executable, str(script), STACK],
         capture_output=True, text=True, env=ci_env, timeout=120, cwd=ci_env["HOME"],
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -200,6 +208,12 @@ def test_up_registers_the_local_stack_with_the_expected_flavors(
         "orchestrator": "local",
         "experiment_tracker": "mlflow",
         "image_builder": "local",
+    }
+    # the GCP stack's Cloud Build flavor: registered on the real server, loadable by clients
+    assert seen["build_flavor"] == {
+        "source": "zenml_gcp_gitops.image_builder.GCPBuildAccountImageBuilderFlavor",
+        "is_custom": True,
+        "config": "GCPBuildAccountImageBuilderConfig",
     }
     assert seen["artifact_path"] == f"gs://{rehearsal['buckets']['artifacts']}"
     assert seen["tracking_uri"] == rehearsal["mlflow_url"]

@@ -62,7 +62,8 @@ def test_register_values_labels_and_secret_refs(store: Any) -> None:
         cfg, make_outputs(cfg), mlflow_username="ml-user", mlflow_password="ml-Pa55"
     )
     result = apply_stack_spec(store, spec)
-    assert len(result.created) == 8  # secret, connector, 5 components, stack
+    # secret, connector, 5 components, stack (the flavor is shared by every test's stack)
+    assert len([x for x in result.created if not x.startswith("flavor:")]) == 8
 
     stack = store.get_stack(result.stack.id)
     assert stack.name == "reg-values"
@@ -515,6 +516,64 @@ def test_auth_or_flavor_change_replaces_in_place(store: Any) -> None:
     again = apply_stack_spec(store, spec2)
     assert again.created == [] and again.updated == []
     assert again.public_dict() == second.public_dict()
+
+
+def test_build_account_flavor_is_registered_once_and_used_by_the_stack(store: Any) -> None:
+    """`register` registers our Cloud Build flavor as `zenml flavor register` would (from its
+    import path, with its config schema), idempotently, and the image builder uses it with
+    the build account from the outputs."""
+    from zenml.models import FlavorFilter
+
+    from zenml_gcp_gitops.stack_spec import BUILD_ACCOUNT_FLAVOR, BUILD_ACCOUNT_FLAVOR_SOURCE
+
+    cfg = make_cfg("reg-flavor")
+    spec = gcp_stack_spec(cfg, make_outputs(cfg), mlflow_username="u", mlflow_password="p")
+    first = apply_stack_spec(store, spec)
+    flavors = store.list_flavors(
+        FlavorFilter(name=BUILD_ACCOUNT_FLAVOR, type="image_builder"), hydrate=True
+    ).items
+    assert len(flavors) == 1
+    flavor = flavors[0]
+    assert flavor.source == BUILD_ACCOUNT_FLAVOR_SOURCE and flavor.is_custom
+    assert "service_account" in flavor.config_schema["required"]
+    assert flavor.connector_type == "gcp"
+    builder = store.get_stack_component(first.components["image_builder"].id)
+    assert builder.flavor_name == BUILD_ACCOUNT_FLAVOR
+    assert builder.configuration["service_account"] == cfg.names.sa_email("build")
+    again = apply_stack_spec(store, spec)
+    assert f"flavor:{BUILD_ACCOUNT_FLAVOR}" in again.unchanged
+    assert again.created == [] and again.updated == []
+    assert (
+        len(store.list_flavors(FlavorFilter(name=BUILD_ACCOUNT_FLAVOR, type="image_builder")).items)
+        == 1
+    )
+    # a changed schema (a newer release of this package) is refreshed, not duplicated
+    from zenml.models import FlavorUpdate
+
+    store.update_flavor(flavor.id, FlavorUpdate(config_schema={"type": "object"}))
+    third = apply_stack_spec(store, spec)
+    assert third.updated == [f"flavor:{BUILD_ACCOUNT_FLAVOR}"]
+    refreshed = store.get_flavor(flavor.id)
+    assert refreshed.config_schema == flavor.config_schema
+
+
+def test_a_foreign_flavor_of_the_same_name_is_refused(store: Any) -> None:
+    from zenml.models import FlavorFilter, FlavorUpdate
+
+    from zenml_gcp_gitops.stack_spec import BUILD_ACCOUNT_FLAVOR
+
+    cfg = make_cfg("reg-flavor-foreign")
+    spec = gcp_stack_spec(cfg, make_outputs(cfg), mlflow_username="u", mlflow_password="p")
+    apply_stack_spec(store, spec)
+    flavor = store.list_flavors(
+        FlavorFilter(name=BUILD_ACCOUNT_FLAVOR, type="image_builder"), hydrate=True
+    ).items[0]
+    store.update_flavor(flavor.id, FlavorUpdate(source="someone.else.Flavor"))
+    try:
+        with pytest.raises(ForeignObjectError, match="another image_builder flavor"):
+            apply_stack_spec(store, spec)
+    finally:
+        store.update_flavor(flavor.id, FlavorUpdate(source=flavor.source))
 
 
 @pytest.fixture(scope="module")

@@ -481,7 +481,7 @@ def test_created_zone_wait_first_tells_which_ns_records_to_set() -> None:
     ok = ScriptedResolver(
         {infra.zenml_host: [[infra.ingress_ip]], infra.mlflow_host: [[infra.ingress_ip]]}
     )
-    ctx = PhaseContext(cfg=cfg, options={"dns_resolver": ok}, reporter=reporter, _infra=infra)
+    ctx = PhaseContext(cfg=cfg, **typed({"dns_resolver": ok}), reporter=reporter, _infra=infra)
     wait_for_dns(ctx)
     ns = ", ".join(n.rstrip(".") for n in MOCK_NAME_SERVERS)
     assert steps[0] == f"Set the NS records of {DOMAIN} at your registrar to: {ns}"

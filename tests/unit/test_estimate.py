@@ -139,6 +139,16 @@ def test_ha_costs_more() -> None:
     assert "REGIONAL (HA)" in _line(regional, "Cloud SQL instance")["quantity"]
 
 
+def test_ha_flag_costs_more_and_prices_its_replicas() -> None:
+    """`ha: true` drives a REGIONAL instance and more server replicas; both are priced."""
+    base, ha = _plan()["cost"], _plan(ha=True)["cost"]
+    assert ha["monthly_total"] > base["monthly_total"]
+    assert "REGIONAL (HA)" in _line(ha, "Cloud SQL instance")["quantity"]
+    replicas = {p["workload"]: p["replicas"] for p in ha["pods"]}
+    assert replicas["zenml-server"] == 2
+    assert _line(ha, "GKE Autopilot pods")["monthly"] > _line(base, "GKE Autopilot pods")["monthly"]
+
+
 def test_assumption_settings_change_the_estimate() -> None:
     base = _plan()["cost"]
     more = _plan(estimate={"gcs_gb": 1050, "logging_gb": 60})["cost"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -75,6 +76,15 @@ CLUSTER_RESOURCES: list[dict[str, str]] = [
     {"group": "external-secrets.io", "kind": "ClusterSecretStore"},
 ]
 NGINX_CLUSTER_RESOURCES = [{"group": "networking.k8s.io", "kind": "IngressClass"}]
+
+# Where Google's load balancers connect to backends from: the Gateway's Envoy proxies sit in
+# the proxy-only subnet; health checks come from Google's documented prober ranges.
+LB_HEALTH_CHECK_RANGES = ("35.191.0.0/16", "130.211.0.0/22")
+PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+# The servers' pods as the charts label them (selector labels: chart name + release) and
+# the port their container serves on.
+SERVER_PODS = {"zenml": ("zenml", "zenml_server", 8080), "mlflow": ("mlflow", "mlflow", 5000)}
+ACME_SOLVER_PORT = 8089  # cert-manager's HTTP-01 solver pods (ingress-nginx only)
 
 _PLACEHOLDER = re.compile(r"\$\{([a-z_][a-z0-9_.]*)\}")
 _DROP = object()  # a whole-value placeholder that resolved to None: the key is left out
@@ -529,6 +539,92 @@ def _workload_objects(
         if ctx["replicas"][svc] > 1:
             obj = {"name": f"{svc}-server", "namespace": n.namespaces[svc], "selector": selector}
             objs.append(render_template("objects/pdb.yaml", {**ctx, "obj": obj}))
+    objs += _network_policies(cfg, out, ctx)
+    return objs
+
+
+def _server_pods(cfg: DeploymentConfig, svc: str) -> dict[str, str]:
+    chart, release, _ = SERVER_PODS[svc]
+    return {
+        "app.kubernetes.io/name": chart,
+        "app.kubernetes.io/instance": cfg.names.helm_releases[release],
+    }
+
+
+def _network_policies(
+    cfg: DeploymentConfig, out: InfraOutputs, ctx: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Deny ingress by default in the stack's namespaces; let in only the ingress layer and
+    pipeline pods, to the servers' serving ports; limit what the servers connect to."""
+    from ..config import PROXY_CIDR, PSA_PREFIX_LENGTH
+
+    n = cfg.names
+    if cfg.ingress == "gateway":
+        source = "gateway"
+        peers: list[dict[str, Any]] = [
+            {"ipBlock": {"cidr": cidr}} for cidr in (PROXY_CIDR, *LB_HEALTH_CHECK_RANGES)
+        ]
+    else:
+        source = "ingress-nginx"
+        peers = [
+            {
+                "namespaceSelector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": n.namespaces["ingress"]}
+                },
+                "podSelector": {
+                    "matchLabels": {
+                        "app.kubernetes.io/name": "ingress-nginx",
+                        "app.kubernetes.io/instance": n.helm_releases["ingress_nginx"],
+                        "app.kubernetes.io/component": "controller",
+                    }
+                },
+            }
+        ]
+    # The private services range is the /PSA_PREFIX_LENGTH block that holds the instance.
+    sql_range = str(ipaddress.ip_network(f"{out.sql_private_ip}/{PSA_PREFIX_LENGTH}", strict=False))
+    net_ctx = {**ctx, "sql_range": sql_range, "private_ranges": PRIVATE_RANGES}
+    objs = [
+        render_template(
+            "objects/networkpolicy-default-deny.yaml",
+            {**ctx, "obj": {"namespace": n.namespaces[k]}},
+        )
+        for k in ("zenml", "mlflow", "pipelines")
+    ]
+    for svc in ("zenml", "mlflow"):
+        obj = {
+            "namespace": n.namespaces[svc],
+            "pods": _server_pods(cfg, svc),
+            "port": SERVER_PODS[svc][2],
+            "peers": peers,
+        }
+        objs.append(
+            render_template(
+                "objects/networkpolicy-from-ingress.yaml",
+                {**ctx, "obj": {**obj, "name": f"{svc}-from-{source}"}},
+            )
+        )
+        if cfg.ingress == "nginx":  # cert-manager answers HTTP-01 from pods next to the Ingress
+            solver = {
+                **obj,
+                "name": f"acme-solver-from-{source}",
+                "pods": {"acme.cert-manager.io/http01-solver": "true"},
+                "port": ACME_SOLVER_PORT,
+            }
+            objs.append(
+                render_template("objects/networkpolicy-from-ingress.yaml", {**ctx, "obj": solver})
+            )
+        objs.append(
+            render_template(
+                "objects/networkpolicy-from-pipelines.yaml",
+                {**ctx, "obj": {**obj, "name": f"{svc}-from-pipelines"}},
+            )
+        )
+        objs.append(
+            render_template(
+                "objects/networkpolicy-server-egress.yaml",
+                {**net_ctx, "obj": {**obj, "name": f"{svc}-egress"}},
+            )
+        )
     return objs
 
 

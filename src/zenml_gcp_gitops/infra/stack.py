@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 # --------------------------------------------------------------------------- pulumi setup
 
 
-def _program(services: Services) -> Callable[[DeploymentConfig], Any]:
+def _program(services: Services) -> Callable[..., Any]:
     if services.program is not None:
         return services.program
     import importlib
@@ -58,6 +58,7 @@ def open_stack(
     create: bool = True,
     state_url: str | None = None,
     extra_env: dict[str, str] | None = None,
+    adopt: dict[str, str] | None = None,
 ) -> StackHandle | None:
     """Create or select the stack. With create=False, None when it does not exist."""
     from pulumi import automation as auto
@@ -93,7 +94,7 @@ def open_stack(
         secrets_provider=provider,
         env_vars=env,
         # resolved when Pulumi runs it: status/outputs/unlock never import the program
-        program=lambda: _program(services)(pcfg),
+        program=lambda: _program(services)(pcfg, adopt) if adopt else _program(services)(pcfg),
     )
     ws = auto.LocalWorkspace(**ws_opts.__dict__)
     name = cfg.names.pulumi_stack

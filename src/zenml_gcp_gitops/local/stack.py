@@ -3,7 +3,8 @@ and MLflow tracker, with a local orchestrator and image builder and no service c
 
     local_stack_spec(names, mlflow_url, mlflow_username, mlflow_password, registry_uri=None)
         -> StackSpec   gcp artifact store on the emulator, mlflow tracker (secret-referenced
-                       credentials), local orchestrator, local image builder
+                       credentials), local orchestrator, local image builder; registers the
+                       GCP stack's Cloud Build flavor too
     LocalSecretFiles(dir)   the `SecretAccess` the ci phase writes the API key to: 0600 files
     register_local(...)     runs the issue-5 apply (`zenml.apply.apply_stack_spec`) and CI account
                             code unchanged, against the local server
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..stack_spec import (
     ComponentSpec,
     StackSpec,
+    build_account_flavor,
     gcs_artifact_store,
     local_image_builder,
     mlflow_tracker,
@@ -63,6 +65,9 @@ def local_stack_spec(
         connector=None,
         components=components,
         secrets=(mlflow_secret,),
+        # Not used without Cloud Build, but registered exactly as on GCP, so the rehearsal
+        # proves the server accepts it and clients load it.
+        flavors=(build_account_flavor(),),
     )
 
 
