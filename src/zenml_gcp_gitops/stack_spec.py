@@ -298,6 +298,7 @@ def gcp_stack_spec(
         )
 
     components["experiment_tracker"] = tracker
+    flavors: tuple[FlavorSpec, ...] = ()
     if cfg.image_builder == "gcp":
         flavors = (build_account_flavor(),)
         components["image_builder"] = ComponentSpec(
