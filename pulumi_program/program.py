@@ -14,6 +14,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from zenml_gcp_gitops.config import DeploymentConfig
+from zenml_gcp_gitops.replace_guard import set_protection
 
 from .apis import Apis, ApisArgs, services_for
 from .database import Database, DatabaseArgs
@@ -66,6 +67,7 @@ class StackOutputs:
 
 def build(cfg: DeploymentConfig) -> StackOutputs:
     """Register every resource of the deployment and export the infra outputs."""
+    set_protection(cfg.deletion_protection)  # stateful resources get `protect` (see _base)
     names = cfg.names
     labels = names.labels
     p, r = cfg.project, cfg.region

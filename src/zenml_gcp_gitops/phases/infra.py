@@ -8,8 +8,12 @@ stream. Secret outputs (Pulumi secrets) are never returned: later phases fetch t
 meaningful line) and the full engine log is kept in a file whose path is printed. Ctrl-C is
 forwarded to the engine, which stops cleanly; the phase is then recorded as interrupted.
 
-`ctx.options` keys this phase reads: dry_run, force, purge_state, verbose, yes, program
-(callable cfg -> None, defaults to the packaged program), pulumi_root, pulumi_home, env.
+An existing stack is previewed before `up`: a replacement or deletion of a stateful resource
+stops the deploy unless `allow_replace` covers it (see `replace_guard`).
+
+`ctx.options` keys this phase reads: dry_run, force, purge_state, verbose, yes, allow_replace
+(normalised --allow-replace values), program (callable cfg -> None, defaults to the packaged
+program), pulumi_root, pulumi_home, env.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import user_data_dir
 from ..errors import PhaseError, UserError
+from ..replace_guard import StepCollector, allowing, blocked, refusal, stateful_changes
 
 if TYPE_CHECKING:
     from pulumi import automation as auto
@@ -127,6 +132,16 @@ def _program(options: dict[str, Any]) -> Callable[[DeploymentConfig], None]:
     return module.build  # type: ignore[no-any-return]
 
 
+def _allowed(options: dict[str, Any]) -> frozenset[str]:
+    return frozenset(options.get("allow_replace") or ())
+
+
+def _run_program(options: dict[str, Any], cfg: DeploymentConfig) -> None:
+    # what --allow-replace names is registered without `protect`, so Pulumi may replace it
+    with allowing(_allowed(options)):
+        _program(options)(cfg)
+
+
 @dataclass
 class StackHandle:
     stack: auto.Stack
@@ -176,7 +191,7 @@ def open_stack(
         secrets_provider=provider,
         env_vars=env,
         # resolved when Pulumi runs it: status/outputs/unlock never import the program
-        program=lambda: _program(options)(pcfg),
+        program=lambda: _run_program(options, pcfg),
     )
     ws = auto.LocalWorkspace(**ws_opts.__dict__)
     name = cfg.names.pulumi_stack
@@ -586,6 +601,7 @@ class InfraPhase:
                 )
             except auto.CommandError as e:
                 raise _failed(cfg, e, "refresh", tracker, log) from None
+            self._guard_stateful(handle, cfg, opts, rep)
         rep.step("Updating the stack")
         result, tracker, log = _up(handle, cfg, rep, bool(opts.get("verbose")))
         rep.step(f"{tracker.done} resources ({_changes_text(tracker.changes)}); engine log: {log}")
@@ -608,6 +624,30 @@ class InfraPhase:
             "changes": tracker.changes,
             "log_file": str(log),
         }
+
+    def _guard_stateful(
+        self, handle: StackHandle, cfg: DeploymentConfig, opts: dict[str, Any], rep: Reporter
+    ) -> None:
+        """Preview first; stop before `up` if a stateful resource would be replaced or deleted."""
+        from pulumi import automation as auto
+
+        allowed = _allowed(opts)
+        tracker = EventTracker(rep, total=_resource_count(handle) or None)
+        steps = StepCollector(then=tracker)
+        rep.step("Previewing the update (replacing or deleting data needs --allow-replace)")
+        try:
+            run_interruptible(lambda: handle.stack.preview(on_event=steps, color="never"), rep)
+        except auto.CommandError as e:
+            # a protected resource makes the preview itself fail: name it, not the error
+            bad = blocked(steps.changes, allowed)
+            if bad:
+                raise refusal(bad) from None
+            raise _failed(cfg, e, "preview", tracker) from None
+        bad = blocked(steps.changes, allowed)
+        if bad:
+            raise refusal(bad)
+        for change in stateful_changes(steps.changes):
+            rep.step(f"--allow-replace: will {change.describe()}")
 
     def _preview(self, ctx: PhaseContext) -> dict[str, Any]:
         import shutil
@@ -633,25 +673,35 @@ class InfraPhase:
                 assert handle is not None
                 scratch.append(str(handle.work_dir))
                 _configure(handle, cfg, rep)
-            return self._run_preview(handle, cfg, rep, empty_state=bool(scratch))
+            return self._run_preview(handle, cfg, rep, _allowed(opts), empty_state=bool(scratch))
         finally:
             for d in scratch:
                 shutil.rmtree(d, ignore_errors=True)
 
     def _run_preview(
-        self, handle: StackHandle, cfg: DeploymentConfig, rep: Reporter, empty_state: bool
+        self,
+        handle: StackHandle,
+        cfg: DeploymentConfig,
+        rep: Reporter,
+        allowed: frozenset[str],
+        empty_state: bool,
     ) -> dict[str, Any]:
         from pulumi import automation as auto
 
         tracker = EventTracker(rep, total=_resource_count(handle) or None)
+        steps = StepCollector(then=tracker)
         rep.step("Previewing changes (nothing is modified)")
         try:
             result = run_interruptible(
-                lambda: handle.stack.preview(on_event=tracker, color="never"), rep
+                lambda: handle.stack.preview(on_event=steps, color="never"), rep
             )
+            changes = {getattr(k, "value", str(k)): v for k, v in result.change_summary.items()}
         except auto.CommandError as e:
-            raise _failed(cfg, e, "preview", tracker) from None
-        changes = {getattr(k, "value", str(k)): v for k, v in result.change_summary.items()}
+            # a protected resource fails the preview; the summary still names what it found
+            if not steps.changes:
+                raise _failed(cfg, e, "preview", tracker) from None
+            changes = dict(tracker.changes)
+        bad = blocked(steps.changes, allowed)
         return {
             "preview": {
                 "create": changes.get("create", 0),
@@ -659,6 +709,12 @@ class InfraPhase:
                 "replace": changes.get("replace", 0) + changes.get("create-replacement", 0),
                 "delete": changes.get("delete", 0),
                 "same": changes.get("same", 0),
+                # stateful resources it would replace or delete; `blocked` ones stop a deploy
+                "stateful": [
+                    {"resource": c.key, "action": c.action, "blocked": c in bad}
+                    | ({"cloud_name": c.cloud_name} if c.cloud_name else {})
+                    for c in stateful_changes(steps.changes)
+                ],
             },
             "empty_state": empty_state,
         }
