@@ -170,8 +170,7 @@ def refusal(changes: list[Change]) -> UserError:
     return UserError(
         f"the preview would replace or delete {len(changes)} stateful resource(s), losing "
         f"their data: {names}; nothing was changed",
-        f"if that is intended, back up their data and re-run with {flags} "
-        "(or --allow-replace all)",
+        f"if that is intended, back up their data and re-run with {flags} (or --allow-replace all)",
     )
 
 

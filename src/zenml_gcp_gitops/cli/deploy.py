@@ -314,8 +314,10 @@ def _print_stateful(changes: list[dict[str, Any]]) -> None:
         where = f" ({ch['cloud_name']})" if ch.get("cloud_name") else ""
         text = escape(f"{ch['action']} {ch['resource']}{where}")
         if ch.get("blocked"):
-            c.print(f"[red]Would {text}: its data is lost; deploy stops without "
-                    f"--allow-replace {escape(ch['resource'])}[/red]")
+            c.print(
+                f"[red]Would {text}: its data is lost; deploy stops without "
+                f"--allow-replace {escape(ch['resource'])}[/red]"
+            )
         else:
             c.print(f"[yellow]Would {text} (allowed by --allow-replace)[/yellow]")
 

@@ -56,7 +56,7 @@ FORCE_NEW: dict[str, frozenset[str]] = {
     "gcp:kms/cryptoKey:CryptoKey": frozenset({"name", "keyRing"}),
 }
 PROTECTED = (
-    "unable to {verb} resource \"{urn}\"\nas it is currently marked for protection. To "
+    'unable to {verb} resource "{urn}"\nas it is currently marked for protection. To '
     "unprotect the resource, remove the `protect` flag from the resource in your Pulumi "
     "program and run `pulumi up`"
 )
