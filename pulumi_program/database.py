@@ -29,6 +29,7 @@ class DatabaseArgs:
     users: dict[str, str]  # app -> user name
     passwords: dict[str, pulumi.Output[str]]  # app -> generated password (a Pulumi secret)
     labels: dict[str, str]
+    retained_backups: int = RETAINED_BACKUPS
 
 
 class Database(Component):
@@ -72,7 +73,7 @@ class Database(Component):
                     start_time=BACKUP_START,
                     transaction_log_retention_days=LOG_RETENTION_DAYS,
                     backup_retention_settings=gcp.sql.DatabaseInstanceSettingsBackupConfigurationBackupRetentionSettingsArgs(
-                        retained_backups=RETAINED_BACKUPS, retention_unit="COUNT"
+                        retained_backups=args.retained_backups, retention_unit="COUNT"
                     ),
                 ),
                 maintenance_window=gcp.sql.DatabaseInstanceSettingsMaintenanceWindowArgs(
@@ -109,6 +110,7 @@ class Database(Component):
         self.instance_name: pulumi.Output[str] = self.instance.name
         self.connection_name: pulumi.Output[str] = self.instance.connection_name
         self.private_ip: pulumi.Output[str] = self.instance.private_ip_address
+        self.service_account: pulumi.Output[str] = self.instance.service_account_email_address
         self.server_ca_cert: pulumi.Output[str] = self.instance.server_ca_certs.apply(
             lambda certs: (certs[0].cert or "") if certs else ""
         )

@@ -16,6 +16,7 @@ import pulumi_gcp as gcp
 from zenml_gcp_gitops.config import DeploymentConfig
 
 from .apis import Apis, ApisArgs, services_for
+from .backup import Backup, BackupArgs
 from .database import Database, DatabaseArgs
 from .dns import Dns, DnsArgs
 from .gke import Gke, GkeArgs
@@ -46,6 +47,7 @@ class StackOutputs:
     sql_server_ca_cert: pulumi.Output[str]
     artifact_bucket: pulumi.Output[str]
     mlflow_bucket: pulumi.Output[str]
+    backup_bucket: pulumi.Output[str]
     registry_uri: pulumi.Output[str]
     kms_key: pulumi.Output[str]
     service_accounts: pulumi.Output[dict[str, str]]
@@ -125,13 +127,15 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
             region=r,
             instance=names.sql_instance,
             tier=cfg.sql_tier,
-            availability=cfg.sql_availability,
+            availability=cfg.sql_availability_effective,
             deletion_protection=cfg.deletion_protection,
             network_id=network.vpc.id,
             databases=dict(names.databases),
             users=dict(names.sql_users),
             passwords=db_passwords,
             labels=labels,
+            # one automated backup a day: keep as many days as the exports
+            retained_backups=cfg.backup_retention_days,
         ),
         pulumi.ResourceOptions(depends_on=[apis, network.psa_connection]),
     )
@@ -176,6 +180,20 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
             labels=labels,
         ),
         after_apis(),
+    )
+    backup = Backup(
+        "backup",
+        BackupArgs(
+            project=p,
+            region=r,
+            bucket=names.backup_bucket,
+            kms_key_id=kms.key_id,
+            retention_days=cfg.backup_retention_days,
+            sql_service_account=database.service_account,
+            force_destroy=cfg.force_destroy_buckets,
+            labels=labels,
+        ),
+        pulumi.ResourceOptions(depends_on=[apis, storage.kms_grant]),
     )
     project_number = gcp.organizations.get_project_output(project_id=p).number
     identity = Identity(
@@ -255,6 +273,7 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
         sql_server_ca_cert=database.server_ca_cert,
         artifact_bucket=storage.names["artifacts"],
         mlflow_bucket=storage.names["mlflow"],
+        backup_bucket=backup.name,
         registry_uri=registry.uri,
         kms_key=kms.key_id,
         service_accounts=pulumi.Output.all(identity.emails).apply(lambda xs: dict(xs[0])),

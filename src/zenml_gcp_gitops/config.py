@@ -145,6 +145,8 @@ class DeploymentConfig(BaseModel):
     analytics: bool = False
     registry_keep_versions: int = Field(default=10, ge=1, le=1000)
     noncurrent_version_days: int = Field(default=30, ge=1, le=3650)
+    backup_retention_days: int = Field(default=30, ge=1, le=365)
+    ha: bool = False
     dns_zone: str | None = None
     create_dns_zone: bool = False
     acme_challenge: Literal["http01", "dns01"] = "http01"
@@ -340,7 +342,21 @@ class DeploymentConfig(BaseModel):
                     f"IDs must be {_SA_ID_MIN}-{_SA_ID_MAX} characters: choose a name of 3-20 "
                     "characters"
                 )
-        for bucket in (names.artifact_bucket, names.mlflow_bucket, names.state_bucket):
+        if (
+            self.ha
+            and "sql_availability" in self.model_fields_set
+            and (self.sql_availability != "REGIONAL")
+        ):
+            raise ValueError(
+                "sql_availability: ha needs a REGIONAL Cloud SQL instance; drop "
+                "sql_availability (ha sets it) or set it to REGIONAL"
+            )
+        for bucket in (
+            names.artifact_bucket,
+            names.mlflow_bucket,
+            names.state_bucket,
+            names.backup_bucket,
+        ):
             if not _BUCKET_MIN <= len(bucket) <= _BUCKET_MAX:
                 raise ValueError(
                     f"name: bucket name '{bucket}' must be {_BUCKET_MIN}-{_BUCKET_MAX} "
@@ -353,6 +369,11 @@ class DeploymentConfig(BaseModel):
                     f"{field}"
                 )
         return self
+
+    @property
+    def sql_availability_effective(self) -> str:
+        """`ha` makes the instance REGIONAL (a standby in a second zone)."""
+        return "REGIONAL" if self.ha else self.sql_availability
 
     @property
     def names(self) -> Names:
@@ -415,6 +436,7 @@ class Names:
         self.sql_users = {"zenml": "zenml", "mlflow": "mlflow"}
         self.artifact_bucket = f"{p}-{n}-artifacts"
         self.mlflow_bucket = f"{p}-{n}-mlflow"
+        self.backup_bucket = f"{p}-{n}-backups"
         self.registry_repo = f"{n}-images"
         self.registry_uri = f"{cfg.region}-docker.pkg.dev/{p}/{self.registry_repo}"
         self.kms_keyring = f"{n}-keyring"

@@ -74,6 +74,9 @@ class DeploymentRecord(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
     phases: dict[str, PhaseRecord] = Field(default_factory=dict)
     destroy: dict[str, PhaseRecord] = Field(default_factory=dict)
+    # day-2 operations: package_version, the last upgrade (its backup ID), servers stopped by
+    # an unfinished restore
+    operations: dict[str, Any] = Field(default_factory=dict)
     updated_at: str | None = None
 
     @classmethod
@@ -313,7 +316,7 @@ def record_store(cfg: DeploymentConfig, storage_client: Any = None) -> RecordSto
     bucket, _, prefix = cfg.state_url.removeprefix("gs://").partition("/")
     blob = "/".join(p for p in (prefix.strip("/"), RECORD_PREFIX, cfg.name, "record.json") if p)
     if storage_client is None:
-        from google.cloud import storage  # type: ignore[attr-defined]
+        from google.cloud import storage  # type: ignore[attr-defined,unused-ignore]
 
         from .phases.preflight import GcpApi
 
@@ -612,6 +615,7 @@ class Engine:
         existing = self.load_record()
         record = existing or DeploymentRecord.new(self.cfg)
         plan = self.plan_run(existing, from_phase, stop_after)
+        self._guard_upgrade(existing, record, dry_run)  # reads the old versions: before below
         record.config_hash = config_hash(self.cfg)
         record.config = self.cfg.redacted()
         if not dry_run:
@@ -636,6 +640,12 @@ class Engine:
                     self._lease.acquire_remote()  # the state bucket exists from here on
         finally:
             self._call(self.reporter, "close")
+        upgrade = record.operations.get("upgrade")
+        if upgrade and not dry_run and upgrade.get("status") == "pending":
+            if all(s.get("status") != "failed" for s in summary["phases"].values()):
+                upgrade["status"] = "done"
+                self._save(record, dry_run)
+            summary["upgrade"] = upgrade
         infra = record.phases.get("infra")
         if infra and infra.outputs.get("outputs"):
             summary["outputs"] = infra.outputs["outputs"]
@@ -645,6 +655,37 @@ class Engine:
             if pre is not None:
                 summary["state"] = {k: v for k, v in pre.outputs.items() if k.startswith("state_")}
         return summary
+
+    def _guard_upgrade(
+        self, existing: DeploymentRecord | None, record: DeploymentRecord, dry_run: bool
+    ) -> None:
+        """Refuse a ZenML downgrade; back up first when ZenML or MLflow changes version."""
+        from . import __version__
+        from .ops import upgrade as up
+
+        if dry_run:
+            up.check_downgrade(
+                up.version_changes(existing, self.cfg), bool(self.options.get("allow_downgrade"))
+            )
+            return
+        from .ops.context import backup_runner
+
+        entry = up.before_deploy(
+            self.cfg,
+            existing,
+            skip_backup=bool(self.options.get("skip_backup")),
+            allow_downgrade=bool(self.options.get("allow_downgrade")),
+            run_backup=backup_runner(self.options, self.reporter.log),
+            log=self.reporter.log,
+        )
+        if entry is not None:
+            entry["status"] = "pending"
+            record.operations["upgrade"] = entry
+        record.operations["package_version"] = __version__
+        pending = record.operations.get("upgrade")
+        if pending and pending.get("status") == "pending":
+            self.options["upgrade"] = pending  # the gitops phase watches the migration
+        self._save(record, dry_run)
 
     @staticmethod
     def _call(obj: Any, method: str, *args: Any) -> None:

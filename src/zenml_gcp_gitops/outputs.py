@@ -38,6 +38,7 @@ class InfraOutputs(BaseModel):
     # storage and images
     artifact_bucket: str
     mlflow_bucket: str
+    backup_bucket: str | None = None  # SQL exports and manifests (older stacks: none)
     registry_uri: str
     kms_key: str
     # identity: workload key (zenml_server, mlflow, pipelines, external_secrets[, ci]) -> email

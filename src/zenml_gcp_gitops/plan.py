@@ -174,6 +174,10 @@ def _make_mocks(project: str, region: str) -> Any:
                 state["connectionName"] = f"{p}:{r}:{name}"
                 state["privateIpAddress"] = MOCK_SQL_PRIVATE_IP
                 state["serverCaCerts"] = [{"cert": _FAKE_PEM, "commonName": "mock-ca"}]
+                # the per-project Cloud SQL service agent (its real form)
+                state["serviceAccountEmailAddress"] = (
+                    f"p{MOCK_PROJECT_NUMBER}-abcdef@gcp-sa-cloud-sql.iam.gserviceaccount.com"
+                )
             elif typ == "gcp:serviceaccount/account:Account":
                 email = f"{inputs['accountId']}@{p}.iam.gserviceaccount.com"
                 rid = f"projects/{p}/serviceAccounts/{email}"

@@ -43,6 +43,8 @@ RESOURCES: dict[str, tuple[str, bool]] = {
     "v1/persistentvolumeclaims": ("PersistentVolumeClaim", True),
     "apps/v1/deployments": ("Deployment", True),
     "apps/v1/statefulsets": ("StatefulSet", True),
+    "batch/v1/jobs": ("Job", True),
+    "policy/v1/poddisruptionbudgets": ("PodDisruptionBudget", True),
     "rbac.authorization.k8s.io/v1/roles": ("Role", True),
     "rbac.authorization.k8s.io/v1/rolebindings": ("RoleBinding", True),
     "rbac.authorization.k8s.io/v1/clusterroles": ("ClusterRole", False),

@@ -66,5 +66,32 @@ def test_full_deploy_and_destroy_round_trip() -> None:
         assert {p["status"] for p in summary["phases"].values()} == {"succeeded"}
         again = Engine(cfg, options={"yes": True}).deploy(stop_after="infra")
         assert again["phases"]["infra"]["status"] == "succeeded"
+        _backup_and_restore(cfg)
     finally:
         Engine(cfg, options={"yes": True, "force": True, "purge_state": True}).destroy()
+
+
+def _backup_and_restore(cfg: object) -> None:
+    """SQL Admin export, import into re-created databases, and the servers' stop and start
+    through Argo CD, on the real services."""
+    from zenml_gcp_gitops.engine import record_store
+    from zenml_gcp_gitops.ops import restore as rs
+    from zenml_gcp_gitops.ops.backup import list_backups, run_backup
+    from zenml_gcp_gitops.ops.context import backup_deps, kube_of, servers_of, target_of
+
+    record = record_store(cfg).load()  # type: ignore[arg-type]
+    assert record is not None
+    target = target_of(cfg, record)  # type: ignore[arg-type]
+    base = backup_deps(cfg, record, {}, print)  # type: ignore[arg-type]
+    manifest = run_backup(target, base)
+    assert manifest["backup_run_id"] and set(manifest["exports"]) == set(manifest["databases"])
+    assert manifest["id"] in [m["id"] for m in list_backups(target, base.storage)]
+    deps = rs.RestoreDeps(
+        sql=base.sql,
+        storage=base.storage,
+        log=print,
+        kube=kube_of(record, {}),
+        verify_servers=servers_of(cfg, record, {}),  # type: ignore[arg-type]
+    )
+    result = rs.run_restore(target, rs.Source("export", manifest["id"]), deps)
+    assert result["verified"]["stack"] is True

@@ -31,6 +31,7 @@ VARIANTS = {
         "gitops_repo": "git@github.com:acme/ml-gitops.git",
         "analytics": True,
     },
+    "ha": {"ha": True},
 }
 
 
@@ -76,7 +77,7 @@ def _check_healthcheck_policy(obj: dict[str, Any]) -> None:
 
 _NO_SCHEMA = {("networking.gke.io", "HealthCheckPolicy"): _check_healthcheck_policy}
 
-_CORE_GROUPS = {"", "rbac.authorization.k8s.io", "networking.k8s.io", "apps"}
+_CORE_GROUPS = {"", "rbac.authorization.k8s.io", "networking.k8s.io", "apps", "policy"}
 
 
 def _validate_crd(obj: dict[str, Any], schemas: Path) -> None:
@@ -423,6 +424,46 @@ def test_values_come_from_outputs_and_config() -> None:
         sas["mlflow"]["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
         == out.service_accounts["mlflow"]
     )
+
+
+def _values(r: R.Rendered, key: str) -> dict[str, Any]:
+    return dict(r.app(key).manifest["spec"]["source"]["helm"]["valuesObject"])
+
+
+def test_ha_runs_two_zenml_replicas_spread_over_zones_with_a_disruption_budget() -> None:
+    cfg = make_cfg(ha=True)
+    r = R.render(cfg, example_outputs())
+    zv = _values(r, "zenml_server")
+    assert zv["zenml"]["replicaCount"] == 2
+    term = zv["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
+    assert term["podAffinityTerm"]["topologyKey"] == "topology.kubernetes.io/zone"
+    selector = R.server_selectors(cfg)["zenml"]
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == selector
+    pdbs = [o for o in r.app("workloads").objects if o["kind"] == "PodDisruptionBudget"]
+    by_ns = {p["metadata"]["namespace"]: p["spec"] for p in pdbs}
+    assert by_ns["zenml"] == {"minAvailable": 1, "selector": {"matchLabels": selector}}
+    # the migration Job's pods carry the chart's selector labels but not component=server
+    assert selector["app.kubernetes.io/component"] == "server"
+    mv = _values(r, "mlflow")
+    if R.mlflow_can_scale(cfg):
+        assert mv["replicaCount"] == 2 and "mlflow" in by_ns
+    else:  # MLflow's users still live in each pod's SQLite file: one replica, no budget
+        assert mv["replicaCount"] == 1 and "affinity" not in mv and "mlflow" not in by_ns
+
+
+def test_without_ha_there_is_one_replica_each_and_no_budget() -> None:
+    r = R.render(make_cfg(), example_outputs())
+    assert _values(r, "zenml_server")["zenml"]["replicaCount"] == 1
+    assert "affinity" not in _values(r, "zenml_server")
+    assert _values(r, "mlflow")["replicaCount"] == 1
+    assert not [o for o in r.app("workloads").objects if o["kind"] == "PodDisruptionBudget"]
+
+
+def test_ha_refuses_a_zonal_database_and_makes_it_regional() -> None:
+    with pytest.raises(ConfigError, match="ha needs a REGIONAL Cloud SQL instance"):
+        make_cfg(ha=True, sql_availability="ZONAL")
+    assert make_cfg(ha=True).sql_availability_effective == "REGIONAL"
+    assert make_cfg().sql_availability_effective == make_cfg().sql_availability
 
 
 def test_one_external_secret_per_secret_with_ids_from_outputs() -> None:

@@ -296,7 +296,8 @@ def test_buckets_private_versioned_cmek_and_never_delete_live_objects(
     key = one(r, "gcp:kms/cryptoKey:CryptoKey")
     assert key.inputs["rotationPeriod"].endswith("s")
     buckets = {b.inputs["name"]: b for b in of_type(r, BUCKET)}
-    assert set(buckets) == {names.artifact_bucket, names.mlflow_bucket}
+    assert set(buckets) == {names.artifact_bucket, names.mlflow_bucket, names.backup_bucket}
+    del buckets[names.backup_bucket]  # its exports expire: see the backup bucket's test
     grant = one(r, "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
     assert grant.inputs["member"].endswith("@gs-project-accounts.iam.gserviceaccount.com")
     assert grant.inputs["role"] == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
@@ -313,6 +314,51 @@ def test_buckets_private_versioned_cmek_and_never_delete_live_objects(
                 cond = rule["condition"]
                 assert cond.get("withState") == "ARCHIVED"  # noncurrent versions only
                 assert "age" not in cond
+
+
+@pytest.mark.parametrize("variant", [{}, {"backup_retention_days": 90}])
+def test_backup_bucket_is_versioned_cmek_expires_exports_and_only_the_sql_agent_writes(
+    variant: dict[str, Any],
+) -> None:
+    r = run(**variant)
+    cfg = cfg_of(**variant)
+    names = cfg.names
+    b = next(x for x in of_type(r, BUCKET) if x.inputs["name"] == names.backup_bucket)
+    assert b.parent is not None and "zenml-gcp-gitops:infra:Backup" in b.parent
+    i = b.inputs
+    assert i["versioning"]["enabled"] is True
+    assert i["uniformBucketLevelAccess"] is True and i["publicAccessPrevention"] == "enforced"
+    assert i["encryption"]["defaultKmsKeyName"].endswith(f"/cryptoKeys/{names.kms_key}")
+    conds = [rule["condition"] for rule in i["lifecycleRules"]]
+    assert {"age": cfg.backup_retention_days, "withState": "LIVE"} in conds
+    assert any(c.get("withState") == "ARCHIVED" for c in conds)
+    kms_grant = one(r, "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
+    assert kms_grant.urn in b.depends_on  # CMEK usable before the bucket exists
+    sql = one(r, SQL)
+    agent = (
+        "serviceAccount:p"
+        + MOCK_PROJECT_NUMBER
+        + "-abcdef@gcp-sa-cloud-sql.iam.gserviceaccount.com"
+    )
+    grants = [
+        g
+        for g in of_type(r, "gcp:storage/bucketIAMMember:BucketIAMMember")
+        if g.inputs["member"] == agent
+    ]
+    assert [(g.inputs["bucket"], g.inputs["role"]) for g in grants] == [
+        (names.backup_bucket, "roles/storage.objectAdmin")
+    ]
+    retention = sql.inputs["settings"]["backupConfiguration"]["backupRetentionSettings"]
+    assert retention["retainedBackups"] == cfg.backup_retention_days
+    out = r.outputs
+    assert out["backup_bucket"] == names.backup_bucket
+
+
+def test_ha_makes_cloud_sql_regional_and_keeps_pitr() -> None:
+    sql = one(run(ha=True), SQL).inputs["settings"]
+    assert sql["availabilityType"] == "REGIONAL"
+    assert sql["backupConfiguration"]["binaryLogEnabled"] is True
+    assert one(run(), SQL).inputs["settings"]["availabilityType"] == "ZONAL"
 
 
 # --------------------------------------------------------------------------- registry

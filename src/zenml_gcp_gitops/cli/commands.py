@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import deploy, gitops, local, plan, zenml
+from . import deploy, gitops, local, ops, plan, zenml
 
 ALL: list[click.Command] = [
     *plan.COMMANDS,
@@ -12,4 +12,5 @@ ALL: list[click.Command] = [
     *gitops.COMMANDS,
     *zenml.COMMANDS,
     *local.COMMANDS,
+    *ops.COMMANDS,
 ]

@@ -108,6 +108,16 @@ def _record_phases(engine: Engine) -> dict[str, Any]:
     help="With --dry-run/--offline: prices from the shipped snapshot, or live from the Cloud "
     "Billing Catalog API (needs credentials).",
 )
+@click.option(
+    "--skip-backup",
+    is_flag=True,
+    help="Upgrade ZenML or MLflow without the backup that is otherwise taken first.",
+)
+@click.option(
+    "--allow-downgrade",
+    is_flag=True,
+    help="Allow an older ZenML server than the deployed one (its migrations are one-way).",
+)
 @output_option
 def deploy(
     config: ConfigSource,
@@ -125,6 +135,8 @@ def deploy(
     skip_dns_wait: bool,
     pricing: str,
     output: str,
+    skip_backup: bool = False,
+    allow_downgrade: bool = False,
 ) -> None:
     """Deploy (or converge) the stack: preflight -> infra -> gitops -> register -> ci.
 
@@ -181,9 +193,13 @@ def deploy(
         "write_kubeconfig": write_kubeconfig,
         "adopt": adopt,
         "rotate": rotate_ci_key,
+        "skip_backup": skip_backup,
+        "allow_downgrade": allow_downgrade,
         "credentials_from_env": credentials_from_env,
     }
     engine = _make_engine(cfg, options=options, verbose=verbose)
+    if output != "json":
+        _show_version_changes(engine)
     try:
         summary = engine.deploy(from_phase=from_phase, stop_after=stop_after, dry_run=dry_run)
     except UserError as e:
@@ -200,6 +216,18 @@ def deploy(
         print_json({"ok": True, **summary})
         return
     _print_deploy_summary(summary)
+
+
+def _show_version_changes(engine: Engine) -> None:
+    """Before anything happens: what this deploy changes, deployed version -> new version."""
+    from ..ops.upgrade import version_changes
+    from .plan import print_version_changes
+
+    try:
+        record = engine.load_record()
+    except Exception:  # the engine reports an unreadable record itself
+        return
+    print_version_changes(version_changes(record, engine.cfg))
 
 
 def _refuse_placeholder_tree(cfg: DeploymentConfig) -> None:

@@ -132,4 +132,67 @@ def run_example(name: str, data_dir: Path | None, min_accuracy: float | None) ->
     raise SystemExit(run(name, data_dir, min_accuracy))
 
 
+def _log(line: str) -> None:
+    from ..ui import console_err
+
+    console_err().print(f"  {line}", highlight=False, markup=False)
+
+
+@local.command("backup")
+@_common
+@click.option("--list", "list_only", is_flag=True, help="List the backups instead.")
+@_output
+def backup(name: str, data_dir: Path | None, list_only: bool, output: str) -> None:
+    """Copy the ZenML, MLflow and MLflow auth databases to <dir>/backups/<UTC timestamp>/."""
+    from ..ops.local import list_local_backups, local_backup
+    from ..ui import console, print_json
+
+    if list_only:
+        items = list_local_backups(name, data_dir)
+        if output == "json":
+            print_json({"backups": items})
+        for m in items if output != "json" else []:
+            known = m.get("known") or {}
+            run = (known.get("pipeline_run") or {}).get("name", "-")
+            console().print(
+                f"{m['id']}  databases {', '.join(m['databases'])}  newest run {run}", markup=False
+            )
+        return
+    result = local_backup(name, data_dir, log=_log)
+    if output == "json":
+        print_json({"ok": True, **result})
+        return
+    console().print(f"[green]Backup {result['id']}[/green] in {result['dir']}")
+    console().print(f"Restore it with: zenml-gcp-gitops local restore {result['id']} --name {name}")
+
+
+@local.command("restore")
+@_common
+@click.argument("backup_id")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@_output
+def restore(name: str, data_dir: Path | None, backup_id: str, yes: bool, output: str) -> None:
+    """Stop the servers, put every database back from BACKUP_ID, restart, verify."""
+    from ..errors import UserError
+    from ..ops.local import local_restore
+    from ..ui import console, is_interactive, print_json
+
+    if not yes:
+        if not is_interactive():
+            raise UserError(
+                f"restore overwrites the local ZenML, MLflow and MLflow auth databases with "
+                f"backup {backup_id}; everything since is lost",
+                "pass --yes",
+            )
+        click.confirm(
+            f"Overwrite the local ZenML, MLflow and MLflow auth databases with {backup_id}?",
+            abort=True,
+        )
+    result = local_restore(backup_id, name, data_dir, log=_log)
+    if output == "json":
+        print_json({"ok": True, **result})
+        return
+    console().print(f"[green]Restored {backup_id}[/green]: {result.get('verified')}", markup=True)
+
+
 COMMANDS: list[click.Command] = [local]

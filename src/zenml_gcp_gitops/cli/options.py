@@ -62,6 +62,9 @@ def _opts() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
         o("--gitops-repo-private/--no-gitops-repo-private", default=None,
           help="--gitops-repo needs credentials: infra makes their Secret Manager slot [off]."),
         o("--analytics/--no-analytics", default=None, help="ZenML server analytics [off]."),
+        o("--ha/--no-ha", default=None,
+          help="Production shape: REGIONAL Cloud SQL, 2+ server replicas across zones [off]."),
+        o("--backup-retention-days", type=int, help="Keep backups this many days [30]."),
         o("--zenml-chart-version", help="ZenML server Helm chart [installed zenml version]."),
         o("--mlflow-chart-version", help="MLflow Helm chart version [pinned; `plan` shows it]."),
         o("--argocd-version", help="Argo CD version [pinned; `plan` shows it]."),
@@ -77,6 +80,7 @@ _KEYS = [
     "force_destroy_buckets", "state", "secrets_provider", "connector_auth", "image_builder",
     "github_repo", "gitops_repo", "gitops_path", "gitops_revision", "gitops_repo_private",
     "analytics",
+    "ha", "backup_retention_days",
     *_VERSION_FLAGS,
 ]
 # fmt: on

@@ -98,6 +98,95 @@ def render_text(plan: dict[str, Any]) -> None:
     )
 
 
+def print_version_changes(changes: list[Any]) -> None:
+    """Deployed and new versions side by side (nothing when nothing changes)."""
+    if not changes:
+        return
+    from rich.table import Table
+
+    from ..ui import console
+
+    table = Table(title="Version changes", box=None, pad_edge=False, header_style="bold")
+    for col in ("component", "deployed", "new", ""):
+        table.add_column(col)
+    for c in changes:
+        mark = {"downgrade": "[red]downgrade[/red]", "upgrade": "upgrade"}.get(c.direction, "")
+        table.add_row(c.key, c.old, c.new, mark)
+    console().print(table)
+
+
+def ha_difference(
+    cfg: DeploymentConfig, plan: dict[str, Any] | None = None, prices: Any = None
+) -> dict[str, Any]:
+    """The HA and the single-zone shape of this config side by side, with their monthly
+    cost when the plan has a cost estimate (the other shape is priced from the same plan's
+    resources, with only what `ha` changes changed)."""
+    import copy
+
+    from ..gitops.render import ha_shape
+
+    other = cfg.model_copy(update={"ha": not cfg.ha})
+    shapes: dict[str, Any] = {}
+    for c in (cfg, other):
+        shapes["ha" if c.ha else "standard"] = {
+            "sql_availability": c.sql_availability_effective,
+            "zenml_replicas": ha_shape(c)["zenml"],
+            "mlflow_replicas": ha_shape(c)["mlflow"],
+            "pod_disruption_budgets": sum(1 for v in ha_shape(c).values() if v > 1),
+        }
+    out: dict[str, Any] = {"current": "ha" if cfg.ha else "standard", **shapes}
+    cost = (plan or {}).get("cost")
+    if plan is None or prices is None or not cost:
+        return out
+    from ..estimate.cost import estimate_cost
+    from ..gitops.render import render
+    from ..outputs import InfraOutputs
+
+    resources = copy.deepcopy(plan["resources"])
+    for r in resources:
+        if r["type"] == "gcp:sql/databaseInstance:DatabaseInstance":
+            r["inputs"].setdefault("settings", {})["availabilityType"] = (
+                other.sql_availability_effective
+            )
+    outputs = InfraOutputs.from_mapping(plan["outputs"], source="the plan's outputs")
+    other_cost = estimate_cost(other, resources, render(other, outputs), prices)
+    out[out["current"]]["monthly_cost"] = cost.get("monthly_total")
+    out["ha" if other.ha else "standard"]["monthly_cost"] = other_cost.get("monthly_total")
+    out["currency"] = cost.get("currency")
+    a, b = out["standard"]["monthly_cost"], out["ha"]["monthly_cost"]
+    out["monthly_difference"] = round(b - a, 2) if a is not None and b is not None else None
+    return out
+
+
+def _print_ha(diff: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from ..ui import console
+
+    table = Table(
+        title="Shapes (`--ha` / `ha: true`)", box=None, pad_edge=False, header_style="bold"
+    )
+    table.add_column("")
+    for key in ("standard", "ha"):
+        table.add_column(key + (" (this plan)" if diff["current"] == key else ""))
+    for row in ("sql_availability", "zenml_replicas", "mlflow_replicas", "pod_disruption_budgets"):
+        table.add_row(row.replace("_", " "), str(diff["standard"][row]), str(diff["ha"][row]))
+    if "monthly_difference" in diff:
+        cur = diff.get("currency") or ""
+        table.add_row(
+            "monthly cost",
+            _money(diff["standard"].get("monthly_cost"), cur),
+            _money(diff["ha"].get("monthly_cost"), cur),
+        )
+    console().print()
+    console().print(table)
+    if diff.get("monthly_difference") is not None:
+        console().print(
+            f"  ha costs {_money(diff['monthly_difference'], diff.get('currency') or '')} "
+            "more a month (same estimate assumptions)"
+        )
+
+
 def _render_dns(plan: dict[str, Any]) -> None:
     from rich.markup import escape
 
@@ -224,13 +313,33 @@ def _plan(cfg: DeploymentConfig, pricing: str) -> dict[str, Any]:
 
 def show_plan(cfg: DeploymentConfig, output: str, pricing: str = "snapshot") -> None:
     """Compute the offline plan and print it (`plan --offline` and `deploy --offline`)."""
+    from ..estimate.prices import load_prices
+    from ..plan import offline_plan
     from ..ui import print_json
 
-    plan = _plan(cfg, pricing)
+    prices = load_prices(cfg.region, pricing)
+    plan = offline_plan(cfg, prices)
+    changes = _recorded_changes(cfg)
+    diff = ha_difference(cfg, plan, prices)
     if output == "json":
-        print_json(plan)
+        print_json({**plan, "ha": diff, "version_changes": [c.to_dict() for c in changes]})
     else:
+        print_version_changes(changes)
         render_text(plan)
+        _print_ha(diff)
+
+
+def _recorded_changes(cfg: DeploymentConfig) -> list[Any]:
+    """Version changes against this machine's copy of the deployment record (no cloud call)."""
+    from ..engine import FileRecordStore, local_record_path
+    from ..errors import UserError
+    from ..ops.upgrade import version_changes
+
+    try:
+        record = FileRecordStore(local_record_path(cfg)).load()
+    except UserError:
+        return []
+    return version_changes(record, cfg)
 
 
 @click.command("plan")

@@ -396,3 +396,24 @@ class Kube:
             f"{e.get('type', '')} {e.get('reason', '')}: {e.get('message', '')}".strip()
             for e in events[-limit:]
         ]
+
+    def job_logs(self, job: str, namespace: str, tail: int = 200) -> list[str]:
+        """The last log lines of a Job's pods (diagnostics: never raises)."""
+        from kubernetes import client
+
+        lines: list[str] = []
+        try:
+            pods = self.list_objects(
+                "v1", "Pod", namespace=namespace, label_selector=f"job-name={job}"
+            )
+            core = client.CoreV1Api(self.api_client)
+            for pod in pods:
+                name = pod["metadata"]["name"]
+                resp = core.read_namespaced_pod_log(
+                    name, namespace, tail_lines=tail, _preload_content=False
+                )
+                text = resp.data.decode(errors="replace")  # the raw body: plain text
+                lines += [f"[{name}] {line}" for line in text.splitlines()]
+        except Exception as e:
+            lines.append(f"(logs unavailable: {e.__class__.__name__})")
+        return lines

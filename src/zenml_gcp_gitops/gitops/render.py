@@ -184,6 +184,57 @@ class Rendered:
         return next(a for a in self.apps if a.key == key)
 
 
+HA_REPLICAS = 2
+ZONE_KEY = "topology.kubernetes.io/zone"
+
+
+def server_selectors(cfg: DeploymentConfig) -> dict[str, dict[str, str]]:
+    """The pod labels the two server charts put on their server pods (not on Job pods)."""
+    n = cfg.names
+    return {
+        "zenml": {
+            "app.kubernetes.io/name": "zenml",
+            "app.kubernetes.io/instance": n.helm_releases["zenml_server"],
+            "app.kubernetes.io/component": "server",
+        },
+        "mlflow": {
+            "app.kubernetes.io/name": "mlflow",
+            "app.kubernetes.io/instance": n.helm_releases["mlflow"],
+        },
+    }
+
+
+def mlflow_can_scale(cfg: DeploymentConfig) -> bool:
+    """MLflow's basic-auth users must live in Cloud SQL before it runs more than one pod
+    (each pod would otherwise keep its own SQLite user table)."""
+    return "mlflow_auth" in cfg.names.databases
+
+
+def ha_shape(cfg: DeploymentConfig) -> dict[str, int]:
+    """Server replicas: two each with `ha` (MLflow once its users are in Cloud SQL)."""
+    if not cfg.ha:
+        return {"zenml": 1, "mlflow": 1}
+    return {"zenml": HA_REPLICAS, "mlflow": HA_REPLICAS if mlflow_can_scale(cfg) else 1}
+
+
+def _spread(selector: dict[str, str]) -> dict[str, Any]:
+    """Prefer one pod per zone (the charts take `affinity`, not topologySpreadConstraints);
+    preferred, so a zone outage never blocks scheduling."""
+    return {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "podAffinityTerm": {
+                        "topologyKey": ZONE_KEY,
+                        "labelSelector": {"matchLabels": dict(selector)},
+                    },
+                }
+            ]
+        }
+    }
+
+
 def _context(cfg: DeploymentConfig, out: InfraOutputs) -> dict[str, Any]:
     n = cfg.names
     gateway = cfg.ingress == "gateway"
@@ -265,6 +316,11 @@ def _context(cfg: DeploymentConfig, out: InfraOutputs) -> dict[str, Any]:
         "mlflow_ingress": mlflow_ingress,
         "mlflow_bucket": out.mlflow_bucket,
         "retry": RETRY,
+        "replicas": ha_shape(cfg),
+        "affinity": {
+            k: (_spread(sel) if ha_shape(cfg)[k] > 1 else None)
+            for k, sel in server_selectors(cfg).items()
+        },
     }
 
 
@@ -395,6 +451,10 @@ def _workload_objects(
             }
             objs.append(render_template("objects/httproute.yaml", {**ctx, "obj": obj}))
             objs.append(render_template("objects/healthcheck-policy.yaml", {**ctx, "obj": obj}))
+    for svc, selector in server_selectors(cfg).items():
+        if ctx["replicas"][svc] > 1:
+            obj = {"name": f"{svc}-server", "namespace": n.namespaces[svc], "selector": selector}
+            objs.append(render_template("objects/pdb.yaml", {**ctx, "obj": obj}))
     return objs
 
 

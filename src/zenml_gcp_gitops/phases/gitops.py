@@ -78,6 +78,16 @@ class GitopsPhase:
             source=ctx.options.get("argocd_install_source"),  # (url, sha256): tests only
             opts=opts,
         )
+        upgrade = ctx.options.get("upgrade") or {}
+        zenml = next((c for c in upgrade.get("changes", []) if c["key"] == "zenml_chart"), None)
+        if zenml is not None:
+            from ..ops.upgrade import watch_migration
+
+            ctx.reporter.step(f"ZenML {zenml['from']} -> {zenml['to']}: database migration")
+            watch_migration(
+                kube, ctx.cfg, zenml["to"], upgrade.get("backup_id"),
+                timeout=opts.wave_timeout * 2, poll=opts.poll, log=ctx.reporter.log,
+            )  # fmt: skip
         wait_for_apps(kube, ctx.cfg, rendered, ctx.reporter, opts)
         gateway_ip = check_ingress_address(kube, ctx.cfg, ctx.infra, opts)
         return {

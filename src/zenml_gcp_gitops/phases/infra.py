@@ -826,7 +826,7 @@ def find_locks(cfg: DeploymentConfig, storage_client: Any = None) -> list[LockFi
     bucket, _, sub = url.removeprefix("gs://").partition("/")
     root = f"{sub.strip('/')}/" if sub.strip("/") else ""
     if storage_client is None:
-        from google.cloud import storage  # type: ignore[attr-defined]
+        from google.cloud import storage  # type: ignore[attr-defined,unused-ignore]
 
         storage_client = storage.Client(project=cfg.project)
     from google.api_core import exceptions as gexc

@@ -107,7 +107,7 @@ class GcpApi:
 
     def storage(self) -> Any:
         if self._storage is None:
-            from google.cloud import storage  # type: ignore[attr-defined]
+            from google.cloud import storage  # type: ignore[attr-defined,unused-ignore]
 
             self._storage = storage.Client(project=self.cfg.project, credentials=self.credentials())
         return self._storage

@@ -1,0 +1,74 @@
+"""The backup bucket: SQL exports and manifests of `zenml-gcp-gitops backup`.
+
+Private, versioned and CMEK-encrypted like the artifact buckets. Exports older than
+`backup_retention_days` are deleted (they become noncurrent versions, which go a day later).
+Only the Cloud SQL instance's service agent may write here (the export and import APIs act
+as that agent); nothing else in the deployment is granted on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from ._base import Component
+
+SQL_AGENT_ROLE = "roles/storage.objectAdmin"  # export writes, import reads, re-runs overwrite
+
+
+@dataclass(frozen=True)
+class BackupArgs:
+    project: str
+    region: str
+    bucket: str
+    kms_key_id: pulumi.Input[str]
+    retention_days: int
+    sql_service_account: pulumi.Input[str]  # the instance's serviceAccountEmailAddress
+    force_destroy: bool
+    labels: dict[str, str]
+
+
+class Backup(Component):
+    def __init__(self, name: str, args: BackupArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("Backup", name, opts)
+        self.bucket = gcp.storage.Bucket(
+            "bucket",
+            name=args.bucket,
+            project=args.project,
+            location=args.region.upper(),
+            storage_class="STANDARD",
+            uniform_bucket_level_access=True,
+            public_access_prevention="enforced",
+            versioning=gcp.storage.BucketVersioningArgs(enabled=True),
+            encryption=gcp.storage.BucketEncryptionArgs(default_kms_key_name=args.kms_key_id),
+            lifecycle_rules=[
+                gcp.storage.BucketLifecycleRuleArgs(
+                    action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
+                    condition=gcp.storage.BucketLifecycleRuleConditionArgs(
+                        age=args.retention_days, with_state="LIVE"
+                    ),
+                ),
+                gcp.storage.BucketLifecycleRuleArgs(
+                    action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
+                    condition=gcp.storage.BucketLifecycleRuleConditionArgs(
+                        with_state="ARCHIVED", days_since_noncurrent_time=1
+                    ),
+                ),
+            ],
+            force_destroy=args.force_destroy,
+            labels=args.labels,
+            opts=self.child(),
+        )
+        self.sql_agent_grant = gcp.storage.BucketIAMMember(
+            "sql-agent-writer",
+            bucket=self.bucket.name,
+            role=SQL_AGENT_ROLE,
+            member=pulumi.Output.from_input(args.sql_service_account).apply(
+                lambda email: f"serviceAccount:{email}"
+            ),
+            opts=self.child(),
+        )
+        self.name: pulumi.Output[str] = self.bucket.name
+        self.register_outputs({"bucket": self.name})

@@ -1,0 +1,163 @@
+"""A fake Cloud SQL Admin API: one project's instances, their databases and operations.
+
+It behaves like the service in the ways the product must cope with, and decides nothing:
+operations take a few polls to finish; an instance runs one operation at a time (a second
+one is refused with 409, as Cloud SQL does); an export writes the database's content to the
+bucket (through the storage client it is given), an import reads it back. Knobs make a step
+fail. `calls` is the journal tests read the order of events from.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from zenml_gcp_gitops.ops.sqladmin import SqlOperationFailed
+
+
+@dataclass
+class FakeInstance:
+    name: str
+    databases: dict[str, list[str]]  # database -> rows (content)
+    backup_runs: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    busy: str | None = None  # name of the running operation
+
+
+class FakeSqlAdmin:
+    def __init__(self, storage: Any, project: str = "acme-ml-prod", polls_per_op: int = 2) -> None:
+        self.storage = storage
+        self.project = project
+        self.polls_per_op = polls_per_op
+        self.instances: dict[str, FakeInstance] = {}
+        self.ops: dict[str, dict[str, Any]] = {}
+        self._left: dict[str, int] = {}
+        self._finish: dict[str, Any] = {}
+        self._ids = itertools.count(1)
+        self.calls: list[str] = []
+        self.fail: dict[str, str] = {}  # call key ("import:mlflow", "export:zenml", ...) -> message
+        self.history: dict[str, dict[str, list[str]]] = {}  # "time" -> databases (for PITR)
+
+    def add_instance(self, name: str, databases: dict[str, list[str]]) -> FakeInstance:
+        inst = FakeInstance(name, {k: list(v) for k, v in databases.items()})
+        self.instances[name] = inst
+        return inst
+
+    # -- operations
+
+    def _start(
+        self, instance: str, kind: str, key: str, finish: Any, extra: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        inst = self.instances.get(instance)
+        if inst is None:
+            raise SqlOperationFailed(f"Cloud SQL POST {kind} failed: NOT_FOUND instance {instance}")
+        if inst.busy is not None and self.ops[inst.busy]["status"] != "DONE":
+            raise SqlOperationFailed(
+                f"Cloud SQL {kind} failed: 409 operation {inst.busy} is in progress"
+            )
+        name = f"op-{next(self._ids)}"
+        self.calls.append(f"{key}")
+        op = {
+            "name": name,
+            "status": "PENDING",
+            "operationType": kind,
+            "targetId": instance,
+            **(extra or {}),
+        }
+        self.ops[name] = op
+        self._left[name] = self.polls_per_op
+        self._finish[name] = (finish, key)
+        inst.busy = name
+        return dict(op)
+
+    def get_operation(self, name: str) -> dict[str, Any]:
+        op = self.ops[name]
+        if op["status"] != "DONE":
+            self._left[name] -= 1
+            op["status"] = "RUNNING"
+            if self._left[name] <= 0:
+                finish, key = self._finish[name]
+                op["status"] = "DONE"
+                if key in self.fail:
+                    op["error"] = {"errors": [{"code": "ERROR", "message": self.fail[key]}]}
+                    self.calls.append(f"failed:{key}")
+                else:
+                    finish()
+                    self.calls.append(f"done:{key}")
+        return dict(op)
+
+    # -- API
+
+    def get_instance(self, instance: str) -> dict[str, Any]:
+        return {"name": instance, "state": "RUNNABLE"}
+
+    def create_backup_run(self, instance: str, description: str) -> dict[str, Any]:
+        run_id = str(1700000000000 + next(self._ids))
+        inst = self.instances[instance]
+
+        def finish() -> None:
+            inst.backup_runs[run_id] = {k: list(v) for k, v in inst.databases.items()}
+
+        return self._start(instance, "BACKUP_VOLUME", "backup_run", finish,
+                           {"backupContext": {"backupId": run_id}})  # fmt: skip
+
+    def list_backup_runs(self, instance: str) -> list[dict[str, Any]]:
+        return [
+            {"id": rid, "status": "SUCCESSFUL", "type": "ON_DEMAND"}
+            for rid in self.instances[instance].backup_runs
+        ]
+
+    def _bucket_obj(self, uri: str) -> tuple[str, str]:
+        bucket, _, name = uri.removeprefix("gs://").partition("/")
+        return bucket, name
+
+    def export_sql(self, instance: str, uri: str, database: str) -> dict[str, Any]:
+        inst = self.instances[instance]
+
+        def finish() -> None:
+            bucket, name = self._bucket_obj(uri)
+            rows = inst.databases[database]
+            self.storage.bucket(bucket).blob(name).upload_from_string(json.dumps(rows))
+
+        return self._start(instance, "EXPORT", f"export:{database}@{instance}", finish)
+
+    def import_sql(self, instance: str, uri: str, database: str) -> dict[str, Any]:
+        inst = self.instances[instance]
+
+        def finish() -> None:
+            bucket, name = self._bucket_obj(uri)
+            inst.databases[database] = json.loads(
+                self.storage.bucket(bucket).blob(name).download_as_text()
+            )
+
+        return self._start(instance, "IMPORT", f"import:{database}", finish)
+
+    def delete_database(self, instance: str, database: str) -> dict[str, Any]:
+        inst = self.instances[instance]
+        return self._start(instance, "DELETE_DATABASE", f"drop:{database}",
+                           lambda: inst.databases.pop(database, None))  # fmt: skip
+
+    def create_database(self, instance: str, database: str) -> dict[str, Any]:
+        inst = self.instances[instance]
+        return self._start(instance, "CREATE_DATABASE", f"create:{database}",
+                           lambda: inst.databases.setdefault(database, []))  # fmt: skip
+
+    def restore_backup_run(self, instance: str, backup_run_id: str) -> dict[str, Any]:
+        inst = self.instances[instance]
+
+        def finish() -> None:
+            inst.databases = {k: list(v) for k, v in inst.backup_runs[backup_run_id].items()}
+
+        return self._start(instance, "RESTORE_VOLUME", f"restore_run:{backup_run_id}", finish)
+
+    def clone(self, instance: str, destination: str, point_in_time: str) -> dict[str, Any]:
+        def finish() -> None:
+            past = self.history[point_in_time]
+            self.add_instance(destination, past)
+
+        return self._start(instance, "CLONE", f"clone:{destination}", finish)
+
+    def delete_instance(self, instance: str) -> dict[str, Any]:
+        return self._start(instance, "DELETE", f"delete_instance:{instance}",
+                           lambda: self.instances.pop(instance))  # fmt: skip
