@@ -48,3 +48,14 @@ def required(value: T | None, what: str) -> T:
     if value is None:
         raise ValueError(f"{what} is not set by the provider")
     return value
+
+
+def create_only(opts: pulumi.ResourceOptions, *properties: str) -> pulumi.ResourceOptions:
+    """Set `properties` only when the resource is created.
+
+    For settings GCP accepts only at creation (a repository's or an instance's key, a
+    secret's replication): changing them would replace the resource and lose its data, so
+    an existing deployment keeps what it has and never sees a diff on them.
+    """
+    opts.ignore_changes = [*(opts.ignore_changes or []), *properties]
+    return opts

@@ -26,8 +26,15 @@ BASE_SERVICES: tuple[str, ...] = (
 VERTEX_SERVICES: tuple[str, ...] = ("aiplatform.googleapis.com",)
 
 
-def services_for(orchestrator: str) -> tuple[str, ...]:
-    return BASE_SERVICES + (VERTEX_SERVICES if orchestrator == "vertex" else ())
+BINAUTHZ_SERVICES: tuple[str, ...] = ("binaryauthorization.googleapis.com",)
+
+
+def services_for(orchestrator: str, binary_authorization: bool = False) -> tuple[str, ...]:
+    return (
+        BASE_SERVICES
+        + (VERTEX_SERVICES if orchestrator == "vertex" else ())
+        + (BINAUTHZ_SERVICES if binary_authorization else ())
+    )
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ class BackupArgs:
     sql_service_account: pulumi.Input[str]  # the instance's serviceAccountEmailAddress
     force_destroy: bool
     labels: dict[str, str]
+    log_bucket: pulumi.Input[str] | None = None  # usage logs go there (bucket_access_logs)
 
 
 class Backup(Component):
@@ -57,6 +58,11 @@ class Backup(Component):
                     ),
                 ),
             ],
+            logging=(
+                gcp.storage.BucketLoggingArgs(log_bucket=args.log_bucket)
+                if args.log_bucket is not None
+                else None
+            ),
             force_destroy=args.force_destroy,
             labels=args.labels,
             opts=self.child(),

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_random as random
 
-from ._base import Component
+from ._base import Component, create_only
 
 DATABASE_VERSION = "MYSQL_8_0"
 BACKUP_START = "03:00"  # UTC
@@ -29,6 +30,8 @@ class DatabaseArgs:
     users: dict[str, str]  # app -> user name
     passwords: dict[str, pulumi.Output[str]]  # app -> generated password (a Pulumi secret)
     labels: dict[str, str]
+    kms_key: pulumi.Input[str] | None = None  # CMEK; set when the instance is created only
+    kms_ready: Sequence[pulumi.Resource] = ()  # the Cloud SQL agent's grant on the key
     retained_backups: int = RETAINED_BACKUPS
 
 
@@ -53,6 +56,7 @@ class Database(Component):
             project=args.project,
             region=args.region,
             database_version=DATABASE_VERSION,
+            encryption_key_name=args.kms_key,
             root_password=root_password.result,
             deletion_protection=args.deletion_protection,
             settings=gcp.sql.DatabaseInstanceSettingsArgs(
@@ -81,7 +85,7 @@ class Database(Component):
                 ),
                 user_labels=args.labels,
             ),
-            opts=self.child(),
+            opts=create_only(self.child(args.kms_ready), "encryptionKeyName"),
         )
         self.databases = {
             app: gcp.sql.Database(

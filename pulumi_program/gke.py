@@ -26,6 +26,7 @@ class GkeArgs:
     node_service_account: str  # account ID of the nodes' own least-privilege identity
     repository: pulumi.Input[str]  # Artifact Registry repository the nodes pull images from
     labels: dict[str, str]
+    binary_authorization: bool = False  # enforce the project's Binary Authorization policy
 
 
 class Gke(Component):
@@ -112,6 +113,13 @@ class Gke(Component):
                     service_account=self.node_account.email,
                     oauth_scopes=["https://www.googleapis.com/auth/cloud-platform"],
                 ),
+            ),
+            binary_authorization=(
+                gcp.container.ClusterBinaryAuthorizationArgs(
+                    evaluation_mode="PROJECT_SINGLETON_POLICY_ENFORCE"
+                )
+                if args.binary_authorization
+                else None
             ),
             deletion_protection=args.deletion_protection,
             resource_labels=args.labels,

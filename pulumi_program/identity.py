@@ -28,6 +28,12 @@ SECRETS_STORE_EDITOR = (
     "secretmanager.secrets.delete",
 )
 ZENML_SECRET_PREFIX = "zenml-"
+# Cloud Build cannot scope builds to a resource: project-level create and poll is the least.
+BUILD_SUBMITTER = (
+    "cloudbuild.builds.create",
+    "cloudbuild.builds.get",
+    "cloudbuild.operations.get",
+)
 
 # workload key -> (Kubernetes namespace key, KSA key) it runs as in the cluster
 KSA_OF: dict[str, tuple[str, str]] = {
@@ -54,11 +60,38 @@ class IdentityArgs:
     vertex: bool
     service_account_connector: bool
     cloud_build: bool
+    build_submitter_role: str
+    build_context_prefix: str
     github_repo: str | None
+    github_repo_id: int | None
+    github_owner_id: int | None
+    github_ref: str | None
     wif_pool: str
     wif_provider: str
     cluster: pulumi.Resource  # workload-identity bindings need the cluster's identity pool
     labels: dict[str, str] = field(default_factory=dict)
+    # IDs of a pool/provider GCP kept from an earlier deployment: imported, not created
+    import_wif_pool: str | None = None
+    import_wif_provider: str | None = None
+
+
+def github_condition(args: IdentityArgs) -> str:
+    """Which GitHub OIDC tokens the provider accepts.
+
+    Repository and owner names can be renamed and then taken by someone else; their numeric
+    IDs never change, so they are what the condition pins once known (the deploy looks them
+    up). `github_ref` narrows it to one branch or tag.
+    """
+    if args.github_repo_id and args.github_owner_id:
+        parts = [
+            f"assertion.repository_id == '{args.github_repo_id}'",
+            f"assertion.repository_owner_id == '{args.github_owner_id}'",
+        ]
+    else:
+        parts = [f"assertion.repository == '{args.github_repo}'"]
+    if args.github_ref:
+        parts.append(f"assertion.ref == '{args.github_ref}'")
+    return " && ".join(parts)
 
 
 def _sa_member(sa: gcp.serviceaccount.Account) -> pulumi.Output[str]:
@@ -177,32 +210,9 @@ class Identity(Component):
                 self._project_role(connector, "roles/aiplatform.user")
             self._acts_as_pipelines(connector)
         if args.cloud_build:
-            self._project_role(connector, "roles/cloudbuild.builds.editor")
-            # Builds run as the project's default build account (Compute Engine default SA in
-            # projects made since 2024): it reads the build context and pushes to this repo only.
-            build_sa = pulumi.Output.concat(
-                "serviceAccount:", args.project_number, "-compute@developer.gserviceaccount.com"
-            )
-            gcp.artifactregistry.RepositoryIamMember(
-                "registry-cloudbuild-writer",
-                project=args.project,
-                location=args.repository_location,
-                repository=args.repository,
-                role="roles/artifactregistry.writer",
-                member=build_sa,
-                opts=self.child(),
-            )
-            gcp.storage.BucketIAMMember(
-                "artifacts-cloudbuild-objectViewer",
-                bucket=args.artifact_bucket,
-                role="roles/storage.objectViewer",
-                member=build_sa,
-                opts=self.child(),
-            )
+            self._build_account(args, submitters=[connector] + (["ci"] if has_ci else []))
         if has_ci:
             self._project_role("ci", "roles/container.clusterViewer")
-            if args.cloud_build:
-                self._project_role("ci", "roles/cloudbuild.builds.editor")
             if args.vertex:
                 self._project_role("ci", "roles/aiplatform.user")
                 # Vertex runs jobs as the pipelines account: CI may act as that one only.
@@ -221,14 +231,27 @@ class Identity(Component):
         # --- keyless CI: GitHub OIDC tokens from this one repository become the ci account
         self.workload_identity_provider: pulumi.Output[str] | None = None
         if has_ci and args.github_repo:
+            principal = (
+                f"attribute.repository_id/{args.github_repo_id}"
+                if args.github_repo_id
+                else f"attribute.repository/{args.github_repo}"
+            )
+            # Retained on delete: a deleted pool blocks its ID for 30 days, so `destroy` leaves
+            # it (and its provider) and the next deploy of the same name adopts them.
+            pool_opts = self.child()
+            pool_opts.retain_on_delete = True
+            pool_opts.import_ = args.import_wif_pool
             pool = gcp.iam.WorkloadIdentityPool(
                 "github-pool",
                 workload_identity_pool_id=args.wif_pool,
                 project=args.project,
                 display_name="GitHub Actions",
                 description=f"CI of {args.github_repo}",
-                opts=self.child(),
+                opts=pool_opts,
             )
+            provider_opts = self.child()
+            provider_opts.retain_on_delete = True
+            provider_opts.import_ = args.import_wif_provider
             provider = gcp.iam.WorkloadIdentityPoolProvider(
                 "github-provider",
                 workload_identity_pool_id=pool.workload_identity_pool_id,
@@ -238,22 +261,21 @@ class Identity(Component):
                 attribute_mapping={
                     "google.subject": "assertion.sub",
                     "attribute.repository": "assertion.repository",
+                    "attribute.repository_id": "assertion.repository_id",
                     "attribute.repository_owner": "assertion.repository_owner",
+                    "attribute.repository_owner_id": "assertion.repository_owner_id",
                     "attribute.ref": "assertion.ref",
                 },
-                attribute_condition=f"assertion.repository == '{args.github_repo}'",
+                attribute_condition=github_condition(args),
                 oidc=gcp.iam.WorkloadIdentityPoolProviderOidcArgs(issuer_uri=GITHUB_OIDC_ISSUER),
-                opts=self.child(),
+                opts=provider_opts,
             )
             gcp.serviceaccount.IAMMember(
                 "ci-from-github",
                 service_account_id=self.accounts["ci"].name,
                 role="roles/iam.workloadIdentityUser",
                 member=pool.name.apply(
-                    lambda pool_name: (
-                        f"principalSet://iam.googleapis.com/{pool_name}"
-                        f"/attribute.repository/{args.github_repo}"
-                    )
+                    lambda pool_name: f"principalSet://iam.googleapis.com/{pool_name}/{principal}"
                 ),
                 opts=self.child(),
             )
@@ -275,6 +297,50 @@ class Identity(Component):
             key: sa.email for key, sa in self.accounts.items()
         }
         self.register_outputs({"service_accounts": self.emails})
+
+    def _build_account(self, args: IdentityArgs, submitters: list[str]) -> None:
+        """Builds run as the `build` account, never as the project's default build account
+        (which holds Editor in many projects): it pushes to this repository, reads build
+        contexts and writes logs. Submitters may create and poll builds and act as it, and
+        nothing else, so submitting a build grants no more than these three rights."""
+        self._repo(args, "build", "roles/artifactregistry.writer")
+        gcp.storage.BucketIAMMember(
+            "artifacts-build-contexts-objectViewer",
+            bucket=args.artifact_bucket,
+            role="roles/storage.objectViewer",
+            member=self.members["build"],
+            condition=gcp.storage.BucketIAMMemberConditionArgs(
+                title="build-contexts-only",
+                description="Read the uploaded build contexts, no other artifact",
+                expression=pulumi.Output.concat(
+                    'resource.name.startsWith("projects/_/buckets/',
+                    args.artifact_bucket,
+                    f'/objects/{args.build_context_prefix}/")',
+                ),
+            ),
+            opts=self.child(),
+        )
+        # A build with its own account must log to Cloud Logging (the flavor asks for it).
+        self._project_role("build", "roles/logging.logWriter")
+        submitter = gcp.projects.IAMCustomRole(
+            "build-submitter",
+            role_id=args.build_submitter_role,
+            project=args.project,
+            title="ZenML Cloud Build submitter",
+            description="Create and poll Cloud Builds; they run as the stack's build account",
+            permissions=list(BUILD_SUBMITTER),
+            stage="GA",
+            opts=self.child(),
+        )
+        for key in submitters:
+            self._project_role(key, submitter.name, None, label="build-submitter")
+            gcp.serviceaccount.IAMMember(
+                f"{key.replace('_', '-')}-acts-as-build",
+                service_account_id=self.accounts["build"].name,
+                role="roles/iam.serviceAccountUser",
+                member=self.members[key],
+                opts=self.child(),
+            )
 
     def _acts_as_pipelines(self, key: str) -> None:
         gcp.serviceaccount.IAMMember(

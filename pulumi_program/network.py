@@ -7,14 +7,15 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from zenml_gcp_gitops.config import PROXY_CIDR, PSA_PREFIX_LENGTH
+
 from ._base import Component
 
 # RFC 1918 ranges sized for one Autopilot cluster; fixed so plans are reproducible.
 NODES_CIDR = "10.10.0.0/20"
 PODS_CIDR = "10.16.0.0/14"
 SERVICES_CIDR = "10.20.0.0/20"
-PROXY_CIDR = "10.10.16.0/23"  # Envoy proxies of the regional external Application LB
-PSA_PREFIX_LENGTH = 20  # Cloud SQL's private-services-access allocation
+FLOW_LOG_INTERVAL = "INTERVAL_1_MIN"
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class NetworkArgs:
     psa_range: str
     ingress_ip: str
     labels: dict[str, str]
+    flow_log_sampling: float = 0.5  # 0: no VPC flow logs on the nodes subnet
 
 
 class Network(Component):
@@ -63,6 +65,17 @@ class Network(Component):
             network=self.vpc.id,
             ip_cidr_range=NODES_CIDR,
             private_ip_google_access=True,
+            # Flow logs of every node and pod connection, aggregated per minute: who talked
+            # to what, after an incident. Sampling trades cost against completeness.
+            log_config=(
+                gcp.compute.SubnetworkLogConfigArgs(
+                    aggregation_interval=FLOW_LOG_INTERVAL,
+                    flow_sampling=args.flow_log_sampling,
+                    metadata="INCLUDE_ALL_METADATA",
+                )
+                if args.flow_log_sampling > 0
+                else None
+            ),
             secondary_ip_ranges=[
                 gcp.compute.SubnetworkSecondaryIpRangeArgs(
                     range_name=args.pods_range, ip_cidr_range=PODS_CIDR

@@ -14,9 +14,12 @@ import pulumi
 import pulumi_gcp as gcp
 
 from zenml_gcp_gitops.config import DeploymentConfig
+from zenml_gcp_gitops.gitops.images import admission_patterns
 
 from .apis import Apis, ApisArgs, services_for
+from .audit import Audit, AuditArgs
 from .backup import Backup, BackupArgs
+from .binauthz import Binauthz, BinauthzArgs
 from .database import Database, DatabaseArgs
 from .dns import Dns, DnsArgs
 from .gke import Gke, GkeArgs
@@ -66,13 +69,19 @@ class StackOutputs:
         return [(k, v) for k, v in pairs if v is not None]
 
 
-def build(cfg: DeploymentConfig) -> StackOutputs:
-    """Register every resource of the deployment and export the infra outputs."""
+def build(cfg: DeploymentConfig, adopt: dict[str, str] | None = None) -> StackOutputs:
+    """Register every resource of the deployment and export the infra outputs.
+
+    `adopt` maps a retained resource (`kms_key_ring`, `kms_key`, `wif_pool`, `wif_provider`)
+    to the ID of the one GCP
+    kept from an earlier deployment of the same name; it is imported instead of created.
+    """
+    adopt = adopt or {}
     names = cfg.names
     labels = names.labels
     p, r = cfg.project, cfg.region
 
-    services = services_for(cfg.orchestrator)
+    services = services_for(cfg.orchestrator, cfg.binary_authorization)
     if names.dns_zone and names.dns_zone_project == p:
         services += ("dns.googleapis.com",)
     apis = Apis("apis", ApisArgs(project=p, services=services))
@@ -83,10 +92,19 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
     kms = Kms(
         "kms",
         KmsArgs(
-            project=p, location=r, key_ring=names.kms_keyring, key=names.kms_key, labels=labels
+            project=p,
+            location=r,
+            key_ring=names.kms_keyring,
+            key=names.kms_key,
+            labels=labels,
+            protect=cfg.deletion_protection,
+            import_key_ring=adopt.get("kms_key_ring"),
+            import_key=adopt.get("kms_key"),
         ),
         after_apis(),
     )
+    if cfg.data_access_logs:
+        Audit("audit", AuditArgs(project=p), after_apis())
     network = Network(
         "network",
         NetworkArgs(
@@ -102,6 +120,7 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
             psa_range=names.psa_range,
             ingress_ip=names.ingress_ip,
             labels=labels,
+            flow_log_sampling=cfg.flow_log_sampling,
         ),
         after_apis(),
     )
@@ -113,12 +132,15 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
             secret_ids=dict(names.secrets),
             admin_users=dict(names.admin_users),
             labels=labels,
+            kms_key=kms.key_id,
+            kms_ready=kms.grant("secretmanager.googleapis.com"),
         ),
         after_apis(),
     )
     db_passwords = {
         "zenml": secrets.passwords["zenml_db_password"],
         "mlflow": secrets.passwords["mlflow_db_password"],
+        "mlflow_auth": secrets.passwords["mlflow_auth_db_password"],
     }
     database = Database(
         "database",
@@ -134,6 +156,8 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
             users=dict(names.sql_users),
             passwords=db_passwords,
             labels=labels,
+            kms_key=kms.key_id,
+            kms_ready=kms.grant("sqladmin.googleapis.com"),
             # one automated backup a day: keep as many days as the exports
             retained_backups=cfg.backup_retention_days,
         ),
@@ -147,9 +171,19 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
             repository=names.registry_repo,
             keep_versions=cfg.registry_keep_versions,
             labels=labels,
+            kms_key=kms.key_id,
+            kms_ready=kms.grant("artifactregistry.googleapis.com"),
         ),
         after_apis(),
     )
+    # The policy exists before the cluster starts enforcing it.
+    binauthz: list[pulumi.Resource] = []
+    if cfg.binary_authorization:
+        binauthz.append(
+            Binauthz(
+                "binauthz", BinauthzArgs(project=p, patterns=admission_patterns(cfg)), after_apis()
+            )
+        )
     gke = Gke(
         "gke",
         GkeArgs(
@@ -165,8 +199,9 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
             node_service_account=names.node_service_account,
             repository=registry.repository_id,
             labels=labels,
+            binary_authorization=cfg.binary_authorization,
         ),
-        after_apis(),
+        pulumi.ResourceOptions(depends_on=[apis, *binauthz]),
     )
     storage = Storage(
         "storage",
@@ -178,6 +213,7 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
             noncurrent_version_days=cfg.noncurrent_version_days,
             force_destroy=cfg.force_destroy_buckets,
             labels=labels,
+            access_log_bucket=names.access_log_bucket if cfg.bucket_access_logs else None,
         ),
         after_apis(),
     )
@@ -192,8 +228,9 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
             sql_service_account=database.service_account,
             force_destroy=cfg.force_destroy_buckets,
             labels=labels,
+            log_bucket=storage.log_bucket.name if storage.log_bucket is not None else None,
         ),
-        pulumi.ResourceOptions(depends_on=[apis, storage.kms_grant]),
+        pulumi.ResourceOptions(depends_on=[apis, storage.kms_grant, *storage.log_deps]),
     )
     project_number = gcp.organizations.get_project_output(project_id=p).number
     identity = Identity(
@@ -220,10 +257,17 @@ def build(cfg: DeploymentConfig) -> StackOutputs:
             secrets_store_roles=dict(names.secrets_store_roles),
             vertex=cfg.orchestrator == "vertex",
             service_account_connector=cfg.connector_auth == "service-account",
-            cloud_build=cfg.image_builder == "gcp",
+            cloud_build="build" in names.service_accounts,
+            build_submitter_role=names.build_submitter_role,
+            build_context_prefix=names.build_context_prefix,
             github_repo=cfg.github_repo,
+            github_repo_id=cfg.github_repo_id,
+            github_owner_id=cfg.github_owner_id,
+            github_ref=cfg.github_ref,
             wif_pool=names.wif_pool,
             wif_provider=names.wif_provider,
+            import_wif_pool=adopt.get("wif_pool"),
+            import_wif_provider=adopt.get("wif_provider"),
             cluster=gke.cluster,
         ),
         after_apis(),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
 
-from ._base import Component
+from ._base import Component, create_only
 
 UNTAGGED_MAX_AGE = "604800s"  # 7 days
 
@@ -19,6 +20,8 @@ class RegistryArgs:
     repository: str
     keep_versions: int
     labels: dict[str, str]
+    kms_key: pulumi.Input[str] | None = None  # CMEK; applies when the repository is created
+    kms_ready: Sequence[pulumi.Resource] = ()  # the AR agent's grant on the key
 
 
 class Registry(Component):
@@ -33,6 +36,7 @@ class Registry(Component):
             project=args.project,
             location=args.region,
             format="DOCKER",
+            kms_key_name=args.kms_key,
             description="ZenML pipeline images",
             cleanup_policy_dry_run=False,
             cleanup_policies=[
@@ -52,7 +56,7 @@ class Registry(Component):
                 ),
             ],
             labels=args.labels,
-            opts=self.child(),
+            opts=create_only(self.child(args.kms_ready), "kmsKeyName"),
         )
         self.repository_id: pulumi.Output[str] = self.repository.repository_id
         self.uri: pulumi.Output[str] = pulumi.Output.concat(

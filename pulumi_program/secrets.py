@@ -6,7 +6,8 @@ from `cfg.names.secrets` and start with the deployment name, never with `zenml-`
 prefix belongs to ZenML's own secrets store, whose IAM grant would otherwise cover ours.
 
 Value formats (what External Secrets reads):
-  zenml_db_password, mlflow_db_password, zenml_jwt, mlflow_flask: the bare string
+  zenml_db_password, mlflow_db_password, mlflow_auth_db_password, zenml_jwt, mlflow_flask:
+    the bare string
   zenml_admin, mlflow_auth: JSON {"username": ..., "password": ...}
   pipelines_sa_key: the service-account key JSON (added by the identity component)
   ci_api_key: created empty; the ci phase adds the ZenML API key as a new version
@@ -15,13 +16,14 @@ Value formats (what External Secrets reads):
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_random as random
 
-from ._base import Component
+from ._base import Component, create_only
 
 PASSWORD_LENGTH = 32
 KEY_LENGTH = 64  # JWT signing and Flask session keys: 64 alphanumerics ~ 380 bits
@@ -30,6 +32,7 @@ KEY_LENGTH = 64  # JWT signing and Flask session keys: 64 alphanumerics ~ 380 bi
 GENERATED: dict[str, int] = {
     "zenml_db_password": PASSWORD_LENGTH,
     "mlflow_db_password": PASSWORD_LENGTH,
+    "mlflow_auth_db_password": PASSWORD_LENGTH,
     "zenml_admin": PASSWORD_LENGTH,
     "mlflow_auth": PASSWORD_LENGTH,
     "zenml_jwt": KEY_LENGTH,
@@ -45,6 +48,8 @@ class SecretsArgs:
     secret_ids: dict[str, str]  # logical key -> Secret Manager ID
     admin_users: dict[str, str]  # app -> admin username
     labels: dict[str, str]
+    kms_key: pulumi.Input[str] | None = None  # CMEK for every replica; set at creation only
+    kms_ready: Sequence[pulumi.Resource] = ()  # the Secret Manager agent's grant on the key
 
 
 def _user_json(username: str, password: pulumi.Output[str]) -> pulumi.Output[str]:
@@ -83,13 +88,20 @@ class Secrets(Component):
                     user_managed=gcp.secretmanager.SecretReplicationUserManagedArgs(
                         replicas=[
                             gcp.secretmanager.SecretReplicationUserManagedReplicaArgs(
-                                location=args.region
+                                location=args.region,
+                                customer_managed_encryption=(
+                                    gcp.secretmanager.SecretReplicationUserManagedReplicaCustomerManagedEncryptionArgs(
+                                        kms_key_name=args.kms_key
+                                    )
+                                    if args.kms_key is not None
+                                    else None
+                                ),
                             )
                         ]
                     )
                 ),
                 labels=args.labels,
-                opts=self.child(),
+                opts=create_only(self.child(args.kms_ready), "replication"),
             )
             self.secrets[key] = secret
             if key in self.passwords:

@@ -21,6 +21,7 @@ class StorageArgs:
     noncurrent_version_days: int
     force_destroy: bool
     labels: dict[str, str]
+    access_log_bucket: str | None = None  # usage and storage logs of the buckets go here
 
 
 class Storage(Component):
@@ -42,31 +43,56 @@ class Storage(Component):
             member=agent.email_address.apply(lambda email: f"serviceAccount:{email}"),
             opts=self.child(),
         )
-        self.buckets: dict[str, gcp.storage.Bucket] = {
-            key: gcp.storage.Bucket(
-                key,
-                name=bucket,
-                project=args.project,
-                location=args.region.upper(),
-                storage_class="STANDARD",
-                uniform_bucket_level_access=True,
-                public_access_prevention="enforced",
-                versioning=gcp.storage.BucketVersioningArgs(enabled=True),
-                encryption=gcp.storage.BucketEncryptionArgs(default_kms_key_name=args.kms_key_id),
-                lifecycle_rules=[
-                    gcp.storage.BucketLifecycleRuleArgs(
-                        action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
-                        condition=gcp.storage.BucketLifecycleRuleConditionArgs(
-                            with_state="ARCHIVED",
-                            days_since_noncurrent_time=args.noncurrent_version_days,
-                        ),
-                    )
-                ],
-                force_destroy=args.force_destroy,
-                labels=args.labels,
-                opts=self.child([self.kms_grant]),
+        self.log_bucket: gcp.storage.Bucket | None = None
+        logging: gcp.storage.BucketLoggingArgs | None = None
+        if args.access_log_bucket:
+            self.log_bucket = self._bucket("access-logs", args.access_log_bucket, args, None)
+            # GCS writes usage logs as this Google group (documented, fixed).
+            log_writer = gcp.storage.BucketIAMMember(
+                "access-logs-writer",
+                bucket=self.log_bucket.name,
+                role="roles/storage.objectCreator",
+                member="group:cloud-storage-analytics@google.com",
+                opts=self.child(),
             )
-            for key, bucket in args.buckets.items()
+            logging = gcp.storage.BucketLoggingArgs(log_bucket=self.log_bucket.name)
+            self.log_deps: list[pulumi.Resource] = [log_writer]
+        else:
+            self.log_deps = []
+        self.buckets: dict[str, gcp.storage.Bucket] = {
+            key: self._bucket(key, bucket, args, logging) for key, bucket in args.buckets.items()
         }
         self.names: dict[str, pulumi.Output[str]] = {k: b.name for k, b in self.buckets.items()}
         self.register_outputs({"buckets": self.names})
+
+    def _bucket(
+        self,
+        key: str,
+        bucket: str,
+        args: StorageArgs,
+        logging: gcp.storage.BucketLoggingArgs | None,
+    ) -> gcp.storage.Bucket:
+        return gcp.storage.Bucket(
+            key,
+            name=bucket,
+            project=args.project,
+            location=args.region.upper(),
+            storage_class="STANDARD",
+            uniform_bucket_level_access=True,
+            public_access_prevention="enforced",
+            versioning=gcp.storage.BucketVersioningArgs(enabled=True),
+            encryption=gcp.storage.BucketEncryptionArgs(default_kms_key_name=args.kms_key_id),
+            logging=logging,
+            lifecycle_rules=[
+                gcp.storage.BucketLifecycleRuleArgs(
+                    action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
+                    condition=gcp.storage.BucketLifecycleRuleConditionArgs(
+                        with_state="ARCHIVED",
+                        days_since_noncurrent_time=args.noncurrent_version_days,
+                    ),
+                )
+            ],
+            force_destroy=args.force_destroy,
+            labels=args.labels,
+            opts=self.child([self.kms_grant, *(self.log_deps if logging else [])]),
+        )

@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_SCHEMAS = REPO_ROOT.parent / "shared" / "schemas"
+SHARED = REPO_ROOT.parent / "shared"
+SHARED_SCHEMAS = SHARED / "schemas"
+# CI must run everything: there a missing prerequisite fails the test instead of skipping it.
+IN_CI = os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+_SKIPPED: dict[str, int] = {}
 
 _session_home = Path(tempfile.mkdtemp(prefix="zgg-test-home-"))
 os.environ["ZENML_GCP_GITOPS_HOME"] = str(_session_home / "data")
@@ -25,9 +30,53 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
-@pytest.fixture(scope="session")
+def require(missing: str | None) -> None:
+    """Skip (outside CI) or fail (CI=true) when a prerequisite is missing. Skips are counted
+    and summed up in one line per prerequisite at the end of the run."""
+    if missing is None:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true but this test needs {missing}", pytrace=False)
+    pytest.skip(f"{_NEEDS}{missing}")
+
+
+_NEEDS = "needs "
+
+
+def pytest_runtest_logreport(report: Any) -> None:
+    if report.skipped and isinstance(report.longrepr, tuple):
+        reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+        if reason.startswith(_NEEDS):
+            what = reason.removeprefix(_NEEDS)
+            _SKIPPED[what] = _SKIPPED.get(what, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for what, count in _SKIPPED.items():
+        terminalreporter.write_line(
+            f"{count} test(s) skipped, they need {what} (see README, 'Tests'); "
+            "with CI=true they fail instead"
+        )
+
+
+@pytest.fixture
 def shared_schemas() -> Path:
     """The CRD and chart-values JSON schemas we are given (data, never copied in)."""
-    if not SHARED_SCHEMAS.is_dir():
-        pytest.skip(f"schemas folder {SHARED_SCHEMAS} is absent; CRD/values validation needs it")
+    require(None if SHARED_SCHEMAS.is_dir() else f"the schemas in {SHARED_SCHEMAS}")
     return SHARED_SCHEMAS
+
+
+@pytest.fixture
+def helm_charts() -> None:
+    """The real upstream charts in ../shared/charts and a helm binary."""
+    from tests.support import charts
+
+    require(charts.missing())
+
+
+@pytest.fixture
+def mariadb_installed() -> None:
+    """`mariadbd` from apt: the stand-in for Cloud SQL MySQL."""
+    from tests.support.zenml_server import mariadb_available
+
+    require(None if mariadb_available() else "mariadbd (apt-get install mariadb-server)")

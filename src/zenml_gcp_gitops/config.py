@@ -40,6 +40,10 @@ SUPPORTED_REGIONS: frozenset[str] = frozenset(
     """.split()
 )
 
+# VPC ranges the program creates and the cluster's network policies name as well.
+PROXY_CIDR = "10.10.16.0/23"  # Envoy proxies of the regional external Application LB
+PSA_PREFIX_LENGTH = 20  # Cloud SQL's private-services-access allocation (a /20 block)
+
 _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _DNS_LABEL_RE = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
 _FQDN_RE = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -87,6 +91,7 @@ class Versions(BaseModel):
 
     zenml_chart: str = Field(default_factory=installed_zenml_version)
     mlflow_chart: str = "1.11.5"
+    mlflow: str = "3.15.1"  # the MLflow server image (the chart's appVersion)
     argocd: str = "v3.5.0"
     cert_manager: str = "v1.19.1"
     external_secrets: str = "2.5.0"
@@ -145,6 +150,15 @@ class DeploymentConfig(BaseModel):
     analytics: bool = False
     registry_keep_versions: int = Field(default=10, ge=1, le=1000)
     noncurrent_version_days: int = Field(default=30, ge=1, le=3650)
+    # Logs for incident response (docs/infra.md, "Security controls").
+    flow_log_sampling: float = Field(default=0.5, ge=0.0, le=1.0)  # 0 turns VPC flow logs off
+    data_access_logs: bool = True
+    bucket_access_logs: bool = False
+    binary_authorization: bool = False
+    # GitHub's immutable IDs for `github_repo`; looked up once at deploy when absent.
+    github_repo_id: int | None = Field(default=None, ge=1)
+    github_owner_id: int | None = Field(default=None, ge=1)
+    github_ref: str | None = None
     backup_retention_days: int = Field(default=30, ge=1, le=365)
     ha: bool = False
     dns_zone: str | None = None
@@ -255,6 +269,14 @@ class DeploymentConfig(BaseModel):
             raise ValueError(f"'{v}' is not a GitHub repository in the form owner/repo")
         return v
 
+    @field_validator("github_ref")
+    @classmethod
+    def _gh_ref(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^refs/(heads|tags)/[A-Za-z0-9._/-]+$", v):
+            raise ValueError(f"'{v}' is not a Git ref such as refs/heads/main")
+
+        return v
+
     @field_validator("gitops_path")
     @classmethod
     def _gitops_path(cls, v: str) -> str:
@@ -355,6 +377,7 @@ class DeploymentConfig(BaseModel):
             names.artifact_bucket,
             names.mlflow_bucket,
             names.state_bucket,
+            names.access_log_bucket,
             names.backup_bucket,
         ):
             if not _BUCKET_MIN <= len(bucket) <= _BUCKET_MAX:
@@ -432,10 +455,13 @@ class Names:
         self.cluster = f"{n}-gke"
         self.node_service_account = f"{n}-nodes"  # GKE nodes: logs, metrics, image pulls
         self.sql_instance = f"{n}-mysql"
-        self.databases = {"zenml": "zenml", "mlflow": "mlflow"}
-        self.sql_users = {"zenml": "zenml", "mlflow": "mlflow"}
+        # mlflow_auth: MLflow's users and permissions (its basic-auth database), apart from
+        # the tracking data, with its own user
+        self.databases = {"zenml": "zenml", "mlflow": "mlflow", "mlflow_auth": "mlflow_auth"}
+        self.sql_users = {"zenml": "zenml", "mlflow": "mlflow", "mlflow_auth": "mlflow_auth"}
         self.artifact_bucket = f"{p}-{n}-artifacts"
         self.mlflow_bucket = f"{p}-{n}-mlflow"
+        self.access_log_bucket = f"{p}-{n}-access-logs"  # only with bucket_access_logs
         self.backup_bucket = f"{p}-{n}-backups"
         self.registry_repo = f"{n}-images"
         self.registry_uri = f"{cfg.region}-docker.pkg.dev/{p}/{self.registry_repo}"
@@ -455,8 +481,15 @@ class Names:
             "pipelines": f"{n}-pipelines",
             "external_secrets": f"{n}-eso",
         }
+        if cfg.image_builder == "gcp":
+            # Cloud Build runs as this account, never as the project's default build account
+            self.service_accounts["build"] = f"{n}-build"
         if cfg.github_repo:
             self.service_accounts["ci"] = f"{n}-ci"
+        # Who may submit builds gets this custom role (create and poll builds, nothing else).
+        self.build_submitter_role = f"{n.replace('-', '_')}_build_submitter"
+        # Where ZenML's image builders upload build contexts inside the artifact bucket.
+        self.build_context_prefix = "cloud-build-contexts"
         self.wif_pool = f"{n}-github"
         self.wif_provider = "github"
         # Secret Manager IDs start with the deployment name, never `zenml-`: ZenML's secrets
@@ -467,6 +500,7 @@ class Names:
         self.secrets: dict[str, str] = {
             "zenml_db_password": f"{sp}-mysql-zenml",
             "mlflow_db_password": f"{sp}-mysql-mlflow",
+            "mlflow_auth_db_password": f"{sp}-mysql-mlflow-auth",
             "zenml_admin": f"{sp}-zenml-admin",
             "zenml_jwt": f"{sp}-zenml-jwt",
             "mlflow_auth": f"{sp}-mlflow-auth",
@@ -534,9 +568,10 @@ class Names:
             "zenml_admin": "zenml-admin",
             "zenml_jwt": "zenml-jwt",
             "mlflow_db_password": "mlflow-db",
-            "mlflow_auth": "mlflow-admin",
             "mlflow_flask": "mlflow-flask",
         }
+        # MLflow's basic_auth.ini, rendered by ESO from two Secret Manager secrets
+        self.mlflow_auth_config_secret = "mlflow-auth-config"
         self.sql_ca_configmap = "cloudsql-server-ca"  # the Cloud SQL server CA (public data)
         self.pipelines_role = "zenml-pipelines"
         # Cloud DNS: the zone holding the A records (only with a domain and dns_zone or

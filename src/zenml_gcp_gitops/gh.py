@@ -91,3 +91,48 @@ def set_repo_secrets(
     log.append(f"GitHub secrets not set ({reason}); run:")
     log.extend("  " + c for c in manual_commands(repo, zenml_url, secret_id, project, stack_id))
     return "manual"
+
+
+def lookup_repo_ids(
+    repo: str, gh: GhClient | None = None, api_url: str = "https://api.github.com"
+) -> tuple[int, int]:
+    """(repository ID, owner ID) of `repo`: through `gh` where it is logged in (private
+    repositories too), else the public GitHub API. Raises UserError with the manual fix."""
+    import json
+
+    from .errors import UserError
+
+    gh = gh or GhClient()
+    data: dict[str, object] | None = None
+    if gh.usable():
+        assert gh.executable
+        r = subprocess.run(
+            [gh.executable, "api", f"repos/{repo}"], capture_output=True, timeout=60, check=False
+        )
+        if r.returncode == 0:
+            data = json.loads(r.stdout)
+    if data is None:
+        import urllib.error
+        import urllib.request
+
+        req = urllib.request.Request(
+            f"{api_url}/repos/{repo}", headers={"Accept": "application/vnd.github+json"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=20) as resp:
+                data = json.loads(resp.read())
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            raise UserError(
+                f"cannot look up the IDs of GitHub repository {repo}: {e}",
+                "set github_repo_id and github_owner_id in the config (`gh api repos/"
+                f"{repo} --jq '.id, .owner.id'` prints them), or log in with `gh auth login`",
+            ) from None
+    owner = data.get("owner") if isinstance(data, dict) else None
+    rid = data.get("id") if isinstance(data, dict) else None
+    oid = owner.get("id") if isinstance(owner, dict) else None
+    if not isinstance(rid, int) or not isinstance(oid, int):
+        raise UserError(
+            f"GitHub answered without the IDs of {repo}",
+            "set github_repo_id and github_owner_id in the config",
+        )
+    return rid, oid

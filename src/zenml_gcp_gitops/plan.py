@@ -48,6 +48,14 @@ _FAKE_PEM = (
 )
 
 
+# Google-managed service agents: service -> the domain part of its agent's email.
+_SERVICE_AGENTS = {
+    "artifactregistry.googleapis.com": "gcp-sa-artifactregistry",
+    "secretmanager.googleapis.com": "gcp-sa-secretmanager",
+    "sqladmin.googleapis.com": "gcp-sa-cloud-sql",
+}
+
+
 def _is_secret(value: Any) -> bool:
     return isinstance(value, dict) and value.get(_SECRET_SIG_KEY) == _SECRET_SIG
 
@@ -210,6 +218,11 @@ def _make_mocks(project: str, region: str) -> Any:
             elif typ == "gcp:artifactregistry/repository:Repository":
                 rid = f"projects/{p}/locations/{r}/repositories/{inputs['repositoryId']}"
                 state["name"] = inputs["repositoryId"]
+            elif typ == "gcp:projects/serviceIdentity:ServiceIdentity":
+                agent = _SERVICE_AGENTS.get(str(inputs["service"]), "gcp-sa-unknown")
+                email = f"service-{MOCK_PROJECT_NUMBER}@{agent}.iam.gserviceaccount.com"
+                state.update(email=email, member=f"serviceAccount:{email}")
+                rid = f"projects/{p}/services/{inputs['service']}"
             elif typ == "gcp:storage/bucket:Bucket":
                 rid = str(name)
                 state["url"] = f"gs://{name}"

@@ -61,6 +61,11 @@ DOCKER_REGISTRY = "docker-registry"
 KUBERNETES_CLUSTER = "kubernetes-cluster"
 GCP_GENERIC = "gcp-generic"
 
+# Our Cloud Build image builder (`image_builder.py`): ZenML's, with builds running as the
+# stack's build account. Registered on the server as a custom flavor from this source.
+BUILD_ACCOUNT_FLAVOR = "gcp-build-account"
+BUILD_ACCOUNT_FLAVOR_SOURCE = "zenml_gcp_gitops.image_builder.GCPBuildAccountImageBuilderFlavor"
+
 
 def secret_ref(secret: str, key: str) -> str:
     """ZenML's reference to a key of a ZenML secret, resolved at runtime by the client."""
@@ -103,6 +108,19 @@ class ConnectorSpec(BaseModel):
         }
 
 
+class FlavorSpec(BaseModel):
+    """A custom flavor the stack needs, registered from its import path before the components."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+    name: str
+    source: str
+
+    def public_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "name": self.name, "source": self.source}
+
+
 class ComponentSpec(BaseModel):
     """One stack component; linked to the spec's connector when `connector_resource_type` is set."""
 
@@ -139,6 +157,7 @@ class StackSpec(BaseModel):
     connector: ConnectorSpec | None = None
     components: dict[str, ComponentSpec]
     secrets: tuple[SecretSpec, ...] = ()
+    flavors: tuple[FlavorSpec, ...] = ()
 
     def ordered_components(self) -> list[ComponentSpec]:
         known = [self.components[t] for t in COMPONENT_ORDER if t in self.components]
@@ -153,7 +172,14 @@ class StackSpec(BaseModel):
             "connector": self.connector.public_dict() if self.connector else None,
             "components": {c.type: c.public_dict() for c in self.ordered_components()},
             "secrets": [s.public_dict() for s in self.secrets],
+            "flavors": [f.public_dict() for f in self.flavors],
         }
+
+
+def build_account_flavor() -> FlavorSpec:
+    return FlavorSpec(
+        type="image_builder", name=BUILD_ACCOUNT_FLAVOR, source=BUILD_ACCOUNT_FLAVOR_SOURCE
+    )
 
 
 def gcp_stack_spec(
@@ -250,12 +276,18 @@ def gcp_stack_spec(
             "tracking_password": secret_ref(mlflow_secret.name, "password"),
         },
     )
+    flavors: tuple[FlavorSpec, ...] = ()
     if cfg.image_builder == "gcp":
+        flavors = (build_account_flavor(),)
         components["image_builder"] = ComponentSpec(
             type="image_builder",
             name=comps["image_builder"],
-            flavor="gcp",
-            configuration={"location": outputs.region},
+            flavor=BUILD_ACCOUNT_FLAVOR,
+            configuration={
+                "location": outputs.region,
+                # outputs recorded before the build account existed: its name is derived
+                "service_account": outputs.service_accounts.get("build") or n.sa_email("build"),
+            },
             connector_resource_type=GCP_GENERIC,
             connector_resource_id=outputs.project,
         )
@@ -270,4 +302,5 @@ def gcp_stack_spec(
         connector=connector,
         components=components,
         secrets=(mlflow_secret,),
+        flavors=flavors,
     )

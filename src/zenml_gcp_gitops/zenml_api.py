@@ -349,13 +349,17 @@ class _Applier:
         spec = self.spec
         foreign: list[str] = []
         existing: dict[str, Any] = {}
+        custom = self.preflight_flavors(existing)
         for c in spec.ordered_components():
             try:
                 StackComponentType(c.type)
             except ValueError:
                 raise UserError(f"'{c.type}' is not a ZenML stack component type") from None
-            flavors = self.store.list_flavors(FlavorFilter(name=c.flavor, type=c.type))
-            if not list(flavors.items):
+            if (c.type, c.flavor) in custom:
+                flavors = None  # registered by this run, from this package
+            else:
+                flavors = self.store.list_flavors(FlavorFilter(name=c.flavor, type=c.type))
+            if flavors is not None and not list(flavors.items):
                 raise UserError(
                     f"the ZenML server does not know the {c.type} flavor '{c.flavor}'",
                     "the server image needs the matching ZenML integration",
@@ -399,6 +403,7 @@ class _Applier:
                     "(plans mask it; re-run infra with that setting), or use implicit auth",
                 )
             self.connector_request()  # validates the configuration against the type, offline
+            self.check_implicit_allowed()
             conn = self.find_connector(spec.connector.name)
             existing["connector"] = conn
             if conn is not None and not _has_labels(conn.labels, spec.labels):
@@ -416,6 +421,101 @@ class _Applier:
                 "pass --adopt to take them over, or choose another deployment name",
             )
         return existing
+
+    def preflight_flavors(self, existing: dict[str, Any]) -> set[tuple[str, str]]:
+        """Import each custom flavor here and describe it as `zenml flavor register` does,
+        then find it on the server; one of the same name from another source is not ours.
+
+        The import is by module path: ZenML's own loader wants a source root, which a
+        process started without a main file (``python -c``, a notebook) does not have."""
+        import importlib
+
+        from zenml.enums import StackComponentType
+        from zenml.models import FlavorFilter, FlavorRequest
+        from zenml.stack import Flavor
+
+        for f in self.spec.flavors:
+            module, _, attr = f.source.rpartition(".")
+            try:
+                flavor = getattr(importlib.import_module(module), attr)()
+            except (ImportError, AttributeError, TypeError) as e:
+                raise UserError(
+                    f"the {f.type} flavor {f.source} cannot be loaded: {str(e).splitlines()[0]}",
+                    "reinstall zenml-gcp-gitops with its dependencies",
+                ) from None
+            if not isinstance(flavor, Flavor) or flavor.type != StackComponentType(f.type):
+                raise UserError(f"{f.source} is not a {f.type} flavor")
+            needs = flavor.service_connector_requirements
+            request = FlavorRequest(
+                name=flavor.name,
+                display_name=flavor.display_name,
+                type=flavor.type,
+                source=f.source,
+                config_schema=flavor.config_schema,
+                connector_type=needs.connector_type if needs else None,
+                connector_resource_type=needs.resource_type if needs else None,
+                connector_resource_id_attr=needs.resource_id_attr if needs else None,
+                integration="custom",
+                logo_url=flavor.logo_url,
+                docs_url=flavor.docs_url,
+                sdk_docs_url=flavor.sdk_docs_url,
+                is_custom=True,
+            )
+            cur = _first(
+                self.store.list_flavors(FlavorFilter(name=f.name, type=f.type), hydrate=True)
+            )
+            if cur is not None and cur.source != f.source:
+                raise ForeignObjectError(
+                    f"the ZenML server has another {f.type} flavor '{f.name}' ({cur.source})",
+                    f"delete it (`zenml flavor delete {f.name}`) and re-run",
+                )
+            existing[f"flavor:{f.type}:{f.name}"] = (cur, request)
+        return {(f.type, f.name) for f in self.spec.flavors}
+
+    def apply_flavors(self, existing: dict[str, Any]) -> None:
+        """Register missing flavors; refresh the schema of ours when this package changed it."""
+        from zenml.models import FlavorUpdate
+
+        for f in self.spec.flavors:
+            cur, req = existing[f"flavor:{f.type}:{f.name}"]
+            if cur is None:
+                resp = self.store.create_flavor(req)
+                self.undo.append(
+                    (f"flavor {f.name}", lambda i=resp.id: self.store.delete_flavor(i))
+                )
+                self.created.append(f"flavor:{f.name}")
+            elif cur.config_schema != req.config_schema:
+                self.store.update_flavor(cur.id, FlavorUpdate(config_schema=req.config_schema))
+                prev = FlavorUpdate(config_schema=cur.config_schema)
+                self.undo.append(
+                    (f"flavor {f.name}", lambda i=cur.id, p=prev: self.store.update_flavor(i, p))
+                )
+                self.updated.append(f"flavor:{f.name}")
+            else:
+                self.unchanged.append(f"flavor:{f.name}")
+
+    def check_implicit_allowed(self) -> None:
+        """An implicit connector only works where the server allows implicit auth methods;
+        otherwise it is written and fails on first use. The server's dry-run verification
+        (nothing is stored) names the setting when it is off."""
+        c = self.spec.connector
+        if c is None or c.auth_method != "implicit":
+            return
+        try:
+            res = self.store.verify_service_connector_config(
+                self.connector_request(), list_resources=False
+            )
+            message = str(getattr(res, "error", None) or "")
+        except Exception as e:  # other failures (no cloud access here) are not our question
+            message = str(e)
+        if IMPLICIT_AUTH_SETTING in message:
+            raise UserError(
+                f"the ZenML server does not allow implicit authentication, which service "
+                f"connector '{c.name}' uses",
+                f"set {IMPLICIT_AUTH_SETTING}=true on the server (Helm value "
+                "zenml.enableImplicitAuthMethods: true), or register with "
+                "--connector-auth service-account",
+            )
 
     def check_secret_refs(self, existing: dict[str, Any]) -> None:
         """Every `{{secret.key}}` a component uses must resolve to a non-empty value."""
@@ -709,6 +809,7 @@ class _Applier:
 
 
 LABEL_HINT = "zenml:deployment"
+IMPLICIT_AUTH_SETTING = "ZENML_ENABLE_IMPLICIT_AUTH_METHODS"
 _SECRET_REF = re.compile(r"\{\{\s*([^.\s}]+)\.([^}\s]+)\s*\}\}")
 
 
@@ -723,6 +824,7 @@ def apply_stack_spec(
     a = _Applier(store, spec, adopt)
     existing = a.preflight()
     try:
+        a.apply_flavors(existing)
         a.apply_secrets(existing)
         connector = a.apply_connector(existing)
         comps: dict[str, Any] = {}

@@ -1,7 +1,8 @@
 """A fake `gh` executable for tests: put `install_fake_gh(dir)` first on PATH.
 
 It records each invocation (argv and stdin) as one JSON line in `<dir>/gh-calls.jsonl`.
-`auth status` succeeds unless `<dir>/logged-out` exists. Secret values arrive on stdin, so
+`auth status` succeeds unless `<dir>/logged-out` exists; `api repos/O/R` answers with the
+IDs in `<dir>/repo-ids`. Secret values arrive on stdin, so
 tests can check that the key never appears in argv.
 """
 
@@ -22,6 +23,14 @@ with open(os.path.join(here, "gh-calls.jsonl"), "a") as f:
 if args[:2] == ["auth", "status"]:
     sys.exit(1 if os.path.exists(os.path.join(here, "logged-out")) else 0)
 if args[:2] == ["secret", "set"]:
+    sys.exit(0)
+if args[:1] == ["api"] and args[1].startswith("repos/"):
+    # `api repos/OWNER/REPO`: the two IDs that `<dir>/repo-ids` holds ("ID OWNER_ID")
+    ids = os.path.join(here, "repo-ids")
+    if not os.path.exists(ids):
+        sys.exit(1)
+    rid, oid = open(ids).read().split()
+    print(json.dumps({{"id": int(rid), "full_name": args[1][6:], "owner": {{"id": int(oid)}}}}))
     sys.exit(0)
 sys.exit(2)
 """

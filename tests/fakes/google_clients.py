@@ -239,8 +239,13 @@ class FakeGcp:
     enable_fails: bool = False
     foreign_buckets: set[str] = field(default_factory=set)
     deny_key_use: bool = False
+    compute_default_editor: bool = False  # projects made before May 2024 (no org policy)
+    deny_get_iam_policy: bool = False
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     enabled_services: list[str] = field(default_factory=list)
+    # Workload Identity pools: ID -> state (ACTIVE | DELETED); their providers: "pool/provider"
+    wif_pools: dict[str, str] = field(default_factory=dict)
+    wif_providers: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.storage = FakeStorageClient(self.foreign_buckets)
@@ -285,6 +290,16 @@ class FakeGcp:
         if url.endswith(f"/projects/{p}:testIamPermissions"):
             granted = [x for x in (json or {}).get("permissions", []) if x not in self.missing]
             return FakeResponse(200, {"permissions": granted})
+        if url.endswith(f"/projects/{p}:getIamPolicy") and method == "POST":
+            if self.deny_get_iam_policy:
+                return _err(403, "PERMISSION_DENIED", "resourcemanager.projects.getIamPolicy")
+            compute = "serviceAccount:123456789012-compute@developer.gserviceaccount.com"
+            bindings = [{"role": "roles/owner", "members": ["user:admin@example.com"]}]
+            if self.compute_default_editor:
+                bindings.append({"role": "roles/editor", "members": [compute]})
+            else:
+                bindings.append({"role": "roles/logging.logWriter", "members": [compute]})
+            return FakeResponse(200, {"version": 1, "etag": "BwX=", "bindings": bindings})
         if url.endswith(f"/projects/{p}/services:batchEnable"):
             if self.enable_fails:
                 return _err(
@@ -295,6 +310,21 @@ class FakeGcp:
                 )
             self.enabled_services.extend((json or {}).get("serviceIds", []))
             return FakeResponse(200, {"name": "operations/op-1", "done": False})
+        wif = f"/v1/projects/{p}/locations/global/workloadIdentityPools/"
+        if wif in url:
+            rest = url.split(wif, 1)[1]
+            pool, _, tail = rest.partition("/providers/")
+            pool_id = pool.removesuffix(":undelete")
+            if pool_id not in self.wif_pools:
+                return _err(404, "NOT_FOUND", f"pool {pool_id} not found")
+            if method == "POST" and pool.endswith(":undelete"):
+                self.wif_pools[pool_id] = "ACTIVE"
+                return FakeResponse(200, {"name": "operations/op-1", "done": True})
+            if tail:
+                if f"{pool_id}/{tail}" not in self.wif_providers:
+                    return _err(404, "NOT_FOUND", f"provider {tail} not found")
+                return FakeResponse(200, {"name": rest, "state": self.wif_pools[pool_id]})
+            return FakeResponse(200, {"name": rest, "state": self.wif_pools[pool_id]})
         if url.endswith("/operations/op-1"):
             return FakeResponse(200, {"name": "operations/op-1", "done": True, "response": {}})
         return _err(404, "NOT_FOUND", f"fake has no route for {method} {url}")

@@ -121,10 +121,12 @@ def test_first_deploy_then_rerun_is_a_noop(world: World) -> None:
     assert [p["status"] for p in summary["phases"].values()] == ["succeeded"] * 5
     state = world.state()
     types = sorted(r["type"] for r in state["resources"])
-    assert "gcp:container/cluster:Cluster" in types and len(types) == 8
+    assert "gcp:container/cluster:Cluster" in types and len(types) == tiny_program.resource_count(
+        world.cfg
+    )
     rec = world.record()
     infra = rec["phases"]["infra"]["outputs"]
-    assert infra["changes"] == {"create": 8}
+    assert infra["changes"] == {"create": tiny_program.resource_count(world.cfg)}
     assert infra["secret_outputs"] == ["pipelines_sa_key"]
     assert "pipelines_sa_key" not in infra["outputs"]
     # outputs reach the later phases as the typed contract
@@ -142,7 +144,9 @@ def test_first_deploy_then_rerun_is_a_noop(world: World) -> None:
     ids_before = {r["urn"]: r["id"] for r in state["resources"]}
     world.engine().deploy()
     rec = world.record()
-    assert rec["phases"]["infra"]["outputs"]["changes"] == {"same": 8}
+    assert rec["phases"]["infra"]["outputs"]["changes"] == {
+        "same": tiny_program.resource_count(world.cfg)
+    }
     assert world.ops() == ["up", "refresh", "up"]  # an existing stack is refreshed first
     assert {r["urn"]: r["id"] for r in world.state()["resources"]} == ids_before
     assert world.journal == ["run:gitops", "run:register", "run:ci"] * 2
@@ -226,7 +230,10 @@ def test_concurrent_deploy_names_the_lock_and_unlock_clears_it(
 
 def test_dry_run_changes_nothing(world: World) -> None:
     summary = world.engine().deploy(dry_run=True)
-    assert summary["preview"]["create"] == 8 and summary["preview"]["same"] == 0
+    assert (
+        summary["preview"]["create"] == tiny_program.resource_count(world.cfg)
+        and summary["preview"]["same"] == 0
+    )
     assert not stack_file(world.state_dir, PROJECT, "zenml").exists()
     assert not local_record_path(world.cfg).exists()
     assert world.journal == [] and world.ops() == ["preview"]
@@ -235,7 +242,13 @@ def test_dry_run_changes_nothing(world: World) -> None:
     before = stack_file(world.state_dir, PROJECT, "zenml").read_bytes()
     record_before = local_record_path(world.cfg).read_bytes()
     summary = world.engine().deploy(dry_run=True)
-    assert summary["preview"] == {"create": 0, "update": 0, "replace": 0, "delete": 0, "same": 8}
+    assert summary["preview"] == {
+        "create": 0,
+        "update": 0,
+        "replace": 0,
+        "delete": 0,
+        "same": tiny_program.resource_count(world.cfg),
+    }
     assert stack_file(world.state_dir, PROJECT, "zenml").read_bytes() == before
     assert local_record_path(world.cfg).read_bytes() == record_before
 
@@ -292,7 +305,7 @@ def test_secrets_never_reach_stdout_json_record_or_logs(
     res = runner.invoke(cli, ["status", *args, "--output", "json"])
     assert res.exit_code == 0, res.output
     st = json.loads(res.stdout)
-    assert st["phases"]["infra"]["live"]["resources"] == 8
+    assert st["phases"]["infra"]["live"]["resources"] == tiny_program.resource_count(world.cfg)
     assert st["phases"]["gitops"]["live"] == {"reachable": True, "phase": "gitops"}
     assert st["infra"]["cluster_name"] == "zenml-gke"
     assert SECRET not in res.output
@@ -312,7 +325,7 @@ def test_destroy_needs_force_for_protected_resources_and_runs_in_reverse(
     )
     assert "--force" in (exc.value.hint or "")
     assert world.journal == []  # refused before tearing anything down
-    assert len(world.state()["resources"]) == 8
+    assert len(world.state()["resources"]) == tiny_program.resource_count(world.cfg)
 
     ops_before = len(world.ops())
     summary = world.engine(force=True).destroy()
@@ -403,7 +416,7 @@ def test_ctrl_c_is_forwarded_recorded_and_resumable(world: World, tmp_path: Path
     res = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert world.record()["phases"]["infra"]["status"] == "succeeded"
-    assert len(world.state()["resources"]) == 8
+    assert len(world.state()["resources"]) == tiny_program.resource_count(world.cfg)
 
 
 def test_real_program_deploys_through_the_fake_engine(world: World) -> None:
@@ -441,8 +454,11 @@ def test_older_cli_events_through_a_log_file(world: World, monkeypatch: pytest.M
         c[c.index("--event-log") + 1] for c in read_calls(world.calls_file) if "--event-log" in c
     ]
     assert event_logs and not event_logs[0].startswith("tcp://")
-    assert world.record()["phases"]["infra"]["outputs"]["changes"] == {"create": 8}
-    assert "8 resources (8 create)" in out.getvalue()
+    assert world.record()["phases"]["infra"]["outputs"]["changes"] == {
+        "create": tiny_program.resource_count(world.cfg)
+    }
+    n = tiny_program.resource_count(world.cfg)
+    assert f"{n} resources ({n} create)" in out.getvalue()
 
 
 @pytest.mark.skipif(
@@ -497,6 +513,107 @@ def test_ctrl_c_on_a_terminal_is_not_forwarded_twice(world: World, tmp_path: Pat
     assert proc.returncode == 130, out.decode(errors="replace")[-2000:]
     assert signals.read_text() == "SIGINT\n"
     assert world.record()["phases"]["infra"]["status"] == "interrupted"
+
+
+def test_deploy_destroy_deploy_adopts_the_key_ring_and_key_gcp_kept(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KMS key rings and keys are never deleted by GCP: a second deploy of the same name
+    must import them, or `up` fails with 409 "already exists"."""
+    cloud = world.tmp / "cloud.json"
+    monkeypatch.setenv("FAKE_PULUMI_CLOUD", str(cloud))
+    eng = world.engine()
+    eng.options.pop("program")  # the packaged program: it owns the key ring and key
+    eng.deploy(stop_after="infra")
+    kept = json.loads(cloud.read_text())
+    assert kept == [
+        "gcp:kms/cryptoKey:CryptoKey::zenml-storage",
+        "gcp:kms/keyRing:KeyRing::zenml-keyring",
+    ]
+    key = [r for r in world.state()["resources"] if r["type"] == "gcp:kms/cryptoKey:CryptoKey"]
+    assert key[0]["protect"] and key[0]["retainOnDelete"]
+
+    # a plain destroy never deletes the key: it is protected (and so are the cluster and SQL)
+    with pytest.raises(UserError) as exc:
+        eng = world.engine()
+        eng.options.pop("program")
+        eng.destroy()
+    assert "CryptoKey zenml-storage (protect)" in exc.value.message
+    eng = world.engine(force=True)
+    eng.options.pop("program")
+    eng.destroy()
+    assert world.state()["resources"] == []
+    assert json.loads(cloud.read_text()) == kept  # GCP still has both
+
+    # what GCP kept, preflight sees (the fake KMS API reports the ring and key as existing)
+    ring = world.gcp.kms.key_ring_path(world.cfg.project, world.cfg.region, "zenml-keyring")
+    world.gcp.kms.rings.add(ring)
+    world.gcp.kms.keys[f"{ring}/cryptoKeys/zenml-storage"] = {"purpose": "ENCRYPT_DECRYPT"}
+    eng = world.engine()
+    eng.options.pop("program")
+    eng.deploy(stop_after="infra")
+    rec = world.record()["phases"]
+    assert rec["preflight"]["outputs"]["retained"] == {
+        "kms_key_ring": ring,
+        "kms_key": f"{ring}/cryptoKeys/zenml-storage",
+    }
+    changes = rec["infra"]["outputs"]["changes"]
+    assert changes.get("import") == 2, changes
+    ids = {
+        r["type"]: r["id"] for r in world.state()["resources"] if r["type"].startswith("gcp:kms/")
+    }
+    assert ids["gcp:kms/keyRing:KeyRing"] == ring
+
+    # and without adopting, the same redeploy is what used to fail
+    eng = world.engine(force=True)
+    eng.options.pop("program")
+    eng.destroy()
+    world.gcp.kms.rings.clear()  # preflight blind: nothing to adopt
+    eng = world.engine()
+    eng.options.pop("program")
+    with pytest.raises(Exception, match="already exists"):
+        eng.deploy(stop_after="infra")
+
+
+def test_redeploy_undeletes_and_adopts_the_soft_deleted_github_pool(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Workload Identity pool deleted by an earlier destroy blocks its ID for 30 days."""
+    cloud = world.tmp / "cloud.json"
+    monkeypatch.setenv("FAKE_PULUMI_CLOUD", str(cloud))
+    world.cfg = world.cfg.model_copy(
+        update={"github_repo": "acme/ml", "github_repo_id": 11, "github_owner_id": 22}
+    )
+    eng = world.engine(force=True)
+    eng.options.pop("program")
+    eng.deploy(stop_after="infra")
+    pool = [r for r in world.state()["resources"] if r["type"].endswith("WorkloadIdentityPool")]
+    assert pool and pool[0]["retainOnDelete"]
+    eng = world.engine(force=True)
+    eng.options.pop("program")
+    eng.destroy()
+    assert "gcp:iam/workloadIdentityPool:WorkloadIdentityPool::github-pool" in json.loads(
+        cloud.read_text()
+    )
+
+    # GCP shows the pool soft-deleted (as an older release's destroy left it), with the
+    # key ring and key still there
+    ring = world.gcp.kms.key_ring_path(world.cfg.project, world.cfg.region, "zenml-keyring")
+    world.gcp.kms.rings.add(ring)
+    world.gcp.kms.keys[f"{ring}/cryptoKeys/zenml-storage"] = {}
+    world.gcp.wif_pools["zenml-github"] = "DELETED"
+    world.gcp.wif_providers.add("zenml-github/github")
+    eng = world.engine()
+    eng.options.pop("program")
+    eng.deploy(stop_after="infra")
+    assert world.gcp.wif_pools["zenml-github"] == "ACTIVE"
+    assert any(
+        u.endswith("workloadIdentityPools/zenml-github:undelete") for _, u, _ in world.gcp.requests
+    )
+    retained = world.record()["phases"]["preflight"]["outputs"]["retained"]
+    assert retained["wif_pool"].endswith("/workloadIdentityPools/zenml-github")
+    assert retained["wif_provider"].endswith("/zenml-github/providers/github")
+    assert world.record()["phases"]["infra"]["outputs"]["changes"].get("import") == 4
 
 
 def test_after_kill_9_the_rerun_says_the_previous_run_died(

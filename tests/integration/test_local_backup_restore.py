@@ -25,7 +25,7 @@ from zenml_gcp_gitops.local import services as sv
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-NAME = "bk"
+NAME = "bkp"
 STACK = f"{NAME}-local"
 CLI = [sys.executable, "-c", "from zenml_gcp_gitops.cli import main; main()", "local"]
 

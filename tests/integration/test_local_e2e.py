@@ -123,9 +123,14 @@ def pipeline_run(ci_env: dict[str, str], repo_root: Path) -> dict[str, Any]:
 STACK_CHECK = r"""
 import json, sys
 from zenml.client import Client
+from zenml.enums import StackComponentType
+from zenml.stack import Flavor
 stack = Client().get_stack(sys.argv[1])
 comps = {str(t.value): cs[0] for t, cs in stack.components.items()}
+build = Client().get_flavor_by_name_and_type("gcp-build-account", StackComponentType.IMAGE_BUILDER)
 print(json.dumps({
+    "build_flavor": {"source": build.source, "is_custom": build.is_custom,
+                     "config": Flavor.from_model(build).config_class.__name__},
     "flavors": {t: c.flavor_name for t, c in comps.items()},
     "artifact_path": comps["artifact_store"].configuration["path"],
     "tracking_uri": comps["experiment_tracker"].configuration["tracking_uri"],
@@ -189,8 +194,11 @@ def test_up_registers_the_local_stack_with_the_expected_flavors(
         mode = Path(rehearsal["credentials"][key]).stat().st_mode & 0o777
         assert mode == 0o600, (key, oct(mode))
     # The stack as the server stores it, read by the CI account in a CI-like process.
+    # From a file, not `-c`: ZenML loads a custom flavor relative to the main module's file.
+    script = Path(ci_env["HOME"]) / "stack_check.py"
+    script.write_text(STACK_CHECK)
     proc = subprocess.run(
-        [sys.executable, "-c", STACK_CHECK, STACK],
+        [sys.executable, str(script), STACK],
         capture_output=True, text=True, env=ci_env, timeout=120, cwd=ci_env["HOME"],
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -200,6 +208,12 @@ def test_up_registers_the_local_stack_with_the_expected_flavors(
         "orchestrator": "local",
         "experiment_tracker": "mlflow",
         "image_builder": "local",
+    }
+    # the GCP stack's Cloud Build flavor: registered on the real server, loadable by clients
+    assert seen["build_flavor"] == {
+        "source": "zenml_gcp_gitops.image_builder.GCPBuildAccountImageBuilderFlavor",
+        "is_custom": True,
+        "config": "GCPBuildAccountImageBuilderConfig",
     }
     assert seen["artifact_path"] == f"gs://{rehearsal['buckets']['artifacts']}"
     assert seen["tracking_uri"] == rehearsal["mlflow_url"]
@@ -397,6 +411,57 @@ def test_up_restarts_only_a_dead_service_on_its_old_port(
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
     fs = gcsfs.GCSFileSystem(token="anon", skip_instance_cache=True)
     assert fs.find(verified["artifacts"]["metrics"])
+
+
+def _mlflow_call(url: str, user: str, password: str, path: str, body: Any = None) -> Any:
+    import base64
+    import urllib.request
+
+    req = urllib.request.Request(
+        url + path,
+        data=None if body is None else json.dumps(body).encode(),
+        method="GET" if body is None else "POST",
+        headers={"Content-Type": "application/json"},
+    )
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    req.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read() or b"{}")
+
+
+def test_mlflow_users_survive_a_restart_of_the_server(rehearsal: dict[str, Any]) -> None:
+    """Users and permissions live in the auth database named by basic_auth.ini (as in the
+    cluster), not in the server process: a user made before a restart still logs in after."""
+    import configparser
+    import secrets
+    import urllib.error
+
+    base = rehearsal["_base"]
+    ini = base / "credentials" / "mlflow-basic-auth.ini"
+    assert oct(ini.stat().st_mode & 0o777) == "0o600"
+    conf = configparser.ConfigParser()
+    conf.read(ini)
+    assert conf["mlflow"]["database_uri"] == f"sqlite:///{base / 'mlflow' / 'auth.db'}"
+    admin = json.loads(Path(rehearsal["credentials"]["mlflow_admin"]).read_text())
+    url = rehearsal["mlflow_url"]
+    user, pw = f"analyst-{secrets.token_hex(3)}", secrets.token_urlsafe(16)
+    _mlflow_call(url, admin["username"], admin["password"], "/api/2.0/mlflow/users/create",
+                 {"username": user, "password": pw})  # fmt: skip
+    assert _mlflow_call(url, user, pw, "/api/2.0/mlflow/experiments/search?max_results=1")
+
+    state = sv.LocalState.load(base)
+    assert state is not None
+    old = state.services["mlflow"]
+    assert sv.stop(old, timeout=20)
+    proc = _cli("up", "--no-registry", "--name", NAME, "--dir", str(base), "-o", "json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout)["started"] == ["mlflow"]
+    new = sv.LocalState.load(base)
+    assert new is not None and new.services["mlflow"].pid != old.pid
+    assert _mlflow_call(url, user, pw, "/api/2.0/mlflow/experiments/search?max_results=1")
+    with pytest.raises(urllib.error.HTTPError) as bad:
+        _mlflow_call(url, user, pw + "x", "/api/2.0/mlflow/experiments/search?max_results=1")
+    assert bad.value.code == 401
 
 
 def test_no_secret_in_logs_state_or_pipeline_output(

@@ -1,6 +1,7 @@
 """`local up --db mysql://…`: the ZenML server on a private MariaDB instead of SQLite.
 
-Skipped unless `mariadbd` and `mariadb-install-db` are installed (Debian: mariadb-server).
+Needs `mariadbd` and `mariadb-install-db` (Debian: mariadb-server): skipped without them,
+failing under CI=true.
 The MariaDB server is our own: a temp datadir, a free loopback port, no socket shared with a
 system instance, stopped by PID at teardown.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require
 from zenml_gcp_gitops.local import services as sv
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
@@ -37,8 +39,8 @@ def _bin(name: str) -> str | None:
 def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server, install = _bin("mariadbd"), _bin("mariadb-install-db")
     client = _bin("mariadb")
-    if not (server and install and client):
-        pytest.skip("MariaDB is not installed (apt-get install mariadb-server)")
+    require(None if server and install and client else "mariadbd (apt-get install mariadb-server)")
+    assert server and install and client
     base = tmp_path_factory.mktemp("mariadb")
     data, sock = base / "data", base / "mysqld.sock"
     user = ["--user=root"] if os.geteuid() == 0 else []

@@ -20,7 +20,7 @@ from tests.support.register_fixtures import (
     shared_server,
     write_outputs,
 )
-from tests.support.zenml_server import ZenServer, free_port
+from tests.support.zenml_server import ZenServer, free_port, start_zenml_server
 from zenml_gcp_gitops.errors import PhaseError, ServiceUnavailable, UserError
 from zenml_gcp_gitops.stack_spec import gcp_stack_spec
 from zenml_gcp_gitops.zenml_api import (
@@ -64,7 +64,8 @@ def test_register_values_labels_and_secret_refs(store: Any) -> None:
         cfg, make_outputs(cfg), mlflow_username="ml-user", mlflow_password="ml-Pa55"
     )
     result = apply_stack_spec(store, spec)
-    assert len(result.created) == 8  # secret, connector, 5 components, stack
+    # secret, connector, 5 components, stack (the flavor is shared by every test's stack)
+    assert len([x for x in result.created if not x.startswith("flavor:")]) == 8
 
     stack = store.get_stack(result.stack.id)
     assert stack.name == "reg-values"
@@ -442,7 +443,7 @@ def test_activate_logs_the_global_client_in_only_when_asked(server: ZenServer, t
 
 
 def test_verify_reports_the_servers_verdict_without_failing(admin_env: ZenServer, tmp_path) -> None:
-    """The test server has no GCP access and implicit auth off: verification is reported."""
+    """The test server has no GCP access: the failed verification is reported, not fatal."""
     from zenml_gcp_gitops.cli import cli
 
     cfg = make_cfg("reg-verify")
@@ -452,7 +453,6 @@ def test_verify_reports_the_servers_verdict_without_failing(admin_env: ZenServer
     )
     assert res.exit_code == 0, res.output
     assert "connector verification: failed" in res.output
-    assert "ZENML_ENABLE_IMPLICIT_AUTH_METHODS" in res.output
     spec = gcp_stack_spec(cfg, make_outputs(cfg))
     status = stack_status(admin_store(admin_env), spec, verify=True)
     assert status["healthy"] is True
@@ -518,3 +518,108 @@ def test_auth_or_flavor_change_replaces_in_place(store: Any) -> None:
     again = apply_stack_spec(store, spec2)
     assert again.created == [] and again.updated == []
     assert again.public_dict() == second.public_dict()
+
+
+def test_build_account_flavor_is_registered_once_and_used_by_the_stack(store: Any) -> None:
+    """`register` registers our Cloud Build flavor as `zenml flavor register` would (from its
+    import path, with its config schema), idempotently, and the image builder uses it with
+    the build account from the outputs."""
+    from zenml.models import FlavorFilter
+
+    from zenml_gcp_gitops.stack_spec import BUILD_ACCOUNT_FLAVOR, BUILD_ACCOUNT_FLAVOR_SOURCE
+
+    cfg = make_cfg("reg-flavor")
+    spec = gcp_stack_spec(cfg, make_outputs(cfg), mlflow_username="u", mlflow_password="p")
+    first = apply_stack_spec(store, spec)
+    flavors = store.list_flavors(
+        FlavorFilter(name=BUILD_ACCOUNT_FLAVOR, type="image_builder"), hydrate=True
+    ).items
+    assert len(flavors) == 1
+    flavor = flavors[0]
+    assert flavor.source == BUILD_ACCOUNT_FLAVOR_SOURCE and flavor.is_custom
+    assert "service_account" in flavor.config_schema["required"]
+    assert flavor.connector_type == "gcp"
+    builder = store.get_stack_component(first.components["image_builder"].id)
+    assert builder.flavor_name == BUILD_ACCOUNT_FLAVOR
+    assert builder.configuration["service_account"] == cfg.names.sa_email("build")
+    again = apply_stack_spec(store, spec)
+    assert f"flavor:{BUILD_ACCOUNT_FLAVOR}" in again.unchanged
+    assert again.created == [] and again.updated == []
+    assert (
+        len(store.list_flavors(FlavorFilter(name=BUILD_ACCOUNT_FLAVOR, type="image_builder")).items)
+        == 1
+    )
+    # a changed schema (a newer release of this package) is refreshed, not duplicated
+    from zenml.models import FlavorUpdate
+
+    store.update_flavor(flavor.id, FlavorUpdate(config_schema={"type": "object"}))
+    third = apply_stack_spec(store, spec)
+    assert third.updated == [f"flavor:{BUILD_ACCOUNT_FLAVOR}"]
+    refreshed = store.get_flavor(flavor.id)
+    assert refreshed.config_schema == flavor.config_schema
+
+
+def test_a_foreign_flavor_of_the_same_name_is_refused(store: Any) -> None:
+    from zenml.models import FlavorFilter, FlavorUpdate
+
+    from zenml_gcp_gitops.stack_spec import BUILD_ACCOUNT_FLAVOR
+
+    cfg = make_cfg("reg-flavor-foreign")
+    spec = gcp_stack_spec(cfg, make_outputs(cfg), mlflow_username="u", mlflow_password="p")
+    apply_stack_spec(store, spec)
+    flavor = store.list_flavors(
+        FlavorFilter(name=BUILD_ACCOUNT_FLAVOR, type="image_builder"), hydrate=True
+    ).items[0]
+    store.update_flavor(flavor.id, FlavorUpdate(source="someone.else.Flavor"))
+    try:
+        with pytest.raises(ForeignObjectError, match="another image_builder flavor"):
+            apply_stack_spec(store, spec)
+    finally:
+        store.update_flavor(flavor.id, FlavorUpdate(source=flavor.source))
+
+
+@pytest.fixture(scope="module")
+def no_implicit_server() -> Iterator[ZenServer]:
+    srv = start_zenml_server(implicit_auth=False)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_implicit_connector_is_refused_where_the_server_forbids_implicit_auth(
+    no_implicit_server: ZenServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written anyway, the connector would fail on first use: stop before any write and say
+    which server setting (or which flag) fixes it."""
+    from zenml_gcp_gitops.cli import cli
+
+    store = admin_store(no_implicit_server)
+    cfg = make_cfg("reg-noimplicit")
+    spec = gcp_stack_spec(cfg, make_outputs(cfg), mlflow_username="u", mlflow_password="p")
+    before = count_objects(store)
+    with pytest.raises(UserError, match="does not allow implicit authentication") as e:
+        apply_stack_spec(store, spec)
+    assert e.value.hint and "ZENML_ENABLE_IMPLICIT_AUTH_METHODS=true" in e.value.hint
+    assert "--connector-auth service-account" in e.value.hint
+    assert count_objects(store) == before
+    # the service-account connector needs no server setting
+    sa_cfg = make_cfg("reg-noimplicit-sa", connector_auth="service-account")
+    sa = gcp_stack_spec(
+        sa_cfg, make_outputs(sa_cfg),
+        mlflow_username="u", mlflow_password="p",
+    )  # fmt: skip
+    assert apply_stack_spec(store, sa).connector is not None
+    # the CLI: one line, no traceback, nothing written
+    monkeypatch.delenv("ZENML_STORE_API_KEY", raising=False)
+    monkeypatch.setenv("ZENML_STORE_USERNAME", no_implicit_server.username)
+    monkeypatch.setenv("ZENML_STORE_PASSWORD", no_implicit_server.password)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "u")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "p")
+    outputs = write_outputs(tmp_path / "outputs.json", cfg)
+    res = CliRunner().invoke(
+        cli, ["register", "--outputs", str(outputs), "--zenml-url", no_implicit_server.url]
+    )
+    assert res.exit_code != 0
+    assert "does not allow implicit authentication" in res.output
+    assert "Traceback" not in res.output

@@ -1,5 +1,5 @@
 """The register and CI tests again, on a ZenML server backed by MariaDB (the closest local
-stand-in for Cloud SQL MySQL). Skipped unless `mariadbd` is installed."""
+stand-in for Cloud SQL MySQL). Needs `mariadbd` (skipped without it, failing under CI=true)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import require
 from tests.integration.test_ci import (  # noqa: F401  (fixtures and tests re-collected here)
     cli_env,
     fake_sm,
@@ -32,16 +33,12 @@ from tests.support.zenml_server import (
     start_zenml_server,
 )
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not mariadb_available(), reason="mariadbd is not installed (apt install mariadb-server)"
-    ),
-]
+pytestmark = [pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ZenServer]:
+    require(None if mariadb_available() else "mariadbd (apt-get install mariadb-server)")
     db = start_mariadb()
     try:
         zs = start_zenml_server(store_url=db.store_url())

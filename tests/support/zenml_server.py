@@ -104,9 +104,13 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes] | None, timeout: float)
 
 
 def start_zenml_server(
-    store_url: str | None = None, timeout: float = 120, workdir: Path | None = None
+    store_url: str | None = None,
+    timeout: float = 120,
+    workdir: Path | None = None,
+    implicit_auth: bool = True,
 ) -> ZenServer:
-    """Start a server and wait for /health; the caller must `stop()` it."""
+    """Start a server and wait for /health; the caller must `stop()` it. Implicit connector
+    auth is allowed, as the stack's server allows it (Workload Identity)."""
     owns = workdir is None
     wd = Path(tempfile.mkdtemp(prefix="zgg-zenml-server-")) if workdir is None else workdir
     (wd / "server-config").mkdir(parents=True, exist_ok=True)
@@ -132,6 +136,8 @@ def start_zenml_server(
         ZENML_ANALYTICS_OPT_IN="false",
         ZENML_ENABLE_RICH_TRACEBACK="false",
         AUTO_OPEN_DASHBOARD="false",
+        ZENML_ENABLE_IMPLICIT_AUTH_METHODS=str(implicit_auth).lower(),
+        NO_GCE_CHECK="true",  # no metadata server here: implicit GCP auth fails at once
     )
     log_path = wd / "server.log"
     with log_path.open("wb") as log:
@@ -200,8 +206,14 @@ def mariadb_available() -> bool:
     return bool(shutil.which("mariadbd") and shutil.which("mariadb-install-db"))
 
 
-def start_mariadb(timeout: float = 60) -> MariaDB:
-    """Initialise a datadir and start `mariadbd` (root, no password, loopback only)."""
+def start_mariadb(timeout: float = 60, tls: dict[str, Path] | None = None) -> MariaDB:
+    """Initialise a datadir and start `mariadbd` (root, no password, loopback only). With
+    `tls` ({"ca", "cert", "key"} files) it accepts only encrypted TCP connections, like Cloud
+    SQL with ssl_mode=ENCRYPTED_ONLY."""
+    tls_args = []
+    if tls:
+        tls_args = [f"--ssl-ca={tls['ca']}", f"--ssl-cert={tls['cert']}",
+                    f"--ssl-key={tls['key']}", "--require-secure-transport=ON"]  # fmt: skip
     wd = Path(tempfile.mkdtemp(prefix="zgg-mariadb-"))
     data = wd / "data"
     user = ["--user=root"] if os.geteuid() == 0 else []
@@ -216,7 +228,7 @@ def start_mariadb(timeout: float = 60) -> MariaDB:
             ["mariadbd", "--no-defaults", f"--datadir={data}", f"--port={port}",
              "--bind-address=127.0.0.1", f"--socket={wd / 'mysql.sock'}",
              f"--pid-file={wd / 'mariadb.pid'}", "--skip-name-resolve", "--skip-log-bin",
-             "--innodb-buffer-pool-size=64M", *user],
+             "--innodb-buffer-pool-size=64M", *tls_args, *user],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     db = MariaDB(port, wd, proc)

@@ -462,3 +462,25 @@ def test_plan_offline_shows_the_zone_and_records() -> None:
     plan = json.loads(res.output)
     assert plan["outputs"]["dns_name_servers"] == MOCK_NAME_SERVERS
     assert plan["config"]["create_dns_zone"] is True
+
+
+def test_created_zone_wait_first_tells_which_ns_records_to_set() -> None:
+    cfg = cfg_of(domain=DOMAIN, create_dns_zone=True)
+    infra = offline_outputs(cfg)
+    steps: list[str] = []
+    reporter = type(
+        "R",
+        (),
+        {
+            "step": lambda self, m: steps.append(m),
+            "progress": lambda self, *a: None,
+            "log": lambda self, line: None,
+        },
+    )()
+    ok = ScriptedResolver(
+        {infra.zenml_host: [[infra.ingress_ip]], infra.mlflow_host: [[infra.ingress_ip]]}
+    )
+    ctx = PhaseContext(cfg=cfg, options={"dns_resolver": ok}, reporter=reporter, _infra=infra)
+    wait_for_dns(ctx)
+    ns = ", ".join(n.rstrip(".") for n in MOCK_NAME_SERVERS)
+    assert steps[0] == f"Set the NS records of {DOMAIN} at your registrar to: {ns}"

@@ -79,7 +79,7 @@ def test_default_plan_cost_matches_a_hand_computation() -> None:
     ip = price["ip_h"] * H
     gcs = 50 * price["gcs_gib_mo"]
     ar = 10 * price["ar_gib_mo"]
-    secrets = 7 * price["secret_version_mo"]  # 6 generated + the CI key's secret
+    secrets = 8 * price["secret_version_mo"]  # 7 generated + the CI key's secret
     kms = 2 * price["key_version_mo"]  # the buckets' key + the state key
     logging = 0.0  # 10 GiB is inside the 50 GiB free allotment
     expected = gke + fee + sql + disk + backups + nat + lb + ip + gcs + ar + secrets + kms + logging
@@ -91,7 +91,7 @@ def test_default_plan_cost_matches_a_hand_computation() -> None:
     assert _line(cost, "GKE Autopilot pods")["monthly"] == pytest.approx(gke, abs=0.01)
     assert _line(cost, "Cloud SQL instance")["monthly"] == pytest.approx(sql, abs=0.01)
     assert _line(cost, "Cloud NAT")["monthly"] == pytest.approx(nat, abs=0.01)
-    assert _line(cost, "Secret Manager")["quantity"] == "7 versions"
+    assert _line(cost, "Secret Manager")["quantity"] == "8 versions"
     assert sum(p["replicas"] for p in cost["pods"]) == pods
     assert sum(line["monthly"] for line in cost["lines"]) == pytest.approx(
         cost["monthly_total"], abs=0.02
@@ -136,6 +136,16 @@ def test_ha_costs_more() -> None:
             2 * _line(zonal, item)["monthly"], abs=0.01
         )
     assert "REGIONAL (HA)" in _line(regional, "Cloud SQL instance")["quantity"]
+
+
+def test_ha_flag_costs_more_and_prices_its_replicas() -> None:
+    """`ha: true` drives a REGIONAL instance and more server replicas; both are priced."""
+    base, ha = _plan()["cost"], _plan(ha=True)["cost"]
+    assert ha["monthly_total"] > base["monthly_total"]
+    assert "REGIONAL (HA)" in _line(ha, "Cloud SQL instance")["quantity"]
+    replicas = {p["workload"]: p["replicas"] for p in ha["pods"]}
+    assert replicas["zenml-server"] == 2
+    assert _line(ha, "GKE Autopilot pods")["monthly"] > _line(base, "GKE Autopilot pods")["monthly"]
 
 
 def test_assumption_settings_change_the_estimate() -> None:

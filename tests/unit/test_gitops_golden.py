@@ -146,3 +146,26 @@ def test_real_outputs_carry_no_banner(tmp_path: Path) -> None:
 
     assert _render(tmp_path, "--out", str(tmp_path / "tree")).exit_code == 0
     assert placeholder_files(tmp_path / "tree") == []
+
+
+def test_example_tree_carries_the_network_policies() -> None:
+    """The committed tree a user copies holds the policies, each a valid core object."""
+    import kubernetes_validate
+    import yaml
+
+    found = {}
+    for path in sorted((EXAMPLE / "gitops" / "workloads").glob("networkpolicy-*.yaml")):
+        obj = yaml.safe_load(path.read_text())
+        kubernetes_validate.validate(obj, "1.33.0", strict=True)
+        found[(obj["metadata"]["namespace"], obj["metadata"]["name"])] = obj
+    assert {
+        ("zenml", "default-deny-ingress"),
+        ("mlflow", "default-deny-ingress"),
+        ("zenml-pipelines", "default-deny-ingress"),
+        ("zenml", "zenml-from-gateway"),
+        ("mlflow", "mlflow-from-gateway"),
+        ("zenml", "zenml-from-pipelines"),
+        ("mlflow", "mlflow-from-pipelines"),
+        ("zenml", "zenml-egress"),
+        ("mlflow", "mlflow-egress"),
+    } == set(found)

@@ -147,7 +147,10 @@ def test_mlflow_values_match_the_chart_schema(
     jsonschema.Draft7Validator(_without_required(schema)).validate(
         _merge(_defaults(schema), values)
     )
-    assert values["auth"]["enabled"] is True
+    # basic auth through our own ini (users in MySQL), not the chart's SQLite-backed one
+    assert values["auth"]["enabled"] is False
+    assert values["extraArgs"]["appName"] == "basic-auth"
+    assert values["extraEnvVars"]["MLFLOW_AUTH_CONFIG_PATH"] == "/etc/mlflow/auth/basic_auth.ini"
     assert values["artifactRoot"]["proxiedArtifactStorage"] is True
     assert (
         values["backendStore"]["existingDatabaseSecret"]["name"]
@@ -276,7 +279,7 @@ def test_objects_depend_only_on_earlier_waves(
     mns = cfg.names.namespaces["mlflow"]
     for name in (
         mv["backendStore"]["existingDatabaseSecret"]["name"],
-        mv["auth"]["existingAdminSecret"]["name"],
+        *(v["secret"]["secretName"] for v in mv["extraVolumes"] if "secret" in v),
         *mv["extraSecretNamesForEnvFrom"],
     ):
         assert provided_secret[(mns, name)] < mlflow.wave
@@ -477,10 +480,12 @@ def test_one_external_secret_per_secret_with_ids_from_outputs() -> None:
         "zenml_admin",
         "zenml_jwt",
         "mlflow_auth",
+        "mlflow_auth_db_password",
         "mlflow_flask",
     ]
     assert used_ids == {out.secret_ids[k] for k in cluster_keys}
-    assert len(es) == len(cluster_keys)
+    # the MLflow auth config combines the admin account and its database password
+    assert len(es) == len(cluster_keys) - 1
     admin = next(o for o in es if o["metadata"]["name"] == "zenml-admin")
     assert {d["remoteRef"]["property"] for d in admin["spec"]["data"]} == {"username", "password"}
 

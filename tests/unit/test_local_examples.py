@@ -142,3 +142,23 @@ def test_load_and_split_keep_the_class_balance(steps: Any) -> None:
 def test_quality_gate_fails_the_run_below_the_threshold(steps: Any) -> None:
     with pytest.raises(RuntimeError, match=r"test accuracy 0\.850 is below 0\.900"):
         steps.quality_gate.entrypoint({"test_accuracy": 0.85}, min_accuracy=0.9)
+
+
+def test_vertex_config_and_requirements_cover_the_vertex_orchestrator() -> None:
+    from zenml.config import DockerSettings
+    from zenml.integrations.gcp.flavors.vertex_orchestrator_flavor import (
+        VertexOrchestratorSettings,
+    )
+
+    data = yaml.safe_load((EXAMPLES / "configs" / "vertex.yaml").read_text())
+    VertexOrchestratorSettings.model_validate(data["settings"]["orchestrator"])
+    docker = DockerSettings.model_validate(data["settings"]["docker"])
+    assert docker.install_stack_requirements is False
+    vertex = (EXAMPLES / str(docker.requirements)).read_text()
+    base = (EXAMPLES / "requirements.txt").read_text()
+    pins = [line for line in base.splitlines() if line and not line.startswith("#")]
+    assert all(f"\n{p}\n" in vertex for p in pins)  # everything the Kubernetes one has
+    for pkg in ("kfp", "google-cloud-aiplatform", "google-cloud-pipeline-components"):
+        assert f"\n{pkg}>=" in vertex, pkg
+        assert pkg not in base
+    assert "requirements-vertex.txt" in (EXAMPLES / "README.md").read_text()

@@ -211,6 +211,8 @@ def test_cli_text_groups_resources_by_component() -> None:
     assert re.search(r"^Gke\s+\d+\s.*1 Cluster", out, re.M)
     assert "https://zenml.203.0.113.10.nip.io" in out
     assert "WorkloadIdentityPool" in out
+    # CMEK settings apply at creation only: the plan tells an existing deployment it keeps its own
+    assert "existing deployment keeps the encryption" in " ".join(out.split())
     stack = offline_plan(cfg_of(github_repo="acme/ml"))["zenml_stack"]
     if stack:  # what register will create, when that module is present
         assert f"ZenML stack {stack['name']}" in out

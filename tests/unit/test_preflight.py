@@ -266,3 +266,45 @@ def test_install_prompt_pauses_the_live_display(
     assert events == ["pause", "ask", "resume"]
     cmd = preflight.ensure_pulumi(cfg, {"pulumi_installer": installer}, Rep())
     assert str(cmd.version) == "3.225.0"
+
+
+class _Lines:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def step(self, message: str) -> None:
+        pass
+
+    def progress(self, done: int, total: int | None, current: str | None = None) -> None:
+        pass
+
+    def log(self, line: str) -> None:
+        self.lines.append(line)
+
+
+@pytest.mark.parametrize(
+    ("knobs", "warned"),
+    [
+        ({"compute_default_editor": True}, True),
+        ({}, False),
+        ({"compute_default_editor": True, "deny_get_iam_policy": True}, False),
+    ],
+)
+def test_warns_when_the_default_compute_account_is_editor(
+    ok: dict[str, Any], knobs: dict[str, Any], warned: bool
+) -> None:
+    gcp = FakeGcp(project=PROJECT, **knobs)
+    cfg = _cfg()
+    rep = _Lines()
+    ctx = PhaseContext(cfg=cfg, reporter=rep, options={"gcp_api": gcp.api(cfg), **ok})
+    out = PreflightPhase().run(ctx)  # a warning, never a failure
+    assert out["state_ready"]
+    email = "123456789012-compute@developer.gserviceaccount.com"
+    if warned:
+        [warning] = out["warnings"]
+        assert email in warning and "roles/editor" in warning
+        assert "remove-iam-policy-binding" in warning
+        assert rep.lines == [f"WARNING: {warning}"]
+    else:
+        assert out["warnings"] == [] and not any("WARNING" in x for x in rep.lines)
+    assert any(url.endswith(f"/projects/{PROJECT}:getIamPolicy") for _, url, _ in gcp.requests)

@@ -49,7 +49,19 @@ def test_gcp_spec_kubernetes_values() -> None:
     assert tracker.configuration["tracking_username"] == "{{acme-mlflow-credentials.username}}"
     assert tracker.configuration["tracking_password"] == "{{acme-mlflow-credentials.password}}"
     assert "pw-123" not in json.dumps(spec.public_dict())
-    assert c["image_builder"].flavor == "gcp"
+    builder = c["image_builder"]
+    assert builder.flavor == "gcp-build-account"
+    assert builder.configuration == {
+        "location": out.region,
+        "service_account": out.service_accounts["build"],
+    }
+    assert [f.public_dict() for f in spec.flavors] == [
+        {
+            "type": "image_builder",
+            "name": "gcp-build-account",
+            "source": "zenml_gcp_gitops.image_builder.GCPBuildAccountImageBuilderFlavor",
+        }
+    ]
     assert spec.connector is not None
     assert (spec.connector.type, spec.connector.auth_method) == ("gcp", "implicit")
     assert spec.connector.secrets == {}
@@ -134,7 +146,14 @@ def test_print_commands_parse_with_zenml_cli(tmp_path, auth: str) -> None:
         ctx = cmd.make_context("zenml", rest)  # raises click.UsageError on a bad flag
         seen.add(cmd.name)
         if cmd.name == "register" and "--flavor" in rest:
-            assert ctx.params["flavor"] in {"gcp", "kubernetes", "mlflow", "vertex", "local"}
+            assert ctx.params["flavor"] in {
+                "gcp",
+                "kubernetes",
+                "mlflow",
+                "vertex",
+                "local",
+                "gcp-build-account",
+            }
             assert ctx.params["connector"] in (None, "acme-gcp")
     assert {"register", "create"} <= seen
     stack = shlex.split(lines[-1])

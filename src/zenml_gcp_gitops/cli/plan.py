@@ -87,6 +87,12 @@ def render_text(plan: dict[str, Any]) -> None:
             con.print(f"  {kind:<20}{comp.get('name')} (flavor {comp.get('flavor')})")
     else:
         con.print("[bold]ZenML stack[/bold]: not available in this build")
+    con.print(
+        "\n[bold]Encryption[/bold]: the stack's KMS key (CMEK) on the buckets, the registry, "
+        "the secrets and Cloud SQL. The registry's, the secrets' and the SQL instance's key "
+        "can only be set when they are created: an existing deployment keeps the encryption "
+        "they were created with, and is never replaced to change it."
+    )
     apps = (plan.get("argocd") or {}).get("applications") or []
     if apps:
         con.print(f"\n[bold]Argo CD[/bold]: {len(apps)} applications under the root app")

@@ -138,6 +138,8 @@ def zenml_commands(spec: StackSpec) -> list[str]:
     q = shlex.quote
     lines: list[str] = []
     labels = " ".join(f"--label {q(f'{k}={v}')}" for k, v in spec.labels.items())
+    for f in spec.flavors:  # needs zenml-gcp-gitops installed where it runs
+        lines.append(f"zenml {f.type.replace('_', '-')} flavor register {q(f.source)}")
     for s in spec.secrets:
         values = " ".join(
             f'--{k}="${_env_name(s.name, k)}"' for k in sorted(s.values)

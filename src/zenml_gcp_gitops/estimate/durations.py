@@ -67,6 +67,11 @@ CREATE_TIMES: dict[str, Typical] = {
     "gcp:dns/managedZone:ManagedZone": Typical(5, 15, _API),
     "gcp:dns/recordSet:RecordSet": Typical(5, 30, "Cloud DNS change, until it is done"),
     "gcp:dns/dnsManagedZoneIamMember:DnsManagedZoneIamMember": Typical(3, 10, "IAM policy update"),
+    "gcp:projects/serviceIdentity:ServiceIdentity": Typical(
+        2, 10, "service agent lookup or creation (generateServiceIdentity)"
+    ),
+    "gcp:projects/iAMAuditConfig:IAMAuditConfig": Typical(5, 20, "project IAM policy update"),
+    "gcp:binaryauthorization/policy:Policy": Typical(2, 10, _API),
 }
 DEFAULT_TIME = Typical(2, 30, "no entry in the table: a generic API call")
 

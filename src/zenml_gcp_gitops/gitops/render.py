@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from .. import mlflow_auth
 from ..errors import ConfigError, UserError
 from ..resources import argocd_dir
 
@@ -51,6 +53,12 @@ LETSENCRYPT = {
     "prod": "https://acme-v02.api.letsencrypt.org/directory",
 }
 
+MLFLOW_IMAGE = "burakince/mlflow"  # the chart's image; its tag is versions.mlflow
+
+# Where MLflow's pod mounts the Cloud SQL server CA (argocd/values/mlflow.yaml)
+SQL_CA_DIR = "/etc/cloudsql"
+SQL_CA_FILE = "server-ca.pem"
+
 RETRY = {"limit": 10, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"}}
 
 # Cluster-scoped kinds the charts and objects create; nothing else is allowed.
@@ -65,6 +73,15 @@ CLUSTER_RESOURCES: list[dict[str, str]] = [
     {"group": "external-secrets.io", "kind": "ClusterSecretStore"},
 ]
 NGINX_CLUSTER_RESOURCES = [{"group": "networking.k8s.io", "kind": "IngressClass"}]
+
+# Where Google's load balancers connect to backends from: the Gateway's Envoy proxies sit in
+# the proxy-only subnet; health checks come from Google's documented prober ranges.
+LB_HEALTH_CHECK_RANGES = ("35.191.0.0/16", "130.211.0.0/22")
+PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+# The servers' pods as the charts label them (selector labels: chart name + release) and
+# the port their container serves on.
+SERVER_PODS = {"zenml": ("zenml", "zenml_server", 8080), "mlflow": ("mlflow", "mlflow", 5000)}
+ACME_SOLVER_PORT = 8089  # cert-manager's HTTP-01 solver pods (ingress-nginx only)
 
 _PLACEHOLDER = re.compile(r"\$\{([a-z_][a-z0-9_.]*)\}")
 _DROP = object()  # a whole-value placeholder that resolved to None: the key is left out
@@ -305,6 +322,7 @@ def _context(cfg: DeploymentConfig, out: InfraOutputs) -> dict[str, Any]:
         "tls": dict(n.tls_secrets),
         "issuer": issuer,
         "pipelines_role": n.pipelines_role,
+        "helm_releases": dict(n.helm_releases),
         "sql_users": dict(n.sql_users),
         "databases": dict(n.databases),
         "sql_private_ip": out.sql_private_ip,
@@ -315,6 +333,15 @@ def _context(cfg: DeploymentConfig, out: InfraOutputs) -> dict[str, Any]:
         "zenml_ingress": zenml_ingress,
         "mlflow_ingress": mlflow_ingress,
         "mlflow_bucket": out.mlflow_bucket,
+        "mlflow_image": {"repository": MLFLOW_IMAGE, "tag": cfg.versions.mlflow},
+        "mlflow_auth": {
+            "bootstrap": mlflow_auth.SCHEMA_BOOTSTRAP,
+            "secret": n.mlflow_auth_config_secret,
+            "dir": mlflow_auth.MOUNT_DIR,
+            "path": mlflow_auth.CONFIG_PATH,
+            "file": mlflow_auth.CONFIG_FILE,
+        },
+        "sql_ca": {"dir": SQL_CA_DIR, "file": SQL_CA_FILE},
         "retry": RETRY,
         "replicas": ha_shape(cfg),
         "affinity": {
@@ -360,6 +387,59 @@ def _external_secrets(out: InfraOutputs, ctx: dict[str, Any]) -> list[dict[str, 
         }
         objs.append(render_template("objects/external-secret.yaml", obj_ctx))
     return objs
+
+
+def _mlflow_auth_config(
+    cfg: DeploymentConfig, out: InfraOutputs, ctx: dict[str, Any]
+) -> dict[str, Any]:
+    """MLflow's basic_auth.ini as a Secret: users and permissions in their own Cloud SQL
+    database over TLS (not in a file in the pod, which is lost on restart and not shared by
+    replicas), with the admin account from Secret Manager."""
+    n = cfg.names
+    ids = {}
+    for key in ("mlflow_auth_db_password", "mlflow_auth"):
+        if key not in out.secret_ids:
+            raise ConfigError(
+                f"infra outputs have no Secret Manager ID for '{key}'",
+                "re-run the infra phase; secret_ids must list every secret the cluster reads",
+            )
+        ids[key] = out.secret_ids[key]
+    f = mlflow_auth.TEMPLATE_FIELDS
+    ini = mlflow_auth.auth_ini(
+        database_uri=mlflow_auth.mysql_uri(
+            n.sql_users["mlflow_auth"],
+            f["db_password"],
+            out.sql_private_ip,
+            3306,
+            n.databases["mlflow_auth"],
+            ca_file=f"{SQL_CA_DIR}/{SQL_CA_FILE}",
+        ),
+        admin_username=f["admin_username"],
+        admin_password=f["admin_password"],
+    )
+    latest = {"version": "latest"}
+    data = [
+        {
+            "secretKey": "db_password",
+            "remoteRef": {"key": ids["mlflow_auth_db_password"], **latest},
+        },
+        *(
+            {
+                "secretKey": f"admin_{k}",
+                "remoteRef": {"key": ids["mlflow_auth"], **latest, "property": k},
+            }
+            for k in ("username", "password")
+        ),
+    ]
+    obj = {
+        "name": n.mlflow_auth_config_secret,
+        "namespace": n.namespaces["mlflow"],
+        "data": data,
+        # only the rendered file lands in the Secret, not the parts it is made of
+        "template": {"engineVersion": "v2", "data": {mlflow_auth.CONFIG_FILE: ini}},
+    }
+    es: dict[str, Any] = render_template("objects/external-secret.yaml", {**ctx, "obj": obj})
+    return es
 
 
 def _platform_objects(
@@ -429,6 +509,7 @@ def _workload_objects(
         objs.append(render_template("objects/service-account.yaml", {**ctx, "obj": sa}))
     objs.append(render_template("objects/sql-ca-configmap.yaml", ctx))
     objs += _external_secrets(out, ctx)
+    objs.append(_mlflow_auth_config(cfg, out, ctx))
     objs.append(render_template("objects/pipelines-role.yaml", ctx))
     objs.append(
         render_template(
@@ -455,6 +536,92 @@ def _workload_objects(
         if ctx["replicas"][svc] > 1:
             obj = {"name": f"{svc}-server", "namespace": n.namespaces[svc], "selector": selector}
             objs.append(render_template("objects/pdb.yaml", {**ctx, "obj": obj}))
+    objs += _network_policies(cfg, out, ctx)
+    return objs
+
+
+def _server_pods(cfg: DeploymentConfig, svc: str) -> dict[str, str]:
+    chart, release, _ = SERVER_PODS[svc]
+    return {
+        "app.kubernetes.io/name": chart,
+        "app.kubernetes.io/instance": cfg.names.helm_releases[release],
+    }
+
+
+def _network_policies(
+    cfg: DeploymentConfig, out: InfraOutputs, ctx: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Deny ingress by default in the stack's namespaces; let in only the ingress layer and
+    pipeline pods, to the servers' serving ports; limit what the servers connect to."""
+    from ..config import PROXY_CIDR, PSA_PREFIX_LENGTH
+
+    n = cfg.names
+    if cfg.ingress == "gateway":
+        source = "gateway"
+        peers: list[dict[str, Any]] = [
+            {"ipBlock": {"cidr": cidr}} for cidr in (PROXY_CIDR, *LB_HEALTH_CHECK_RANGES)
+        ]
+    else:
+        source = "ingress-nginx"
+        peers = [
+            {
+                "namespaceSelector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": n.namespaces["ingress"]}
+                },
+                "podSelector": {
+                    "matchLabels": {
+                        "app.kubernetes.io/name": "ingress-nginx",
+                        "app.kubernetes.io/instance": n.helm_releases["ingress_nginx"],
+                        "app.kubernetes.io/component": "controller",
+                    }
+                },
+            }
+        ]
+    # The private services range is the /PSA_PREFIX_LENGTH block that holds the instance.
+    sql_range = str(ipaddress.ip_network(f"{out.sql_private_ip}/{PSA_PREFIX_LENGTH}", strict=False))
+    net_ctx = {**ctx, "sql_range": sql_range, "private_ranges": PRIVATE_RANGES}
+    objs = [
+        render_template(
+            "objects/networkpolicy-default-deny.yaml",
+            {**ctx, "obj": {"namespace": n.namespaces[k]}},
+        )
+        for k in ("zenml", "mlflow", "pipelines")
+    ]
+    for svc in ("zenml", "mlflow"):
+        obj = {
+            "namespace": n.namespaces[svc],
+            "pods": _server_pods(cfg, svc),
+            "port": SERVER_PODS[svc][2],
+            "peers": peers,
+        }
+        objs.append(
+            render_template(
+                "objects/networkpolicy-from-ingress.yaml",
+                {**ctx, "obj": {**obj, "name": f"{svc}-from-{source}"}},
+            )
+        )
+        if cfg.ingress == "nginx":  # cert-manager answers HTTP-01 from pods next to the Ingress
+            solver = {
+                **obj,
+                "name": f"acme-solver-from-{source}",
+                "pods": {"acme.cert-manager.io/http01-solver": "true"},
+                "port": ACME_SOLVER_PORT,
+            }
+            objs.append(
+                render_template("objects/networkpolicy-from-ingress.yaml", {**ctx, "obj": solver})
+            )
+        objs.append(
+            render_template(
+                "objects/networkpolicy-from-pipelines.yaml",
+                {**ctx, "obj": {**obj, "name": f"{svc}-from-pipelines"}},
+            )
+        )
+        objs.append(
+            render_template(
+                "objects/networkpolicy-server-egress.yaml",
+                {**net_ctx, "obj": {**obj, "name": f"{svc}-egress"}},
+            )
+        )
     return objs
 
 
@@ -564,6 +731,7 @@ def render(cfg: DeploymentConfig, outputs: InfraOutputs) -> Rendered:
                 },
             }
             manifest = render_template("apps/helm-app.yaml", app_ctx)
+            manifest["spec"]["ignoreDifferences"] += row.get("ignore_differences", [])
             apps.append(ChildApp(key, int(row["wave"]), list(row["requires"]), manifest))
             repo_urls.append(row["repo_url"])
         else:

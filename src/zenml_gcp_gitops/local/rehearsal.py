@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import mlflow_auth
 from ..config import LocalNames, user_data_dir
 from ..errors import ServiceUnavailable, UserError
 from . import services as sv
@@ -90,6 +91,7 @@ class Layout:
         self.zenml_jwt = self.creds / "zenml-jwt-secret"
         self.zenml_secrets_key = self.creds / "zenml-secrets-encryption-key"
         self.mlflow_flask = self.creds / "mlflow-flask-secret"
+        self.mlflow_auth_ini = self.creds / "mlflow-basic-auth.ini"
         self.zenml_db_url = self.creds / "zenml-db-url"
 
     def svc(self, name: str) -> Path:
@@ -195,22 +197,21 @@ def mlflow_spec(lay: Layout, port: int, gcs_port: int, names: LocalNames) -> Ser
     sdir.mkdir(parents=True, exist_ok=True)
     admin = _ensure_login(lay.mlflow_admin)
     flask_key = _ensure_token(lay.mlflow_flask)
-    ini = sdir / "basic_auth.ini"
-    # The admin password is passed by env (MLFLOW_AUTH_ADMIN_PASSWORD), never written here.
-    ini.write_text(
-        "[mlflow]\n"
-        "default_permission = READ\n"
-        f"database_uri = sqlite:///{sdir / 'auth.db'}\n"
-        f"admin_username = {admin['username']}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    # The same basic_auth.ini as in the cluster: users and permissions in a database of their
+    # own (here a file in the data dir, there MySQL), admin account included (hence 0600).
+    write_secret(
+        lay.mlflow_auth_ini,
+        mlflow_auth.auth_ini(
+            database_uri=f"sqlite:///{sdir / 'auth.db'}",
+            admin_username=admin["username"],
+            admin_password=admin["password"],
+        ).rstrip("\n"),
     )
     env = {
         **_clean_env(),
         **EMULATOR_ENV,
         "STORAGE_EMULATOR_HOST": f"http://{sv.LOOPBACK}:{gcs_port}",
-        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
-        "MLFLOW_AUTH_ADMIN_USERNAME": admin["username"],
-        "MLFLOW_AUTH_ADMIN_PASSWORD": admin["password"],
+        "MLFLOW_AUTH_CONFIG_PATH": str(lay.mlflow_auth_ini),
         "MLFLOW_FLASK_SERVER_SECRET_KEY": flask_key,
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no job runner: saves ~2 GB
         "MLFLOW_DISABLE_TELEMETRY": "true",

@@ -3,7 +3,8 @@ and MLflow tracker, with a local orchestrator and image builder and no service c
 
     local_stack_spec(names, mlflow_url, mlflow_username, mlflow_password, registry_uri=None)
         -> StackSpec   gcp artifact store on the emulator, mlflow tracker (secret-referenced
-                       credentials), local orchestrator, local image builder
+                       credentials), local orchestrator, local image builder; registers the
+                       GCP stack's Cloud Build flavor too
     LocalSecretFiles(dir)   the `SecretAccess` the ci phase writes the API key to: 0600 files
     register_local(...)     runs the issue-5 apply (`zenml_api.apply_stack_spec`) and CI account
                             code unchanged, against the local server
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
-from ..stack_spec import ComponentSpec, SecretSpec, StackSpec, secret_ref
+from ..stack_spec import ComponentSpec, SecretSpec, StackSpec, build_account_flavor, secret_ref
 from .services import read_secret, write_secret
 
 if TYPE_CHECKING:
@@ -78,6 +79,9 @@ def local_stack_spec(
         connector=None,
         components=components,
         secrets=(mlflow_secret,),
+        # Not used without Cloud Build, but registered exactly as on GCP, so the rehearsal
+        # proves the server accepts it and clients load it.
+        flavors=(build_account_flavor(),),
     )
 
 

@@ -27,6 +27,9 @@ def wait_for_dns(ctx: PhaseContext) -> dict[str, Any] | None:
         return None
     infra = ctx.infra
     hosts = {infra.zenml_host: infra.ingress_ip, infra.mlflow_host: infra.ingress_ip}
+    if infra.dns_name_servers:  # a zone the stack created: the registrar must delegate to it
+        ns = ", ".join(n.rstrip(".") for n in infra.dns_name_servers)
+        ctx.reporter.step(f"Set the NS records of {cfg.domain} at your registrar to: {ns}")
     ctx.reporter.step(f"Waiting until public DNS resolves {', '.join(hosts)}")
     seen = wait_for_records(
         hosts,

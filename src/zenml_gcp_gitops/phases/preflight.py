@@ -46,6 +46,7 @@ REQUIRED_PERMISSIONS = (
     "cloudsql.instances.create",
 )
 STATE_SERVICES = ("storage.googleapis.com", "cloudkms.googleapis.com")
+IAM = "https://iam.googleapis.com/v1"
 
 
 def _error_reason(resp: Any) -> str:
@@ -177,6 +178,21 @@ class GcpApi:
         granted = set(resp.json().get("permissions", []))
         return [p for p in permissions if p not in granted]
 
+    def project_roles_of(self, project: str, member: str) -> set[str] | None:
+        """The project-level roles `member` holds, or None when the policy cannot be read."""
+        resp = self._request(
+            "POST",
+            f"{CRM}/projects/{project}:getIamPolicy",
+            json={"options": {"requestedPolicyVersion": 3}},
+        )
+        if resp.status_code != 200:
+            return None
+        return {
+            str(b.get("role"))
+            for b in resp.json().get("bindings", [])
+            if member in b.get("members", [])
+        }
+
     def enable_services(
         self, project: str, services: tuple[str, ...], timeout: float = 180
     ) -> None:
@@ -241,6 +257,55 @@ class GcpApi:
             return True
         except gexc.NotFound:
             return False
+
+    def retained_kms(self, project: str, region: str, ring: str, key: str) -> dict[str, str]:
+        """The stack's key ring and key when GCP still has them (it never deletes either)."""
+        from google.api_core import exceptions as gexc
+
+        client = self.kms()
+        found: dict[str, str] = {}
+        ring_path = client.key_ring_path(project, region, ring)
+        try:
+            client.get_key_ring(name=ring_path)
+        except gexc.NotFound:
+            return found
+        found["kms_key_ring"] = ring_path
+        key_path = client.crypto_key_path(project, region, ring, key)
+        try:
+            client.get_crypto_key(name=key_path)
+            found["kms_key"] = key_path
+        except gexc.NotFound:
+            pass
+        return found
+
+    def retained_wif(
+        self, project: str, pool: str, provider: str, *, undelete: bool
+    ) -> dict[str, str]:
+        """The CI pool and provider when GCP has them. A pool deleted by an earlier `destroy`
+        stays soft-deleted for 30 days and blocks its ID: it is undeleted (with `undelete`)
+        so the deploy can adopt it."""
+        base = f"{IAM}/projects/{project}/locations/global/workloadIdentityPools/{pool}"
+        resp = self._request("GET", base)
+        if resp.status_code in (403, 404):  # none, or the IAM API is not on yet (new project)
+            return {}
+        if resp.status_code != 200:
+            raise UserError(f"could not read the pool {pool}: {_error_reason(resp)}")
+        if resp.json().get("state") == "DELETED":
+            if not undelete:
+                return {"wif_pool_deleted": base.removeprefix(f"{IAM}/")}
+            op = self._request("POST", f"{base}:undelete", json={})
+            if op.status_code != 200:
+                raise UserError(
+                    f"the pool {pool} is soft-deleted and could not be undeleted: "
+                    f"{_error_reason(op)}",
+                    f"undelete it (`gcloud iam workload-identity-pools undelete {pool} "
+                    "--location=global`) or choose another --name",
+                )
+        found = {"wif_pool": base.removeprefix(f"{IAM}/")}
+        prov = self._request("GET", f"{base}/providers/{provider}")
+        if prov.status_code == 200 and prov.json().get("state") != "DELETED":
+            found["wif_provider"] = f"{found['wif_pool']}/providers/{provider}"
+        return found
 
     def ensure_kms_key(self, project: str, region: str, ring: str, key: str) -> bool:
         """Create the key ring and key if absent; True when something was created."""
@@ -318,6 +383,27 @@ class GcpApi:
                 client.destroy_crypto_key_version(request={"name": v.name})
                 n += 1
         return n
+
+
+def default_build_account_warnings(
+    api: GcpApi, cfg: DeploymentConfig, project_number: str | None
+) -> list[str]:
+    """Our builds never run as the default compute account, but whoever can submit a build
+    elsewhere in the project (or attach that account to a VM) can still act as Editor."""
+    if not project_number:
+        return []
+    email = f"{project_number}-compute@developer.gserviceaccount.com"
+    roles = api.project_roles_of(cfg.project, f"serviceAccount:{email}")
+    if roles is None or "roles/editor" not in roles:
+        return []
+    return [
+        f"the default compute account {email} holds roles/editor on {cfg.project}. This "
+        "stack's builds run as their own account, but anything else that runs as the default "
+        "account (default Cloud Build, new VMs) can act as Editor: remove that grant "
+        f"(`gcloud projects remove-iam-policy-binding {cfg.project} "
+        f"--member=serviceAccount:{email} --role=roles/editor`) or set the org policy "
+        "iam.automaticIamGrantsForDefaultServiceAccounts"
+    ]
 
 
 def _api(ctx: PhaseContext) -> GcpApi:
@@ -461,6 +547,10 @@ class PreflightPhase:
                 "ask for roles/owner, or roles/editor plus roles/resourcemanager.projectIamAdmin",
             )
 
+        out["warnings"] = default_build_account_warnings(api, cfg, out["project_number"])
+        for line in out["warnings"]:
+            rep.log(f"WARNING: {line}")
+
         if cfg.names.dns_zone:
             from ..dns import CloudDnsApi, check_dns
 
@@ -511,6 +601,15 @@ class PreflightPhase:
                 )
                 out["state_kms_key_action"] = "created" if created else "exists"
         out["secrets_provider"] = cfg.secrets_provider
+        # A deploy after `destroy` (same name, same project) adopts what GCP kept.
+        n = cfg.names
+        out["retained"] = api.retained_kms(cfg.project, cfg.region, n.kms_keyring, n.kms_key)
+        if cfg.github_repo:
+            out["retained"].update(
+                api.retained_wif(cfg.project, n.wif_pool, n.wif_provider, undelete=not dry)
+            )
+        if out["retained"]:
+            rep.step(f"Found {', '.join(out['retained'].values())}: the deploy adopts it")
         out["state_ready"] = ready
         return out
 

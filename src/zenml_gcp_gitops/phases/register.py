@@ -40,6 +40,7 @@ def zenml_stack_plan(cfg: DeploymentConfig, outputs: InfraOutputs) -> dict[str, 
         "connector": spec["connector"],
         "components": spec["components"],
         "secrets": spec["secrets"],
+        "flavors": spec["flavors"],
         "ci": {
             "service_account": cfg.names.zenml_ci_account,
             "secret_id": cfg.names.secrets["ci_api_key"],

@@ -99,6 +99,41 @@ def _type(urn: str) -> str:
     return urn.split("::")[2].split("$")[-1]
 
 
+# What GCP never deletes: a delete only drops them from the state, and a later create of the
+# same name fails with 409 unless the program imports them.
+UNDELETABLE = (
+    "gcp:kms/keyRing:KeyRing",
+    "gcp:kms/cryptoKey:CryptoKey",
+    # soft-deleted for 30 days, holding the ID: the program retains them instead
+    "gcp:iam/workloadIdentityPool:WorkloadIdentityPool",
+    "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider",
+)
+
+
+class Cloud:
+    """The fake project's undeletable resources, in `$FAKE_PULUMI_CLOUD` (a JSON list of
+    "type::name"); off when the variable is unset."""
+
+    def __init__(self) -> None:
+        self.path = os.environ.get("FAKE_PULUMI_CLOUD")
+        p = Path(self.path) if self.path else None
+        self.items: set[str] = set(json.loads(p.read_text())) if p and p.exists() else set()
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def key(typ: str, inputs: dict[str, Any], name: str) -> str | None:
+        return f"{typ}::{inputs.get('name') or name}" if typ in UNDELETABLE else None
+
+    def add(self, key: str) -> None:
+        # registrations arrive on several gRPC threads: one writer at a time, atomic replace
+        with self.lock:
+            self.items.add(key)
+            if self.path:
+                tmp = Path(f"{self.path}.{threading.get_ident()}.tmp")
+                tmp.write_text(json.dumps(sorted(self.items)))
+                tmp.replace(self.path)
+
+
 class Deployment:
     """One preview/up/refresh/destroy: old state in, new state out, events along the way."""
 
@@ -116,6 +151,7 @@ class Deployment:
         self.canceled = threading.Event()
         self.monitor = pmocks.MockMonitor(GcpMocks())
         self.root_urn = ""
+        self.cloud = Cloud()
         self.fail_spec = os.environ.get("FAKE_PULUMI_FAIL_RESOURCE", "")
         self.hang_at = os.environ.get("FAKE_PULUMI_HANG_RESOURCE", "")
 
@@ -146,7 +182,20 @@ class Deployment:
         urn = ctx.copy().run(self.monitor.make_urn, request.parent, request.type, request.name)
         inputs = json_format.MessageToDict(request.object)
         prev = self.old.get(urn)
-        if prev is None:
+        cloud_key = self.cloud.key(request.type, unwrap(inputs), request.name)
+        if prev is None and cloud_key and self.cloud.path:
+            exists = cloud_key in self.cloud.items
+            if request.importId and not exists:
+                raise self._fail(urn, request, "import", f"Error 404: {request.importId} not found")
+            if not request.importId and exists:
+                raise self._fail(
+                    urn, request, "create", f"Error 409: {cloud_key.split('::')[1]} already exists"
+                )
+            if not self.dry_run:
+                self.cloud.add(cloud_key)
+        if prev is None and request.importId:
+            op = "import"
+        elif prev is None:
             op = "create"
         elif prev["inputs"] == inputs:
             op = "same"
@@ -191,6 +240,8 @@ class Deployment:
             rid, outputs = resp.id, json_format.MessageToDict(resp.object)
             if prev is not None:
                 rid = prev["id"]
+            elif request.importId:
+                rid = request.importId
         self.new[urn] = {
             "urn": urn,
             "type": request.type,
@@ -198,6 +249,7 @@ class Deployment:
             "custom": request.custom,
             "parent": request.parent,
             "protect": request.protect,
+            "retainOnDelete": request.retainOnDelete,
             "inputs": inputs,
             "outputs": outputs,
         }
@@ -207,6 +259,26 @@ class Deployment:
         obj = struct_pb2.Struct()
         json_format.ParseDict(outputs, obj)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=rid, object=obj)
+
+    def _fail(self, urn: str, request: Any, op: str, msg: str) -> CliError:
+        self.sink.emit(
+            diagnosticEvent={
+                "urn": urn,
+                "prefix": "error: ",
+                "message": f"error {op} {request.name}: {msg}\n",
+                "color": "never",
+                "severity": "error",
+            }
+        )
+        self.sink.emit(
+            resOpFailedEvent={
+                "metadata": {"op": op, "urn": urn, "type": request.type, "provider": ""},
+                "status": 1,
+                "steps": 1,
+            }
+        )
+        self.failed.append(urn)
+        return CliError(f"{op} {urn}: {msg}")
 
     def register_outputs(self, request: Any) -> None:
         if request.urn == self.root_urn:
@@ -420,7 +492,18 @@ def run_operation(
                 for urn, r in dep.old.items()
                 if unwrap(r["inputs"]).get("deletionProtection") is True
             ]
-            for urn in reversed(list(dep.old)):
+            locked = [urn for urn, r in dep.old.items() if r.get("protect")]
+            if locked:
+                # As Pulumi does: a protected resource fails the whole destroy up front.
+                error = (
+                    f"error: resource {locked[0]} cannot be deleted because it is protected. "
+                    "To unprotect the resource, remove the `protect` flag from the resource in "
+                    "your Pulumi program and run `pulumi up`"
+                )
+                sink.emit(
+                    diagnosticEvent={"message": error + "\n", "severity": "error", "color": "never"}
+                )
+            for urn in [] if locked else reversed(list(dep.old)):
                 r = dep.old[urn]
                 if urn in protected:
                     msg = (
@@ -454,6 +537,8 @@ def run_operation(
                 dep.step_event("resourcePreEvent", "delete", urn, r["type"], r["inputs"])
                 dep.count("delete")
                 dep.step_event("resOutputsEvent", "delete", urn, r["type"], r["inputs"])
+            if locked:
+                dep.new = dict(dep.old)
             dep.order = [u for u in dep.old if u in dep.new]
             if not dep.new:
                 dep.outputs = {}

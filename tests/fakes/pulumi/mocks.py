@@ -65,6 +65,10 @@ class GcpMocks(pulumi.runtime.Mocks):
                 f"projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools/"
                 f"{i.get('workloadIdentityPoolId', 'pool')}/providers/{i.get('workloadIdentityPoolProviderId', name)}"
             )
+        elif typ.startswith("gcp:projects/serviceIdentity:"):
+            agent = "gcp-sa-" + str(i.get("service", "x")).split(".")[0]
+            out["email"] = f"service-{PROJECT_NUMBER}@{agent}.iam.gserviceaccount.com"
+            out["member"] = f"serviceAccount:{out['email']}"
         elif typ.startswith("gcp:kms/cryptoKey:"):
             rid = f"{i.get('keyRing', 'ring')}/cryptoKeys/{out['name']}"
         elif typ.startswith("gcp:secretmanager/secret:"):

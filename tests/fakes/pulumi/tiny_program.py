@@ -12,6 +12,11 @@ from zenml_gcp_gitops.config import DeploymentConfig
 SECRET_KEY_VALUE = "s3cr3t-sa-key-never-printed"
 
 
+def resource_count(cfg: DeploymentConfig) -> int:
+    """What `build` creates: bucket, cluster, SQL instance, address, one account per workload."""
+    return 4 + len(cfg.names.service_accounts)
+
+
 def build(cfg: DeploymentConfig) -> None:
     n = cfg.names
     bucket = gcp.storage.Bucket(

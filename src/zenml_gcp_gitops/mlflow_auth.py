@@ -1,0 +1,104 @@
+"""The MLflow basic-auth config (`basic_auth.ini`), one shape for the cluster and the rehearsal.
+
+MLflow keeps its users and permissions in the SQL database named by `database_uri`. In the
+cluster that is a MySQL database of its own on Cloud SQL, so users survive restarts and every
+replica sees the same ones; External Secrets renders this file from Secret Manager (the
+placeholders are its template fields) and MLflow finds it through MLFLOW_AUTH_CONFIG_PATH.
+The rehearsal writes the same file with real values, pointed at its own database.
+
+MLflow's first auth migration names two foreign keys `fk_user_id`, which MySQL refuses (names
+are unique per database; mlflow/mlflow#9642), so on MySQL the server cannot create its user
+tables. `SCHEMA_BOOTSTRAP` runs before it (an init container with the MLflow image in the
+cluster): on a MySQL database without users table it creates the three tables of that first
+migration with distinct key names and no migration record. MLflow then treats the database as
+one made before it tracked migrations: it records the first migration as done and applies the
+later ones itself. Anywhere else (SQLite, a database already set up) it changes nothing.
+
+The file is read with `configparser`, where `%` starts an interpolation: the generated
+passwords are alphanumeric, and `%` in any value is doubled here.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+CONFIG_FILE = "basic_auth.ini"
+MOUNT_DIR = "/etc/mlflow/auth"
+CONFIG_PATH = f"{MOUNT_DIR}/{CONFIG_FILE}"
+AUTH_FUNCTION = "mlflow.server.auth:authenticate_request_basic_auth"
+DEFAULT_PERMISSION = "READ"
+
+# External Secrets template fields (Go templates) of the cluster's ini
+TEMPLATE_FIELDS = {
+    "db_password": "{{ .db_password }}",
+    "admin_username": "{{ .admin_username }}",
+    "admin_password": "{{ .admin_password }}",
+}
+
+
+def mysql_uri(
+    user: str, password: str, host: str, port: int, database: str, ca_file: str | None = None
+) -> str:
+    """A SQLAlchemy URL for PyMySQL. With `ca_file` the connection is TLS, verified against
+    that CA; Cloud SQL's server certificate names the instance, not the IP, so the host
+    name is not checked (as for the tracking store)."""
+    pw = password if password.startswith("{{") else quote(password, safe="")
+    url = f"mysql+pymysql://{quote(user, safe='')}:{pw}@{host}:{port}/{database}"
+    if ca_file:
+        url += f"?ssl_ca={ca_file}&ssl_check_hostname=false"
+    return url
+
+
+def _ini_value(value: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise ValueError("an MLflow auth setting cannot span lines")
+    return value.replace("%", "%%")
+
+
+def auth_ini(
+    *,
+    database_uri: str,
+    admin_username: str,
+    admin_password: str,
+    default_permission: str = DEFAULT_PERMISSION,
+) -> str:
+    """The text of `basic_auth.ini`. The admin account is created on the first start against
+    an empty user database; later starts leave existing users alone."""
+    lines = [
+        "[mlflow]",
+        f"default_permission = {_ini_value(default_permission)}",
+        f"database_uri = {_ini_value(database_uri)}",
+        f"admin_username = {_ini_value(admin_username)}",
+        f"admin_password = {_ini_value(admin_password)}",
+        f"authorization_function = {AUTH_FUNCTION}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# Run as `python -c SCHEMA_BOOTSTRAP` with MLFLOW_AUTH_CONFIG_PATH set; needs only SQLAlchemy
+# and the database driver, both in the MLflow image.
+SCHEMA_BOOTSTRAP = """\
+import configparser, os
+import sqlalchemy as sa
+conf = configparser.ConfigParser()
+conf.read(os.environ["MLFLOW_AUTH_CONFIG_PATH"])
+engine = sa.create_engine(conf["mlflow"]["database_uri"])
+if engine.dialect.name == "mysql" and not sa.inspect(engine).has_table("users"):
+    md = sa.MetaData()
+    sa.Table("users", md, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("username", sa.String(255)), sa.Column("password_hash", sa.String(255)),
+             sa.Column("is_admin", sa.Boolean), sa.UniqueConstraint("username"))
+    for table, key, unique, fk in (
+        ("experiment_permissions", "experiment_id", "unique_experiment_user", "fk_user_id"),
+        ("registered_model_permissions", "name", "unique_name_user", "fk_model_perm_user_id"),
+    ):
+        sa.Table(table, md, sa.Column("id", sa.Integer, primary_key=True),
+                 sa.Column(key, sa.String(255), nullable=False),
+                 sa.Column("user_id", sa.Integer, nullable=False),
+                 sa.Column("permission", sa.String(255)),
+                 sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=fk),
+                 sa.UniqueConstraint(key, "user_id", name=unique))
+    md.create_all(engine, checkfirst=True)
+    print("created the MLflow auth tables")
+engine.dispose()
+"""
