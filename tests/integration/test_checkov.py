@@ -255,3 +255,27 @@ def _chart_objects(name: str) -> list[dict[str, Any]] | None:
     if name not in charts.VARIANTS:
         return []
     return [obj for obj, _ns in charts.variant_objects(name)]
+
+
+def test_checkov_passes_on_the_plan_of_every_variant(
+    checkov: str, plans: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    for name, plan in plans.items():
+        (tmp_path / f"{name}.tfplan.json").write_text(json.dumps(to_terraform_plan(plan)))
+    findings = run_checkov(tmp_path, "terraform_plan")
+    assert {f.variant for f in findings} <= set(VARIANTS)
+    _gate(findings, "terraform_plan", set(VARIANTS))
+
+
+def test_binary_authorization_admits_exactly_the_images_the_real_charts_run() -> None:
+    from zenml_gcp_gitops.gitops.images import CHART_IMAGES, images_in
+
+    rendered: set[str] = set()
+    for name in VARIANTS:
+        objects = _chart_objects(name)
+        require(None if objects is not None else "the real-chart renderer (tests/support/charts)")
+        assert objects is not None
+        rendered |= images_in(objects)
+    assert rendered == set(CHART_IMAGES), (
+        f"the charts' images changed: update gitops/images.py CHART_IMAGES to {sorted(rendered)}"
+    )

@@ -22,7 +22,7 @@ class CiPhase:
     name = "ci"
 
     def run(self, ctx: PhaseContext) -> dict[str, Any]:
-        from ..zenml_api import connect, ensure_ci_account
+        from ..zenml_api import connect, ensure_ci_account, find_stack_id
 
         url = zenml_url_of(ctx)
         ctx.reporter.step(f"Ensuring the CI service account {ctx.cfg.names.zenml_ci_account}")
@@ -35,6 +35,7 @@ class CiPhase:
             retain_minutes=int(ctx.options.get("retain_minutes", 60)),
             github_repo=ctx.options.get("github_repo") or ctx.cfg.github_repo,
             zenml_url=url,
+            stack_id=find_stack_id(store, ctx.cfg.names.zenml_stack),
         )
         for line in result.log:
             ctx.reporter.log(line)
@@ -44,7 +45,10 @@ class CiPhase:
         from ..zenml_api import ci_status, connect
 
         store = connect(zenml_url_of(ctx), admin_credentials(ctx), timeout=10)
-        return ci_status(store, ctx.cfg)
+        st = ci_status(store, ctx.cfg, secrets=secret_access(ctx))
+        for line in st.pop("key_versions_log", []):
+            ctx.reporter.log(line)
+        return st
 
     def destroy(self, ctx: PhaseContext) -> None:
         from ..zenml_api import delete_ci_account
