@@ -7,6 +7,8 @@ from typing import Any, TypeVar
 
 import pulumi
 
+from zenml_gcp_gitops.replace_guard import protect_resource
+
 # Component type tokens read `zenml-gcp-gitops:infra:<Concern>` in URNs and in the plan.
 TYPE_PREFIX = "zenml-gcp-gitops:infra"
 
@@ -26,7 +28,11 @@ class Component(pulumi.ComponentResource):
     """
 
     def __init__(self, concern: str, name: str, opts: pulumi.ResourceOptions | None) -> None:
-        super().__init__(component_type(concern), name, None, opts)
+        # children inherit the transformation, so every stateful resource is protected by type
+        protect = pulumi.ResourceOptions(transformations=[protect_stateful])
+        super().__init__(
+            component_type(concern), name, None, pulumi.ResourceOptions.merge(opts, protect)
+        )
         deps: Any = opts.depends_on if opts is not None else None
         if deps is None:
             self._deps: list[pulumi.Resource] = []
@@ -41,6 +47,18 @@ class Component(pulumi.ComponentResource):
         """Options for a resource owned by this component (URNs and previews nest under it)."""
         deps = [*self._deps, *depends_on]
         return pulumi.ResourceOptions(parent=self, depends_on=deps or None, protect=protect)
+
+
+def protect_stateful(
+    args: pulumi.ResourceTransformationArgs,
+) -> pulumi.ResourceTransformationResult | None:
+    """`protect` on the stateful types (`replace_guard.STATEFUL_TYPES`): Pulumi then refuses to
+    delete or replace them, unless --allow-replace names them or `destroy --force` runs."""
+    protect = protect_resource(args.type_, args.name)
+    if protect is None:
+        return None
+    opts = pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(protect=protect))
+    return pulumi.ResourceTransformationResult(args.props, opts)
 
 
 def required(value: T | None, what: str) -> T:

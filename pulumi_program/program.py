@@ -15,6 +15,7 @@ import pulumi_gcp as gcp
 from zenml_gcp_gitops.config import DeploymentConfig
 from zenml_gcp_gitops.gitops.images import admission_patterns
 from zenml_gcp_gitops.outputs import InfraOutputs
+from zenml_gcp_gitops.replace_guard import set_protection
 
 from .apis import Apis, ApisArgs, services_for
 from .audit import Audit, AuditArgs
@@ -62,6 +63,7 @@ def build(cfg: DeploymentConfig, adopt: dict[str, str] | None = None) -> StackOu
     kept from an earlier deployment of the same name; it is imported instead of created.
     """
     adopt = adopt or {}
+    set_protection(cfg.deletion_protection)  # stateful resources get `protect` (see _base)
     names = cfg.names
     labels = names.labels
     p, r = cfg.project, cfg.region

@@ -3,6 +3,8 @@
     SecretAccess.read(secret_id) -> str | None          latest enabled version, None if none
     SecretAccess.add_version(secret_id, value) -> str   creates the secret when missing
     SecretAccess.destroy_versions(secret_id) -> int     destroys every enabled version
+    GcpSecretManager.versions(secret_id) -> list[SecretVersion]   number, state, create time
+    GcpSecretManager.disable_version / destroy_version(secret_id, number)
 
 Values are never logged; only IDs and version names leave these methods.
 """
@@ -100,3 +102,41 @@ class GcpSecretManager:
         except gexc.NotFound:
             return 0
         return count
+
+    def versions(self, secret_id: str) -> list[Any]:
+        from google.api_core import exceptions as gexc
+
+        from .key_versions import SecretVersion
+
+        try:
+            listed = list(self._c().list_secret_versions(parent=self._name(secret_id)))
+        except gexc.NotFound:
+            return []
+        except gexc.GoogleAPICallError as e:
+            raise UserError(
+                f"cannot list the versions of secret {secret_id}: {e.__class__.__name__}",
+                "check you have roles/secretmanager.viewer on the project",
+            ) from None
+        return [
+            SecretVersion(int(v.name.rsplit("/", 1)[-1]), v.state.name, v.create_time)
+            for v in listed
+        ]
+
+    def _version_call(self, method: str, secret_id: str, number: int) -> None:
+        from google.api_core import exceptions as gexc
+
+        try:
+            getattr(self._c(), method)(name=f"{self._name(secret_id)}/versions/{number}")
+        except gexc.FailedPrecondition:
+            pass  # already in that state
+        except gexc.GoogleAPICallError as e:
+            raise UserError(
+                f"cannot change version {number} of secret {secret_id}: {e.__class__.__name__}",
+                "check you have roles/secretmanager.admin on the secret",
+            ) from None
+
+    def disable_version(self, secret_id: str, number: int) -> None:
+        self._version_call("disable_secret_version", secret_id, number)
+
+    def destroy_version(self, secret_id: str, number: int) -> None:
+        self._version_call("destroy_secret_version", secret_id, number)

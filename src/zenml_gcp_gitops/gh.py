@@ -46,11 +46,19 @@ class GhClient:
             )
 
 
-def manual_commands(repo: str, zenml_url: str, secret_id: str, project: str) -> list[str]:
+def manual_commands(
+    repo: str, zenml_url: str, secret_id: str, project: str, stack_id: str | None = None
+) -> list[str]:
     """What to run by hand: the key comes from Secret Manager, piped, never typed."""
     q = shlex.quote
+    stack = (
+        [f"gh secret set ZENML_ACTIVE_STACK_ID --repo {q(repo)} --body {q(stack_id)}"]
+        if stack_id
+        else []
+    )
     return [
         f"gh secret set ZENML_STORE_URL --repo {q(repo)} --body {q(zenml_url)}",
+        *stack,
         f"gcloud secrets versions access latest --secret={q(secret_id)} --project={q(project)}"
         f" | gh secret set ZENML_STORE_API_KEY --repo {q(repo)}",
     ]
@@ -65,17 +73,23 @@ def set_repo_secrets(
     project: str,
     gh: GhClient | None = None,
     log: list[str],
+    stack_id: str | None = None,
 ) -> str:
-    """Set ZENML_STORE_URL/ZENML_STORE_API_KEY on `repo`; returns "set" or "manual"."""
+    """Set ZENML_STORE_URL/ZENML_STORE_API_KEY (and ZENML_ACTIVE_STACK_ID, so CI starts on
+    the deployed stack) on `repo`; returns "set" or "manual"."""
     gh = gh or GhClient()
     if api_key and gh.usable():
         gh.set_secret(repo, "ZENML_STORE_URL", zenml_url)
         gh.set_secret(repo, "ZENML_STORE_API_KEY", api_key)
-        log.append(f"set ZENML_STORE_URL and ZENML_STORE_API_KEY on {repo} with gh")
+        names = "ZENML_STORE_URL and ZENML_STORE_API_KEY"
+        if stack_id:
+            gh.set_secret(repo, "ZENML_ACTIVE_STACK_ID", stack_id)
+            names = "ZENML_STORE_URL, ZENML_STORE_API_KEY and ZENML_ACTIVE_STACK_ID"
+        log.append(f"set {names} on {repo} with gh")
         return "set"
     reason = "gh is not installed or not logged in" if api_key else "the key is not at hand"
     log.append(f"GitHub secrets not set ({reason}); run:")
-    log.extend("  " + c for c in manual_commands(repo, zenml_url, secret_id, project))
+    log.extend("  " + c for c in manual_commands(repo, zenml_url, secret_id, project, stack_id))
     return "manual"
 
 

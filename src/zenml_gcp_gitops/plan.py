@@ -97,6 +97,7 @@ class Registration:
     parent: str | None
     depends_on: list[str]
     inputs: dict[str, Any]
+    protect: bool = False
 
 
 def _make_mocks(project: str, region: str) -> Any:
@@ -282,6 +283,7 @@ def _make_monitor(mocks: Any) -> Any:
                     parent=request.parent or None,
                     depends_on=sorted(set(request.dependencies)),
                     inputs=rpc.deserialize_properties(request.object),
+                    protect=bool(request.protect),
                 )
                 with self._lock:
                     self.registrations.append(reg)

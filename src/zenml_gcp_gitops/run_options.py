@@ -24,6 +24,8 @@ class RunOptions:
 
     yes: bool = False  # answer yes to prompts (install Pulumi, destroy)
     force: bool = False  # destroy: lift deletion protection first
+    # deploy: stateful resources it may replace or delete (`replace_guard.parse_allow`)
+    allow_replace: frozenset[str] = frozenset()
     purge_state: bool = False  # destroy: also the state bucket, key and record
     verbose: bool = False
     write_kubeconfig: bool = False  # gitops: keep a kubeconfig for kubectl

@@ -266,3 +266,72 @@ def test_a_key_that_was_never_stored_is_rotated_into_secret_manager(
     again = ensure_ci_account(store, cfg, secrets=sm)  # stored now: kept
     assert not again.rotated and again.api_key is None
     delete_ci_account(store, cfg, secrets=sm)
+
+
+def test_rotation_retires_the_old_key_version(server: ZenServer, cli_env, fake_sm, store) -> None:
+    """No stored key outlives its key: revoked at once with --retain-minutes 0, disabled when
+    the retain window ends, destroyed a grace period later; `show` says which is which."""
+    base = ["--project", "zgg-test-proj", "--region", "europe-west4", "--name", "ci-retire",
+            "--zenml-url", server.url]  # fmt: skip
+    sid = "ci-retire-ci-zenml-api-key"
+    assert _ci("create", *base).exit_code == 0
+    res = _ci("rotate", *base, "--retain-minutes", "30")
+    assert res.exit_code == 0, res.output
+    assert fake_sm.states(sid) == ["ENABLED", "ENABLED"]  # the old key still works for 30 min
+    shown = _ci("show", *base)
+    assert shown.exit_code == 0, shown.output
+    assert "v1 enabled until" in shown.output and "v2 enabled (current)" in shown.output
+
+    res = _ci("rotate", *base, "--retain-minutes", "0")
+    assert res.exit_code == 0, res.output
+    # v2's key is revoked now, v1's key died with the previous rotation's window
+    assert fake_sm.states(sid) == ["DISABLED", "DISABLED", "ENABLED"]
+    assert "disabled key version 2" in res.output
+    key = fake_sm.read(sid)
+    assert key and _login_ok(server.url, key)
+    shown = _ci("show", *base)
+    assert "v1 disabled, destroyed after" in shown.output
+    assert "v3 enabled (current)" in shown.output
+
+    # a grace period later, `status` (ci_status) destroys the disabled versions
+    from datetime import UTC, datetime, timedelta
+
+    from zenml_gcp_gitops.key_versions import GRACE
+
+    st = ci_status(
+        store,
+        make_cfg("ci-retire"),
+        secrets=fake_sm,
+        now=datetime.now(UTC) + GRACE - timedelta(minutes=5),
+    )
+    assert fake_sm.states(sid) == ["DISABLED", "DISABLED", "ENABLED"]  # not quite yet
+    later = datetime.now(UTC) + GRACE + timedelta(minutes=5)
+    st = ci_status(store, make_cfg("ci-retire"), secrets=fake_sm, now=later)
+    assert fake_sm.states(sid) == ["DESTROYED", "DESTROYED", "ENABLED"]
+    assert [v["version"] for v in st["key_versions"]] == [3]
+    assert fake_sm.read(sid) == key  # the current key is never touched
+
+
+def test_ci_secrets_carry_the_active_stack_id(server: ZenServer, store, tmp_path) -> None:
+    from zenml_gcp_gitops.gh import GhClient
+    from zenml_gcp_gitops.zenml.apply import find_stack_id
+
+    cfg = make_cfg("ci-stackid")
+    spec = gcp_stack_spec(cfg, make_outputs(cfg), mlflow_username="u", mlflow_password="p")
+    stack_id = apply_stack_spec(store, spec).stack.id
+    assert find_stack_id(store, cfg.names.zenml_stack) == stack_id
+    bindir = tmp_path / "bin"
+    gh = GhClient(str(install_fake_gh(bindir, logged_in=True)))
+    sm = FakeSecretManager()
+    args: dict[str, Any] = {"github_repo": "acme/ml", "zenml_url": server.url, "gh": gh}
+    ensure_ci_account(store, cfg, secrets=sm, stack_id=stack_id, **args)
+    sets = {
+        c["args"][2]: c["stdin"] for c in gh_calls(bindir) if c["args"][:2] == ["secret", "set"]
+    }
+    assert sets["ZENML_ACTIVE_STACK_ID"] == stack_id
+
+    install_fake_gh(bindir, logged_in=False)
+    res = ensure_ci_account(store, cfg, secrets=sm, stack_id=stack_id, **args)
+    assert f"gh secret set ZENML_ACTIVE_STACK_ID --repo acme/ml --body {stack_id}" in "\n".join(
+        res.log
+    )

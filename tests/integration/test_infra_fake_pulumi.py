@@ -150,7 +150,8 @@ def test_first_deploy_then_rerun_is_a_noop(world: World) -> None:
     assert rec["phases"]["infra"]["outputs"]["changes"] == {
         "same": tiny_program.resource_count(world.cfg)
     }
-    assert world.ops() == ["up", "refresh", "up"]  # an existing stack is refreshed first
+    # an existing stack is refreshed, then previewed for stateful replacements
+    assert world.ops() == ["up", "refresh", "preview", "up"]
     assert {r["urn"]: r["id"] for r in world.state()["resources"]} == ids_before
     assert world.journal == ["run:gitops", "run:register", "run:ci"] * 2
 
@@ -194,7 +195,7 @@ def test_later_phase_failure_resumes_there_without_touching_infra(world: World) 
     assert world.journal == ["run:gitops", "run:register", "run:register", "run:ci"]
     # --from-phase infra re-runs it on demand
     world.engine().deploy(from_phase="infra", stop_after="infra")
-    assert world.ops()[-2:] == ["refresh", "up"]
+    assert world.ops()[-3:] == ["refresh", "preview", "up"]
 
 
 def test_concurrent_deploy_names_the_lock_and_unlock_clears_it(
@@ -251,6 +252,7 @@ def test_dry_run_changes_nothing(world: World) -> None:
         "replace": 0,
         "delete": 0,
         "same": tiny_program.resource_count(world.cfg),
+        "stateful": [],
     }
     assert stack_file(world.state_dir, PROJECT, "zenml").read_bytes() == before
     assert local_record_path(world.cfg).read_bytes() == record_before

@@ -49,7 +49,9 @@ def test_workflow_logs_in_with_the_two_secrets_and_runs_the_pipeline(workflow: d
     assert set(login["env"].values()) == {
         "${{ secrets.ZENML_STORE_URL }}",
         "${{ secrets.ZENML_STORE_API_KEY }}",
+        "${{ secrets.ZENML_ACTIVE_STACK_ID }}",
     }
+    assert '--stack "${STACK_ID:-$ZENML_STACK}"' in login["run"]  # the deployed stack, by ID
     assert "--api-key" in login["run"]
     assert "$API_KEY" not in login["run"].split("<<<")[0], "the key must not be on the command line"
     assert "python examples/run.py" in runs

@@ -116,6 +116,15 @@ def _record_phases(engine: Engine) -> dict[str, Any]:
     "Billing Catalog API (needs credentials).",
 )
 @click.option(
+    "--allow-replace",
+    "allow_replace",
+    multiple=True,
+    metavar="TYPE:NAME",
+    help="Let deploy replace or delete this stateful resource (SQL instance, bucket, image "
+    "repository, secret, KMS key), losing its data; as named by the refusal. Repeatable; "
+    "`all` allows every one.",
+)
+@click.option(
     "--skip-backup",
     is_flag=True,
     help="Upgrade ZenML or MLflow without the backup that is otherwise taken first.",
@@ -141,6 +150,7 @@ def deploy(
     local: bool,
     skip_dns_wait: bool,
     pricing: str,
+    allow_replace: tuple[str, ...],
     output: str,
     skip_backup: bool = False,
     allow_downgrade: bool = False,
@@ -193,9 +203,11 @@ def deploy(
         show_plan(cfg, output, pricing=pricing)
         return
     _refuse_placeholder_tree(cfg)
+    from ..replace_guard import parse_allow
     from ..run_options import RunOptions
 
     options = RunOptions(
+        allow_replace=parse_allow(allow_replace),
         skip_dns_wait=skip_dns_wait,
         yes=yes,
         verbose=verbose,
@@ -289,11 +301,13 @@ def _print_deploy_summary(summary: dict[str, Any]) -> None:
                 f"State key {escape(str(state.get('state_kms_key')))}: {state['state_kms_key_action']}"
             )
         if preview:
+            counts = {k: v for k, v in preview.items() if isinstance(v, int)}
             c.print(
                 "Pulumi preview: "
-                + ", ".join(f"{v} to {k}" for k, v in preview.items() if k != "same")
-                + f" ({preview.get('same', 0)} unchanged)"
+                + ", ".join(f"{v} to {k}" for k, v in counts.items() if k != "same")
+                + f" ({counts.get('same', 0)} unchanged)"
             )
+            _print_stateful(preview.get("stateful") or [])
         if summary.get("estimate"):
             from .plan import render_estimate
 
@@ -323,6 +337,25 @@ def _print_deploy_summary(summary: dict[str, Any]) -> None:
         + escape(summary["deployment"])
         + "` uses it."
     )
+
+
+def _print_stateful(changes: list[dict[str, Any]]) -> None:
+    """The stateful resources the preview would replace or delete, before anything runs."""
+    from rich.markup import escape
+
+    from ..ui import console
+
+    c = console()
+    for ch in changes:
+        where = f" ({ch['cloud_name']})" if ch.get("cloud_name") else ""
+        text = escape(f"{ch['action']} {ch['resource']}{where}")
+        if ch.get("blocked"):
+            c.print(
+                f"[red]Would {text}: its data is lost; deploy stops without "
+                f"--allow-replace {escape(ch['resource'])}[/red]"
+            )
+        else:
+            c.print(f"[yellow]Would {text} (allowed by --allow-replace)[/yellow]")
 
 
 def _short(text: str | None, width: int = 90) -> str:

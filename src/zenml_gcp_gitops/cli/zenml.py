@@ -105,6 +105,16 @@ class _LazySecrets:
     def destroy_versions(self, secret_id: str) -> int:
         return self._get().destroy_versions(secret_id)
 
+    def versions(self, secret_id: str) -> Any:
+        inner: Any = self._get()
+        return inner.versions(secret_id) if hasattr(inner, "versions") else []
+
+    def disable_version(self, secret_id: str, number: int) -> None:
+        self._get().disable_version(secret_id, number)  # type: ignore[attr-defined]
+
+    def destroy_version(self, secret_id: str, number: int) -> None:
+        self._get().destroy_version(secret_id, number)  # type: ignore[attr-defined]
+
 
 def _url(ctx: PhaseContext) -> str:
     from ..errors import ConfigError
@@ -406,6 +416,7 @@ def _ensure(
     config: ConfigSource, outputs_file: Path | None, zenml_url: str | None, timeout: float,
     output: str, show_key: bool, rotate: bool, retain_minutes: int,
 ) -> None:  # fmt: skip
+    from ..zenml.apply import find_stack_id
     from ..zenml.ci_account import ensure_ci_account
 
     cfg, ctx, url, store = _admin_session(config, outputs_file, zenml_url, timeout)
@@ -418,6 +429,7 @@ def _ensure(
         github_repo=cfg.github_repo,
         zenml_url=url,
         store_secret=not show_key,
+        stack_id=find_stack_id(store, cfg.names.zenml_stack),
     )
     if result.api_key and not show_key:
         result.log.append(_fetch_hint(cfg))
@@ -506,7 +518,7 @@ def ci_show(
     from ..zenml.ci_account import ci_status
 
     cfg, ctx, _, store = _admin_session(config, outputs_file, zenml_url, timeout)
-    st = ci_status(store, cfg)
+    st = ci_status(store, cfg, secrets=_secrets(ctx))
     if st["service_account"] is None:
         raise UserError(
             f"there is no service account {cfg.names.zenml_ci_account}",
@@ -530,7 +542,7 @@ def ci_show(
         ]
         if k
         else ["no API key: run `zenml-gcp-gitops ci-account rotate`"]
-    )
+    ) + st.get("key_versions_log", [])
     _render_ci(data, log + ([] if show_key else [_fetch_hint(cfg)]), output)
 
 

@@ -41,6 +41,19 @@ def _program(services: Services) -> Callable[..., Any]:
     return build
 
 
+def _run_program(
+    services: Services, options: RunOptions, cfg: DeploymentConfig, adopt: dict[str, str] | None
+) -> None:
+    from ..replace_guard import allowing
+
+    # what --allow-replace names is registered without `protect`, so Pulumi may replace it
+    with allowing(options.allow_replace):
+        if adopt:
+            _program(services)(cfg, adopt)
+        else:
+            _program(services)(cfg)
+
+
 @dataclass
 class StackHandle:
     stack: auto.Stack
@@ -94,7 +107,7 @@ def open_stack(
         secrets_provider=provider,
         env_vars=env,
         # resolved when Pulumi runs it: status/outputs/unlock never import the program
-        program=lambda: _program(services)(pcfg, adopt) if adopt else _program(services)(pcfg),
+        program=lambda: _run_program(services, options, pcfg, adopt),
     )
     ws = auto.LocalWorkspace(**ws_opts.__dict__)
     name = cfg.names.pulumi_stack

@@ -22,6 +22,7 @@ class CiPhase:
     name = "ci"
 
     def run(self, ctx: PhaseContext) -> dict[str, Any]:
+        from ..zenml.apply import find_stack_id
         from ..zenml.ci_account import ensure_ci_account
         from ..zenml.session import connect
 
@@ -36,6 +37,7 @@ class CiPhase:
             retain_minutes=ctx.options.retain_minutes,
             github_repo=ctx.options.github_repo or ctx.cfg.github_repo,
             zenml_url=url,
+            stack_id=find_stack_id(store, ctx.cfg.names.zenml_stack),
         )
         for line in result.log:
             ctx.reporter.log(line)
@@ -46,7 +48,10 @@ class CiPhase:
         from ..zenml.session import connect
 
         store = connect(zenml_url_of(ctx), admin_credentials(ctx), timeout=10)
-        return ci_status(store, ctx.cfg)
+        st = ci_status(store, ctx.cfg, secrets=secret_access(ctx))
+        for line in st.pop("key_versions_log", []):
+            ctx.reporter.log(line)
+        return st
 
     def destroy(self, ctx: PhaseContext) -> None:
         from ..zenml.ci_account import delete_ci_account

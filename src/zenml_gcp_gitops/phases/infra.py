@@ -8,8 +8,13 @@ stream. Secret outputs (Pulumi secrets) are never returned: later phases fetch t
 meaningful line) and the full engine log is kept in a file whose path is printed. Ctrl-C is
 forwarded to the engine, which stops cleanly; the phase is then recorded as interrupted.
 
-It reads `ctx.dry_run`, `ctx.options` (force, verbose, pulumi_root, pulumi_home, work_dir,
-env) and `ctx.services.program` (a callable cfg -> None; the packaged program when None)."""
+It reads `ctx.dry_run`, `ctx.options` (force, verbose, allow_replace, pulumi_root,
+pulumi_home, work_dir, env) and `ctx.services.program` (a callable cfg -> None; the packaged
+program when None).
+
+An existing stack is previewed before `up`: a replacement or deletion of a stateful resource
+stops the deploy unless `allow_replace` covers it (see `replace_guard`).
+"""
 
 from __future__ import annotations
 
@@ -29,9 +34,11 @@ from ..infra.stack import (
     resource_count,
     split_outputs,
 )
+from ..replace_guard import StepCollector, blocked, refusal, stateful_changes
 
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
+    from ..run_options import RunOptions
     from .base import PhaseContext, Reporter
 
 # Resource types whose `deletionProtection` input blocks deletion, and buckets that refuse
@@ -151,6 +158,7 @@ class InfraPhase:
                 )
             except auto.CommandError as e:
                 raise engine_failure(cfg, e, "refresh", tracker, log) from None
+            self._guard_stateful(handle, cfg, opts, rep)
         rep.step("Updating the stack")
         result, tracker, log = _up(handle, cfg, rep, opts.verbose)
         rep.step(f"{tracker.done} resources ({_changes_text(tracker.changes)}); engine log: {log}")
@@ -187,6 +195,30 @@ class InfraPhase:
             if k in RETAINED_TYPES and RETAINED_TYPES[k] not in held
         }
 
+    def _guard_stateful(
+        self, handle: StackHandle, cfg: DeploymentConfig, opts: RunOptions, rep: Reporter
+    ) -> None:
+        """Preview first; stop before `up` if a stateful resource would be replaced or deleted."""
+        from pulumi import automation as auto
+
+        allowed = opts.allow_replace
+        tracker = EventTracker(rep, total=resource_count(handle) or None)
+        steps = StepCollector(then=tracker)
+        rep.step("Previewing the update (replacing or deleting data needs --allow-replace)")
+        try:
+            run_interruptible(lambda: handle.stack.preview(on_event=steps, color="never"), rep)
+        except auto.CommandError as e:
+            # a protected resource makes the preview itself fail: name it, not the error
+            bad = blocked(steps.changes, allowed)
+            if bad:
+                raise refusal(bad) from None
+            raise engine_failure(cfg, e, "preview", tracker) from None
+        bad = blocked(steps.changes, allowed)
+        if bad:
+            raise refusal(bad)
+        for change in stateful_changes(steps.changes):
+            rep.step(f"--allow-replace: will {change.describe()}")
+
     def _preview(self, ctx: PhaseContext) -> dict[str, Any]:
         import shutil
 
@@ -212,25 +244,37 @@ class InfraPhase:
                 assert handle is not None
                 scratch.append(str(handle.work_dir))
                 configure(handle, cfg, rep)
-            return self._run_preview(handle, cfg, rep, empty_state=bool(scratch))
+            return self._run_preview(
+                handle, cfg, rep, opts.allow_replace, empty_state=bool(scratch)
+            )
         finally:
             for d in scratch:
                 shutil.rmtree(d, ignore_errors=True)
 
     def _run_preview(
-        self, handle: StackHandle, cfg: DeploymentConfig, rep: Reporter, empty_state: bool
+        self,
+        handle: StackHandle,
+        cfg: DeploymentConfig,
+        rep: Reporter,
+        allowed: frozenset[str],
+        empty_state: bool,
     ) -> dict[str, Any]:
         from pulumi import automation as auto
 
         tracker = EventTracker(rep, total=resource_count(handle) or None)
+        steps = StepCollector(then=tracker)
         rep.step("Previewing changes (nothing is modified)")
         try:
             result = run_interruptible(
-                lambda: handle.stack.preview(on_event=tracker, color="never"), rep
+                lambda: handle.stack.preview(on_event=steps, color="never"), rep
             )
+            changes = {getattr(k, "value", str(k)): v for k, v in result.change_summary.items()}
         except auto.CommandError as e:
-            raise engine_failure(cfg, e, "preview", tracker) from None
-        changes = {getattr(k, "value", str(k)): v for k, v in result.change_summary.items()}
+            # a protected resource fails the preview; the summary still names what it found
+            if not steps.changes:
+                raise engine_failure(cfg, e, "preview", tracker) from None
+            changes = dict(tracker.changes)
+        bad = blocked(steps.changes, allowed)
         return {
             "preview": {
                 "create": changes.get("create", 0),
@@ -238,6 +282,12 @@ class InfraPhase:
                 "replace": changes.get("replace", 0) + changes.get("create-replacement", 0),
                 "delete": changes.get("delete", 0),
                 "same": changes.get("same", 0),
+                # stateful resources it would replace or delete; `blocked` ones stop a deploy
+                "stateful": [
+                    {"resource": c.key, "action": c.action, "blocked": c in bad}
+                    | ({"cloud_name": c.cloud_name} if c.cloud_name else {})
+                    for c in stateful_changes(steps.changes)
+                ],
             },
             "empty_state": empty_state,
         }

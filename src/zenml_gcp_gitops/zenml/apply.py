@@ -666,6 +666,13 @@ def delete_stack_spec(store: Any, spec: StackSpec) -> list[str]:
     return removed + delete_secrets(store, spec)
 
 
+def find_stack_id(store: Any, name: str) -> str | None:
+    from zenml.models import StackFilter
+
+    stack = first(store.list_stacks(StackFilter(name=name)))
+    return str(stack.id) if stack is not None else None
+
+
 def count_objects(store: Any) -> dict[str, int]:
     """Totals of everything register/ci can create; tests compare them before and after."""
     from zenml.models import (

@@ -73,13 +73,15 @@ def ensure_ci_account(
     zenml_url: str | None = None,
     store_secret: bool = True,
     gh: GhClient | None = None,
+    stack_id: str | None = None,
 ) -> CiResult:
     """Service account `<name>-ci` with API key `ci`; a new key only when missing or `rotate`.
 
     A new key is written to Secret Manager (`cfg.names.secrets["ci_api_key"]`, a new version)
     when `secrets` is given and `store_secret`; with `github_repo` it is also set as the
     repository secret ZENML_STORE_API_KEY (with ZENML_STORE_URL) through `gh`, or the exact
-    commands are logged. The key is returned in `CiResult.api_key` only when new.
+    commands are logged, and ZENML_ACTIVE_STACK_ID with `stack_id`. The key is returned in
+    `CiResult.api_key` only when new. Superseded key versions are retired (`key_versions`).
     """
     from zenml.models import APIKeyRequest, APIKeyRotateRequest, ServiceAccountRequest
 
@@ -160,6 +162,10 @@ def ensure_ci_account(
             ) from None
         raise
 
+    if secrets is not None:
+        log.extend(
+            retire_key_versions(store, sa.id, key_name, secrets, n.secrets["ci_api_key"]).log
+        )
     result = CiResult(
         service_account_id=str(sa.id),
         service_account_name=sa.name,
@@ -185,6 +191,7 @@ def ensure_ci_account(
             project=cfg.project,
             gh=gh,
             log=log,
+            stack_id=stack_id,
         )
     return result
 
@@ -198,8 +205,23 @@ def _delete_sa_quietly(store: Any, sa_id: Any, key_name: str) -> None:
         pass
 
 
-def ci_status(store: Any, cfg: DeploymentConfig) -> dict[str, Any]:
-    """Account and key state, and the key's age. Read-only."""
+def retire_key_versions(
+    store: Any, sa_id: Any, key_name: str, secrets: Any, secret_id: str, now: Any = None
+) -> Any:
+    """Disable/destroy stored key versions whose key ZenML no longer accepts (`key_versions`)."""
+    from ..key_versions import enforce
+
+    key = _get_key(store, sa_id, key_name)
+    rotated = key.last_rotated if key is not None else None
+    retain = key.retain_period_minutes if key is not None else 0
+    return enforce(secrets, secret_id, rotated, retain, now=now)
+
+
+def ci_status(
+    store: Any, cfg: DeploymentConfig, secrets: Any = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """Account and key state, and the key's age. With `secrets`, also retires the stored key
+    versions that are due and reports each version's state (`key_versions`)."""
     n = cfg.names
     sa = _get_sa(store, n.zenml_ci_account)
     if sa is None:
@@ -222,6 +244,12 @@ def ci_status(store: Any, cfg: DeploymentConfig) -> dict[str, Any]:
             "last_rotated": key.last_rotated.isoformat() if key.last_rotated else None,
         }
     out["healthy"] = bool(sa.active and key is not None and key.active)
+    if secrets is not None:
+        kv = retire_key_versions(
+            store, sa.id, n.zenml_ci_key, secrets, n.secrets["ci_api_key"], now=now
+        )
+        out["key_versions"] = kv.versions
+        out["key_versions_log"] = [*kv.log, kv.summary()]
     return out
 
 

@@ -37,7 +37,33 @@ from pulumi.runtime.proto import (
 )
 
 STACK_TYPE = "pulumi:pulumi:Stack"
-VERB = {"create": "creating", "update": "updating", "delete": "deleting"}
+VERB = {"create": "creating", "update": "updating", "delete": "deleting", "replace": "replacing"}
+
+# The fake's model of the provider: the input properties whose change forces a new resource
+# (ForceNew in pulumi-gcp's schema, which the Python SDK does not ship) for the few types the
+# tests replace. A change to any other input, or of any other type, is an in-place update.
+FORCE_NEW: dict[str, frozenset[str]] = {
+    "gcp:sql/databaseInstance:DatabaseInstance": frozenset(
+        {"name", "project", "region", "masterInstanceName", "encryptionKeyName"}
+    ),
+    "gcp:sql/database:Database": frozenset({"name", "instance", "project"}),
+    "gcp:storage/bucket:Bucket": frozenset({"name", "location", "project"}),
+    "gcp:artifactregistry/repository:Repository": frozenset(
+        {"repositoryId", "location", "format", "project"}
+    ),
+    "gcp:secretmanager/secret:Secret": frozenset({"secretId", "project", "replication"}),
+    "gcp:kms/keyRing:KeyRing": frozenset({"name", "location", "project"}),
+    "gcp:kms/cryptoKey:CryptoKey": frozenset({"name", "keyRing"}),
+}
+PROTECTED = (
+    'unable to {verb} resource "{urn}"\nas it is currently marked for protection. To '
+    "unprotect the resource, remove the `protect` flag from the resource in your Pulumi "
+    "program and run `pulumi up`"
+)
+
+
+def forces_replacement(typ: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
+    return any(old.get(k) != new.get(k) for k in FORCE_NEW.get(typ, ()))
 
 
 class Canceled(Exception):
@@ -153,6 +179,8 @@ class Deployment:
         self.root_urn = ""
         self.cloud = Cloud()
         self.fail_spec = os.environ.get("FAKE_PULUMI_FAIL_RESOURCE", "")
+        self.replaced: list[str] = []
+        self.protect_errors: list[str] = []
         self.hang_at = os.environ.get("FAKE_PULUMI_HANG_RESOURCE", "")
 
     def count(self, op: str) -> None:
@@ -203,12 +231,32 @@ class Deployment:
             op = "create"
         elif prev["inputs"] == inputs:
             op = "same"
+        elif forces_replacement(request.type, prev["inputs"], inputs):
+            op = "replace"
         else:
             op = "update"
+        if op == "replace" and prev is not None:
+            # as the engine does: protect in the state and in the program refuses a replacement
+            # (a preview reports it and goes on; an update stops)
+            if prev.get("protect") and request.protect:
+                msg = PROTECTED.format(verb="replace", urn=urn)
+                self.sink.emit(
+                    diagnosticEvent={
+                        "urn": urn,
+                        "message": msg + "\n",
+                        "color": "never",
+                        "severity": "error",
+                    }
+                )
+                self.protect_errors.append(msg)
+                if not self.dry_run:
+                    self.failed.append(urn)
+                    raise CliError(msg)
+            self.step_event("resourcePreEvent", "create-replacement", urn, request.type, inputs)
+            self.replaced.append(urn)
         self.step_event("resourcePreEvent", op, urn, request.type, inputs)
-        self.out(
-            f"    {'+' if op == 'create' else '~' if op == 'update' else ' '}  {request.type} {request.name} {op}"
-        )
+        mark = {"create": "+", "update": "~", "replace": "+-"}.get(op, " ")
+        self.out(f"    {mark}  {request.type} {request.name} {op}")
         if request.name == self.hang_at and not self.dry_run:
             marker = os.environ.get("FAKE_PULUMI_HANG_MARKER")
             if marker:
@@ -243,7 +291,8 @@ class Deployment:
             resp = ctx.copy().run(self.monitor.RegisterResource, request)
             rid, outputs = resp.id, json_format.MessageToDict(resp.object)
             if prev is not None:
-                rid = prev["id"]
+                # an update keeps the cloud resource; a replacement is a new one
+                rid = prev["id"] if op == "update" else f"{resp.id}-{len(self.replaced)}"
             elif request.importId:
                 rid = request.importId
         self.new[urn] = {
@@ -476,11 +525,35 @@ def run_operation(
             else:
                 error = _run_program(dep, client, be.project, stack, cwd)
                 if not error and not dep.failed and not dep.canceled.is_set():
+                    for urn in dep.replaced:
+                        r = dep.old[urn]
+                        dep.step_event(
+                            "resourcePreEvent", "delete-replaced", urn, r["type"], r["inputs"]
+                        )
+                        dep.step_event(
+                            "resOutputsEvent", "delete-replaced", urn, r["type"], r["inputs"]
+                        )
                     for urn in reversed([u for u in dep.old if u not in dep.new]):
                         r = dep.old[urn]
+                        if r.get("protect"):
+                            msg = PROTECTED.format(verb="delete", urn=urn)
+                            sink.emit(
+                                diagnosticEvent={
+                                    "urn": urn,
+                                    "message": msg + "\n",
+                                    "color": "never",
+                                    "severity": "error",
+                                }
+                            )
+                            dep.protect_errors.append(msg)
+                            dep.new[urn] = r
+                            dep.order.append(urn)
+                            continue
                         dep.step_event("resourcePreEvent", "delete", urn, r["type"], r["inputs"])
                         dep.count("delete")
                         dep.step_event("resOutputsEvent", "delete", urn, r["type"], r["inputs"])
+                if dep.protect_errors and not error:
+                    error = dep.protect_errors[0]
         elif cmd == "refresh":
             for urn, r in dep.old.items():
                 dep.step_event("resourcePreEvent", "refresh", urn, r["type"], r["inputs"])
@@ -509,12 +582,14 @@ def run_operation(
                 )
             for urn in [] if locked else reversed(list(dep.old)):
                 r = dep.old[urn]
-                if urn in protected:
+                if urn in protected or r.get("protect"):
                     msg = (
                         f"error: deleting urn:{_name(urn)}: Cannot destroy {_type(urn)} "
                         f"{_name(urn)} because deletion_protection is set to true. "
                         "Set it to false to proceed with deletion."
                     )
+                    if r.get("protect"):
+                        msg = PROTECTED.format(verb="delete", urn=urn)
                     sink.emit(
                         diagnosticEvent={
                             "urn": urn,
