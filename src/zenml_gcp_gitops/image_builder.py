@@ -38,7 +38,9 @@ _SA_EMAIL = re.compile(
 DISTRIBUTION = "zenml-gcp-gitops"
 # With a user-specified account, Cloud Build refuses builds that would log to its default
 # bucket; Cloud Logging only needs roles/logging.logWriter on the account.
-LOGGING = cloudbuild_v1.BuildOptions.LoggingMode.CLOUD_LOGGING_ONLY
+# (built through the enum class: the stubs type a bare member as int)
+_Mode = cloudbuild_v1.BuildOptions.LoggingMode
+LOGGING = _Mode(_Mode.CLOUD_LOGGING_ONLY)
 
 
 class GCPBuildAccountImageBuilderConfig(GCPImageBuilderConfig):
