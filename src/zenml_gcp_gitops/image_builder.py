@@ -96,7 +96,7 @@ class GCPBuildAccountImageBuilder(GCPImageBuilder):
         cloud_build_context: str,
         build_options: DockerBuildOptions | None = None,
     ) -> cloudbuild_v1.Build:
-        build = super()._configure_cloud_build(
+        build: cloudbuild_v1.Build = super()._configure_cloud_build(
             image_name=image_name,
             cloud_build_context=cloud_build_context,
             build_options=build_options,
