@@ -621,3 +621,77 @@ def test_implicit_connector_is_refused_where_the_server_forbids_implicit_auth(
     assert res.exit_code != 0
     assert "does not allow implicit authentication" in res.output
     assert "Traceback" not in res.output
+
+
+# What a client checks before it runs a pipeline on the stack, per variant `register` writes.
+VALIDATED = {
+    "val-k8s": {},
+    "val-vertex": {"orchestrator": "vertex"},
+    "val-sakey": {"connector_auth": "service-account"},
+    "val-localib": {"image_builder": "local"},
+}
+
+
+@pytest.fixture(scope="module")
+def validated(
+    server: ZenServer, store: Any, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """Register every variant, then load all of them in one fresh client process (importing
+    the Vertex and Kubernetes integrations costs seconds, once)."""
+    import subprocess
+    import sys
+
+    specs = {}
+    for name, overrides in VALIDATED.items():
+        cfg = make_cfg(name, **overrides)
+        specs[name] = gcp_stack_spec(
+            cfg, make_outputs(cfg), mlflow_username="u", mlflow_password="p"
+        )
+        apply_stack_spec(store, specs[name])
+    script = Path(__file__).resolve().parents[1] / "support" / "validate_stack.py"
+    env = server.client_env(
+        ZENML_CONFIG_PATH=str(tmp_path_factory.mktemp("validate-client")),
+        ZENML_STORE_URL=server.url,
+        ZENML_STORE_USERNAME=server.username,
+        ZENML_STORE_PASSWORD=server.password,
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script), *VALIDATED],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {"specs": specs, "problems": json.loads(proc.stdout.strip().splitlines()[-1])}
+
+
+@pytest.mark.parametrize("name", list(VALIDATED))
+def test_registered_stack_loads_and_validates_in_a_client(
+    validated: dict[str, Any], name: str
+) -> None:
+    """Each component loads into its flavor's config class with no unknown key, the linked
+    connector offers the resource each flavor asks for and loads with its auth settings, and
+    `Stack.from_model(...).validate(fail_if_secrets_missing=True)` passes."""
+    assert validated["problems"][name] == []
+    spec = validated["specs"][name]
+    flavors = {c.type: c.flavor for c in spec.components.values()}
+    assert flavors["orchestrator"] == VALIDATED[name].get("orchestrator", "kubernetes")
+    if VALIDATED[name].get("image_builder") == "local":
+        assert flavors["image_builder"] == "local"
+    else:
+        assert flavors["image_builder"] == "gcp-build-account"
+
+
+def test_a_key_file_missing_fields_is_refused_before_any_write(store: Any) -> None:
+    """ZenML's server stores any string for the key; the connector then fails to load in
+    every client. Refused up front, without quoting the key."""
+    cfg = make_cfg("reg-badkey", connector_auth="service-account")
+    partial = {k: v for k, v in FAKE_SA_KEY.items() if k != "client_x509_cert_url"}
+    spec = gcp_stack_spec(
+        cfg, make_outputs(cfg, pipelines_sa_key=json.dumps(partial)),
+        mlflow_username="u", mlflow_password="p",
+    )  # fmt: skip
+    before = count_objects(store)
+    with pytest.raises(UserError, match="missing required fields: client_x509_cert_url") as e:
+        apply_stack_spec(store, spec)
+    assert FAKE_SA_KEY["private_key_id"] not in str(e.value)
+    assert "TESTONLYNOTAKEY" not in str(e.value)
+    assert count_objects(store) == before

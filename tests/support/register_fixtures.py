@@ -20,8 +20,13 @@ FAKE_SA_KEY = {
     "private_key": "-----BEGIN PRIVATE KEY-----\nTESTONLYNOTAKEY\n-----END PRIVATE KEY-----\n",
     "client_email": f"pipelines@{PROJECT}.iam.gserviceaccount.com",
     "client_id": "1234567890",
+    "auth_uri": "https://accounts.google.com/o/oauth2/auth",
     "token_uri": "https://oauth2.googleapis.com/token",
-}
+    "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
+    "client_x509_cert_url": "https://www.googleapis.com/robot/v1/metadata/x509/"
+    f"pipelines%40{PROJECT}.iam.gserviceaccount.com",
+    "universe_domain": "googleapis.com",
+}  # every field of a key file Google issues: ZenML's GCP connector requires them
 
 
 def make_cfg(name: str, **overrides: Any) -> Any:

@@ -187,6 +187,7 @@ class _Applier:
                     "(plans mask it; re-run infra with that setting), or use implicit auth",
                 )
             self.connector_request()  # validates the configuration against the type, offline
+            self.check_auth_config()
             self.check_implicit_allowed()
             conn = self.find_connector(spec.connector.name)
             existing["connector"] = conn
@@ -300,6 +301,48 @@ class _Applier:
                 "zenml.enableImplicitAuthMethods: true), or register with "
                 "--connector-auth service-account",
             )
+
+    def check_auth_config(self) -> None:
+        """Load the connector's auth settings into the connector's own config class, as every
+        client does on first use. The server stores what matches the JSON schema, so e.g. a
+        service-account key without the fields Google's key files carry would be written and
+        then fail in every pipeline. Skipped where this client lacks the connector type."""
+        from pydantic import ValidationError
+        from zenml.service_connectors.service_connector_registry import (
+            service_connector_registry,
+        )
+
+        from ..config import SECRET_MARK
+
+        c = self.spec.connector
+        assert c is not None
+        try:
+            local = service_connector_registry.get_service_connector_type(c.type)
+        except KeyError:
+            return  # the server's schema check stands alone
+        method = local.auth_method_dict.get(c.auth_method)
+        if method is None or method.config_class is None:
+            return
+        secrets = {k: v.get_secret_value() for k, v in c.secrets.items()}
+        try:
+            method.config_class(**{**c.configuration, **secrets})
+        except ValidationError as e:
+            why = "; ".join(
+                f"{'.'.join(map(str, err['loc'])) or 'configuration'}: {err['msg']}"
+                for err in e.errors(include_input=False, include_url=False)
+            )
+            for value in secrets.values():  # a message quoting a secret never leaves here
+                if len(value) >= 4:
+                    why = why.replace(value, SECRET_MARK)
+            hint = None
+            if "service_account_json" in secrets:
+                hint = (
+                    "connector_auth=service-account needs the pipelines account's JSON key "
+                    "as Google issues it (pipelines_sa_key in the infra outputs)"
+                )
+            raise UserError(
+                f"service connector '{c.name}' configuration is invalid: {why}", hint
+            ) from None
 
     def connector_request(self) -> Any:
         from zenml.models import ServiceConnectorRequest
