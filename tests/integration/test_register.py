@@ -670,7 +670,8 @@ def test_registered_stack_loads_and_validates_in_a_client(
     """Each component loads into its flavor's config class with no unknown key, the linked
     connector offers the resource each flavor asks for and loads with its auth settings, and
     `Stack.from_model(...).validate(fail_if_secrets_missing=True)` passes."""
-    assert validated["problems"][name] == []
+    problems = validated["problems"][name]
+    assert problems == [], "\n".join(problems)
     spec = validated["specs"][name]
     flavors = {c.type: c.flavor for c in spec.components.values()}
     assert flavors["orchestrator"] == VALIDATED[name].get("orchestrator", "kubernetes")
