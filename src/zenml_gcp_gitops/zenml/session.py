@@ -155,7 +155,7 @@ def wait_healthy(
         interval=interval,
         sleep=sleep,
         on_timeout=lambda: ServiceUnavailable(
-            f"the ZenML server at {url} is not healthy after {timeout:g}s ({last})",
+            f"the ZenML server at {url} is not healthy after {timeout:.3g}s ({last})",
             "check the URL, and that the gitops phase finished (zenml-gcp-gitops status)",
         ),
     )
