@@ -55,8 +55,6 @@ def _values(store: Any, name: str) -> dict[str, str]:
 def test_a_foreign_secret_is_refused_and_left_by_the_teardown(store: Any) -> None:
     from zenml.models import SecretRequest
 
-    from zenml_gcp_gitops.zenml.secrets import OWNER_KEY, find_secret
-
     spec = _spec("sec-foreign")
     name = spec.secrets[0].name
     theirs = {"username": "someone", "password": "their-Pw"}
@@ -71,6 +69,8 @@ def test_a_foreign_secret_is_refused_and_left_by_the_teardown(store: Any) -> Non
     assert delete_stack_spec(store, spec, kept=kept) == []
     assert _values(store, name) == theirs  # not deleted
     assert len(kept) == 1 and name in kept[0] and "--adopt" in kept[0]
+
+    from zenml_gcp_gitops.zenml.secrets import OWNER_KEY, find_secret
 
     apply_stack_spec(store, spec, adopt=True)  # taken over: ours from now on
     assert OWNER_KEY in _values(store, name)
@@ -138,12 +138,12 @@ def test_a_server_dying_mid_write_is_reported_with_what_it_left(tmp_path: Path) 
             apply_stack_spec(store, spec)
         took = time.monotonic() - t0
         msg = e.value.message
+        first = spec.ordered_components()[0]
+        for left in (f"{first.type}:{first.name}", spec.secrets[0].name, spec.connector.name):
+            assert left in msg
         assert "nothing was left behind" not in msg
         assert "the connection to the ZenML server was lost" in msg
         assert "could not be checked" in msg
-        first = spec.ordered_components()[0]
-        for left in (spec.secrets[0].name, spec.connector.name, f"{first.type}:{first.name}"):
-            assert left in msg
         assert took < 30, took  # bounded tries, not minutes of back-off
     finally:
         dying.process.wait(timeout=30)
@@ -156,6 +156,35 @@ def test_a_server_dying_mid_write_is_reported_with_what_it_left(tmp_path: Path) 
         assert f"{first.type}:{first.name}" in result.unchanged
     finally:
         back.stop()
+
+
+def test_a_lost_answer_is_checked_and_undone_once_the_server_answers() -> None:
+    """The server commits a component but its answer breaks off; the server still answers:
+    the run finds the component, deletes it with the rest, and says it checked."""
+    from zenml_gcp_gitops.zenml.apply import count_objects
+
+    srv = start_zenml_server(
+        app="tests.support.zenml_dying_app:app",
+        extra_env={"ZGG_DROP_ON": "POST /components"},
+    )
+    try:
+        spec = _spec("sec-drop")
+        store = admin_store(srv)
+        before = count_objects(store)
+        with pytest.raises(PhaseError) as e:
+            apply_stack_spec(store, spec)
+        msg = e.value.message
+        assert "the connection to the ZenML server was lost" in msg
+        assert "checked once the server answered again: nothing was left behind" in msg
+        after = count_objects(store)
+        assert {k: after[k] for k in ("components", "connectors", "stacks")} == {
+            k: before[k] for k in ("components", "connectors", "stacks")
+        }
+        assert after["secrets"] == before["secrets"]
+        result = apply_stack_spec(store, spec)  # the server is fine: a re-run converges
+        assert result.stack.name == "sec-drop"
+    finally:
+        srv.stop()
 
 
 @pytest.fixture(scope="module")

@@ -570,21 +570,30 @@ class _Applier:
         self.undo.clear()
         return failed
 
-    def exists(self, what: str) -> bool:
-        """Is `kind:name` (as `inflight` names it) on the server?"""
+    def lookup(self, what: str) -> Any:
+        """The object `kind:name` (as `inflight` names it) on the server, or None."""
         from zenml.models import ComponentFilter, FlavorFilter
 
         kind, _, name = what.partition(":")
         if kind == "secret":
-            return self.find_secret(name) is not None
+            return self.find_secret(name)
         if kind == "connector":
-            return self.find_connector(name) is not None
+            return self.find_connector(name)
         if kind == "stack":
-            return self.find_stack(name) is not None
+            return self.find_stack(name)
         if kind == "flavor":
-            return first(self.store.list_flavors(FlavorFilter(name=name))) is not None
-        page = self.store.list_stack_components(ComponentFilter(name=name, type=kind))
-        return first(page) is not None
+            return first(self.store.list_flavors(FlavorFilter(name=name)))
+        return first(self.store.list_stack_components(ComponentFilter(name=name, type=kind)))
+
+    def delete(self, what: str, obj: Any) -> None:
+        kind = what.partition(":")[0]
+        delete = {
+            "secret": self.store.delete_secret,
+            "connector": self.store.delete_service_connector,
+            "stack": self.store.delete_stack,
+            "flavor": self.store.delete_flavor,
+        }.get(kind, self.store.delete_stack_component)
+        delete(obj.id)
 
     def after_lost_server(self, failed: list[tuple[str, Any]]) -> str:
         """What a run cut off from the server left: checked when the server answers again
@@ -608,19 +617,26 @@ class _Applier:
                 "; the server stopped answering, so these may be left on it and could not be "
                 f"checked: {', '.join(unverified)}"
             )
-        failed = self.rollback(failed)
-        parts = [f"could not undo: {', '.join(what for what, _ in failed)}"] if failed else []
+        parts: list[str] = []
         if inflight is not None:
             verb, what = inflight
-            try:
-                there = self.exists(what)
-            except Exception:  # noqa: BLE001 - reported as unverified
-                parts.append(f"could not check whether {what} was {verb}")
+            if verb == "updated":
+                parts.append(f"{what} may have been updated (its answer was lost)")
             else:
-                if there and verb == "created":
-                    parts.append(f"left on the server: {what} (its answer was lost)")
-                elif verb == "updated":
-                    parts.append(f"{what} may have been updated (its answer was lost)")
+                # absent before this run, so if it is there now this run made it: undo it first
+                try:
+                    obj = self.lookup(what)
+                except Exception:  # noqa: BLE001 - reported as unverified
+                    parts.append(f"could not check whether {what} was created")
+                else:
+                    try:
+                        if obj is not None:
+                            self.delete(what, obj)
+                    except Exception:  # noqa: BLE001 - reported
+                        parts.append(f"left on the server: {what} (its answer was lost)")
+        failed = self.rollback(failed)
+        if failed:
+            parts.insert(0, f"could not undo: {', '.join(what for what, _ in failed)}")
         if not parts:
             return "; checked once the server answered again: nothing was left behind"
         return "; " + "; ".join(parts)
@@ -701,7 +717,13 @@ def _lost_server(e: BaseException) -> bool:
 
     from ..errors import ServiceUnavailable
 
-    return isinstance(e, (requests.ConnectionError, requests.Timeout, ServiceUnavailable))
+    lost = (
+        requests.ConnectionError,
+        requests.Timeout,
+        requests.exceptions.ChunkedEncodingError,  # the answer broke off mid-way
+        ServiceUnavailable,
+    )
+    return isinstance(e, lost)
 
 
 def verify_connector(store: Any, connector_id: Any) -> dict[str, Any]:
