@@ -100,6 +100,7 @@ class _Applier:
         self.component_swaps: list[tuple[Any, Any, str]] = []  # (old, new, name): new flavor
         self.unchanged: list[str] = []
         self.inflight: tuple[str, str] | None = None  # (verb, "kind:name") being written
+        self.swapping = False  # past the point of undo (`finish_swaps`)
 
     def write(self, verb: str, what: str, call: Any, *args: Any) -> Any:
         """One write; while it is under way, `inflight` names it (a lost answer leaves it
@@ -544,6 +545,7 @@ class _Applier:
         if not self.component_swaps and self.swap is None:
             return None
         self.undo.clear()  # the stack already uses the new objects; old ones go now
+        self.swapping = True
         for old_id, new_id, name in self.component_swaps:
             self.store.delete_stack_component(old_id)
             self.store.update_stack_component(new_id, ComponentUpdate(name=name))
@@ -601,6 +603,11 @@ class _Applier:
         from .session import wait_healthy
 
         inflight = self.inflight
+        if self.swapping:
+            return (
+                "; the stack already used the new objects, so nothing was undone; the old "
+                "ones may still be there under their names and a re-run finishes the swap"
+            )
         deadline = getattr(self.store, "deadline", None)
         grace = 5.0 if deadline is None else min(5.0, deadline.left())
         try:
