@@ -178,7 +178,7 @@ class GcpApi:
         """A Cloud DNS client for `project` (the zone may live in another project)."""
         if self._clients.dns is not None:
             return self._clients.dns(project)
-        from google.cloud import dns
+        import google.cloud.dns as dns
 
         return dns.Client(project=project, credentials=self.credentials())
 
@@ -198,7 +198,7 @@ class GcpApi:
         with expired_login_is_one_line():
             resp = self.session().request(method, url, json=json, timeout=30)
         if resp.status_code >= 400:
-            raise gexc.from_http_response(resp)
+            raise gexc.from_http_response(resp)  # type: ignore[no-untyped-call]
         data: dict[str, Any] = resp.json()
         return data
 
