@@ -164,3 +164,81 @@ def test_cloud_dns_through_the_real_library() -> None:
     fake.gcp.creds_expired = True
     with pytest.raises(UserError, match="expired or were revoked"):
         dns.get_zone("dns-host", "example-com")
+
+
+@pytest.fixture
+def google_http() -> Any:
+    """A loopback HTTP server answering as Google's REST endpoints would: path -> (code, body)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    routes: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            code, body = routes.get(self.path.split("?")[0], (404, {"error": {"code": 404}}))
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", routes
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_real_rest_clients_raise_what_the_fakes_raise(google_http: Any) -> None:
+    """The real Resource Manager and Cloud Billing clients over HTTP: their errors carry the
+    ErrorInfo the way the fakes build it, and the mapping reads it."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import billing_v1, resourcemanager_v3
+
+    from tests.fakes.google_clients import error_body
+    from zenml_gcp_gitops.gcp_api import GcpClients
+
+    url, routes = google_http
+    opts = {"api_endpoint": url}
+    creds = AnonymousCredentials()
+    api = GcpApi(
+        _cfg(),
+        credentials_fn=lambda **_: (creds, None),
+        clients=GcpClients(
+            projects=resourcemanager_v3.ProjectsClient(
+                credentials=creds, transport="rest", client_options=opts
+            ),
+            billing=billing_v1.CloudBillingClient(
+                credentials=creds, transport="rest", client_options=opts
+            ),
+        ),
+    )
+    routes[f"/v3/projects/{PROJECT}"] = (
+        200,
+        {"name": "projects/42", "projectId": PROJECT, "state": "DELETE_REQUESTED"},
+    )
+    with pytest.raises(UserError, match=f"project {PROJECT} is DELETE_REQUESTED"):
+        api.check_project(PROJECT)
+    routes[f"/v1/projects/{PROJECT}/billingInfo"] = (
+        403,
+        error_body(
+            403,
+            "PERMISSION_DENIED",
+            "Cloud Billing API has not been used in project 42 before or it is disabled.",
+            "SERVICE_DISABLED",
+            {"service": "cloudbilling.googleapis.com", "consumer": "projects/42"},
+        ),
+    )
+    with pytest.raises(UserError) as exc:
+        api.check_billing(PROJECT)
+    assert exc.value.message == "the Cloud Billing API is disabled, so billing cannot be checked"
+    routes[f"/v1/projects/{PROJECT}/billingInfo"] = (200, {"billingEnabled": False})
+    with pytest.raises(UserError, match="billing is not enabled"):
+        api.check_billing(PROJECT)
