@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import UserError
-from .gcp_api import describe, expired_login_is_one_line, is_service_disabled
+from .gcp_errors import describe, expired_login_is_one_line, is_service_disabled
 
 if TYPE_CHECKING:
     from .config import DeploymentConfig

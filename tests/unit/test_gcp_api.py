@@ -14,7 +14,8 @@ from tests.fakes.google_clients import FakeGcp, http_error, service_disabled
 from zenml_gcp_gitops.config import DeploymentConfig, build_config
 from zenml_gcp_gitops.dns import CloudDnsApi
 from zenml_gcp_gitops.errors import UserError
-from zenml_gcp_gitops.gcp_api import GcpApi, describe, error_info, is_service_disabled
+from zenml_gcp_gitops.gcp_api import GcpApi
+from zenml_gcp_gitops.gcp_errors import describe, error_info, is_service_disabled
 
 PROJECT = "my-project-1"
 STATE = ("storage.googleapis.com", "cloudkms.googleapis.com")
