@@ -219,15 +219,35 @@ def _gate(findings: list[Finding], framework: str, scanned: set[str]) -> None:
 
 
 def _rendered_objects(name: str) -> list[dict[str, Any]]:
-    """What the stack puts in the cluster: our own objects, plus the charts' output when
-    the real-chart renderer is available."""
+    """What the stack puts in the cluster: our own objects, plus the charts' `helm template`
+    output with the values our Applications carry (each object in the namespace Argo CD puts
+    it in, so findings name it as `Kind.namespace.name`)."""
     from zenml_gcp_gitops.gitops.render import render
     from zenml_gcp_gitops.plan import offline_outputs
 
     cfg = variant_config(name)
     objects = render(cfg, offline_outputs(cfg)).all_manifests()
     ours = [o for o in objects if o["kind"] != "Secret"]  # repository declarations: no pods
-    return ours
+    return ours + _charts_output(name)
+
+
+def _charts_output(name: str) -> list[dict[str, Any]]:
+    from tests.support import charts
+
+    require(charts.missing())
+    if name not in charts.VARIANTS:  # the hardened controls are all infra-side
+        return []
+    out = []
+    for cr in charts.render_variant(name):
+        if cr.chart == "raw":  # our own objects (above), which that chart puts out verbatim
+            continue
+        for obj in cr.objects:
+            obj = copy.deepcopy(obj)
+            namespace = charts.namespace_of(obj, cr.namespace)
+            if namespace:
+                obj.setdefault("metadata", {})["namespace"] = namespace
+            out.append(obj)
+    return out
 
 
 def test_checkov_passes_on_the_rendered_kubernetes_objects(checkov: str, tmp_path: Path) -> None:

@@ -62,6 +62,17 @@ MLFLOW_IMAGE = "burakince/mlflow"  # the chart's image; its tag is versions.mlfl
 SQL_CA_DIR = "/etc/cloudsql"
 SQL_CA_FILE = "server-ca.pem"
 
+# Requests and limits of every pod the charts run (equal: Autopilot sets limits to requests
+# anyway, and a pod without them gets Autopilot's default size). Controllers and hook Jobs
+# get Autopilot's pod minimum; the servers what Autopilot's default gave them.
+POD_RESOURCES: dict[str, dict[str, str]] = {
+    "small": {"cpu": "250m", "memory": "512Mi"},
+    "server": {"cpu": "500m", "memory": "2Gi"},
+}
+# A UID outside the host's range (Checkov CKV_K8S_40) for the charts' static Go binaries,
+# which own no files in their distroless images and run under any UID.
+HIGH_UID = 65532
+
 RETRY = {"limit": 10, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"}}
 
 # Cluster-scoped kinds the charts and objects create; nothing else is allowed.
@@ -346,6 +357,8 @@ def _context(cfg: DeploymentConfig, out: InfraOutputs) -> dict[str, Any]:
         },
         "sql_ca": {"dir": SQL_CA_DIR, "file": SQL_CA_FILE},
         "retry": RETRY,
+        "resources": {k: {"requests": v, "limits": v} for k, v in POD_RESOURCES.items()},
+        "high_uid": HIGH_UID,
         "replicas": ha_shape(cfg),
         "affinity": {
             k: (_spread(sel) if ha_shape(cfg)[k] > 1 else None)
