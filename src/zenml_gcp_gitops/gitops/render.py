@@ -69,9 +69,11 @@ POD_RESOURCES: dict[str, dict[str, str]] = {
     "small": {"cpu": "250m", "memory": "512Mi"},
     "server": {"cpu": "500m", "memory": "2Gi"},
 }
-# A UID outside the host's range (Checkov CKV_K8S_40) for the charts' static Go binaries,
-# which own no files in their distroless images and run under any UID.
+# A UID outside the host's range (Checkov CKV_K8S_40) where the image needs none of its own:
+# the operators' static Go binaries, and MLflow (read-only root, writes only to /tmp).
 HIGH_UID = 65532
+# The service accounts of pods that never call the Kubernetes API: no token is mounted.
+API_FREE_KSAS = ("zenml_server", "mlflow")
 
 RETRY = {"limit": 10, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"}}
 
@@ -521,7 +523,12 @@ def _workload_objects(
         for k in ("zenml", "mlflow", "pipelines")
     ]
     for ksa, ns in (("zenml_server", "zenml"), ("mlflow", "mlflow"), ("pipelines", "pipelines")):
-        sa = {"name": n.ksas[ksa], "namespace": n.namespaces[ns], "gsa": out.service_accounts[ksa]}
+        sa = {
+            "name": n.ksas[ksa],
+            "namespace": n.namespaces[ns],
+            "gsa": out.service_accounts[ksa],
+            "automount": False if ksa in API_FREE_KSAS else None,
+        }
         objs.append(render_template("objects/service-account.yaml", {**ctx, "obj": sa}))
     objs.append(render_template("objects/sql-ca-configmap.yaml", ctx))
     objs += _external_secrets(out, ctx)
