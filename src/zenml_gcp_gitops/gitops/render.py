@@ -359,7 +359,9 @@ def _context(cfg: DeploymentConfig, out: InfraOutputs) -> dict[str, Any]:
         },
         "sql_ca": {"dir": SQL_CA_DIR, "file": SQL_CA_FILE},
         "retry": RETRY,
-        "resources": {k: {"requests": v, "limits": v} for k, v in POD_RESOURCES.items()},
+        "resources": {
+            k: {"requests": dict(v), "limits": dict(v)} for k, v in POD_RESOURCES.items()
+        },
         "high_uid": HIGH_UID,
         "replicas": ha_shape(cfg),
         "affinity": {
