@@ -1,4 +1,5 @@
-"""Checkov as a gate: the converted plan of every variant and the rendered Kubernetes objects.
+"""Checkov as a gate: the converted plan of every variant and the rendered Kubernetes objects,
+ours and the charts' `helm template` output with the values our Applications carry.
 
 Any failed check fails, unless `.ci/checkov-allowlist.yaml` lists it with the reason it does
 not apply; an allowlist entry that no longer matches anything fails too, so the list only
@@ -259,7 +260,15 @@ def test_checkov_passes_on_the_rendered_kubernetes_objects(checkov: str, tmp_pat
         for i, obj in enumerate(_rendered_objects(name)):
             kind = str(obj.get("kind", "object")).lower()
             (out / f"{i:03d}-{kind}.yaml").write_text(yaml.safe_dump(obj))
-    findings = run_checkov(tmp_path, "kubernetes")
+    passed, findings = scan(tmp_path, "kubernetes")
+    # the charts' workloads were scanned, not only our own objects
+    scanned = {(f.variant, f.resource) for f in passed + findings}
+    for name in VARIANTS:
+        for obj in _charts_output(name):
+            if obj["kind"] in {"Deployment", "Job"}:
+                meta = obj["metadata"]
+                resource = f"{obj['kind']}.{meta['namespace']}.{meta['name']}"
+                assert (name, resource) in scanned, f"{name}: {resource} was not scanned"
     _gate(findings, "kubernetes", set(VARIANTS))
 
 
