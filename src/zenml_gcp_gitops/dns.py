@@ -1,6 +1,6 @@
 """Cloud DNS for `--domain`: preflight checks of the zone, and the wait for public resolution.
 
-Preflight asks Cloud DNS (through `CloudDnsApi`, a few REST calls over the preflight session)
+Preflight asks Cloud DNS (through `CloudDnsApi`, on the google-cloud-dns client library)
 whether the zone exists, whether its DNS name is a suffix of the domain, and whether the caller
 may edit it. Before the gitops phase lets cert-manager request certificates, `wait_for_records`
 polls a public resolver until the A records point at the stack's IP; the resolver is
@@ -14,15 +14,15 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import UserError
-from .gcp_rest import error_reason
+from .gcp_errors import describe, expired_login_is_one_line, is_service_disabled
 
 if TYPE_CHECKING:
     from .config import DeploymentConfig
 
-CLOUD_DNS = "https://dns.googleapis.com/dns/v1"
 DOH_URL = "https://dns.google/resolve"
 # What editing the records needs; DNS-01 also grants dns.admin on the zone to its account.
 RECORD_PERMISSIONS = (
@@ -40,51 +40,69 @@ class DnsApiDisabled(UserError):
     """The Cloud DNS API is off in the zone's project (so no zone can be there yet)."""
 
 
+@dataclass(frozen=True)
+class Zone:
+    """What preflight needs of a managed zone."""
+
+    dns_name: str
+    visibility: str = "public"
+    name_servers: tuple[str, ...] = ()
+
+
 class CloudDnsApi:
-    """The Cloud DNS calls preflight makes. `request(method, url, **kw)` is an authorised
-    HTTP call returning a requests-like response (preflight's `GcpApi._request`)."""
+    """The Cloud DNS calls preflight makes, through google-cloud-dns. `client_for(project)`
+    is that library's `Client` for a project (preflight's `GcpApi.dns`)."""
 
-    def __init__(self, request: Callable[..., Any]) -> None:
-        self._request = request
+    def __init__(self, client_for: Callable[[str], Any]) -> None:
+        self._client_for = client_for
 
-    def _zone_url(self, project: str, zone: str) -> str:
-        return f"{CLOUD_DNS}/projects/{project}/managedZones/{zone}"
+    def get_zone(self, project: str, zone: str) -> Zone | None:
+        """The zone, or None when it does not exist (or is invisible to the caller)."""
+        from google.api_core import exceptions as gexc
 
-    def get_zone(self, project: str, zone: str) -> dict[str, Any] | None:
-        """The zone resource, or None when it does not exist (or is invisible to the caller)."""
-        resp = self._request("GET", self._zone_url(project, zone))
-        if resp.status_code == 404:
+        found = self._client_for(project).zone(zone)
+        try:
+            with expired_login_is_one_line():
+                found.reload()
+        except gexc.NotFound:
             return None
-        if resp.status_code == 403:
-            reason = error_reason(resp)
-            if "SERVICE_DISABLED" in reason or "has not been used" in reason:
+        except gexc.Forbidden as e:
+            if is_service_disabled(e):
                 raise DnsApiDisabled(
                     f"the Cloud DNS API is disabled in project {project}, so the zone {zone} "
                     "cannot be there",
                     "check --dns-zone (project/zone for a zone in another project), or use "
                     "--create-dns-zone",
-                )
+                ) from None
             return None  # Cloud DNS answers 403 for zones the caller may not see
-        if resp.status_code != 200:
+        except gexc.GoogleAPICallError as e:
             raise UserError(
-                f"could not read the Cloud DNS zone {project}/{zone}: {error_reason(resp)}"
-            )
-        data: dict[str, Any] = resp.json()
-        return data
+                f"could not read the Cloud DNS zone {project}/{zone}: {describe(e)}"
+            ) from None
+        # The library keeps the API's resource but has no property for its visibility.
+        visibility = str(found._properties.get("visibility") or "public")
+        return Zone(str(found.dns_name or ""), visibility, tuple(found.name_servers or ()))
 
     def missing_permissions(
         self, project: str, zone: str, permissions: tuple[str, ...]
     ) -> list[str]:
-        resp = self._request(
-            "POST",
-            self._zone_url(project, zone) + ":testIamPermissions",
-            json={"permissions": list(permissions)},
-        )
-        if resp.status_code != 200:
+        from google.api_core import exceptions as gexc
+
+        client = self._client_for(project)
+        try:
+            with expired_login_is_one_line():
+                # google-cloud-dns has no method for a zone's testIamPermissions; its own
+                # connection makes the call (the library's auth, endpoint and typed errors).
+                resp = client._connection.api_request(
+                    method="POST",
+                    path=f"/projects/{project}/managedZones/{zone}:testIamPermissions",
+                    data={"permissions": list(permissions)},
+                )
+        except gexc.GoogleAPICallError as e:
             raise UserError(
-                f"could not test your permissions on the zone {project}/{zone}: {error_reason(resp)}"
-            )
-        granted = set(resp.json().get("permissions", []))
+                f"could not test your permissions on the zone {project}/{zone}: {describe(e)}"
+            ) from None
+        granted = set(resp.get("permissions", []))
         return [p for p in permissions if p not in granted]
 
 
@@ -120,10 +138,9 @@ def check_dns(
             existing = dns.get_zone(zp, zone)
         except DnsApiDisabled:  # a fresh project: the program enables the API, then creates
             existing = None
-        if existing is not None and not zone_covers(str(existing.get("dnsName", "")), cfg.domain):
+        if existing is not None and not zone_covers(existing.dns_name, cfg.domain):
             raise UserError(
-                f"the zone {zp}/{zone} already exists for {existing.get('dnsName')}, not "
-                f"{cfg.domain}.",
+                f"the zone {zp}/{zone} already exists for {existing.dns_name}, not {cfg.domain}.",
                 "delete it, or choose another --name",
             )
         out["dns_zone_action"] = "exists" if existing is not None else "will create"
@@ -135,13 +152,13 @@ def check_dns(
             "list zones with `gcloud dns managed-zones list --project "
             f"{zp}`; use project/zone for a zone in another project, or --create-dns-zone",
         )
-    dns_name = str(found.get("dnsName", ""))
+    dns_name = found.dns_name
     if not zone_covers(dns_name, cfg.domain):
         raise UserError(
             f"the zone {zp}/{zone} serves {dns_name}, which is not a suffix of {cfg.domain}",
             f"choose a zone for {cfg.domain} or one of its parents, or another --domain",
         )
-    if str(found.get("visibility", "public")).lower() != "public":
+    if found.visibility.lower() != "public":
         raise UserError(
             f"the zone {zp}/{zone} is private: the internet (and Let's Encrypt) cannot see it",
             "use a public zone for the domain",
@@ -155,7 +172,7 @@ def check_dns(
         )
     out["dns_zone_action"] = "exists"
     out["dns_zone_name"] = dns_name
-    out["dns_name_servers"] = list(found.get("nameServers") or [])
+    out["dns_name_servers"] = list(found.name_servers)
     return out
 
 

@@ -295,7 +295,7 @@ def record_store(cfg: DeploymentConfig, storage_client: Any = None) -> RecordSto
     if storage_client is None:
         import google.cloud.storage as storage
 
-        from .phases.preflight import GcpApi
+        from .gcp_api import GcpApi
 
         # the credential check comes first: without ADC this is the one-line fix, not the
         # traceback storage.Client would raise

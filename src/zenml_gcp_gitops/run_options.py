@@ -63,7 +63,7 @@ class Services:
 
     program: Callable[[DeploymentConfig], Any] | None = None  # the Pulumi program
     pulumi_installer: Callable[..., Any] | None = None  # PulumiCommand.install
-    gcp_api: Any = None  # preflight's GcpApi
+    gcp_api: Any = None  # preflight's GcpApi (`gcp_api.GcpApi`)
     storage_client: Any = None  # google-cloud-storage, for the record and the locks
     kube_api_client: Any = None  # kubernetes ApiClient of the cluster
     secret_manager: SecretAccess | None = None  # Secret Manager (or the local files)

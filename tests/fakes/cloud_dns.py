@@ -1,18 +1,24 @@
-"""A fake Cloud DNS REST API (v1) behind the fake AuthorizedSession of `FakeGcp`.
+"""A fake Cloud DNS API (v1) under the real google-cloud-dns library.
 
-It answers what preflight asks: `GET projects/P/managedZones/Z` (404 when absent, 403
+`FakeCloudDns.client_for(project)` is a real `google.cloud.dns.Client` whose HTTP session is
+this fake, so the library's own URLs, auth headers and error parsing run unchanged. It
+answers what preflight asks: `GET projects/P/managedZones/Z` (404 when absent, 403
 SERVICE_DISABLED when the API is off in that project) and `:testIamPermissions` on a zone.
-Every other URL goes to the wrapped `FakeGcp`, so the product's real `GcpApi` and
-`CloudDnsApi` run unchanged against one fake session.
+`FakeCloudDns.api(cfg)` is the product's real `GcpApi`, with Cloud DNS here and every other
+client from the wrapped `FakeGcp`.
 """
 
 from __future__ import annotations
 
+import json as jsonlib
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.google_clients import FakeGcp, FakeResponse, _err
+import requests
+
+from tests.fakes.google_clients import FakeGcp, error_body, http_response
 
 _ZONE = re.compile(
     r"^https://dns\.googleapis\.com/dns/v1/projects/([^/]+)/managedZones/([^/:]+)(:testIamPermissions)?$"
@@ -33,36 +39,63 @@ class FakeCloudDns:
     gcp: FakeGcp
     zones: dict[tuple[str, str], FakeZone] = field(default_factory=dict)
     api_disabled_in: set[str] = field(default_factory=set)
+    # (method, url without the query string) of every call the library made
     requests: list[tuple[str, str]] = field(default_factory=list)
 
+    def client_for(self, project: str) -> Any:
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import dns
+
+        return dns.Client(project=project, credentials=AnonymousCredentials(), _http=self)
+
+    # the HTTP session face google-cloud-dns calls
     def request(
-        self, method: str, url: str, json: Any = None, timeout: float | None = None, **kw: Any
-    ) -> FakeResponse:
-        m = _ZONE.match(url)
+        self,
+        method: str,
+        url: str,
+        data: Any = None,
+        headers: Any = None,
+        timeout: Any = None,
+        **_: Any,
+    ) -> requests.Response:
+        self.gcp.enter("dns", url)
+        path = urllib.parse.urlsplit(url)._replace(query="").geturl()
+        self.requests.append((method, path))
+
+        def reply(code: int, body: dict[str, Any]) -> requests.Response:
+            return http_response(code, body, method, url)
+
+        m = _ZONE.match(path)
         if m is None:
-            return self.gcp.request(method, url, json=json, timeout=timeout, **kw)
-        self.requests.append((method, url))
+            return reply(404, error_body(404, "NOT_FOUND", f"fake has no route for {path}"))
         project, zone, test = m.groups()
         if project in self.api_disabled_in:
-            return _err(
+            return reply(
                 403,
-                "PERMISSION_DENIED",
-                f"Cloud DNS API has not been used in project {project} before or it is disabled.",
-                "SERVICE_DISABLED",
+                error_body(
+                    403,
+                    "PERMISSION_DENIED",
+                    f"Cloud DNS API has not been used in project {project} before or it is disabled.",
+                    "SERVICE_DISABLED",
+                    {"service": "dns.googleapis.com", "consumer": f"projects/{project}"},
+                ),
             )
         found = self.zones.get((project, zone))
         if found is None:
-            return _err(
+            return reply(
                 404,
-                "NOT_FOUND",
-                f"The 'parameters.managedZone' resource named '{zone}' does not exist.",
+                error_body(
+                    404,
+                    "NOT_FOUND",
+                    f"The 'parameters.managedZone' resource named '{zone}' does not exist.",
+                ),
             )
         if test:
-            wanted = (json or {}).get("permissions", [])
-            return FakeResponse(200, {"permissions": [p for p in wanted if p not in found.missing]})
+            wanted = jsonlib.loads(data or "{}").get("permissions", [])
+            return reply(200, {"permissions": [p for p in wanted if p not in found.missing]})
         if method != "GET":
-            return _err(400, "INVALID_ARGUMENT", f"fake has no route for {method} {url}")
-        return FakeResponse(
+            return reply(400, error_body(400, "INVALID_ARGUMENT", f"no route for {method}"))
+        return reply(
             200,
             {
                 "kind": "dns#managedZone",
@@ -74,14 +107,5 @@ class FakeCloudDns:
         )
 
     def api(self, cfg: Any) -> Any:
-        """The product's `GcpApi`, on this session (DNS routes here, the rest to `FakeGcp`)."""
-        from zenml_gcp_gitops.phases.preflight import GcpApi
-
-        return GcpApi(
-            cfg,
-            credentials_fn=self.gcp.default,
-            session=self,
-            storage_client=self.gcp.storage,
-            kms_client=self.gcp.kms,
-            poll_interval=0,
-        )
+        """The product's `GcpApi`: Cloud DNS on this fake, the rest on `FakeGcp`'s."""
+        return self.gcp.api(cfg, dns=self.client_for)

@@ -8,6 +8,7 @@ phase, then destroy --force --purge-state) also needs ZENML_GCP_GITOPS_TEST_FULL
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -50,6 +51,29 @@ def test_preflight_dry_run_against_real_gcp() -> None:
     out = PreflightPhase().run(PhaseContext(cfg=cfg, **typed({"dry_run": True, "yes": True})))
     assert out["state_bucket"] == f"{PROJECT}-smoke-state"
     assert out["state_bucket_action"] in ("exists", "would create")
+
+
+@needs_gcp
+def test_client_library_calls_against_real_gcp() -> None:
+    """Each read-only call of `GcpApi` and `CloudDnsApi`, and the typed errors of absent things."""
+    from zenml_gcp_gitops.config import build_config
+    from zenml_gcp_gitops.dns import CloudDnsApi, DnsApiDisabled
+    from zenml_gcp_gitops.errors import UserError
+    from zenml_gcp_gitops.gcp_api import GcpApi
+
+    assert PROJECT
+    api = GcpApi(build_config(None, {"project": PROJECT, "region": REGION, "name": "smoke"}))
+    number = api.check_project(PROJECT)
+    assert number and number.isdigit()
+    api.check_billing(PROJECT)
+    assert api.missing_permissions(PROJECT, ("resourcemanager.projects.get",)) == []
+    assert api.project_roles_of(PROJECT, "user:nobody@example.invalid") in (set(), None)
+    absent = f"absent-{uuid.uuid4().hex[:8]}"
+    assert api.retained_wif(PROJECT, absent, "github", undelete=False) == {}
+    with contextlib.suppress(DnsApiDisabled):  # a project without Cloud DNS: named as such
+        assert CloudDnsApi(api.dns).get_zone(PROJECT, absent) is None
+    with pytest.raises(UserError, match="does not exist or your account cannot see it"):
+        api.check_project(f"zz-{absent}")
 
 
 @needs_gcp

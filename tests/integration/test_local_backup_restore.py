@@ -80,7 +80,7 @@ def test_backup_delete_restore_brings_back_stack_run_mlflow_run_and_user(
 ) -> None:
     from zenml.models import StackFilter
 
-    from zenml_gcp_gitops.local.rehearsal import pipeline_env
+    from zenml_gcp_gitops.local.pipeline_env import pipeline_env
     from zenml_gcp_gitops.zenml.session import Credentials, connect
 
     base, d = rehearsal["_base"], rehearsal["_d"]

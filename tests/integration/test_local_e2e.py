@@ -84,7 +84,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
 @pytest.fixture(scope="module")
 def ci_env(rehearsal: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The pipeline environment exactly as `local env` describes it, resolved like a shell."""
-    from zenml_gcp_gitops.local.rehearsal import pipeline_env
+    from zenml_gcp_gitops.local.pipeline_env import pipeline_env
 
     home = tmp_path_factory.mktemp("ci-home")
     env = {v.name: v.resolve() for v in pipeline_env(rehearsal["_base"])}

@@ -192,7 +192,7 @@ def _dns(**zones: FakeZone) -> FakeCloudDns:
 
 def _check(fake: FakeCloudDns, cfg: DeploymentConfig) -> dict[str, Any]:
     api = fake.api(cfg)
-    return check_dns(cfg, CloudDnsApi(api._request), api.missing_permissions)
+    return check_dns(cfg, CloudDnsApi(api.dns), api.missing_permissions)
 
 
 def test_preflight_accepts_a_zone_for_a_parent_of_the_domain() -> None:

@@ -123,7 +123,7 @@ def test_dry_run_creates_nothing(ok: dict[str, Any]) -> None:
         and out["state_kms_key_action"] == "would create"
     )
     assert out["state_ready"] is False
-    assert not [r for r in gcp.requests if r[0] == "POST" and "batchEnable" in r[1]]
+    assert gcp.called("batch_enable_services") == []
 
 
 def test_local_backend_with_passphrase_needs_no_bucket_or_key(
@@ -310,4 +310,4 @@ def test_warns_when_the_default_compute_account_is_editor(
         assert rep.lines == [f"WARNING: {warning}"]
     else:
         assert out["warnings"] == [] and not any("WARNING" in x for x in rep.lines)
-    assert any(url.endswith(f"/projects/{PROJECT}:getIamPolicy") for _, url, _ in gcp.requests)
+    assert gcp.called("get_iam_policy") == [f"projects/{PROJECT}"]

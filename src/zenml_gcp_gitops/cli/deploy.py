@@ -37,7 +37,7 @@ def _require_credentials(cfg: DeploymentConfig, engine: Engine) -> None:
     """The credential check, before anything reaches for a gs:// backend."""
     if cfg.is_local_backend or engine.services.storage_client is not None:
         return
-    from ..phases.preflight import GcpApi
+    from ..gcp_api import GcpApi
 
     GcpApi(cfg).credentials()
 

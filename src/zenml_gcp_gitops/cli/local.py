@@ -111,7 +111,7 @@ def env(name: str, data_dir: Path | None) -> None:
 
     The API key is read from its 0600 file by the shell; it is never printed.
     """
-    from ..local.rehearsal import pipeline_env
+    from ..local.pipeline_env import pipeline_env
     from ..local.specs import default_dir
 
     base = (data_dir or default_dir(name)).resolve()
@@ -128,7 +128,7 @@ def run_example(name: str, data_dir: Path | None, min_accuracy: float | None) ->
     The same as `eval "$(zenml-gcp-gitops local env)"; python examples/run.py --stack
     NAME-local`, using the examples shipped with this package.
     """
-    from ..local.rehearsal import run_example as run
+    from ..local.pipeline_env import run_example as run
 
     raise SystemExit(run(name, data_dir, min_accuracy))
 

@@ -1,7 +1,8 @@
 """The local rehearsal: the stack's shape on loopback (ZenML, MLflow, GCS emulator, registry).
 
 `deploy --local` and `local up` call `run_local_up`; the work is in `rehearsal.py`, the
-process management in `services.py` and the stack spec in `stack.py`.
+process management in `services.py`, the stack spec in `stack.py` and what a pipeline
+process needs (`local env`, `local run-example`) in `pipeline_env.py`.
 """
 
 from __future__ import annotations

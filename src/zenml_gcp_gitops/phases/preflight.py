@@ -8,32 +8,24 @@ versioned, uniform-access, public-access-prevented bucket `gs://<project>-<name>
 Cloud KMS key that encrypts the state's secrets (both idempotent, both kept across deploys), or
 checks PULUMI_CONFIG_PASSPHRASE for `--secrets-provider passphrase`.
 
-Every Google call goes through `GcpApi`, whose clients (credentials, an AuthorizedSession-like
-HTTP session, storage and KMS clients) are injectable: `ctx.services.gcp_api` replaces it.
+Every Google call goes through `gcp_api.GcpApi` (the Google Cloud client libraries, their
+errors mapped to the fix); `ctx.services.gcp_api` replaces it with one on injected clients.
 With `dry_run` nothing is created; the outputs say what would be.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from ..errors import MissingCredentials, UserError
-from ..gcp_rest import error_reason
+from ..errors import UserError
+from ..gcp_api import GcpApi
 from ..infra.cli import check_gcp_plugin, ensure_pulumi
 from ..infra.stack import require_passphrase
-from ..polling import poll_until
 
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
     from .base import PhaseContext
 
-SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
-CRM = "https://cloudresourcemanager.googleapis.com/v3"
-BILLING = "https://cloudbilling.googleapis.com/v1"
-SERVICE_USAGE = "https://serviceusage.googleapis.com/v1"
 # What the Pulumi program does first, and what a missing role most often blocks.
 REQUIRED_PERMISSIONS = (
     "serviceusage.services.enable",
@@ -45,345 +37,6 @@ REQUIRED_PERMISSIONS = (
     "cloudsql.instances.create",
 )
 STATE_SERVICES = ("storage.googleapis.com", "cloudkms.googleapis.com")
-IAM = "https://iam.googleapis.com/v1"
-
-
-class GcpApi:
-    """The few Google calls preflight makes, through injectable clients."""
-
-    def __init__(
-        self,
-        cfg: DeploymentConfig,
-        *,
-        credentials_fn: Callable[..., tuple[Any, str | None]] | None = None,
-        session: Any = None,
-        storage_client: Any = None,
-        kms_client: Any = None,
-        poll_interval: float = 2.0,
-        sleep: Callable[[float], object] = time.sleep,
-    ) -> None:
-        self.cfg = cfg
-        self._credentials_fn = credentials_fn
-        self._creds: Any = None
-        self._session = session
-        self._storage = storage_client
-        self._kms = kms_client
-        self.poll_interval = poll_interval
-        self.sleep = sleep
-
-    # -- clients (created lazily: most checks fail fast before we need them)
-    def credentials(self) -> Any:
-        if self._creds is not None:
-            return self._creds
-        import google.auth
-        from google.auth import exceptions as gexc
-
-        fn = self._credentials_fn or google.auth.default
-        # google.auth logs each method it tried; the one line below says it all
-        quiet = logging.getLogger("google.auth._default")
-        level = quiet.level
-        quiet.setLevel(logging.ERROR)
-        try:
-            self._creds, _ = fn(scopes=SCOPES)
-        except gexc.DefaultCredentialsError:
-            raise MissingCredentials() from None
-        finally:
-            quiet.setLevel(level)
-        return self._creds
-
-    def session(self) -> Any:
-        if self._session is None:
-            from google.auth.transport.requests import AuthorizedSession
-
-            self._session = AuthorizedSession(self.credentials())  # type: ignore[no-untyped-call]
-        return self._session
-
-    def storage(self) -> Any:
-        if self._storage is None:
-            import google.cloud.storage as storage
-
-            self._storage = storage.Client(project=self.cfg.project, credentials=self.credentials())
-        return self._storage
-
-    def kms(self) -> Any:
-        if self._kms is None:
-            import google.cloud.kms as kms
-
-            self._kms = kms.KeyManagementServiceClient(credentials=self.credentials())
-        return self._kms
-
-    def _request(self, method: str, url: str, **kw: Any) -> Any:
-        from google.auth import exceptions as gexc
-
-        try:
-            return self.session().request(method, url, timeout=30, **kw)
-        except gexc.RefreshError:
-            raise UserError(
-                "your Application Default Credentials have expired or were revoked",
-                "run `gcloud auth application-default login` again",
-            ) from None
-
-    # -- checks
-    def check_project(self, project: str) -> dict[str, Any]:
-        resp = self._request("GET", f"{CRM}/projects/{project}")
-        if resp.status_code in (403, 404):
-            raise UserError(
-                f"project {project} does not exist or your account cannot see it",
-                "check the project ID (`gcloud projects list`) and that you have a role on it",
-            )
-        if resp.status_code != 200:
-            raise UserError(f"could not read project {project}: {error_reason(resp)}")
-        data: dict[str, Any] = resp.json()
-        if data.get("state") not in (None, "ACTIVE"):
-            raise UserError(
-                f"project {project} is {data.get('state')}",
-                "restore it (`gcloud projects undelete`) or choose another project",
-            )
-        return data
-
-    def check_billing(self, project: str) -> None:
-        resp = self._request("GET", f"{BILLING}/projects/{project}/billingInfo")
-        if resp.status_code == 403 and "SERVICE_DISABLED" in error_reason(resp):
-            raise UserError(
-                "the Cloud Billing API is disabled, so billing cannot be checked",
-                f"run `gcloud services enable cloudbilling.googleapis.com --project {project}`",
-            )
-        if resp.status_code != 200:
-            raise UserError(
-                f"could not read the billing status of {project}: {error_reason(resp)}",
-                "you need billing.resourceAssociations.list (e.g. roles/viewer) on the project",
-            )
-        if not resp.json().get("billingEnabled"):
-            raise UserError(
-                f"billing is not enabled on project {project}",
-                f"link a billing account: https://console.cloud.google.com/billing/linkedaccount?project={project}",
-            )
-
-    def missing_permissions(self, project: str, permissions: tuple[str, ...]) -> list[str]:
-        resp = self._request(
-            "POST",
-            f"{CRM}/projects/{project}:testIamPermissions",
-            json={"permissions": list(permissions)},
-        )
-        if resp.status_code != 200:
-            raise UserError(f"could not test your permissions on {project}: {error_reason(resp)}")
-        granted = set(resp.json().get("permissions", []))
-        return [p for p in permissions if p not in granted]
-
-    def project_roles_of(self, project: str, member: str) -> set[str] | None:
-        """The project-level roles `member` holds, or None when the policy cannot be read."""
-        resp = self._request(
-            "POST",
-            f"{CRM}/projects/{project}:getIamPolicy",
-            json={"options": {"requestedPolicyVersion": 3}},
-        )
-        if resp.status_code != 200:
-            return None
-        return {
-            str(b.get("role"))
-            for b in resp.json().get("bindings", [])
-            if member in b.get("members", [])
-        }
-
-    def enable_services(
-        self, project: str, services: tuple[str, ...], timeout: float = 180
-    ) -> None:
-        resp = self._request(
-            "POST",
-            f"{SERVICE_USAGE}/projects/{project}/services:batchEnable",
-            json={"serviceIds": list(services)},
-        )
-        if resp.status_code != 200:
-            raise UserError(
-                f"could not enable {', '.join(services)}: {error_reason(resp)}",
-                "you need serviceusage.services.enable (roles/serviceusage.serviceUsageAdmin)",
-            )
-        op: dict[str, Any] = resp.json()
-
-        def finished() -> dict[str, Any] | None:
-            nonlocal op
-            if not op.get("done"):
-                op = self._request("GET", f"{SERVICE_USAGE}/{op['name']}").json()
-            return op if op.get("done") else None
-
-        if not op.get("done"):
-            poll_until(
-                finished,
-                timeout=timeout,
-                interval=self.poll_interval,
-                sleep=self.sleep,
-                on_timeout=lambda: UserError(
-                    f"enabling {', '.join(services)} did not finish in {timeout:.0f}s",
-                    "re-run; it resumes",
-                ),
-            )
-        if op.get("error"):
-            raise UserError(f"enabling {', '.join(services)} failed: {op['error'].get('message')}")
-
-    # -- state bucket
-    def bucket_exists(self, name: str) -> bool:
-        from google.api_core import exceptions as gexc
-
-        try:
-            return self.storage().lookup_bucket(name) is not None
-        except gexc.Forbidden:
-            raise UserError(
-                f"the bucket gs://{name} exists but belongs to someone else (bucket names are global)",
-                "choose another --name, or pass --state gs://<a bucket you own>",
-            ) from None
-
-    def create_state_bucket(self, name: str, region: str, labels: dict[str, str]) -> None:
-        from google.api_core import exceptions as gexc
-
-        client = self.storage()
-        bucket = client.bucket(name)
-        bucket.versioning_enabled = True  # every state write is a new object version
-        bucket.iam_configuration.uniform_bucket_level_access_enabled = True
-        bucket.iam_configuration.public_access_prevention = "enforced"
-        bucket.labels = labels
-        try:
-            client.create_bucket(bucket, location=region)
-        except gexc.Conflict:
-            if not self.bucket_exists(name):
-                raise UserError(
-                    f"the bucket name {name} is taken", "choose another --name or --state"
-                ) from None
-
-    # -- state key
-    def kms_key_exists(self, project: str, region: str, ring: str, key: str) -> bool:
-        from google.api_core import exceptions as gexc
-
-        try:
-            self.kms().get_crypto_key(name=self.kms().crypto_key_path(project, region, ring, key))
-            return True
-        except gexc.NotFound:
-            return False
-
-    def retained_kms(self, project: str, region: str, ring: str, key: str) -> dict[str, str]:
-        """The stack's key ring and key when GCP still has them (it never deletes either)."""
-        from google.api_core import exceptions as gexc
-
-        client = self.kms()
-        found: dict[str, str] = {}
-        ring_path = client.key_ring_path(project, region, ring)
-        try:
-            client.get_key_ring(name=ring_path)
-        except gexc.NotFound:
-            return found
-        found["kms_key_ring"] = ring_path
-        key_path = client.crypto_key_path(project, region, ring, key)
-        try:
-            client.get_crypto_key(name=key_path)
-            found["kms_key"] = key_path
-        except gexc.NotFound:
-            pass
-        return found
-
-    def retained_wif(
-        self, project: str, pool: str, provider: str, *, undelete: bool
-    ) -> dict[str, str]:
-        """The CI pool and provider when GCP has them. A pool deleted by an earlier `destroy`
-        stays soft-deleted for 30 days and blocks its ID: it is undeleted (with `undelete`)
-        so the deploy can adopt it."""
-        base = f"{IAM}/projects/{project}/locations/global/workloadIdentityPools/{pool}"
-        resp = self._request("GET", base)
-        if resp.status_code in (403, 404):  # none, or the IAM API is not on yet (new project)
-            return {}
-        if resp.status_code != 200:
-            raise UserError(f"could not read the pool {pool}: {error_reason(resp)}")
-        if resp.json().get("state") == "DELETED":
-            if not undelete:
-                return {"wif_pool_deleted": base.removeprefix(f"{IAM}/")}
-            op = self._request("POST", f"{base}:undelete", json={})
-            if op.status_code != 200:
-                raise UserError(
-                    f"the pool {pool} is soft-deleted and could not be undeleted: "
-                    f"{error_reason(op)}",
-                    f"undelete it (`gcloud iam workload-identity-pools undelete {pool} "
-                    "--location=global`) or choose another --name",
-                )
-        found = {"wif_pool": base.removeprefix(f"{IAM}/")}
-        prov = self._request("GET", f"{base}/providers/{provider}")
-        if prov.status_code == 200 and prov.json().get("state") != "DELETED":
-            found["wif_provider"] = f"{found['wif_pool']}/providers/{provider}"
-        return found
-
-    def ensure_kms_key(self, project: str, region: str, ring: str, key: str) -> bool:
-        """Create the key ring and key if absent; True when something was created."""
-        from google.api_core import exceptions as gexc
-
-        client = self.kms()
-        created = False
-        ring_path = client.key_ring_path(project, region, ring)
-        try:
-            client.get_key_ring(name=ring_path)
-        except gexc.NotFound:
-            try:
-                client.create_key_ring(
-                    request={
-                        "parent": f"projects/{project}/locations/{region}",
-                        "key_ring_id": ring,
-                        "key_ring": {},
-                    }
-                )
-                created = True
-            except gexc.AlreadyExists:
-                pass
-        try:
-            client.get_crypto_key(name=client.crypto_key_path(project, region, ring, key))
-        except gexc.NotFound:
-            try:
-                client.create_crypto_key(
-                    request={
-                        "parent": ring_path,
-                        "crypto_key_id": key,
-                        "crypto_key": {
-                            "purpose": "ENCRYPT_DECRYPT",
-                            "labels": self.cfg.names.labels,
-                        },
-                    }
-                )
-                created = True
-            except gexc.AlreadyExists:
-                pass
-        except gexc.PermissionDenied:
-            raise UserError(
-                f"you cannot use the KMS key {ring}/{key}",
-                "grant yourself roles/cloudkms.cryptoKeyEncrypterDecrypter, or use --secrets-provider passphrase",
-            ) from None
-        return created
-
-    # -- purge (destroy --purge-state)
-    def delete_bucket(self, name: str) -> None:
-        from google.api_core import exceptions as gexc
-
-        try:
-            bucket = self.storage().get_bucket(name)
-        except gexc.NotFound:
-            return
-        for blob in self.storage().list_blobs(name, versions=True):
-            blob.delete()
-        bucket.delete()
-
-    def destroy_key_versions(self, project: str, region: str, ring: str, key: str) -> int:
-        """KMS keys cannot be deleted; destroying their versions makes them unusable and free."""
-        from google.api_core import exceptions as gexc
-
-        client = self.kms()
-        n = 0
-        try:
-            versions = list(
-                client.list_crypto_key_versions(
-                    request={"parent": client.crypto_key_path(project, region, ring, key)}
-                )
-            )
-        except gexc.NotFound:
-            return 0
-        for v in versions:
-            if str(getattr(v.state, "name", v.state)) in ("ENABLED", "DISABLED"):
-                client.destroy_crypto_key_version(request={"name": v.name})
-                n += 1
-        return n
 
 
 def default_build_account_warnings(
@@ -430,8 +83,7 @@ class PreflightPhase:
         rep.step("Checking Application Default Credentials")
         api.credentials()
         rep.step(f"Checking project {cfg.project} and its billing")
-        project = api.check_project(cfg.project)
-        out["project_number"] = str(project.get("name", "")).removeprefix("projects/") or None
+        out["project_number"] = api.check_project(cfg.project)
         api.check_billing(cfg.project)
         rep.step("Checking your permissions")
         missing = api.missing_permissions(cfg.project, REQUIRED_PERMISSIONS)
@@ -454,7 +106,7 @@ class PreflightPhase:
             from ..dns import CloudDnsApi, check_dns
 
             rep.step(f"Checking the Cloud DNS zone for {cfg.domain}")
-            dns_api = ctx.services.dns_api or CloudDnsApi(api._request)
+            dns_api = ctx.services.dns_api or CloudDnsApi(api.dns)
             out.update(check_dns(cfg, dns_api, api.missing_permissions))
 
         rep.step("Checking the Pulumi CLI")
@@ -475,7 +127,7 @@ class PreflightPhase:
         ready = True
         if not dry and (not cfg.is_local_backend or cfg.secrets_provider == "gcpkms"):
             rep.step(f"Enabling {', '.join(STATE_SERVICES)}")
-            api.enable_services(cfg.project, STATE_SERVICES)
+            out["services_enabled"] = api.enable_services(cfg.project, STATE_SERVICES)
         if not cfg.is_local_backend:
             bucket = cfg.state_url.removeprefix("gs://").split("/")[0]
             exists = api.bucket_exists(bucket)
