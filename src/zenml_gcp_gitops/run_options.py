@@ -29,14 +29,14 @@ class RunOptions:
     purge_state: bool = False  # destroy: also the state bucket, key and record
     verbose: bool = False
     write_kubeconfig: bool = False  # gitops: keep a kubeconfig for kubectl
-    adopt: bool = False  # register: take over same-named objects without our labels
-    credentials_from_env: bool = False  # register: MLflow/ZenML logins from the environment
+    adopt: bool = False  # register/destroy: take over same-named objects that are not ours
+    credentials_from_env: bool = False  # register/ci: MLflow/ZenML logins from the environment
     verify_connector: bool = True  # register: ask the server to verify the connector
     rotate: bool = False  # ci: a new API key even if one exists
     retain_minutes: int = 60  # ci: how long a rotated-away key keeps working
     github_repo: str | None = None  # ci: set the repository's Actions secrets
     zenml_url: str | None = None  # register/ci: the server, when not the recorded one
-    timeout: float = 300.0  # seconds to wait for a server to answer
+    timeout: float = 300.0  # register/ci: seconds the whole run may take against the server
     pulumi_root: str | None = None  # the Pulumi CLI's install root (else env, data dir, PATH)
     pulumi_home: str | None = None  # PULUMI_HOME for plugins
     work_dir: str | None = None  # the Pulumi workspace (else the data dir)

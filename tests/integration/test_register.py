@@ -93,9 +93,12 @@ def test_register_values_labels_and_secret_refs(store: Any) -> None:
         SecretFilter(name="reg-values-mlflow-credentials"), hydrate=True
     ).items[0]
     full = store.get_secret(secret.id)
+    from zenml_gcp_gitops.zenml.secrets import OWNER_KEY, owner_mark
+
     assert {k: v.get_secret_value() for k, v in full.values.items()} == {
         "username": "ml-user",
         "password": "ml-Pa55",
+        OWNER_KEY: owner_mark(spec),  # ZenML secrets have no labels
     }
     assert full.private is False
     conn = store.get_service_connector(result.connector.id) if result.connector else None

@@ -108,15 +108,20 @@ def start_zenml_server(
     timeout: float = 120,
     workdir: Path | None = None,
     implicit_auth: bool = True,
+    app: str = "zenml.zen_server.zen_server_api:app",
+    extra_env: dict[str, str] | None = None,
+    password: str | None = None,
 ) -> ZenServer:
     """Start a server and wait for /health; the caller must `stop()` it. Implicit connector
-    auth is allowed, as the stack's server allows it (Workload Identity)."""
+    auth is allowed, as the stack's server allows it (Workload Identity). `app` and
+    `extra_env` start a variant (e.g. `tests.support.zenml_dying_app:app`); on an existing
+    `workdir`, pass the admin `password` it was first started with."""
     owns = workdir is None
     wd = Path(tempfile.mkdtemp(prefix="zgg-zenml-server-")) if workdir is None else workdir
     (wd / "server-config").mkdir(parents=True, exist_ok=True)
     (wd / "client-config").mkdir(parents=True, exist_ok=True)
     port = free_port()
-    password = "T3st-" + secrets.token_urlsafe(12)
+    password = password or "T3st-" + secrets.token_urlsafe(12)
     env = {
         k: v
         for k, v in os.environ.items()
@@ -138,17 +143,19 @@ def start_zenml_server(
         AUTO_OPEN_DASHBOARD="false",
         ZENML_ENABLE_IMPLICIT_AUTH_METHODS=str(implicit_auth).lower(),
         NO_GCE_CHECK="true",  # no metadata server here: implicit GCP auth fails at once
+        **(extra_env or {}),
     )
     log_path = wd / "server.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [
-                sys.executable, "-m", "uvicorn", "zenml.zen_server.zen_server_api:app",
+                sys.executable, "-m", "uvicorn", app,
                 "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
             ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            cwd=str(Path(__file__).resolve().parents[2]),  # `app` may be in tests.support
             start_new_session=True,  # its own process group, so stop() kills uvicorn's children
         )  # fmt: skip
     server = ZenServer(f"http://127.0.0.1:{port}", ADMIN_USER, password, wd, proc, log_path, owns)

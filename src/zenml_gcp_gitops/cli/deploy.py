@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..phases import PHASE_ORDER
-from .options import ConfigSource, config_options, output_option
+from .options import ConfigSource, config_options, credentials_from_env_option, output_option
 
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
@@ -91,12 +91,7 @@ def _record_phases(engine: Engine) -> dict[str, Any]:
 @click.option(
     "--rotate-ci-key", is_flag=True, help="Issue a new CI API key (the old one stays valid 60 min)."
 )
-@click.option(
-    "--credentials-from-env",
-    is_flag=True,
-    help="Log in to ZenML/MLflow with ZENML_STORE_*/MLFLOW_TRACKING_* from the environment "
-    "instead of the deployment's own Secret Manager secrets.",
-)
+@credentials_from_env_option
 @click.option(
     "--local",
     "local",
@@ -457,9 +452,20 @@ def _print_durations(rows: list[dict[str, Any]]) -> None:
     "--purge-state", is_flag=True, help="Also delete the state bucket and the state key's versions."
 )
 @click.option("--verbose", "-v", is_flag=True, help="Stream the Pulumi engine log.")
+@click.option(
+    "--adopt",
+    is_flag=True,
+    help="Also delete the same-named ZenML secret this tool did not create (left by default).",
+)
 @output_option
 def destroy(
-    config: ConfigSource, yes: bool, force: bool, purge_state: bool, verbose: bool, output: str
+    config: ConfigSource,
+    yes: bool,
+    force: bool,
+    purge_state: bool,
+    verbose: bool,
+    output: str,
+    adopt: bool = False,
 ) -> None:
     """Tear down in reverse: ci -> register -> gitops (apps, LBs, disks) -> pulumi destroy.
 
@@ -483,7 +489,7 @@ def destroy(
 
     engine = _make_engine(
         cfg,
-        RunOptions(yes=yes, force=force, purge_state=purge_state, verbose=verbose),
+        RunOptions(yes=yes, force=force, purge_state=purge_state, verbose=verbose, adopt=adopt),
     )
     try:
         summary = engine.destroy()

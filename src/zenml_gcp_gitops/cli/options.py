@@ -128,3 +128,14 @@ def output_option(func: Callable[..., Any]) -> Callable[..., Any]:
         callback=remember_output,
         help="`json` prints one machine-readable document on stdout.",
     )(func)
+
+
+def credentials_from_env_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """`--credentials-from-env`: deploy, register and ci-account read logins the same way
+    (`phases.register._pick`)."""
+    return click.option(
+        "--credentials-from-env",
+        is_flag=True,
+        help="Log in to ZenML/MLflow with ZENML_STORE_*/MLFLOW_TRACKING_* from the environment "
+        "instead of the deployment's own Secret Manager secrets.",
+    )(func)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .options import ConfigSource, config_options, output_option
+from .options import ConfigSource, config_options, credentials_from_env_option, output_option
 
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
@@ -229,7 +229,12 @@ def export_yaml(spec: StackSpec) -> dict[str, Any]:
     help="JSON from `outputs --output json` (or a whole `plan --output json`).",
 )
 @click.option("--zenml-url", help="ZenML server URL [https://<zenml_host> from the outputs].")
-@click.option("--adopt", is_flag=True, help="Take over same-named components made by someone else.")
+@click.option(
+    "--adopt",
+    is_flag=True,
+    help="Take over same-named components and secret made by someone else.",
+)
+@credentials_from_env_option
 @click.option(
     "--activate",
     is_flag=True,
@@ -256,7 +261,7 @@ def export_yaml(spec: StackSpec) -> dict[str, Any]:
     type=click.FloatRange(min=1),
     default=300,
     show_default=True,
-    help="Seconds to wait for the server's /health.",
+    help="Seconds the whole run may take against the server (health wait, login, requests).",
 )
 @output_option
 def register_cmd(
@@ -264,6 +269,7 @@ def register_cmd(
     outputs_file: Path | None,
     zenml_url: str | None,
     adopt: bool,
+    credentials_from_env: bool,
     activate: bool,
     print_commands: bool,
     export_file: Path | None,
@@ -305,7 +311,15 @@ def register_cmd(
 
     from ..phases.register import RegisterPhase, admin_credentials
 
-    ctx = _context(cfg, outputs, zenml_url, adopt=adopt, timeout=timeout, verify_connector=verify)
+    ctx = _context(
+        cfg,
+        outputs,
+        zenml_url,
+        adopt=adopt,
+        timeout=timeout,
+        verify_connector=verify,
+        credentials_from_env=credentials_from_env,
+    )
     url = _url(ctx)
     ctx.options = dataclasses.replace(ctx.options, zenml_url=url)
     logs: list[str] = []
@@ -362,8 +376,9 @@ def _ci_options(func: Callable[..., Any]) -> Callable[..., Any]:
         type=click.FloatRange(min=1),
         default=300,
         show_default=True,
-        help="Seconds to wait for the server's /health.",
+        help="Seconds the whole command may take against the server.",
     )(func)
+    func = credentials_from_env_option(func)
     func = output_option(func)
     return config_options(func)
 
@@ -399,27 +414,31 @@ def _secrets(ctx: PhaseContext) -> SecretAccess:
 
 
 def _admin_session(
-    config: ConfigSource, outputs_file: Path | None, zenml_url: str | None, timeout: float
-) -> tuple[DeploymentConfig, PhaseContext, str, Any]:
+    config: ConfigSource, outputs_file: Path | None, zenml_url: str | None, timeout: float,
+    credentials_from_env: bool = False,
+) -> tuple[DeploymentConfig, PhaseContext, str, Any]:  # fmt: skip
     """Config, phase context, server URL and an admin-logged-in store: what the ci-account
-    commands share."""
+    commands share. `timeout` bounds the whole command against the server."""
     from ..phases.register import admin_credentials
-    from ..zenml.session import connect
+    from ..zenml.session import Deadline, connect
 
     cfg, outputs = _load(config, outputs_file)
-    ctx = _context(cfg, outputs, zenml_url)
+    ctx = _context(cfg, outputs, zenml_url, credentials_from_env=credentials_from_env)
     url = _url(ctx)
-    return cfg, ctx, url, connect(url, admin_credentials(ctx), timeout=timeout)
+    creds = admin_credentials(ctx)
+    return cfg, ctx, url, connect(url, creds, timeout=timeout, deadline=Deadline(timeout))
 
 
 def _ensure(
     config: ConfigSource, outputs_file: Path | None, zenml_url: str | None, timeout: float,
-    output: str, show_key: bool, rotate: bool, retain_minutes: int,
+    output: str, show_key: bool, rotate: bool, retain_minutes: int, credentials_from_env: bool,
 ) -> None:  # fmt: skip
     from ..zenml.apply import find_stack_id
     from ..zenml.ci_account import ensure_ci_account
 
-    cfg, ctx, url, store = _admin_session(config, outputs_file, zenml_url, timeout)
+    cfg, ctx, url, store = _admin_session(
+        config, outputs_file, zenml_url, timeout, credentials_from_env
+    )
     result = ensure_ci_account(
         store,
         cfg,
@@ -456,7 +475,7 @@ def ci_account() -> None:
 )
 def ci_create(
     config: ConfigSource, outputs_file: Path | None, zenml_url: str | None, timeout: float,
-    output: str, show_key: bool, rotate: bool, retain_minutes: int,
+    output: str, show_key: bool, rotate: bool, retain_minutes: int, credentials_from_env: bool,
 ) -> None:  # fmt: skip
     """Create the account and its key (a re-run keeps the key).
 
@@ -472,6 +491,7 @@ def ci_create(
         show_key,
         rotate,
         retain_minutes,
+        credentials_from_env,
     )
 
 
@@ -491,7 +511,7 @@ def ci_create(
 )
 def ci_rotate(
     config: ConfigSource, outputs_file: Path | None, zenml_url: str | None, timeout: float,
-    output: str, show_key: bool, retain_minutes: int,
+    output: str, show_key: bool, retain_minutes: int, credentials_from_env: bool,
 ) -> None:  # fmt: skip
     """Issue a new key; the old one keeps working for --retain-minutes."""
     _ensure(
@@ -503,6 +523,7 @@ def ci_rotate(
         show_key,
         True,
         retain_minutes,
+        credentials_from_env,
     )
 
 
@@ -511,13 +532,15 @@ def ci_rotate(
 @click.option("--show-key", is_flag=True, help="Also print the stored key from Secret Manager.")
 def ci_show(
     config: ConfigSource, outputs_file: Path | None, zenml_url: str | None, timeout: float,
-    output: str, show_key: bool,
+    output: str, show_key: bool, credentials_from_env: bool,
 ) -> None:  # fmt: skip
     """Show the account, whether its key is active, and its age."""
     from ..errors import UserError
     from ..zenml.ci_account import ci_status
 
-    cfg, ctx, _, store = _admin_session(config, outputs_file, zenml_url, timeout)
+    cfg, ctx, _, store = _admin_session(
+        config, outputs_file, zenml_url, timeout, credentials_from_env
+    )
     st = ci_status(store, cfg, secrets=_secrets(ctx))
     if st["service_account"] is None:
         raise UserError(
@@ -551,13 +574,15 @@ def ci_show(
 @click.option("--yes", "-y", is_flag=True, help="Do not ask.")
 def ci_delete(
     config: ConfigSource, outputs_file: Path | None, zenml_url: str | None, timeout: float,
-    output: str, yes: bool,
+    output: str, yes: bool, credentials_from_env: bool,
 ) -> None:  # fmt: skip
     """Delete the API key, the service account and the stored key versions."""
     from ..ui import is_interactive
     from ..zenml.ci_account import ci_status, delete_ci_account
 
-    cfg, ctx, _, store = _admin_session(config, outputs_file, zenml_url, timeout)
+    cfg, ctx, _, store = _admin_session(
+        config, outputs_file, zenml_url, timeout, credentials_from_env
+    )
     if not yes and is_interactive():
         click.confirm(f"Delete {cfg.names.zenml_ci_account} and its API key?", abort=True)
     before = ci_status(store, cfg)["service_account"]

@@ -24,11 +24,12 @@ class CiPhase:
     def run(self, ctx: PhaseContext) -> dict[str, Any]:
         from ..zenml.apply import find_stack_id
         from ..zenml.ci_account import ensure_ci_account
-        from ..zenml.session import connect
+        from ..zenml.session import Deadline, connect
 
         url = zenml_url_of(ctx)
         ctx.reporter.step(f"Ensuring the CI service account {ctx.cfg.names.zenml_ci_account}")
-        store = connect(url, admin_credentials(ctx), timeout=ctx.options.timeout)
+        deadline = Deadline(ctx.options.timeout)
+        store = connect(url, admin_credentials(ctx), timeout=ctx.options.timeout, deadline=deadline)
         result = ensure_ci_account(
             store,
             ctx.cfg,

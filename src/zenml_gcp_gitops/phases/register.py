@@ -191,11 +191,13 @@ class RegisterPhase:
 
     def run(self, ctx: PhaseContext) -> dict[str, Any]:
         from ..zenml.apply import apply_stack_spec
-        from ..zenml.session import connect
+        from ..zenml.session import Deadline, connect
 
         url = zenml_url_of(ctx)
+        # --timeout bounds the whole run: the health wait, the login and every request.
+        deadline = Deadline(ctx.options.timeout)
         # Reach and log in to the server first: its errors are the likelier ones to fix.
-        store = connect(url, admin_credentials(ctx), timeout=ctx.options.timeout)
+        store = connect(url, admin_credentials(ctx), timeout=ctx.options.timeout, deadline=deadline)
         spec = build_spec(ctx)
         ctx.reporter.step(f"Registering stack {spec.name} on {url}")
         # The deployed server reaches GCP, so verify the connector and record the verdict;
@@ -229,5 +231,8 @@ class RegisterPhase:
         spec = gcp_stack_spec(ctx.cfg, ctx.infra)
         store = connect_for_destroy(ctx)
         if store is not None:
-            for line in delete_stack_spec(store, spec):
+            kept: list[str] = []
+            for line in delete_stack_spec(store, spec, adopt=ctx.options.adopt, kept=kept):
                 ctx.reporter.log(f"deleted {line}")
+            for line in kept:
+                ctx.reporter.log(line)

@@ -1,7 +1,7 @@
 """The generic stack-spec applier: validate everything, then upsert by name, and roll back on failure.
 
     apply_stack_spec(store, spec, adopt=False, verify=None) -> RegisterResult
-    stack_status(store, spec) -> dict ;  delete_stack_spec(store, spec) -> list[str]
+    stack_status(store, spec) -> dict ;  delete_stack_spec(store, spec, adopt, kept) -> list[str]
 
 Upserts are by name. Objects we made carry the spec's labels; a same-named object without
 them is someone else's and is refused (`ForeignObjectError`) unless `adopt=True`. Everything
@@ -27,7 +27,10 @@ from .secrets import (
     delete_secrets,
     find_secret,
     first,
+    has_labels,
+    owned_secrets,
     plain,
+    secret_is_ours,
 )
 
 if TYPE_CHECKING:
@@ -80,9 +83,7 @@ class RegisterResult:
         }
 
 
-def _has_labels(obj_labels: dict[str, Any] | None, wanted: dict[str, str]) -> bool:
-    have = obj_labels or {}
-    return all(str(have.get(k)) == v for k, v in wanted.items())
+_has_labels = has_labels
 
 
 class _Applier:
@@ -98,6 +99,16 @@ class _Applier:
         self.swap: tuple[Any, Any] | None = None  # (old, new) connector ids on an auth change
         self.component_swaps: list[tuple[Any, Any, str]] = []  # (old, new, name): new flavor
         self.unchanged: list[str] = []
+        self.inflight: tuple[str, str] | None = None  # (verb, "kind:name") being written
+        self.swapping = False  # past the point of undo (`finish_swaps`)
+
+    def write(self, verb: str, what: str, call: Any, *args: Any) -> Any:
+        """One write; while it is under way, `inflight` names it (a lost answer leaves it
+        unknown whether the server applied it)."""
+        self.inflight = (verb, what)
+        resp = call(*args)
+        self.inflight = None
+        return resp
 
     # -- lookups
     def find_secret(self, name: str) -> Any:
@@ -197,11 +208,14 @@ class _Applier:
         existing["stack"] = stack
         if stack is not None and not _has_labels(stack.labels, spec.labels):
             foreign.append(f"stack '{spec.name}'")
+        comps = [existing[f"component:{c.type}"] for c in spec.ordered_components()]
         for s in spec.secrets:
-            existing[f"secret:{s.name}"] = self.find_secret(s.name)
+            sec = existing[f"secret:{s.name}"] = self.find_secret(s.name)
+            if sec is not None and not secret_is_ours(self.store, spec, sec, comps):
+                foreign.append(f"secret '{s.name}'")
         if foreign and not self.adopt:
             raise ForeignObjectError(
-                f"not ours (no {LABEL_HINT} labels): {', '.join(foreign)}",
+                f"not made by this deployment (no {LABEL_HINT} labels): {', '.join(foreign)}",
                 "pass --adopt to take them over, or choose another deployment name",
             )
         return existing
@@ -263,13 +277,19 @@ class _Applier:
         for f in self.spec.flavors:
             cur, req = existing[f"flavor:{f.type}:{f.name}"]
             if cur is None:
-                resp = self.store.create_flavor(req)
+                resp = self.write("created", f"flavor:{f.name}", self.store.create_flavor, req)
                 self.undo.append(
                     (f"flavor {f.name}", lambda i=resp.id: self.store.delete_flavor(i))
                 )
                 self.created.append(f"flavor:{f.name}")
             elif cur.config_schema != req.config_schema:
-                self.store.update_flavor(cur.id, FlavorUpdate(config_schema=req.config_schema))
+                self.write(
+                    "updated",
+                    f"flavor:{f.name}",
+                    self.store.update_flavor,
+                    cur.id,
+                    FlavorUpdate(config_schema=req.config_schema),
+                )
                 prev = FlavorUpdate(config_schema=cur.config_schema)
                 self.undo.append(
                     (f"flavor {f.name}", lambda i=cur.id, p=prev: self.store.update_flavor(i, p))
@@ -335,7 +355,9 @@ class _Applier:
         cur = existing["connector"]
         req = self.connector_request()
         if cur is None:
-            resp = self.store.create_service_connector(req)
+            resp = self.write(
+                "created", f"connector:{c.name}", self.store.create_service_connector, req
+            )
             self.undo.append(
                 (f"connector {c.name}", lambda i=resp.id: self.store.delete_service_connector(i))
             )
@@ -358,7 +380,9 @@ class _Applier:
             # register a new one under a temporary name, re-link the components to it, and
             # swap names once the stack is done (`finish_connector_swap`).
             tmp = req.model_copy(update={"name": f"{c.name}-{uuid.uuid4().hex[:6]}"})
-            resp = self.store.create_service_connector(tmp)
+            resp = self.write(
+                "created", f"connector:{tmp.name}", self.store.create_service_connector, tmp
+            )
             self.undo.append(
                 (f"connector {tmp.name}", lambda i=resp.id: self.store.delete_service_connector(i))
             )
@@ -374,7 +398,9 @@ class _Applier:
             configuration=req.configuration,
             labels={**(full.labels or {}), **self.spec.labels},
         )
-        resp = self.store.update_service_connector(cur.id, update)
+        resp = self.write(
+            "updated", f"connector:{c.name}", self.store.update_service_connector, cur.id, update
+        )
         prev = ServiceConnectorUpdate(
             auth_method=full.auth_method,
             resource_types=full.resource_types,
@@ -404,7 +430,10 @@ class _Applier:
         replacing = cur is not None and cur.flavor_name != c.flavor
         if cur is None or replacing:
             name = f"{c.name}-{uuid.uuid4().hex[:6]}" if replacing else c.name
-            resp = self.store.create_stack_component(
+            resp = self.write(
+                "created",
+                f"{c.type}:{name}",
+                self.store.create_stack_component,
                 ComponentRequest(
                     name=name,
                     type=StackComponentType(c.type),
@@ -413,7 +442,7 @@ class _Applier:
                     labels=dict(self.spec.labels),
                     connector=connector_id,
                     connector_resource_id=resource_id,
-                )
+                ),
             )
             self.undo.append(
                 (f"{c.type} {name}", lambda i=resp.id: self.store.delete_stack_component(i))
@@ -435,7 +464,10 @@ class _Applier:
         if same:
             self.unchanged.append(f"{c.type}:{c.name}")
             return full
-        resp = self.store.update_stack_component(
+        resp = self.write(
+            "updated",
+            f"{c.type}:{c.name}",
+            self.store.update_stack_component,
             cur.id,
             ComponentUpdate(
                 configuration=dict(c.configuration),
@@ -464,13 +496,16 @@ class _Applier:
             StackComponentType(t): [i] for t, i in comp_ids.items()
         }
         if cur is None:
-            resp = self.store.create_stack(
+            resp = self.write(
+                "created",
+                f"stack:{self.spec.name}",
+                self.store.create_stack,
                 StackRequest(
                     name=self.spec.name,
                     description=f"Managed by zenml-gcp-gitops ({self.spec.name})",
                     components=components,
                     labels=dict(self.spec.labels),
-                )
+                ),
             )
             self.undo.append(
                 (f"stack {self.spec.name}", lambda i=resp.id: self.store.delete_stack(i))
@@ -483,7 +518,10 @@ class _Applier:
         if have == want and _has_labels(full.labels, self.spec.labels):
             self.unchanged.append(f"stack:{self.spec.name}")
             return full
-        resp = self.store.update_stack(
+        resp = self.write(
+            "updated",
+            f"stack:{self.spec.name}",
+            self.store.update_stack,
             cur.id,
             StackUpdate(components=components, labels={**(full.labels or {}), **self.spec.labels}),
         )
@@ -507,6 +545,7 @@ class _Applier:
         if not self.component_swaps and self.swap is None:
             return None
         self.undo.clear()  # the stack already uses the new objects; old ones go now
+        self.swapping = True
         for old_id, new_id, name in self.component_swaps:
             self.store.delete_stack_component(old_id)
             self.store.update_stack_component(new_id, ComponentUpdate(name=name))
@@ -522,15 +561,92 @@ class _Applier:
             self.updated.append(f"connector:{aside} (kept: other components still use it)")
         return self.store.update_service_connector(new_id, ServiceConnectorUpdate(name=name))
 
-    def rollback(self) -> list[str]:
-        failed: list[str] = []
-        for what, fn in reversed(self.undo):
+    def rollback(self, steps: list[tuple[str, Any]] | None = None) -> list[tuple[str, Any]]:
+        """Run the undo steps, newest first; returns the ones that failed (oldest first)."""
+        failed: list[tuple[str, Any]] = []
+        for what, fn in reversed(self.undo if steps is None else steps):
             try:
                 fn()
             except Exception:  # noqa: BLE001 - each undo step is tried; failures are listed, not raised
-                failed.append(what)
+                failed.insert(0, (what, fn))
         self.undo.clear()
         return failed
+
+    def lookup(self, what: str) -> Any:
+        """The object `kind:name` (as `inflight` names it) on the server, or None."""
+        from zenml.models import ComponentFilter, FlavorFilter
+
+        kind, _, name = what.partition(":")
+        if kind == "secret":
+            return self.find_secret(name)
+        if kind == "connector":
+            return self.find_connector(name)
+        if kind == "stack":
+            return self.find_stack(name)
+        if kind == "flavor":
+            return first(self.store.list_flavors(FlavorFilter(name=name)))
+        return first(self.store.list_stack_components(ComponentFilter(name=name, type=kind)))
+
+    def delete(self, what: str, obj: Any) -> None:
+        kind = what.partition(":")[0]
+        delete = {
+            "secret": self.store.delete_secret,
+            "connector": self.store.delete_service_connector,
+            "stack": self.store.delete_stack,
+            "flavor": self.store.delete_flavor,
+        }.get(kind, self.store.delete_stack_component)
+        delete(obj.id)
+
+    def after_lost_server(self, failed: list[tuple[str, Any]]) -> str:
+        """What a run cut off from the server left: checked when the server answers again
+        (undo is retried then), else named as unverified. Never claims what it cannot know."""
+        from .session import wait_healthy
+
+        inflight = self.inflight
+        if self.swapping:
+            return (
+                "; the stack already used the new objects, so nothing was undone; the old "
+                "ones may still be there under their names and a re-run finishes the swap"
+            )
+        deadline = getattr(self.store, "deadline", None)
+        grace = 5.0 if deadline is None else min(5.0, deadline.left())
+        try:
+            if grace <= 0:
+                raise TimeoutError
+            wait_healthy(self.store.url, timeout=grace)
+        except Exception:  # noqa: BLE001 - not answering is the case we report
+            unverified = [what for what, _ in failed]
+            if inflight is not None:
+                unverified.append(f"{inflight[1]} (may have been {inflight[0]})")
+            if not unverified:
+                return "; nothing was written before the server stopped answering"
+            return (
+                "; the server stopped answering, so these may be left on it and could not be "
+                f"checked: {', '.join(unverified)}"
+            )
+        parts: list[str] = []
+        if inflight is not None:
+            verb, what = inflight
+            if verb == "updated":
+                parts.append(f"{what} may have been updated (its answer was lost)")
+            else:
+                # absent before this run, so if it is there now this run made it: undo it first
+                try:
+                    obj = self.lookup(what)
+                except Exception:  # noqa: BLE001 - reported as unverified
+                    parts.append(f"could not check whether {what} was created")
+                else:
+                    try:
+                        if obj is not None:
+                            self.delete(what, obj)
+                    except Exception:  # noqa: BLE001 - reported
+                        parts.append(f"left on the server: {what} (its answer was lost)")
+        failed = self.rollback(failed)
+        if failed:
+            parts.insert(0, f"could not undo: {', '.join(what for what, _ in failed)}")
+        if not parts:
+            return "; checked once the server answered again: nothing was left behind"
+        return "; " + "; ".join(parts)
 
 
 LABEL_HINT = "zenml:deployment"
@@ -561,7 +677,14 @@ def apply_stack_spec(
         if isinstance(e, KeyboardInterrupt):
             raise
         detail = e.message if isinstance(e, UserError) else str(e).splitlines()[0][:300]
-        left = f"; could not undo: {', '.join(failed)}" if failed else "; nothing was left behind"
+        if _lost_server(e):
+            if not isinstance(e, UserError):
+                detail = f"the connection to the ZenML server was lost ({e.__class__.__name__})"
+            left = a.after_lost_server(failed)
+        elif failed:
+            left = f"; could not undo: {', '.join(what for what, _ in failed)}"
+        else:
+            left = "; nothing was left behind"
         raise PhaseError(
             f"registering stack {spec.name} failed: {detail}{left}",
             "fix the cause and re-run; the run is idempotent",
@@ -593,6 +716,21 @@ def apply_stack_spec(
         result.verification = verify_connector(store, connector.id)
         result.log.append(f"connector verification: {result.verification['result']}")
     return result
+
+
+def _lost_server(e: BaseException) -> bool:
+    """A transport failure: the server may or may not have applied the write under way."""
+    import requests
+
+    from ..errors import ServiceUnavailable
+
+    lost = (
+        requests.ConnectionError,
+        requests.Timeout,
+        requests.exceptions.ChunkedEncodingError,  # the answer broke off mid-way
+        ServiceUnavailable,
+    )
+    return isinstance(e, lost)
 
 
 def verify_connector(store: Any, connector_id: Any) -> dict[str, Any]:
@@ -645,16 +783,22 @@ def stack_status(store: Any, spec: StackSpec, verify: bool = False) -> dict[str,
     return out
 
 
-def delete_stack_spec(store: Any, spec: StackSpec) -> list[str]:
-    """Deregister what `apply_stack_spec` made (only objects carrying our labels)."""
+def delete_stack_spec(
+    store: Any, spec: StackSpec, adopt: bool = False, kept: list[str] | None = None
+) -> list[str]:
+    """Deregister what `apply_stack_spec` made (only objects carrying our labels).
+
+    A same-named secret that is not ours (`secret_is_ours`) is left, with a line in `kept`,
+    unless `adopt`. Ownership is decided before the components that may vouch for it go."""
     a = _Applier(store, spec, adopt=False)
     removed: list[str] = []
+    comps = [(c, a.find_component(c)) for c in reversed(spec.ordered_components())]
+    secrets = owned_secrets(store, spec, [x for _, x in comps], adopt, [] if kept is None else kept)
     stack = a.find_stack(spec.name)
     if stack is not None and _has_labels(stack.labels, spec.labels):
         store.delete_stack(stack.id)
         removed.append(f"stack:{spec.name}")
-    for c in reversed(spec.ordered_components()):
-        comp = a.find_component(c)
+    for c, comp in comps:
         if comp is not None and _has_labels(comp.labels, spec.labels):
             store.delete_stack_component(comp.id)
             removed.append(f"{c.type}:{c.name}")
@@ -663,7 +807,7 @@ def delete_stack_spec(store: Any, spec: StackSpec) -> list[str]:
         if conn is not None and _has_labels(conn.labels, spec.labels):
             store.delete_service_connector(conn.id)
             removed.append(f"connector:{spec.connector.name}")
-    return removed + delete_secrets(store, spec)
+    return removed + delete_secrets(store, secrets)
 
 
 def find_stack_id(store: Any, name: str) -> str | None:

@@ -1,15 +1,23 @@
 """ZenML secrets: the values a stack's components reference as `{{<secret>.<key>}}`.
 
     check_secret_refs(store, spec)     every reference resolves to a non-empty value
+    secret_is_ours(store, spec, secret, components) -> bool
     apply_secrets(store, spec, existing, journal)   create or update, with an undo step each
-    delete_secrets(store, spec) -> [removed]
+    delete_secrets(store, spec, components, adopt, kept) -> [removed]
 
 Values go to ZenML's secret store only: they are never logged, recorded or returned.
+
+ZenML secrets have no labels, so ours carry one more value, `OWNER_KEY`, holding the
+deployment's labels. A same-named secret without it counts as ours only when one of our
+labelled components references it (made before the key existed); any other is someone
+else's: register refuses it and destroy leaves it, unless told to adopt it.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import UserError
@@ -18,6 +26,7 @@ if TYPE_CHECKING:
     from ..stack_spec import StackSpec
 
 SECRET_REF = re.compile(r"\{\{\s*([^.\s}]+)\.([^}\s]+)\s*\}\}")
+OWNER_KEY = "zenml_gcp_gitops_owner"
 
 
 class Journal(Protocol):
@@ -27,6 +36,7 @@ class Journal(Protocol):
     created: list[str]
     updated: list[str]
     unchanged: list[str]
+    inflight: tuple[str, str] | None  # (verb, "kind:name") of the write under way
 
 
 def first(page: Any) -> Any:
@@ -42,6 +52,38 @@ def plain(value: Any) -> Any:
     if isinstance(value, SecretStr):
         return value.get_secret_value()
     return value
+
+
+def has_labels(obj_labels: dict[str, Any] | None, wanted: dict[str, str]) -> bool:
+    have = obj_labels or {}
+    return all(str(have.get(k)) == v for k, v in wanted.items())
+
+
+def owner_mark(spec: StackSpec) -> str:
+    """The `OWNER_KEY` value of the spec's secrets: its labels, canonical JSON."""
+    return json.dumps(spec.labels, sort_keys=True, separators=(",", ":"))
+
+
+def references(component: Any, secret_name: str) -> bool:
+    """Does a (server-side) component's configuration reference `{{secret_name.key}}`?"""
+    for value in dict(getattr(component, "configuration", None) or {}).values():
+        m = SECRET_REF.fullmatch(value) if isinstance(value, str) else None
+        if m is not None and m.group(1) == secret_name:
+            return True
+    return False
+
+
+def secret_is_ours(store: Any, spec: StackSpec, secret: Any, components: Iterable[Any]) -> bool:
+    """Ours: it carries our `OWNER_KEY`, or (made before that key) has none and one of our
+    labelled `components` references it."""
+    full = store.get_secret(secret.id)
+    mark = plain((full.values or {}).get(OWNER_KEY))
+    if mark is not None:
+        return bool(mark == owner_mark(spec))
+    return any(
+        c is not None and has_labels(c.labels, spec.labels) and references(c, secret.name)
+        for c in components
+    )
 
 
 def find_secret(store: Any, name: str) -> Any:
@@ -77,14 +119,16 @@ def apply_secrets(store: Any, spec: StackSpec, existing: dict[str, Any], journal
     from pydantic import SecretStr
     from zenml.models import SecretRequest, SecretUpdate
 
+    mark = owner_mark(spec)
     for s in spec.secrets:
         cur = existing[f"secret:{s.name}"]
-        values = {k: v.get_secret_value() for k, v in s.values.items()}
+        want: dict[str, SecretStr | None] = {**s.values, OWNER_KEY: SecretStr(mark)}
+        values = {k: v.get_secret_value() for k, v in want.items() if v is not None}
         if cur is None:
+            journal.inflight = ("created", f"secret:{s.name}")
             # not private: the CI service account's runs must resolve the references
-            resp = store.create_secret(
-                SecretRequest(name=s.name, private=False, values=dict(s.values))
-            )
+            resp = store.create_secret(SecretRequest(name=s.name, private=False, values={**want}))
+            journal.inflight = None
             journal.undo.append((f"secret {s.name}", lambda i=resp.id: store.delete_secret(i)))
             journal.created.append(f"secret:{s.name}")
             continue
@@ -94,12 +138,15 @@ def apply_secrets(store: Any, spec: StackSpec, existing: dict[str, Any], journal
             journal.unchanged.append(f"secret:{s.name}")
             continue
         # keys we no longer set are removed (None), the rest overwritten
-        new: dict[str, Any] = {**dict.fromkeys(old), **s.values}
+        new: dict[str, Any] = {**dict.fromkeys(old), **want}
+        journal.inflight = ("updated", f"secret:{s.name}")
         store.update_secret(cur.id, SecretUpdate(values=new))
+        journal.inflight = None
+        back = {**dict.fromkeys(k for k in want if k not in old), **old}
         journal.undo.append(
             (
                 f"secret {s.name}",
-                lambda i=cur.id, o=old: store.update_secret(
+                lambda i=cur.id, o=back: store.update_secret(
                     i,
                     SecretUpdate(
                         values={k: None if v is None else SecretStr(v) for k, v in o.items()}
@@ -110,11 +157,30 @@ def apply_secrets(store: Any, spec: StackSpec, existing: dict[str, Any], journal
         journal.updated.append(f"secret:{s.name}")
 
 
-def delete_secrets(store: Any, spec: StackSpec) -> list[str]:
-    removed: list[str] = []
+def owned_secrets(
+    store: Any, spec: StackSpec, components: Iterable[Any], adopt: bool, kept: list[str]
+) -> list[Any]:
+    """The spec's secrets on the server that a teardown may delete; a line in `kept` for
+    each one that is someone else's (deleted only with `adopt`)."""
+    comps = list(components)
+    out: list[Any] = []
     for s in spec.secrets:
         sec = find_secret(store, s.name)
-        if sec is not None:
-            store.delete_secret(sec.id)
-            removed.append(f"secret:{s.name}")
+        if sec is None:
+            continue
+        if adopt or secret_is_ours(store, spec, sec, comps):
+            out.append(sec)
+        else:
+            kept.append(
+                f"left ZenML secret '{s.name}': not made by this deployment "
+                "(pass --adopt to delete it too)"
+            )
+    return out
+
+
+def delete_secrets(store: Any, secrets: Iterable[Any]) -> list[str]:
+    removed: list[str] = []
+    for sec in secrets:
+        store.delete_secret(sec.id)
+        removed.append(f"secret:{sec.name}")
     return removed

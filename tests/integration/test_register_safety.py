@@ -1,0 +1,257 @@
+"""What `register` and its teardown promise when the server is not theirs alone, dies or
+hangs; against real ZenML servers (uvicorn + SQLite)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from tests.support.register_fixtures import (
+    admin_store,
+    make_cfg,
+    make_outputs,
+    shared_server,
+    write_outputs,
+)
+from tests.support.zenml_server import ZenServer, start_zenml_server
+from zenml_gcp_gitops.errors import PhaseError
+from zenml_gcp_gitops.stack_spec import gcp_stack_spec
+from zenml_gcp_gitops.zenml.apply import ForeignObjectError, apply_stack_spec, delete_stack_spec
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server(request: pytest.FixtureRequest) -> ZenServer:
+    return shared_server(request)
+
+
+@pytest.fixture(scope="module")
+def store(server: ZenServer) -> Any:
+    return admin_store(server)
+
+
+def _spec(name: str) -> Any:
+    cfg = make_cfg(name)
+    return gcp_stack_spec(cfg, make_outputs(cfg), mlflow_username="ml", mlflow_password="ml-Pw")
+
+
+def _values(store: Any, name: str) -> dict[str, str]:
+    from zenml_gcp_gitops.zenml.secrets import find_secret
+
+    full = store.get_secret(find_secret(store, name).id)
+    return {k: v.get_secret_value() for k, v in full.values.items()}
+
+
+def test_a_foreign_secret_is_refused_and_left_by_the_teardown(store: Any) -> None:
+    from zenml.models import SecretRequest
+
+    spec = _spec("sec-foreign")
+    name = spec.secrets[0].name
+    theirs = {"username": "someone", "password": "their-Pw"}
+    store.create_secret(SecretRequest(name=name, private=False, values=theirs))
+
+    with pytest.raises(ForeignObjectError) as e:
+        apply_stack_spec(store, spec)
+    assert f"secret '{name}'" in e.value.message and "--adopt" in str(e.value)
+    assert _values(store, name) == theirs  # not overwritten
+
+    kept: list[str] = []
+    assert delete_stack_spec(store, spec, kept=kept) == []
+    assert _values(store, name) == theirs  # not deleted
+    assert len(kept) == 1 and name in kept[0] and "--adopt" in kept[0]
+
+    from zenml_gcp_gitops.zenml.secrets import OWNER_KEY, find_secret
+
+    apply_stack_spec(store, spec, adopt=True)  # taken over: ours from now on
+    assert OWNER_KEY in _values(store, name)
+    assert f"secret:{name}" in delete_stack_spec(store, spec)
+    assert find_secret(store, name) is None
+
+
+def test_destroy_with_adopt_deletes_a_foreign_secret(store: Any) -> None:
+    from zenml.models import SecretRequest
+
+    from zenml_gcp_gitops.zenml.secrets import find_secret
+
+    spec = _spec("sec-destroy")
+    name = spec.secrets[0].name
+    store.create_secret(SecretRequest(name=name, private=False, values={"a": "b"}))
+    assert delete_stack_spec(store, spec, adopt=True) == [f"secret:{name}"]
+    assert find_secret(store, name) is None
+
+
+def test_an_unmarked_secret_our_components_use_is_ours_and_another_deployments_is_not(
+    store: Any,
+) -> None:
+    from zenml.models import SecretUpdate
+
+    from zenml_gcp_gitops.zenml.secrets import OWNER_KEY, find_secret, owner_mark
+
+    spec = _spec("sec-legacy")
+    name = spec.secrets[0].name
+    apply_stack_spec(store, spec)
+    sid = find_secret(store, name).id
+    # as registered before the owner key existed: our labelled tracker references it
+    store.update_secret(sid, SecretUpdate(values={OWNER_KEY: None}))
+    assert OWNER_KEY not in _values(store, name)
+    result = apply_stack_spec(store, spec)
+    assert f"secret:{name}" in result.updated
+    assert _values(store, name)[OWNER_KEY] == owner_mark(spec)
+
+    other = _spec("sec-other")  # another deployment's marker on a secret of our name
+    store.update_secret(sid, SecretUpdate(values={OWNER_KEY: owner_mark(other)}))
+    with pytest.raises(ForeignObjectError, match=f"secret '{name}'"):
+        apply_stack_spec(store, spec)
+    kept: list[str] = []
+    removed = delete_stack_spec(store, spec, kept=kept)
+    assert f"secret:{name}" not in removed and kept
+    assert find_secret(store, name) is not None
+
+
+def test_a_server_dying_mid_write_is_reported_with_what_it_left(tmp_path: Path) -> None:
+    """The server commits a component and dies before answering: the error names the
+    component (and the objects it could not undo), never "nothing was left behind"; a
+    restarted server shows they are there, and a re-run takes them over."""
+    from zenml_gcp_gitops.zenml.apply import count_objects
+
+    wd = tmp_path / "dying"
+    dying = start_zenml_server(
+        workdir=wd,
+        app="tests.support.zenml_dying_app:app",
+        extra_env={"ZGG_DIE_ON": "POST /components"},
+    )
+    try:
+        spec = _spec("sec-dying")
+        store = admin_store(dying)
+        t0 = time.monotonic()
+        with pytest.raises(PhaseError) as e:
+            apply_stack_spec(store, spec)
+        took = time.monotonic() - t0
+        msg = e.value.message
+        first = spec.ordered_components()[0]
+        for left in (f"{first.type}:{first.name}", spec.secrets[0].name, spec.connector.name):
+            assert left in msg
+        assert "nothing was left behind" not in msg
+        assert "the connection to the ZenML server was lost" in msg
+        assert "could not be checked" in msg
+        assert took < 30, took  # bounded tries, not minutes of back-off
+    finally:
+        dying.process.wait(timeout=30)
+    back = start_zenml_server(workdir=wd, password=dying.password)
+    try:
+        store = admin_store(back)
+        counts = count_objects(store)
+        assert counts["secrets"] >= 1 and counts["connectors"] == 1 and counts["components"] >= 1
+        result = apply_stack_spec(store, spec)
+        assert f"{first.type}:{first.name}" in result.unchanged
+    finally:
+        back.stop()
+
+
+def test_a_lost_answer_is_checked_and_undone_once_the_server_answers() -> None:
+    """The server commits a component but its answer breaks off; the server still answers:
+    the run finds the component, deletes it with the rest, and says it checked."""
+    from zenml_gcp_gitops.zenml.apply import count_objects
+
+    srv = start_zenml_server(
+        app="tests.support.zenml_dying_app:app",
+        extra_env={"ZGG_DROP_ON": "POST /components"},
+    )
+    try:
+        spec = _spec("sec-drop")
+        store = admin_store(srv)
+        before = count_objects(store)
+        with pytest.raises(PhaseError) as e:
+            apply_stack_spec(store, spec)
+        msg = e.value.message
+        assert "the connection to the ZenML server was lost" in msg
+        assert "checked once the server answered again: nothing was left behind" in msg
+        after = count_objects(store)
+        assert {k: after[k] for k in ("components", "connectors", "stacks")} == {
+            k: before[k] for k in ("components", "connectors", "stacks")
+        }
+        assert after["secrets"] == before["secrets"]
+        result = apply_stack_spec(store, spec)  # the server is fine: a re-run converges
+        assert result.stack.name == "sec-drop"
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def own_server() -> Iterator[ZenServer]:
+    """A server of this module's own: the timeout test stops its process."""
+    s = start_zenml_server()
+    try:
+        yield s
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(s.process.pid, signal.SIGCONT)
+        s.stop()
+
+
+def test_timeout_bounds_the_whole_register_against_a_hung_server(
+    own_server: ZenServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server stops answering (SIGSTOP) right after the login: `register --timeout 8`
+    ends with a timeout error within about 8 s, not after minutes of retries."""
+    import zenml_gcp_gitops.zenml.session as session
+    from zenml_gcp_gitops.cli import cli
+
+    monkeypatch.delenv("ZENML_STORE_API_KEY", raising=False)
+    monkeypatch.setenv("ZENML_STORE_USERNAME", own_server.username)
+    monkeypatch.setenv("ZENML_STORE_PASSWORD", own_server.password)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "ml")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "ml-Pw")
+    real_connect = session.connect
+    pgid = own_server.process.pid
+
+    def connect_then_hang(*args: Any, **kwargs: Any) -> Any:
+        store = real_connect(*args, **kwargs)
+        os.killpg(pgid, signal.SIGSTOP)
+        return store
+
+    monkeypatch.setattr(session, "connect", connect_then_hang)
+    # whatever happens, the server runs again in 40 s (an unbounded run then finishes)
+    wake = threading.Timer(40, lambda: os.killpg(pgid, signal.SIGCONT))
+    wake.start()
+    outputs = write_outputs(tmp_path / "outputs.json", make_cfg("sec-hung"))
+    t0 = time.monotonic()
+    try:
+        res = CliRunner().invoke(
+            cli,
+            ["register", "--outputs", str(outputs), "--zenml-url", own_server.url,
+             "--timeout", "8"],
+        )  # fmt: skip
+    finally:
+        took = time.monotonic() - t0
+        wake.cancel()
+        os.killpg(pgid, signal.SIGCONT)
+    assert res.exit_code != 0, res.output
+    assert "did not answer within --timeout 8s" in res.output, res.output
+    assert took < 8 + 5, took
+    assert "Traceback" not in res.output
+
+
+def test_connect_uses_no_private_zenml_initialisation(
+    server: ZenServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zenml.zen_stores.rest_zen_store import RestZenStore
+
+    from zenml_gcp_gitops.zenml.session import Credentials, connect
+
+    def private(self: Any) -> None:
+        raise AssertionError("RestZenStore._initialize is ZenML-private")
+
+    monkeypatch.setattr(RestZenStore, "_initialize", private)
+    store = connect(server.url, Credentials(username=server.username, password=server.password))
+    assert store.get_store_info().version

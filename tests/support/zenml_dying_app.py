@@ -1,0 +1,43 @@
+"""The real ZenML server app, except that the process dies right after it has handled the
+first request matching ZGG_DIE_ON ("METHOD /path/suffix") and before the answer leaves:
+the write is committed, the client sees its connection drop (a server killed mid-write).
+With ZGG_DROP_ON instead, the server lives on and only that one answer breaks off after
+its status line (a connection lost on the way back).
+
+    uvicorn tests.support.zenml_dying_app:app
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from zenml.zen_server.zen_server_api import app as zenml_app
+
+_DIE = bool(os.environ.get("ZGG_DIE_ON"))
+_METHOD, _, _SUFFIX = (os.environ.get("ZGG_DIE_ON") or os.environ.get("ZGG_DROP_ON", "")).partition(
+    " "
+)
+_done: list[bool] = []
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope.get("type") != "http" or not _METHOD:
+        await zenml_app(scope, receive, send)
+        return
+    hit = (
+        not _done
+        and scope.get("method") == _METHOD
+        and str(scope.get("path", "")).rstrip("/").endswith(_SUFFIX)
+    )
+
+    async def dying_send(message: dict[str, Any]) -> None:
+        if hit and message.get("type") == "http.response.start" and message["status"] < 300:
+            if _DIE:
+                os._exit(1)
+            _done.append(True)
+            await send(message)
+            raise RuntimeError("answer dropped after its status line")
+        await send(message)
+
+    await zenml_app(scope, receive, dying_send)
