@@ -468,3 +468,45 @@ def test_a_dangling_reference_is_caught() -> None:
     provided = _provided("default")[("Secret", cr.namespace, "mlflow-db")]
     assert provided is not None and {"username", "password"} <= provided
     assert any(k not in provided for _, _, k, _ in refs if k)
+
+
+# ---------------------------------------------------------------- pods: size and API token
+
+
+def test_every_chart_container_has_cpu_and_memory_requests_and_limits(variant: str) -> None:
+    """Autopilot bills requests, and a container without them gets its default size."""
+    from zenml_gcp_gitops.gitops.render import POD_RESOURCES
+
+    sizes = [{"requests": v, "limits": v} for v in POD_RESOURCES.values()]
+    unsized, seen = [], 0
+    for cr in _renders(variant):
+        for owner, spec in _pod_specs(cr.objects):
+            for c in _containers(spec):
+                seen += 1
+                res = c.get("resources") or {}
+                if res not in sizes:
+                    unsized.append(f"{cr.app_name}: {owner['metadata']['name']}/{c['name']}: {res}")
+    assert seen >= 10
+    assert not unsized, "\n".join(unsized)
+
+
+def test_the_servers_mount_no_service_account_token(variant: str) -> None:
+    """ZenML and MLflow never call the Kubernetes API: their ServiceAccount (ours) mounts no
+    token, and no pod spec of theirs turns it back on. Pipeline pods keep theirs."""
+    _, rendered = C.variant(variant)
+    accounts = {
+        (o["metadata"]["namespace"], o["metadata"]["name"]): o
+        for o in rendered.objects
+        if o["kind"] == "ServiceAccount"
+    }
+    checked = 0
+    for key in ("zenml_server", "mlflow"):
+        cr = _by_key(variant)[key]
+        for _owner, spec in _pod_specs(cr.objects):
+            sa = accounts[(cr.namespace, spec["serviceAccountName"])]
+            assert sa["automountServiceAccountToken"] is False
+            assert spec.get("automountServiceAccountToken") in (None, False)
+            checked += 1
+    assert checked >= 3  # ZenML's server and migration Job, MLflow's server
+    pipelines = [a for (ns, _), a in accounts.items() if ns.endswith("pipelines")]
+    assert pipelines and all("automountServiceAccountToken" not in a for a in pipelines)

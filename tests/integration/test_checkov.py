@@ -1,4 +1,5 @@
-"""Checkov as a gate: the converted plan of every variant and the rendered Kubernetes objects.
+"""Checkov as a gate: the converted plan of every variant and the rendered Kubernetes objects,
+ours and the charts' `helm template` output with the values our Applications carry.
 
 Any failed check fails, unless `.ci/checkov-allowlist.yaml` lists it with the reason it does
 not apply; an allowlist entry that no longer matches anything fails too, so the list only
@@ -219,15 +220,35 @@ def _gate(findings: list[Finding], framework: str, scanned: set[str]) -> None:
 
 
 def _rendered_objects(name: str) -> list[dict[str, Any]]:
-    """What the stack puts in the cluster: our own objects, plus the charts' output when
-    the real-chart renderer is available."""
+    """What the stack puts in the cluster: our own objects, plus the charts' `helm template`
+    output with the values our Applications carry (each object in the namespace Argo CD puts
+    it in, so findings name it as `Kind.namespace.name`)."""
     from zenml_gcp_gitops.gitops.render import render
     from zenml_gcp_gitops.plan import offline_outputs
 
     cfg = variant_config(name)
     objects = render(cfg, offline_outputs(cfg)).all_manifests()
     ours = [o for o in objects if o["kind"] != "Secret"]  # repository declarations: no pods
-    return ours
+    return ours + _charts_output(name)
+
+
+def _charts_output(name: str) -> list[dict[str, Any]]:
+    from tests.support import charts
+
+    require(charts.missing())
+    if name not in charts.VARIANTS:  # the hardened controls are all infra-side
+        return []
+    out = []
+    for cr in charts.render_variant(name):
+        if cr.chart == "raw":  # our own objects (above), which that chart puts out verbatim
+            continue
+        for obj in cr.objects:
+            obj = copy.deepcopy(obj)
+            namespace = charts.namespace_of(obj, cr.namespace)
+            if namespace:
+                obj.setdefault("metadata", {})["namespace"] = namespace
+            out.append(obj)
+    return out
 
 
 def test_checkov_passes_on_the_rendered_kubernetes_objects(checkov: str, tmp_path: Path) -> None:
@@ -239,7 +260,15 @@ def test_checkov_passes_on_the_rendered_kubernetes_objects(checkov: str, tmp_pat
         for i, obj in enumerate(_rendered_objects(name)):
             kind = str(obj.get("kind", "object")).lower()
             (out / f"{i:03d}-{kind}.yaml").write_text(yaml.safe_dump(obj))
-    findings = run_checkov(tmp_path, "kubernetes")
+    passed, findings = scan(tmp_path, "kubernetes")
+    # the charts' workloads were scanned, not only our own objects
+    scanned = {(f.variant, f.resource) for f in passed + findings}
+    for name in VARIANTS:
+        for obj in _charts_output(name):
+            if obj["kind"] in {"Deployment", "Job"}:
+                meta = obj["metadata"]
+                resource = f"{obj['kind']}.{meta['namespace']}.{meta['name']}"
+                assert (name, resource) in scanned, f"{name}: {resource} was not scanned"
     _gate(findings, "kubernetes", set(VARIANTS))
 
 

@@ -65,11 +65,16 @@ def test_default_plan_cost_matches_a_hand_computation() -> None:
         "secret_version_mo": 0.06,
         "key_version_mo": 0.06,
     }
-    # Pods: Argo CD's install manifest has 7 workloads; External Secrets 3 (controller,
-    # webhook, cert controller); cert-manager 3 (controller, webhook, cainjector); ZenML 1;
-    # MLflow 1. None sets requests, so Autopilot gives each 0.5 vCPU, 2 GiB, 1 GiB ephemeral.
-    pods = 7 + 3 + 3 + 1 + 1
-    vcpu, mem, eph = pods * 0.5, pods * 2.0, pods * 1.0
+    # Pods: Argo CD's install manifest has 7 workloads and sets no requests, so Autopilot
+    # gives each 0.5 vCPU, 2 GiB, 1 GiB ephemeral. Our values size External Secrets' 3
+    # (controller, webhook, cert controller) and cert-manager's 3 (controller, webhook,
+    # cainjector) at 250m / 512Mi, ZenML's 1 and MLflow's 1 at 500m / 2Gi; none of them asks
+    # for ephemeral storage, so each gets Autopilot's 1 GiB.
+    argocd, operators, servers = 7, 3 + 3, 1 + 1
+    pods = argocd + operators + servers
+    vcpu = (argocd + servers) * 0.5 + operators * 0.25
+    mem = (argocd + servers) * 2.0 + operators * 0.5
+    eph = pods * 1.0
     gke = (vcpu * price["vcpu_h"] + mem * price["mem_gib_h"] + eph * price["eph_gib_h"]) * H
     fee = price["cluster_h"] * H
     sql = (1 * price["sql_vcpu_h"] + 3840 / 1024 * price["sql_mem_gib_h"]) * H  # db-custom-1-3840

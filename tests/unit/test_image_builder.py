@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -142,9 +143,21 @@ def test_only_a_user_managed_account_is_accepted(bad: str) -> None:
         GCPBuildAccountImageBuilderConfig(service_account=bad)
 
 
-def test_zenml_loads_the_flavor_from_its_registered_source() -> None:
+def test_zenml_loads_the_flavor_from_its_registered_source(tmp_path: Path) -> None:
     """Pods load the flavor from the source `register` stores, as ZenML's loader does."""
     from zenml.stack.flavor import validate_flavor_source
+    from zenml.utils import source_utils
+
+    # ZenML derives its source root from `__main__`'s file, which a pod's entrypoint has and a
+    # test worker process may not; the flavor source is a package path either way.
+    source_utils.set_custom_source_root(str(tmp_path))
+    try:
+        _check_flavor_source(validate_flavor_source)
+    finally:
+        source_utils.set_custom_source_root(None)
+
+
+def _check_flavor_source(validate_flavor_source: Any) -> None:
 
     _, flavor = validate_flavor_source(
         BUILD_ACCOUNT_FLAVOR_SOURCE, StackComponentType.IMAGE_BUILDER

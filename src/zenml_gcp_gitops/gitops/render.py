@@ -62,6 +62,19 @@ MLFLOW_IMAGE = "burakince/mlflow"  # the chart's image; its tag is versions.mlfl
 SQL_CA_DIR = "/etc/cloudsql"
 SQL_CA_FILE = "server-ca.pem"
 
+# Requests and limits of every pod the charts run (equal: Autopilot sets limits to requests
+# anyway, and a pod without them gets Autopilot's default size). Controllers and hook Jobs
+# get Autopilot's pod minimum; the servers what Autopilot's default gave them.
+POD_RESOURCES: dict[str, dict[str, str]] = {
+    "small": {"cpu": "250m", "memory": "512Mi"},
+    "server": {"cpu": "500m", "memory": "2Gi"},
+}
+# A UID outside the host's range (Checkov CKV_K8S_40) where the image needs none of its own:
+# the operators' static Go binaries, and MLflow (read-only root, writes only to /tmp).
+HIGH_UID = 65532
+# The service accounts of pods that never call the Kubernetes API: no token is mounted.
+API_FREE_KSAS = ("zenml_server", "mlflow")
+
 RETRY = {"limit": 10, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"}}
 
 # Cluster-scoped kinds the charts and objects create; nothing else is allowed.
@@ -346,6 +359,10 @@ def _context(cfg: DeploymentConfig, out: InfraOutputs) -> dict[str, Any]:
         },
         "sql_ca": {"dir": SQL_CA_DIR, "file": SQL_CA_FILE},
         "retry": RETRY,
+        "resources": {
+            k: {"requests": dict(v), "limits": dict(v)} for k, v in POD_RESOURCES.items()
+        },
+        "high_uid": HIGH_UID,
         "replicas": ha_shape(cfg),
         "affinity": {
             k: (_spread(sel) if ha_shape(cfg)[k] > 1 else None)
@@ -508,7 +525,12 @@ def _workload_objects(
         for k in ("zenml", "mlflow", "pipelines")
     ]
     for ksa, ns in (("zenml_server", "zenml"), ("mlflow", "mlflow"), ("pipelines", "pipelines")):
-        sa = {"name": n.ksas[ksa], "namespace": n.namespaces[ns], "gsa": out.service_accounts[ksa]}
+        sa = {
+            "name": n.ksas[ksa],
+            "namespace": n.namespaces[ns],
+            "gsa": out.service_accounts[ksa],
+            "automount": False if ksa in API_FREE_KSAS else None,
+        }
         objs.append(render_template("objects/service-account.yaml", {**ctx, "obj": sa}))
     objs.append(render_template("objects/sql-ca-configmap.yaml", ctx))
     objs += _external_secrets(out, ctx)
