@@ -1,12 +1,13 @@
-"""The generic stack-spec applier: validate everything, then upsert by name, and roll back on failure.
+"""The writes of the generic stack-spec applier: upsert by name, and roll back on failure.
 
     apply_stack_spec(store, spec, adopt=False, verify=None) -> RegisterResult
-    stack_status(store, spec) -> dict ;  delete_stack_spec(store, spec, adopt, kept) -> list[str]
+    delete_stack_spec(store, spec, adopt, kept) -> list[str]
+    stack_status, verify_connector, find_stack_id, count_objects: the reads, from `checks.py`
 
 Upserts are by name. Objects we made carry the spec's labels; a same-named object without
 them is someone else's and is refused (`ForeignObjectError`) unless `adopt=True`. Everything
-is validated before the first write; if a write fails midway, whatever this run created is
-deleted again and whatever it updated is put back.
+is validated before the first write (`checks.py`); if a write fails midway, whatever this
+run created is deleted again and whatever it updated is put back.
 
 The connector, component and stack steps stay in one `_Applier`: they share one undo journal
 and the swap steps that must run after the stack points at the new objects. Secrets have
@@ -21,24 +22,26 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from ..errors import PhaseError, UserError
+
+# the read-only side (`checks.py`) stays importable from here
+from .checks import ForeignObjectError as ForeignObjectError
+from .checks import connector_request, find_component, find_connector, find_stack, preflight
+from .checks import count_objects as count_objects
+from .checks import find_stack_id as find_stack_id
+from .checks import stack_status as stack_status
+from .checks import verify_connector as verify_connector
 from .secrets import (
     apply_secrets,
-    check_secret_refs,
     delete_secrets,
     find_secret,
     first,
     has_labels,
     owned_secrets,
     plain,
-    secret_is_ours,
 )
 
 if TYPE_CHECKING:
     from ..stack_spec import ComponentSpec, StackSpec
-
-
-class ForeignObjectError(UserError):
-    exit_code = 1
 
 
 # ---------------------------------------------------------------------------------- register
@@ -83,16 +86,13 @@ class RegisterResult:
         }
 
 
-_has_labels = has_labels
-
-
 class _Applier:
-    """One apply run: preflight (reads only), then writes with an undo journal."""
+    """One apply run's writes, after `checks.preflight`, with an undo journal."""
 
-    def __init__(self, store: Any, spec: StackSpec, adopt: bool) -> None:
+    def __init__(self, store: Any, spec: StackSpec, connector_type: Any = None) -> None:
         self.store = store
         self.spec = spec
-        self.adopt = adopt
+        self.connector_type = connector_type  # the server's, as preflight found it
         self.undo: list[tuple[str, Any]] = []  # (description, callable)
         self.created: list[str] = []
         self.updated: list[str] = []
@@ -110,167 +110,7 @@ class _Applier:
         self.inflight = None
         return resp
 
-    # -- lookups
-    def find_secret(self, name: str) -> Any:
-        return find_secret(self.store, name)
-
-    def find_connector(self, name: str) -> Any:
-        from zenml.models import ServiceConnectorFilter
-
-        return first(
-            self.store.list_service_connectors(ServiceConnectorFilter(name=name), hydrate=True)
-        )
-
-    def find_component(self, c: ComponentSpec) -> Any:
-        from zenml.models import ComponentFilter
-
-        return first(
-            self.store.list_stack_components(
-                ComponentFilter(name=c.name, type=c.type), hydrate=True
-            )
-        )
-
-    def find_stack(self, name: str) -> Any:
-        from zenml.models import StackFilter
-
-        return first(self.store.list_stacks(StackFilter(name=name), hydrate=True))
-
-    # -- preflight
-    def preflight(self) -> dict[str, Any]:
-        """Check flavors, connector type and ownership before writing anything."""
-        from zenml.enums import StackComponentType
-        from zenml.models import FlavorFilter
-
-        spec = self.spec
-        foreign: list[str] = []
-        existing: dict[str, Any] = {}
-        custom = self.preflight_flavors(existing)
-        for c in spec.ordered_components():
-            try:
-                StackComponentType(c.type)
-            except ValueError:
-                raise UserError(f"'{c.type}' is not a ZenML stack component type") from None
-            if (c.type, c.flavor) in custom:
-                flavors = None  # registered by this run, from this package
-            else:
-                flavors = self.store.list_flavors(FlavorFilter(name=c.flavor, type=c.type))
-            if flavors is not None and not list(flavors.items):
-                raise UserError(
-                    f"the ZenML server does not know the {c.type} flavor '{c.flavor}'",
-                    "the server image needs the matching ZenML integration",
-                )
-            comp = self.find_component(c)
-            existing[f"component:{c.type}"] = comp
-            if comp is not None and not _has_labels(comp.labels, spec.labels):
-                foreign.append(f"{c.type} '{c.name}'")
-            ours = comp is not None and _has_labels(comp.labels, spec.labels)
-            if comp is not None and comp.flavor_name != c.flavor and not ours:
-                raise ForeignObjectError(
-                    f"{c.type} '{c.name}' exists with flavor '{comp.flavor_name}', not '{c.flavor}'",
-                    "delete or rename it, or choose another deployment name",
-                )
-        if spec.connector is not None:
-            try:
-                self.connector_type = self.store.get_service_connector_type(spec.connector.type)
-            except KeyError:
-                raise UserError(
-                    f"the ZenML server has no '{spec.connector.type}' service connector type",
-                    "the server image needs the matching ZenML integration",
-                ) from None
-            if spec.connector.auth_method not in {
-                m.auth_method for m in self.connector_type.auth_methods
-            }:
-                raise UserError(
-                    f"the '{spec.connector.type}' connector has no auth method "
-                    f"'{spec.connector.auth_method}'"
-                )
-            from ..config import SECRET_MARK
-
-            empty = [
-                k
-                for k, v in spec.connector.secrets.items()
-                if v.get_secret_value() in ("", SECRET_MARK)  # a plan masks it as "[secret]"
-            ]
-            if empty:
-                raise UserError(
-                    f"service connector '{spec.connector.name}' has no value for {', '.join(empty)}",
-                    "connector_auth=service-account needs pipelines_sa_key in the infra outputs "
-                    "(plans mask it; re-run infra with that setting), or use implicit auth",
-                )
-            self.connector_request()  # validates the configuration against the type, offline
-            self.check_auth_config()
-            self.check_implicit_allowed()
-            conn = self.find_connector(spec.connector.name)
-            existing["connector"] = conn
-            if conn is not None and not _has_labels(conn.labels, spec.labels):
-                foreign.append(f"service connector '{spec.connector.name}'")
-        check_secret_refs(self.store, self.spec)
-        stack = self.find_stack(spec.name)
-        existing["stack"] = stack
-        if stack is not None and not _has_labels(stack.labels, spec.labels):
-            foreign.append(f"stack '{spec.name}'")
-        comps = [existing[f"component:{c.type}"] for c in spec.ordered_components()]
-        for s in spec.secrets:
-            sec = existing[f"secret:{s.name}"] = self.find_secret(s.name)
-            if sec is not None and not secret_is_ours(self.store, spec, sec, comps):
-                foreign.append(f"secret '{s.name}'")
-        if foreign and not self.adopt:
-            raise ForeignObjectError(
-                f"not made by this deployment (no {LABEL_HINT} labels): {', '.join(foreign)}",
-                "pass --adopt to take them over, or choose another deployment name",
-            )
-        return existing
-
-    def preflight_flavors(self, existing: dict[str, Any]) -> set[tuple[str, str]]:
-        """Import each custom flavor here and describe it as `zenml flavor register` does,
-        then find it on the server; one of the same name from another source is not ours.
-
-        The import is by module path: ZenML's own loader wants a source root, which a
-        process started without a main file (``python -c``, a notebook) does not have."""
-        import importlib
-
-        from zenml.enums import StackComponentType
-        from zenml.models import FlavorFilter, FlavorRequest
-        from zenml.stack import Flavor
-
-        for f in self.spec.flavors:
-            module, _, attr = f.source.rpartition(".")
-            try:
-                flavor = getattr(importlib.import_module(module), attr)()
-            except (ImportError, AttributeError, TypeError) as e:
-                raise UserError(
-                    f"the {f.type} flavor {f.source} cannot be loaded: {str(e).splitlines()[0]}",
-                    "reinstall zenml-gcp-gitops with its dependencies",
-                ) from None
-            if not isinstance(flavor, Flavor) or flavor.type != StackComponentType(f.type):
-                raise UserError(f"{f.source} is not a {f.type} flavor")
-            needs = flavor.service_connector_requirements
-            request = FlavorRequest(
-                name=flavor.name,
-                display_name=flavor.display_name,
-                type=flavor.type,
-                source=f.source,
-                config_schema=flavor.config_schema,
-                connector_type=needs.connector_type if needs else None,
-                connector_resource_type=needs.resource_type if needs else None,
-                connector_resource_id_attr=needs.resource_id_attr if needs else None,
-                integration="custom",
-                logo_url=flavor.logo_url,
-                docs_url=flavor.docs_url,
-                sdk_docs_url=flavor.sdk_docs_url,
-                is_custom=True,
-            )
-            cur = first(
-                self.store.list_flavors(FlavorFilter(name=f.name, type=f.type), hydrate=True)
-            )
-            if cur is not None and cur.source != f.source:
-                raise ForeignObjectError(
-                    f"the ZenML server has another {f.type} flavor '{f.name}' ({cur.source})",
-                    f"delete it (`zenml flavor delete {f.name}`) and re-run",
-                )
-            existing[f"flavor:{f.type}:{f.name}"] = (cur, request)
-        return {(f.type, f.name) for f in self.spec.flavors}
-
+    # -- writes
     def apply_flavors(self, existing: dict[str, Any]) -> None:
         """Register missing flavors; refresh the schema of ours when this package changed it."""
         from zenml.models import FlavorUpdate
@@ -299,96 +139,6 @@ class _Applier:
             else:
                 self.unchanged.append(f"flavor:{f.name}")
 
-    def check_implicit_allowed(self) -> None:
-        """An implicit connector only works where the server allows implicit auth methods;
-        otherwise it is written and fails on first use. The server's dry-run verification
-        (nothing is stored) names the setting when it is off."""
-        c = self.spec.connector
-        if c is None or c.auth_method != "implicit":
-            return
-        try:
-            res = self.store.verify_service_connector_config(
-                self.connector_request(), list_resources=False
-            )
-            message = str(getattr(res, "error", None) or "")
-        except Exception as e:  # noqa: BLE001 - other failures (no cloud access here) are not our question
-            message = str(e)
-        if IMPLICIT_AUTH_SETTING in message:
-            raise UserError(
-                f"the ZenML server does not allow implicit authentication, which service "
-                f"connector '{c.name}' uses",
-                f"set {IMPLICIT_AUTH_SETTING}=true on the server (Helm value "
-                "zenml.enableImplicitAuthMethods: true), or register with "
-                "--connector-auth service-account",
-            )
-
-    def check_auth_config(self) -> None:
-        """Load the connector's auth settings into the connector's own config class, as every
-        client does on first use. The server stores what matches the JSON schema, so e.g. a
-        service-account key without the fields Google's key files carry would be written and
-        then fail in every pipeline. Skipped where this client lacks the connector type."""
-        from pydantic import ValidationError
-        from zenml.service_connectors.service_connector_registry import (
-            service_connector_registry,
-        )
-
-        from ..config import SECRET_MARK
-
-        c = self.spec.connector
-        assert c is not None
-        try:
-            local = service_connector_registry.get_service_connector_type(c.type)
-        except KeyError:
-            return  # the server's schema check stands alone
-        method = local.auth_method_dict.get(c.auth_method)
-        if method is None or method.config_class is None:
-            return
-        secrets = {k: v.get_secret_value() for k, v in c.secrets.items()}
-        try:
-            method.config_class(**{**c.configuration, **secrets})
-        except ValidationError as e:
-            why = "; ".join(
-                f"{'.'.join(map(str, err['loc'])) or 'configuration'}: {err['msg']}"
-                for err in e.errors(include_input=False, include_url=False)
-            )
-            for value in secrets.values():  # a message quoting a secret never leaves here
-                if len(value) >= 4:
-                    why = why.replace(value, SECRET_MARK)
-            hint = None
-            if "service_account_json" in secrets:
-                hint = (
-                    "connector_auth=service-account needs the pipelines account's JSON key "
-                    "as Google issues it (pipelines_sa_key in the infra outputs)"
-                )
-            raise UserError(
-                f"service connector '{c.name}' configuration is invalid: {why}", hint
-            ) from None
-
-    def connector_request(self) -> Any:
-        from zenml.models import ServiceConnectorRequest
-
-        c = self.spec.connector
-        assert c is not None
-        req = ServiceConnectorRequest(
-            name=c.name,
-            connector_type=c.type,
-            auth_method=c.auth_method,
-            description=f"Managed by zenml-gcp-gitops for stack {self.spec.name}",
-            labels=dict(self.spec.labels),
-        )
-        try:
-            req.validate_and_configure_resources(
-                connector_type=self.connector_type,
-                resource_types=list(c.resource_types) or None,
-                configuration={**c.configuration, **c.secrets},
-            )
-        except (ValueError, TypeError) as e:
-            raise UserError(
-                f"service connector '{c.name}' configuration is invalid: {str(e).splitlines()[0]}"
-            ) from None
-        return req
-
-    # -- writes
     def apply_connector(self, existing: dict[str, Any]) -> Any:
         from zenml.models import ServiceConnectorUpdate
 
@@ -396,7 +146,7 @@ class _Applier:
         if c is None:
             return None
         cur = existing["connector"]
-        req = self.connector_request()
+        req = connector_request(self.spec, self.connector_type)
         if cur is None:
             resp = self.write(
                 "created", f"connector:{c.name}", self.store.create_service_connector, req
@@ -412,7 +162,7 @@ class _Applier:
         same = (
             full.auth_method == c.auth_method
             and old_conf == want_conf  # expand_secrets: secret fields compare by value too
-            and _has_labels(full.labels, self.spec.labels)
+            and has_labels(full.labels, self.spec.labels)
             and sorted(full.resource_types) == sorted(req.resource_types)
         )
         if same:
@@ -500,7 +250,7 @@ class _Applier:
         cur_connector = full.connector.id if full.connector else None
         same = (
             dict(full.configuration) == dict(c.configuration)
-            and _has_labels(full.labels, self.spec.labels)
+            and has_labels(full.labels, self.spec.labels)
             and cur_connector == connector_id
             and (full.connector_resource_id or None) == resource_id
         )
@@ -558,7 +308,7 @@ class _Applier:
         full = cur  # hydrated by the lookup
         have = {str(t): [x.id for x in v] for t, v in full.components.items()}
         want = {str(t): v for t, v in components.items()}
-        if have == want and _has_labels(full.labels, self.spec.labels):
+        if have == want and has_labels(full.labels, self.spec.labels):
             self.unchanged.append(f"stack:{self.spec.name}")
             return full
         resp = self.write(
@@ -621,11 +371,11 @@ class _Applier:
 
         kind, _, name = what.partition(":")
         if kind == "secret":
-            return self.find_secret(name)
+            return find_secret(self.store, name)
         if kind == "connector":
-            return self.find_connector(name)
+            return find_connector(self.store, name)
         if kind == "stack":
-            return self.find_stack(name)
+            return find_stack(self.store, name)
         if kind == "flavor":
             return first(self.store.list_flavors(FlavorFilter(name=name)))
         return first(self.store.list_stack_components(ComponentFilter(name=name, type=kind)))
@@ -692,10 +442,6 @@ class _Applier:
         return "; " + "; ".join(parts)
 
 
-LABEL_HINT = "zenml:deployment"
-IMPLICIT_AUTH_SETTING = "ZENML_ENABLE_IMPLICIT_AUTH_METHODS"
-
-
 def apply_stack_spec(
     store: Any, spec: StackSpec, adopt: bool = False, verify: bool | None = None
 ) -> RegisterResult:
@@ -704,8 +450,9 @@ def apply_stack_spec(
     `verify` (default: `spec.connector.verify`) asks the server to verify the connector
     against the cloud after registration; a failed verification is reported, not fatal.
     """
-    a = _Applier(store, spec, adopt)
-    existing = a.preflight()
+    checked = preflight(store, spec, adopt)
+    existing = checked.existing
+    a = _Applier(store, spec, checked.connector_type)
     try:
         a.apply_flavors(existing)
         apply_secrets(store, spec, existing, a)
@@ -776,56 +523,6 @@ def _lost_server(e: BaseException) -> bool:
     return isinstance(e, lost)
 
 
-def verify_connector(store: Any, connector_id: Any) -> dict[str, Any]:
-    """Ask the server to verify the connector against the cloud (needs the server's egress)."""
-    try:
-        res = store.verify_service_connector(connector_id, list_resources=False)
-    except Exception as e:  # noqa: BLE001 - a failed verification is reported, never fatal
-        return {
-            "result": "failed",
-            "error": str(e).splitlines()[0][:300] if str(e) else e.__class__.__name__,
-        }
-    err = getattr(res, "error", None)
-    return {"result": "failed", "error": str(err)[:300]} if err else {"result": "ok"}
-
-
-def stack_status(store: Any, spec: StackSpec, verify: bool = False) -> dict[str, Any]:
-    """Does the stack exist with all its components? Read-only."""
-    a = _Applier(store, spec, adopt=True)
-    stack = a.find_stack(spec.name)
-    out: dict[str, Any] = {"stack": None, "components": {}, "missing": [], "connector": None}
-    if stack is None:
-        out["missing"].append(f"stack:{spec.name}")
-    else:
-        full = store.get_stack(stack.id)
-        out["stack"] = {"id": str(full.id), "name": full.name}
-        have = {str(t): v[0] for t, v in full.components.items() if v}
-        for c in spec.ordered_components():
-            got = have.get(c.type)
-            if got is None or got.name != c.name:
-                out["missing"].append(f"{c.type}:{c.name}")
-            else:
-                out["components"][c.type] = {
-                    "id": str(got.id),
-                    "name": got.name,
-                    "flavor": got.flavor_name,
-                }
-    if spec.connector is not None:
-        conn = a.find_connector(spec.connector.name)
-        if conn is None:
-            out["missing"].append(f"connector:{spec.connector.name}")
-        else:
-            out["connector"] = {
-                "id": str(conn.id),
-                "name": conn.name,
-                "auth_method": conn.auth_method,
-            }
-            if verify:
-                out["connector"]["verification"] = verify_connector(store, conn.id)
-    out["healthy"] = not out["missing"]
-    return out
-
-
 def delete_stack_spec(
     store: Any, spec: StackSpec, adopt: bool = False, kept: list[str] | None = None
 ) -> list[str]:
@@ -833,47 +530,20 @@ def delete_stack_spec(
 
     A same-named secret that is not ours (`secret_is_ours`) is left, with a line in `kept`,
     unless `adopt`. Ownership is decided before the components that may vouch for it go."""
-    a = _Applier(store, spec, adopt=False)
     removed: list[str] = []
-    comps = [(c, a.find_component(c)) for c in reversed(spec.ordered_components())]
+    comps = [(c, find_component(store, c)) for c in reversed(spec.ordered_components())]
     secrets = owned_secrets(store, spec, [x for _, x in comps], adopt, [] if kept is None else kept)
-    stack = a.find_stack(spec.name)
-    if stack is not None and _has_labels(stack.labels, spec.labels):
+    stack = find_stack(store, spec.name)
+    if stack is not None and has_labels(stack.labels, spec.labels):
         store.delete_stack(stack.id)
         removed.append(f"stack:{spec.name}")
     for c, comp in comps:
-        if comp is not None and _has_labels(comp.labels, spec.labels):
+        if comp is not None and has_labels(comp.labels, spec.labels):
             store.delete_stack_component(comp.id)
             removed.append(f"{c.type}:{c.name}")
     if spec.connector is not None:
-        conn = a.find_connector(spec.connector.name)
-        if conn is not None and _has_labels(conn.labels, spec.labels):
+        conn = find_connector(store, spec.connector.name)
+        if conn is not None and has_labels(conn.labels, spec.labels):
             store.delete_service_connector(conn.id)
             removed.append(f"connector:{spec.connector.name}")
     return removed + delete_secrets(store, secrets)
-
-
-def find_stack_id(store: Any, name: str) -> str | None:
-    from zenml.models import StackFilter
-
-    stack = first(store.list_stacks(StackFilter(name=name)))
-    return str(stack.id) if stack is not None else None
-
-
-def count_objects(store: Any) -> dict[str, int]:
-    """Totals of everything register/ci can create; tests compare them before and after."""
-    from zenml.models import (
-        ComponentFilter,
-        SecretFilter,
-        ServiceAccountFilter,
-        ServiceConnectorFilter,
-        StackFilter,
-    )
-
-    return {
-        "stacks": store.list_stacks(StackFilter()).total,
-        "components": store.list_stack_components(ComponentFilter()).total,
-        "connectors": store.list_service_connectors(ServiceConnectorFilter()).total,
-        "secrets": store.list_secrets(SecretFilter()).total,
-        "service_accounts": store.list_service_accounts(ServiceAccountFilter()).total,
-    }
