@@ -12,7 +12,7 @@ import pytest
 from tests.fakes.cloud_dns import FakeCloudDns, FakeZone
 from tests.fakes.fake_phases import fake_later_phases
 from tests.fakes.google_clients import FakeGcp
-from tests.fakes.pulumi import make_fake_pulumi, read_state
+from tests.fakes.pulumi import read_state
 from tests.support.typed_options import typed
 from zenml_gcp_gitops.config import DeploymentConfig, build_config
 from zenml_gcp_gitops.engine import Engine
@@ -24,20 +24,9 @@ RECORD = "gcp:dns/recordSet:RecordSet"
 ZONE = "gcp:dns/managedZone:ManagedZone"
 
 
-@pytest.fixture(scope="module")
-def fake_pulumi_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_fake_pulumi(tmp_path_factory.mktemp("fake-pulumi"))
-
-
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test-passphrase")
-    monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "pulumi-home"))
-    monkeypatch.setenv("ZENML_GCP_GITOPS_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("FAKE_PULUMI_CALLS", str(tmp_path / "calls.jsonl"))
-    for var in ("FAKE_PULUMI_FAIL_RESOURCE", "FAKE_PULUMI_HANG_RESOURCE", "FAKE_PULUMI_STALE_LOCK"):
-        monkeypatch.delenv(var, raising=False)
-    return tmp_path
+def env(fake_pulumi_env: Path) -> Path:
+    return fake_pulumi_env
 
 
 def _cfg(tmp: Path, **kw: Any) -> DeploymentConfig:

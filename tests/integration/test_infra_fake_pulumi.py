@@ -23,7 +23,6 @@ from tests.fakes.google_clients import FakeGcp
 from tests.fakes.pulumi import (
     hold_lock,
     lock_dir,
-    make_fake_pulumi,
     read_calls,
     read_state,
     stack_file,
@@ -44,11 +43,6 @@ from zenml_gcp_gitops.run_options import RunOptions, Services
 PROJECT = "zenml-gcp-gitops"
 SECRET = tiny_program.SECRET_KEY_VALUE
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def fake_pulumi_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_fake_pulumi(tmp_path_factory.mktemp("fake-pulumi"))
 
 
 @dataclass
@@ -100,13 +94,7 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_pulumi_root: Path) -> World:
-    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test-passphrase")
-    monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "pulumi-home"))
-    monkeypatch.setenv("ZENML_GCP_GITOPS_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("FAKE_PULUMI_CALLS", str(tmp_path / "calls.jsonl"))
-    for var in ("FAKE_PULUMI_FAIL_RESOURCE", "FAKE_PULUMI_HANG_RESOURCE", "FAKE_PULUMI_STALE_LOCK"):
-        monkeypatch.delenv(var, raising=False)
+def world(tmp_path: Path, fake_pulumi_env: Path, fake_pulumi_root: Path) -> World:
     cfg = build_config(
         None,
         {
