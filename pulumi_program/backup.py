@@ -14,6 +14,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from ._base import Component
+from .storage import private_bucket
 
 SQL_AGENT_ROLE = "roles/storage.objectAdmin"  # export writes, import reads, re-runs overwrite
 
@@ -34,16 +35,12 @@ class BackupArgs:
 class Backup(Component):
     def __init__(self, name: str, args: BackupArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("Backup", name, opts)
-        self.bucket = gcp.storage.Bucket(
+        self.bucket = private_bucket(
             "bucket",
             name=args.bucket,
             project=args.project,
-            location=args.region.upper(),
-            storage_class="STANDARD",
-            uniform_bucket_level_access=True,
-            public_access_prevention="enforced",
-            versioning=gcp.storage.BucketVersioningArgs(enabled=True),
-            encryption=gcp.storage.BucketEncryptionArgs(default_kms_key_name=args.kms_key_id),
+            region=args.region,
+            kms_key_id=args.kms_key_id,
             lifecycle_rules=[
                 gcp.storage.BucketLifecycleRuleArgs(
                     action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),

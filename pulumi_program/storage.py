@@ -72,17 +72,12 @@ class Storage(Component):
         args: StorageArgs,
         logging: gcp.storage.BucketLoggingArgs | None,
     ) -> gcp.storage.Bucket:
-        return gcp.storage.Bucket(
+        return private_bucket(
             key,
             name=bucket,
             project=args.project,
-            location=args.region.upper(),
-            storage_class="STANDARD",
-            uniform_bucket_level_access=True,
-            public_access_prevention="enforced",
-            versioning=gcp.storage.BucketVersioningArgs(enabled=True),
-            encryption=gcp.storage.BucketEncryptionArgs(default_kms_key_name=args.kms_key_id),
-            logging=logging,
+            region=args.region,
+            kms_key_id=args.kms_key_id,
             lifecycle_rules=[
                 gcp.storage.BucketLifecycleRuleArgs(
                     action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
@@ -92,7 +87,40 @@ class Storage(Component):
                     ),
                 )
             ],
+            logging=logging,
             force_destroy=args.force_destroy,
             labels=args.labels,
             opts=self.child([self.kms_grant, *(self.log_deps if logging else [])]),
         )
+
+
+def private_bucket(
+    resource_name: str,
+    *,
+    name: str,
+    project: str,
+    region: str,
+    kms_key_id: pulumi.Input[str],
+    lifecycle_rules: list[gcp.storage.BucketLifecycleRuleArgs],
+    logging: gcp.storage.BucketLoggingArgs | None,
+    force_destroy: bool,
+    labels: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> gcp.storage.Bucket:
+    """Every bucket of the stack: regional, uniform access, never public, versioned, CMEK."""
+    return gcp.storage.Bucket(
+        resource_name,
+        name=name,
+        project=project,
+        location=region.upper(),
+        storage_class="STANDARD",
+        uniform_bucket_level_access=True,
+        public_access_prevention="enforced",
+        versioning=gcp.storage.BucketVersioningArgs(enabled=True),
+        encryption=gcp.storage.BucketEncryptionArgs(default_kms_key_name=kms_key_id),
+        logging=logging,
+        lifecycle_rules=lifecycle_rules,
+        force_destroy=force_destroy,
+        labels=labels,
+        opts=opts,
+    )
