@@ -42,6 +42,7 @@ def config_from_pulumi() -> DeploymentConfig:
             "analytics",
             "gitops_repo_private",
             "create_dns_zone",
+            "monitoring",
         ):
             values[field] = conf.get_bool(field)
         elif field in ("registry_keep_versions", "noncurrent_version_days"):

@@ -26,6 +26,7 @@ from .dns import Dns, DnsArgs
 from .gke import Gke, GkeArgs
 from .identity import KSA_OF, Identity, IdentityArgs
 from .kms import Kms, KmsArgs
+from .monitoring import Monitoring, MonitoringArgs
 from .network import Network, NetworkArgs
 from .registry import Registry, RegistryArgs
 from .secrets import GENERATED, Secrets, SecretsArgs
@@ -71,6 +72,8 @@ def build(cfg: DeploymentConfig, adopt: dict[str, str] | None = None) -> StackOu
     services = services_for(cfg.orchestrator, cfg.binary_authorization)
     if names.dns_zone and names.dns_zone_project == p:
         services += ("dns.googleapis.com",)
+    if cfg.monitoring:  # uptime checks, policies, dashboard; the log-based backup alert
+        services += ("monitoring.googleapis.com", "logging.googleapis.com")
     apis = Apis("apis", ApisArgs(project=p, services=services))
 
     def after_apis() -> pulumi.ResourceOptions:
@@ -288,6 +291,27 @@ def build(cfg: DeploymentConfig, adopt: dict[str, str] | None = None) -> StackOu
         )
 
     hosts = network.ingress_ip.apply(cfg.hostnames)
+    monitoring: Monitoring | None = None
+    if cfg.monitoring:
+        monitoring = Monitoring(
+            "monitoring",
+            MonitoringArgs(
+                project=p,
+                deployment=cfg.name,
+                region=r,
+                hosts={"zenml": hosts.apply(lambda h: h[0]), "mlflow": hosts.apply(lambda h: h[1])},
+                check_names=dict(names.uptime_checks),
+                alert_prefix=names.alert_prefix,
+                dashboard=names.dashboard,
+                channel_name=names.notification_channel,
+                alert_email=cfg.alert_email_effective,
+                sql_instance=names.sql_instance,
+                cluster=names.cluster,
+                labels=labels,
+            ),
+            after_apis(),
+        )
+    none: pulumi.Output[Any] = pulumi.Output.from_input(None)
     return export_outputs(
         dict(
             project=pulumi.Output.from_input(p),
@@ -324,6 +348,15 @@ def build(cfg: DeploymentConfig, adopt: dict[str, str] | None = None) -> StackOu
                 dns.name_servers
                 if dns is not None and cfg.create_dns_zone
                 else pulumi.Output.from_input(None)
+            ),
+            uptime_checks=(
+                pulumi.Output.all(**{k: c.uptime_check_id for k, c in monitoring.checks.items()})
+                if monitoring is not None
+                else none
+            ),
+            dashboard_url=monitoring.dashboard_url if monitoring is not None else none,
+            alerts_notify=pulumi.Output.from_input(
+                cfg.alert_email_effective if monitoring is not None else None
             ),
         )
     )

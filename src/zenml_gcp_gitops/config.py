@@ -133,6 +133,9 @@ class DeploymentConfig(BaseModel):
     name: str = "zenml"
     domain: str | None = None
     acme_email: str | None = None
+    # Uptime checks, alert policies and a dashboard in Cloud Monitoring (docs/operations.md).
+    monitoring: bool = True
+    alert_email: str | None = None  # who gets the alerts; None: acme_email, if any
     orchestrator: Literal["kubernetes", "vertex"] = "kubernetes"
     ingress: Literal["gateway", "nginx"] = "gateway"
     authorized_networks: tuple[str, ...] = ()
@@ -215,7 +218,7 @@ class DeploymentConfig(BaseModel):
             raise ValueError(f"'{v}' is not a domain name such as ml.example.com")
         return v
 
-    @field_validator("acme_email")
+    @field_validator("acme_email", "alert_email")
     @classmethod
     def _email(cls, v: str | None) -> str | None:
         if v is not None and not _EMAIL_RE.match(v):
@@ -403,6 +406,11 @@ class DeploymentConfig(BaseModel):
         return "REGIONAL" if self.ha else self.sql_availability
 
     @property
+    def alert_email_effective(self) -> str | None:
+        """Where alerts go: `alert_email`, else the Let's Encrypt address, else nobody."""
+        return self.alert_email or self.acme_email
+
+    @property
     def names(self) -> Names:
         return Names(self)
 
@@ -518,6 +526,11 @@ class Names(ZenmlNames):
         self.build_submitter_role = f"{n.replace('-', '_')}_build_submitter"
         # Where ZenML's image builders upload build contexts inside the artifact bucket.
         self.build_context_prefix = "cloud-build-contexts"
+        # Cloud Monitoring: display names carry the deployment name (two stacks, one project)
+        self.uptime_checks = {"zenml": f"{n} ZenML server", "mlflow": f"{n} MLflow server"}
+        self.alert_prefix = f"{n}: "
+        self.dashboard = f"{n} stack"
+        self.notification_channel = f"{n} alerts"
         self.wif_pool = f"{n}-github"
         self.wif_provider = "github"
         # Secret Manager IDs start with the deployment name, never `zenml-`: ZenML's secrets

@@ -414,6 +414,9 @@ class Engine:
                     "sql_instance",
                 )
             }
+            monitoring = self._monitoring_status(o, live)
+            if monitoring is not None:
+                out["monitoring"] = monitoring
         if record.destroy:
             out["destroy"] = {
                 k: v.model_dump(exclude={"outputs"}) for k, v in record.destroy.items()
@@ -422,6 +425,26 @@ class Engine:
             from .estimate.durations import compare
 
             out["durations"] = compare(infra.outputs["resource_durations"])
+        return out
+
+    def _monitoring_status(self, o: dict[str, Any], live: bool) -> dict[str, Any] | None:
+        """The dashboard, who is notified, and each uptime check's latest result."""
+        checks = o.get("uptime_checks")
+        if not checks:
+            return None
+        out: dict[str, Any] = {
+            "dashboard": o.get("dashboard_url"),
+            "notified": o.get("alerts_notify"),
+        }
+        if live:
+            from .ops import uptime
+
+            session = self.services.monitoring_session
+            if session is None:
+                from .gcp_api import GcpApi
+
+                session = GcpApi(self.cfg).session()
+            out["uptime"] = uptime.latest(session, self.cfg.project, dict(checks))
         return out
 
     # ----------------------------------------------------------------------- destroy

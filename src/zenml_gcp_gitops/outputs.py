@@ -55,6 +55,10 @@ class InfraOutputs(BaseModel):
     # the stack created (to set at the registrar)
     dns_zone: str | None = None
     dns_name_servers: list[str] | None = None
+    # Cloud Monitoring (older stacks, or `monitoring: false`: none)
+    uptime_checks: dict[str, str] | None = None  # zenml / mlflow -> uptime check ID
+    dashboard_url: str | None = None
+    alerts_notify: str | None = None  # the email the alert policies notify; None: nobody
 
     @property
     def zenml_url(self) -> str:

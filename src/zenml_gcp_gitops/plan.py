@@ -15,6 +15,7 @@ import base64
 import gc
 import hashlib
 import json
+import re
 import secrets as pysecrets
 import string
 import threading
@@ -245,6 +246,21 @@ def _make_mocks(project: str, region: str) -> Any:
                     f"{pool}/providers/{prov}"
                 )
                 state["name"] = rid
+            elif typ == "gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig":
+                # Google derives the ID from the display name and appends a random suffix
+                display = str(inputs.get("displayName", args.name))
+                slug = re.sub(r"[^a-z0-9]+", "-", display.lower()).strip("-")
+                check_id = f"{slug}-{_short_hash(display)}"
+                rid = f"projects/{p}/uptimeCheckConfigs/{check_id}"
+                state.update(uptimeCheckId=check_id, name=rid)
+            elif typ == "gcp:monitoring/notificationChannel:NotificationChannel":
+                rid = f"projects/{p}/notificationChannels/{_short_hash(args.name)}"
+                state["name"] = rid
+            elif typ == "gcp:monitoring/alertPolicy:AlertPolicy":
+                rid = f"projects/{p}/alertPolicies/{_short_hash(args.name)}"
+                state["name"] = rid
+            elif typ == "gcp:monitoring/dashboard:Dashboard":
+                rid = f"projects/{MOCK_PROJECT_NUMBER}/dashboards/{_short_hash(args.name)}"
             return rid, state
 
     return OfflineMocks()

@@ -319,6 +319,10 @@ def _print_deploy_summary(summary: dict[str, Any]) -> None:
         )
     if out.get("registry_uri"):
         c.print(f"  Images:  {escape(out['registry_uri'])}")
+    if out.get("dashboard_url"):
+        who = out.get("alerts_notify")
+        c.print(f"  Health:  {escape(out['dashboard_url'])}")
+        c.print(f"  Alerts:  {escape(who) if who else 'nobody is notified (set alert_email)'}")
     if out.get("dns_name_servers"):
         c.print(
             "  DNS:     set these NS records for your domain at its registrar: "
@@ -411,6 +415,10 @@ def status(config: ConfigSource, no_live: bool, output: str) -> None:
     for k, v in (data.get("infra") or {}).items():
         if v:
             c.print(f"  {k}: {escape(str(v))}")
+    if data.get("monitoring"):
+        from .monitoring_view import print_monitoring
+
+        print_monitoring(c, data["monitoring"])
     if data.get("durations"):
         _print_durations(data["durations"])
 

@@ -38,6 +38,9 @@ def _opts() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
         o("--name", help="Deployment name, prefixes every resource [zenml]."),
         o("--domain", help="Serve under zenml.DOMAIN / mlflow.DOMAIN instead of nip.io."),
         o("--acme-email", help="Email for Let's Encrypt."),
+        o("--alert-email", help="Email for the stack's alerts [--acme-email]."),
+        o("--monitoring/--no-monitoring", default=None,
+          help="Uptime checks, alert policies and a dashboard in Cloud Monitoring [on]."),
         o("--dns-zone", help="Cloud DNS zone (ZONE or PROJECT/ZONE) for --domain's A records."),
         o("--create-dns-zone/--no-create-dns-zone", default=None,
           help="Create a public Cloud DNS zone for --domain [off]."),
@@ -74,7 +77,7 @@ def _opts() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
 
 
 _KEYS = [
-    "config_file", "project", "region", "name", "domain", "acme_email", "dns_zone",
+    "config_file", "project", "region", "name", "domain", "acme_email", "alert_email", "monitoring", "dns_zone",
     "create_dns_zone", "acme_challenge", "orchestrator", "ingress",
     "authorized_networks", "sql_tier", "sql_availability", "deletion_protection",
     "force_destroy_buckets", "state", "secrets_provider", "connector_auth", "image_builder",

@@ -72,6 +72,11 @@ CREATE_TIMES: dict[str, Typical] = {
     ),
     "gcp:projects/iAMAuditConfig:IAMAuditConfig": Typical(5, 20, "project IAM policy update"),
     "gcp:binaryauthorization/policy:Policy": Typical(2, 10, _API),
+    # Cloud Monitoring configs are plain API writes (no long-running operation)
+    "gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig": Typical(2, 10, _API),
+    "gcp:monitoring/alertPolicy:AlertPolicy": Typical(2, 10, _API),
+    "gcp:monitoring/notificationChannel:NotificationChannel": Typical(2, 10, _API),
+    "gcp:monitoring/dashboard:Dashboard": Typical(2, 10, _API),
 }
 DEFAULT_TIME = Typical(2, 30, "no entry in the table: a generic API call")
 

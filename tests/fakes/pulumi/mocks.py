@@ -73,6 +73,12 @@ class GcpMocks(pulumi.runtime.Mocks):
             rid = f"{i.get('keyRing', 'ring')}/cryptoKeys/{out['name']}"
         elif typ.startswith("gcp:secretmanager/secret:"):
             out["name"] = f"projects/{PROJECT_NUMBER}/secrets/{i.get('secretId', name)}"
+        elif typ.startswith("gcp:monitoring/uptimeCheckConfig:"):
+            slug = str(i.get("displayName", name)).lower().replace(" ", "-")
+            out["uptimeCheckId"] = f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+            rid = out["name"] = f"projects/{project}/uptimeCheckConfigs/{out['uptimeCheckId']}"
+        elif typ.startswith("gcp:monitoring/dashboard:"):
+            rid = f"projects/{PROJECT_NUMBER}/dashboards/{hashlib.sha256(name.encode()).hexdigest()[:12]}"
         elif typ.startswith("random:index/randomPassword:"):
             out["result"] = "pw-" + hashlib.sha256(name.encode()).hexdigest()[:20]
             out["bcryptHash"] = "$2a$10$" + hashlib.sha256(name.encode()).hexdigest()[:40]
