@@ -223,4 +223,6 @@ def test_operations_doc_lists_every_alert_policy() -> None:
     section = doc.split("## Monitoring and alerts", 1)[1].split("\n## ", 1)[0]
     for name in EXPECTED_POLICIES:
         title = name.removeprefix("zenml: ")
-        assert any(title in line for line in section.splitlines() if line.strip().startswith("|")), title
+        assert any(
+            title in line for line in section.splitlines() if line.strip().startswith("|")
+        ), title
