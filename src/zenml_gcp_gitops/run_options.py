@@ -76,3 +76,4 @@ class Services:
     backup_runner: Callable[..., Any] | None = None  # the backup `deploy` takes before upgrades
     record_storage_client: Any = None  # storage for the record, for the ops commands
     gh: Any = None  # the GitHub client (repository IDs, Actions secrets)
+    sleep: Callable[[float], object] | None = None  # waits between retries (time.sleep)

@@ -20,11 +20,19 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError
-from ..infra.events import EventTracker, engine_failure, log_path
+from ..infra.events import (
+    EventTracker,
+    engine_failure,
+    first_meaningful_line,
+    is_permission_denied,
+    log_path,
+)
 from ..infra.interrupt import run_interruptible
 from ..infra.stack import (
     StackHandle,
@@ -66,31 +74,88 @@ def protected_resources(resources: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+# Seconds between reruns of `up` when a create was refused right after new IAM grants. Google
+# documents that a grant usually applies within two minutes and can take up to seven.
+IAM_RETRY_DELAYS: tuple[float, ...] = (30.0, 60.0, 120.0, 210.0)
+
+
 def _up(
-    handle: StackHandle, cfg: DeploymentConfig, reporter: Reporter, verbose: bool, op: str = "up"
+    handle: StackHandle,
+    cfg: DeploymentConfig,
+    reporter: Reporter,
+    verbose: bool,
+    op: str = "up",
+    sleep: Callable[[float], object] | None = None,
 ) -> tuple[Any, EventTracker, Path]:
+    """`up`, rerun with backoff while a create is refused for want of a grant this run made.
+
+    A CMEK key grant to a service agent or a role of the node account is made, and the
+    repository, secret, instance or cluster that needs it is created at once: for a few
+    minutes GCP can still say "permission denied". Only that error class after grants made
+    by this deploy is retried, at most `len(IAM_RETRY_DELAYS)` times; anything else fails.
+    """
     from pulumi import automation as auto
 
-    log = log_path(cfg, op)
-    tracker = EventTracker(reporter, total=resource_count(handle) or None)
-    with log.open("w") as f:
+    wait = sleep or time.sleep
+    grants: list[str] = []
+    changes: dict[str, int] = {}
+    durations: dict[str, list[float]] = {}
+    for attempt in range(len(IAM_RETRY_DELAYS) + 1):
+        log = log_path(cfg, op if attempt == 0 else f"{op}-retry{attempt}")
+        tracker = EventTracker(reporter, total=resource_count(handle) or None)
+        with log.open("w") as f:
 
-        def on_output(line: str) -> None:
-            f.write(line + "\n")
-            f.flush()
-            reporter.log(line)
+            def on_output(line: str) -> None:
+                f.write(line + "\n")
+                f.flush()
+                reporter.log(line)
 
-        try:
-            result = run_interruptible(
-                lambda: handle.stack.up(
-                    on_event=tracker, on_output=on_output, on_error=on_output, color="never"
-                ),
-                reporter,
-            )
-        except auto.CommandError as e:
-            f.flush()
-            raise engine_failure(cfg, e, op, tracker, log) from None
-    return result, tracker, log
+            try:
+                result = run_interruptible(
+                    lambda t=tracker, out=on_output: handle.stack.up(  # type: ignore[misc]
+                        on_event=t, on_output=out, on_error=out, color="never"
+                    ),
+                    reporter,
+                )
+            except auto.CommandError as e:
+                f.flush()
+                grants += tracker.grants
+                _add_changes(changes, durations, tracker)
+                summary = "\n".join(tracker.summary()) or str(e)
+                if attempt < len(IAM_RETRY_DELAYS) and grants and is_permission_denied(summary):
+                    delay = IAM_RETRY_DELAYS[attempt]
+                    engine_failure(cfg, e, op, tracker, log)  # keeps the engine's words
+                    reporter.step(
+                        f"Permission denied after this deploy made {len(grants)} IAM grants "
+                        f"({', '.join(sorted(set(grants))[:4])}{', ...' if len(grants) > 4 else ''}"
+                        f"): GCP takes minutes to apply a new grant. Rerunning `{op}` in "
+                        f"{delay:.0f}s (retry {attempt + 1} of {len(IAM_RETRY_DELAYS)}): "
+                        f"{first_meaningful_line(summary)}"
+                    )
+                    wait(delay)
+                    continue
+                raise engine_failure(cfg, e, op, tracker, log) from None
+        _add_changes(changes, durations, tracker)
+        tracker.changes, tracker.durations = changes, durations
+        return result, tracker, log
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _add_changes(
+    changes: dict[str, int], durations: dict[str, list[float]], tracker: EventTracker
+) -> None:
+    """What every attempt did, so a retried `up` reports the whole deploy: what an earlier
+    attempt changed is `same` to the next one, and counted once, as the change."""
+    done_before = sum(v for k, v in changes.items() if k != "same")
+    for k, v in tracker.changes.items():
+        if k == "same":
+            changes["same"] = max(0, v - done_before)
+        else:
+            changes[k] = changes.get(k, 0) + v
+    if not changes.get("same"):
+        changes.pop("same", None)
+    for k, ds in tracker.durations.items():
+        durations.setdefault(k, []).extend(ds)
 
 
 def _changes_text(changes: dict[str, int]) -> str:
@@ -160,7 +225,7 @@ class InfraPhase:
                 raise engine_failure(cfg, e, "refresh", tracker, log) from None
             self._guard_stateful(handle, cfg, opts, rep)
         rep.step("Updating the stack")
-        result, tracker, log = _up(handle, cfg, rep, opts.verbose)
+        result, tracker, log = _up(handle, cfg, rep, opts.verbose, sleep=ctx.services.sleep)
         rep.step(f"{tracker.done} resources ({_changes_text(tracker.changes)}); engine log: {log}")
         plain, secret = split_outputs(result.outputs)
         from ..outputs import InfraOutputs
@@ -351,7 +416,7 @@ class InfraPhase:
             lifted = open_stack(cfg, opts, ctx.services, program_cfg=unprotected, create=False)
             assert lifted is not None
             configure(lifted, cfg, rep)
-            _up(lifted, cfg, rep, opts.verbose, op="unprotect")
+            _up(lifted, cfg, rep, opts.verbose, op="unprotect", sleep=ctx.services.sleep)
         log = log_path(cfg, "destroy")
         tracker = EventTracker(rep, total=len(resources) or None)
         rep.step(f"Destroying {len(resources)} resources")
