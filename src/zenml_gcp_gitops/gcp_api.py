@@ -249,6 +249,20 @@ class GcpApi:
             return None
         return {str(b.role) for b in policy.bindings if member in b.members}
 
+    def disabled_services(self, project: str, services: tuple[str, ...]) -> list[str]:
+        """Those of `services` that are not enabled (all of them when that cannot be read)."""
+        from google.api_core import exceptions as gexc
+
+        names = [f"projects/{project}/services/{s}" for s in services]
+        try:
+            with expired_login_is_one_line():
+                found = self.service_usage().batch_get_services(
+                    request={"parent": f"projects/{project}", "names": names}
+                )
+        except gexc.GoogleAPICallError:
+            return list(services)  # cannot tell: enabling what is on is a no-op
+        return [s.name.rsplit("/", 1)[-1] for s in found.services if s.state.name != "ENABLED"]
+
     def enable_services(self, project: str, services: tuple[str, ...]) -> list[str]:
         """Enable those of `services` that are off; the ones it enabled."""
         from concurrent.futures import TimeoutError as OperationTimeout
@@ -256,15 +270,7 @@ class GcpApi:
         from google.api_core import exceptions as gexc
 
         client = self.service_usage()
-        names = [f"projects/{project}/services/{s}" for s in services]
-        try:
-            with expired_login_is_one_line():
-                found = client.batch_get_services(
-                    request={"parent": f"projects/{project}", "names": names}
-                )
-            off = [s.name.rsplit("/", 1)[-1] for s in found.services if s.state.name != "ENABLED"]
-        except gexc.GoogleAPICallError:
-            off = list(services)  # cannot tell: enabling what is on is a no-op
+        off = self.disabled_services(project, services)
         if not off:
             return []
         what = ", ".join(off)

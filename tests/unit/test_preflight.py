@@ -74,7 +74,7 @@ def ok(pulumi_root: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> di
         ),
         (
             {"enable_fails": True},
-            "could not enable storage.googleapis.com",
+            "could not enable cloudresourcemanager.googleapis.com",
             "serviceusage.services.enable",
         ),
         (
@@ -107,7 +107,12 @@ def test_happy_path_creates_state_bucket_and_key_once(ok: dict[str, Any]) -> Non
     assert out["state_bucket_action"] == "created" and out["state_kms_key_action"] == "created"
     assert out["pulumi_version"] == "3.225.0" and out["state_ready"] is True
     assert out["gcp_plugin"] and out["gcp_plugin_installed"] is False
-    assert set(gcp.enabled_services) == {"storage.googleapis.com", "cloudkms.googleapis.com"}
+    assert set(gcp.enabled_services) == {
+        "cloudresourcemanager.googleapis.com",
+        "serviceusage.googleapis.com",
+        "storage.googleapis.com",
+        "cloudkms.googleapis.com",
+    }
     # idempotent: a second run keeps both
     out = _run(gcp, **ok)
     assert out["state_bucket_action"] == "exists" and out["state_kms_key_action"] == "exists"
@@ -124,6 +129,7 @@ def test_dry_run_creates_nothing(ok: dict[str, Any]) -> None:
     )
     assert out["state_ready"] is False
     assert gcp.called("batch_enable_services") == []
+    assert "cloudresourcemanager.googleapis.com" in out["services_to_enable"]
 
 
 def test_local_backend_with_passphrase_needs_no_bucket_or_key(
@@ -137,6 +143,11 @@ def test_local_backend_with_passphrase_needs_no_bucket_or_key(
     gcp = FakeGcp(project=PROJECT)
     out = _run(gcp, cfg, **ok)
     assert gcp.storage.buckets == {} and gcp.kms.keys == {} and "state_bucket" not in out
+    # the program's project lookup and project IAM still need Resource Manager, on first
+    assert out["services_enabled"] == [
+        "cloudresourcemanager.googleapis.com",
+        "serviceusage.googleapis.com",
+    ]
 
 
 def test_pulumi_missing_without_yes_explains_how_to_install(

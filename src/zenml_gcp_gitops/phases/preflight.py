@@ -37,6 +37,10 @@ REQUIRED_PERMISSIONS = (
     "cloudsql.instances.create",
 )
 STATE_SERVICES = ("storage.googleapis.com", "cloudkms.googleapis.com")
+# What the Pulumi program calls before it can enable anything itself: Resource Manager (the
+# project lookup, project IAM, audit configs) and Service Usage. With user credentials the
+# calls may work anyway; with a service account they need the API on in its project too.
+PROGRAM_SERVICES = ("cloudresourcemanager.googleapis.com", "serviceusage.googleapis.com")
 
 
 def default_build_account_warnings(
@@ -125,9 +129,17 @@ class PreflightPhase:
             require_passphrase(cfg)
 
         ready = True
-        if not dry and (not cfg.is_local_backend or cfg.secrets_provider == "gcpkms"):
-            rep.step(f"Enabling {', '.join(STATE_SERVICES)}")
-            out["services_enabled"] = api.enable_services(cfg.project, STATE_SERVICES)
+        needed = PROGRAM_SERVICES
+        if not cfg.is_local_backend or cfg.secrets_provider == "gcpkms":
+            needed += STATE_SERVICES
+        if dry:
+            off = api.disabled_services(cfg.project, needed)
+            if off:
+                out["services_to_enable"] = off
+                rep.step(f"Would enable {', '.join(off)}")
+        else:
+            rep.step(f"Enabling {', '.join(needed)}")
+            out["services_enabled"] = api.enable_services(cfg.project, needed)
         if not cfg.is_local_backend:
             bucket = cfg.state_url.removeprefix("gs://").split("/")[0]
             exists = api.bucket_exists(bucket)
