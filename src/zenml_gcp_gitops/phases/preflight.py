@@ -129,7 +129,7 @@ class PreflightPhase:
             require_passphrase(cfg)
 
         ready = True
-        needed = PROGRAM_SERVICES
+        needed: tuple[str, ...] = PROGRAM_SERVICES
         if not cfg.is_local_backend or cfg.secrets_provider == "gcpkms":
             needed += STATE_SERVICES
         if dry:
