@@ -55,6 +55,8 @@ _PROTECTABLE = ("gcp:container/cluster:Cluster", "gcp:sql/databaseInstance:Datab
 
 
 _BUCKET = "gcp:storage/bucket:Bucket"
+_ZONE = "gcp:dns/managedZone:ManagedZone"
+_RECORD = "gcp:dns/recordSet:RecordSet"
 
 
 def protected_resources(resources: list[dict[str, Any]]) -> list[str]:
@@ -382,19 +384,58 @@ class InfraPhase:
         }
 
     def check_destroy(self, ctx: PhaseContext) -> None:
-        """Refuse, before anything is torn down, to silently lift deletion protection."""
-        if ctx.options.force:
-            return
+        """Refuse, before anything is torn down, to silently lift deletion protection, or to
+        delete a zone that holds records the stack did not make."""
         handle = open_stack(ctx.cfg, ctx.options, ctx.services, create=False)
         if handle is None:
             return
-        protected = protected_resources(exported_resources(handle))
+        resources = exported_resources(handle)
+        self._zone_leftovers(ctx, resources)
+        if ctx.options.force:
+            return
+        protected = protected_resources(resources)
         if protected:
             raise UserError(
                 f"{len(protected)} resources are protected against deletion: {', '.join(protected)}",
                 "re-run with --force to lift deletion protection (one `pulumi up`) and delete "
                 "them; the data in Cloud SQL and the buckets is lost",
             )
+
+    def _zone_leftovers(
+        self, ctx: PhaseContext, resources: list[dict[str, Any]]
+    ) -> tuple[Any, str, str, list[Any]]:
+        """For a zone `deploy` created: (DNS API, project, zone, records to delete before
+        Pulumi deletes the zone). Foreign records stop the destroy unless --force."""
+        zones = [r for r in resources if r.get("type") == _ZONE]
+        if not zones:
+            return None, "", "", []
+        from ..dns import CloudDnsApi, label, zone_leftovers
+        from ..gcp_api import GcpApi
+
+        inputs = zones[0].get("inputs") or {}
+        project = str(inputs.get("project") or ctx.cfg.names.dns_zone_project)
+        zone = str(inputs.get("name") or ctx.cfg.names.dns_zone)
+        records = [r.get("inputs") or {} for r in resources if r.get("type") == _RECORD]
+        ours = {(str(r.get("name", "")).lower(), str(r.get("type", ""))) for r in records}
+        api = ctx.services.dns_api or CloudDnsApi((ctx.services.gcp_api or GcpApi(ctx.cfg)).dns)
+        extra, foreign = zone_leftovers(
+            str(inputs.get("dnsName", "")),
+            ours,
+            [str(r.get("name", "")) for r in records],
+            api.list_records(project, zone),
+        )
+        if foreign and not ctx.options.force:
+            raise UserError(
+                f"the Cloud DNS zone {project}/{zone} that deploy created holds records it "
+                f"did not make: {', '.join(label(r) for r in foreign)}",
+                "move or delete them, or re-run with --force to delete them with the zone",
+            )
+        if foreign:
+            ctx.reporter.step(
+                f"--force: deleting records the stack did not make in {zone}: "
+                f"{', '.join(label(r) for r in foreign)}"
+            )
+        return api, project, zone, extra + foreign
 
     def destroy(self, ctx: PhaseContext) -> None:
         from pulumi import automation as auto
@@ -417,6 +458,14 @@ class InfraPhase:
             assert lifted is not None
             configure(lifted, cfg, rep)
             _up(lifted, cfg, rep, opts.verbose, op="unprotect", sleep=ctx.services.sleep)
+        # Cloud DNS refuses to delete a zone with records in it: clear what Pulumi does not
+        # hold first (its own records go before the zone, in dependency order).
+        dns_api, zone_project, zone, leftovers = self._zone_leftovers(ctx, resources)
+        if leftovers:
+            from ..dns import label
+
+            rep.step(f"Deleting {', '.join(label(r) for r in leftovers)} from the zone {zone}")
+            dns_api.delete_records(zone_project, zone, leftovers)
         log = log_path(cfg, "destroy")
         tracker = EventTracker(rep, total=len(resources) or None)
         rep.step(f"Destroying {len(resources)} resources")
