@@ -743,3 +743,41 @@ def test_permission_denied_without_fresh_grants_is_not_retried(
     with pytest.raises(PhaseError, match="Permission denied"):
         eng.deploy(stop_after="infra")
     assert waits == [] and world.ops() == ["up"]
+
+
+def test_audit_configs_merge_with_the_projects_and_destroy_restores_them(world: World) -> None:
+    """The project already logs storage ADMIN_READ and DATA_READ (with an exemption): the
+    stack's config keeps both and adds DATA_WRITE; `destroy` writes the earlier one back."""
+    prior = [
+        {"log_type": "ADMIN_READ", "exempted_members": []},
+        {"log_type": "DATA_READ", "exempted_members": ["user:ops@example.com"]},
+    ]
+    world.gcp.audit_configs = {"storage.googleapis.com": [dict(c) for c in prior]}
+    world.cfg = world.cfg.model_copy(
+        update={"deletion_protection": False, "force_destroy_buckets": True}
+    )
+    eng = world.engine()
+    eng.services.program = None  # the packaged program
+    eng.deploy(stop_after="infra")
+    audits = {
+        r["inputs"]["service"]: r["inputs"]["auditLogConfigs"]
+        for r in world.state()["resources"]
+        if r["type"] == "gcp:projects/iAMAuditConfig:IAMAuditConfig"
+    }
+    storage = {c["logType"]: c.get("exemptedMembers", []) for c in audits["storage.googleapis.com"]}
+    assert storage == {
+        "ADMIN_READ": [],
+        "DATA_READ": ["user:ops@example.com"],
+        "DATA_WRITE": [],
+    }
+    assert {c["logType"] for c in audits["secretmanager.googleapis.com"]} == {
+        "DATA_READ",
+        "DATA_WRITE",
+    }
+
+    # what GCP holds once Pulumi's destroy has deleted the stack's configs
+    world.gcp.audit_configs = {}
+    eng = world.engine()
+    eng.services.program = None
+    eng.destroy()
+    assert world.gcp.audit_configs == {"storage.googleapis.com": prior}

@@ -308,7 +308,8 @@ def test_warns_when_the_default_compute_account_is_editor(
     ok: dict[str, Any], knobs: dict[str, Any], warned: bool
 ) -> None:
     gcp = FakeGcp(project=PROJECT, **knobs)
-    cfg = _cfg()
+    # an unreadable policy stops the audit config read (below), not this warning
+    cfg = _cfg(data_access_logs=not knobs.get("deny_get_iam_policy"))
     rep = _Lines()
     ctx = PhaseContext(cfg=cfg, reporter=rep, **typed({"gcp_api": gcp.api(cfg), **ok}))
     out = PreflightPhase().run(ctx)  # a warning, never a failure
@@ -321,4 +322,32 @@ def test_warns_when_the_default_compute_account_is_editor(
         assert rep.lines == [f"WARNING: {warning}"]
     else:
         assert out["warnings"] == [] and not any("WARNING" in x for x in rep.lines)
-    assert gcp.called("get_iam_policy") == [f"projects/{PROJECT}"]
+    assert set(gcp.called("get_iam_policy")) == {f"projects/{PROJECT}"}
+
+
+def test_an_unreadable_iam_policy_stops_before_audit_configs_are_replaced(
+    ok: dict[str, Any],
+) -> None:
+    with pytest.raises(UserError) as exc:
+        _run(FakeGcp(project=PROJECT, deny_get_iam_policy=True), **ok)
+    assert "audit configs" in exc.value.message
+    assert "data_access_logs: false" in (exc.value.hint or "")
+
+
+def test_the_audit_config_read_once_is_kept(ok: dict[str, Any]) -> None:
+    """The first deploy records what the project had; later deploys see the stack's own
+    merged config, so they keep the first read."""
+    gcp = FakeGcp(
+        project=PROJECT,
+        audit_configs={"storage.googleapis.com": [{"log_type": "ADMIN_READ"}]},
+    )
+    first = _run(gcp, **ok)["audit_prior"]
+    assert first == {"storage.googleapis.com": [{"log_type": "ADMIN_READ", "exempted_members": []}]}
+    gcp.audit_configs["storage.googleapis.com"].append({"log_type": "DATA_READ"})
+    cfg = _cfg()
+    ctx = PhaseContext(
+        cfg=cfg,
+        recorded={"preflight": {"audit_prior": first}},
+        **typed({"gcp_api": gcp.api(cfg), **ok}),
+    )
+    assert PreflightPhase().run(ctx)["audit_prior"] == first

@@ -173,6 +173,33 @@ RETAINED_TYPES = {
 }
 
 
+def audit_prior(ctx: PhaseContext) -> dict[str, Any]:
+    """The project's audit configs before the first deploy, as preflight recorded them."""
+    return dict(ctx.recorded.get("preflight", {}).get("audit_prior") or {})
+
+
+def restore_audit_configs(ctx: PhaseContext) -> None:
+    """After `destroy`: write back the audit configs the program's merged ones replaced.
+
+    Only where the service now has none (Pulumi deleted ours): a config someone set since
+    is theirs, and is left as it is.
+    """
+    from ..audit import restorable
+    from ..gcp_api import GcpApi
+
+    todo = restorable(audit_prior(ctx))
+    if not todo:
+        return
+    api = ctx.services.gcp_api or GcpApi(ctx.cfg)
+    for service, configs in todo.items():
+        if api.restore_audit_config(ctx.cfg.project, service, configs):
+            ctx.reporter.step(f"Restored the audit config {service} had before the deploy")
+        else:
+            ctx.reporter.step(
+                f"Left the audit config of {service} as it is: it was changed after the deploy"
+            )
+
+
 def with_github_ids(ctx: PhaseContext) -> DeploymentConfig:
     """The config with `github_repo`'s immutable IDs: from the config, else as recorded by an
     earlier deploy, else looked up once now (and recorded by the caller)."""
@@ -205,12 +232,15 @@ class InfraPhase:
             return self._preview(ctx)
         pcfg = with_github_ids(ctx)
         rep.step(f"Opening stack {cfg.names.pulumi_stack} in {cfg.state_url}")
-        handle = open_stack(cfg, opts, ctx.services, program_cfg=pcfg)
+        prior = audit_prior(ctx)
+        handle = open_stack(cfg, opts, ctx.services, program_cfg=pcfg, audit_prior=prior)
         assert handle is not None
         adopt = self._adoptable(ctx, handle)
         if adopt:
             rep.step(f"Adopting {', '.join(adopt.values())}, kept by GCP from an earlier deploy")
-            handle = open_stack(cfg, opts, ctx.services, program_cfg=pcfg, adopt=adopt)
+            handle = open_stack(
+                cfg, opts, ctx.services, program_cfg=pcfg, adopt=adopt, audit_prior=prior
+            )
             assert handle is not None
         configure(handle, cfg, rep)
         if handle.existed and (resource_count(handle) or 0) > 0:
@@ -293,7 +323,7 @@ class InfraPhase:
         pre = ctx.recorded.get("preflight", {})
         handle = None
         if pre.get("state_ready") is not False:
-            handle = open_stack(cfg, opts, ctx.services, create=False)
+            handle = open_stack(cfg, opts, ctx.services, create=False, audit_prior=audit_prior(ctx))
         scratch: list[str] = []
         try:
             if handle is None:
@@ -307,6 +337,7 @@ class InfraPhase:
                     ctx.services,
                     state_url="file://" + scratch[0],
                     extra_env={"PULUMI_CONFIG_PASSPHRASE": os.urandom(16).hex()},
+                    audit_prior=audit_prior(ctx),
                 )
                 assert handle is not None
                 scratch.append(str(handle.work_dir))
@@ -444,6 +475,7 @@ class InfraPhase:
         handle = open_stack(cfg, opts, ctx.services, create=False)
         if handle is None:
             rep.step("No Pulumi stack: nothing to destroy")
+            restore_audit_configs(ctx)  # a destroy that stopped after the stack went
             return
         resources = exported_resources(handle)
         protected = protected_resources(resources)
@@ -454,7 +486,14 @@ class InfraPhase:
             unprotected = with_github_ids(ctx).model_copy(
                 update={"deletion_protection": False, "force_destroy_buckets": True}
             )
-            lifted = open_stack(cfg, opts, ctx.services, program_cfg=unprotected, create=False)
+            lifted = open_stack(
+                cfg,
+                opts,
+                ctx.services,
+                program_cfg=unprotected,
+                create=False,
+                audit_prior=audit_prior(ctx),
+            )
             assert lifted is not None
             configure(lifted, cfg, rep)
             _up(lifted, cfg, rep, opts.verbose, op="unprotect", sleep=ctx.services.sleep)
@@ -485,6 +524,7 @@ class InfraPhase:
             except auto.CommandError as e:
                 f.flush()
                 raise engine_failure(cfg, e, "destroy", tracker, log) from None
+        restore_audit_configs(ctx)
 
     def purge(self, ctx: PhaseContext) -> dict[str, Any]:
         """destroy --purge-state: drop the (now empty) stack and its history from the backend."""

@@ -102,6 +102,24 @@ class PreflightPhase:
                 "ask for roles/owner, or roles/editor plus roles/resourcemanager.projectIamAdmin",
             )
 
+        if cfg.data_access_logs:
+            # Kept from the first deploy: later reads would see the program's own config.
+            earlier = ctx.recorded.get("preflight", {})
+            if "audit_prior" in earlier:
+                out["audit_prior"] = earlier["audit_prior"]
+            elif earlier:
+                # deployed by a version that replaced the configs: what is there is ours
+                out["audit_prior"] = {}
+            else:
+                rep.step("Reading the project's audit configs")
+                from ..audit import DATA_ACCESS_SERVICES
+
+                out["audit_prior"] = api.audit_configs(cfg.project, DATA_ACCESS_SERVICES)
+            for service in out["audit_prior"]:
+                rep.log(
+                    f"{service} has an audit config: the stack's Data Access logs merge with it"
+                )
+
         out["warnings"] = default_build_account_warnings(api, cfg, out["project_number"])
         for line in out["warnings"]:
             rep.log(f"WARNING: {line}")
