@@ -10,6 +10,11 @@ import pulumi_gcp as gcp
 from ._base import Component
 
 BASE_SERVICES: tuple[str, ...] = (
+    # Project IAM members, audit configs and the project lookup. Preflight enables it (and
+    # serviceusage) first: the lookup runs before any `Service` here is on.
+    "cloudresourcemanager.googleapis.com",
+    "serviceusage.googleapis.com",  # the `Service` and agent (`ServiceIdentity`) resources
+    "storage.googleapis.com",  # buckets and the GCS agent lookup
     "compute.googleapis.com",
     "container.googleapis.com",
     "sqladmin.googleapis.com",

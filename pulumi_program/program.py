@@ -56,12 +56,19 @@ def export_outputs(values: dict[str, pulumi.Output[Any] | None]) -> StackOutputs
     return exported
 
 
-def build(cfg: DeploymentConfig, adopt: dict[str, str] | None = None) -> StackOutputs:
+def build(
+    cfg: DeploymentConfig,
+    adopt: dict[str, str] | None = None,
+    *,
+    audit_prior: dict[str, list[dict[str, Any]]] | None = None,
+) -> StackOutputs:
     """Register every resource of the deployment and export the infra outputs.
 
     `adopt` maps a retained resource (`kms_key_ring`, `kms_key`, `wif_pool`, `wif_provider`)
     to the ID of the one GCP
     kept from an earlier deployment of the same name; it is imported instead of created.
+    `audit_prior` is the project's audit config, per service, before the first deploy
+    (preflight reads it): the program's Data Access logs merge with it.
     """
     adopt = adopt or {}
     set_protection(cfg.deletion_protection)  # stateful resources get `protect` (see _base)
@@ -94,7 +101,7 @@ def build(cfg: DeploymentConfig, adopt: dict[str, str] | None = None) -> StackOu
         after_apis(),
     )
     if cfg.data_access_logs:
-        Audit("audit", AuditArgs(project=p), after_apis())
+        Audit("audit", AuditArgs(project=p, prior=dict(audit_prior or {})), after_apis())
     network = Network(
         "network",
         NetworkArgs(

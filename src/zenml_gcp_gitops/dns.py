@@ -105,6 +105,65 @@ class CloudDnsApi:
         granted = set(resp.get("permissions", []))
         return [p for p in permissions if p not in granted]
 
+    def list_records(self, project: str, zone: str) -> list[Any]:
+        """Every record set in the zone (google-cloud-dns `ResourceRecordSet`s)."""
+        from google.api_core import exceptions as gexc
+
+        try:
+            with expired_login_is_one_line():
+                return list(self._client_for(project).zone(zone).list_resource_record_sets())
+        except gexc.NotFound:
+            return []
+        except gexc.GoogleAPICallError as e:
+            raise UserError(
+                f"could not list the records of the zone {project}/{zone}: {describe(e)}"
+            ) from None
+
+    def delete_records(self, project: str, zone: str, records: list[Any]) -> None:
+        """Delete `records` (as listed) in one change."""
+        from google.api_core import exceptions as gexc
+
+        if not records:
+            return
+        change = self._client_for(project).zone(zone).changes()
+        for r in records:
+            change.delete_record_set(r)
+        try:
+            with expired_login_is_one_line():
+                change.create()
+        except gexc.GoogleAPICallError as e:
+            raise UserError(
+                f"could not delete records in the zone {project}/{zone}: {describe(e)}"
+            ) from None
+
+
+def label(record: Any) -> str:
+    return f"{record.name} {record.record_type}"
+
+
+def zone_leftovers(
+    zone_dns_name: str, ours: set[tuple[str, str]], hosts: list[str], records: list[Any]
+) -> tuple[list[Any], list[Any]]:
+    """(records of ours Pulumi does not hold, foreign records) of a zone the stack made.
+
+    Cloud DNS deletes a zone only when it holds nothing but its apex SOA and NS. Pulumi
+    deletes the stack's records itself (`ours`: name and type); cert-manager's DNS-01
+    solver, run by the stack, may leave `_acme-challenge.<host>` TXT records behind. Anything
+    else someone added.
+    """
+    apex = zone_dns_name.lower()
+    challenges = {f"_acme-challenge.{h.lower().rstrip('.')}." for h in hosts}
+    extra, foreign = [], []
+    for r in records:
+        name, typ = str(r.name).lower(), str(r.record_type)
+        if (name == apex and typ in ("SOA", "NS")) or (name, typ) in ours:
+            continue
+        if typ == "TXT" and name in challenges:
+            extra.append(r)
+        else:
+            foreign.append(r)
+    return extra, foreign
+
 
 def zone_covers(zone_dns_name: str, domain: str) -> bool:
     """Is the zone's DNS name (`example.com.`) the domain itself or a suffix of it?"""

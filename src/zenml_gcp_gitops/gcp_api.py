@@ -249,6 +249,93 @@ class GcpApi:
             return None
         return {str(b.role) for b in policy.bindings if member in b.members}
 
+    def _policy(self, project: str) -> Any:
+        from google.api_core import exceptions as gexc
+
+        try:
+            with expired_login_is_one_line():
+                return self.projects().get_iam_policy(
+                    request={
+                        "resource": f"projects/{project}",
+                        "options": {"requested_policy_version": 3},
+                    }
+                )
+        except gexc.GoogleAPICallError as e:
+            raise UserError(
+                f"could not read the IAM policy of {project} (its audit configs): {describe(e)}",
+                "you need resourcemanager.projects.getIamPolicy; or set data_access_logs: false "
+                "where audit configs are managed elsewhere",
+            ) from None
+
+    def audit_configs(self, project: str, services: tuple[str, ...]) -> dict[str, Any]:
+        """The project's audit log configs of `services`: {service: [{log_type,
+        exempted_members}]}, only the services that have one."""
+        from google.iam.v1 import policy_pb2
+
+        out: dict[str, Any] = {}
+        for ac in self._policy(project).audit_configs:
+            if ac.service in services:
+                out[ac.service] = [
+                    {
+                        "log_type": policy_pb2.AuditLogConfig.LogType.Name(c.log_type),
+                        "exempted_members": sorted(c.exempted_members),
+                    }
+                    for c in ac.audit_log_configs
+                ]
+        return out
+
+    def restore_audit_config(self, project: str, service: str, configs: list[Any]) -> bool:
+        """Put `configs` back as `service`'s audit config if it has none now (read, modify,
+        write with the policy's etag); False when one is there (left untouched)."""
+        from google.api_core import exceptions as gexc
+        from google.iam.v1 import policy_pb2
+
+        policy = self._policy(project)
+        if any(ac.service == service for ac in policy.audit_configs):
+            return False
+        policy.audit_configs.append(
+            policy_pb2.AuditConfig(
+                service=service,
+                audit_log_configs=[
+                    policy_pb2.AuditLogConfig(
+                        log_type=policy_pb2.AuditLogConfig.LogType.Value(c["log_type"]),
+                        exempted_members=list(c["exempted_members"]),
+                    )
+                    for c in configs
+                ],
+            )
+        )
+        try:
+            with expired_login_is_one_line():
+                self.projects().set_iam_policy(
+                    request={
+                        "resource": f"projects/{project}",
+                        "policy": policy,
+                        "update_mask": {"paths": ["audit_configs"]},
+                    }
+                )
+        except gexc.GoogleAPICallError as e:
+            raise UserError(
+                f"could not restore the audit config of {service} on {project}: {describe(e)}",
+                "re-run `destroy` (it resumes), or set it by hand with "
+                f"`gcloud projects set-iam-policy {project}`",
+            ) from None
+        return True
+
+    def disabled_services(self, project: str, services: tuple[str, ...]) -> list[str]:
+        """Those of `services` that are not enabled (all of them when that cannot be read)."""
+        from google.api_core import exceptions as gexc
+
+        names = [f"projects/{project}/services/{s}" for s in services]
+        try:
+            with expired_login_is_one_line():
+                found = self.service_usage().batch_get_services(
+                    request={"parent": f"projects/{project}", "names": names}
+                )
+        except gexc.GoogleAPICallError:
+            return list(services)  # cannot tell: enabling what is on is a no-op
+        return [s.name.rsplit("/", 1)[-1] for s in found.services if s.state.name != "ENABLED"]
+
     def enable_services(self, project: str, services: tuple[str, ...]) -> list[str]:
         """Enable those of `services` that are off; the ones it enabled."""
         from concurrent.futures import TimeoutError as OperationTimeout
@@ -256,15 +343,7 @@ class GcpApi:
         from google.api_core import exceptions as gexc
 
         client = self.service_usage()
-        names = [f"projects/{project}/services/{s}" for s in services]
-        try:
-            with expired_login_is_one_line():
-                found = client.batch_get_services(
-                    request={"parent": f"projects/{project}", "names": names}
-                )
-            off = [s.name.rsplit("/", 1)[-1] for s in found.services if s.state.name != "ENABLED"]
-        except gexc.GoogleAPICallError:
-            off = list(services)  # cannot tell: enabling what is on is a no-op
+        off = self.disabled_services(project, services)
         if not off:
             return []
         what = ", ".join(off)

@@ -77,3 +77,4 @@ class Services:
     record_storage_client: Any = None  # storage for the record, for the ops commands
     gh: Any = None  # the GitHub client (repository IDs, Actions secrets)
     monitoring_session: Any = None  # an AuthorizedSession for Cloud Monitoring (status)
+    sleep: Callable[[float], object] | None = None  # waits between retries (time.sleep)

@@ -21,7 +21,8 @@ import requests
 from tests.fakes.google_clients import FakeGcp, error_body, http_response
 
 _ZONE = re.compile(
-    r"^https://dns\.googleapis\.com/dns/v1/projects/([^/]+)/managedZones/([^/:]+)(:testIamPermissions)?$"
+    r"^https://dns\.googleapis\.com/dns/v1/projects/([^/]+)/managedZones/([^/:]+)"
+    r"(:testIamPermissions|/rrsets|/changes)?$"
 )
 
 
@@ -32,6 +33,17 @@ class FakeZone:
     name_servers: tuple[str, ...] = ("ns-cloud-a1.example.net.", "ns-cloud-a2.example.net.")
     # permissions the caller lacks on this zone
     missing: tuple[str, ...] = ()
+    # record sets as the API returns them: {"name", "type", "ttl", "rrdatas"}
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.records:  # every zone has its apex SOA and NS
+            ns = list(self.name_servers)
+            soa = f"{ns[0]} cloud-dns-hostmaster.google.com. 1 21600 3600 259200 300"
+            self.records = [
+                {"name": self.dns_name, "type": "NS", "ttl": 21600, "rrdatas": ns},
+                {"name": self.dns_name, "type": "SOA", "ttl": 21600, "rrdatas": [soa]},
+            ]
 
 
 @dataclass
@@ -90,9 +102,24 @@ class FakeCloudDns:
                     f"The 'parameters.managedZone' resource named '{zone}' does not exist.",
                 ),
             )
-        if test:
+        if test == ":testIamPermissions":
             wanted = jsonlib.loads(data or "{}").get("permissions", [])
             return reply(200, {"permissions": [p for p in wanted if p not in found.missing]})
+        if test == "/rrsets" and method == "GET":
+            return reply(
+                200, {"kind": "dns#resourceRecordSetsListResponse", "rrsets": found.records}
+            )
+        if test == "/changes" and method == "POST":
+            body = jsonlib.loads(data or "{}")
+            for key in ("additions", "deletions"):  # int64 travels as a JSON string
+                body[key] = [{**r, "ttl": int(r["ttl"])} for r in body.get(key, [])]
+            for d in body.get("deletions", []):
+                if d not in found.records:  # the API deletes only an exact match
+                    return reply(412, error_body(412, "FAILED_PRECONDITION", f"no such record {d}"))
+            for d in body.get("deletions", []):
+                found.records.remove(d)
+            found.records.extend(body.get("additions", []))
+            return reply(200, {"kind": "dns#change", "id": "1", "status": "done", **body})
         if method != "GET":
             return reply(400, error_body(400, "INVALID_ARGUMENT", f"no route for {method}"))
         return reply(

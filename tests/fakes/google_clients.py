@@ -323,7 +323,51 @@ class FakeProjectsClient:
         bindings = [policy_pb2.Binding(role="roles/owner", members=["user:admin@example.com"])]
         role = "roles/editor" if g.compute_default_editor else "roles/logging.logWriter"
         bindings.append(policy_pb2.Binding(role=role, members=[compute]))
-        return policy_pb2.Policy(version=1, etag=b"BwX=", bindings=bindings)
+        return policy_pb2.Policy(
+            version=1,
+            etag=g.policy_etag,
+            bindings=bindings,
+            audit_configs=[_audit_config(s, c) for s, c in g.audit_configs.items()],
+        )
+
+    def set_iam_policy(self, request: dict[str, Any]) -> Any:
+        """Only the audit configs are kept (update_mask `audit_configs`); a stale etag is
+        refused as the API does."""
+        from google.iam.v1 import policy_pb2
+
+        g = self.gcp
+        g.enter("set_iam_policy", request["resource"])
+        policy = request["policy"]
+        assert request["update_mask"]["paths"] == ["audit_configs"]
+        if policy.etag != g.policy_etag:
+            raise http_error(409, "ABORTED", "There were concurrent policy changes.")
+        g.audit_configs = {
+            ac.service: [
+                {
+                    "log_type": policy_pb2.AuditLogConfig.LogType.Name(c.log_type),
+                    "exempted_members": list(c.exempted_members),
+                }
+                for c in ac.audit_log_configs
+            ]
+            for ac in policy.audit_configs
+        }
+        g.policy_etag = g.policy_etag + b"1"
+        return policy
+
+
+def _audit_config(service: str, configs: list[dict[str, Any]]) -> Any:
+    from google.iam.v1 import policy_pb2
+
+    return policy_pb2.AuditConfig(
+        service=service,
+        audit_log_configs=[
+            policy_pb2.AuditLogConfig(
+                log_type=policy_pb2.AuditLogConfig.LogType.Value(c["log_type"]),
+                exempted_members=c.get("exempted_members", []),
+            )
+            for c in configs
+        ],
+    )
 
 
 class FakeBillingClient:
@@ -471,6 +515,9 @@ class FakeGcp:
     deny_key_use: bool = False
     compute_default_editor: bool = False  # projects made before May 2024 (no org policy)
     deny_get_iam_policy: bool = False
+    # the project's audit configs: service -> [{"log_type", "exempted_members"}]
+    audit_configs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    policy_etag: bytes = b"BwX="
     # the client-library calls made: (method, resource)
     calls: list[tuple[str, str]] = field(default_factory=list)
     # the AuthorizedSession calls made (Workload Identity pools): (method, url, body)

@@ -510,3 +510,37 @@ def test_the_servers_mount_no_service_account_token(variant: str) -> None:
     assert checked >= 3  # ZenML's server and migration Job, MLflow's server
     pipelines = [a for (ns, _), a in accounts.items() if ns.endswith("pipelines")]
     assert pipelines and all("automountServiceAccountToken" not in a for a in pipelines)
+
+
+def test_zenml_runs_hardened_and_writes_only_to_its_volume(variant: str) -> None:
+    """ZenML's server and migration Job run like every other chart container: a UID outside
+    the host's range, no escalation or capabilities, a read-only root. What ZenML writes (its
+    config path, $HOME, Python's temp dir) lies on a writable volume its group may write."""
+    from zenml_gcp_gitops.gitops.render import HIGH_UID, ZENML_CONFIG_DIR
+
+    cr = _by_key(variant)["zenml_server"]
+    checked = 0
+    for owner, spec in _pod_specs(cr.objects):
+        pod = spec.get("securityContext") or {}
+        assert pod.get("fsGroup") == HIGH_UID, owner["metadata"]["name"]
+        for c in _containers(spec):
+            sc = c.get("securityContext") or {}
+            assert sc.get("runAsUser") == HIGH_UID and sc.get("runAsNonRoot") is True
+            assert sc.get("runAsGroup") == HIGH_UID
+            assert sc.get("allowPrivilegeEscalation") is False
+            assert sc.get("readOnlyRootFilesystem") is True
+            assert sc.get("capabilities", {}).get("drop") == ["ALL"]
+            env = {e["name"]: e.get("value") for e in c.get("env", [])}
+            volumes = {v["name"]: v for v in spec.get("volumes", [])}
+            for path in (ZENML_CONFIG_DIR, env.get("HOME"), env.get("TMPDIR")):
+                assert path, f"{c['name']}: HOME and TMPDIR must be set"
+                mounts = [
+                    m
+                    for m in c.get("volumeMounts", [])
+                    if posixpath.commonpath([m["mountPath"], path]) == m["mountPath"]
+                ]
+                assert mounts, f"{c['name']}: {path} is on the read-only root"
+                m = max(mounts, key=lambda m: len(m["mountPath"]))
+                assert not m.get("readOnly") and "emptyDir" in volumes[m["name"]], m
+            checked += 1
+    assert checked >= 2  # the server and the migration Job

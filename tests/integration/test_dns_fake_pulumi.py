@@ -16,6 +16,7 @@ from tests.fakes.pulumi import read_state
 from tests.support.typed_options import typed
 from zenml_gcp_gitops.config import DeploymentConfig, build_config
 from zenml_gcp_gitops.engine import Engine
+from zenml_gcp_gitops.errors import UserError
 from zenml_gcp_gitops.phases.infra import InfraPhase
 from zenml_gcp_gitops.phases.preflight import PreflightPhase
 from zenml_gcp_gitops.progress import PlainReporter
@@ -108,3 +109,47 @@ def test_preflight_stops_before_infra_when_the_zone_is_wrong(
     with pytest.raises(PhaseError, match=r"serves example\.org\., which is not a suffix"):
         _engine(cfg, fake_pulumi_root, dns).deploy(stop_after="infra")
     assert not (env / "state").exists() or _types(env, cfg) == []
+
+
+def test_destroying_a_created_zone_clears_our_records_and_refuses_foreign_ones(
+    env: Path, fake_pulumi_root: Path
+) -> None:
+    """Cloud DNS deletes a zone only once it holds nothing but its apex SOA and NS: destroy
+    deletes what the stack left there (a DNS-01 challenge record), names what someone else
+    added and stops, and with --force deletes those too."""
+    cfg = _cfg(
+        env,
+        create_dns_zone=True,
+        acme_challenge="dns01",
+        deletion_protection=False,
+        force_destroy_buckets=True,
+    )
+    dns = FakeCloudDns(FakeGcp(project=cfg.project))
+    _engine(cfg, fake_pulumi_root, dns).deploy(stop_after="infra")
+    hosts = sorted(cfg.names.dns_records.values())
+    zone = FakeZone("ml.example.com.")
+    dns.zones[(cfg.project, cfg.names.dns_zone)] = zone
+    ours = [{"name": h, "type": "A", "ttl": 300, "rrdatas": ["34.120.0.10"]} for h in hosts]
+    challenge = {
+        "name": f"_acme-challenge.{hosts[0]}",
+        "type": "TXT",
+        "ttl": 60,
+        "rrdatas": ['"x"'],
+    }
+    foreign = {"name": "www.ml.example.com.", "type": "CNAME", "ttl": 300, "rrdatas": ["a.b."]}
+    zone.records += [*ours, challenge, foreign]
+
+    with pytest.raises(UserError) as exc:
+        _engine(cfg, fake_pulumi_root, dns).destroy()
+    assert "www.ml.example.com. CNAME" in exc.value.message
+    assert "_acme-challenge" not in exc.value.message and "--force" in (exc.value.hint or "")
+    assert foreign in zone.records and _types(env, cfg).count(ZONE) == 1  # nothing touched
+
+    _engine(cfg, fake_pulumi_root, dns, force=True).destroy()
+    assert challenge not in zone.records and foreign not in zone.records
+    assert _types(env, cfg) == []
+    # what is left is the apex and the records Pulumi deletes before the zone
+    left = {(r["name"], r["type"]) for r in zone.records}
+    assert left == {("ml.example.com.", "SOA"), ("ml.example.com.", "NS")} | {
+        (h, "A") for h in hosts
+    }

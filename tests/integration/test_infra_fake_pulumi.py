@@ -700,3 +700,84 @@ def test_after_kill_9_the_rerun_says_the_previous_run_died(
     assert res.exit_code == 0, res.output
     world.engine().deploy(stop_after="infra")  # resumes
     assert world.record()["phases"]["infra"]["status"] == "succeeded"
+
+
+def test_first_deploy_reruns_up_while_fresh_grants_propagate(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GCP refuses the CMEK repository, secrets and instance, and the cluster, while the key
+    grants and node roles made by the same deploy propagate: `up` is rerun with backoff,
+    says so, and the first deploy succeeds."""
+    import io
+
+    monkeypatch.setenv("FAKE_PULUMI_IAM_PROPAGATION", "1")
+    waits: list[float] = []
+    out = io.StringIO()
+    eng = world.engine(stream=out)
+    eng.services.program = None  # the packaged program: its real grant dependencies
+    eng.services.sleep = waits.append
+    eng.deploy(stop_after="infra")
+    rec = world.record()["phases"]["infra"]
+    assert rec["status"] == "succeeded"
+    assert waits == [30.0]  # one rerun: the grants of the first attempt hold by then
+    text = out.getvalue()
+    assert "Permission denied after this deploy made" in text
+    assert "Rerunning `up` in 30s (retry 1 of 4)" in text and "Error 403" in text
+    assert world.ops() == ["up", "up"]
+    # the record counts each resource once, as created
+    changes = rec["outputs"]["changes"]
+    assert set(changes) == {"create"} and changes["create"] == len(world.state()["resources"])
+
+
+def test_permission_denied_without_fresh_grants_is_not_retried(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller's own missing permission, with no grant made by this deploy, fails at once:
+    waiting cannot fix it."""
+    monkeypatch.setenv(
+        "FAKE_PULUMI_FAIL_RESOURCE", "mysql=googleapi: Error 403: Permission denied, forbidden"
+    )
+    waits: list[float] = []
+    eng = world.engine()
+    eng.services.sleep = waits.append
+    with pytest.raises(PhaseError, match="Permission denied"):
+        eng.deploy(stop_after="infra")
+    assert waits == [] and world.ops() == ["up"]
+
+
+def test_audit_configs_merge_with_the_projects_and_destroy_restores_them(world: World) -> None:
+    """The project already logs storage ADMIN_READ and DATA_READ (with an exemption): the
+    stack's config keeps both and adds DATA_WRITE; `destroy` writes the earlier one back."""
+    prior = [
+        {"log_type": "ADMIN_READ", "exempted_members": []},
+        {"log_type": "DATA_READ", "exempted_members": ["user:ops@example.com"]},
+    ]
+    world.gcp.audit_configs = {"storage.googleapis.com": [dict(c) for c in prior]}
+    world.cfg = world.cfg.model_copy(
+        update={"deletion_protection": False, "force_destroy_buckets": True}
+    )
+    eng = world.engine()
+    eng.services.program = None  # the packaged program
+    eng.deploy(stop_after="infra")
+    audits = {
+        r["inputs"]["service"]: r["inputs"]["auditLogConfigs"]
+        for r in world.state()["resources"]
+        if r["type"] == "gcp:projects/iAMAuditConfig:IAMAuditConfig"
+    }
+    storage = {c["logType"]: c.get("exemptedMembers", []) for c in audits["storage.googleapis.com"]}
+    assert storage == {
+        "ADMIN_READ": [],
+        "DATA_READ": ["user:ops@example.com"],
+        "DATA_WRITE": [],
+    }
+    assert {c["logType"] for c in audits["secretmanager.googleapis.com"]} == {
+        "DATA_READ",
+        "DATA_WRITE",
+    }
+
+    # what GCP holds once Pulumi's destroy has deleted the stack's configs
+    world.gcp.audit_configs = {}
+    eng = world.engine()
+    eng.services.program = None
+    eng.destroy()
+    assert world.gcp.audit_configs == {"storage.googleapis.com": prior}

@@ -74,7 +74,7 @@ def ok(pulumi_root: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> di
         ),
         (
             {"enable_fails": True},
-            "could not enable storage.googleapis.com",
+            "could not enable cloudresourcemanager.googleapis.com",
             "serviceusage.services.enable",
         ),
         (
@@ -107,7 +107,12 @@ def test_happy_path_creates_state_bucket_and_key_once(ok: dict[str, Any]) -> Non
     assert out["state_bucket_action"] == "created" and out["state_kms_key_action"] == "created"
     assert out["pulumi_version"] == "3.225.0" and out["state_ready"] is True
     assert out["gcp_plugin"] and out["gcp_plugin_installed"] is False
-    assert set(gcp.enabled_services) == {"storage.googleapis.com", "cloudkms.googleapis.com"}
+    assert set(gcp.enabled_services) == {
+        "cloudresourcemanager.googleapis.com",
+        "serviceusage.googleapis.com",
+        "storage.googleapis.com",
+        "cloudkms.googleapis.com",
+    }
     # idempotent: a second run keeps both
     out = _run(gcp, **ok)
     assert out["state_bucket_action"] == "exists" and out["state_kms_key_action"] == "exists"
@@ -124,6 +129,7 @@ def test_dry_run_creates_nothing(ok: dict[str, Any]) -> None:
     )
     assert out["state_ready"] is False
     assert gcp.called("batch_enable_services") == []
+    assert "cloudresourcemanager.googleapis.com" in out["services_to_enable"]
 
 
 def test_local_backend_with_passphrase_needs_no_bucket_or_key(
@@ -137,6 +143,11 @@ def test_local_backend_with_passphrase_needs_no_bucket_or_key(
     gcp = FakeGcp(project=PROJECT)
     out = _run(gcp, cfg, **ok)
     assert gcp.storage.buckets == {} and gcp.kms.keys == {} and "state_bucket" not in out
+    # the program's project lookup and project IAM still need Resource Manager, on first
+    assert out["services_enabled"] == [
+        "cloudresourcemanager.googleapis.com",
+        "serviceusage.googleapis.com",
+    ]
 
 
 def test_pulumi_missing_without_yes_explains_how_to_install(
@@ -297,7 +308,8 @@ def test_warns_when_the_default_compute_account_is_editor(
     ok: dict[str, Any], knobs: dict[str, Any], warned: bool
 ) -> None:
     gcp = FakeGcp(project=PROJECT, **knobs)
-    cfg = _cfg()
+    # an unreadable policy stops the audit config read (below), not this warning
+    cfg = _cfg(data_access_logs=not knobs.get("deny_get_iam_policy"))
     rep = _Lines()
     ctx = PhaseContext(cfg=cfg, reporter=rep, **typed({"gcp_api": gcp.api(cfg), **ok}))
     out = PreflightPhase().run(ctx)  # a warning, never a failure
@@ -310,4 +322,32 @@ def test_warns_when_the_default_compute_account_is_editor(
         assert rep.lines == [f"WARNING: {warning}"]
     else:
         assert out["warnings"] == [] and not any("WARNING" in x for x in rep.lines)
-    assert gcp.called("get_iam_policy") == [f"projects/{PROJECT}"]
+    assert set(gcp.called("get_iam_policy")) == {f"projects/{PROJECT}"}
+
+
+def test_an_unreadable_iam_policy_stops_before_audit_configs_are_replaced(
+    ok: dict[str, Any],
+) -> None:
+    with pytest.raises(UserError) as exc:
+        _run(FakeGcp(project=PROJECT, deny_get_iam_policy=True), **ok)
+    assert "audit configs" in exc.value.message
+    assert "data_access_logs: false" in (exc.value.hint or "")
+
+
+def test_the_audit_config_read_once_is_kept(ok: dict[str, Any]) -> None:
+    """The first deploy records what the project had; later deploys see the stack's own
+    merged config, so they keep the first read."""
+    gcp = FakeGcp(
+        project=PROJECT,
+        audit_configs={"storage.googleapis.com": [{"log_type": "ADMIN_READ"}]},
+    )
+    first = _run(gcp, **ok)["audit_prior"]
+    assert first == {"storage.googleapis.com": [{"log_type": "ADMIN_READ", "exempted_members": []}]}
+    gcp.audit_configs["storage.googleapis.com"].append({"log_type": "DATA_READ"})
+    cfg = _cfg()
+    ctx = PhaseContext(
+        cfg=cfg,
+        recorded={"preflight": {"audit_prior": first}},
+        **typed({"gcp_api": gcp.api(cfg), **ok}),
+    )
+    assert PreflightPhase().run(ctx)["audit_prior"] == first

@@ -173,6 +173,47 @@ def test_apis_enabled_and_everything_waits_for_them() -> None:
     assert sqladmin in one(r, SQL).depends_on
 
 
+# The Google API behind each pulumi-gcp resource module (and, for `projects`, each type).
+API_OF_MODULE = {
+    "artifactregistry": "artifactregistry",
+    "binaryauthorization": "binaryauthorization",
+    "compute": "compute",
+    "container": "container",
+    "dns": "dns",
+    "iam": "iam",
+    "kms": "cloudkms",
+    "secretmanager": "secretmanager",
+    "serviceaccount": "iam",
+    "servicenetworking": "servicenetworking",
+    "sql": "sqladmin",
+    "storage": "storage",
+    "projects/iAMMember": "cloudresourcemanager",
+    "projects/iAMAuditConfig": "cloudresourcemanager",
+    "projects/iAMCustomRole": "iam",
+    "projects/service": "serviceusage",
+    "projects/serviceIdentity": "serviceusage",
+}
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [{}, FULL, {"binary_authorization": True, "domain": "ml.example.com", "create_dns_zone": True}],
+)
+def test_the_program_enables_every_api_it_calls(variant: dict[str, Any]) -> None:
+    """Each resource's API, and Resource Manager for the project lookup (an invoke)."""
+    r = run(**variant)
+    services = {x.inputs["service"] for x in of_type(r, "gcp:projects/service:Service")}
+    needed = {"cloudresourcemanager.googleapis.com"}  # gcp.organizations.get_project
+    for x in r.registrations:
+        pkg, _, rest = x.type.partition(":")
+        if pkg != "gcp":
+            continue
+        module = rest.split(":")[0]
+        api = API_OF_MODULE.get(module) or API_OF_MODULE[module.split("/")[0]]
+        needed.add(f"{api}.googleapis.com")
+    assert needed <= services, sorted(needed - services)
+
+
 def test_vertex_enables_aiplatform_and_grants_it() -> None:
     r = run(orchestrator="vertex")
     services = {x.inputs["service"] for x in of_type(r, "gcp:projects/service:Service")}

@@ -70,8 +70,11 @@ POD_RESOURCES: dict[str, dict[str, str]] = {
     "server": {"cpu": "500m", "memory": "2Gi"},
 }
 # A UID outside the host's range (Checkov CKV_K8S_40) where the image needs none of its own:
-# the operators' static Go binaries, and MLflow (read-only root, writes only to /tmp).
+# the operators' static Go binaries, MLflow (read-only root, writes only to /tmp) and ZenML
+# (read-only root, writes only to its config emptyDir).
 HIGH_UID = 65532
+# ZENML_CONFIG_PATH in the ZenML server image, where its chart mounts an emptyDir
+ZENML_CONFIG_DIR = "/zenml/.zenconfig"
 # The service accounts of pods that never call the Kubernetes API: no token is mounted.
 API_FREE_KSAS = ("zenml_server", "mlflow")
 
@@ -363,6 +366,7 @@ def _context(cfg: DeploymentConfig, out: InfraOutputs) -> dict[str, Any]:
             k: {"requests": dict(v), "limits": dict(v)} for k, v in POD_RESOURCES.items()
         },
         "high_uid": HIGH_UID,
+        "zenml_config_dir": ZENML_CONFIG_DIR,
         "replicas": ha_shape(cfg),
         "affinity": {
             k: (_spread(sel) if ha_shape(cfg)[k] > 1 else None)

@@ -85,6 +85,26 @@ class Failure:
 
 _TIMED_OPS = ("create", "update", "replace", "create-replacement")
 
+# IAM grants (project, key, bucket, account, zone members, bindings and policies): a create
+# that needs one can be refused for a few minutes after it is made.
+_GRANT_TYPE = re.compile(r"IAM(Member|Binding|Policy)$")
+# How Google's APIs refuse a caller the grant has not reached yet: 403s, Cloud KMS's
+# "Permission '...' denied", Cloud SQL's notAuthorized and its CMEK delegation error.
+_PERMISSION_DENIED = re.compile(
+    r"error 403|permission_denied|permission '[^']+' denied|permission denied|"
+    r"does not have (the )?(required )?permission|notauthorized|"
+    r"unable to delegate the access of cmek",
+    re.I,
+)
+
+
+def is_grant(resource_type: str) -> bool:
+    return bool(_GRANT_TYPE.search(resource_type.rsplit(":", 1)[-1]))
+
+
+def is_permission_denied(message: str) -> bool:
+    return bool(_PERMISSION_DENIED.search(message))
+
 
 @dataclass
 class EventTracker:
@@ -103,6 +123,7 @@ class EventTracker:
     # real durations per resource type (created or updated), for the duration estimate
     started: dict[str, float] = field(default_factory=dict)
     durations: dict[str, list[float]] = field(default_factory=dict)
+    grants: list[str] = field(default_factory=list)  # IAM grants this run created or changed
     clock: Callable[[], float] = time.monotonic
 
     def __call__(self, event: Any) -> None:
@@ -129,6 +150,8 @@ class EventTracker:
             start = self.started.pop(md.urn, None)
             if start is not None and op in _TIMED_OPS:
                 self.durations.setdefault(md.type, []).append(self.clock() - start)
+            if op in _TIMED_OPS and is_grant(md.type):
+                self.grants.append(md.urn.rsplit("::", 1)[-1])
             self.reporter.progress(self.done, self.total, f"{op} {md.urn.rsplit('::', 1)[-1]}")
         elif event.diagnostic_event is not None:
             d = event.diagnostic_event

@@ -42,13 +42,19 @@ def _program(services: Services) -> Callable[..., Any]:
 
 
 def _run_program(
-    services: Services, options: RunOptions, cfg: DeploymentConfig, adopt: dict[str, str] | None
+    services: Services,
+    options: RunOptions,
+    cfg: DeploymentConfig,
+    adopt: dict[str, str] | None,
+    audit_prior: dict[str, Any] | None = None,
 ) -> None:
     from ..replace_guard import allowing
 
     # what --allow-replace names is registered without `protect`, so Pulumi may replace it
     with allowing(options.allow_replace):
-        if adopt:
+        if audit_prior:
+            _program(services)(cfg, adopt, audit_prior=audit_prior)
+        elif adopt:
             _program(services)(cfg, adopt)
         else:
             _program(services)(cfg)
@@ -72,6 +78,7 @@ def open_stack(
     state_url: str | None = None,
     extra_env: dict[str, str] | None = None,
     adopt: dict[str, str] | None = None,
+    audit_prior: dict[str, Any] | None = None,
 ) -> StackHandle | None:
     """Create or select the stack. With create=False, None when it does not exist."""
     from pulumi import automation as auto
@@ -107,7 +114,7 @@ def open_stack(
         secrets_provider=provider,
         env_vars=env,
         # resolved when Pulumi runs it: status/outputs/unlock never import the program
-        program=lambda: _run_program(services, options, pcfg, adopt),
+        program=lambda: _run_program(services, options, pcfg, adopt, audit_prior),
     )
     ws = auto.LocalWorkspace(**ws_opts.__dict__)
     name = cfg.names.pulumi_stack

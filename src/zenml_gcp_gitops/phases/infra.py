@@ -20,11 +20,19 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError
-from ..infra.events import EventTracker, engine_failure, log_path
+from ..infra.events import (
+    EventTracker,
+    engine_failure,
+    first_meaningful_line,
+    is_permission_denied,
+    log_path,
+)
 from ..infra.interrupt import run_interruptible
 from ..infra.stack import (
     StackHandle,
@@ -47,6 +55,8 @@ _PROTECTABLE = ("gcp:container/cluster:Cluster", "gcp:sql/databaseInstance:Datab
 
 
 _BUCKET = "gcp:storage/bucket:Bucket"
+_ZONE = "gcp:dns/managedZone:ManagedZone"
+_RECORD = "gcp:dns/recordSet:RecordSet"
 
 
 def protected_resources(resources: list[dict[str, Any]]) -> list[str]:
@@ -66,31 +76,88 @@ def protected_resources(resources: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+# Seconds between reruns of `up` when a create was refused right after new IAM grants. Google
+# documents that a grant usually applies within two minutes and can take up to seven.
+IAM_RETRY_DELAYS: tuple[float, ...] = (30.0, 60.0, 120.0, 210.0)
+
+
 def _up(
-    handle: StackHandle, cfg: DeploymentConfig, reporter: Reporter, verbose: bool, op: str = "up"
+    handle: StackHandle,
+    cfg: DeploymentConfig,
+    reporter: Reporter,
+    verbose: bool,
+    op: str = "up",
+    sleep: Callable[[float], object] | None = None,
 ) -> tuple[Any, EventTracker, Path]:
+    """`up`, rerun with backoff while a create is refused for want of a grant this run made.
+
+    A CMEK key grant to a service agent or a role of the node account is made, and the
+    repository, secret, instance or cluster that needs it is created at once: for a few
+    minutes GCP can still say "permission denied". Only that error class after grants made
+    by this deploy is retried, at most `len(IAM_RETRY_DELAYS)` times; anything else fails.
+    """
     from pulumi import automation as auto
 
-    log = log_path(cfg, op)
-    tracker = EventTracker(reporter, total=resource_count(handle) or None)
-    with log.open("w") as f:
+    wait = sleep or time.sleep
+    grants: list[str] = []
+    changes: dict[str, int] = {}
+    durations: dict[str, list[float]] = {}
+    for attempt in range(len(IAM_RETRY_DELAYS) + 1):
+        log = log_path(cfg, op if attempt == 0 else f"{op}-retry{attempt}")
+        tracker = EventTracker(reporter, total=resource_count(handle) or None)
+        with log.open("w") as f:
 
-        def on_output(line: str) -> None:
-            f.write(line + "\n")
-            f.flush()
-            reporter.log(line)
+            def on_output(line: str) -> None:
+                f.write(line + "\n")
+                f.flush()
+                reporter.log(line)
 
-        try:
-            result = run_interruptible(
-                lambda: handle.stack.up(
-                    on_event=tracker, on_output=on_output, on_error=on_output, color="never"
-                ),
-                reporter,
-            )
-        except auto.CommandError as e:
-            f.flush()
-            raise engine_failure(cfg, e, op, tracker, log) from None
-    return result, tracker, log
+            try:
+                result = run_interruptible(
+                    lambda t=tracker, out=on_output: handle.stack.up(  # type: ignore[misc]
+                        on_event=t, on_output=out, on_error=out, color="never"
+                    ),
+                    reporter,
+                )
+            except auto.CommandError as e:
+                f.flush()
+                grants += tracker.grants
+                _add_changes(changes, durations, tracker)
+                summary = "\n".join(tracker.summary()) or str(e)
+                if attempt < len(IAM_RETRY_DELAYS) and grants and is_permission_denied(summary):
+                    delay = IAM_RETRY_DELAYS[attempt]
+                    engine_failure(cfg, e, op, tracker, log)  # keeps the engine's words
+                    reporter.step(
+                        f"Permission denied after this deploy made {len(grants)} IAM grants "
+                        f"({', '.join(sorted(set(grants))[:4])}{', ...' if len(grants) > 4 else ''}"
+                        f"): GCP takes minutes to apply a new grant. Rerunning `{op}` in "
+                        f"{delay:.0f}s (retry {attempt + 1} of {len(IAM_RETRY_DELAYS)}): "
+                        f"{first_meaningful_line(summary)}"
+                    )
+                    wait(delay)
+                    continue
+                raise engine_failure(cfg, e, op, tracker, log) from None
+        _add_changes(changes, durations, tracker)
+        tracker.changes, tracker.durations = changes, durations
+        return result, tracker, log
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _add_changes(
+    changes: dict[str, int], durations: dict[str, list[float]], tracker: EventTracker
+) -> None:
+    """What every attempt did, so a retried `up` reports the whole deploy: what an earlier
+    attempt changed is `same` to the next one, and counted once, as the change."""
+    done_before = sum(v for k, v in changes.items() if k != "same")
+    for k, v in tracker.changes.items():
+        if k == "same":
+            changes["same"] = max(0, v - done_before)
+        else:
+            changes[k] = changes.get(k, 0) + v
+    if not changes.get("same"):
+        changes.pop("same", None)
+    for k, ds in tracker.durations.items():
+        durations.setdefault(k, []).extend(ds)
 
 
 def _changes_text(changes: dict[str, int]) -> str:
@@ -104,6 +171,33 @@ RETAINED_TYPES = {
     "wif_pool": "gcp:iam/workloadIdentityPool:WorkloadIdentityPool",
     "wif_provider": "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider",
 }
+
+
+def audit_prior(ctx: PhaseContext) -> dict[str, Any]:
+    """The project's audit configs before the first deploy, as preflight recorded them."""
+    return dict(ctx.recorded.get("preflight", {}).get("audit_prior") or {})
+
+
+def restore_audit_configs(ctx: PhaseContext) -> None:
+    """After `destroy`: write back the audit configs the program's merged ones replaced.
+
+    Only where the service now has none (Pulumi deleted ours): a config someone set since
+    is theirs, and is left as it is.
+    """
+    from ..audit import restorable
+    from ..gcp_api import GcpApi
+
+    todo = restorable(audit_prior(ctx))
+    if not todo:
+        return
+    api = ctx.services.gcp_api or GcpApi(ctx.cfg)
+    for service, configs in todo.items():
+        if api.restore_audit_config(ctx.cfg.project, service, configs):
+            ctx.reporter.step(f"Restored the audit config {service} had before the deploy")
+        else:
+            ctx.reporter.step(
+                f"Left the audit config of {service} as it is: it was changed after the deploy"
+            )
 
 
 def with_github_ids(ctx: PhaseContext) -> DeploymentConfig:
@@ -138,12 +232,15 @@ class InfraPhase:
             return self._preview(ctx)
         pcfg = with_github_ids(ctx)
         rep.step(f"Opening stack {cfg.names.pulumi_stack} in {cfg.state_url}")
-        handle = open_stack(cfg, opts, ctx.services, program_cfg=pcfg)
+        prior = audit_prior(ctx)
+        handle = open_stack(cfg, opts, ctx.services, program_cfg=pcfg, audit_prior=prior)
         assert handle is not None
         adopt = self._adoptable(ctx, handle)
         if adopt:
             rep.step(f"Adopting {', '.join(adopt.values())}, kept by GCP from an earlier deploy")
-            handle = open_stack(cfg, opts, ctx.services, program_cfg=pcfg, adopt=adopt)
+            handle = open_stack(
+                cfg, opts, ctx.services, program_cfg=pcfg, adopt=adopt, audit_prior=prior
+            )
             assert handle is not None
         configure(handle, cfg, rep)
         if handle.existed and (resource_count(handle) or 0) > 0:
@@ -160,7 +257,7 @@ class InfraPhase:
                 raise engine_failure(cfg, e, "refresh", tracker, log) from None
             self._guard_stateful(handle, cfg, opts, rep)
         rep.step("Updating the stack")
-        result, tracker, log = _up(handle, cfg, rep, opts.verbose)
+        result, tracker, log = _up(handle, cfg, rep, opts.verbose, sleep=ctx.services.sleep)
         rep.step(f"{tracker.done} resources ({_changes_text(tracker.changes)}); engine log: {log}")
         plain, secret = split_outputs(result.outputs)
         from ..outputs import InfraOutputs
@@ -226,7 +323,7 @@ class InfraPhase:
         pre = ctx.recorded.get("preflight", {})
         handle = None
         if pre.get("state_ready") is not False:
-            handle = open_stack(cfg, opts, ctx.services, create=False)
+            handle = open_stack(cfg, opts, ctx.services, create=False, audit_prior=audit_prior(ctx))
         scratch: list[str] = []
         try:
             if handle is None:
@@ -240,6 +337,7 @@ class InfraPhase:
                     ctx.services,
                     state_url="file://" + scratch[0],
                     extra_env={"PULUMI_CONFIG_PASSPHRASE": os.urandom(16).hex()},
+                    audit_prior=audit_prior(ctx),
                 )
                 assert handle is not None
                 scratch.append(str(handle.work_dir))
@@ -317,19 +415,58 @@ class InfraPhase:
         }
 
     def check_destroy(self, ctx: PhaseContext) -> None:
-        """Refuse, before anything is torn down, to silently lift deletion protection."""
-        if ctx.options.force:
-            return
+        """Refuse, before anything is torn down, to silently lift deletion protection, or to
+        delete a zone that holds records the stack did not make."""
         handle = open_stack(ctx.cfg, ctx.options, ctx.services, create=False)
         if handle is None:
             return
-        protected = protected_resources(exported_resources(handle))
+        resources = exported_resources(handle)
+        self._zone_leftovers(ctx, resources)
+        if ctx.options.force:
+            return
+        protected = protected_resources(resources)
         if protected:
             raise UserError(
                 f"{len(protected)} resources are protected against deletion: {', '.join(protected)}",
                 "re-run with --force to lift deletion protection (one `pulumi up`) and delete "
                 "them; the data in Cloud SQL and the buckets is lost",
             )
+
+    def _zone_leftovers(
+        self, ctx: PhaseContext, resources: list[dict[str, Any]]
+    ) -> tuple[Any, str, str, list[Any]]:
+        """For a zone `deploy` created: (DNS API, project, zone, records to delete before
+        Pulumi deletes the zone). Foreign records stop the destroy unless --force."""
+        zones = [r for r in resources if r.get("type") == _ZONE]
+        if not zones:
+            return None, "", "", []
+        from ..dns import CloudDnsApi, label, zone_leftovers
+        from ..gcp_api import GcpApi
+
+        inputs = zones[0].get("inputs") or {}
+        project = str(inputs.get("project") or ctx.cfg.names.dns_zone_project)
+        zone = str(inputs.get("name") or ctx.cfg.names.dns_zone)
+        records = [r.get("inputs") or {} for r in resources if r.get("type") == _RECORD]
+        ours = {(str(r.get("name", "")).lower(), str(r.get("type", ""))) for r in records}
+        api = ctx.services.dns_api or CloudDnsApi((ctx.services.gcp_api or GcpApi(ctx.cfg)).dns)
+        extra, foreign = zone_leftovers(
+            str(inputs.get("dnsName", "")),
+            ours,
+            [str(r.get("name", "")) for r in records],
+            api.list_records(project, zone),
+        )
+        if foreign and not ctx.options.force:
+            raise UserError(
+                f"the Cloud DNS zone {project}/{zone} that deploy created holds records it "
+                f"did not make: {', '.join(label(r) for r in foreign)}",
+                "move or delete them, or re-run with --force to delete them with the zone",
+            )
+        if foreign:
+            ctx.reporter.step(
+                f"--force: deleting records the stack did not make in {zone}: "
+                f"{', '.join(label(r) for r in foreign)}"
+            )
+        return api, project, zone, extra + foreign
 
     def destroy(self, ctx: PhaseContext) -> None:
         from pulumi import automation as auto
@@ -338,6 +475,7 @@ class InfraPhase:
         handle = open_stack(cfg, opts, ctx.services, create=False)
         if handle is None:
             rep.step("No Pulumi stack: nothing to destroy")
+            restore_audit_configs(ctx)  # a destroy that stopped after the stack went
             return
         resources = exported_resources(handle)
         protected = protected_resources(resources)
@@ -348,10 +486,25 @@ class InfraPhase:
             unprotected = with_github_ids(ctx).model_copy(
                 update={"deletion_protection": False, "force_destroy_buckets": True}
             )
-            lifted = open_stack(cfg, opts, ctx.services, program_cfg=unprotected, create=False)
+            lifted = open_stack(
+                cfg,
+                opts,
+                ctx.services,
+                program_cfg=unprotected,
+                create=False,
+                audit_prior=audit_prior(ctx),
+            )
             assert lifted is not None
             configure(lifted, cfg, rep)
-            _up(lifted, cfg, rep, opts.verbose, op="unprotect")
+            _up(lifted, cfg, rep, opts.verbose, op="unprotect", sleep=ctx.services.sleep)
+        # Cloud DNS refuses to delete a zone with records in it: clear what Pulumi does not
+        # hold first (its own records go before the zone, in dependency order).
+        dns_api, zone_project, zone, leftovers = self._zone_leftovers(ctx, resources)
+        if leftovers:
+            from ..dns import label
+
+            rep.step(f"Deleting {', '.join(label(r) for r in leftovers)} from the zone {zone}")
+            dns_api.delete_records(zone_project, zone, leftovers)
         log = log_path(cfg, "destroy")
         tracker = EventTracker(rep, total=len(resources) or None)
         rep.step(f"Destroying {len(resources)} resources")
@@ -371,6 +524,7 @@ class InfraPhase:
             except auto.CommandError as e:
                 f.flush()
                 raise engine_failure(cfg, e, "destroy", tracker, log) from None
+        restore_audit_configs(ctx)
 
     def purge(self, ctx: PhaseContext) -> dict[str, Any]:
         """destroy --purge-state: drop the (now empty) stack and its history from the backend."""

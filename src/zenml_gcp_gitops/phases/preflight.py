@@ -37,6 +37,10 @@ REQUIRED_PERMISSIONS = (
     "cloudsql.instances.create",
 )
 STATE_SERVICES = ("storage.googleapis.com", "cloudkms.googleapis.com")
+# What the Pulumi program calls before it can enable anything itself: Resource Manager (the
+# project lookup, project IAM, audit configs) and Service Usage. With user credentials the
+# calls may work anyway; with a service account they need the API on in its project too.
+PROGRAM_SERVICES = ("cloudresourcemanager.googleapis.com", "serviceusage.googleapis.com")
 
 
 def default_build_account_warnings(
@@ -98,6 +102,24 @@ class PreflightPhase:
                 "ask for roles/owner, or roles/editor plus roles/resourcemanager.projectIamAdmin",
             )
 
+        if cfg.data_access_logs:
+            # Kept from the first deploy: later reads would see the program's own config.
+            earlier = ctx.recorded.get("preflight", {})
+            if "audit_prior" in earlier:
+                out["audit_prior"] = earlier["audit_prior"]
+            elif earlier:
+                # deployed by a version that replaced the configs: what is there is ours
+                out["audit_prior"] = {}
+            else:
+                rep.step("Reading the project's audit configs")
+                from ..audit import DATA_ACCESS_SERVICES
+
+                out["audit_prior"] = api.audit_configs(cfg.project, DATA_ACCESS_SERVICES)
+            for service in out["audit_prior"]:
+                rep.log(
+                    f"{service} has an audit config: the stack's Data Access logs merge with it"
+                )
+
         out["warnings"] = default_build_account_warnings(api, cfg, out["project_number"])
         for line in out["warnings"]:
             rep.log(f"WARNING: {line}")
@@ -125,9 +147,17 @@ class PreflightPhase:
             require_passphrase(cfg)
 
         ready = True
-        if not dry and (not cfg.is_local_backend or cfg.secrets_provider == "gcpkms"):
-            rep.step(f"Enabling {', '.join(STATE_SERVICES)}")
-            out["services_enabled"] = api.enable_services(cfg.project, STATE_SERVICES)
+        needed: tuple[str, ...] = PROGRAM_SERVICES
+        if not cfg.is_local_backend or cfg.secrets_provider == "gcpkms":
+            needed += STATE_SERVICES
+        if dry:
+            off = api.disabled_services(cfg.project, needed)
+            if off:
+                out["services_to_enable"] = off
+                rep.step(f"Would enable {', '.join(off)}")
+        else:
+            rep.step(f"Enabling {', '.join(needed)}")
+            out["services_enabled"] = api.enable_services(cfg.project, needed)
         if not cfg.is_local_backend:
             bucket = cfg.state_url.removeprefix("gs://").split("/")[0]
             exists = api.bucket_exists(bucket)

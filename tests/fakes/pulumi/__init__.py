@@ -10,6 +10,8 @@ under the `file://` backend so a second `up` sees existing resources.
 
 Faults, set in the environment of the process that runs the Automation API:
   FAKE_PULUMI_FAIL_RESOURCE=name[=message]   the create/update of resource `name` fails
+  FAKE_PULUMI_IAM_PROPAGATION=1              a create that depends on an IAM grant made in the
+                                             same run is refused with 403 (grants take time)
   FAKE_PULUMI_HANG_RESOURCE=name             hang at resource `name` (holding the lock) until SIGINT
   FAKE_PULUMI_HANG_MARKER=path               file written once the hang starts
   FAKE_PULUMI_SIGNAL_LOG=path               one line per SIGINT the engine receives

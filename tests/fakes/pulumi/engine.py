@@ -182,6 +182,10 @@ class Deployment:
         self.replaced: list[str] = []
         self.protect_errors: list[str] = []
         self.hang_at = os.environ.get("FAKE_PULUMI_HANG_RESOURCE", "")
+        # IAM as GCP applies it: a grant made in this run is not in force yet, so a create
+        # that depends on it is refused; on the next run the grant is old and holds.
+        self.iam_propagation = bool(os.environ.get("FAKE_PULUMI_IAM_PROPAGATION"))
+        self.fresh_grants: set[str] = set()
 
     def count(self, op: str) -> None:
         self.changes[op] = self.changes.get(op, 0) + 1
@@ -264,6 +268,21 @@ class Deployment:
             while not self.canceled.wait(0.05):
                 pass
             raise Canceled()
+        if (
+            self.iam_propagation
+            and op == "create"
+            and "IAM" not in request.type.rsplit(":", 1)[-1]  # a grant's own create needs none
+            and not self.dry_run
+            and self.fresh_grants & set(request.dependencies)
+        ):
+            grant = sorted(self.fresh_grants & set(request.dependencies))[0]
+            msg = (
+                "googleapi: Error 403: Permission 'cloudkms.cryptoKeyVersions.useToEncrypt' "
+                f"denied on resource '{_name(grant)}' (or it may not exist)., forbidden"
+                if "cryptoKey" in _type(grant)
+                else "googleapi: Error 403: The caller does not have permission, forbidden"
+            )
+            raise self._fail(urn, request, "create", msg)
         fail_name, _, fail_msg = self.fail_spec.partition("=")
         if fail_name and request.name == fail_name and op != "same" and not self.dry_run:
             msg = fail_msg or "googleapi: Error 403: Quota 'CPUS' exceeded. Limit: 8.0 in region."
@@ -308,6 +327,8 @@ class Deployment:
         }
         self.order.append(urn)
         self.count(op)
+        if op in ("create", "update", "replace") and "IAM" in request.type.rsplit(":", 1)[-1]:
+            self.fresh_grants.add(urn)
         self.step_event("resOutputsEvent", op, urn, request.type, inputs, outputs)
         obj = struct_pb2.Struct()
         json_format.ParseDict(outputs, obj)
