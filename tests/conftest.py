@@ -80,3 +80,25 @@ def mariadb_installed() -> None:
     from tests.support.zenml_server import mariadb_available
 
     require(None if mariadb_available() else "mariadbd (apt-get install mariadb-server)")
+
+
+@pytest.fixture
+def sql_http() -> Any:
+    """`sql_http(fake)`: the product's `RestSqlAdmin` over loopback HTTP to a server that answers
+    as the SQL Admin API does, in front of `fake` (tests/fakes/sqladmin.py)."""
+    from tests.fakes.google_rest import sql_over_http
+
+    return sql_over_http
+
+
+@pytest.fixture(autouse=True)
+def _google_rest_servers() -> Any:
+    """Stops the loopback Google servers a test started; a request Google would have refused
+    for its shape (unknown method, misspelt field, bad enum) fails the test."""
+    yield
+    import sys
+
+    mod = sys.modules.get("tests.fakes.google_rest")
+    if mod is not None:
+        refused = mod.close_all()
+        assert not refused, refused
