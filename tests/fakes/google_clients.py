@@ -121,6 +121,7 @@ class FakeBlob:
         client = self.bucket.client
         with client.lock:
             self._precondition(if_generation_match)
+            client._keep_noncurrent(self._key)
             client.objects[self._key] = data if isinstance(data, str) else data.decode()
             client.counter += 1
             client.generations[self._key] = client.counter
@@ -138,10 +139,22 @@ class FakeBlob:
             return text
 
     def delete(self, if_generation_match: int | None = None) -> None:
+        """As `Blob.delete`: with a generation, that version is gone for good; without one,
+        in a versioned bucket, the live object becomes a noncurrent version."""
         self._check()
-        with self.bucket.client.lock:
+        client = self.bucket.client
+        with client.lock:
+            old = client.noncurrent.get(self._key, [])
+            if self.generation is not None and self.generation in old:
+                old.remove(self.generation)
+                return
             self._precondition(if_generation_match)
-            if self.bucket.client.objects.pop(self._key, None) is None:
+            live = client.generations.get(self._key)
+            if self.generation is not None and self.generation != live:
+                raise gexc.NotFound(f"{self.name}#{self.generation}")
+            if self.generation is None:
+                client._keep_noncurrent(self._key)
+            if client.objects.pop(self._key, None) is None:
                 raise gexc.NotFound(self.name)
 
 
@@ -169,7 +182,15 @@ class FakeBucket:
         return blob
 
     def delete(self) -> None:
-        self.client.buckets.pop(self.name, None)
+        """GCS refuses to delete a bucket that holds any object, noncurrent versions too."""
+        c = self.client
+        if self.name not in c.buckets:
+            raise gexc.NotFound(f"bucket {self.name} not found")
+        held = [k for k in c.objects if k[0] == self.name]
+        held += [k for k, gens in c.noncurrent.items() if k[0] == self.name and gens]
+        if held:
+            raise gexc.Conflict("The bucket you tried to delete is not empty.")
+        c.buckets.pop(self.name)
 
 
 class FakeStorageClient:
@@ -180,6 +201,13 @@ class FakeStorageClient:
         self.counter = 0
         self.lock = threading.Lock()
         self.foreign = set(foreign_buckets or ())  # exist, but belong to another project
+        # (bucket, object) -> generations kept as noncurrent versions (versioned buckets)
+        self.noncurrent: dict[tuple[str, str], list[int]] = {}
+
+    def _keep_noncurrent(self, key: tuple[str, str]) -> None:
+        b = self.buckets.get(key[0])
+        if b is not None and b.versioning_enabled and key in self.objects:
+            self.noncurrent.setdefault(key, []).append(self.generations[key])
 
     def bucket(self, name: str) -> FakeBucket:
         return self.buckets.get(name) or FakeBucket(self, name)
@@ -202,12 +230,22 @@ class FakeStorageClient:
         return bucket
 
     def list_blobs(self, bucket: str, prefix: str = "", versions: bool = False) -> list[FakeBlob]:
+        """Live objects; with `versions`, noncurrent versions too, each with its generation."""
         b = self.bucket(bucket)
-        return [
-            FakeBlob(b, name)
-            for (bn, name) in list(self.objects)
-            if bn == bucket and name.startswith(prefix)
-        ]
+        found: list[FakeBlob] = []
+        for bn, name in list(self.objects):
+            if bn == bucket and name.startswith(prefix):
+                blob = FakeBlob(b, name)
+                blob.generation = self.generations.get((bn, name))
+                found.append(blob)
+        if versions:
+            for (bn, name), gens in self.noncurrent.items():
+                if bn == bucket and name.startswith(prefix):
+                    for g in gens:
+                        blob = FakeBlob(b, name)
+                        blob.generation = g
+                        found.append(blob)
+        return found
 
 
 # --------------------------------------------------------------------------- kms
@@ -220,6 +258,8 @@ class FakeKmsClient:
         self.versions: dict[str, list[SimpleNamespace]] = {}
         self.deny_key_use = deny_key_use
         self.calls: list[str] = []
+        # keys another run creates between our get and our create (the create then conflicts)
+        self.created_elsewhere: set[str] = set()
 
     @staticmethod
     def key_ring_path(project: str, location: str, ring: str) -> str:
@@ -254,6 +294,14 @@ class FakeKmsClient:
         name = f"{request['parent']}/cryptoKeys/{request['crypto_key_id']}"
         if request["parent"] not in self.rings:
             raise gexc.NotFound(request["parent"])
+        if name in self.created_elsewhere:
+            self.created_elsewhere.discard(name)
+            self.keys[name] = dict(request["crypto_key"])
+            self.versions[name] = [
+                SimpleNamespace(name=f"{name}/cryptoKeyVersions/1", state="ENABLED")
+            ]
+        if name in self.keys:
+            raise gexc.AlreadyExists(f"CryptoKey {name} already exists.")
         self.keys[name] = dict(request["crypto_key"])
         self.versions[name] = [SimpleNamespace(name=f"{name}/cryptoKeyVersions/1", state="ENABLED")]
 
@@ -272,6 +320,20 @@ class FakeKmsClient:
 # --------------------------------------------------------------------------- client libraries
 
 PROJECT_NUMBER = "123456789012"
+IAM_URL = "https://iam.googleapis.com/"
+
+
+# The services whose permissions a project's testIamPermissions knows (a permission is
+# service.resource.verb); anything else is refused with 400 as the real API does.
+_IAM_SERVICES = frozenset(
+    "aiplatform artifactregistry billing cloudbuild cloudkms cloudsql compute container dns "
+    "iam logging monitoring resourcemanager secretmanager serviceusage storage".split()
+)
+
+
+def _valid_permission(p: str) -> bool:
+    parts = p.split(".")
+    return len(parts) == 3 and parts[0] in _IAM_SERVICES and all(x.isalpha() for x in parts)
 
 
 class FakeProjectsClient:
@@ -306,6 +368,11 @@ class FakeProjectsClient:
         g.enter("test_iam_permissions", request["resource"])
         if g.test_permissions_fails:
             raise http_error(500, "INTERNAL", "Internal error encountered.")
+        for p in request["permissions"]:
+            if not _valid_permission(p):
+                raise http_error(
+                    400, "INVALID_ARGUMENT", f"Permission {p} is not valid for this resource."
+                )
         granted = [x for x in request["permissions"] if x not in g.missing]
         return iam_policy_pb2.TestIamPermissionsResponse(permissions=granted)
 
@@ -479,6 +546,8 @@ class FakeGcp:
     # Workload Identity pools: ID -> state (ACTIVE | DELETED); their providers: "pool/provider"
     wif_pools: dict[str, str] = field(default_factory=dict)
     wif_providers: set[str] = field(default_factory=set)
+    # requests the IAM API would refuse for their shape (no such method, a bad body)
+    refused: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.storage = FakeStorageClient(self.foreign_buckets)
@@ -515,20 +584,49 @@ class FakeGcp:
         def not_found(what: str) -> requests.Response:
             return reply(404, error_body(404, "NOT_FOUND", f"{what} not found"))
 
+        from urllib.parse import urlsplit
+
+        from tests.fakes.discovery import check_body, find_method
+
+        # only methods the IAM API documents, with bodies it accepts
+        path = urlsplit(url).path
+        mid = find_method("iam", "v1", method, path) if url.startswith(IAM_URL) else None
+        if mid is None:
+            self.refused.append(f"{method} {url}")
+            return not_found(f"no such method: {method} {url}:")
+        problems = check_body("iam", "v1", mid, json)
+        if problems:
+            self.refused += problems
+            return reply(400, error_body(400, "INVALID_ARGUMENT", "; ".join(problems)))
         wif = f"/v1/projects/{self.project}/locations/global/workloadIdentityPools/"
-        if wif not in url:
-            return not_found(f"fake has no route for {method} {url}:")
-        rest = url.split(wif, 1)[1]
+        if wif not in path:
+            return not_found(f"the fake has no project {path}:")
+        rest = path.split(wif, 1)[1]
         pool, _, tail = rest.partition("/providers/")
-        pool_id = pool.removesuffix(":undelete")
+        pool_id = pool.split(":")[0]
         if pool_id not in self.wif_pools:
             return not_found(f"pool {pool_id}")
-        if method == "POST" and pool.endswith(":undelete"):
+        verb = mid.removeprefix("iam.projects.locations.workloadIdentityPools.")
+        if verb == "undelete":
+            if self.wif_pools[pool_id] != "DELETED":
+                return reply(
+                    400,
+                    error_body(400, "FAILED_PRECONDITION", f"Pool {pool_id} is not deleted."),
+                )
             self.wif_pools[pool_id] = "ACTIVE"
-            return reply(200, {"name": "operations/op-1", "done": True})
-        if tail and f"{pool_id}/{tail}" not in self.wif_providers:
-            return not_found(f"provider {tail}")
-        return reply(200, {"name": rest, "state": self.wif_pools[pool_id]})
+            return reply(200, {"name": f"{wif.strip('/')}/{pool_id}/operations/op-1", "done": True})
+        if verb == "delete":
+            if self.wif_pools[pool_id] == "DELETED":
+                return not_found(f"pool {pool_id}")
+            self.wif_pools[pool_id] = "DELETED"
+            return reply(200, {"name": f"{wif.strip('/')}/{pool_id}/operations/op-2", "done": True})
+        if verb == "providers.get":
+            if f"{pool_id}/{tail}" not in self.wif_providers:
+                return not_found(f"provider {tail}")
+            return reply(200, {"name": rest, "state": "ACTIVE"})
+        if verb == "get":
+            return reply(200, {"name": rest, "state": self.wif_pools[pool_id]})
+        return reply(501, error_body(501, "UNIMPLEMENTED", f"the fake does not serve {mid}"))
 
     def api(self, cfg: Any, dns: Callable[[str], Any] | None = None) -> Any:
         from zenml_gcp_gitops.gcp_api import GcpApi, GcpClients
