@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import require
 from tests.fakes.fake_phases import FakePhase, fake_later_phases
 from tests.fakes.google_clients import FakeGcp
 from tests.fakes.pulumi import (
@@ -499,12 +500,14 @@ def test_older_cli_events_through_a_log_file(world: World, monkeypatch: pytest.M
     assert f"{n} resources ({n} create)" in out.getvalue()
 
 
-@pytest.mark.skipif(
-    shutil.which("script") is None, reason="needs util-linux `script` for a pseudo-terminal"
-)
 def test_ctrl_c_on_a_terminal_is_not_forwarded_twice(world: World, tmp_path: Path) -> None:
     """On a terminal, Ctrl-C reaches the whole foreground group: the CLI must not send the
     engine a second SIGINT (a second one makes the real Pulumi stop without cleaning up)."""
+    require(
+        None
+        if shutil.which("script")
+        else "`script` for a pseudo-terminal (apt-get install bsdutils)"
+    )
     marker, signals = tmp_path / "hanging", tmp_path / "signals"
     env = {
         **{k: v for k, v in os.environ.items() if k != "CI"},
