@@ -145,6 +145,21 @@ def test_first_deploy_then_rerun_is_a_noop(world: World) -> None:
     assert world.journal == ["run:gitops", "run:register", "run:ci"] * 2
 
 
+def test_a_resource_deleted_behind_the_state_s_back_is_recreated(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refresh before `up` finds what was deleted outside Pulumi (here the Cloud SQL
+    instance) and drops it from the state, so `up` creates it again instead of trusting it."""
+    world.engine().deploy()
+    drift = world.tmp / "drift.json"
+    drift.write_text(json.dumps({"deleted": ["mysql"]}))
+    monkeypatch.setenv("FAKE_PULUMI_DRIFT", str(drift))
+    world.engine().deploy()
+    changes = world.record()["phases"]["infra"]["outputs"]["changes"]
+    assert changes.get("create") == 1, changes
+    assert "mysql" in {r["urn"].rsplit("::", 1)[-1] for r in world.state()["resources"]}
+
+
 def test_failure_midway_then_resume(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_PULUMI_FAIL_RESOURCE", "mysql")
     with pytest.raises(PhaseError) as exc:
