@@ -14,6 +14,12 @@ loopback port. Three gaps are bridged here, in test setup only (never in product
   sends (kmock merges every patch): the bridge remembers each manager's last applied body
   and adds merge-patch deletions (`None`) for what was dropped.
 
+Like an API server, and unlike kmock alone: with `FakeCluster(crds_installed=False)` the kinds
+a CRD brings (Argo CD's, Gateway API's, External Secrets') are not in discovery until their
+CustomResourceDefinition is created (a chart installing it, or `install_crd`); deleting a
+Namespace deletes what is in it, and deleting an object deletes the objects that name it in
+their ownerReferences (the garbage collector's cascade).
+
 `FakeCluster` also lets a test act as the controllers (Argo CD, GKE): read and change the
 stored objects from the test thread while the product code polls over HTTP.
 """
@@ -58,6 +64,9 @@ RESOURCES: dict[str, tuple[str, bool]] = {
     "external-secrets.io/v1/externalsecrets": ("ExternalSecret", True),
 }
 KIND_TO_PLURAL = {kind: plural for plural, (kind, _) in RESOURCES.items()}
+# the groups whose kinds come from a CRD, not from the API server itself
+CRD_GROUPS = ("argoproj.io", "gateway.networking.k8s.io", "external-secrets.io")
+_CRDS = "apiextensions.k8s.io/v1/customresourcedefinitions"
 _NAMED_NAMESPACE = re.compile(r"^/api/v1/namespaces/([^/]+)$")
 
 
@@ -72,7 +81,62 @@ class PatchedEmulator(k8s.KubernetesEmulator):
             for i, logged in enumerate(self._requests):
                 if logged is original:
                     self._requests[i] = request
-        return await super()._handle(request)
+        response = await super()._handle(request)
+        self._after(request)
+        return response
+
+    def _after(self, request: rendering.Request) -> None:
+        """What the API server does after a write: serve a new CRD's kind; cascade a delete."""
+        res = request.resource
+        if res is None or request.name is None:
+            return
+        plural = (
+            f"{res.group}/{res.version}/{res.plural}"
+            if res.group
+            else f"{res.version}/{res.plural}"
+        )
+        key = (res, request.namespace, request.name)
+        writes = (enums.method.POST, enums.method.PATCH, enums.method.PUT)
+        installed = key in self.objects and not self.objects[key].deleted
+        if plural == _CRDS and request.method in writes and installed:
+            spec = self.objects[key].raw.get("spec") or {}
+            for v in spec.get("versions") or []:
+                served = (
+                    f"{spec.get('group')}/{v.get('name')}/{(spec.get('names') or {}).get('plural')}"
+                )
+                if served in RESOURCES:
+                    self._serve_kind(served)
+        if request.method == enums.method.DELETE:
+            self._cascade(plural, request.namespace, request.name)
+
+    def _serve_kind(self, plural: str) -> None:
+        kind, namespaced = RESOURCES[plural]
+        self.resources[plural] = kmock.ResourceInfo(
+            kind=kind,
+            namespaced=namespaced,
+            singular=kind.lower(),
+            verbs={"get", "list", "create", "patch", "update", "delete", "watch"},
+        )
+
+    def _cascade(self, plural: str, namespace: str | None, name: str) -> None:
+        kind = RESOURCES.get(plural, ("", False))[0]
+        for (res, ns, n), obj in list(self.objects.items()):
+            if obj.deleted:
+                continue
+            in_namespace = kind == "Namespace" and ns == name
+            owners = (obj.raw.get("metadata") or {}).get("ownerReferences") or []
+            owned = ns == namespace and any(
+                o.get("kind") == kind and o.get("name") == name for o in owners
+            )
+            if in_namespace or owned:
+                obj.delete()
+                self._cascade(
+                    f"{res.group}/{res.version}/{res.plural}"
+                    if res.group
+                    else f"{res.version}/{res.plural}",
+                    ns,
+                    n,
+                )
 
     def _bridge(self, request: rendering.Request) -> rendering.Request:
         m = _NAMED_NAMESPACE.match(request.url.path)
@@ -155,7 +219,8 @@ def _key(
 class FakeCluster:
     """kmock in a background event loop, with thread-safe access to its objects."""
 
-    def __init__(self) -> None:
+    def __init__(self, crds_installed: bool = True) -> None:
+        self.crds_installed = crds_installed
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -172,13 +237,9 @@ class FakeCluster:
         async def main() -> None:
             self._stop = asyncio.Event()
             emu = PatchedEmulator()
-            for plural, (kind, namespaced) in RESOURCES.items():
-                emu.resources[plural] = kmock.ResourceInfo(
-                    kind=kind,
-                    namespaced=namespaced,
-                    singular=kind.lower(),
-                    verbs={"get", "list", "create", "patch", "update", "delete", "watch"},
-                )
+            for plural in RESOURCES:
+                if self.crds_installed or not plural.startswith(CRD_GROUPS):
+                    emu._serve_kind(plural)
             async with emu, apps.Server(emu) as server:  # a free port on 127.0.0.1
                 self.emu = emu
                 self.url = str(server.url).rstrip("/")
@@ -267,6 +328,16 @@ class FakeCluster:
     def patch(self, kind: str, name: str, namespace: str | None, changes: dict[str, Any]) -> None:
         key = _key("", kind, namespace, name)
         self._call(lambda emu: emu.objects[key].patch(changes))
+
+    def install_crd(self, kind: str) -> None:
+        """A chart's CRD becomes established: discovery serves `kind` from now on."""
+        self._call(lambda emu: emu._serve_kind(KIND_TO_PLURAL[kind]))
+
+    def served(self, kind: str) -> bool:
+        plural = KIND_TO_PLURAL[kind]
+        res = kmock.resource(plural)
+        found: bool = self._call(lambda emu: res in list(emu.resources.keys()))
+        return found
 
     def remove(self, kind: str, name: str, namespace: str | None = None) -> None:
         """Make an object disappear, as its controller would after finalizing it."""
