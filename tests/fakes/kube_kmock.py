@@ -18,7 +18,9 @@ Like an API server, and unlike kmock alone: with `FakeCluster(crds_installed=Fal
 a CRD brings (Argo CD's, Gateway API's, External Secrets') are not in discovery until their
 CustomResourceDefinition is created (a chart installing it, or `install_crd`); deleting a
 Namespace deletes what is in it, and deleting an object deletes the objects that name it in
-their ownerReferences (the garbage collector's cascade).
+their ownerReferences (the garbage collector's cascade); every write gives the object a new
+`metadata.resourceVersion`, and a write that carries an older one is refused with 409
+Conflict, as optimistic concurrency on a real API server.
 
 `FakeCluster` also lets a test act as the controllers (Argo CD, GKE): read and change the
 stored objects from the test thread while the product code polls over HTTP.
@@ -70,12 +72,22 @@ _CRDS = "apiextensions.k8s.io/v1/customresourcedefinitions"
 _NAMED_NAMESPACE = re.compile(r"^/api/v1/namespaces/([^/]+)$")
 
 
+@attrs.frozen
+class ResourceVersionConflict(k8s.KubernetesError):
+    status: int = 409
+    reason: str = "Conflict"
+    message: str = (
+        "Operation cannot be fulfilled: the object has been modified; please apply your "
+        "changes to the latest version and try again"
+    )
+
+
 class PatchedEmulator(k8s.KubernetesEmulator):
     """kmock's emulator with the three gaps above bridged."""
 
     async def _handle(self, request: rendering.Request) -> Any:
         original = request
-        request = self._bridge(request)
+        request = self._versioned(self._bridge(request))
         if request is not original:
             # kmock matches reactions against its request log by identity: log the fixed one
             for i, logged in enumerate(self._requests):
@@ -84,6 +96,28 @@ class PatchedEmulator(k8s.KubernetesEmulator):
         response = await super()._handle(request)
         self._after(request)
         return response
+
+    def _versioned(self, request: rendering.Request) -> rendering.Request:
+        """Optimistic concurrency: check the write's resourceVersion, stamp a new one."""
+        if (
+            request.action not in (enums.action.CREATE, enums.action.UPDATE)
+            or request.resource is None
+        ):
+            return request
+        data = dict(request.data or {})
+        meta = dict(data.get("metadata") or {})
+        name = request.name or meta.get("name")
+        key = (request.resource, request.namespace or meta.get("namespace"), name)
+        sent = meta.get("resourceVersion")
+        if sent is not None and key in self.objects and not self.objects[key].deleted:
+            stored = (self.objects[key].raw.get("metadata") or {}).get("resourceVersion")
+            if str(sent) != str(stored):
+                raise ResourceVersionConflict()
+        counter = self.__dict__.setdefault("_rv", [100])
+        counter[0] += 1
+        meta["resourceVersion"] = str(counter[0])
+        data["metadata"] = meta
+        return attrs.evolve(request, data=data)
 
     def _after(self, request: rendering.Request) -> None:
         """What the API server does after a write: serve a new CRD's kind; cascade a delete."""

@@ -107,3 +107,31 @@ def test_deleting_a_namespace_deletes_what_is_in_it_and_what_it_owns(cluster: Fa
     assert cluster.get("ConfigMap", "cfg", "zenml") is None
     assert kube.delete("apps/v1", "Deployment", "srv", "other")
     assert cluster.get("Pod", "srv-1", "other") is None
+
+
+def test_a_stale_resource_version_is_refused_and_apply_sends_none() -> None:
+    """A write carrying the resourceVersion of an older read is refused (409), as on a real
+    API server; the product's apply of an object it read earlier must still go through and
+    keep what a controller changed meanwhile."""
+    from kubernetes.dynamic.exceptions import ConflictError
+
+    c = FakeCluster().start()
+    try:
+        kube = Kube(c.api_client(), sleep=lambda s: None)
+        kube.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "cm", "namespace": "zenml"}, "data": {"a": "1"}})  # fmt: skip
+        read = kube.get("v1", "ConfigMap", "cm", "zenml")
+        assert read is not None and read["metadata"]["resourceVersion"]
+        c.patch("ConfigMap", "cm", "zenml", {"metadata": {"labels": {"by": "controller"}}})
+        c.patch("ConfigMap", "cm", "zenml", {"metadata": {"resourceVersion": "999999"}})
+        stale = {**read, "data": {"a": "2"}}
+        res = kube.resource("v1", "ConfigMap")
+        with pytest.raises(ConflictError):  # a write made from the old read
+            res.patch(body=stale, name="cm", namespace="zenml",
+                      content_type="application/merge-patch+json")  # fmt: skip
+        kube.apply(stale)
+        now = c.get("ConfigMap", "cm", "zenml")
+        assert now is not None and now["data"] == {"a": "2"}
+        assert now["metadata"]["labels"] == {"by": "controller"}
+    finally:
+        c.stop()
