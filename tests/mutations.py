@@ -159,6 +159,34 @@ MUTATIONS = [
             "tests/integration/test_infra_fake_pulumi.py::test_a_resource_deleted_behind_the_state_s_back_is_recreated",
         ),
     ),
+    Mutation(
+        "kube: apply sends back the resourceVersion of an earlier read",
+        f"{SRC}/gitops/kube.py",
+        '        for volatile in ("resourceVersion", "managedFields"):',
+        '        for volatile in ("managedFields",):',
+        (
+            "tests/integration/test_kube_strict_kmock.py::test_a_stale_resource_version_is_refused_and_apply_sends_none",
+        ),
+    ),
+    Mutation(
+        "secrets: a disabled latest version is an error (FAILED_PRECONDITION over REST is HTTP 400)",
+        f"{SRC}/gcp_secrets.py",
+        "            if _precondition_failed(e):  # `latest`, the newest version, is not ENABLED\n"
+        "                return None\n",
+        "",
+        (
+            "tests/unit/test_google_rest_clients.py::test_a_disabled_newest_version_is_not_read_as_the_older_one",
+        ),
+    ),
+    Mutation(
+        "kube: wait_for_kind gives up at the first poll",
+        f"{SRC}/gitops/kube.py",
+        "                self.dyn.resources.invalidate_cache()\n                return None\n",
+        "                raise\n",
+        (
+            "tests/integration/test_kube_strict_kmock.py::test_wait_for_kind_returns_once_the_crd_is_installed",
+        ),
+    ),
 ]
 
 
