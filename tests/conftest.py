@@ -13,7 +13,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED = REPO_ROOT.parent / "shared"
 SHARED_SCHEMAS = SHARED / "schemas"
 # CI must run everything: there a missing prerequisite fails the test instead of skipping it.
-IN_CI = os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+# Any truthy value counts (CI=true, CI=1, CI=yes, CI=woodpecker...).
+IN_CI = os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no", "off"}
 _SKIPPED: dict[str, int] = {}
 
 _session_home = Path(tempfile.mkdtemp(prefix="zgg-test-home-"))
@@ -80,3 +81,25 @@ def mariadb_installed() -> None:
     from tests.support.zenml_server import mariadb_available
 
     require(None if mariadb_available() else "mariadbd (apt-get install mariadb-server)")
+
+
+@pytest.fixture
+def sql_http() -> Any:
+    """`sql_http(fake)`: the product's `RestSqlAdmin` over loopback HTTP to a server that answers
+    as the SQL Admin API does, in front of `fake` (tests/fakes/sqladmin.py)."""
+    from tests.fakes.google_rest import sql_over_http
+
+    return sql_over_http
+
+
+@pytest.fixture(autouse=True)
+def _google_rest_servers() -> Any:
+    """Stops the loopback Google servers a test started; a request Google would have refused
+    for its shape (unknown method, misspelt field, bad enum) fails the test."""
+    yield
+    import sys
+
+    mod = sys.modules.get("tests.fakes.google_rest")
+    if mod is not None:
+        refused = mod.close_all()
+        assert not refused, refused

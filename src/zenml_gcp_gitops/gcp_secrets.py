@@ -22,12 +22,39 @@ class SecretAccess(Protocol):
     def destroy_versions(self, secret_id: str) -> int: ...
 
 
-class GcpSecretManager:
-    """google-cloud-secret-manager with Application Default Credentials."""
+def _precondition_failed(e: Exception) -> bool:
+    """FAILED_PRECONDITION (a version that is disabled or destroyed). gRPC raises
+    FailedPrecondition; the REST transport raises BadRequest (HTTP 400) with that status."""
+    from google.api_core import exceptions as gexc
 
-    def __init__(self, project: str, labels: dict[str, str] | None = None) -> None:
+    if isinstance(e, gexc.FailedPrecondition):
+        return True
+    if not isinstance(e, gexc.BadRequest) or e.response is None:
+        return False
+    try:
+        status = e.response.json().get("error", {}).get("status")
+    except (ValueError, AttributeError):
+        return False
+    return bool(status == "FAILED_PRECONDITION")
+
+
+class GcpSecretManager:
+    """google-cloud-secret-manager with Application Default Credentials, over its REST
+    transport: an expired login fails at once (gRPC retries UNAVAILABLE for minutes), and the
+    tests run this class against a loopback HTTP server that answers as the API does."""
+
+    def __init__(
+        self,
+        project: str,
+        labels: dict[str, str] | None = None,
+        *,
+        endpoint: str | None = None,
+        credentials: Any = None,
+    ) -> None:
         self.project = project
         self.labels = labels or {}
+        self._endpoint = endpoint
+        self._credentials = credentials
         self._client: Any = None
 
     def _c(self) -> Any:
@@ -35,7 +62,10 @@ class GcpSecretManager:
             import google.cloud.secretmanager as secretmanager
 
             try:
-                self._client = secretmanager.SecretManagerServiceClient()
+                options = {"api_endpoint": self._endpoint} if self._endpoint else None
+                self._client = secretmanager.SecretManagerServiceClient(
+                    credentials=self._credentials, transport="rest", client_options=options
+                )
             except Exception as e:  # noqa: BLE001 - DefaultCredentialsError and friends
                 raise UserError(
                     f"cannot reach Secret Manager: {e.__class__.__name__}",
@@ -51,9 +81,11 @@ class GcpSecretManager:
 
         try:
             resp = self._c().access_secret_version(name=self._name(secret_id) + "/versions/latest")
-        except (gexc.NotFound, gexc.FailedPrecondition):
+        except gexc.NotFound:
             return None
         except gexc.GoogleAPICallError as e:
+            if _precondition_failed(e):  # `latest`, the newest version, is not ENABLED
+                return None
             raise UserError(
                 f"cannot read secret {secret_id}: {e.__class__.__name__}",
                 "check you have roles/secretmanager.secretAccessor on the project",
@@ -70,7 +102,7 @@ class GcpSecretManager:
                 secret_id=secret_id,
                 secret={"replication": {"automatic": {}}, "labels": self.labels},
             )
-        except gexc.AlreadyExists:
+        except gexc.Conflict:  # AlreadyExists over gRPC, HTTP 409 over REST
             pass
         except gexc.GoogleAPICallError as e:
             raise UserError(
@@ -94,8 +126,9 @@ class GcpSecretManager:
         client = self._c()
         count = 0
         try:
+            # `filter` is no flattened argument of the client: it goes in the request
             for v in client.list_secret_versions(
-                parent=self._name(secret_id), filter="state:ENABLED"
+                request={"parent": self._name(secret_id), "filter": "state:ENABLED"}
             ):
                 client.destroy_secret_version(name=v.name)
                 count += 1
@@ -127,9 +160,9 @@ class GcpSecretManager:
 
         try:
             getattr(self._c(), method)(name=f"{self._name(secret_id)}/versions/{number}")
-        except gexc.FailedPrecondition:
-            pass  # already in that state
         except gexc.GoogleAPICallError as e:
+            if _precondition_failed(e):
+                return  # already in that state
             raise UserError(
                 f"cannot change version {number} of secret {secret_id}: {e.__class__.__name__}",
                 "check you have roles/secretmanager.admin on the secret",

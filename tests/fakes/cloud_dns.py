@@ -2,7 +2,8 @@
 
 `FakeCloudDns.client_for(project)` is a real `google.cloud.dns.Client` whose HTTP session is
 this fake, so the library's own URLs, auth headers and error parsing run unchanged. It
-answers what preflight asks: `GET projects/P/managedZones/Z` (404 when absent, 403
+answers only methods Cloud DNS documents (its discovery document), and of those what
+preflight asks: `GET projects/P/managedZones/Z` (404 when absent, 403
 SERVICE_DISABLED when the API is off in that project) and `:testIamPermissions` on a zone.
 `FakeCloudDns.api(cfg)` is the product's real `GcpApi`, with Cloud DNS here and every other
 client from the wrapped `FakeGcp`.
@@ -53,6 +54,8 @@ class FakeCloudDns:
     api_disabled_in: set[str] = field(default_factory=set)
     # (method, url without the query string) of every call the library made
     requests: list[tuple[str, str]] = field(default_factory=list)
+    # requests Cloud DNS would refuse for their shape (no such method, a bad body)
+    refused: list[str] = field(default_factory=list)
 
     def client_for(self, project: str) -> Any:
         from google.auth.credentials import AnonymousCredentials
@@ -77,6 +80,18 @@ class FakeCloudDns:
         def reply(code: int, body: dict[str, Any]) -> requests.Response:
             return http_response(code, body, method, url)
 
+        from tests.fakes.discovery import check_body, find_method
+
+        mid = find_method("dns", "v1", method, urllib.parse.urlsplit(url).path)
+        if mid is None:  # Cloud DNS has no such method
+            self.refused.append(f"{method} {path}")
+            return reply(
+                404, error_body(404, "NOT_FOUND", f"The requested URL {path} was not found.")
+            )
+        problems = check_body("dns", "v1", mid, jsonlib.loads(data) if data else None)
+        if problems:
+            self.refused += problems
+            return reply(400, error_body(400, "INVALID_ARGUMENT", "; ".join(problems)))
         m = _ZONE.match(path)
         if m is None:
             return reply(404, error_body(404, "NOT_FOUND", f"fake has no route for {path}"))

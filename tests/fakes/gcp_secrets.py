@@ -25,9 +25,10 @@ class FakeSecretManager:
         self.add_version(secret_id, value)
 
     def read(self, secret_id: str) -> str | None:
+        """As `versions/latest`: the newest version created, None unless it is ENABLED."""
         self.reads.append(secret_id)
-        enabled = [v for v in self.store.get(secret_id, []) if v[2] == "ENABLED"]
-        return enabled[-1][1] if enabled else None
+        vs = self.store.get(secret_id, [])
+        return vs[-1][1] if vs and vs[-1][2] == "ENABLED" else None
 
     def add_version(self, secret_id: str, value: str) -> str:
         vs = self.store.setdefault(secret_id, [])

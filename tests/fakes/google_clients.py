@@ -15,7 +15,6 @@ body (the REST transport's path), so a reason such as SERVICE_DISABLED arrives t
 from __future__ import annotations
 
 import json as jsonlib
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -24,6 +23,11 @@ from typing import Any
 import requests
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
+
+# the storage fakes live in tests/fakes/fake_storage.py; re-exported for the tests that use them
+from tests.fakes.fake_storage import FakeBlob as FakeBlob
+from tests.fakes.fake_storage import FakeBucket as FakeBucket
+from tests.fakes.fake_storage import FakeStorageClient as FakeStorageClient
 
 
 def http_response(
@@ -82,134 +86,6 @@ def service_disabled(service: str, project_number: str) -> gexc.GoogleAPICallErr
     )
 
 
-# --------------------------------------------------------------------------- storage
-
-
-class FakeBlob:
-    """An object with GCS's generation numbers and `if_generation_match` preconditions
-    (0 means "must not exist")."""
-
-    def __init__(self, bucket: FakeBucket, name: str) -> None:
-        self.bucket = bucket
-        self.name = name
-        self.generation: int | None = None
-
-    @property
-    def _key(self) -> tuple[str, str]:
-        return (self.bucket.name, self.name)
-
-    def _check(self) -> None:
-        if self.bucket.name not in self.bucket.client.buckets:
-            raise gexc.NotFound(f"bucket {self.bucket.name} not found")
-
-    def _precondition(self, if_generation_match: int | None) -> None:
-        if if_generation_match is None:
-            return
-        current = self.bucket.client.generations.get(self._key, 0)
-        if self._key not in self.bucket.client.objects:
-            current = 0
-        if current != if_generation_match:
-            raise gexc.PreconditionFailed(f"{self.name}: generation {current}")
-
-    def upload_from_string(
-        self,
-        data: str | bytes,
-        content_type: str | None = None,
-        if_generation_match: int | None = None,
-    ) -> None:
-        self._check()
-        client = self.bucket.client
-        with client.lock:
-            self._precondition(if_generation_match)
-            client.objects[self._key] = data if isinstance(data, str) else data.decode()
-            client.counter += 1
-            client.generations[self._key] = client.counter
-            self.generation = client.counter
-
-    def download_as_text(self, if_generation_match: int | None = None) -> str:
-        self._check()
-        with self.bucket.client.lock:
-            self._precondition(if_generation_match)
-            try:
-                text = self.bucket.client.objects[self._key]
-            except KeyError:
-                raise gexc.NotFound(f"{self.name} not found") from None
-            self.generation = self.bucket.client.generations.get(self._key)
-            return text
-
-    def delete(self, if_generation_match: int | None = None) -> None:
-        self._check()
-        with self.bucket.client.lock:
-            self._precondition(if_generation_match)
-            if self.bucket.client.objects.pop(self._key, None) is None:
-                raise gexc.NotFound(self.name)
-
-
-class FakeBucket:
-    def __init__(self, client: FakeStorageClient, name: str) -> None:
-        self.client = client
-        self.name = name
-        self.versioning_enabled = False
-        self.iam_configuration = SimpleNamespace(
-            uniform_bucket_level_access_enabled=False, public_access_prevention="inherited"
-        )
-        self.labels: dict[str, str] = {}
-        self.location: str | None = None
-
-    def blob(self, name: str) -> FakeBlob:
-        return FakeBlob(self, name)
-
-    def get_blob(self, name: str) -> FakeBlob | None:
-        if self.name not in self.client.buckets:
-            raise gexc.NotFound(f"bucket {self.name} not found")
-        if (self.name, name) not in self.client.objects:
-            return None
-        blob = FakeBlob(self, name)
-        blob.generation = self.client.generations.get((self.name, name))
-        return blob
-
-    def delete(self) -> None:
-        self.client.buckets.pop(self.name, None)
-
-
-class FakeStorageClient:
-    def __init__(self, foreign_buckets: set[str] | None = None) -> None:
-        self.buckets: dict[str, FakeBucket] = {}
-        self.objects: dict[tuple[str, str], str] = {}
-        self.generations: dict[tuple[str, str], int] = {}
-        self.counter = 0
-        self.lock = threading.Lock()
-        self.foreign = set(foreign_buckets or ())  # exist, but belong to another project
-
-    def bucket(self, name: str) -> FakeBucket:
-        return self.buckets.get(name) or FakeBucket(self, name)
-
-    def lookup_bucket(self, name: str) -> FakeBucket | None:
-        if name in self.foreign:
-            raise gexc.Forbidden(f"caller does not have storage.buckets.get access to {name}")
-        return self.buckets.get(name)
-
-    def get_bucket(self, name: str) -> FakeBucket:
-        if name not in self.buckets:
-            raise gexc.NotFound(name)
-        return self.buckets[name]
-
-    def create_bucket(self, bucket: FakeBucket, location: str | None = None) -> FakeBucket:
-        if bucket.name in self.buckets or bucket.name in self.foreign:
-            raise gexc.Conflict(f"bucket {bucket.name} already exists")
-        bucket.location = location
-        self.buckets[bucket.name] = bucket
-        return bucket
-
-    def list_blobs(self, bucket: str, prefix: str = "", versions: bool = False) -> list[FakeBlob]:
-        b = self.bucket(bucket)
-        return [
-            FakeBlob(b, name)
-            for (bn, name) in list(self.objects)
-            if bn == bucket and name.startswith(prefix)
-        ]
-
-
 # --------------------------------------------------------------------------- kms
 
 
@@ -220,6 +96,8 @@ class FakeKmsClient:
         self.versions: dict[str, list[SimpleNamespace]] = {}
         self.deny_key_use = deny_key_use
         self.calls: list[str] = []
+        # keys another run creates between our get and our create (the create then conflicts)
+        self.created_elsewhere: set[str] = set()
 
     @staticmethod
     def key_ring_path(project: str, location: str, ring: str) -> str:
@@ -254,6 +132,14 @@ class FakeKmsClient:
         name = f"{request['parent']}/cryptoKeys/{request['crypto_key_id']}"
         if request["parent"] not in self.rings:
             raise gexc.NotFound(request["parent"])
+        if name in self.created_elsewhere:
+            self.created_elsewhere.discard(name)
+            self.keys[name] = dict(request["crypto_key"])
+            self.versions[name] = [
+                SimpleNamespace(name=f"{name}/cryptoKeyVersions/1", state="ENABLED")
+            ]
+        if name in self.keys:
+            raise gexc.AlreadyExists(f"CryptoKey {name} already exists.")
         self.keys[name] = dict(request["crypto_key"])
         self.versions[name] = [SimpleNamespace(name=f"{name}/cryptoKeyVersions/1", state="ENABLED")]
 
@@ -272,6 +158,20 @@ class FakeKmsClient:
 # --------------------------------------------------------------------------- client libraries
 
 PROJECT_NUMBER = "123456789012"
+IAM_URL = "https://iam.googleapis.com/"
+
+
+# The services whose permissions a project's testIamPermissions knows (a permission is
+# service.resource.verb); anything else is refused with 400 as the real API does.
+_IAM_SERVICES = frozenset(
+    "aiplatform artifactregistry billing cloudbuild cloudkms cloudsql compute container dns "
+    "iam logging monitoring resourcemanager secretmanager serviceusage storage".split()
+)
+
+
+def _valid_permission(p: str) -> bool:
+    parts = p.split(".")
+    return len(parts) == 3 and parts[0] in _IAM_SERVICES and all(x.isalpha() for x in parts)
 
 
 class FakeProjectsClient:
@@ -306,6 +206,11 @@ class FakeProjectsClient:
         g.enter("test_iam_permissions", request["resource"])
         if g.test_permissions_fails:
             raise http_error(500, "INTERNAL", "Internal error encountered.")
+        for p in request["permissions"]:
+            if not _valid_permission(p):
+                raise http_error(
+                    400, "INVALID_ARGUMENT", f"Permission {p} is not valid for this resource."
+                )
         granted = [x for x in request["permissions"] if x not in g.missing]
         return iam_policy_pb2.TestIamPermissionsResponse(permissions=granted)
 
@@ -526,6 +431,8 @@ class FakeGcp:
     # Workload Identity pools: ID -> state (ACTIVE | DELETED); their providers: "pool/provider"
     wif_pools: dict[str, str] = field(default_factory=dict)
     wif_providers: set[str] = field(default_factory=set)
+    # requests the IAM API would refuse for their shape (no such method, a bad body)
+    refused: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.storage = FakeStorageClient(self.foreign_buckets)
@@ -562,20 +469,49 @@ class FakeGcp:
         def not_found(what: str) -> requests.Response:
             return reply(404, error_body(404, "NOT_FOUND", f"{what} not found"))
 
+        from urllib.parse import urlsplit
+
+        from tests.fakes.discovery import check_body, find_method
+
+        # only methods the IAM API documents, with bodies it accepts
+        path = urlsplit(url).path
+        mid = find_method("iam", "v1", method, path) if url.startswith(IAM_URL) else None
+        if mid is None:
+            self.refused.append(f"{method} {url}")
+            return not_found(f"no such method: {method} {url}:")
+        problems = check_body("iam", "v1", mid, json)
+        if problems:
+            self.refused += problems
+            return reply(400, error_body(400, "INVALID_ARGUMENT", "; ".join(problems)))
         wif = f"/v1/projects/{self.project}/locations/global/workloadIdentityPools/"
-        if wif not in url:
-            return not_found(f"fake has no route for {method} {url}:")
-        rest = url.split(wif, 1)[1]
+        if wif not in path:
+            return not_found(f"the fake has no project {path}:")
+        rest = path.split(wif, 1)[1]
         pool, _, tail = rest.partition("/providers/")
-        pool_id = pool.removesuffix(":undelete")
+        pool_id = pool.split(":")[0]
         if pool_id not in self.wif_pools:
             return not_found(f"pool {pool_id}")
-        if method == "POST" and pool.endswith(":undelete"):
+        verb = mid.removeprefix("iam.projects.locations.workloadIdentityPools.")
+        if verb == "undelete":
+            if self.wif_pools[pool_id] != "DELETED":
+                return reply(
+                    400,
+                    error_body(400, "FAILED_PRECONDITION", f"Pool {pool_id} is not deleted."),
+                )
             self.wif_pools[pool_id] = "ACTIVE"
-            return reply(200, {"name": "operations/op-1", "done": True})
-        if tail and f"{pool_id}/{tail}" not in self.wif_providers:
-            return not_found(f"provider {tail}")
-        return reply(200, {"name": rest, "state": self.wif_pools[pool_id]})
+            return reply(200, {"name": f"{wif.strip('/')}/{pool_id}/operations/op-1", "done": True})
+        if verb == "delete":
+            if self.wif_pools[pool_id] == "DELETED":
+                return not_found(f"pool {pool_id}")
+            self.wif_pools[pool_id] = "DELETED"
+            return reply(200, {"name": f"{wif.strip('/')}/{pool_id}/operations/op-2", "done": True})
+        if verb == "providers.get":
+            if f"{pool_id}/{tail}" not in self.wif_providers:
+                return not_found(f"provider {tail}")
+            return reply(200, {"name": rest, "state": "ACTIVE"})
+        if verb == "get":
+            return reply(200, {"name": rest, "state": self.wif_pools[pool_id]})
+        return reply(501, error_body(501, "UNIMPLEMENTED", f"the fake does not serve {mid}"))
 
     def api(self, cfg: Any, dns: Callable[[str], Any] | None = None) -> Any:
         from zenml_gcp_gitops.gcp_api import GcpApi, GcpClients

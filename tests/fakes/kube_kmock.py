@@ -14,6 +14,14 @@ loopback port. Three gaps are bridged here, in test setup only (never in product
   sends (kmock merges every patch): the bridge remembers each manager's last applied body
   and adds merge-patch deletions (`None`) for what was dropped.
 
+Like an API server, and unlike kmock alone: with `FakeCluster(crds_installed=False)` the kinds
+a CRD brings (Argo CD's, Gateway API's, External Secrets') are not in discovery until their
+CustomResourceDefinition is created (a chart installing it, or `install_crd`); deleting a
+Namespace deletes what is in it, and deleting an object deletes the objects that name it in
+their ownerReferences (the garbage collector's cascade); every write gives the object a new
+`metadata.resourceVersion`, and a write that carries an older one is refused with 409
+Conflict, as optimistic concurrency on a real API server.
+
 `FakeCluster` also lets a test act as the controllers (Argo CD, GKE): read and change the
 stored objects from the test thread while the product code polls over HTTP.
 """
@@ -58,7 +66,20 @@ RESOURCES: dict[str, tuple[str, bool]] = {
     "external-secrets.io/v1/externalsecrets": ("ExternalSecret", True),
 }
 KIND_TO_PLURAL = {kind: plural for plural, (kind, _) in RESOURCES.items()}
+# the groups whose kinds come from a CRD, not from the API server itself
+CRD_GROUPS = ("argoproj.io", "gateway.networking.k8s.io", "external-secrets.io")
+_CRDS = "apiextensions.k8s.io/v1/customresourcedefinitions"
 _NAMED_NAMESPACE = re.compile(r"^/api/v1/namespaces/([^/]+)$")
+
+
+@attrs.frozen
+class ResourceVersionConflict(k8s.KubernetesError):
+    status: int = 409
+    reason: str = "Conflict"
+    message: str = (
+        "Operation cannot be fulfilled: the object has been modified; please apply your "
+        "changes to the latest version and try again"
+    )
 
 
 class PatchedEmulator(k8s.KubernetesEmulator):
@@ -66,13 +87,90 @@ class PatchedEmulator(k8s.KubernetesEmulator):
 
     async def _handle(self, request: rendering.Request) -> Any:
         original = request
-        request = self._bridge(request)
+        request = self._versioned(self._bridge(request))
         if request is not original:
             # kmock matches reactions against its request log by identity: log the fixed one
             for i, logged in enumerate(self._requests):
                 if logged is original:
                     self._requests[i] = request
-        return await super()._handle(request)
+        response = await super()._handle(request)
+        self._after(request)
+        return response
+
+    def _versioned(self, request: rendering.Request) -> rendering.Request:
+        """Optimistic concurrency: check the write's resourceVersion, stamp a new one."""
+        if (
+            request.action not in (enums.action.CREATE, enums.action.UPDATE)
+            or request.resource is None
+        ):
+            return request
+        data = dict(request.data or {})
+        meta = dict(data.get("metadata") or {})
+        name = request.name or meta.get("name")
+        key = (request.resource, request.namespace or meta.get("namespace"), name)
+        sent = meta.get("resourceVersion")
+        if sent is not None and key in self.objects and not self.objects[key].deleted:
+            stored = (self.objects[key].raw.get("metadata") or {}).get("resourceVersion")
+            if str(sent) != str(stored):
+                raise ResourceVersionConflict()
+        counter = self.__dict__.setdefault("_rv", [100])
+        counter[0] += 1
+        meta["resourceVersion"] = str(counter[0])
+        data["metadata"] = meta
+        return attrs.evolve(request, data=data)
+
+    def _after(self, request: rendering.Request) -> None:
+        """What the API server does after a write: serve a new CRD's kind; cascade a delete."""
+        res = request.resource
+        if res is None or request.name is None:
+            return
+        plural = (
+            f"{res.group}/{res.version}/{res.plural}"
+            if res.group
+            else f"{res.version}/{res.plural}"
+        )
+        key = (res, request.namespace, request.name)
+        writes = (enums.method.POST, enums.method.PATCH, enums.method.PUT)
+        installed = key in self.objects and not self.objects[key].deleted
+        if plural == _CRDS and request.method in writes and installed:
+            spec = self.objects[key].raw.get("spec") or {}
+            for v in spec.get("versions") or []:
+                served = (
+                    f"{spec.get('group')}/{v.get('name')}/{(spec.get('names') or {}).get('plural')}"
+                )
+                if served in RESOURCES:
+                    self._serve_kind(served)
+        if request.method == enums.method.DELETE:
+            self._cascade(plural, request.namespace, request.name)
+
+    def _serve_kind(self, plural: str) -> None:
+        kind, namespaced = RESOURCES[plural]
+        self.resources[plural] = kmock.ResourceInfo(
+            kind=kind,
+            namespaced=namespaced,
+            singular=kind.lower(),
+            verbs={"get", "list", "create", "patch", "update", "delete", "watch"},
+        )
+
+    def _cascade(self, plural: str, namespace: str | None, name: str) -> None:
+        kind = RESOURCES.get(plural, ("", False))[0]
+        for (res, ns, n), obj in list(self.objects.items()):
+            if obj.deleted:
+                continue
+            in_namespace = kind == "Namespace" and ns == name
+            owners = (obj.raw.get("metadata") or {}).get("ownerReferences") or []
+            owned = ns == namespace and any(
+                o.get("kind") == kind and o.get("name") == name for o in owners
+            )
+            if in_namespace or owned:
+                obj.delete()
+                self._cascade(
+                    f"{res.group}/{res.version}/{res.plural}"
+                    if res.group
+                    else f"{res.version}/{res.plural}",
+                    ns,
+                    n,
+                )
 
     def _bridge(self, request: rendering.Request) -> rendering.Request:
         m = _NAMED_NAMESPACE.match(request.url.path)
@@ -155,7 +253,8 @@ def _key(
 class FakeCluster:
     """kmock in a background event loop, with thread-safe access to its objects."""
 
-    def __init__(self) -> None:
+    def __init__(self, crds_installed: bool = True) -> None:
+        self.crds_installed = crds_installed
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -172,13 +271,9 @@ class FakeCluster:
         async def main() -> None:
             self._stop = asyncio.Event()
             emu = PatchedEmulator()
-            for plural, (kind, namespaced) in RESOURCES.items():
-                emu.resources[plural] = kmock.ResourceInfo(
-                    kind=kind,
-                    namespaced=namespaced,
-                    singular=kind.lower(),
-                    verbs={"get", "list", "create", "patch", "update", "delete", "watch"},
-                )
+            for plural in RESOURCES:
+                if self.crds_installed or not plural.startswith(CRD_GROUPS):
+                    emu._serve_kind(plural)
             async with emu, apps.Server(emu) as server:  # a free port on 127.0.0.1
                 self.emu = emu
                 self.url = str(server.url).rstrip("/")
@@ -267,6 +362,16 @@ class FakeCluster:
     def patch(self, kind: str, name: str, namespace: str | None, changes: dict[str, Any]) -> None:
         key = _key("", kind, namespace, name)
         self._call(lambda emu: emu.objects[key].patch(changes))
+
+    def install_crd(self, kind: str) -> None:
+        """A chart's CRD becomes established: discovery serves `kind` from now on."""
+        self._call(lambda emu: emu._serve_kind(KIND_TO_PLURAL[kind]))
+
+    def served(self, kind: str) -> bool:
+        plural = KIND_TO_PLURAL[kind]
+        res = kmock.resource(plural)
+        found: bool = self._call(lambda emu: res in list(emu.resources.keys()))
+        return found
 
     def remove(self, kind: str, name: str, namespace: str | None = None) -> None:
         """Make an object disappear, as its controller would after finalizing it."""

@@ -5,6 +5,12 @@ operations take a few polls to finish; an instance runs one operation at a time 
 one is refused with 409, as Cloud SQL does); an export writes the database's content to the
 bucket (through the storage client it is given), an import reads it back. Knobs make a step
 fail. `calls` is the journal tests read the order of events from.
+
+It refuses what Cloud SQL refuses, with the API's HTTP code (`SqlApiError`; the loopback server
+in tests/fakes/google_rest.py turns it into Google's error body): a missing instance (404), an
+existing clone destination (409), deleting an instance with deletion protection (400),
+creating an existing database (409), deleting a missing one (404), an import into a database
+that does not exist (the operation fails).
 """
 
 from __future__ import annotations
@@ -14,7 +20,19 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from zenml_gcp_gitops.ops.sqladmin import SqlOperationFailed
+
+class SqlApiError(Exception):
+    """A refusal as the SQL Admin API answers it: HTTP code, status, message, reason."""
+
+    def __init__(self, code: int, status: str, message: str, reason: str = "") -> None:
+        super().__init__(f"{code} {status}: {message}")
+        self.code, self.status, self.message, self.reason = code, status, message, reason
+
+
+def _no_instance() -> SqlApiError:
+    return SqlApiError(
+        404, "NOT_FOUND", "The Cloud SQL instance does not exist.", "instanceDoesNotExist"
+    )
 
 
 @dataclass
@@ -23,6 +41,7 @@ class FakeInstance:
     databases: dict[str, list[str]]  # database -> rows (content)
     backup_runs: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     busy: str | None = None  # name of the running operation
+    deletion_protection: bool = False
 
 
 class FakeSqlAdmin:
@@ -51,10 +70,13 @@ class FakeSqlAdmin:
     ) -> dict[str, Any]:
         inst = self.instances.get(instance)
         if inst is None:
-            raise SqlOperationFailed(f"Cloud SQL POST {kind} failed: NOT_FOUND instance {instance}")
+            raise _no_instance()
         if inst.busy is not None and self.ops[inst.busy]["status"] != "DONE":
-            raise SqlOperationFailed(
-                f"Cloud SQL {kind} failed: 409 operation {inst.busy} is in progress"
+            raise SqlApiError(
+                409,
+                "ABORTED",
+                "Operation failed because another operation was already in progress.",
+                "operationInProgress",
             )
         name = f"op-{next(self._ids)}"
         self.calls.append(f"{key}")
@@ -72,6 +94,10 @@ class FakeSqlAdmin:
         return dict(op)
 
     def get_operation(self, name: str) -> dict[str, Any]:
+        if name not in self.ops:
+            raise SqlApiError(
+                404, "NOT_FOUND", f"The operation {name} does not exist.", "operationDoesNotExist"
+            )
         op = self.ops[name]
         if op["status"] != "DONE":
             self._left[name] -= 1
@@ -83,18 +109,62 @@ class FakeSqlAdmin:
                     op["error"] = {"errors": [{"code": "ERROR", "message": self.fail[key]}]}
                     self.calls.append(f"failed:{key}")
                 else:
-                    finish()
-                    self.calls.append(f"done:{key}")
+                    try:
+                        finish()
+                    except SqlApiError as e:  # refused while running: the operation's error
+                        op["error"] = {"errors": [{"code": e.status, "message": e.message}]}
+                        self.calls.append(f"failed:{key}")
+                    else:
+                        self.calls.append(f"done:{key}")
         return dict(op)
 
     # -- API
 
     def get_instance(self, instance: str) -> dict[str, Any]:
-        return {"name": instance, "state": "RUNNABLE"}
+        inst = self.instances.get(instance)
+        if inst is None:
+            raise _no_instance()
+        settings = {"deletionProtectionEnabled": inst.deletion_protection}
+        return {
+            "name": instance,
+            "project": self.project,
+            "state": "RUNNABLE",
+            "settings": settings,
+        }
+
+    def patch_instance(self, instance: str, body: dict[str, Any]) -> dict[str, Any]:
+        """instances.patch; only settings.deletionProtectionEnabled has an effect here."""
+        inst = self.instances.get(instance)
+        if inst is None:
+            raise _no_instance()
+        flag = (body.get("settings") or {}).get("deletionProtectionEnabled")
+
+        def finish() -> None:
+            if flag is not None:
+                inst.deletion_protection = bool(flag)
+
+        return self._start(instance, "UPDATE", f"patch:{instance}", finish)
+
+    def _inst(self, instance: str) -> FakeInstance:
+        if instance not in self.instances:
+            raise _no_instance()
+        return self.instances[instance]
+
+    def _db(self, instance: str, database: str, exists: bool) -> FakeInstance:
+        inst = self.instances.get(instance)
+        if inst is None:
+            raise _no_instance()
+        if exists and database not in inst.databases:
+            raise SqlApiError(404, "NOT_FOUND", f"Database {database} not found.", "notFound")
+        if not exists and database in inst.databases:
+            raise SqlApiError(
+                409, "ALREADY_EXISTS", f"Database {database} already exists.", "alreadyExists"
+            )
+        return inst
 
     def create_backup_run(self, instance: str, description: str) -> dict[str, Any]:
         run_id = str(1700000000000 + next(self._ids))
-        inst = self.instances[instance]
+        inst = self._inst(instance)
 
         def finish() -> None:
             inst.backup_runs[run_id] = {k: list(v) for k, v in inst.databases.items()}
@@ -105,7 +175,7 @@ class FakeSqlAdmin:
     def list_backup_runs(self, instance: str) -> list[dict[str, Any]]:
         return [
             {"id": rid, "status": "SUCCESSFUL", "type": "ON_DEMAND"}
-            for rid in self.instances[instance].backup_runs
+            for rid in self._inst(instance).backup_runs
         ]
 
     def _bucket_obj(self, uri: str) -> tuple[str, str]:
@@ -113,7 +183,7 @@ class FakeSqlAdmin:
         return bucket, name
 
     def export_sql(self, instance: str, uri: str, database: str) -> dict[str, Any]:
-        inst = self.instances[instance]
+        inst = self._inst(instance)
 
         def finish() -> None:
             bucket, name = self._bucket_obj(uri)
@@ -123,9 +193,13 @@ class FakeSqlAdmin:
         return self._start(instance, "EXPORT", f"export:{database}@{instance}", finish)
 
     def import_sql(self, instance: str, uri: str, database: str) -> dict[str, Any]:
-        inst = self.instances[instance]
+        inst = self._inst(instance)
 
         def finish() -> None:
+            if database not in inst.databases:
+                raise SqlApiError(
+                    400, "ERROR", f"ERROR 1049 (42000): Unknown database '{database}'"
+                )
             bucket, name = self._bucket_obj(uri)
             inst.databases[database] = json.loads(
                 self.storage.bucket(bucket).blob(name).download_as_text()
@@ -134,17 +208,17 @@ class FakeSqlAdmin:
         return self._start(instance, "IMPORT", f"import:{database}", finish)
 
     def delete_database(self, instance: str, database: str) -> dict[str, Any]:
-        inst = self.instances[instance]
+        inst = self._db(instance, database, exists=True)
         return self._start(instance, "DELETE_DATABASE", f"drop:{database}",
                            lambda: inst.databases.pop(database, None))  # fmt: skip
 
     def create_database(self, instance: str, database: str) -> dict[str, Any]:
-        inst = self.instances[instance]
+        inst = self._db(instance, database, exists=False)
         return self._start(instance, "CREATE_DATABASE", f"create:{database}",
                            lambda: inst.databases.setdefault(database, []))  # fmt: skip
 
     def restore_backup_run(self, instance: str, backup_run_id: str) -> dict[str, Any]:
-        inst = self.instances[instance]
+        inst = self._inst(instance)
 
         def finish() -> None:
             inst.databases = {k: list(v) for k, v in inst.backup_runs[backup_run_id].items()}
@@ -152,6 +226,14 @@ class FakeSqlAdmin:
         return self._start(instance, "RESTORE_VOLUME", f"restore_run:{backup_run_id}", finish)
 
     def clone(self, instance: str, destination: str, point_in_time: str) -> dict[str, Any]:
+        if destination in self.instances:
+            raise SqlApiError(
+                409,
+                "ALREADY_EXISTS",
+                "The Cloud SQL instance already exists.",
+                "instanceAlreadyExists",
+            )
+
         def finish() -> None:
             past = self.history[point_in_time]
             self.add_instance(destination, past)
@@ -159,5 +241,14 @@ class FakeSqlAdmin:
         return self._start(instance, "CLONE", f"clone:{destination}", finish)
 
     def delete_instance(self, instance: str) -> dict[str, Any]:
+        inst = self.instances.get(instance)
+        if inst is not None and inst.deletion_protection:
+            raise SqlApiError(
+                400,
+                "FAILED_PRECONDITION",
+                "The instance is protected from deletion. Set deletionProtectionEnabled to "
+                "false on the instance, then delete it.",
+                "deletionProtectionEnabled",
+            )
         return self._start(instance, "DELETE", f"delete_instance:{instance}",
                            lambda: self.instances.pop(instance))  # fmt: skip

@@ -21,6 +21,11 @@ def fake_pulumi_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "pulumi-home"))
     monkeypatch.setenv("ZENML_GCP_GITOPS_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("FAKE_PULUMI_CALLS", str(tmp_path / "calls.jsonl"))
-    for var in ("FAKE_PULUMI_FAIL_RESOURCE", "FAKE_PULUMI_HANG_RESOURCE", "FAKE_PULUMI_STALE_LOCK"):
+    for var in (
+        "FAKE_PULUMI_FAIL_RESOURCE",
+        "FAKE_PULUMI_HANG_RESOURCE",
+        "FAKE_PULUMI_STALE_LOCK",
+        "FAKE_PULUMI_DRIFT",
+    ):
         monkeypatch.delenv(var, raising=False)
     return tmp_path

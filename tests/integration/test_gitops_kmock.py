@@ -766,9 +766,20 @@ def test_admin_password_and_server_pod(cluster: FakeCluster) -> None:
     assert server_pod(kube, "argocd-pw") == "argocd-server-1"
 
 
-def test_phase_destroy_without_a_cluster_is_a_no_op() -> None:
+def test_phase_destroy_without_a_cluster_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing recorded: it must not try to connect anywhere, nor tear anything down."""
+    import zenml_gcp_gitops.gitops.bootstrap as bootstrap
+
+    tried: list[str] = []
+    monkeypatch.setattr(GitopsPhase, "_connect", lambda self, ctx: tried.append("connect"))
+    monkeypatch.setattr(bootstrap, "teardown", lambda *a, **k: tried.append("teardown"))
     ctx = PhaseContext(cfg=cfg_named("never"))
-    GitopsPhase().destroy(ctx)  # nothing recorded: must not try to connect anywhere
+    GitopsPhase().destroy(ctx)
+    assert tried == []
+    # the same phase with a recorded cluster does connect and tear down
+    ctx = PhaseContext(cfg=cfg_named("never"), recorded={"infra": {"outputs": {"x": 1}}})
+    GitopsPhase().destroy(ctx)
+    assert tried == ["connect", "teardown"]
 
 
 def test_phase_status_reports_an_unreachable_cluster(tmp_path: Path) -> None:

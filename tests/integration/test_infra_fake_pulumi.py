@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import require
 from tests.fakes.fake_phases import FakePhase, fake_later_phases
 from tests.fakes.google_clients import FakeGcp
 from tests.fakes.pulumi import (
@@ -142,6 +143,21 @@ def test_first_deploy_then_rerun_is_a_noop(world: World) -> None:
     assert world.ops() == ["up", "refresh", "preview", "up"]
     assert {r["urn"]: r["id"] for r in world.state()["resources"]} == ids_before
     assert world.journal == ["run:gitops", "run:register", "run:ci"] * 2
+
+
+def test_a_resource_deleted_behind_the_state_s_back_is_recreated(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refresh before `up` finds what was deleted outside Pulumi (here the Cloud SQL
+    instance) and drops it from the state, so `up` creates it again instead of trusting it."""
+    world.engine().deploy()
+    drift = world.tmp / "drift.json"
+    drift.write_text(json.dumps({"deleted": ["mysql"]}))
+    monkeypatch.setenv("FAKE_PULUMI_DRIFT", str(drift))
+    world.engine().deploy()
+    changes = world.record()["phases"]["infra"]["outputs"]["changes"]
+    assert changes.get("create") == 1, changes
+    assert "mysql" in {r["urn"].rsplit("::", 1)[-1] for r in world.state()["resources"]}
 
 
 def test_failure_midway_then_resume(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -499,12 +515,14 @@ def test_older_cli_events_through_a_log_file(world: World, monkeypatch: pytest.M
     assert f"{n} resources ({n} create)" in out.getvalue()
 
 
-@pytest.mark.skipif(
-    shutil.which("script") is None, reason="needs util-linux `script` for a pseudo-terminal"
-)
 def test_ctrl_c_on_a_terminal_is_not_forwarded_twice(world: World, tmp_path: Path) -> None:
     """On a terminal, Ctrl-C reaches the whole foreground group: the CLI must not send the
     engine a second SIGINT (a second one makes the real Pulumi stop without cleaning up)."""
+    require(
+        None
+        if shutil.which("script")
+        else "`script` for a pseudo-terminal (apt-get install bsdutils)"
+    )
     marker, signals = tmp_path / "hanging", tmp_path / "signals"
     env = {
         **{k: v for k, v in os.environ.items() if k != "CI"},

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.gcs_emulator import gcs_emulator
+from tests.fakes.google_rest import sql_over_http
 from tests.fakes.kube_kmock import FakeCluster
 from tests.fakes.sqladmin import FakeSqlAdmin
 from zenml_gcp_gitops.config import build_config
@@ -141,7 +142,7 @@ def restore_deps(
     sql: FakeSqlAdmin, storage: Any, c: FakeCluster, log: list[str], journal: Journal
 ) -> rs.RestoreDeps:
     return rs.RestoreDeps(
-        sql=sql, storage=storage, poll=0, sleep=lambda s: None, log=log.append,
+        sql=sql_over_http(sql), storage=storage, poll=0, sleep=lambda s: None, log=log.append,
         kube=Kube(c.api_client()), waits=writers.Waits(timeout=20, poll=0.05),
         journal=journal,
     )  # fmt: skip
@@ -168,7 +169,9 @@ UP = {
 
 def take_backup(sql: FakeSqlAdmin, storage: Any, rows: dict[str, list[str]], when: datetime) -> str:
     sql.instances[N.sql_instance].databases = {k: list(v) for k, v in rows.items()}
-    d = BackupDeps(sql=sql, storage=storage, poll=0, sleep=lambda s: None, now=lambda: when)
+    d = BackupDeps(
+        sql=sql_over_http(sql), storage=storage, poll=0, sleep=lambda s: None, now=lambda: when
+    )
     return str(run_backup(target(), d)["id"])
 
 

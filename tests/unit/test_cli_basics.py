@@ -12,6 +12,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import require
 from zenml_gcp_gitops.cli import cli
 
 HEAVY = ("zenml", "pulumi", "pulumi_gcp", "kubernetes", "mlflow", "google.cloud")
@@ -36,8 +37,7 @@ COMMANDS = _all_commands(cli)
 
 def test_console_script_help_imports_nothing_heavy(tmp_path: Path) -> None:
     """The installed console script, under -X importtime: every module it imports is listed."""
-    if not SCRIPT.exists():
-        pytest.skip(f"console script not installed at {SCRIPT}")
+    require(None if SCRIPT.exists() else f"the console script {SCRIPT} (pip install -e '.[test]')")
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", str(SCRIPT), "--help"],
         capture_output=True,

@@ -23,6 +23,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.conftest import require
 from zenml_gcp_gitops.cli import _Group, cli
 from zenml_gcp_gitops.cli.options import ConfigSource, config_options
 
@@ -399,8 +400,7 @@ def test_deploy_offline_and_local_conflict(workdir: Path) -> None:
 )
 def test_console_script_bad_input(args: list[str], want: str, workdir: Path) -> None:
     script = Path(sys.executable).with_name("zenml-gcp-gitops")
-    if not script.exists():
-        pytest.skip(f"console script not installed at {script}")
+    require(None if script.exists() else f"the console script {script} (pip install -e '.[test]')")
     proc = subprocess.run(
         [str(script), "plan", "--offline", *args],
         capture_output=True,

@@ -19,6 +19,7 @@ from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import require
 from zenml_gcp_gitops.cli import cli
 from zenml_gcp_gitops.config import MAX_CONFIG_BYTES, build_config, load_yaml
 from zenml_gcp_gitops.errors import ConfigError, UserError
@@ -160,8 +161,7 @@ def test_config_from_stdin() -> None:
 
 def _script() -> Path:
     script = Path(sys.executable).with_name("zenml-gcp-gitops")
-    if not script.exists():
-        pytest.skip(f"console script not installed at {script}")
+    require(None if script.exists() else f"the console script {script} (pip install -e '.[test]')")
     return script
 
 

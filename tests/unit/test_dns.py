@@ -292,13 +292,16 @@ def test_preflight_phase_checks_the_zone(tmp_path: Path, monkeypatch: pytest.Mon
     )
     with pytest.raises(UserError, match="zone example-com does not exist"):
         PreflightPhase().run(ctx)
-    fake.zones[(PROJECT, "example-com")] = FakeZone("example.com.")
+    # the zone's own name servers, not the fake's defaults, must reach the phase's outputs
+    servers = ("ns-cloud-d1.googledomains.com.", "ns-cloud-d3.googledomains.com.")
+    fake.zones[(PROJECT, "example-com")] = FakeZone("example.com.", name_servers=servers)
     ctx = PhaseContext(
         cfg=cfg, **typed({"gcp_api": fake.api(cfg), "pulumi_root": str(root), "yes": True})
     )
     out = PreflightPhase().run(ctx)
     assert out["dns_zone"] == f"{PROJECT}/example-com"
-    assert out["dns_name_servers"] == ["ns-cloud-a1.example.net.", "ns-cloud-a2.example.net."]
+    assert out["dns_name_servers"] == list(servers)
+    assert fake.refused == []  # only methods Cloud DNS has, with bodies it accepts
 
 
 # --------------------------------------------------------------------------- waiting

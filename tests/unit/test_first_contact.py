@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.conftest import require
 from zenml_gcp_gitops.cli import cli
 
 GOOD = ["--project", "demo-project-123", "--region", "europe-west4"]
@@ -127,8 +128,7 @@ def test_ctrl_c_in_local_up_exits_130(no_adc: Path, monkeypatch: pytest.MonkeyPa
 def test_ctrl_c_in_a_real_process_exits_130(tmp_path: Path) -> None:
     """SIGINT while a command waits (here: for a config on a FIFO nobody writes)."""
     script = Path(sys.executable).with_name("zenml-gcp-gitops")
-    if not script.exists():
-        pytest.skip(f"console script not installed at {script}")
+    require(None if script.exists() else f"the console script {script} (pip install -e '.[test]')")
     fifo = tmp_path / "cfg"
     os.mkfifo(fifo)
     proc = subprocess.Popen(
@@ -217,8 +217,7 @@ def test_printed_commands_use_the_script_path_off_path(monkeypatch: pytest.Monke
     from zenml_gcp_gitops.ui import self_command
 
     script = Path(sys.executable).with_name("zenml-gcp-gitops")
-    if not script.exists():
-        pytest.skip(f"console script not installed at {script}")
+    require(None if script.exists() else f"the console script {script} (pip install -e '.[test]')")
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     assert self_command() == str(script)
     monkeypatch.setenv("PATH", f"{script.parent}:/usr/bin:/bin")
@@ -232,8 +231,7 @@ def test_local_up_next_steps_work_as_printed(
     from zenml_gcp_gitops.local.report import print_up
 
     script = Path(sys.executable).with_name("zenml-gcp-gitops")
-    if not script.exists():
-        pytest.skip(f"console script not installed at {script}")
+    require(None if script.exists() else f"the console script {script} (pip install -e '.[test]')")
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     from zenml_gcp_gitops import ui
 
@@ -295,8 +293,7 @@ def test_children_get_the_same_filter() -> None:
 
 def test_plan_offline_prints_no_google_future_warning(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("zenml-gcp-gitops")
-    if not script.exists():
-        pytest.skip(f"console script not installed at {script}")
+    require(None if script.exists() else f"the console script {script} (pip install -e '.[test]')")
     proc = subprocess.run(
         [str(script), "plan", "--offline", *GOOD, "-o", "json"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,

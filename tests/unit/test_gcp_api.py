@@ -136,6 +136,10 @@ def test_retained_wif_pool_states() -> None:
     assert gcp.wif_pools["p"] == "DELETED"
     assert api.retained_wif(PROJECT, "p", "gh", undelete=True) == {"wif_pool": base}
     assert gcp.wif_pools["p"] == "ACTIVE"
+    # an active pool is adopted as it is: undeleting it is refused by the API
+    assert api.retained_wif(PROJECT, "p", "gh", undelete=True) == {"wif_pool": base}
+    assert [m for m, u, _ in gcp.requests if u.endswith(":undelete")] == ["POST"]
+    assert gcp.refused == []
     gcp.wif_providers.add("p/gh")
     assert api.retained_wif(PROJECT, "p", "gh", undelete=True) == {
         "wif_pool": base,
@@ -243,3 +247,38 @@ def test_the_real_rest_clients_raise_what_the_fakes_raise(google_http: Any) -> N
     routes[f"/v1/projects/{PROJECT}/billingInfo"] = (200, {"billingEnabled": False})
     with pytest.raises(UserError, match="billing is not enabled"):
         api.check_billing(PROJECT)
+
+
+def test_an_active_pool_refuses_undelete_and_a_deleted_one_is_soft_deleted() -> None:
+    """The fake IAM API answers DELETE and :undelete as the API does, not like a GET."""
+    gcp, api = _api()
+    gcp.wif_pools["p"] = "ACTIVE"
+    base = (
+        f"https://iam.googleapis.com/v1/projects/{PROJECT}/locations/global/workloadIdentityPools/p"
+    )
+    with pytest.raises(gexc.BadRequest, match="is not deleted"):
+        api._rest("POST", f"{base}:undelete", json={})
+    api._rest("DELETE", base)
+    assert gcp.wif_pools["p"] == "DELETED"
+    with pytest.raises(gexc.NotFound):
+        api._rest("GET", f"{base}:frobnicate")
+    assert gcp.refused == ["GET " + f"{base}:frobnicate"]
+
+
+def test_a_key_another_run_created_meanwhile_is_adopted() -> None:
+    """KMS answers AlreadyExists when the key appeared between our get and our create."""
+    gcp, api = _api()
+    ring = gcp.kms.key_ring_path(PROJECT, "europe-west4", "r")
+    gcp.kms.rings.add(ring)
+    gcp.kms.created_elsewhere.add(f"{ring}/cryptoKeys/k")
+    assert api.ensure_kms_key(PROJECT, "europe-west4", "r", "k") is False
+    assert f"{ring}/cryptoKeys/k" in gcp.kms.keys
+
+
+def test_an_unknown_permission_is_an_error_not_a_missing_permission() -> None:
+    """testIamPermissions answers 400 for a permission that does not exist: a typo in the
+    product's list must fail loudly, not be reported to the user as a role to get."""
+    _, api = _api()
+    with pytest.raises(UserError, match=r"stroage\.buckets\.create is not valid"):
+        api.missing_permissions(PROJECT, ("storage.buckets.create", "stroage.buckets.create"))
+    assert api.missing_permissions(PROJECT, ("storage.buckets.create",)) == []

@@ -96,7 +96,9 @@ def test_render_rejects_conflicting_sources(tmp_path: Path, flags: list[str]) ->
 
 
 def test_render_offline_uses_the_plan_mocks(tmp_path: Path) -> None:
-    pytest.importorskip("zenml_gcp_gitops.plan").offline_outputs  # noqa: B018
+    from zenml_gcp_gitops.plan import offline_outputs  # a product module: never a skip
+
+    assert callable(offline_outputs)
     result = CliRunner().invoke(
         cli,
         [

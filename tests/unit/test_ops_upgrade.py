@@ -14,6 +14,7 @@ import pytest
 
 from tests.fakes.fake_phases import FakePhase
 from tests.fakes.gcs_emulator import gcs_emulator
+from tests.fakes.google_rest import sql_over_http
 from tests.fakes.kube_kmock import FakeCluster
 from tests.fakes.sqladmin import FakeSqlAdmin
 from tests.support.typed_options import typed
@@ -79,7 +80,7 @@ def engine(
     gitops = Watching("gitops", journal, sql)
     phases = [Infra("infra", journal), gitops]
     options = {
-        "sql_admin": sql,
+        "sql_admin": sql_over_http(sql),
         "storage_client": storage,
         "no_servers": True,
         "sql_poll": 0,

@@ -214,10 +214,20 @@ def test_purge_deletes_our_bucket_and_destroys_key_versions(ok: dict[str, Any]) 
     gcp = FakeGcp(project=PROJECT)
     cfg = _cfg()
     _run(gcp, cfg, **ok)
+    # Pulumi's state in the versioned bucket: rewritten (a noncurrent version) and a file
+    # deleted (only noncurrent versions left). GCS refuses to delete a bucket holding either.
+    bucket = gcp.storage.bucket(cfg.names.state_bucket)
+    assert bucket.versioning_enabled
+    for text in ("v1", "v2"):
+        bucket.blob(".pulumi/stacks/prod.json").upload_from_string(text)
+    bucket.blob(".pulumi/locks/x.json").upload_from_string("lock")
+    bucket.blob(".pulumi/locks/x.json").delete()
+    assert len(gcp.storage.list_blobs(cfg.names.state_bucket, versions=True)) == 3
     ctx = PhaseContext(cfg=cfg, **typed({"gcp_api": gcp.api(cfg)}))
     out = PreflightPhase().purge(ctx)
     assert out == {"state_bucket": "deleted", "state_kms_key_versions_destroyed": 1}
     assert gcp.storage.buckets == {}
+    assert gcp.storage.list_blobs(cfg.names.state_bucket, versions=True) == []
 
 
 def test_old_pulumi_on_path_is_replaced_by_the_pinned_one(

@@ -326,6 +326,10 @@ class Kube:
         api_version, kind = obj["apiVersion"], obj["kind"]
         res = self.resource(api_version, kind, wait=True)
         meta = obj.setdefault("metadata", {})
+        # an object read earlier carries the resourceVersion of that read: sent back, the
+        # server refuses the apply (409) once anything else has written the object since
+        for volatile in ("resourceVersion", "managedFields"):
+            meta.pop(volatile, None)
         if res.namespaced:
             meta["namespace"] = meta.get("namespace") or namespace or "default"
         else:

@@ -2,7 +2,8 @@
 
 Every call returns the API's Operation (a dict); `wait` polls it until DONE. Cloud SQL runs
 one administrative operation per instance at a time, so callers run them one after another.
-Tests replace `RestSqlAdmin` with a fake that keeps operations and databases in memory.
+Tests run `RestSqlAdmin` against a loopback server that answers as the API does
+(tests/fakes/google_rest.py), with a fake that keeps operations and databases in memory.
 """
 
 from __future__ import annotations
@@ -91,8 +92,15 @@ class RestSqlAdmin:
         return op
 
     def list_backup_runs(self, instance: str) -> list[dict[str, Any]]:
-        data = self._call("GET", f"instances/{instance}/backupRuns?maxResults=100")
-        return list(data.get("items") or [])
+        runs: list[dict[str, Any]] = []
+        token = ""
+        while True:  # the API may answer fewer than maxResults per page
+            page = f"&pageToken={token}" if token else ""
+            data = self._call("GET", f"instances/{instance}/backupRuns?maxResults=100{page}")
+            runs += data.get("items") or []
+            token = data.get("nextPageToken") or ""
+            if not token:
+                return runs
 
     def export_sql(self, instance: str, uri: str, database: str) -> dict[str, Any]:
         body = {"exportContext": {"fileType": "SQL", "uri": uri, "databases": [database]}}

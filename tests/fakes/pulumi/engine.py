@@ -39,22 +39,35 @@ from pulumi.runtime.proto import (
 STACK_TYPE = "pulumi:pulumi:Stack"
 VERB = {"create": "creating", "update": "updating", "delete": "deleting", "replace": "replacing"}
 
-# The fake's model of the provider: the input properties whose change forces a new resource
-# (ForceNew in pulumi-gcp's schema, which the Python SDK does not ship) for the few types the
-# tests replace. A change to any other input, or of any other type, is an in-place update.
-FORCE_NEW: dict[str, frozenset[str]] = {
-    "gcp:sql/databaseInstance:DatabaseInstance": frozenset(
-        {"name", "project", "region", "masterInstanceName", "encryptionKeyName"}
-    ),
-    "gcp:sql/database:Database": frozenset({"name", "instance", "project"}),
-    "gcp:storage/bucket:Bucket": frozenset({"name", "location", "project"}),
-    "gcp:artifactregistry/repository:Repository": frozenset(
-        {"repositoryId", "location", "format", "project"}
-    ),
-    "gcp:secretmanager/secret:Secret": frozenset({"secretId", "project", "replication"}),
-    "gcp:kms/keyRing:KeyRing": frozenset({"name", "location", "project"}),
-    "gcp:kms/cryptoKey:CryptoKey": frozenset({"name", "keyRing"}),
+# The provider's replace rules: the attribute paths the Terraform google provider declares
+# ForceNew (pulumi-gcp is bridged from it), read from its source into
+# tests/data/terraform_force_new.json, which names the commit. A change at any other path, or
+# of a type not listed, is an in-place update.
+_FORCE_NEW_DATA = Path(__file__).resolve().parents[2] / "data" / "terraform_force_new.json"
+
+
+def _camel(snake: str) -> str:
+    head, *rest = snake.split("_")
+    return head + "".join(w[:1].upper() + w[1:] for w in rest)
+
+
+FORCE_NEW: dict[str, tuple[tuple[str, ...], ...]] = {
+    typ: tuple(tuple(_camel(part) for part in path.split(".")) for path in entry["force_new"])
+    for typ, entry in json.loads(_FORCE_NEW_DATA.read_text())["types"].items()
 }
+
+
+def _at(value: Any, path: tuple[str, ...]) -> Any:
+    """The value at `path`; a list (a repeated block) maps the rest of the path over its items."""
+    if not path:
+        return value
+    if isinstance(value, list):
+        return [_at(v, path) for v in value]
+    if isinstance(value, dict):
+        return _at(value.get(path[0]), path[1:])
+    return None
+
+
 PROTECTED = (
     'unable to {verb} resource "{urn}"\nas it is currently marked for protection. To '
     "unprotect the resource, remove the `protect` flag from the resource in your Pulumi "
@@ -63,7 +76,7 @@ PROTECTED = (
 
 
 def forces_replacement(typ: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
-    return any(old.get(k) != new.get(k) for k in FORCE_NEW.get(typ, ()))
+    return any(_at(old, path) != _at(new, path) for path in FORCE_NEW.get(typ, ()))
 
 
 class Canceled(Exception):
@@ -576,14 +589,30 @@ def run_operation(
                 if dep.protect_errors and not error:
                     error = dep.protect_errors[0]
         elif cmd == "refresh":
+            # what changed in the cloud behind the state's back: $FAKE_PULUMI_DRIFT, a JSON
+            # {"deleted": [names], "outputs": {name: {output: value}}}, read once (the state
+            # then matches the cloud again)
+            drift_path = Path(os.environ.get("FAKE_PULUMI_DRIFT") or "/nonexistent")
+            drift = json.loads(drift_path.read_text()) if drift_path.is_file() else {}
+            gone, changed = set(drift.get("deleted", ())), drift.get("outputs", {})
             for urn, r in dep.old.items():
+                name = urn.rsplit("::", 1)[-1]
                 dep.step_event("resourcePreEvent", "refresh", urn, r["type"], r["inputs"])
+                if name in gone:  # deleted out of band: dropped from the state
+                    dep.count("delete")
+                    continue
+                if name in changed:
+                    r = {**r, "outputs": {**unwrap(r["outputs"]), **changed[name]}}
+                    dep.count("update")
+                else:
+                    dep.count("same")
                 dep.step_event(
                     "resOutputsEvent", "refresh", urn, r["type"], r["inputs"], r["outputs"]
                 )
-                dep.count("same")
                 dep.new[urn] = r
                 dep.order.append(urn)
+            if drift and not dep.dry_run:
+                drift_path.unlink()
         elif cmd == "destroy":
             protected = [
                 urn
