@@ -83,6 +83,12 @@ def check_body(api: str, version: str, method_id: str, body: Any) -> list[str]:
     return _check(document(api, version)["schemas"], {"$ref": ref}, body, ref, method_id)
 
 
+def check_schema(api: str, version: str, schema: str, value: Any) -> list[str]:
+    """What Google would refuse in `value` as a `schema` of that API (raw JSON a resource
+    carries, such as a dashboard's `dashboardJson`); [] when none."""
+    return _check(document(api, version)["schemas"], {"$ref": schema}, value, schema, "")
+
+
 def _check(
     schemas: dict[str, Any], spec: dict[str, Any], value: Any, at: str, mid: str
 ) -> list[str]:

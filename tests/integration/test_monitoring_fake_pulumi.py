@@ -11,10 +11,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.fakes import discovery
 from tests.fakes.cloud_dns import FakeCloudDns
 from tests.fakes.fake_phases import fake_later_phases
 from tests.fakes.google_clients import FakeGcp
-from tests.support import discovery
 from tests.support.typed_options import typed
 from zenml_gcp_gitops.config import DeploymentConfig, build_config
 from zenml_gcp_gitops.engine import Engine

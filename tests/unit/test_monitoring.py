@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import discovery
+from tests.fakes import discovery
 from zenml_gcp_gitops.config import build_config
 from zenml_gcp_gitops.plan import MockRun, Registration, _is_secret, run_program
 
@@ -69,7 +69,7 @@ def test_both_servers_have_https_uptime_checks_on_their_public_hosts() -> None:
         assert (http["useSsl"], http["validateSsl"], http["port"]) == (True, True, 443)
         assert http["path"] == "/health"
         assert len(c["selectedRegions"]) >= 3  # the API's minimum
-        assert discovery.problems("monitoring", "v3", "UptimeCheckConfig", rest_body(c)) == []
+        assert discovery.check_schema("monitoring", "v3", "UptimeCheckConfig", rest_body(c)) == []
     # the checks' IDs are exported for `status`
     ids = r.outputs["uptime_checks"]
     assert set(ids) == {"zenml", "mlflow"} and all(ids.values())
@@ -103,7 +103,7 @@ def test_every_alert_policy_watches_this_stack_and_says_what_to_do_first() -> No
     ids = r.outputs["uptime_checks"]
     instance = f"{PROJECT}:zenml-mysql"
     for name, p in policies.items():
-        assert discovery.problems("monitoring", "v3", "AlertPolicy", rest_body(p)) == [], name
+        assert discovery.check_schema("monitoring", "v3", "AlertPolicy", rest_body(p)) == [], name
         docs = p["documentation"]
         assert docs["mimeType"] == "text/markdown"
         assert "First:" in docs["content"] and "`" in docs["content"], name
@@ -166,7 +166,7 @@ def test_dashboard_is_a_valid_monitoring_dashboard_for_this_stack() -> None:
     r = run()
     (dash,) = of_type(r, DASHBOARD)
     body = json.loads(dash.inputs["dashboardJson"])
-    assert discovery.problems("monitoring", "v1", "Dashboard", body) == []
+    assert discovery.check_schema("monitoring", "v1", "Dashboard", body) == []
     text = json.dumps(body)
     assert 'cluster_name=\\"zenml-gke\\"' in text
     assert f'database_id=\\"{PROJECT}:zenml-mysql\\"' in text
@@ -192,8 +192,8 @@ def test_the_discovery_check_refuses_a_misspelt_field_and_an_unknown_enum() -> N
     body = json.loads(of_type(run(), DASHBOARD)[0].inputs["dashboardJson"])
     body["mosaicLayout"]["tiles"][0]["xpos"] = 1
     body["mosaicLayout"]["tiles"][1]["widget"]["xyChart"]["dataSets"][0]["plotType"] = "LINES"
-    found = discovery.problems("monitoring", "v1", "Dashboard", body)
-    assert any("xpos: no such field" in p for p in found)
+    found = discovery.check_schema("monitoring", "v1", "Dashboard", body)
+    assert any('unknown field "xpos"' in p for p in found)
     assert any("'LINES' is not one of" in p for p in found)
 
 
