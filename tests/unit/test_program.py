@@ -186,6 +186,7 @@ API_OF_MODULE = {
     "serviceaccount": "iam",
     "servicenetworking": "servicenetworking",
     "sql": "sqladmin",
+    "monitoring": "monitoring",
     "storage": "storage",
     "projects/iAMMember": "cloudresourcemanager",
     "projects/iAMAuditConfig": "cloudresourcemanager",
