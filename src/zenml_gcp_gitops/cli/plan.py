@@ -161,6 +161,8 @@ def ha_difference(
     out["currency"] = cost.get("currency")
     a, b = out["standard"]["monthly_cost"], out["ha"]["monthly_cost"]
     out["monthly_difference"] = round(b - a, 2) if a is not None and b is not None else None
+    # with unpriced lines the difference counts the priced ones only
+    out["partial"] = bool(cost.get("partial") or other_cost.get("partial"))
     return out
 
 
@@ -267,9 +269,20 @@ def render_estimate(est: dict[str, Any]) -> None:
                 value += f" ({escape(line['note'])})"
             table.add_row(escape(line["item"]), escape(line["quantity"]), value)
         con.print(table)
-        if total is not None:
-            partial = "" if cost["complete"] else " (priced lines only)"
+        if total is not None and not cost.get("unavailable"):
+            partial = (
+                ""
+                if cost["complete"]
+                else f" (partial: without {escape(', '.join(cost.get('unpriced') or []))})"
+            )
             con.print(f"  [bold]total ≈ {_money(total, cur)}[/bold]{partial}")
+        sources = sorted(
+            {(f["source"], f["as_of"]) for ln in cost["lines"] for f in ln.get("figures", [])}
+        )
+        if sources:
+            con.print("  price sources (as of):")
+            for src, as_of in sources:
+                con.print(f"    - {escape(src)} [dim]({as_of})[/dim]")
         con.print("  assumptions (setting that changes each):")
         for a in cost["assumptions"]:
             con.print(
