@@ -461,6 +461,8 @@ def estimates(
             [a.manifest for a in rendered.apps],
             keys,
             dns_wait=cfg.names.dns_zone is not None,
+            new_zone=cfg.create_dns_zone,
+            dns01=cfg.acme_challenge == "dns01" and cfg.names.dns_zone is not None,
         ),
     }
 

@@ -371,6 +371,41 @@ def test_plan_duration_has_the_critical_path_waves_and_a_range() -> None:
     assert gitops["max_s"] == {p["phase"]: p for p in d["phases"]}["gitops"]["max_s"] + 600
 
 
+def _sql_step(d: dict[str, Any]) -> dict[str, Any]:
+    return next(s for s in d["critical_path"] if s["type"] == dur._SQL)
+
+
+def test_ha_and_cmek_change_the_cloud_sql_time() -> None:
+    """A REGIONAL instance (what `ha` drives) and a CMEK one take longer to create; the
+    critical path says by how much and why."""
+    zonal, regional = _plan()["duration"], _plan(ha=True)["duration"]
+    base = dur.CREATE_TIMES[dur._SQL]
+    cmek, ha = dur.SQL_SHAPE_EXTRA["CMEK"], dur.SQL_SHAPE_EXTRA["REGIONAL"]
+    z, r = _sql_step(zonal), _sql_step(regional)
+    assert z["max_s"] == base.max_s + cmek.max_s and "CMEK" in z["source"]  # keys by default
+    assert r["max_s"] == base.max_s + cmek.max_s + ha.max_s and "REGIONAL" in r["source"]
+    infra = {p["phase"]: p for p in zonal["phases"]}["infra"]
+    infra_ha = {p["phase"]: p for p in regional["phases"]}["infra"]
+    assert infra_ha["max_s"] - infra["max_s"] == ha.max_s
+    plain = dur.typical_of({"type": dur._SQL, "inputs": {"settings": {}}})
+    assert plain == base
+
+
+def test_dns_shape_changes_the_gitops_time() -> None:
+    def gitops(**kw: Any) -> dict[str, Any]:
+        phases = _plan(domain="ml.example.com", **kw)["duration"]["phases"]
+        return {p["phase"]: p for p in phases}["gitops"]
+
+    records = gitops(dns_zone="example-com")
+    new_zone = gitops(create_dns_zone=True)
+    dns01 = gitops(dns_zone="example-com", acme_challenge="dns01")
+    t = dur.PHASE_TIMES
+    assert [s["step"] for s in records["dns"]] == ["dns_wait"]
+    assert new_zone["max_s"] - records["max_s"] == t["dns_delegation"].max_s - t["dns_wait"].max_s
+    assert dns01["max_s"] - records["max_s"] == t["dns01"].max_s
+    assert all(s["source"] for s in dns01["dns"])
+
+
 def test_every_type_the_program_creates_has_a_typical_time() -> None:
     plan = _plan(
         domain="ml.example.com",
