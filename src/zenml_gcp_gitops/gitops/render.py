@@ -117,10 +117,14 @@ def install_manifest(version: str) -> tuple[str, str]:
 # ---------------------------------------------------------------- template engine
 
 
+# libyaml's parser when PyYAML has it: the templates parse several times faster
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 @cache
 def _load(rel: str) -> Any:
     path = argocd_dir() / rel
-    return yaml.safe_load(path.read_text())
+    return yaml.load(path.read_text(), Loader=_YAML_LOADER)
 
 
 def _lookup(key: str, values: dict[str, Any]) -> Any:
@@ -842,9 +846,11 @@ def render(cfg: DeploymentConfig, outputs: InfraOutputs) -> Rendered:
     )
 
 
-def argocd_plan(cfg: DeploymentConfig, outputs: InfraOutputs) -> dict[str, Any]:
-    """The `argocd` section of the plan contract."""
-    r = render(cfg, outputs)
+def argocd_plan(
+    cfg: DeploymentConfig, outputs: InfraOutputs, rendered: Rendered | None = None
+) -> dict[str, Any]:
+    """The `argocd` section of the plan contract (`rendered`: the tree, if already made)."""
+    r = rendered if rendered is not None else render(cfg, outputs)
     return {
         "version": r.argocd_version,
         "install": {
