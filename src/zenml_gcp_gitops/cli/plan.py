@@ -191,7 +191,12 @@ def _print_ha(diff: dict[str, Any]) -> None:
     if diff.get("monthly_difference") is not None:
         console().print(
             f"  ha costs {_money(diff['monthly_difference'], diff.get('currency') or '')} "
-            "more a month (same estimate assumptions)"
+            "more a month (same estimate assumptions"
+            + (
+                "; priced lines only: some have no price in this region)"
+                if diff.get("partial")
+                else ")"
+            )
         )
 
 
@@ -265,10 +270,11 @@ def render_estimate(est: dict[str, Any]) -> None:
                 table.add_row(escape(line["item"]), escape(line["quantity"]), "—")
                 continue
             value = _money(line["monthly"], cur)
-            if line["monthly"] is None and line.get("note"):
-                value += f" ({escape(line['note'])})"
             table.add_row(escape(line["item"]), escape(line["quantity"]), value)
         con.print(table)
+        for line in cost["lines"]:
+            if line["monthly"] is None and line.get("note") and not cost.get("unavailable"):
+                con.print(f"  [yellow]{escape(line['item'])}[/yellow]: {escape(line['note'])}")
         if total is not None and not cost.get("unavailable"):
             partial = (
                 ""
