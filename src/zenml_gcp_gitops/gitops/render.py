@@ -136,6 +136,18 @@ def _lookup(key: str, values: dict[str, Any]) -> Any:
     return cur
 
 
+def _copy(value: Any) -> Any:
+    """A private copy of a value put into a template (the JSON-like values are copied by
+    hand: `copy.deepcopy` of them was a large part of rendering)."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return copy.deepcopy(value)
+
+
 def substitute(node: Any, values: dict[str, Any], where: str = "template") -> Any:
     """Replace `${key}` in the string leaves of an already-parsed template."""
     if isinstance(node, dict):
@@ -153,7 +165,7 @@ def substitute(node: Any, values: dict[str, Any], where: str = "template") -> An
     try:
         if whole:
             value = _lookup(whole.group(1), values)
-            return _DROP if value is None else copy.deepcopy(value)
+            return _DROP if value is None else _copy(value)
 
         def text(m: re.Match[str]) -> str:
             value = _lookup(m.group(1), values)
