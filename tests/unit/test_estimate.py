@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,8 +29,15 @@ def cfg_of(region: str = "us-central1", **kw: Any) -> DeploymentConfig:
     return build_config(None, {"project": "my-project-1", "region": region, **kw})
 
 
+_PLANS: dict[str, dict[str, Any]] = {}
+
+
 def _plan(region: str = "us-central1", **kw: Any) -> dict[str, Any]:
-    return offline_plan(cfg_of(region, **kw))
+    """The offline plan of a config, run once per config in this module (a private copy)."""
+    key = json.dumps([region, kw], sort_keys=True)
+    if key not in _PLANS:
+        _PLANS[key] = offline_plan(cfg_of(region, **kw))
+    return copy.deepcopy(_PLANS[key])
 
 
 def _line(cost: dict[str, Any], item: str) -> dict[str, Any]:
