@@ -94,6 +94,35 @@ def test_docs_name_every_estimate_setting_with_its_default() -> None:
             assert m.group(1) == shown, name
 
 
+def _minutes(lo: float, hi: float) -> str:
+    return f"{lo / 60:g}\N{EN DASH}{hi / 60:g} min"  # the docs use an en dash
+
+
+def test_docs_duration_figures_are_the_tables() -> None:
+    """The duration figures docs/infra.md quotes are the ones in durations.py."""
+    from zenml_gcp_gitops.estimate import durations as dur
+    from zenml_gcp_gitops.run_options import RunOptions
+
+    text = " ".join(DOC.read_text().split())
+    sql, cluster = dur.CREATE_TIMES[dur._SQL], dur.CREATE_TIMES["gcp:container/cluster:Cluster"]
+    quoted = {
+        "cluster": f"Autopilot cluster {_minutes(cluster.min_s, cluster.max_s)}",
+        "sql": f"Cloud SQL instance {_minutes(sql.min_s, sql.max_s)}",
+        "regional": f"instance {_minutes(*_span(dur.SQL_SHAPE_EXTRA['REGIONAL']))} for its standby",
+        "cmek": f"(the default) {_minutes(*_span(dur.SQL_SHAPE_EXTRA['CMEK']))}",
+        "dns_wait": f"public resolution ({_minutes(*_span(dur.PHASE_TIMES['dns_wait']))};",
+        "delegation": f"(`dns_wait_timeout`, {RunOptions().dns_wait_timeout / 60:g} min)",
+        "dns01": f"ACME check ({_minutes(*_span(dur.PHASE_TIMES['dns01']))})",
+    }
+    assert dur.PHASE_TIMES["dns_delegation"].max_s == RunOptions().dns_wait_timeout
+    for what, phrase in quoted.items():
+        assert phrase in text, (what, phrase)
+
+
+def _span(t: Any) -> tuple[float, float]:
+    return t.min_s, t.max_s
+
+
 if __name__ == "__main__":  # regenerate the blocks
     text = DOC.read_text()
     text = _write(text, "price-coverage", coverage_block())
