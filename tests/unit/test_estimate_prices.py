@@ -158,7 +158,7 @@ def _sku(
     )
 
 
-EW4, USC1 = ["europe-west4"], ["us-central1", "us-east1", "us-west1"]
+EW4, USC1, GLOBAL = ["europe-west4"], ["us-central1", "us-east1", "us-west1"], ["global"]
 # (service display name, SKUs): description strings as the catalog spells them, with
 # look-alikes the rules must not take (Spot and Balanced pods, PostgreSQL, commitments).
 CATALOG: dict[str, list[Any]] = {
@@ -184,8 +184,28 @@ CATALOG: dict[str, list[Any]] = {
         ("S4", "Cloud SQL: Backups in Americas", "GiBy.mo", [(0, 0.08)], USC1),
     ],
     "Networking": [
-        ("N1", "Networking Cloud Nat Gateway Uptime", "h", [(0, 0.0014)], EW4 + USC1),
-        ("N2", "Networking Cloud Nat Data Processing", "GiBy", [(0, 0.045)], EW4 + USC1),
+        ("32E2-4EFC-EF9F", "Networking Cloud Nat Gateway Uptime", "h", [(0, 0.0014)], GLOBAL),
+        ("015F-5732-FFF0", "Networking Cloud Nat Data Processing", "GiBy", [(0, 0.045)], GLOBAL),
+        ("8515-9425-D2CE", "Networking Cloud NAT IP Usage", "h", [(0, 0.005)], GLOBAL),
+        (
+            "N4",
+            "Regional External Application Load Balancer Forwarding Rule Additional for "
+            "Netherlands",
+            "h",
+            [(0, 0.01)],
+            EW4,
+        ),
+        (
+            "N5",
+            "Regional External Application Load Balancer Forwarding Rule Minimum for Netherlands",
+            "h",
+            [(0, 0.025)],
+            EW4,
+        ),
+    ],
+    "Compute Engine": [
+        ("C1", "Static Ip Charge in Netherlands", "h", [(0, 0.011)], EW4),
+        ("C054-7F72-A02E", "External IP Charge on a Standard VM", "h", [(0, 0.005)], GLOBAL),
     ],
     "Cloud Storage": [
         ("G1", "Standard Storage US Multi-region", "GiBy.mo", [(0, 0.026)], ["us"]),
@@ -244,6 +264,8 @@ def test_live_prices_match_the_catalogs_own_sku_descriptions() -> None:
     assert book.prices["gke_cluster_fee_hour"] == pytest.approx(0.1)
     assert book.prices["nat_gateway_vm_hour"] == pytest.approx(0.0014)
     assert book.prices["nat_data_gib"] == pytest.approx(0.045)
+    assert book.prices["lb_forwarding_rule_hour"] == pytest.approx(0.025)  # not "Additional"
+    assert book.prices["static_ip_hour"] == pytest.approx(0.005)  # in use, not reserved
     assert book.prices["gcs_standard_gib_month"] == pytest.approx(0.02)  # not multi-region
     assert book.prices["logging_gib"] == pytest.approx(0.5)  # past the free tier
     assert "sql_vcpu_hour" not in book.prices  # the Americas SKU does not cover europe-west4

@@ -185,13 +185,23 @@ SKU_RULES: dict[str, SkuRule] = {
         "Cloud SQL", r"^Cloud SQL for MySQL: Regional - Standard storage", _GIB_MONTHLY
     ),
     "sql_backup_gib_month": SkuRule("Cloud SQL", r"^Cloud SQL: Backups", _GIB_MONTHLY),
-    # Cloud NAT is billed under "Networking", not "Compute Engine"
-    "nat_gateway_vm_hour": SkuRule("Networking", r"^Networking Cloud Nat Gateway Uptime", _HOURLY),
-    "nat_data_gib": SkuRule("Networking", r"^Networking Cloud Nat Data Processing", _GIB),
-    "lb_forwarding_rule_hour": SkuRule(
-        "Compute Engine", r"^Regional External Application Load Balancer Forwarding Rule", _HOURLY
+    # Cloud NAT and load balancing are billed under "Networking"; the NAT SKUs are global
+    "nat_gateway_vm_hour": SkuRule(
+        "Networking", r"^Networking Cloud Nat Gateway Uptime$", _HOURLY, regional=False
     ),
-    "static_ip_hour": SkuRule("Compute Engine", r"^Static Ip Charge", _HOURLY),
+    "nat_data_gib": SkuRule(
+        "Networking", r"^Networking Cloud Nat Data Processing$", _GIB, regional=False
+    ),
+    # the first rules' price ("Minimum"), not the one for each further rule ("Additional")
+    "lb_forwarding_rule_hour": SkuRule(
+        "Networking",
+        r"^Regional External Application Load Balancer Forwarding Rule Minimum",
+        _HOURLY,
+    ),
+    # an address in use; "Static Ip Charge" is the price of a reserved, unused one
+    "static_ip_hour": SkuRule(
+        "Compute Engine", r"^External IP Charge on a Standard VM$", _HOURLY, regional=False
+    ),
     "gcs_standard_gib_month": SkuRule("Cloud Storage", r"^Standard Storage ", _GIB_MONTHLY),
     "artifact_registry_gib_month": SkuRule(
         "Artifact Registry", r"^Artifact Registry Storage", _GIB_MONTHLY, regional=False
