@@ -315,6 +315,15 @@ def render_estimate(est: dict[str, Any]) -> None:
                 f"    {_short_type(step['type']):<22} {escape(step['name']):<20} "
                 f"{fmt_duration(step['min_s'])}-{fmt_duration(step['max_s'])}"
             )
+            if "; +" in step.get("source", ""):  # a shape that adds to its type's time
+                con.print(f"      [dim]{escape(step['source'])}[/dim]")
+        for p in dur["phases"]:
+            for d in p.get("dns") or []:
+                con.print(
+                    f"  {p['phase']} DNS step {d['step']}: "
+                    f"{fmt_duration(d['min_s'])}-{fmt_duration(d['max_s'])} "
+                    f"[dim]({escape(d['source'])})[/dim]"
+                )
         con.print("  Argo CD sync waves (one after another):")
         for w in dur["sync_waves"]:
             con.print(
