@@ -308,3 +308,26 @@ def test_snapshot_refresh_keeps_what_the_catalog_has_and_names_the_rest() -> Non
     book = snapshot_prices("europe-west4", snap)
     assert book.origin("gcs_standard_gib_month").as_of == "2026-12-07"
     assert book.get("sql_vcpu_hour") is None
+
+
+def test_refresh_command_writes_every_supported_region(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import google.auth
+    from google.auth.transport import requests as auth_requests
+
+    from zenml_gcp_gitops.estimate import prices
+
+    catalog = Catalog()
+    monkeypatch.setattr(google.auth, "default", lambda scopes=None: (object(), "p"))
+    monkeypatch.setattr(
+        auth_requests, "AuthorizedSession", lambda creds: SimpleNamespace(request=catalog.request)
+    )
+    out = tmp_path / "prices.json"
+    assert prices.main([str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert set(data["regions"]) == set(SUPPORTED_REGIONS)
+    assert data["global"]["gke_cluster_fee_hour"][0] == pytest.approx(0.1)
+    assert data["sources"][f"catalog-{data['as_of']}"]["url"].startswith("https://")
+    book = snapshot_prices("europe-west4", data)
+    assert book.get("gcs_standard_gib_month") == pytest.approx(0.02)

@@ -418,7 +418,11 @@ def main(argv: list[str] | None = None) -> int:
     request = AuthorizedSession(creds).request  # type: ignore[no-untyped-call]
     data = build_snapshot(sorted(SUPPORTED_REGIONS), request, datetime.now(UTC).date().isoformat())
     Path(args[0]).write_text(json.dumps(data, indent=2) + "\n")
-    print(f"{len(data['regions'])} regions priced, {len(data['skipped'])} skipped: {args[0]}")
+    gaps = sum(len(keys) for keys in data["missing"].values())
+    print(
+        f"{len(data['regions'])} regions written to {args[0]}; "
+        f"{gaps} prices the catalog did not have are listed under 'missing'"
+    )
     return 0
 
 
