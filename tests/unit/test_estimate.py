@@ -460,8 +460,15 @@ def test_engine_events_give_real_durations_per_type() -> None:
     ]
 
 
-def test_status_compares_recorded_durations_with_the_table(tmp_path: Path) -> None:
-    cfg = cfg_of()
+@pytest.mark.parametrize(
+    ("availability", "sql_verdict"), [("ZONAL", "slower"), ("REGIONAL", "within")]
+)
+def test_status_compares_recorded_durations_with_the_table(
+    tmp_path: Path, availability: str, sql_verdict: str
+) -> None:
+    """900 s for the instance is past a ZONAL CMEK one (720 + 120 s at most) and within a
+    REGIONAL one (720 + 120 + 360 s): the comparison counts the deployment's shape."""
+    cfg = cfg_of(sql_availability=availability)
     store = FileRecordStore(tmp_path / "record.json")
     record = DeploymentRecord.new(cfg)
     record.phases["infra"] = PhaseRecord(
@@ -484,7 +491,7 @@ def test_status_compares_recorded_durations_with_the_table(tmp_path: Path) -> No
     out = Engine(cfg, phases=[Infra()], store=store).status(live=False)  # type: ignore[list-item]
     verdicts = {r["type"].rsplit(":", 1)[-1]: r["verdict"] for r in out["durations"]}
     assert verdicts == {
-        "DatabaseInstance": "slower",
+        "DatabaseInstance": sql_verdict,
         "Cluster": "within",
         "Bucket": "faster",
         "RandomPassword": "within",

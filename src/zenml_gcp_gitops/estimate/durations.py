@@ -319,12 +319,16 @@ def summarize(samples: dict[str, list[float]]) -> list[dict[str, Any]]:
     ]
 
 
-def compare(recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Recorded durations per type against the table: `slower`/`faster` mark rows to fix."""
+def compare(
+    recorded: list[dict[str, Any]], shapes: dict[str, dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Recorded durations per type against the table: `slower`/`faster` mark rows to fix.
+    `shapes`: a planned resource per type (its inputs), so a type's shape extras count."""
     rows = []
     for real in sorted(recorded, key=lambda r: str(r.get("type"))):
         type_token = str(real.get("type"))
-        t = typical(type_token)
+        shape = (shapes or {}).get(type_token)
+        t = typical_of({**shape, "type": type_token}) if shape else typical(type_token)
         longest = float(real.get("max_s", 0))
         verdict = "slower" if longest > t.max_s else "faster" if longest < t.min_s else "within"
         rows.append(
@@ -344,3 +348,11 @@ def compare(recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def fmt_duration(seconds: float) -> str:
     m, s = divmod(round(seconds), 60)
     return f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def sql_shape(availability: str, cmek: bool) -> dict[str, dict[str, Any]]:
+    """The Cloud SQL instance's shape as `compare` takes it."""
+    inputs: dict[str, Any] = {"settings": {"availabilityType": availability}}
+    if cmek:
+        inputs["encryptionKeyName"] = "(customer-managed)"
+    return {_SQL: {"inputs": inputs}}
