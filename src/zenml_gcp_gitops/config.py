@@ -119,8 +119,17 @@ class Estimate(BaseModel):
     registry_gb: float = Field(default=10, ge=0)  # Artifact Registry images
     nat_gb: float = Field(default=20, ge=0)  # egress through Cloud NAT per month
     nat_vms: int = Field(default=3, ge=0)  # Autopilot nodes using the NAT gateway
-    logging_gb: float = Field(default=10, ge=0)  # Cloud Logging ingestion per month
-    sql_backup_gb: float | None = Field(default=None, ge=0)  # None: the disk size
+    logging_gb: float = Field(default=10, ge=0)  # workload and platform logs per month
+    # Data Access audit logs (data_access_logs): one entry per object or secret access
+    storage_operations: float = Field(default=1_000_000, ge=0)  # object reads+writes a month
+    secret_accesses: float = Field(default=50_000, ge=0)  # secret reads a month
+    audit_entry_kib: float = Field(default=1.5, gt=0)  # one audit log entry
+    flow_logs_gb: float = Field(default=10, ge=0)  # VPC flow logs a month at 100 % sampling
+    sql_data_gb: float | None = Field(default=None, ge=0)  # None: the disk size
+    sql_change_gb_per_day: float = Field(default=0.1, ge=0)  # what each backup adds
+    backups_per_month: float = Field(default=4, ge=0)  # `zenml-gcp-gitops backup` runs
+    on_demand_backup_months: float = Field(default=12, ge=0)  # kept until deleted by hand
+    sql_backup_gb: float | None = Field(default=None, ge=0)  # overrides the computed size
 
 
 class DeploymentConfig(BaseModel):

@@ -422,9 +422,11 @@ class Engine:
                 k: v.model_dump(exclude={"outputs"}) for k, v in record.destroy.items()
             }
         if infra and infra.outputs.get("resource_durations"):
-            from .estimate.durations import compare
+            from .estimate.durations import compare, sql_shape
 
-            out["durations"] = compare(infra.outputs["resource_durations"])
+            # the program always encrypts the instance with the deployment's key (CMEK)
+            shapes = sql_shape(self.cfg.sql_availability_effective, cmek=True)
+            out["durations"] = compare(infra.outputs["resource_durations"], shapes)
         return out
 
     def _monitoring_status(self, o: dict[str, Any], live: bool) -> dict[str, Any] | None:

@@ -40,6 +40,7 @@ from .placeholders import (
 if TYPE_CHECKING:
     from .config import DeploymentConfig
     from .estimate.prices import PriceBook
+    from .gitops.render import Rendered
     from .outputs import InfraOutputs
 
 PLAN_VERSION = 1
@@ -444,14 +445,17 @@ def plan_from_run(
     resources = [
         _resource_entry(r) for r in run.registrations if not r.type.startswith("pulumi:providers:")
     ]
+    from .gitops.render import render
+
+    rendered = render(cfg, outputs)  # once, for the argocd section and the estimates
     return {
         "version": PLAN_VERSION,
         "config": cfg.redacted(),
         "resources": resources,
         "outputs": public,
-        "argocd": _argocd_section(cfg, outputs),
+        "argocd": _argocd_section(cfg, outputs, rendered),
         "zenml_stack": _zenml_stack_section(cfg, outputs),
-        **estimates(cfg, outputs, resources, prices),
+        **estimates(cfg, outputs, resources, prices, rendered),
     }
 
 
@@ -460,6 +464,7 @@ def estimates(
     outputs: InfraOutputs,
     resources: list[dict[str, Any]],
     prices: PriceBook | None = None,
+    rendered: Rendered | None = None,
 ) -> dict[str, Any]:
     """The `cost` and `duration` sections: monthly cost and first-deploy time of this plan."""
     from .estimate.cost import estimate_cost
@@ -467,7 +472,8 @@ def estimates(
     from .estimate.prices import snapshot_prices
     from .gitops.render import render
 
-    rendered = render(cfg, outputs)
+    if rendered is None:
+        rendered = render(cfg, outputs)
     book = prices if prices is not None else snapshot_prices(cfg.region)
     keys = {a.name: a.key for a in rendered.apps}
     return {
@@ -477,6 +483,8 @@ def estimates(
             [a.manifest for a in rendered.apps],
             keys,
             dns_wait=cfg.names.dns_zone is not None,
+            new_zone=cfg.create_dns_zone,
+            dns01=cfg.acme_challenge == "dns01" and cfg.names.dns_zone is not None,
         ),
     }
 
@@ -488,12 +496,14 @@ def offline_plan(cfg: DeploymentConfig, prices: PriceBook | None = None) -> dict
     return plan_from_run(cfg, run_program(cfg), prices)
 
 
-def _argocd_section(cfg: DeploymentConfig, outputs: InfraOutputs) -> dict[str, Any]:
+def _argocd_section(
+    cfg: DeploymentConfig, outputs: InfraOutputs, rendered: Rendered | None = None
+) -> dict[str, Any]:
     try:
         from .gitops.render import argocd_plan
     except (ImportError, AttributeError):
         return {}  # TODO(integration): gitops.render.argocd_plan lands with issue 4
-    result: dict[str, Any] = argocd_plan(cfg, outputs)
+    result: dict[str, Any] = argocd_plan(cfg, outputs, rendered)
     return result
 
 

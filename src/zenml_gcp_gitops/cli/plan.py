@@ -161,6 +161,8 @@ def ha_difference(
     out["currency"] = cost.get("currency")
     a, b = out["standard"]["monthly_cost"], out["ha"]["monthly_cost"]
     out["monthly_difference"] = round(b - a, 2) if a is not None and b is not None else None
+    # with unpriced lines the difference counts the priced ones only
+    out["partial"] = bool(cost.get("partial") or other_cost.get("partial"))
     return out
 
 
@@ -189,7 +191,12 @@ def _print_ha(diff: dict[str, Any]) -> None:
     if diff.get("monthly_difference") is not None:
         console().print(
             f"  ha costs {_money(diff['monthly_difference'], diff.get('currency') or '')} "
-            "more a month (same estimate assumptions)"
+            "more a month (same estimate assumptions"
+            + (
+                "; priced lines only: some have no price in this region)"
+                if diff.get("partial")
+                else ")"
+            )
         )
 
 
@@ -263,13 +270,25 @@ def render_estimate(est: dict[str, Any]) -> None:
                 table.add_row(escape(line["item"]), escape(line["quantity"]), "—")
                 continue
             value = _money(line["monthly"], cur)
-            if line["monthly"] is None and line.get("note"):
-                value += f" ({escape(line['note'])})"
             table.add_row(escape(line["item"]), escape(line["quantity"]), value)
         con.print(table)
-        if total is not None:
-            partial = "" if cost["complete"] else " (priced lines only)"
+        for line in cost["lines"]:
+            if line["monthly"] is None and line.get("note") and not cost.get("unavailable"):
+                con.print(f"  [yellow]{escape(line['item'])}[/yellow]: {escape(line['note'])}")
+        if total is not None and not cost.get("unavailable"):
+            partial = (
+                ""
+                if cost["complete"]
+                else f" (partial: without {escape(', '.join(cost.get('unpriced') or []))})"
+            )
             con.print(f"  [bold]total ≈ {_money(total, cur)}[/bold]{partial}")
+        sources = sorted(
+            {(f["source"], f["as_of"]) for ln in cost["lines"] for f in ln.get("figures", [])}
+        )
+        if sources:
+            con.print("  price sources (as of):")
+            for src, as_of in sources:
+                con.print(f"    - {escape(src)} [dim]({as_of})[/dim]")
         con.print("  assumptions (setting that changes each):")
         for a in cost["assumptions"]:
             con.print(
@@ -296,6 +315,15 @@ def render_estimate(est: dict[str, Any]) -> None:
                 f"    {_short_type(step['type']):<22} {escape(step['name']):<20} "
                 f"{fmt_duration(step['min_s'])}-{fmt_duration(step['max_s'])}"
             )
+            if "; +" in step.get("source", ""):  # a shape that adds to its type's time
+                con.print(f"      [dim]{escape(step['source'])}[/dim]")
+        for p in dur["phases"]:
+            for d in p.get("dns") or []:
+                con.print(
+                    f"  {p['phase']} DNS step {d['step']}: "
+                    f"{fmt_duration(d['min_s'])}-{fmt_duration(d['max_s'])} "
+                    f"[dim]({escape(d['source'])})[/dim]"
+                )
         con.print("  Argo CD sync waves (one after another):")
         for w in dur["sync_waves"]:
             con.print(

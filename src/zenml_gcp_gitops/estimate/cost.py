@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .pods import pod_requests, totals
-from .prices import PriceBook
+from .prices import PRICE_KEYS, PriceBook
+from .usage import backup_storage, log_volumes
 
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
@@ -45,6 +46,7 @@ class Line:
     quantity: str
     monthly: float | None
     note: str = ""
+    figures: list[dict[str, Any]] = field(default_factory=list)  # each price with its origin
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +55,7 @@ class Line:
             "quantity": self.quantity,
             "monthly": None if self.monthly is None else round(self.monthly, 2),
             "note": self.note,
+            "figures": self.figures,
         }
 
 
@@ -61,17 +64,38 @@ class _Builder:
     prices: PriceBook
     lines: list[Line] = field(default_factory=list)
 
-    def add(self, item: str, priced_by: str, quantity: str, parts: list[tuple[str, float]]) -> None:
-        """A line whose cost is the sum of `price[key] * amount` over `parts`."""
+    def add(
+        self,
+        item: str,
+        priced_by: str,
+        quantity: str,
+        parts: list[tuple[str, float]],
+        note: str = "",
+        scale: float = 1.0,
+    ) -> Line:
+        """A line whose cost is `scale` x the sum of `price[key] * amount` over `parts`."""
         missing = [k for k, _ in parts if self.prices.get(k) is None]
+        figures = [self._figure(k) for k, _ in parts if self.prices.get(k) is not None]
         if missing:
             why = self.prices.unavailable or (
-                f"no {self.prices.source} price for {', '.join(missing)} in {self.prices.region}"
+                f"no public {', '.join(missing)} price in the {self.prices.source} for "
+                f"{self.prices.region}; `--pricing live` reads it from the Cloud Billing Catalog"
             )
-            self.lines.append(Line(item, priced_by, quantity, None, why))
-            return
-        total = sum(float(self.prices.get(k) or 0) * amount for k, amount in parts)
-        self.lines.append(Line(item, priced_by, quantity, total))
+            line = Line(item, priced_by, quantity, None, "; ".join(filter(None, [why, note])))
+        else:
+            total = sum(float(self.prices.get(k) or 0) * amount for k, amount in parts) * scale
+            line = Line(item, priced_by, quantity, total, note)
+        line.figures = figures
+        self.lines.append(line)
+        return line
+
+    def _figure(self, key: str) -> dict[str, Any]:
+        return {
+            "price": self.prices.get(key),
+            "unit": f"{self.prices.currency}/{PRICE_KEYS[key]}",
+            "key": key,
+            **self.prices.origin(key).as_dict(),
+        }
 
 
 def _count(resources: list[dict[str, Any]], type_token: str) -> int:
@@ -156,6 +180,7 @@ def estimate_cost(
     )
 
     sql = _sql(resources)
+    exports_gib = 0.0
     if sql:
         shape = sql_tier_shape(sql["tier"])
         ha = sql["ha"]
@@ -188,14 +213,18 @@ def estimate_cost(
         )
         assume("Cloud SQL disk size (grows automatically)", f"{sql['disk_gb']:g} GiB", "—")
         if sql["backups"]:
-            backup_gb = est.sql_backup_gb if est.sql_backup_gb is not None else sql["disk_gb"]
+            bk = backup_storage(cfg, sql["disk_gb"], sql["retained_backups"])
             b.add(
                 "Cloud SQL backups",
-                "backup GiB",
-                f"{backup_gb:g} GiB ({sql['retained_backups']} retained)",
-                [("sql_backup_gib_month", backup_gb)],
+                "backup GiB (automated and on-demand)",
+                f"{bk.sql_gib:.1f} GiB ({bk.automated_gib:.1f} automated, "
+                f"{bk.on_demand_gib:.1f} on-demand)",
+                [("sql_backup_gib_month", bk.sql_gib)],
+                note="incremental backups; on-demand ones stay until deleted",
             )
-            assume("Cloud SQL backup storage", f"{backup_gb:g} GiB", "estimate.sql_backup_gb")
+            for a in bk.assumptions:
+                assume(a.assumption, a.value, a.setting)
+            exports_gib = bk.exports_gib
 
     nats = _count(resources, "gcp:compute/routerNat:RouterNat")
     if nats:
@@ -231,6 +260,14 @@ def estimate_cost(
         [("gcs_standard_gib_month", est.gcs_gb)],
     )
     assume("data in the artifact and MLflow buckets", f"{est.gcs_gb:g} GiB", "estimate.gcs_gb")
+    if exports_gib:
+        b.add(
+            "GCS: SQL exports",
+            "stored GiB (Standard) in the backup bucket",
+            f"{exports_gib:.1f} GiB",
+            [("gcs_standard_gib_month", exports_gib)],
+            note="exports are deleted after backup_retention_days",
+        )
     b.add(
         "Artifact Registry",
         "stored GiB",
@@ -256,23 +293,19 @@ def estimate_cost(
         str(keys),
         "secrets_provider",
     )
-    free = prices.free_tiers.get("logging_gib", 0.0)
-    billable = max(0.0, est.logging_gb - free)
-    b.add(
-        "logging",
-        "ingested GiB beyond the free allotment",
-        f"{est.logging_gb:g} GiB ({free:g} GiB free per project)",
-        [("logging_gib", billable)],
-    )
-    assume("Cloud Logging ingestion", f"{est.logging_gb:g} GiB/month", "estimate.logging_gb")
+    _logging(b, cfg, resources, assume)
+    _monitoring(b, resources)
 
     priced = [line.monthly for line in b.lines if line.monthly is not None]
     complete = len(priced) == len(b.lines)
     return {
         "currency": prices.currency,
         "region": prices.region,
-        "monthly_total": round(sum(priced), 2) if priced else None,
+        # a partial total counts the priced lines only; `unpriced` names the others
+        "monthly_total": round(sum(priced), 2),
         "complete": complete,
+        "partial": not complete,
+        "unpriced": [line.item for line in b.lines if line.monthly is None],
         "lines": [line.as_dict() for line in b.lines],
         "source": prices.source,
         "as_of": prices.as_of,
@@ -280,3 +313,72 @@ def estimate_cost(
         "assumptions": assumptions,
         "pods": [p.as_dict() for p in pods],
     }
+
+
+_AUDITED = "gcp:projects/iAMAuditConfig:IAMAuditConfig"
+_SUBNET = "gcp:compute/subnetwork:Subnetwork"
+# what the program would create that Cloud Monitoring bills (alerting, uptime checks, metrics)
+MONITORING_TYPES = (
+    "gcp:monitoring/alertPolicy:AlertPolicy",
+    "gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig",
+    "gcp:logging/metric:Metric",
+)
+
+
+def _logging(
+    b: _Builder, cfg: DeploymentConfig, resources: list[dict[str, Any]], assume: Any
+) -> None:
+    """Cloud Logging ingestion from what the plan turns on: the free allotment (per project)
+    is taken off the sum, and each source pays its share of the rest."""
+    audit_on = any(
+        r["type"] == _AUDITED and r["inputs"].get("service") == "storage.googleapis.com"
+        for r in resources
+    )
+    sampling = max(
+        (
+            float((r["inputs"].get("logConfig") or {}).get("flowSampling") or 0)
+            for r in resources
+            if r["type"] == _SUBNET and r["inputs"].get("logConfig")
+        ),
+        default=0.0,
+    )
+    logs = log_volumes(cfg, audit_on, sampling)
+    for a in logs.assumptions:
+        assume(a.assumption, a.value, a.setting)
+    free = b.prices.free_tiers.get("logging_gib", 0.0)
+    total = logs.total_gib
+    share = max(0.0, total - free) / total if total else 0.0
+    why = f"{total:.1f} GiB ingested in all, {free:g} GiB free per project: each pays {share:.0%}"
+    for item, gib, by in (
+        ("logging: workload and platform logs", logs.workload_gib, "ingested GiB"),
+        ("logging: Data Access audit logs", logs.audit_gib, "ingested GiB (data_access_logs)"),
+        ("logging: VPC flow logs", logs.flow_gib, "ingested GiB (flow_log_sampling)"),
+    ):
+        b.add(item, by, f"{gib:.2f} GiB", [("logging_gib", gib)], note=why, scale=share)
+
+
+def _monitoring(b: _Builder, resources: list[dict[str, Any]]) -> None:
+    """Cloud Monitoring bills alerting conditions, uptime checks and custom metrics; the
+    line counts the ones the program creates (Google Cloud's own metrics are not billed)."""
+    made = [r for r in resources if r["type"] in MONITORING_TYPES]
+    if not made:
+        b.lines.append(
+            Line(
+                "Cloud Monitoring",
+                "alerting policies, uptime checks, log-based metrics the stack creates",
+                "none created",
+                0.0,
+                "the plan creates none; GKE and Cloud SQL system metrics are not billed",
+            )
+        )
+        return
+    kinds = sorted({r["type"].rsplit(":", 1)[-1] for r in made})
+    b.lines.append(
+        Line(
+            "Cloud Monitoring",
+            "alerting policies, uptime checks, log-based metrics the stack creates",
+            f"{len(made)} ({', '.join(kinds)})",
+            None,
+            "no snapshot price for these; see https://cloud.google.com/stackdriver/pricing",
+        )
+    )

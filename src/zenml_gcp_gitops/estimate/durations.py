@@ -80,6 +80,18 @@ CREATE_TIMES: dict[str, Typical] = {
 }
 DEFAULT_TIME = Typical(2, 30, "no entry in the table: a generic API call")
 
+_SQL = "gcp:sql/databaseInstance:DatabaseInstance"
+# What the instance's shape adds to the ZONAL figure above. Google publishes no creation
+# times: these are allowances, and `status` sets recorded runs against them.
+SQL_SHAPE_EXTRA: dict[str, Typical] = {
+    "REGIONAL": Typical(
+        180, 360, "REGIONAL (HA): a standby in a second zone is created and kept in sync"
+    ),
+    "CMEK": Typical(
+        30, 120, "CMEK: the disks and backups are created encrypted with the customer's key"
+    ),
+}
+
 # After infra: phases and Argo CD apps, run one after another.
 PHASE_TIMES: dict[str, Typical] = {
     "preflight": Typical(
@@ -87,8 +99,14 @@ PHASE_TIMES: dict[str, Typical] = {
     ),
     "argocd_install": Typical(60, 180, "Argo CD install manifest until its Deployments are ready"),
     "dns_wait": Typical(
-        0, 600, "public resolution of new records (registrar NS changes can be slower)"
+        0, 600, "public resolution of new records in an existing zone (TTL 300 s, caches)"
     ),
+    # a new zone resolves only once the registrar delegates to it: the deploy waits at most
+    # RunOptions.dns_wait_timeout (900 s) and then stops with what to fix
+    "dns_delegation": Typical(0, 900, "a new zone: registrar NS delegation, bounded by the wait"),
+    # DNS-01: cert-manager waits until the TXT record is seen on the zone's name servers,
+    # then the ACME server checks it, once per host
+    "dns01": Typical(60, 300, "ACME DNS-01: TXT record propagation and the ACME check"),
     "register": Typical(15, 60, "ZenML API calls"),
     "ci": Typical(5, 30, "service account, API key, Secret Manager"),
 }
@@ -105,6 +123,27 @@ APP_TIMES: dict[str, Typical] = {
 
 def typical(type_token: str) -> Typical:
     return CREATE_TIMES.get(type_token, DEFAULT_TIME)
+
+
+def typical_of(resource: dict[str, Any]) -> Typical:
+    """The typical time of one planned resource: its type's row, plus what its shape adds
+    (a REGIONAL or CMEK Cloud SQL instance)."""
+    base = typical(resource["type"])
+    if resource["type"] != _SQL:
+        return base
+    inputs = resource.get("inputs") or {}
+    extras = []
+    if (inputs.get("settings") or {}).get("availabilityType") == "REGIONAL":
+        extras.append(SQL_SHAPE_EXTRA["REGIONAL"])
+    if inputs.get("encryptionKeyName"):
+        extras.append(SQL_SHAPE_EXTRA["CMEK"])
+    if not extras:
+        return base
+    return Typical(
+        base.min_s + sum(e.min_s for e in extras),
+        base.max_s + sum(e.max_s for e in extras),
+        "; ".join([base.source, *(f"+{e.min_s:g}-{e.max_s:g} s {e.source}" for e in extras)]),
+    )
 
 
 def _graph(
@@ -149,7 +188,7 @@ def _longest(
             t = visit(d, stack | {urn})
             if t > best:
                 best, best_dep = t, d
-        finish[urn] = best + getattr(typical(custom[urn]["type"]), weight)
+        finish[urn] = best + getattr(typical_of(custom[urn]), weight)
         via[urn] = best_dep
         return finish[urn]
 
@@ -170,7 +209,7 @@ def infra_critical_path(resources: list[dict[str, Any]]) -> dict[str, Any]:
     high, path = _longest(custom, deps, "max_s")
     steps = []
     for urn in path:
-        t = typical(custom[urn]["type"])
+        t = typical_of(custom[urn])
         steps.append(
             {
                 "urn": urn,
@@ -216,8 +255,12 @@ def estimate_duration(
     applications: list[dict[str, Any]],
     app_keys: dict[str, str],
     dns_wait: bool = False,
+    new_zone: bool = False,
+    dns01: bool = False,
 ) -> dict[str, Any]:
-    """The `duration` section of the plan contract (seconds)."""
+    """The `duration` section of the plan contract (seconds). `dns_wait`: the deploy waits
+    for public DNS (a domain in a Cloud DNS zone); `new_zone`: the zone is new, so it waits
+    for the registrar's delegation instead; `dns01`: certificates by the DNS-01 challenge."""
     infra = infra_critical_path(resources)
     waves = sync_waves(applications, app_keys)
     phases: list[dict[str, Any]] = [
@@ -226,10 +269,25 @@ def estimate_duration(
     ]
     gitops_min = PHASE_TIMES["argocd_install"].min_s + sum(w["min_s"] for w in waves)
     gitops_max = PHASE_TIMES["argocd_install"].max_s + sum(w["max_s"] for w in waves)
+    dns_steps = []
     if dns_wait:
-        gitops_min += PHASE_TIMES["dns_wait"].min_s
-        gitops_max += PHASE_TIMES["dns_wait"].max_s
-    phases.append({"phase": "gitops", "min_s": gitops_min, "max_s": gitops_max})
+        dns_steps.append("dns_delegation" if new_zone else "dns_wait")
+    if dns01:
+        dns_steps.append("dns01")
+    for step in dns_steps:
+        gitops_min += PHASE_TIMES[step].min_s
+        gitops_max += PHASE_TIMES[step].max_s
+    phases.append(
+        {
+            "phase": "gitops",
+            "min_s": gitops_min,
+            "max_s": gitops_max,
+            "dns": [
+                {"step": s, **_range(PHASE_TIMES[s]), "source": PHASE_TIMES[s].source}
+                for s in dns_steps
+            ],
+        }
+    )
     phases += [{"phase": p, **_range(PHASE_TIMES[p])} for p in ("register", "ci")]
     return {
         "first_deploy": {
@@ -266,12 +324,16 @@ def summarize(samples: dict[str, list[float]]) -> list[dict[str, Any]]:
     ]
 
 
-def compare(recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Recorded durations per type against the table: `slower`/`faster` mark rows to fix."""
+def compare(
+    recorded: list[dict[str, Any]], shapes: dict[str, dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Recorded durations per type against the table: `slower`/`faster` mark rows to fix.
+    `shapes`: a planned resource per type (its inputs), so a type's shape extras count."""
     rows = []
     for real in sorted(recorded, key=lambda r: str(r.get("type"))):
         type_token = str(real.get("type"))
-        t = typical(type_token)
+        shape = (shapes or {}).get(type_token)
+        t = typical_of({**shape, "type": type_token}) if shape else typical(type_token)
         longest = float(real.get("max_s", 0))
         verdict = "slower" if longest > t.max_s else "faster" if longest < t.min_s else "within"
         rows.append(
@@ -291,3 +353,11 @@ def compare(recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def fmt_duration(seconds: float) -> str:
     m, s = divmod(round(seconds), 60)
     return f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def sql_shape(availability: str, cmek: bool) -> dict[str, dict[str, Any]]:
+    """The Cloud SQL instance's shape as `compare` takes it."""
+    inputs: dict[str, Any] = {"settings": {"availabilityType": availability}}
+    if cmek:
+        inputs["encryptionKeyName"] = "(customer-managed)"
+    return {_SQL: {"inputs": inputs}}

@@ -42,6 +42,21 @@ PRICE_KEYS: dict[str, str] = {
 }
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where one price came from: a page or catalog SKU, and the date it held."""
+
+    source: str  # a URL, or the catalog SKU's description
+    as_of: str
+    note: str = ""  # a rule that extends it to this region, or that it was carried over
+
+    def as_dict(self) -> dict[str, str]:
+        out = {"source": self.source, "as_of": self.as_of}
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
 @dataclass
 class PriceBook:
     region: str
@@ -53,9 +68,13 @@ class PriceBook:
     free_tiers: dict[str, float] = field(default_factory=dict)
     # why a region has no prices at all (shown instead of a total)
     unavailable: str | None = None
+    origins: dict[str, Origin] = field(default_factory=dict)  # price key -> where it came from
 
     def get(self, key: str) -> float | None:
         return self.prices.get(key)
+
+    def origin(self, key: str) -> Origin:
+        return self.origins.get(key) or Origin(self.source, self.as_of)
 
 
 @cache
@@ -69,8 +88,19 @@ def snapshot_regions() -> list[str]:
     return sorted(_snapshot()["regions"])
 
 
+def _origin(data: dict[str, Any], source_id: str, note: str = "") -> Origin:
+    src = (data.get("sources") or {}).get(source_id) or {}
+    what = str(src.get("what", ""))
+    return Origin(
+        str(src.get("url", source_id)),
+        str(src.get("as_of", data.get("as_of", ""))),
+        "; ".join(filter(None, [note, what])),
+    )
+
+
 def snapshot_prices(region: str, snapshot: dict[str, Any] | None = None) -> PriceBook:
-    """The shipped snapshot for `region`; a region it lacks gets an empty book that says so."""
+    """The shipped snapshot for `region`: its regional figures plus the global ones, each
+    with its origin. A region the snapshot lacks gets an empty book that says so."""
     data = snapshot if snapshot is not None else _snapshot()
     book = PriceBook(
         region=region,
@@ -78,7 +108,7 @@ def snapshot_prices(region: str, snapshot: dict[str, Any] | None = None) -> Pric
         source="snapshot",
         as_of=str(data["as_of"]),
         hours_per_month=float(data.get("hours_per_month", 730)),
-        free_tiers={k: float(v) for k, v in (data.get("free_tiers") or {}).items()},
+        free_tiers={k: float(_amount(v)) for k, v in (data.get("free_tiers") or {}).items()},
     )
     regional = (data.get("regions") or {}).get(region)
     if regional is None:
@@ -87,9 +117,27 @@ def snapshot_prices(region: str, snapshot: dict[str, Any] | None = None) -> Pric
             f"(it covers {', '.join(sorted(data.get('regions') or {}))}); "
             "`--pricing live` reads them from the Cloud Billing Catalog API"
         )
-    else:
-        book.prices = {k: float(v) for k, v in regional.items() if k in PRICE_KEYS}
+        return book
+    rule = str(data.get("global_rule", ""))
+    for scope, figures in (("global", data.get("global") or {}), ("region", regional)):
+        for key, entry in figures.items():
+            if key not in PRICE_KEYS:
+                continue
+            price, source_id = _figure(entry)
+            book.prices[key] = price
+            book.origins[key] = _origin(data, source_id, rule if scope == "global" else "")
     return book
+
+
+def _figure(entry: Any) -> tuple[float, str]:
+    """A snapshot figure: `[price, source id]` (or a bare price from an older snapshot)."""
+    if isinstance(entry, list):
+        return float(entry[0]), str(entry[1])
+    return float(entry), ""
+
+
+def _amount(v: Any) -> Any:
+    return v["amount"] if isinstance(v, dict) else v
 
 
 # --------------------------------------------------------------------------- live
@@ -120,8 +168,9 @@ SKU_RULES: dict[str, SkuRule] = {
     "gke_autopilot_ephemeral_gib_hour": SkuRule(
         "Kubernetes Engine", r"^Autopilot Pod Ephemeral Storage Requests", _GIB_HOURLY
     ),
+    # billed as "Autopilot Kubernetes Clusters" (the cluster management fee)
     "gke_cluster_fee_hour": SkuRule(
-        "Kubernetes Engine", r"^Autopilot Cluster Management Fee", _HOURLY, regional=False
+        "Kubernetes Engine", r"^Autopilot Kubernetes Clusters$", _HOURLY, regional=False
     ),
     "sql_vcpu_hour": SkuRule("Cloud SQL", r"^Cloud SQL for MySQL: Zonal - vCPU", _HOURLY),
     "sql_memory_gib_hour": SkuRule("Cloud SQL", r"^Cloud SQL for MySQL: Zonal - RAM", _GIB_HOURLY),
@@ -136,12 +185,23 @@ SKU_RULES: dict[str, SkuRule] = {
         "Cloud SQL", r"^Cloud SQL for MySQL: Regional - Standard storage", _GIB_MONTHLY
     ),
     "sql_backup_gib_month": SkuRule("Cloud SQL", r"^Cloud SQL: Backups", _GIB_MONTHLY),
-    "nat_gateway_vm_hour": SkuRule("Compute Engine", r"^Cloud NAT Gateway: Uptime", _HOURLY),
-    "nat_data_gib": SkuRule("Compute Engine", r"^Cloud NAT Gateway: Data processing", _GIB),
-    "lb_forwarding_rule_hour": SkuRule(
-        "Compute Engine", r"^Regional External Application Load Balancer Forwarding Rule", _HOURLY
+    # Cloud NAT and load balancing are billed under "Networking"; the NAT SKUs are global
+    "nat_gateway_vm_hour": SkuRule(
+        "Networking", r"^Networking Cloud Nat Gateway Uptime$", _HOURLY, regional=False
     ),
-    "static_ip_hour": SkuRule("Compute Engine", r"^Static Ip Charge", _HOURLY),
+    "nat_data_gib": SkuRule(
+        "Networking", r"^Networking Cloud Nat Data Processing$", _GIB, regional=False
+    ),
+    # the first rules' price ("Minimum"), not the one for each further rule ("Additional")
+    "lb_forwarding_rule_hour": SkuRule(
+        "Networking",
+        r"^Regional External Application Load Balancer Forwarding Rule Minimum",
+        _HOURLY,
+    ),
+    # an address in use; "Static Ip Charge" is the price of a reserved, unused one
+    "static_ip_hour": SkuRule(
+        "Compute Engine", r"^External IP Charge on a Standard VM$", _HOURLY, regional=False
+    ),
     "gcs_standard_gib_month": SkuRule("Cloud Storage", r"^Standard Storage ", _GIB_MONTHLY),
     "artifact_registry_gib_month": SkuRule(
         "Artifact Registry", r"^Artifact Registry Storage", _GIB_MONTHLY, regional=False
@@ -172,7 +232,10 @@ def _unit_price(sku: dict[str, Any]) -> tuple[str, float] | None:
     return None
 
 
-def _match(skus: list[dict[str, Any]], rule: SkuRule, region: str) -> float | None:
+def _match(
+    skus: list[dict[str, Any]], rule: SkuRule, region: str
+) -> tuple[float, dict[str, Any]] | None:
+    """(price in our unit, the SKU) of the first on-demand SKU the rule matches."""
     pattern = re.compile(rule.description, re.I)
     for sku in skus:
         if not pattern.search(str(sku.get("description", ""))):
@@ -185,7 +248,7 @@ def _match(skus: list[dict[str, Any]], rule: SkuRule, region: str) -> float | No
         found = _unit_price(sku)
         if found is None or found[0] not in rule.units:
             continue
-        return round(found[1] * rule.units[found[0]], 10)
+        return round(found[1] * rule.units[found[0]], 10), sku
     return None
 
 
@@ -204,11 +267,18 @@ def _paged(request: Any, url: str, key: str, params: dict[str, str]) -> list[dic
             return items
 
 
-def live_prices(region: str, request: Any, as_of: str, currency: str = "USD") -> PriceBook:
+def live_prices(
+    region: str,
+    request: Any,
+    as_of: str,
+    currency: str = "USD",
+    catalog: dict[str, list[dict[str, Any]]] | None = None,
+) -> PriceBook:
     """Prices for `region` from the Cloud Billing Catalog API.
 
     `request(method, url, params=...)` is an authorised HTTP call (an AuthorizedSession's
     `request`). A price whose SKU is not found stays missing and is reported as such.
+    `catalog` keeps the services' SKU lists between calls (one read for many regions).
     """
     snap = _snapshot()
     book = PriceBook(
@@ -217,11 +287,12 @@ def live_prices(region: str, request: Any, as_of: str, currency: str = "USD") ->
         source="live (Cloud Billing Catalog API)",
         as_of=as_of,
         hours_per_month=float(snap.get("hours_per_month", 730)),
-        free_tiers={k: float(v) for k, v in (snap.get("free_tiers") or {}).items()},
+        free_tiers={k: float(_amount(v)) for k, v in (snap.get("free_tiers") or {}).items()},
     )
-    services = _paged(request, f"{CATALOG}/services", "services", {"pageSize": "5000"})
-    by_name = {str(s.get("displayName")): str(s.get("name")) for s in services}
-    skus: dict[str, list[dict[str, Any]]] = {}
+    skus = catalog if catalog is not None else {}
+    if "services" not in skus:  # the service list itself, under a key no service has
+        skus["services"] = _paged(request, f"{CATALOG}/services", "services", {"pageSize": "5000"})
+    by_name = {str(s.get("displayName")): str(s.get("name")) for s in skus["services"]}
     for key, rule in SKU_RULES.items():
         service = by_name.get(rule.service)
         if service is None:
@@ -233,9 +304,15 @@ def live_prices(region: str, request: Any, as_of: str, currency: str = "USD") ->
                 "skus",
                 {"currencyCode": currency, "pageSize": "5000"},
             )
-        price = _match(skus[service], rule, region)
-        if price is not None:
+        found = _match(skus[service], rule, region)
+        if found is not None:
+            price, sku = found
             book.prices[key] = price
+            book.origins[key] = Origin(
+                f"Cloud Billing Catalog API: {rule.service} SKU {sku.get('skuId', '?')} "
+                f"'{sku.get('description', '')}'",
+                as_of,
+            )
     if not book.prices:
         book.unavailable = f"the Cloud Billing Catalog API listed no prices for {region}"
     return book
@@ -273,25 +350,50 @@ def load_prices(
 
 
 def build_snapshot(regions: list[str], request: Any, as_of: str) -> dict[str, Any]:
-    """A new `prices.json` from the Catalog API: regions with every price, and which were left
-    out (a region is kept only when all of its prices were found, so none is half-priced)."""
+    """A new `prices.json` from the Catalog API: the global figures once, each region's own
+    figures, and what the catalog did not have (those items stay unpriced in the estimate)."""
     snap = _snapshot()
-    out: dict[str, Any] = {k: v for k, v in snap.items() if k not in ("regions", "as_of")}
+    sid = f"catalog-{as_of}"
+    keep = ("about", "currency", "hours_per_month", "free_tiers", "global_rule")
+    out: dict[str, Any] = {k: snap[k] for k in keep if k in snap}
     out.update(
         as_of=as_of,
-        source="Cloud Billing Catalog API (list prices)",
+        sources={
+            **{k: v for k, v in (snap.get("sources") or {}).items() if k in _free_sources(snap)},
+            sid: {
+                "url": CATALOG,
+                "as_of": as_of,
+                "read": as_of,
+                "what": "Cloud Billing Catalog API list prices "
+                "(python -m zenml_gcp_gitops.estimate.prices)",
+            },
+        },
         regions={},
     )
-    skipped: dict[str, list[str]] = {}
+    out["global"] = {}
+    missing: dict[str, list[str]] = {}
+    catalog: dict[str, list[dict[str, Any]]] = {}
     for region in regions:
-        book = live_prices(region, request, as_of, str(snap["currency"]))
-        missing = sorted(set(PRICE_KEYS) - set(book.prices))
-        if missing:
-            skipped[region] = missing
-        else:
-            out["regions"][region] = {k: book.prices[k] for k in PRICE_KEYS}
-    out["skipped"] = skipped
+        book = live_prices(region, request, as_of, str(snap["currency"]), catalog)
+        mine = out["regions"].setdefault(region, {})
+        for key in PRICE_KEYS:
+            target = mine if SKU_RULES[key].regional else out["global"]
+            if key in book.prices:
+                target[key] = [book.prices[key], sid]
+            elif SKU_RULES[key].regional:
+                missing.setdefault(region, []).append(key)
+    missing_global = sorted(k for k, r in SKU_RULES.items() if not r.regional)
+    gaps = [k for k in missing_global if k not in out["global"]]
+    if gaps:
+        missing["global"] = gaps
+    out["missing"] = missing
     return out
+
+
+def _free_sources(snap: dict[str, Any]) -> set[str]:
+    return {
+        str(v.get("source")) for v in (snap.get("free_tiers") or {}).values() if isinstance(v, dict)
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -316,7 +418,11 @@ def main(argv: list[str] | None = None) -> int:
     request = AuthorizedSession(creds).request  # type: ignore[no-untyped-call]
     data = build_snapshot(sorted(SUPPORTED_REGIONS), request, datetime.now(UTC).date().isoformat())
     Path(args[0]).write_text(json.dumps(data, indent=2) + "\n")
-    print(f"{len(data['regions'])} regions priced, {len(data['skipped'])} skipped: {args[0]}")
+    gaps = sum(len(keys) for keys in data["missing"].values())
+    print(
+        f"{len(data['regions'])} regions written to {args[0]}; "
+        f"{gaps} prices the catalog did not have are listed under 'missing'"
+    )
     return 0
 
 

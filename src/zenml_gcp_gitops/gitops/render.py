@@ -120,10 +120,14 @@ def install_manifest(version: str) -> tuple[str, str]:
 # ---------------------------------------------------------------- template engine
 
 
+# libyaml's parser when PyYAML has it: the templates parse several times faster
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 @cache
 def _load(rel: str) -> Any:
     path = argocd_dir() / rel
-    return yaml.safe_load(path.read_text())
+    return yaml.load(path.read_text(), Loader=_YAML_LOADER)
 
 
 def _lookup(key: str, values: dict[str, Any]) -> Any:
@@ -133,6 +137,18 @@ def _lookup(key: str, values: dict[str, Any]) -> Any:
             raise KeyError(key)
         cur = cur[part]
     return cur
+
+
+def _copy(value: Any) -> Any:
+    """A private copy of a value put into a template (the JSON-like values are copied by
+    hand: `copy.deepcopy` of them was a large part of rendering)."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return copy.deepcopy(value)
 
 
 def substitute(node: Any, values: dict[str, Any], where: str = "template") -> Any:
@@ -152,7 +168,7 @@ def substitute(node: Any, values: dict[str, Any], where: str = "template") -> An
     try:
         if whole:
             value = _lookup(whole.group(1), values)
-            return _DROP if value is None else copy.deepcopy(value)
+            return _DROP if value is None else _copy(value)
 
         def text(m: re.Match[str]) -> str:
             value = _lookup(m.group(1), values)
@@ -846,9 +862,11 @@ def render(cfg: DeploymentConfig, outputs: InfraOutputs) -> Rendered:
     )
 
 
-def argocd_plan(cfg: DeploymentConfig, outputs: InfraOutputs) -> dict[str, Any]:
-    """The `argocd` section of the plan contract."""
-    r = render(cfg, outputs)
+def argocd_plan(
+    cfg: DeploymentConfig, outputs: InfraOutputs, rendered: Rendered | None = None
+) -> dict[str, Any]:
+    """The `argocd` section of the plan contract (`rendered`: the tree, if already made)."""
+    r = rendered if rendered is not None else render(cfg, outputs)
     return {
         "version": r.argocd_version,
         "install": {
