@@ -67,6 +67,8 @@ def test_default_plan_cost_matches_a_hand_computation() -> None:
         "ar_gib_mo": 0.10,
         "secret_version_mo": 0.06,
         "key_version_mo": 0.06,
+        "condition_mo": 1.50,
+        "million_series": 0.35,
     }
     # Pods: Argo CD's install manifest has 7 workloads and sets no requests, so Autopilot
     # gives each 0.5 vCPU, 2 GiB, 1 GiB ephemeral. Our values size External Secrets' 3
@@ -98,9 +100,15 @@ def test_default_plan_cost_matches_a_hand_computation() -> None:
     # 10 GiB workload logs + 1.05M audit entries x 1.5 KiB + 10 GiB flow logs x 0.5
     # sampling = 16.5 GiB, inside the 50 GiB free allotment
     logging = 0.0
+    # 8 alerting conditions (a down policy per server, the two certificates, disk, CPU and
+    # memory, the failed backup); the 7 metric ones return one series every 30 s. The two
+    # uptime checks run 0.44 M times a month, inside the 1 M free executions.
+    alerting = 8 * price["condition_mo"] + 7 * H * 3600 / 30 / 1e6 * price["million_series"]
     expected = (
-        gke + fee + sql + disk + backups + exports + nat + lb + ip + gcs + ar + secrets + kms
-    ) + logging
+        (gke + fee + sql + disk + backups + exports + nat + lb + ip + gcs + ar + secrets + kms)
+        + logging
+        + alerting
+    )
 
     cost = _plan()["cost"]
     assert cost["currency"] == "USD" and cost["source"] == "snapshot" and cost["as_of"]
@@ -144,7 +152,8 @@ def test_cost_contract_in_the_plan_json() -> None:
         "logging: workload and platform logs",
         "logging: Data Access audit logs",
         "logging: VPC flow logs",
-        "Cloud Monitoring",
+        "Cloud Monitoring: alerting",
+        "Cloud Monitoring: uptime checks",
     ]
     for line in cost["lines"]:
         for fig in line["figures"]:
@@ -238,11 +247,28 @@ def test_backups_follow_the_retention_and_on_demand_backups_pile_up() -> None:
 def test_monitoring_line_counts_what_the_stack_creates() -> None:
     from zenml_gcp_gitops.estimate.cost import MONITORING_TYPES
 
-    cfg = cfg_of()
-    plan = offline_plan(cfg)
-    line = _line(plan["cost"], "Cloud Monitoring")
+    plan = offline_plan(cfg_of())
+    conditions = sum(
+        len(r["inputs"]["conditions"])
+        for r in plan["resources"]
+        if r["type"] == "gcp:monitoring/alertPolicy:AlertPolicy"
+    )
+    alerting = _line(plan["cost"], "Cloud Monitoring: alerting")
+    assert alerting["quantity"].startswith(f"{conditions} conditions")
+    # $1.50 per condition and month plus the series the metric conditions return
+    assert alerting["monthly"] > conditions * 1.5
+    assert {f["key"] for f in alerting["figures"]} == {
+        "monitoring_condition_month",
+        "monitoring_million_series",
+    }
+    uptime = _line(plan["cost"], "Cloud Monitoring: uptime checks")
+    assert uptime["monthly"] == 0.0 and "free" in uptime["note"]
+
+    off = offline_plan(cfg_of(monitoring=False))
+    line = _line(off["cost"], "Cloud Monitoring")
     assert line["quantity"] == "none created" and line["monthly"] == 0.0
-    assert not [r for r in plan["resources"] if r["type"] in MONITORING_TYPES]
+    assert not [r for r in off["resources"] if r["type"] in MONITORING_TYPES]
+    assert off["cost"]["monthly_total"] < plan["cost"]["monthly_total"]
 
 
 def test_one_missing_price_leaves_its_line_unpriced() -> None:

@@ -294,7 +294,7 @@ def estimate_cost(
         "secrets_provider",
     )
     _logging(b, cfg, resources, assume)
-    _monitoring(b, resources)
+    _monitoring(b, resources, assume)
 
     priced = [line.monthly for line in b.lines if line.monthly is not None]
     complete = len(priced) == len(b.lines)
@@ -357,9 +357,9 @@ def _logging(
         b.add(item, by, f"{gib:.2f} GiB", [("logging_gib", gib)], note=why, scale=share)
 
 
-def _monitoring(b: _Builder, resources: list[dict[str, Any]]) -> None:
-    """Cloud Monitoring bills alerting conditions, uptime checks and custom metrics; the
-    line counts the ones the program creates (Google Cloud's own metrics are not billed)."""
+def _monitoring(b: _Builder, resources: list[dict[str, Any]], assume: Any) -> None:
+    """Cloud Monitoring bills alerting conditions (and the series their queries return) and
+    uptime-check executions past a free allotment; Google's own metrics are not billed."""
     made = [r for r in resources if r["type"] in MONITORING_TYPES]
     if not made:
         b.lines.append(
@@ -372,13 +372,40 @@ def _monitoring(b: _Builder, resources: list[dict[str, Any]]) -> None:
             )
         )
         return
-    kinds = sorted({r["type"].rsplit(":", 1)[-1] for r in made})
+    policies = [r for r in made if r["type"] == MONITORING_TYPES[0]]
+    conditions = [c for p in policies for c in (p["inputs"].get("conditions") or [])]
+    metric = [c for c in conditions if "conditionThreshold" in c]
+    # a metric condition runs every 30 s and each of ours returns about one series
+    series_m = len(metric) * b.prices.hours_per_month * 3600 / 30 / 1e6
+    b.add(
+        "Cloud Monitoring: alerting",
+        "conditions, series returned",
+        f"{len(conditions)} conditions in {len(policies)} policies",
+        [("monitoring_condition_month", len(conditions)), ("monitoring_million_series", series_m)],
+    )
+    assume(
+        "each metric condition returns one series per 30-s evaluation",
+        f"{series_m:.2f} M series",
+        "monitoring",
+    )
+    checks = [r for r in made if r["type"] == MONITORING_TYPES[1]]
+    executions = sum(_uptime_executions(c["inputs"], b.prices.hours_per_month) for c in checks)
+    free = b.prices.free_tiers.get("uptime_executions", 0.0)
     b.lines.append(
         Line(
-            "Cloud Monitoring",
-            "alerting policies, uptime checks, log-based metrics the stack creates",
-            f"{len(made)} ({', '.join(kinds)})",
-            None,
-            "no snapshot price for these; see https://cloud.google.com/stackdriver/pricing",
+            "Cloud Monitoring: uptime checks",
+            "executions",
+            f"{len(checks)} checks, {executions / 1e6:.2f} M executions",
+            0.0 if executions <= free else None,
+            f"within the {free / 1e6:g} M free executions per project"
+            if executions <= free
+            else "past the free allotment: not priced offline",
         )
     )
+
+
+def _uptime_executions(inputs: dict[str, Any], hours: float) -> float:
+    """Each probe region runs the check once a period (USA is three checkers)."""
+    checkers = sum(3 if r == "USA" else 1 for r in inputs.get("selectedRegions") or ["USA"] * 2)
+    period = float(str(inputs.get("period") or "60s").rstrip("s"))
+    return checkers * hours * 3600 / period

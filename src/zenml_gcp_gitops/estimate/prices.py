@@ -39,6 +39,8 @@ PRICE_KEYS: dict[str, str] = {
     "secret_version_month": "version-month",
     "kms_key_version_month": "key-version-month",
     "logging_gib": "GiB",
+    "monitoring_condition_month": "condition-month",
+    "monitoring_million_series": "million time series",
 }
 
 
@@ -376,12 +378,18 @@ def build_snapshot(regions: list[str], request: Any, as_of: str) -> dict[str, An
     for region in regions:
         book = live_prices(region, request, as_of, str(snap["currency"]), catalog)
         mine = out["regions"].setdefault(region, {})
-        for key in PRICE_KEYS:
+        for key in SKU_RULES:
             target = mine if SKU_RULES[key].regional else out["global"]
             if key in book.prices:
                 target[key] = [book.prices[key], sid]
             elif SKU_RULES[key].regional:
                 missing.setdefault(region, []).append(key)
+    # prices the catalog has no SKU rule for (alerting) stay as the snapshot has them
+    for key, figure in (snap.get("global") or {}).items():
+        if key in PRICE_KEYS and key not in SKU_RULES:
+            out["global"][key] = figure
+            source = _figure(figure)[1]
+            out["sources"][source] = snap["sources"][source]
     missing_global = sorted(k for k, r in SKU_RULES.items() if not r.regional)
     gaps = [k for k in missing_global if k not in out["global"]]
     if gaps:
