@@ -11,12 +11,24 @@ from ..ui import remember_output
 _CHOICE = click.Choice
 
 
+def _check_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from ..config import LocalNames
+
+    LocalNames(value)  # a DNS label: never `..`, `/` or empty, so never outside local/
+    return value
+
+
 def _common(func: click.decorators.FC) -> click.decorators.FC:
+    from .options import UserPath
+
     func = click.option(
-        "--dir", "data_dir", type=click.Path(path_type=Path, file_okay=False),
+        "--dir", "data_dir", type=UserPath(file_okay=False, root_ok=False),
         help="Data dir [user data dir/local/NAME].",
     )(func)  # fmt: skip
-    return click.option("--name", default="zenml", show_default=True, help="Deployment name.")(func)
+    return click.option(
+        "--name", default="zenml", show_default=True, callback=_check_name,
+        help="Deployment name.",
+    )(func)  # fmt: skip
 
 
 def _output(func: click.decorators.FC) -> click.decorators.FC:
@@ -94,13 +106,14 @@ def down(name: str, data_dir: Path | None, purge: bool, output: str) -> None:
 @_common
 @_output
 def status(name: str, data_dir: Path | None, output: str) -> None:
-    """Each service's health. Exit code 1 when something is not healthy."""
+    """Each service's health. Exit code 1 when something is not healthy or there is no
+    rehearsal."""
     from ..local.rehearsal import local_status
     from ..local.report import print_status
 
     result = local_status(name, data_dir)
     print_status(result, output)
-    if result["services"] and not result["healthy"]:
+    if not result["exists"] or (result["services"] and not result["healthy"]):
         raise SystemExit(1)
 
 

@@ -101,9 +101,16 @@ def print_down(result: dict[str, Any], output: str = "text") -> None:
         print_json(result)
         return
     c = console()
+    if result.get("exists") is False:
+        c.print(f"No local rehearsal in {result['dir']}: nothing to stop.", markup=False)
+        return
     stopped = ", ".join(result["stopped"]) or "nothing was running"
     c.print(f"Stopped: {stopped}.")
     if result["purged"]:
-        c.print(f"Removed {result['dir']} (data, credentials, logs).")
+        c.print(f"Removed {result['dir']} (data, credentials, logs).", markup=False)
     else:
-        c.print(f"Data kept in {result['dir']} (`local down --purge` removes it).")
+        c.print(
+            f"Data kept in {result['dir']} "
+            f"(`{self_command()} local down --purge{_where(result)}` removes it).",
+            markup=False,
+        )
