@@ -177,7 +177,22 @@ def backup(name: str, data_dir: Path | None, list_only: bool, output: str) -> No
         print_json({"ok": True, **result})
         return
     console().print(f"[green]Backup {result['id']}[/green] in {result['dir']}")
-    console().print(f"Restore it with: zenml-gcp-gitops local restore {result['id']} --name {name}")
+    console().print(
+        f"Restore it with: {_restore_command(result['id'], name, data_dir)}", markup=False
+    )
+
+
+def _restore_command(bid: str, name: str, data_dir: Path | None) -> str:
+    """The restore command as it works when pasted: this install's script, the same
+    rehearsal (--name/--dir), and --yes (a paste has no terminal prompt to answer)."""
+    from shlex import quote
+
+    from ..ui import self_command
+
+    flags = "" if name == "zenml" else f" --name {name}"
+    if data_dir is not None:
+        flags += f" --dir {quote(str(data_dir.resolve()))}"
+    return f"{self_command()} local restore {bid}{flags} --yes"
 
 
 @local.command("restore")
@@ -206,7 +221,16 @@ def restore(name: str, data_dir: Path | None, backup_id: str, yes: bool, output:
     if output == "json":
         print_json({"ok": True, **result})
         return
-    console().print(f"[green]Restored {backup_id}[/green]: {result.get('verified')}", markup=True)
+    console().print(f"[green]Restored {backup_id}[/green]")
+    for db, state in result["databases"].items():
+        console().print(f"  {db}: {state}", markup=False)
+    verified = result.get("verified") or {}
+    if verified:
+        found = ", ".join(
+            f"{k.replace('_', ' ')} {'yes' if v is True else 'NO' if v is False else v}"
+            for k, v in verified.items()
+        )
+        console().print(f"  verified on the servers: {found}", markup=False)
 
 
 COMMANDS: list[click.Command] = [local]
