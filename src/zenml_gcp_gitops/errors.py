@@ -52,11 +52,35 @@ class MissingCredentials(UserError):
         )
 
 
+def os_error_line(e: OSError) -> str:
+    """An OS error on a path as one line: the path (cut to a fixed length) and the reason."""
+    import errno
+    import os
+
+    from .config import echo_path
+
+    reason = e.strerror or (os.strerror(e.errno) if e.errno else type(e).__name__)
+    if e.errno == errno.ENOSPC:
+        reason += " (the disk is full)"
+    where = echo_path(e.filename)
+    if e.filename2 is not None:
+        where += f" -> {echo_path(e.filename2)}"
+    return f"{where}: {reason}"
+
+
 def known_error(exc: BaseException) -> UserError | None:
     """Third-party errors with a known cause, as one line (matched by class, not imported)."""
     name = f"{type(exc).__module__}.{type(exc).__name__}"
     if name == "google.auth.exceptions.DefaultCredentialsError":
         return MissingCredentials()
+    import http.client
+
+    if isinstance(exc, http.client.HTTPException):
+        return UserError(
+            f"a server answered with something that is not HTTP ({type(exc).__name__}: "
+            f"{_short(str(exc))})",
+            "check the URL: it must point at the server's HTTP port",
+        )
     if type(exc).__name__ == "StackAlreadyExistsError":
         # Two first deploys raced to create the Pulumi stack: this one lost.
         err = UserError(
@@ -67,3 +91,8 @@ def known_error(exc: BaseException) -> UserError | None:
         err.owned_by_another_run = True
         return err
     return None
+
+
+def _short(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text)} chars)"

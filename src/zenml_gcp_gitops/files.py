@@ -32,3 +32,17 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+def write_user_file(path: Path, text: str) -> None:
+    """Write a file at a path the user gave; any OS error (a full disk, a device, a missing
+    folder, a name too long) becomes one `UserError` line naming the path and the reason."""
+    from .errors import UserError, os_error_line
+
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        if e.filename is None:  # raised by write/close, which do not know the name
+            e.filename = str(path)
+        raise UserError(os_error_line(e), "pass a writable file path") from None

@@ -170,6 +170,14 @@ def restore(
             "pass a BACKUP id, --backup-run ID or --point-in-time TIME",
         )
     if backup_id:
+        from ..config import echo
+        from ..ops.local_checks import BACKUP_ID_RE
+
+        if not BACKUP_ID_RE.match(backup_id):
+            raise ConfigError(
+                f"{echo(backup_id)} is not a backup ID",
+                "IDs are UTC timestamps like 20250101T120000Z; `backup list` shows them",
+            )
         source = rs.Source("export", backup_id)
     elif backup_run:
         source = rs.Source("backup_run", backup_run)

@@ -60,7 +60,7 @@ class UserPath(click.Path):
 def _opts() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
     o = click.option
     return [
-        o("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+        o("--config", "config_file", type=UserPath(dir_okay=False, allow_dash=True),
           help="YAML file (- for standard input) with any of the fields below; flags override it."),
         o("--project", help="GCP project ID."),
         o("--region", help="GCP region, e.g. europe-west4."),

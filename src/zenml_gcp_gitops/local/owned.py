@@ -14,7 +14,7 @@ import os
 import stat
 from pathlib import Path
 
-from ..config import echo, user_data_dir
+from ..config import echo_path, user_data_dir
 from ..errors import UserError
 from ..files import atomic_write
 
@@ -52,8 +52,8 @@ def refuse_shared(base: Path, what: str) -> None:
     for place in _shared_places():
         if base == place or base in place.parents:
             raise UserError(
-                f"{what} refused: {echo(str(base))} holds more than one rehearsal's data "
-                f"(it contains or is {echo(str(place))})",
+                f"{what} refused: {echo_path(base)} holds more than one rehearsal's data "
+                f"(it contains or is {echo_path(place)})",
                 "pass the rehearsal's own folder with --dir, or use --name",
             )
 
@@ -70,12 +70,12 @@ def claim(base: Path, name: str) -> None:
         legacy = (base / "state.json").is_file() and not (base / "state.json").is_symlink()
         if entries - _OURS_ONLY and not legacy:
             raise UserError(
-                f"{echo(str(base))} is not empty and holds no rehearsal of ours",
+                f"{echo_path(base)} is not empty and holds no rehearsal of ours",
                 "pass an empty or new folder with --dir",
             )
     elif found != name:
         raise UserError(
-            f"{echo(str(base))} holds the rehearsal '{found}', not '{name}'",
+            f"{echo_path(base)} holds the rehearsal '{found}', not '{name}'",
             f"use --name {found}, or another --dir",
         )
     if found is None:
@@ -87,17 +87,17 @@ def check_purgeable(base: Path, name: str) -> None:
     """Raise unless `base` is the rehearsal `name`'s own folder, marked by `up`."""
     refuse_shared(base, "local down --purge")
     if base.is_symlink() or not base.is_dir():
-        raise UserError(f"local down --purge refused: {echo(str(base))} is not a folder")
+        raise UserError(f"local down --purge refused: {echo_path(base)} is not a folder")
     found = marker_name(base)
     if found is None:
         raise UserError(
-            f"local down --purge refused: {echo(str(base))} has no {MARKER} file, so it is "
+            f"local down --purge refused: {echo_path(base)} has no {MARKER} file, so it is "
             "not a rehearsal made by `local up`",
             "nothing was deleted; remove the folder by hand if it is yours",
         )
     if found != name:
         raise UserError(
-            f"local down --purge refused: {echo(str(base))} holds the rehearsal '{found}', "
+            f"local down --purge refused: {echo_path(base)} holds the rehearsal '{found}', "
             f"not '{name}'",
             f"use --name {found}",
         )

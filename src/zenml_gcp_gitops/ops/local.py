@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..config import LocalNames, echo
+from ..config import LocalNames, echo, echo_path
 from ..errors import UserError
 from ..local import services as sv
 from .backup import backup_id
@@ -44,7 +44,9 @@ def _layout(name: str, data_dir: Path | None) -> tuple[Any, sv.LocalState]:
     base = (data_dir or default_dir(name)).resolve()
     state = sv.LocalState.load(base)
     if state is None or "zenml" not in state.ports:
-        raise UserError(f"no local rehearsal in {base}", "run `zenml-gcp-gitops local up` first")
+        raise UserError(
+            f"no local rehearsal in {echo_path(base)}", "run `zenml-gcp-gitops local up` first"
+        )
     return Layout(base), state
 
 

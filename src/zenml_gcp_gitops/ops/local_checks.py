@@ -19,7 +19,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from ..config import echo
+from ..config import echo, echo_path
 from ..errors import UserError
 
 BACKUP_ID_RE = re.compile(r"^\d{8}T\d{6}Z$")
@@ -51,7 +51,7 @@ def read_manifest(src: Path, bid: str, known: list[str]) -> dict[str, Any]:
     path = src / "manifest.json"
     if not src.is_dir():
         raise UserError(
-            f"no local backup {bid} in {src.parent}",
+            f"no local backup {bid} in {echo_path(src.parent)}",
             f"known: {', '.join(known[-5:])}" if known else "take one with `local backup`",
         )
     try:
@@ -71,7 +71,7 @@ def read_manifest(src: Path, bid: str, known: list[str]) -> dict[str, Any]:
     except (OSError, ValueError, KeyError, TypeError) as e:
         reason = e.strerror if isinstance(e, OSError) else str(e) or type(e).__name__
         raise UserError(
-            f"the manifest {path} of local backup {bid} is damaged: {echo(reason, 120)}",
+            f"the manifest {echo_path(path)} of local backup {bid} is damaged: {echo(reason, 120)}",
             "nothing was restored; take a new backup with `local backup`",
         ) from None
     return dict(data)
@@ -79,7 +79,7 @@ def read_manifest(src: Path, bid: str, known: list[str]) -> dict[str, Any]:
 
 def _bad(bid: str, db: str, path: Path, why: str) -> UserError:
     return UserError(
-        f"local backup {bid} is damaged: its {db} database {path} {why}",
+        f"local backup {bid} is damaged: its {db} database {echo_path(path)} {why}",
         "nothing was restored and nothing was stopped; restore another backup",
     )
 
