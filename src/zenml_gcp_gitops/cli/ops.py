@@ -180,6 +180,13 @@ def restore(
             )
         source = rs.Source("export", backup_id)
     elif backup_run:
+        if not (backup_run.isascii() and backup_run.isdigit() and len(backup_run) <= 20):
+            from ..config import echo
+
+            raise ConfigError(
+                f"--backup-run {echo(backup_run)} is not a Cloud SQL backup run ID (a number)",
+                "`backup list` shows them",
+            )
         source = rs.Source("backup_run", backup_run)
     else:
         source = rs.Source("point_in_time", rs.parse_point_in_time(str(point_in_time)))

@@ -46,6 +46,8 @@ class UserPath(click.Path):
 
         if isinstance(value, str) and not value.strip():
             self.fail("an empty path is not allowed (it would mean the current folder)", param, ctx)
+        if isinstance(value, str) and "\0" in value:
+            self.fail(f"{echo(value)} holds a NUL character; no path can", param, ctx)
         if isinstance(value, str) and len(value) > 4096:
             self.fail(f"{echo(value)} is longer than a path can be", param, ctx)
         if isinstance(value, str) and not self.root_ok and _is_root(value):

@@ -392,8 +392,11 @@ class LocalState:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as e:
+            from ..config import echo_path
+
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)[:120]
             raise UserError(
-                f"{path} is not readable state ({e})",
+                f"{echo_path(path)} is not readable state ({why})",
                 "stop leftover processes by hand and remove the file, or use another --dir",
             ) from None
         return cls(
