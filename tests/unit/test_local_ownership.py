@@ -145,3 +145,35 @@ def test_down_names_the_program_in_its_purge_hint(tmp_path: Path) -> None:
 def test_status_of_a_missing_rehearsal_exits_non_zero(tmp_path: Path) -> None:
     code, out, _ = _run("status", "--dir", str(tmp_path / "none"))
     assert code == 1 and "No local rehearsal" in out
+
+
+def test_status_does_not_call_a_service_stopped_while_its_worker_still_answers(
+    tmp_path: Path,
+) -> None:
+    import os
+    import signal
+
+    from tests.unit.test_local_up_flow import _server
+    from zenml_gcp_gitops.polling import poll_until
+
+    base = tmp_path / "d"
+    spec = _server("mlflow", sv.free_port(), 0, fork=True)  # the leader runs a worker
+    svc = sv.start(spec, base)
+    try:
+        sv.wait_ready([(spec, svc)])
+        sv.LocalState(name="zenml", services={"mlflow": svc}).save(base)
+        os.kill(svc.pid, signal.SIGKILL)
+
+        def leader_gone() -> bool | None:
+            sv._reap(svc.pid)
+            return True if not svc.alive() else None
+
+        poll_until(leader_gone, timeout=30, interval=0.05, on_timeout=lambda: AssertionError())
+        assert sv.http_ok(svc.url + "/")  # the orphaned worker still answers
+        st = rehearsal.local_status("zenml", base)["services"]["mlflow"]
+        assert st["running"] is True and st["healthy"] is False
+        assert "workers still answer" in st["error"]
+        code, out, _ = _run("status", "--dir", str(base))
+        assert code == 1 and "stopped" not in out and "workers" in out
+    finally:
+        sv.stop(svc, timeout=10)

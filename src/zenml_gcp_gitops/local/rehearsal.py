@@ -429,6 +429,9 @@ def local_status(name: str = "zenml", data_dir: Path | None = None) -> dict[str,
         if svc is None:
             continue
         alive = svc.alive()
+        # A killed leader's workers can live on in its group and keep answering on its port.
+        left = [] if alive else svc.members()
+        answers = bool(left) and sv.http_ok(svc.url + svc.health_path)
         # each service must talk to the others where they actually are
         stale = [
             f"{dep} at {url}, not {state.services[dep].url}"
@@ -439,10 +442,17 @@ def local_status(name: str = "zenml", data_dir: Path | None = None) -> dict[str,
             "title": svc.title,
             "url": svc.url,
             "pid": svc.pid,
-            "running": alive,
+            "running": alive or bool(left),
             "healthy": alive and not stale and svc.healthy(),
             "log": svc.log,
         }
+        if left:
+            out[key]["leftover_pids"] = left
+            out[key]["error"] = (
+                f"its main process {svc.pid} is gone, but {len(left)} of its workers "
+                f"{'still answer on' if answers else 'still hold'} port {svc.port}: run "
+                "`zenml-gcp-gitops local up` (it stops them and starts the service again)"
+            )
         if stale:
             out[key]["error"] = (
                 f"uses {'; '.join(stale)}: run `zenml-gcp-gitops local up` to restart it"
