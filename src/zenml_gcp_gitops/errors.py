@@ -52,22 +52,6 @@ class MissingCredentials(UserError):
         )
 
 
-def os_error_line(e: OSError) -> str:
-    """An OS error on a path as one line: the path (cut to a fixed length) and the reason."""
-    import errno
-    import os
-
-    from .config import echo_path
-
-    reason = e.strerror or (os.strerror(e.errno) if e.errno else type(e).__name__)
-    if e.errno == errno.ENOSPC:
-        reason += " (the disk is full)"
-    where = echo_path(e.filename)
-    if e.filename2 is not None:
-        where += f" -> {echo_path(e.filename2)}"
-    return f"{where}: {reason}"
-
-
 def known_error(exc: BaseException) -> UserError | None:
     """Third-party errors with a known cause, as one line (matched by class, not imported)."""
     name = f"{type(exc).__module__}.{type(exc).__name__}"

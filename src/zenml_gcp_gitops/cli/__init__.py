@@ -12,7 +12,8 @@ from typing import Any
 import click
 
 from .. import __version__
-from ..errors import UserError, known_error, os_error_line
+from ..errors import UserError, known_error
+from ..files import os_error_line
 from ..ui import quiet_third_party_warnings
 
 quiet_third_party_warnings()
