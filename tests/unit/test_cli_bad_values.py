@@ -157,3 +157,19 @@ def test_a_server_that_does_not_speak_http_is_one_line(
     args = ["register", *CFG, *OUT, "--zenml-url", junk_server, "--credentials-from-env"]
     code, line = _answer([*args, "--timeout", "60"])
     assert code == 1 and "does not speak HTTP" in line and junk_server in line
+
+
+@pytest.mark.timeout(60)  # code that opens a FIFO blindly blocks here forever
+def test_a_fifo_where_state_or_a_manifest_belongs_is_one_line(_isolated: Path) -> None:
+    import os
+
+    d = _isolated / "fifo-state"
+    d.mkdir()
+    os.mkfifo(d / "state.json")
+    code, line = _answer(["local", "status", "--dir", str(d)])
+    assert code == 1 and "not a regular file" in line and str(d) in line
+    backup = _isolated / "r" / "backups" / "20250101T000000Z"
+    backup.mkdir(parents=True)
+    os.mkfifo(backup / "manifest.json")
+    code, line = _answer(["local", "restore", "20250101T000000Z", "--dir", "r", "--yes"])
+    assert code == 1 and "damaged" in line and "not a regular file" in line

@@ -9,6 +9,7 @@ the home folder, `/`) are refused even with a marker.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -43,7 +44,9 @@ def marker_name(base: Path) -> str | None:
 
 def _shared_places() -> list[Path]:
     """Folders that are never one rehearsal's own, resolved."""
-    places = [Path("/"), Path.home(), user_data_dir(), user_data_dir() / "local"]
+    places = [Path("/"), user_data_dir(), user_data_dir() / "local"]
+    with contextlib.suppress(RuntimeError):  # no HOME and no passwd entry: nothing to add
+        places.append(Path.home())
     return [p.resolve() for p in places]
 
 
@@ -90,10 +93,16 @@ def check_purgeable(base: Path, name: str) -> None:
         raise UserError(f"local down --purge refused: {echo_path(base)} is not a folder")
     found = marker_name(base)
     if found is None:
+        legacy = (base / "state.json").is_file()
         raise UserError(
             f"local down --purge refused: {echo_path(base)} has no {MARKER} file, so it is "
             "not a rehearsal made by `local up`",
-            "nothing was deleted; remove the folder by hand if it is yours",
+            "nothing was deleted; "
+            + (
+                "it looks like a rehearsal from an older version: `local up` once marks it"
+                if legacy
+                else "remove the folder by hand if it is yours"
+            ),
         )
     if found != name:
         raise UserError(

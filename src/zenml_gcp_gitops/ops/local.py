@@ -271,8 +271,10 @@ def list_local_backups(name: str = "zenml", data_dir: Path | None = None) -> lis
     base = (data_dir or default_dir(name)).resolve() / BACKUPS
     out = []
     for m in sorted(base.glob(f"*/{MANIFEST}")) if base.is_dir() else []:
-        with contextlib.suppress(ValueError, OSError):
-            out.append({**json.loads(m.read_text()), "dir": str(m.parent)})
+        with contextlib.suppress(ValueError, OSError, TypeError):
+            if not m.is_file() or m.is_symlink() or m.stat().st_size > (1 << 20):
+                continue  # a FIFO would block, a huge file fill memory: not a manifest of ours
+            out.append({**json.loads(m.read_bytes()), "dir": str(m.parent)})
     return out
 
 

@@ -55,6 +55,8 @@ def read_manifest(src: Path, bid: str, known: list[str]) -> dict[str, Any]:
             f"known: {', '.join(known[-5:])}" if known else "take one with `local backup`",
         )
     try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):  # never a link, a FIFO or a device
+            raise ValueError("it is not a regular file")
         with path.open("rb") as f:
             raw = f.read(MANIFEST_MAX + 1)
         if len(raw) > MANIFEST_MAX:
