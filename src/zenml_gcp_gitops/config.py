@@ -694,6 +694,11 @@ def user_data_dir() -> Path:
     return Path(base) / "zenml-gcp-gitops"
 
 
+def echo_path(path: object, limit: int = 160) -> str:
+    """A path as an error line shows it: like `echo`, without quotes."""
+    return echo(str(path), limit)[1:-1]
+
+
 def echo(value: object, limit: int = ECHO_MAX) -> str:
     """A value as an error line shows it: quoted, control characters escaped, cut to `limit`."""
     text = value if isinstance(value, str) else repr(value)
@@ -861,7 +866,7 @@ def _yaml_loader() -> type:
 
 def read_config_bytes(path: Path) -> bytes:
     """Up to `MAX_CONFIG_BYTES` from a file, a pipe (`<(...)`), a device or `-` (stdin)."""
-    where = "standard input" if str(path) == "-" else f"config file {path}"
+    where = "standard input" if str(path) == "-" else f"config file {echo_path(path)}"
     try:
         if str(path) == "-":
             data = sys.stdin.buffer.read(MAX_CONFIG_BYTES + 1)
@@ -889,7 +894,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
     """Read a config file; any problem becomes a one-line `ConfigError`."""
     import yaml
 
-    where = "standard input" if str(path) == "-" else f"config file {path}"
+    where = "standard input" if str(path) == "-" else f"config file {echo_path(path)}"
     raw = read_config_bytes(path)
     try:
         text = raw.decode("utf-8-sig")  # a BOM from Windows editors is dropped

@@ -57,6 +57,14 @@ def known_error(exc: BaseException) -> UserError | None:
     name = f"{type(exc).__module__}.{type(exc).__name__}"
     if name == "google.auth.exceptions.DefaultCredentialsError":
         return MissingCredentials()
+    import http.client
+
+    if isinstance(exc, http.client.HTTPException):
+        return UserError(
+            f"a server answered with something that is not HTTP ({type(exc).__name__}: "
+            f"{_short(str(exc))})",
+            "check the URL: it must point at the server's HTTP port",
+        )
     if type(exc).__name__ == "StackAlreadyExistsError":
         # Two first deploys raced to create the Pulumi stack: this one lost.
         err = UserError(
@@ -67,3 +75,8 @@ def known_error(exc: BaseException) -> UserError | None:
         err.owned_by_another_run = True
         return err
     return None
+
+
+def _short(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text)} chars)"

@@ -32,3 +32,33 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+def os_error_line(e: OSError) -> str:
+    """An OS error on a path as one line: the path (cut to a fixed length) and the reason."""
+    import errno
+    import os
+
+    from .config import echo_path  # config imports errors, never files
+
+    reason = e.strerror or (os.strerror(e.errno) if e.errno else type(e).__name__)
+    if e.errno == errno.ENOSPC:
+        reason += " (the disk is full)"
+    where = echo_path(e.filename)
+    if e.filename2 is not None:
+        where += f" -> {echo_path(e.filename2)}"
+    return f"{where}: {reason}"
+
+
+def write_user_file(path: Path, text: str) -> None:
+    """Write a file at a path the user gave; any OS error (a full disk, a device, a missing
+    folder, a name too long) becomes one `UserError` line naming the path and the reason."""
+    from .errors import UserError
+
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        if e.filename is None:  # raised by write/close, which do not know the name
+            e.filename = str(path)
+        raise UserError(os_error_line(e), "pass a writable file path") from None

@@ -94,18 +94,32 @@ class InfraOutputs(BaseModel):
     @classmethod
     def from_file(cls, path: Path) -> InfraOutputs:
         """Read `outputs --output json`, or a whole `plan --output json` (its `outputs` part)."""
+        from .config import MAX_CONFIG_BYTES, echo_path
+
+        where = f"outputs file {echo_path(path)}"
         try:
-            data = json.loads(path.read_text())
+            if path.is_dir():
+                raise ConfigError(f"{where} is a directory", "pass a JSON file to --outputs")
+            with path.open("rb") as f:  # capped: a device or a huge file must not fill memory
+                raw = f.read(MAX_CONFIG_BYTES + 1)
+            if len(raw) > MAX_CONFIG_BYTES:
+                raise ConfigError(
+                    f"{where} is larger than {MAX_CONFIG_BYTES >> 20} MiB",
+                    "outputs are a few kilobytes of JSON; check the --outputs path",
+                )
+            data = json.loads(raw.decode("utf-8"))
         except FileNotFoundError:
-            raise ConfigError(f"outputs file {path} does not exist") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(
-                f"outputs file {path} cannot be read: {e.__class__.__name__}"
-            ) from None
+            raise ConfigError(f"{where} does not exist") from None
         except json.JSONDecodeError as e:
-            raise ConfigError(f"outputs file {path} is not JSON (line {e.lineno})") from None
+            raise ConfigError(f"{where} is not JSON (line {e.lineno})") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{where} is not UTF-8 text") from None
+        except OSError as e:
+            raise ConfigError(
+                f"{where} cannot be read: {e.strerror or e.__class__.__name__}"
+            ) from None
         if isinstance(data, dict) and isinstance(data.get("outputs"), dict) and "version" in data:
             data = data["outputs"]
         if not isinstance(data, dict):
-            raise ConfigError(f"outputs file {path} must hold a JSON object")
-        return cls.from_mapping(data, source=f"outputs file {path}")
+            raise ConfigError(f"{where} must hold a JSON object")
+        return cls.from_mapping(data, source=where)

@@ -359,6 +359,11 @@ def test_live_pricing_without_credentials_falls_back_and_says_why(
     book = load_prices("us-central1", "live")
     assert book.source.startswith("snapshot (live pricing unavailable")
     assert book.prices == snapshot_prices("us-central1").prices
+    # in words, not a class name; and no advice to try what was just tried
+    assert "DefaultCredentialsError" not in book.source
+    assert "gcloud auth application-default login" in book.source
+    uncovered = load_prices("europe-west4", "live")
+    assert uncovered.unavailable and "--pricing live" not in uncovered.unavailable
 
 
 # --------------------------------------------------------------------------- duration

@@ -324,3 +324,11 @@ def test_deploy_refuses_a_gitops_tree_with_placeholders(no_adc: Path) -> None:
             stale.unlink()  # a file only the offline render wrote
     line = _one_line(CliRunner().invoke(cli, ["deploy", *GOOD, *repo]), 2)
     assert "Application Default Credentials" in line
+
+
+def test_deploy_json_error_has_the_exit_code_like_every_command(no_adc: Path) -> None:
+    """docs/cli.md promises `exit_code` in every error document; `deploy` printed its own."""
+    result = CliRunner().invoke(cli, ["deploy", *GOOD, "-o", "json"])
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is False and "Application Default Credentials" in doc["error"]
+    assert doc["exit_code"] == result.exit_code == 2

@@ -207,9 +207,10 @@ def test_one_up_or_down_at_a_time_per_dir(tmp_path: Path) -> None:
 
 
 def test_down_stops_recorded_groups_and_purge_removes_the_dir(tmp_path: Path) -> None:
-    from zenml_gcp_gitops.local import rehearsal
+    from zenml_gcp_gitops.local import owned, rehearsal
 
     base = tmp_path / "data"
+    owned.claim(base, "zenml")  # what `local up` does first
     spec = _http_spec("gcs", sv.free_port())
     svc = sv.start(spec, base)
     sv.wait_ready([(spec, svc)])
@@ -219,7 +220,9 @@ def test_down_stops_recorded_groups_and_purge_removes_the_dir(tmp_path: Path) ->
     assert sv.group_members(svc.pid) == []
     assert sv.LocalState.load(base).services == {}  # type: ignore[union-attr]
     again = rehearsal.local_down("zenml", base, purge=True)
-    assert again == {"name": "zenml", "dir": str(base), "stopped": [], "purged": True}
+    assert again == {
+        "name": "zenml", "dir": str(base), "stopped": [], "purged": True, "exists": True
+    }  # fmt: skip
     assert not base.exists()
 
 

@@ -25,3 +25,41 @@ def test_readme_names_every_pinned_version() -> None:
     section = README.read_text().split("## Configuration", 1)[1]
     for field in Versions.model_fields:
         assert f"`{field}`" in section, field
+
+
+def test_readme_lists_every_supported_region() -> None:
+    """The bad-region error sends the user to the README's list: it must be the real one."""
+    from zenml_gcp_gitops.config import SUPPORTED_REGIONS
+
+    section = README.read_text().split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    para = section.split("Regions with both GKE Autopilot and Cloud SQL", 1)[1].split("\n\n")[0]
+    assert set(re.findall(r"`([a-z0-9-]+)`", para)) == set(SUPPORTED_REGIONS)
+
+
+def test_readme_quickstart_says_what_it_writes_outside_the_checkout() -> None:
+    from zenml_gcp_gitops.config import user_data_dir
+
+    quick = README.read_text().split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    assert "~/.local/share/zenml-gcp-gitops/" in quick and "~/.config/zenml/" in quick
+    assert user_data_dir.__doc__ and "ZENML_GCP_GITOPS_HOME" in quick
+
+
+def test_examples_ci_readme_names_real_commands_and_every_secret() -> None:
+    """Every `zenml-gcp-gitops ...` command it shows exists, and its secrets table has as many
+    rows as the heading says and as `gh.py` sets."""
+    import click
+
+    from zenml_gcp_gitops import gh
+    from zenml_gcp_gitops.cli import cli
+
+    text = (README.parent / "examples" / "ci" / "README.md").read_text()
+    for cmd in re.findall(r"`zenml-gcp-gitops ([a-z][a-z -]*?)(?: --|`)", text):
+        group: click.Command = cli
+        for word in cmd.split():
+            assert isinstance(group, click.Group), cmd
+            assert word in group.commands, f"`zenml-gcp-gitops {cmd}` is not a command"
+            group = group.commands[word]
+    rows = re.findall(r"^\| `(ZENML_[A-Z_]+)` \|", text, flags=re.M)
+    words = {2: "two", 3: "three", 4: "four"}
+    assert f"## The {words[len(rows)]} secrets" in text
+    assert set(rows) == set(re.findall(r"ZENML_[A-Z_]+", Path(gh.__file__).read_text()))

@@ -13,6 +13,7 @@ import click
 
 from .. import __version__
 from ..errors import UserError, known_error
+from ..files import os_error_line
 from ..ui import quiet_third_party_warnings
 
 quiet_third_party_warnings()
@@ -97,18 +98,26 @@ class _Group(click.Group):
             self._fail(ctx, e.format_message(), None, e.exit_code)
         except KeyboardInterrupt:
             self._fail(ctx, "interrupted", "re-running the same command continues", 130)
+        except OSError as e:
+            if e.filename is None:
+                self._unexpected(ctx, e)
+            # a path the user gave (or one under it): one line naming it and the reason
+            self._fail(ctx, os_error_line(e), "check the path and its folder", 1)
         except Exception as e:  # noqa: BLE001 - the one place an unexpected error becomes one line
             known = known_error(e)
             if known is not None:
                 self._fail(ctx, known.message, known.hint, known.exit_code)
-            log = _crash_log(ctx, e)
-            self._fail(
-                ctx,
-                f"unexpected error: {e.__class__.__name__}: {_cut(str(e))}",
-                f"details in {log}",
-                1,
-            )
+            self._unexpected(ctx, e)
         return None  # pragma: no cover - every branch above exits
+
+    def _unexpected(self, ctx: click.Context, e: BaseException) -> None:
+        log = _crash_log(ctx, e)
+        self._fail(
+            ctx,
+            f"unexpected error: {e.__class__.__name__}: {_cut(str(e))}",
+            f"details in {log}",
+            1,
+        )
 
     @staticmethod
     def _fail(ctx: click.Context, message: str, hint: str | None, code: int) -> None:

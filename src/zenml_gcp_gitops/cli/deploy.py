@@ -45,7 +45,12 @@ def _require_credentials(cfg: DeploymentConfig, engine: Engine) -> None:
 def _json_error(e: Exception, extra: dict[str, Any] | None = None) -> None:
     from ..ui import print_json
 
-    data: dict[str, Any] = {"ok": False, "error": getattr(e, "message", str(e))}
+    code = 130 if isinstance(e, KeyboardInterrupt) else getattr(e, "exit_code", 1)
+    data: dict[str, Any] = {
+        "ok": False,
+        "error": getattr(e, "message", str(e)),
+        "exit_code": code,  # the same document shape as every other command's error
+    }
     hint = getattr(e, "hint", None)
     if hint:
         data["hint"] = hint

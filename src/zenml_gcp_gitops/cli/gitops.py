@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .options import config_options, output_option
+from .options import UserPath, config_options, output_option
 
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
@@ -47,14 +47,14 @@ def _outputs(
 @click.option(
     "--out",
     "out_dir",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=UserPath(file_okay=False, root_ok=False),
     required=True,
     help="Folder to write the GitOps tree to (commit it at --gitops-path of --gitops-repo).",
 )
 @click.option(
     "--outputs",
     "outputs_file",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=UserPath(dir_okay=False),
     help="Infra outputs JSON (`outputs --output json`) instead of the deployment record.",
 )
 @click.option("--offline", is_flag=True, help="Render from the offline plan's mocked outputs.")

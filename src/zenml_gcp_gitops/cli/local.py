@@ -11,12 +11,24 @@ from ..ui import remember_output
 _CHOICE = click.Choice
 
 
+def _check_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from ..config import LocalNames
+
+    LocalNames(value)  # a DNS label: never `..`, `/` or empty, so never outside local/
+    return value
+
+
 def _common(func: click.decorators.FC) -> click.decorators.FC:
+    from .options import UserPath
+
     func = click.option(
-        "--dir", "data_dir", type=click.Path(path_type=Path, file_okay=False),
+        "--dir", "data_dir", type=UserPath(file_okay=False, root_ok=False),
         help="Data dir [user data dir/local/NAME].",
     )(func)  # fmt: skip
-    return click.option("--name", default="zenml", show_default=True, help="Deployment name.")(func)
+    return click.option(
+        "--name", default="zenml", show_default=True, callback=_check_name,
+        help="Deployment name.",
+    )(func)  # fmt: skip
 
 
 def _output(func: click.decorators.FC) -> click.decorators.FC:
@@ -94,13 +106,14 @@ def down(name: str, data_dir: Path | None, purge: bool, output: str) -> None:
 @_common
 @_output
 def status(name: str, data_dir: Path | None, output: str) -> None:
-    """Each service's health. Exit code 1 when something is not healthy."""
+    """Each service's health. Exit code 1 when something is not healthy or there is no
+    rehearsal."""
     from ..local.rehearsal import local_status
     from ..local.report import print_status
 
     result = local_status(name, data_dir)
     print_status(result, output)
-    if result["services"] and not result["healthy"]:
+    if not result["exists"] or (result["services"] and not result["healthy"]):
         raise SystemExit(1)
 
 
@@ -164,7 +177,22 @@ def backup(name: str, data_dir: Path | None, list_only: bool, output: str) -> No
         print_json({"ok": True, **result})
         return
     console().print(f"[green]Backup {result['id']}[/green] in {result['dir']}")
-    console().print(f"Restore it with: zenml-gcp-gitops local restore {result['id']} --name {name}")
+    console().print(
+        f"Restore it with: {_restore_command(result['id'], name, data_dir)}", markup=False
+    )
+
+
+def _restore_command(bid: str, name: str, data_dir: Path | None) -> str:
+    """The restore command as it works when pasted: this install's script, the same
+    rehearsal (--name/--dir), and --yes (a paste has no terminal prompt to answer)."""
+    from shlex import quote
+
+    from ..ui import self_command
+
+    flags = "" if name == "zenml" else f" --name {name}"
+    if data_dir is not None:
+        flags += f" --dir {quote(str(data_dir.resolve()))}"
+    return f"{self_command()} local restore {bid}{flags} --yes"
 
 
 @local.command("restore")
@@ -193,7 +221,16 @@ def restore(name: str, data_dir: Path | None, backup_id: str, yes: bool, output:
     if output == "json":
         print_json({"ok": True, **result})
         return
-    console().print(f"[green]Restored {backup_id}[/green]: {result.get('verified')}", markup=True)
+    console().print(f"[green]Restored {backup_id}[/green]")
+    for db, state in result["databases"].items():
+        console().print(f"  {db}: {state}", markup=False)
+    verified = result.get("verified") or {}
+    if verified:
+        found = ", ".join(
+            f"{k.replace('_', ' ')} {'yes' if v is True else 'NO' if v is False else v}"
+            for k, v in verified.items()
+        )
+        console().print(f"  verified on the servers: {found}", markup=False)
 
 
 COMMANDS: list[click.Command] = [local]

@@ -170,8 +170,23 @@ def restore(
             "pass a BACKUP id, --backup-run ID or --point-in-time TIME",
         )
     if backup_id:
+        from ..config import echo
+        from ..ops.local_checks import BACKUP_ID_RE
+
+        if not BACKUP_ID_RE.match(backup_id):
+            raise ConfigError(
+                f"{echo(backup_id)} is not a backup ID",
+                "IDs are UTC timestamps like 20250101T120000Z; `backup list` shows them",
+            )
         source = rs.Source("export", backup_id)
     elif backup_run:
+        if not (backup_run.isascii() and backup_run.isdigit() and len(backup_run) <= 20):
+            from ..config import echo
+
+            raise ConfigError(
+                f"--backup-run {echo(backup_run)} is not a Cloud SQL backup run ID (a number)",
+                "`backup list` shows them",
+            )
         source = rs.Source("backup_run", backup_run)
     else:
         source = rs.Source("point_in_time", rs.parse_point_in_time(str(point_in_time)))

@@ -26,12 +26,43 @@ _VERSION_FLAGS = {
 _CHOICE = click.Choice
 
 
+def _is_root(value: str) -> bool:
+    try:
+        return Path(value).resolve() == Path("/")
+    except (OSError, RuntimeError):  # unresolvable: not the root; later steps say why
+        return False
+
+
+class UserPath(click.Path):
+    """`click.Path` that refuses an empty value (it would silently mean the current folder)
+    and, with `root_ok=False`, the file system root; an echoed value is cut to a fixed length."""
+
+    def __init__(self, *, root_ok: bool = True, **kwargs: Any) -> None:
+        super().__init__(path_type=Path, **kwargs)
+        self.root_ok = root_ok
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from ..config import echo
+
+        if isinstance(value, str) and not value.strip():
+            self.fail("an empty path is not allowed (it would mean the current folder)", param, ctx)
+        if isinstance(value, str) and "\0" in value:
+            self.fail(f"{echo(value)} holds a NUL character; no path can", param, ctx)
+        if isinstance(value, str) and len(value) > 4096:
+            self.fail(f"{echo(value)} is longer than a path can be", param, ctx)
+        if isinstance(value, str) and not self.root_ok and _is_root(value):
+            self.fail(
+                f"{echo(value)} is the file system root; pass a folder of its own", param, ctx
+            )
+        return super().convert(value, param, ctx)
+
+
 # One flag per line reads better than the formatter's layout.
 # fmt: off
 def _opts() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
     o = click.option
     return [
-        o("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+        o("--config", "config_file", type=UserPath(dir_okay=False, allow_dash=True),
           help="YAML file (- for standard input) with any of the fields below; flags override it."),
         o("--project", help="GCP project ID."),
         o("--region", help="GCP region, e.g. europe-west4."),

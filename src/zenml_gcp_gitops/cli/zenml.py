@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .options import ConfigSource, config_options, credentials_from_env_option, output_option
+from .options import (
+    ConfigSource,
+    UserPath,
+    config_options,
+    credentials_from_env_option,
+    output_option,
+)
 
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
@@ -225,7 +231,7 @@ def export_yaml(spec: StackSpec) -> dict[str, Any]:
 @click.option(
     "--outputs",
     "outputs_file",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=UserPath(dir_okay=False),
     help="JSON from `outputs --output json` (or a whole `plan --output json`).",
 )
 @click.option("--zenml-url", help="ZenML server URL [https://<zenml_host> from the outputs].")
@@ -248,7 +254,7 @@ def export_yaml(spec: StackSpec) -> dict[str, Any]:
 @click.option(
     "--export",
     "export_file",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=UserPath(dir_okay=False),
     help="Only write the stack as `zenml stack import` YAML (registers nothing).",
 )
 @click.option(
@@ -299,7 +305,9 @@ def register_cmd(
         if export_file is not None:
             import yaml
 
-            export_file.write_text(yaml.safe_dump(export_yaml(spec), sort_keys=False))
+            from ..files import write_user_file
+
+            write_user_file(export_file, yaml.safe_dump(export_yaml(spec), sort_keys=False))
             if not print_commands:
                 console().print(
                     f"Wrote {export_file}; import it with `zenml stack import {export_file}`"
@@ -368,7 +376,7 @@ def _ci_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option(
         "--outputs",
         "outputs_file",
-        type=click.Path(path_type=Path, dir_okay=False),
+        type=UserPath(dir_okay=False),
         help="JSON from `outputs --output json`.",
     )(func)
     func = click.option(

@@ -340,15 +340,29 @@ def load_prices(
             )
             request = AuthorizedSession(creds).request  # type: ignore[no-untyped-call]
         except Exception as e:  # noqa: BLE001 - no credentials or no network: the snapshot stands in
-            book = snapshot_prices(region)
-            book.source = f"snapshot (live pricing unavailable: {e.__class__.__name__})"
-            return book
+            why = (
+                "no Google Application Default Credentials; run `gcloud auth "
+                "application-default login` to price live"
+                if type(e).__name__ == "DefaultCredentialsError"
+                else f"{e.__class__.__name__}: {str(e)[:120]}"
+            )
+            return _live_fallback(region, f"snapshot (live pricing unavailable: {why})")
     try:
         return live_prices(region, request, as_of)
     except Exception as e:  # noqa: BLE001 - any live-pricing failure falls back to the snapshot
-        book = snapshot_prices(region)
-        book.source = f"snapshot (live pricing failed: {str(e)[:120]})"
-        return book
+        return _live_fallback(region, f"snapshot (live pricing failed: {str(e)[:120]})")
+
+
+def _live_fallback(region: str, source: str) -> PriceBook:
+    """The snapshot when `--pricing live` was asked for but could not run: its notes must not
+    send the user back to `--pricing live`."""
+    book = snapshot_prices(region)
+    book.source = source
+    if book.unavailable:
+        book.unavailable = book.unavailable.split("; `--pricing live`")[0] + (
+            "; live pricing could not run (see the price source above)"
+        )
+    return book
 
 
 def build_snapshot(regions: list[str], request: Any, as_of: str) -> dict[str, Any]:

@@ -13,12 +13,8 @@ one ownership manifest; splitting them would spread a single rendering pass over
 from __future__ import annotations
 
 import copy
-import hashlib
 import ipaddress
-import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -27,8 +23,10 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from .. import mlflow_auth
-from ..errors import ConfigError, UserError
+from ..errors import ConfigError
 from ..resources import argocd_dir
+from .tree_files import TREE_MANIFEST as TREE_MANIFEST
+from .tree_files import TreeWrite, write_files
 
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
@@ -937,139 +935,10 @@ Regenerate it with the same command after changing the deployment. It holds no s
 """
 
 
-TREE_MANIFEST = ".zenml-gcp-gitops.json"
-
-
-@dataclass
-class TreeWrite:
-    """What `write_tree` did: files written, stale files of ours removed, and files it left
-    alone because the user changed them since it wrote them."""
-
-    written: list[Path] = field(default_factory=list)
-    removed: list[Path] = field(default_factory=list)
-    kept: list[Path] = field(default_factory=list)
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _read_manifest(root: Path) -> dict[str, str]:
-    path = root / TREE_MANIFEST
-    if path.is_symlink():
-        raise UserError(
-            f"{path} is a symlink; render never follows links out of the output folder",
-            "remove the link and render again",
-        )
-    try:
-        data = json.loads(path.read_text())
-        files = data["files"]
-    except FileNotFoundError:
-        return {}
-    except (ValueError, KeyError, TypeError):
-        raise UserError(
-            f"{path} is not a render manifest this tool can read",
-            "move it aside; files it listed are then treated as yours",
-        ) from None
-    return {str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {}
-
-
-def _linked_parent(root: Path, rel: str) -> Path | None:
-    """The first folder between `root` and `root/rel` that is a symlink, if any."""
-    cur = root
-    for part in Path(rel).parts[:-1]:
-        cur = cur / part
-        if cur.is_symlink():
-            return cur
-    return None
-
-
-def _problem(root: Path, rel: str, owned: dict[str, str], new: str | None) -> str | None:
-    """Why `root/rel` may not be replaced or removed (None: it is ours and unchanged)."""
-    path = root / rel
-    if path.is_symlink():
-        return "a symlink"
-    if not path.exists():
-        return None
-    if not path.is_file():
-        return "not a regular file"
-    digest = _sha(path.read_bytes())
-    if new is not None and digest == _sha(new.encode()):
-        return None  # already what we would write
-    if rel not in owned:
-        return "not written by render"
-    if owned[rel] != digest:
-        return "changed since render wrote it"
-    return None
-
-
-def _write_file(path: Path, text: str) -> None:
-    """Atomic replace; a symlink at `path` is replaced itself, never followed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_tree(r: Rendered, out_dir: Path, force: bool = False) -> TreeWrite:
-    """Write the tree, touching only what render itself wrote before.
-
-    A manifest in the output root lists every file written with its sha256. Files listed
-    there and unchanged since are replaced or, when no longer rendered, removed. A file in
-    the way that render did not write, or that was changed since, stops the command (with
-    `force` it is overwritten); a changed stale file is kept. Symlinks are never followed:
-    a linked file is replaced by a plain file only with `force`, and a linked folder on the
-    way always stops the command.
-    """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    root = out_dir
-    owned = _read_manifest(root)
+    """Write the tree, touching only what render itself wrote before (see tree_files.py)."""
     files = with_placeholder_banners({**tree(r), "README.md": _TREE_README})
-    linked = sorted({str(p) for rel in files if (p := _linked_parent(root, rel)) is not None})
-    if linked:
-        raise UserError(
-            f"render does not write through symlinked folders: {', '.join(linked)}",
-            "replace the links with real folders, or render into another --out",
-        )
-    conflicts = [
-        f"{rel} ({why})"
-        for rel, text in files.items()
-        if (why := _problem(root, rel, owned, text)) is not None
-    ]
-    if conflicts and not force:
-        shown = ", ".join(conflicts[:5]) + (
-            f" and {len(conflicts) - 5} more" if conflicts[5:] else ""
-        )
-        raise UserError(
-            f"render would overwrite files it does not own in {out_dir}: {shown}",
-            "move them aside, or pass --force to overwrite them",
-        )
-    result = TreeWrite()
-    manifest: dict[str, str] = {}
-    for rel, text in files.items():
-        path = root / rel
-        _write_file(path, text)
-        manifest[rel] = _sha(text.encode())
-        result.written.append(path)
-    for rel in sorted(set(owned) - set(files)):
-        path = root / rel
-        if not (path.exists() or path.is_symlink()) or _linked_parent(root, rel) is not None:
-            continue
-        if _problem(root, rel, owned, None) is None:
-            path.unlink()
-            result.removed.append(path)
-        else:
-            result.kept.append(path)
-    _write_file(
-        root / TREE_MANIFEST,
-        json.dumps({"version": 1, "files": dict(sorted(manifest.items()))}, indent=2) + "\n",
-    )
-    return result
+    return write_files(files, out_dir, force=force)
 
 
 # `render --offline --placeholders` fills the tree from the offline plan's mocks (documentation

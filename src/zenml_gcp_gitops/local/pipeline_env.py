@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..config import LocalNames
+from ..config import LocalNames, echo_path
 from ..errors import UserError
 from .services import LocalState, write_secret
 from .specs import ANALYTICS_OFF_ENV, EMULATOR_ENV, EnvVar, Layout, default_dir
@@ -20,7 +20,9 @@ def pipeline_env(base: Path) -> list[EnvVar]:
     """The variables a pipeline process (or CI job) needs to use the local stack."""
     state = LocalState.load(base)
     if state is None or "zenml" not in state.services:
-        raise UserError(f"no local rehearsal in {base}", "run `zenml-gcp-gitops local up` first")
+        raise UserError(
+            f"no local rehearsal in {echo_path(base)}", "run `zenml-gcp-gitops local up` first"
+        )
     key_file = state.info.get("credentials", {}).get("ci_api_key")
     if not key_file:
         raise UserError("the local stack is not registered yet", "run `zenml-gcp-gitops local up`")

@@ -32,6 +32,7 @@ from ..config import LocalNames
 from ..errors import UserError
 from ..progress import ServiceProgress
 from . import services as sv
+from .owned import check_purgeable, claim, marker_name
 from .pipeline_env import pipeline_env, write_env_file
 from .services import (
     BinaryMissing,
@@ -73,8 +74,9 @@ def local_up(
     """Bring the rehearsal up (or re-check it), register the stack, ensure the CI key."""
     names = LocalNames(name)
     base = (data_dir or default_dir(name)).resolve()
+    # Never move into a folder that is not ours (a later `down --purge` would delete it).
     # exist_ok: a second `up` on the same new dir may create it first; the lock decides
-    base.mkdir(parents=True, mode=0o700, exist_ok=True)  # databases and logs live below
+    claim(base, name)
     with sv.dir_lock(base):
         return _local_up(
             names, base, db_url, {"gcs": gcs_port, "mlflow": mlflow_port, "zenml": zenml_port},
@@ -374,10 +376,15 @@ def ci_config(names: LocalNames) -> Any:
 def local_down(
     name: str = "zenml", data_dir: Path | None = None, purge: bool = False
 ) -> dict[str, Any]:
-    """Stop every service (whole process groups); `purge` then deletes the data dir."""
+    """Stop every service (whole process groups); `purge` then deletes the data dir, but only
+    a folder `local up` marked as this rehearsal's."""
+    LocalNames(name)
     base = (data_dir or default_dir(name)).resolve()
-    if not base.exists():
-        return {"name": name, "dir": str(base), "stopped": [], "purged": False}
+    if purge and base.exists():
+        check_purgeable(base, name)  # before anything is stopped or written
+    if marker_name(base) is None and not (base / sv.STATE_FILE).is_file():
+        # not a rehearsal: nothing to stop, and no lock file left behind in someone's folder
+        return {"name": name, "dir": str(base), "stopped": [], "purged": False, "exists": False}
     with sv.dir_lock(base):
         out = _local_down(name, base)
     if purge:
@@ -407,10 +414,11 @@ def _local_down(name: str, base: Path) -> dict[str, Any]:
             f"could not stop {', '.join(failed)} (still running after SIGKILL)",
             f"see {base}/state.json for their PIDs",
         )
-    return {"name": name, "dir": str(base), "stopped": stopped, "purged": False}
+    return {"name": name, "dir": str(base), "stopped": stopped, "purged": False, "exists": True}
 
 
 def local_status(name: str = "zenml", data_dir: Path | None = None) -> dict[str, Any]:
+    LocalNames(name)
     base = (data_dir or default_dir(name)).resolve()
     state = LocalState.load(base)
     if state is None:
@@ -421,6 +429,9 @@ def local_status(name: str = "zenml", data_dir: Path | None = None) -> dict[str,
         if svc is None:
             continue
         alive = svc.alive()
+        # A killed leader's workers can live on in its group and keep answering on its port.
+        left = [] if alive else svc.members()
+        answers = bool(left) and sv.http_ok(svc.url + svc.health_path)
         # each service must talk to the others where they actually are
         stale = [
             f"{dep} at {url}, not {state.services[dep].url}"
@@ -431,10 +442,17 @@ def local_status(name: str = "zenml", data_dir: Path | None = None) -> dict[str,
             "title": svc.title,
             "url": svc.url,
             "pid": svc.pid,
-            "running": alive,
+            "running": alive or bool(left),
             "healthy": alive and not stale and svc.healthy(),
             "log": svc.log,
         }
+        if left:
+            out[key]["leftover_pids"] = left
+            out[key]["error"] = (
+                f"its main process {svc.pid} is gone, but {len(left)} of its workers "
+                f"{'still answer on' if answers else 'still hold'} port {svc.port}: run "
+                "`zenml-gcp-gitops local up` (it stops them and starts the service again)"
+            )
         if stale:
             out[key]["error"] = (
                 f"uses {'; '.join(stale)}: run `zenml-gcp-gitops local up` to restart it"

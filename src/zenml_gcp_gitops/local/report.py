@@ -74,6 +74,7 @@ def print_status(status: dict[str, Any], output: str = "text") -> None:
     if not status["services"]:
         c.print(f"Local rehearsal '{status['name']}' is stopped (data kept in {status['dir']}).")
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(
@@ -85,6 +86,8 @@ def print_status(status: dict[str, Any], output: str = "text") -> None:
         state = (
             "[green]healthy[/]"
             if s["healthy"]
+            else "[red]main process gone, workers left[/]"
+            if s.get("leftover_pids")
             else ("[yellow]running, not answering[/]" if s["running"] else "[red]stopped[/]")
         )
         table.add_row(s["title"], s["url"], str(s["pid"]), state)
@@ -92,6 +95,8 @@ def print_status(status: dict[str, Any], output: str = "text") -> None:
     if status.get("stack"):
         c.print(f"Stack: {status['stack']}   Environment: {status.get('env_file')}")
     for s in status["services"].values():
+        if s.get("error"):
+            c.print(f"[yellow]{s['title']}[/]: {escape(s['error'])}")
         if not s["healthy"]:
             c.print(f"[yellow]{s['title']}[/]: see its log {s['log']}")
 
@@ -101,9 +106,16 @@ def print_down(result: dict[str, Any], output: str = "text") -> None:
         print_json(result)
         return
     c = console()
+    if result.get("exists") is False:
+        c.print(f"No local rehearsal in {result['dir']}: nothing to stop.", markup=False)
+        return
     stopped = ", ".join(result["stopped"]) or "nothing was running"
     c.print(f"Stopped: {stopped}.")
     if result["purged"]:
-        c.print(f"Removed {result['dir']} (data, credentials, logs).")
+        c.print(f"Removed {result['dir']} (data, credentials, logs).", markup=False)
     else:
-        c.print(f"Data kept in {result['dir']} (`local down --purge` removes it).")
+        c.print(
+            f"Data kept in {result['dir']} "
+            f"(`{self_command()} local down --purge{_where(result)}` removes it).",
+            markup=False,
+        )

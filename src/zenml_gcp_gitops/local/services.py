@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import threading
 import time
@@ -36,6 +37,7 @@ from ..polling import poll_until
 
 LOOPBACK = "127.0.0.1"
 STATE_FILE = "state.json"
+STATE_MAX = 1 << 20  # a state file is a few kilobytes
 LOG_TAIL_LINES = 30
 
 
@@ -388,12 +390,21 @@ class LocalState:
     def load(cls, base: Path) -> LocalState | None:
         path = base / STATE_FILE
         try:
-            data = json.loads(path.read_text())
+            if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block, a device not end
+                raise ValueError("not a regular file")
+            with path.open("rb") as f:
+                raw = f.read(STATE_MAX + 1)
+            if len(raw) > STATE_MAX:
+                raise ValueError(f"larger than {STATE_MAX >> 20} MiB")
+            data = json.loads(raw)
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as e:
+            from ..config import echo_path
+
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)[:120]
             raise UserError(
-                f"{path} is not readable state ({e})",
+                f"{echo_path(path)} is not readable state ({why})",
                 "stop leftover processes by hand and remove the file, or use another --dir",
             ) from None
         return cls(

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..config import LocalNames
+from ..config import LocalNames, echo, echo_path
 from ..errors import UserError
 from ..local import services as sv
 from .backup import backup_id
@@ -44,7 +44,9 @@ def _layout(name: str, data_dir: Path | None) -> tuple[Any, sv.LocalState]:
     base = (data_dir or default_dir(name)).resolve()
     state = sv.LocalState.load(base)
     if state is None or "zenml" not in state.ports:
-        raise UserError(f"no local rehearsal in {base}", "run `zenml-gcp-gitops local up` first")
+        raise UserError(
+            f"no local rehearsal in {echo_path(base)}", "run `zenml-gcp-gitops local up` first"
+        )
     return Layout(base), state
 
 
@@ -132,21 +134,7 @@ def _copy_out(url: str, dest_dir: Path, name: str) -> str:
     return out.name
 
 
-def _copy_in(url: str, src_file: Path, name: str, mark: Callable[[str], None]) -> None:
-    path = _sqlite_path(url)
-    if path is not None:
-        tmp = path.with_name(path.name + ".restore")
-        tmp.unlink(missing_ok=True)
-        src, dst = sqlite3.connect(src_file), sqlite3.connect(tmp)
-        try:
-            src.backup(dst)
-        finally:
-            dst.close()
-            src.close()
-        for suffix in ("-wal", "-shm", "-journal"):
-            Path(str(path) + suffix).unlink(missing_ok=True)
-        os.replace(tmp, path)  # atomic: the file is either the old or the restored one
-        return
+def _import_mysql(url: str, src_file: Path, name: str) -> None:
     args, env, db = _mysql_args(url)
     client = _bin("mariadb", "mysql")
     # Drop every table first: tables a later migration added must not survive the restore.
@@ -161,9 +149,36 @@ def _copy_in(url: str, src_file: Path, name: str, mark: Callable[[str], None]) -
     if tables:
         drop = "SET FOREIGN_KEY_CHECKS=0; " + " ".join(f"DROP TABLE `{t}`;" for t in tables)
         _run([client, *args, "-e", drop, db], env, f"emptying the {name} database")
-    mark("EMPTY (its tables were dropped; the import did not finish)")
     with open(src_file, "rb") as f:
         _run([client, *args, db], env, f"importing into the {name} database", stdin=f)
+
+
+class _MysqlSwap:
+    """A MySQL database: dump the live one first, so a failed import can be undone."""
+
+    def __init__(self, url: str, source: Path, db: str, rollback_dir: Path) -> None:
+        self.url, self.source, self.db, self.rollback_dir = url, source, db, rollback_dir
+        self.before: Path | None = None
+        self.swapped = False
+
+    def stage(self) -> None:
+        pass  # the dump was checked; MySQL has nothing to stage beside the live database
+
+    def swap(self) -> None:
+        self.rollback_dir.mkdir(mode=0o700, exist_ok=True)
+        self.before = self.rollback_dir / _copy_out(self.url, self.rollback_dir, self.db)
+        self.swapped = True  # from here on the live database may be half-imported
+        _import_mysql(self.url, self.source, self.db)
+
+    def undo(self) -> None:
+        if self.swapped and self.before is not None:
+            _import_mysql(self.url, self.before, self.db)
+            self.swapped = False
+        self.cleanup()
+
+    def cleanup(self) -> None:
+        if self.before is not None:
+            self.before.unlink(missing_ok=True)
 
 
 def _bucket_generations(gcs_url: str, bucket: str) -> dict[str, int]:
@@ -256,8 +271,10 @@ def list_local_backups(name: str = "zenml", data_dir: Path | None = None) -> lis
     base = (data_dir or default_dir(name)).resolve() / BACKUPS
     out = []
     for m in sorted(base.glob(f"*/{MANIFEST}")) if base.is_dir() else []:
-        with contextlib.suppress(ValueError, OSError):
-            out.append({**json.loads(m.read_text()), "dir": str(m.parent)})
+        with contextlib.suppress(ValueError, OSError, TypeError):
+            if not m.is_file() or m.is_symlink() or m.stat().st_size > (1 << 20):
+                continue  # a FIFO would block, a huge file fill memory: not a manifest of ours
+            out.append({**json.loads(m.read_bytes()), "dir": str(m.parent)})
     return out
 
 
@@ -268,54 +285,91 @@ def local_restore(
     log: Callable[[str], None] = lambda s: None,
     verify_after: bool = True,
 ) -> dict[str, Any]:
-    from ..local.specs import mlflow_spec, zenml_spec
+    """All or nothing: every file of the backup is checked and staged before the servers
+    stop; a failure during the swap puts every database back as it was."""
+    from ..local.specs import gcs_spec, mlflow_spec, zenml_spec
+    from . import local_checks as chk
 
     names = LocalNames(name)
     lay, _ = _layout(name, data_dir)
-    src = lay.base / BACKUPS / bid
-    try:
-        manifest = json.loads((src / MANIFEST).read_text())
-    except (OSError, ValueError):
-        known_ids = [m["id"] for m in list_local_backups(name, data_dir)]
-        raise UserError(
-            f"no local backup {bid} in {lay.base / BACKUPS}",
-            f"known: {', '.join(known_ids[-5:])}" if known_ids else "take one with `local backup`",
-        ) from None
+    src = chk.backup_dir(lay.base / BACKUPS, bid)
+    known_ids = [m.get("id", "?") for m in list_local_backups(name, data_dir)]
+    manifest = chk.read_manifest(src, bid, known_ids)
     urls = databases(lay)
-    status = {db: "unchanged" for db in manifest["files"]}
-    failure: UserError | None = None
+    files = manifest["files"]
+    for db in urls:
+        if db not in files:
+            raise UserError(
+                f"local backup {bid} holds no {db} database (its manifest lists "
+                f"{', '.join(files) or 'none'})",
+                "nothing was restored; restore another backup",
+            )
+    for db in files:
+        if db not in urls:
+            raise UserError(f"this rehearsal has no database {echo(db)} to restore")
+    sources = {db: chk.backup_file(src, bid, db, files[db]) for db in urls}
+    for db, path in sources.items():
+        log(f"checking the {db} database of the backup")
+        chk.check_file(bid, db, path, sqlite=_sqlite_path(urls[db]) is not None)
+    swaps: dict[str, Any] = {}
+    for db, url in urls.items():  # MySQL first: its import can fail; the renames hardly can
+        live = _sqlite_path(url)
+        if live is None:
+            swaps[db] = _MysqlSwap(url, sources[db], db, lay.base / ".restore-rollback")
+    for db, url in urls.items():
+        live = _sqlite_path(url)
+        if live is not None:
+            swaps[db] = chk.SqliteSwap(live, sources[db])
+    try:
+        for db, swap in swaps.items():
+            log(f"staging the {db} database")
+            swap.stage()
+    except (OSError, sqlite3.Error) as e:
+        for swap in swaps.values():
+            swap.cleanup()
+        raise UserError(
+            f"local restore of {bid} could not stage a copy: {e}", "nothing was restored"
+        ) from None
+
+    status = {db: "unchanged" for db in urls}
+    failure: str | None = None
     with sv.dir_lock(lay.base):
         state = sv.LocalState.load(lay.base)
         assert state is not None
-        for key in WRITERS:
-            svc = state.services.get(key)
-            if svc is not None:
-                log(f"stopping the {svc.title}")
-                if not sv.stop(svc, timeout=30):
-                    raise UserError(f"could not stop the {svc.title}", "nothing was restored")
-                state.services.pop(key)
-        state.save(lay.base)
         try:
-            for db, file in manifest["files"].items():
-                if db not in urls:
-                    raise UserError(f"this rehearsal has no database {db} to restore")
-
-                def mark(text: str, db: str = db) -> None:
-                    status[db] = text
-
+            for key in WRITERS:
+                svc = state.services.get(key)
+                if svc is not None:
+                    log(f"stopping the {svc.title}")
+                    if not sv.stop(svc, timeout=30):
+                        raise UserError(f"could not stop the {svc.title}")
+                    state.services.pop(key)
+            state.save(lay.base)
+            for db, swap in swaps.items():
                 log(f"restoring the {db} database")
-                _copy_in(urls[db], src / file, db, mark)
+                swap.swap()
                 status[db] = f"restored from {bid}"
-        except UserError as e:
-            failure = e
-        except KeyboardInterrupt:
-            failure = UserError("interrupted by the user")
+        except (UserError, OSError, sqlite3.Error, KeyboardInterrupt) as e:
+            failure = (
+                "interrupted by the user"
+                if isinstance(e, KeyboardInterrupt)
+                else (e.message if isinstance(e, UserError) else f"{type(e).__name__}: {e}")
+            )
+            for db, swap in reversed(list(swaps.items())):
+                try:
+                    swap.undo()
+                    status[db] = "unchanged"
+                except (UserError, OSError, sqlite3.Error) as undo_error:
+                    status[db] = f"NOT put back ({undo_error})"
+        else:
+            for swap in swaps.values():
+                swap.cleanup()
         finally:
-            restarted = _restart(lay, state, names, zenml_spec, mlflow_spec, urls["zenml"], log)
+            restarted = _restart(lay, state, names, (gcs_spec, mlflow_spec, zenml_spec), log)
     if failure is not None:
         data = "; ".join(f"{db}: {s}" for db, s in status.items())
         raise UserError(
-            f"local restore of {bid} failed: {failure.message}. Data: {data}. "
+            f"local restore of {bid} failed: {failure}. Data: {data}. "
             + (
                 "The servers are running again."
                 if restarted is None
@@ -342,17 +396,22 @@ def _restart(
     lay: Any,
     state: sv.LocalState,
     names: LocalNames,
-    zenml_spec: Any,
-    mlflow_spec: Any,
-    db_url: str,
+    spec_makers: tuple[Any, Any, Any],
     log: Callable[[str], None],
 ) -> str | None:
-    """Start MLflow and ZenML again on their ports; an error message, or None."""
+    """Start the emulator (when it is down), MLflow and ZenML again on their ports; an
+    error message, or None."""
+    from ..local.specs import create_buckets
+
+    gcs_spec, mlflow_spec, zenml_spec = spec_makers
     ports, gcs_port = state.ports, state.ports["gcs"]
     specs = {
         "mlflow": mlflow_spec(lay, ports["mlflow"], gcs_port, names),
-        "zenml": zenml_spec(lay, ports["zenml"], gcs_port, db_url),
+        "zenml": zenml_spec(lay, ports["zenml"], gcs_port, _zenml_url(lay)),
     }
+    gcs = state.services.get("gcs")
+    if gcs is None or not gcs.alive():
+        specs = {"gcs": gcs_spec(lay, gcs_port), **specs}
     pairs = []
     try:
         for key, spec in specs.items():
@@ -360,8 +419,18 @@ def _restart(
             svc = sv.start(spec, lay.base)
             state.services[key] = svc
             pairs.append((spec, svc))
+            if key == "gcs":  # the servers read the emulator at start: it must answer first
+                sv.wait_ready([(spec, svc)])
+                create_buckets(svc.url, [names.artifact_bucket, names.mlflow_bucket])
         state.save(lay.base)
-        sv.wait_ready(pairs)
+        sv.wait_ready([p for p in pairs if p[0].name != "gcs"])
     except UserError as e:
+        state.save(lay.base)
         return e.message.splitlines()[0]
     return None
+
+
+def _zenml_url(lay: Any) -> str:
+    from ..local.rehearsal import _resolve_db_url
+
+    return _resolve_db_url(lay, None)

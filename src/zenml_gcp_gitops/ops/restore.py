@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..config import echo
 from ..errors import UserError
 from . import sqladmin, writers
 from .backup import BackupDeps, OpsTarget, backup_id, export_name, read_manifest
@@ -66,15 +67,17 @@ def parse_point_in_time(text: str) -> str:
         t += "Z"
     try:
         when = datetime.fromisoformat(t.replace("Z", "+00:00"))
-    except ValueError:
+        if when.tzinfo is not None:
+            when.astimezone(UTC)  # an offset past the year's edge overflows here
+    except (ValueError, OverflowError):
         raise UserError(
-            f"--point-in-time {text!r} is not a time",
+            f"--point-in-time {echo(text)} is not a time",
             "use RFC 3339 in UTC, e.g. 2026-01-31T12:00:00Z",
         ) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     if when > datetime.now(UTC):
-        raise UserError(f"--point-in-time {text} is in the future", "pick a past time")
+        raise UserError(f"--point-in-time {echo(text)} is in the future", "pick a past time")
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -96,7 +99,7 @@ def plan(target: OpsTarget, source: Source, deps: RestoreDeps) -> dict[str, Any]
         if run is None or run.get("status") != "SUCCESSFUL":
             known = ", ".join(k for k, r in runs.items() if r.get("status") == "SUCCESSFUL")
             raise UserError(
-                f"instance {inst} has no successful backup run {source.ref}",
+                f"instance {inst} has no successful backup run {echo(source.ref)}",
                 f"successful runs: {known or 'none'} (`backup list` shows them)",
             )
         out["overwrites"] = [f"the whole instance {inst} (every database)"]

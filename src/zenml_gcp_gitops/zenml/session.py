@@ -18,6 +18,7 @@ tries (ZenML's own session retries up to 5/8/10 times with back-off, minutes on 
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -144,6 +145,12 @@ def wait_healthy(
                 last = f"HTTP {r.status}"
         except urllib.error.HTTPError as e:
             last = f"HTTP {e.code}"
+        except http.client.HTTPException as e:
+            # Something answers on the port, but not in HTTP: waiting will not change that.
+            raise ServiceUnavailable(
+                f"{url} does not speak HTTP (it answered: {type(e).__name__})",
+                "check the URL and port: they must be the ZenML server's",
+            ) from None
         except (OSError, ValueError) as e:
             reason = getattr(e, "reason", None)
             last = str(reason) if reason else e.__class__.__name__
@@ -182,7 +189,7 @@ def check_server(
             url.rstrip("/") + "/api/v1/info",
             timeout=10 if deadline is None else max(0.1, min(10.0, deadline.left())),
         )
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, http.client.HTTPException) as e:
         if deadline is not None and deadline.expired():
             raise deadline.error(url) from None
         raise ServiceUnavailable(
