@@ -98,8 +98,17 @@ class FakeSqlAdmin:
             if self._left[name] <= 0:
                 finish, key = self._finish[name]
                 op["status"] = "DONE"
-                if key in self.fail:
-                    op["error"] = {"errors": [{"code": "ERROR", "message": self.fail[key]}]}
+                # a knob ending in "*" fails every call whose key starts with the rest
+                hit = next(
+                    (
+                        k
+                        for k in self.fail
+                        if k == key or (k.endswith("*") and key.startswith(k[:-1]))
+                    ),
+                    None,
+                )
+                if hit is not None:
+                    op["error"] = {"errors": [{"code": "ERROR", "message": self.fail[hit]}]}
                     self.calls.append(f"failed:{key}")
                 else:
                     finish()

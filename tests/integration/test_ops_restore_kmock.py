@@ -422,21 +422,22 @@ def test_a_clone_that_cannot_be_deleted_is_an_error_and_the_retry_cleans_it_up(
     when = rs.parse_point_in_time("2026-05-04T10:00:00Z")
     sql.history[when] = BEFORE
     first_at, retry_at = datetime(2030, 5, 8, 9, tzinfo=UTC), datetime(2030, 5, 8, 9, 5, tzinfo=UTC)
-    first = rs.clone_name(N.sql_instance, first_at)
-    sql.fail[f"delete_instance:{first}"] = "INTERNAL_ERROR backend unavailable"
+    knob = f"delete_instance:{N.sql_instance}-pitr-*"
+    sql.fail[knob] = "INTERNAL_ERROR backend unavailable"
     log: list[str] = []
     with pytest.raises(UserError) as e:
         rs.run_restore(target(), rs.Source("point_in_time", when),
                        pitr_deps(sql, storage, c, log, first_at))  # fmt: skip
+    [first] = [name for name in sql.instances if name != N.sql_instance]  # billed until deleted
     assert f"could not delete the point-in-time clone {first}" in e.value.message
     assert (
         f"gcloud sql instances patch {first} --no-deletion-protection --project acme-ml-prod && "
         f"gcloud sql instances delete {first} --project acme-ml-prod --quiet"
     ) in (e.value.hint or "")
     assert not [line for line in log if "suspending" in line]  # nothing else was touched
-    assert sql.instances[N.sql_instance].databases == AFTER and first in sql.instances
+    assert sql.instances[N.sql_instance].databases == AFTER
 
-    del sql.fail[f"delete_instance:{first}"]
+    del sql.fail[knob]
     sql.instances[first].deletion_protection = True  # as a clone of a protected instance
     log.clear()
     rs.run_restore(target(), rs.Source("point_in_time", when),
