@@ -31,6 +31,7 @@ class FakeInstance:
     deletion_protection: bool = False
     service_account: str = "p123456789-abcdef@gcp-sa-cloud-sql.iam.gserviceaccount.com"
     run_meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # backup run -> fields
+    labels: dict[str, str] = field(default_factory=dict)  # settings.userLabels
 
 
 class FakeSqlAdmin:
@@ -125,7 +126,10 @@ class FakeSqlAdmin:
             "name": instance,
             "state": "RUNNABLE",
             "serviceAccountEmailAddress": inst.service_account,
-            "settings": {"deletionProtectionEnabled": inst.deletion_protection},
+            "settings": {
+                "deletionProtectionEnabled": inst.deletion_protection,
+                "userLabels": dict(inst.labels),
+            },
         }
 
     def list_instances(self) -> list[dict[str, Any]]:
@@ -233,6 +237,7 @@ class FakeSqlAdmin:
                 destination, past, deletion_protection=source.deletion_protection
             )
             clone.service_account = self.clone_service_account or source.service_account
+            clone.labels = dict(source.labels)  # a clone copies the source's settings
 
         return self._start(instance, "CLONE", f"clone:{destination}", finish)
 

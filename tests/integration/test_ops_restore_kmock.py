@@ -418,7 +418,10 @@ def test_a_clone_that_cannot_be_deleted_is_an_error_and_the_retry_cleans_it_up(
 ) -> None:
     c, _ = cluster
     sql = FakeSqlAdmin(storage)
-    sql.add_instance(N.sql_instance, {k: list(v) for k, v in AFTER.items()})
+    sql.add_instance(N.sql_instance, {k: list(v) for k, v in AFTER.items()}).labels = N.labels
+    # named like a clone, but not carrying the deployment's labels: not ours, never deleted
+    lookalike = rs.clone_name(N.sql_instance, datetime(2030, 1, 1, tzinfo=UTC))
+    sql.add_instance(lookalike, {})
     when = rs.parse_point_in_time("2026-05-04T10:00:00Z")
     sql.history[when] = BEFORE
     first_at, retry_at = datetime(2030, 5, 8, 9, tzinfo=UTC), datetime(2030, 5, 8, 9, 5, tzinfo=UTC)
@@ -428,7 +431,7 @@ def test_a_clone_that_cannot_be_deleted_is_an_error_and_the_retry_cleans_it_up(
     with pytest.raises(UserError) as e:
         rs.run_restore(target(), rs.Source("point_in_time", when),
                        pitr_deps(sql, storage, c, log, first_at))  # fmt: skip
-    [first] = [name for name in sql.instances if name != N.sql_instance]  # billed until deleted
+    [first] = [n for n in sql.instances if n not in (N.sql_instance, lookalike)]  # still billed
     assert f"could not delete the point-in-time clone {first}" in e.value.message
     assert (
         f"gcloud sql instances patch {first} --no-deletion-protection --project acme-ml-prod && "
@@ -443,7 +446,7 @@ def test_a_clone_that_cannot_be_deleted_is_an_error_and_the_retry_cleans_it_up(
     rs.run_restore(target(), rs.Source("point_in_time", when),
                    pitr_deps(sql, storage, c, log, retry_at))  # fmt: skip
     assert f"found the clone {first} an earlier restore left" in log
-    assert list(sql.instances) == [N.sql_instance]
+    assert sorted(sql.instances) == sorted([N.sql_instance, lookalike])
     assert rs.clone_name(N.sql_instance, retry_at) != first  # a name Cloud SQL still holds
     assert sql.instances[N.sql_instance].databases == BEFORE
     assert servers_state(c) == UP

@@ -157,9 +157,13 @@ def delete_clone(target: OpsTarget, clone: str, deps: RestoreDeps) -> None:
 
 
 def _remove_earlier_clones(target: OpsTarget, deps: RestoreDeps) -> None:
+    """Delete clones earlier runs left: our name pattern, and the deployment's labels, which a
+    clone copies from the instance. Anything else is not ours and stays."""
+    labels = target.cfg.names.labels
     for inst in deps.sql.list_instances():
         name = str(inst.get("name") or "")
-        if _our_clone(target.sql_instance, name):
+        have = (inst.get("settings") or {}).get("userLabels") or {}
+        if _our_clone(target.sql_instance, name) and labels.items() <= have.items():
             deps.log(f"found the clone {name} an earlier restore left")
             delete_clone(target, name, deps)
 
