@@ -31,7 +31,6 @@ class FakeInstance:
     deletion_protection: bool = False
     service_account: str = "p123456789-abcdef@gcp-sa-cloud-sql.iam.gserviceaccount.com"
     run_meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # backup run -> fields
-    labels: dict[str, str] = field(default_factory=dict)  # settings.userLabels
 
 
 class FakeSqlAdmin:
@@ -126,10 +125,7 @@ class FakeSqlAdmin:
             "name": instance,
             "state": "RUNNABLE",
             "serviceAccountEmailAddress": inst.service_account,
-            "settings": {
-                "deletionProtectionEnabled": inst.deletion_protection,
-                "userLabels": dict(inst.labels),
-            },
+            "settings": {"deletionProtectionEnabled": inst.deletion_protection},
         }
 
     def list_instances(self) -> list[dict[str, Any]]:
@@ -237,7 +233,6 @@ class FakeSqlAdmin:
                 destination, past, deletion_protection=source.deletion_protection
             )
             clone.service_account = self.clone_service_account or source.service_account
-            clone.labels = dict(source.labels)  # a clone copies the source's settings
 
         return self._start(instance, "CLONE", f"clone:{destination}", finish)
 

@@ -418,19 +418,21 @@ def test_a_clone_that_cannot_be_deleted_is_an_error_and_the_retry_cleans_it_up(
 ) -> None:
     c, _ = cluster
     sql = FakeSqlAdmin(storage)
-    sql.add_instance(N.sql_instance, {k: list(v) for k, v in AFTER.items()}).labels = N.labels
-    # named like a clone, but not carrying the deployment's labels: not ours, never deleted
+    sql.add_instance(N.sql_instance, {k: list(v) for k, v in AFTER.items()})
+    # named like a clone, but no restore of ours made it: never deleted
     lookalike = rs.clone_name(N.sql_instance, datetime(2030, 1, 1, tzinfo=UTC))
     sql.add_instance(lookalike, {})
+    record: dict[str, dict[str, str]] = {}  # the deployment record's pitr_clones
     when = rs.parse_point_in_time("2026-05-04T10:00:00Z")
     sql.history[when] = BEFORE
     first_at, retry_at = datetime(2030, 5, 8, 9, tzinfo=UTC), datetime(2030, 5, 8, 9, 5, tzinfo=UTC)
     knob = f"delete_instance:{N.sql_instance}-pitr-*"
     sql.fail[knob] = "INTERNAL_ERROR backend unavailable"
     log: list[str] = []
+    d = pitr_deps(sql, storage, c, log, first_at)
+    d.save_clones = lambda clones: record.update(clones=clones)
     with pytest.raises(UserError) as e:
-        rs.run_restore(target(), rs.Source("point_in_time", when),
-                       pitr_deps(sql, storage, c, log, first_at))  # fmt: skip
+        rs.run_restore(target(), rs.Source("point_in_time", when), d)
     [first] = [n for n in sql.instances if n not in (N.sql_instance, lookalike)]  # still billed
     assert f"could not delete the point-in-time clone {first}" in e.value.message
     assert (
@@ -442,11 +444,14 @@ def test_a_clone_that_cannot_be_deleted_is_an_error_and_the_retry_cleans_it_up(
 
     del sql.fail[knob]
     sql.instances[first].deletion_protection = True  # as a clone of a protected instance
+    assert list(record["clones"]) == [first]  # recorded as ours before it was made
     log.clear()
-    rs.run_restore(target(), rs.Source("point_in_time", when),
-                   pitr_deps(sql, storage, c, log, retry_at))  # fmt: skip
+    d = pitr_deps(sql, storage, c, log, retry_at)  # a new process: it knows the record only
+    d.clones, d.save_clones = dict(record["clones"]), lambda clones: record.update(clones=clones)
+    rs.run_restore(target(), rs.Source("point_in_time", when), d)
     assert f"found the clone {first} an earlier restore left" in log
     assert sorted(sql.instances) == sorted([N.sql_instance, lookalike])
+    assert record["clones"] == {}
     assert rs.clone_name(N.sql_instance, retry_at) != first  # a name Cloud SQL still holds
     assert sql.instances[N.sql_instance].databases == BEFORE
     assert servers_state(c) == UP

@@ -188,6 +188,13 @@ def restore(
             record.operations["servers_stopped"] = state
         store.save(record)
 
+    def save_clones(clones: dict[str, str]) -> None:
+        if clones:
+            record.operations["pitr_clones"] = clones
+        else:
+            record.operations.pop("pitr_clones", None)
+        store.save(record)
+
     deps = rs.RestoreDeps(
         sql=base.sql,
         storage=base.storage,
@@ -196,6 +203,8 @@ def restore(
         kube=kube_of(record, services),
         journal=journal,
         saved=record.operations.get("servers_stopped"),
+        clones=dict(record.operations.get("pitr_clones") or {}),
+        save_clones=save_clones,
         verify_servers=None if no_verify else servers_of(cfg, record, options, services),
     )
     info = rs.plan(target, source, deps)

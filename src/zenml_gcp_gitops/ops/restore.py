@@ -16,7 +16,8 @@ Sources:
   inherits the instance's deletion protection (turned off before it is deleted), and exports
   as its own service account (granted on the backup bucket for the export when it is not the
   instance's). A clone that cannot be deleted is an error naming the commands; the next run
-  deletes clones that earlier runs left before it clones again.
+  deletes the clones that earlier runs recorded (in the deployment record) before it clones
+  again.
 
 Whatever fails after the servers were stopped, they are started again and the error says
 what state each database is in.
@@ -61,6 +62,10 @@ class RestoreDeps(BackupDeps):
     # the writers' saved state is kept here while they are down (the deployment record)
     journal: Callable[[dict[str, Any] | None], None] = lambda state: None
     saved: dict[str, Any] | None = None  # from an interrupted earlier restore
+    # the PITR clones made and not yet deleted, kept in the deployment record: what proves a
+    # leftover clone is ours (name -> when it was made)
+    clones: dict[str, str] = field(default_factory=dict)
+    save_clones: Callable[[dict[str, str]], None] = lambda clones: None
     verify_servers: Servers | None = None
 
 
@@ -157,15 +162,19 @@ def delete_clone(target: OpsTarget, clone: str, deps: RestoreDeps) -> None:
 
 
 def _remove_earlier_clones(target: OpsTarget, deps: RestoreDeps) -> None:
-    """Delete clones earlier runs left: our name pattern, and the deployment's labels, which a
-    clone copies from the instance. Anything else is not ours and stays."""
-    labels = target.cfg.names.labels
-    for inst in deps.sql.list_instances():
-        name = str(inst.get("name") or "")
-        have = (inst.get("settings") or {}).get("userLabels") or {}
-        if _our_clone(target.sql_instance, name) and labels.items() <= have.items():
+    """Delete the clones earlier runs made and recorded (and our name pattern). An instance
+    that is not in the record is not ours and stays."""
+    existing = {str(i.get("name") or "") for i in deps.sql.list_instances()}
+    for name in list(deps.clones):
+        if name in existing and _our_clone(target.sql_instance, name):
             deps.log(f"found the clone {name} an earlier restore left")
             delete_clone(target, name, deps)
+        _forget(deps, name)
+
+
+def _forget(deps: RestoreDeps, clone: str) -> None:
+    deps.clones.pop(clone, None)
+    deps.save_clones(dict(deps.clones))
 
 
 def _clone_and_export(target: OpsTarget, when: str, deps: RestoreDeps) -> dict[str, str]:
@@ -186,6 +195,8 @@ def _clone_and_export(target: OpsTarget, when: str, deps: RestoreDeps) -> dict[s
         )
 
     deps.log(f"cloning {target.sql_instance} at {when} into {clone}")
+    deps.clones[clone] = deps.now().isoformat(timespec="seconds")
+    deps.save_clones(dict(deps.clones))  # before the clone exists: a crash cannot lose it
     exports: dict[str, str] = {}
     failure: UserError | None = None
     granted: str | None = None
@@ -213,6 +224,7 @@ def _clone_and_export(target: OpsTarget, when: str, deps: RestoreDeps) -> dict[s
             if failure is None:
                 raise
             raise UserError(f"{failure.message}; and {e.message}", e.hint) from None
+    _forget(deps, clone)
     if failure is not None:
         raise failure
     return exports
