@@ -420,7 +420,7 @@ def test_a_clone_that_cannot_be_deleted_is_an_error_and_the_retry_cleans_it_up(
     sql = FakeSqlAdmin(storage)
     sql.add_instance(N.sql_instance, {k: list(v) for k, v in AFTER.items()})
     # named like a clone, but no restore of ours made it: never deleted
-    lookalike = rs.clone_name(N.sql_instance, datetime(2030, 1, 1, tzinfo=UTC))
+    lookalike = f"{N.sql_instance}-pitr-20300101t000000"
     sql.add_instance(lookalike, {})
     record: dict[str, dict[str, str]] = {}  # the deployment record's pitr_clones
     when = rs.parse_point_in_time("2026-05-04T10:00:00Z")
