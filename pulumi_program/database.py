@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_gcp as gcp
@@ -14,7 +14,6 @@ from ._base import Component, create_only
 DATABASE_VERSION = "MYSQL_8_0"
 BACKUP_START = "03:00"  # UTC
 RETAINED_BACKUPS = 14
-LOG_RETENTION_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -33,6 +32,9 @@ class DatabaseArgs:
     kms_key: pulumi.Input[str] | None = None  # CMEK; set when the instance is created only
     kms_ready: Sequence[pulumi.Resource] = ()  # the Cloud SQL agent's grant on the key
     retained_backups: int = RETAINED_BACKUPS
+    # binary logs for point-in-time recovery; Cloud SQL wants fewer days than retained backups
+    log_retention_days: int = 7
+    flags: dict[str, str] = field(default_factory=dict)  # config.SQL_DATABASE_FLAGS
 
 
 class Database(Component):
@@ -66,6 +68,10 @@ class Database(Component):
                 deletion_protection_enabled=args.deletion_protection,
                 disk_autoresize=True,
                 disk_type="PD_SSD",
+                database_flags=[
+                    gcp.sql.DatabaseInstanceSettingsDatabaseFlagArgs(name=k, value=v)
+                    for k, v in sorted(args.flags.items())
+                ],
                 ip_configuration=gcp.sql.DatabaseInstanceSettingsIpConfigurationArgs(
                     ipv4_enabled=False,
                     private_network=args.network_id,
@@ -75,7 +81,7 @@ class Database(Component):
                     enabled=True,
                     binary_log_enabled=True,
                     start_time=BACKUP_START,
-                    transaction_log_retention_days=LOG_RETENTION_DAYS,
+                    transaction_log_retention_days=args.log_retention_days,
                     backup_retention_settings=gcp.sql.DatabaseInstanceSettingsBackupConfigurationBackupRetentionSettingsArgs(
                         retained_backups=args.retained_backups, retention_unit="COUNT"
                     ),

@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 import pulumi_gcp as gcp
 
-from zenml_gcp_gitops.config import DeploymentConfig
+from zenml_gcp_gitops.config import SQL_DATABASE_FLAGS, DeploymentConfig
 from zenml_gcp_gitops.gitops.images import admission_patterns
 from zenml_gcp_gitops.outputs import InfraOutputs
 from zenml_gcp_gitops.replace_guard import set_protection
@@ -157,6 +157,8 @@ def build(
             kms_ready=kms.grant("sqladmin.googleapis.com"),
             # one automated backup a day: keep as many days as the exports
             retained_backups=cfg.backup_retention_days,
+            log_retention_days=cfg.sql_log_retention_days,
+            flags=dict(SQL_DATABASE_FLAGS),
         ),
         pulumi.ResourceOptions(depends_on=[apis, network.psa_connection]),
     )

@@ -24,6 +24,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
+from .sql_settings import SQL_DATABASE_FLAGS as SQL_DATABASE_FLAGS  # the instance's flags
+from .sql_settings import log_retention_days
 
 PULUMI_PROJECT = "zenml-gcp-gitops"
 SECRET_MARK = "[secret]"  # what stands in every output for a secret value
@@ -175,12 +177,18 @@ class DeploymentConfig(BaseModel):
     github_repo_id: int | None = Field(default=None, ge=1)
     github_owner_id: int | None = Field(default=None, ge=1)
     github_ref: str | None = None
-    backup_retention_days: int = Field(default=30, ge=1, le=365)
+    backup_retention_days: int = Field(default=30, le=365)
     ha: bool = False
     dns_zone: str | None = None
     create_dns_zone: bool = False
     acme_challenge: Literal["http01", "dns01"] = "http01"
     estimate: Estimate = Field(default_factory=Estimate)
+
+    @field_validator("backup_retention_days")
+    @classmethod
+    def _backup_retention(cls, v: int) -> int:
+        log_retention_days(v)  # raises with the rule when v is too small
+        return v
 
     @field_validator("project")
     @classmethod
@@ -408,6 +416,11 @@ class DeploymentConfig(BaseModel):
                     f"{field}"
                 )
         return self
+
+    @property
+    def sql_log_retention_days(self) -> int:
+        """Days of binary logs (point-in-time recovery), fewer than the retained backups."""
+        return log_retention_days(self.backup_retention_days)
 
     @property
     def sql_availability_effective(self) -> str:

@@ -8,11 +8,18 @@ The rehearsal writes the same file with real values, pointed at its own database
 
 MLflow's first auth migration names two foreign keys `fk_user_id`, which MySQL refuses (names
 are unique per database; mlflow/mlflow#9642), so on MySQL the server cannot create its user
-tables. `SCHEMA_BOOTSTRAP` runs before it (an init container with the MLflow image in the
-cluster): on a MySQL database without users table it creates the three tables of that first
-migration with distinct key names and no migration record. MLflow then treats the database as
-one made before it tracked migrations: it records the first migration as done and applies the
-later ones itself. Anywhere else (SQLite, a database already set up) it changes nothing.
+tables. `SCHEMA_BOOTSTRAP` runs first: on a MySQL database without users table it creates the
+three tables of that first migration, the key of `experiment_permissions` named as upstream
+names it (`fk_user_id`) and the other one `fk_model_perm_user_id`, with no migration record.
+MLflow then treats the database as one made before it tracked migrations: it records the
+first migration as done and applies the later ones. Anywhere else (SQLite, a database already
+set up) it changes nothing.
+
+`MIGRATE` is what the cluster runs once per sync of the MLflow app, before the servers start
+(an Argo CD PreSync Job with the MLflow image): the bootstrap, MLflow's auth migrations, the
+admin account (created, or its password set to the one in Secret Manager), then the tracking
+schema (created on an empty database, else upgraded). The servers then find every schema at
+its head and change nothing: two replicas never migrate at once.
 
 The file is read with `configparser`, where `%` starts an interpolation: the generated
 passwords are alphanumeric, and `%` in any value is doubled here.
@@ -102,3 +109,31 @@ if engine.dialect.name == "mysql" and not sa.inspect(engine).has_table("users"):
     print("created the MLflow auth tables")
 engine.dispose()
 """
+
+
+# Run as `python -c MIGRATE` with MLFLOW_AUTH_CONFIG_PATH and MLFLOW_BACKEND_STORE_URI set.
+MIGRATE = (
+    SCHEMA_BOOTSTRAP
+    + """\
+from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+from mlflow.store.db import utils as tracking
+m = conf["mlflow"]
+auth = SqlAlchemyStore()
+auth.init_db(m["database_uri"])
+admin, password = m["admin_username"], m["admin_password"]
+if not auth.has_user(admin):
+    auth.create_user(admin, password, is_admin=True)
+    print("created the MLflow admin account")
+elif not auth.authenticate_user(admin, password):
+    auth.update_user(admin, password=password)
+    print("set the MLflow admin password from the secret")
+auth.engine.dispose()
+store = tracking.create_sqlalchemy_engine_with_retry(os.environ["MLFLOW_BACKEND_STORE_URI"])
+if tracking._all_tables_exist(store):
+    tracking._upgrade_db(store)
+else:
+    tracking._initialize_tables(store)
+print("MLflow tracking schema at", tracking._get_schema_version(store))
+store.dispose()
+"""
+)

@@ -188,6 +188,8 @@ class SqlAdminRoutes(Routes):
         try:
             if name == "operations.get":
                 return dict(f.get_operation(seg[4]))
+            if name == "instances.list":
+                return self.page(f.list_instances(), "items", query, "maxResults")
             inst = seg[4]
             if name == "instances.get":
                 return dict(f.get_instance(inst))
@@ -197,6 +199,8 @@ class SqlAdminRoutes(Routes):
                 return dict(f.delete_instance(inst))
             if name == "backupRuns.insert":
                 return dict(f.create_backup_run(inst, body.get("description", "")))
+            if name == "backupRuns.delete":
+                return dict(f.delete_backup_run(inst, seg[6]))
             if name == "backupRuns.list":
                 return self.page(f.list_backup_runs(inst), "items", query, "maxResults")
             if name == "instances.export":

@@ -11,6 +11,10 @@ in tests/fakes/google_rest.py turns it into Google's error body): a missing inst
 existing clone destination (409), deleting an instance with deletion protection (400),
 creating an existing database (409), deleting a missing one (404), an import into a database
 that does not exist (the operation fails).
+Also as the API does: a clone inherits its source's deletion protection; deleting a protected
+instance is refused when asked (HTTP 400) until the protection is patched off; a name in use,
+or deleted in the last week, cannot be taken by a clone; backup runs carry their type,
+description and start time.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ class FakeInstance:
     backup_runs: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     busy: str | None = None  # name of the running operation
     deletion_protection: bool = False
+    service_account: str = "p123456789-abcdef@gcp-sa-cloud-sql.iam.gserviceaccount.com"
+    run_meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # backup run -> fields
 
 
 class FakeSqlAdmin:
@@ -57,9 +63,20 @@ class FakeSqlAdmin:
         self.calls: list[str] = []
         self.fail: dict[str, str] = {}  # call key ("import:mlflow", "export:zenml", ...) -> message
         self.history: dict[str, dict[str, list[str]]] = {}  # "time" -> databases (for PITR)
+        self.deleted: set[str] = set()  # names Cloud SQL keeps from reuse for a week
+        self.now = "2030-01-01T00:00:00Z"  # the startTime of the next backup run
+        # (bucket, service account) -> may it write there; None: every account may
+        self.bucket_access: Any = None
+        self.clone_service_account: str | None = None  # a clone's own account, if not the source's
 
-    def add_instance(self, name: str, databases: dict[str, list[str]]) -> FakeInstance:
-        inst = FakeInstance(name, {k: list(v) for k, v in databases.items()})
+    def add_instance(
+        self, name: str, databases: dict[str, list[str]], deletion_protection: bool = False
+    ) -> FakeInstance:
+        inst = FakeInstance(
+            name,
+            {k: list(v) for k, v in databases.items()},
+            deletion_protection=deletion_protection,
+        )
         self.instances[name] = inst
         return inst
 
@@ -105,8 +122,17 @@ class FakeSqlAdmin:
             if self._left[name] <= 0:
                 finish, key = self._finish[name]
                 op["status"] = "DONE"
-                if key in self.fail:
-                    op["error"] = {"errors": [{"code": "ERROR", "message": self.fail[key]}]}
+                # a knob ending in "*" fails every call whose key starts with the rest
+                hit = next(
+                    (
+                        k
+                        for k in self.fail
+                        if k == key or (k.endswith("*") and key.startswith(k[:-1]))
+                    ),
+                    None,
+                )
+                if hit is not None:
+                    op["error"] = {"errors": [{"code": "ERROR", "message": self.fail[hit]}]}
                     self.calls.append(f"failed:{key}")
                 else:
                     try:
@@ -124,13 +150,16 @@ class FakeSqlAdmin:
         inst = self.instances.get(instance)
         if inst is None:
             raise _no_instance()
-        settings = {"deletionProtectionEnabled": inst.deletion_protection}
         return {
             "name": instance,
             "project": self.project,
             "state": "RUNNABLE",
-            "settings": settings,
+            "serviceAccountEmailAddress": inst.service_account,
+            "settings": {"deletionProtectionEnabled": inst.deletion_protection},
         }
+
+    def list_instances(self) -> list[dict[str, Any]]:
+        return [self.get_instance(name) for name in self.instances]
 
     def patch_instance(self, instance: str, body: dict[str, Any]) -> dict[str, Any]:
         """instances.patch; only settings.deletionProtectionEnabled has an effect here."""
@@ -143,7 +172,11 @@ class FakeSqlAdmin:
             if flag is not None:
                 inst.deletion_protection = bool(flag)
 
-        return self._start(instance, "UPDATE", f"patch:{instance}", finish)
+        key = f"protect:{instance}={bool(flag)}" if flag is not None else f"patch:{instance}"
+        return self._start(instance, "UPDATE", key, finish)
+
+    def set_deletion_protection(self, instance: str, enabled: bool) -> dict[str, Any]:
+        return self.patch_instance(instance, {"settings": {"deletionProtectionEnabled": enabled}})
 
     def _inst(self, instance: str) -> FakeInstance:
         if instance not in self.instances:
@@ -165,18 +198,30 @@ class FakeSqlAdmin:
     def create_backup_run(self, instance: str, description: str) -> dict[str, Any]:
         run_id = str(1700000000000 + next(self._ids))
         inst = self._inst(instance)
+        meta = {"type": "ON_DEMAND", "description": description, "startTime": self.now}
 
         def finish() -> None:
             inst.backup_runs[run_id] = {k: list(v) for k, v in inst.databases.items()}
+            inst.run_meta[run_id] = meta
 
         return self._start(instance, "BACKUP_VOLUME", "backup_run", finish,
                            {"backupContext": {"backupId": run_id}})  # fmt: skip
 
     def list_backup_runs(self, instance: str) -> list[dict[str, Any]]:
+        inst = self._inst(instance)
         return [
-            {"id": rid, "status": "SUCCESSFUL", "type": "ON_DEMAND"}
-            for rid in self._inst(instance).backup_runs
+            {"id": rid, "status": "SUCCESSFUL", "type": "ON_DEMAND", **inst.run_meta.get(rid, {})}
+            for rid in inst.backup_runs
         ]
+
+    def delete_backup_run(self, instance: str, backup_run_id: str) -> dict[str, Any]:
+        inst = self._inst(instance)
+
+        def finish() -> None:
+            inst.backup_runs.pop(backup_run_id)
+            inst.run_meta.pop(backup_run_id, None)
+
+        return self._start(instance, "DELETE_BACKUP", f"delete_run:{backup_run_id}", finish)
 
     def _bucket_obj(self, uri: str) -> tuple[str, str]:
         bucket, _, name = uri.removeprefix("gs://").partition("/")
@@ -184,6 +229,14 @@ class FakeSqlAdmin:
 
     def export_sql(self, instance: str, uri: str, database: str) -> dict[str, Any]:
         inst = self._inst(instance)
+
+        bucket, _ = self._bucket_obj(uri)
+        if self.bucket_access is not None and not self.bucket_access(bucket, inst.service_account):
+            self.fail.setdefault(
+                f"export:{database}@{instance}",
+                f"403 The service account {inst.service_account} does not have the required "
+                f"permissions for the bucket {bucket}",
+            )
 
         def finish() -> None:
             bucket, name = self._bucket_obj(uri)
@@ -226,23 +279,28 @@ class FakeSqlAdmin:
         return self._start(instance, "RESTORE_VOLUME", f"restore_run:{backup_run_id}", finish)
 
     def clone(self, instance: str, destination: str, point_in_time: str) -> dict[str, Any]:
-        if destination in self.instances:
+        if destination in self.instances or destination in self.deleted:
             raise SqlApiError(
                 409,
                 "ALREADY_EXISTS",
-                "The Cloud SQL instance already exists.",
+                f"The Cloud SQL instance {destination} already exists or was deleted recently.",
                 "instanceAlreadyExists",
             )
+        source = self._inst(instance)
 
         def finish() -> None:
             past = self.history[point_in_time]
-            self.add_instance(destination, past)
+            clone = self.add_instance(
+                destination, past, deletion_protection=source.deletion_protection
+            )
+            clone.service_account = self.clone_service_account or source.service_account
 
         return self._start(instance, "CLONE", f"clone:{destination}", finish)
 
     def delete_instance(self, instance: str) -> dict[str, Any]:
         inst = self.instances.get(instance)
         if inst is not None and inst.deletion_protection:
+            self.calls.append(f"refused:delete_instance:{instance}")
             raise SqlApiError(
                 400,
                 "FAILED_PRECONDITION",
@@ -250,5 +308,9 @@ class FakeSqlAdmin:
                 "false on the instance, then delete it.",
                 "deletionProtectionEnabled",
             )
-        return self._start(instance, "DELETE", f"delete_instance:{instance}",
-                           lambda: self.instances.pop(instance))  # fmt: skip
+
+        def finish() -> None:
+            self.instances.pop(instance)
+            self.deleted.add(instance)
+
+        return self._start(instance, "DELETE", f"delete_instance:{instance}", finish)

@@ -245,17 +245,32 @@ def test_mlflow_keeps_users_in_mysql_over_tls_and_writes_nothing_under_root(
            and o["metadata"]["name"] == cm_name and o["metadata"]["namespace"] == cr.namespace]  # fmt: skip
     assert cms and ca["key"] in cms[0]["data"]
     assert url.query["ssl_check_hostname"] == "false"
-    # before the server: the schema bootstrap MySQL needs (tests/integration/
-    # test_mlflow_auth_mysql.py runs this very script against TLS-only MariaDB)
+    # before the servers, once per sync: the migration Job (tests/integration/
+    # test_mlflow_auth_mysql.py runs this very script against the Cloud SQL-like MariaDB)
     from zenml_gcp_gitops import mlflow_auth
 
-    (boot,) = [c for c in spec.get("initContainers", []) if c["name"] == "auth-schema"]
-    assert boot["command"] == ["python", "-c", mlflow_auth.SCHEMA_BOOTSTRAP]
-    assert boot["image"] == server["image"]
-    assert {e["name"]: e["value"] for e in boot["env"]} == {"MLFLOW_AUTH_CONFIG_PATH": ini_path}
-    assert _mounted_file(spec, boot, ini_path)["volume"] == src["volume"]
-    assert _mounted_file(spec, boot, url.query["ssl_ca"])["volume"] == ca["volume"]
-    assert boot["securityContext"]["readOnlyRootFilesystem"] is True
+    assert not spec.get("initContainers")  # no pod migrates: two replicas never race
+    (job,) = [o for o in cr.objects if o["kind"] == "Job"]
+    assert job["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "PreSync"
+    jspec = job["spec"]["template"]["spec"]
+    (mig,) = jspec["containers"]
+    assert mig["command"] == ["python", "-c", mlflow_auth.MIGRATE]
+    assert mig["image"] == server["image"]
+    jenv = {e["name"]: e for e in mig["env"]}
+    assert jenv["MLFLOW_AUTH_CONFIG_PATH"]["value"] == ini_path
+    store = make_url(jenv["MLFLOW_BACKEND_STORE_URI"]["value"])
+    assert (store.host, store.port) == (env_cm["data"]["MYSQL_HOST"], 3306)
+    assert store.database == env_cm["data"]["MYSQL_DATABASE"].split("?")[0]
+    assert store.query == {"ssl_ca": url.query["ssl_ca"], "ssl_check_hostname": "false"}
+    sref = {k: jenv[k]["valueFrom"]["secretKeyRef"] for k in ("MYSQL_USERNAME", "MYSQL_PWD")}
+    assert {r["name"] for r in sref.values()} == {cfg.names.k8s_secrets["mlflow_db_password"]}
+    assert _mounted_file(jspec, mig, ini_path)["volume"] == src["volume"]
+    assert _mounted_file(jspec, mig, url.query["ssl_ca"])["volume"] == ca["volume"]
+    assert mig["securityContext"]["readOnlyRootFilesystem"] is True
+    # its pods are not the servers': no Service routes to them
+    svc = next(o for o in cr.objects if o["kind"] == "Service")
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert not svc["spec"]["selector"].items() <= labels.items()
 
 
 # ---------------------------------------------------------------- no ignored values

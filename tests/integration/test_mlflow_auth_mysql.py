@@ -1,9 +1,12 @@
-"""MLflow's users and permissions in MySQL, as the cluster runs them: the basic_auth.ini that
-External Secrets renders (taken from the rendered GitOps tree), TLS-only MariaDB standing in for
-Cloud SQL, two MLflow servers sharing the database (two replicas), and a restart.
+"""MLflow on MySQL as the cluster runs it: the migration Job's script (taken from the rendered
+GitOps tree) migrates the tracking and auth schemas once, then two MLflow servers (two
+replicas) start on them without migrating, share users, survive a restart, and take a new
+admin password on the next run of the Job.
 
-Only the address and the CA file path of the rendered database URL are changed to this
-machine's; the database name, user, TLS options and every other setting are the cluster's.
+The database is MariaDB set up like the Cloud SQL instance (tests/support/zenml_server.py):
+binary logging, the program's database flags, TLS only with a CA the clients verify, users
+with rights on their own database only. Only the address and the CA file path of the rendered
+URLs are changed to this machine's; database names, users and TLS options are the cluster's.
 """
 
 from __future__ import annotations
@@ -11,13 +14,11 @@ from __future__ import annotations
 import base64
 import configparser
 import contextlib
-import datetime as dt
 import json
 import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -29,54 +30,12 @@ import pytest
 
 from tests.conftest import require
 from tests.support.zenml_server import MariaDB, free_port, mariadb_available, start_mariadb
-from zenml_gcp_gitops import mlflow_auth
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "argocd" / "example"
 DB_PASSWORD = "Gen3rAtedAlnum0123456789abcdefXY"  # like the generated ones: alphanumeric
 ADMIN = {"username": "admin", "password": "AdminGen3rated0123456789abcdefXY"}
-
-
-def _tls_files(d: Path) -> dict[str, Path]:
-    """A CA and a server certificate that, like Cloud SQL's, names an instance, not the IP."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = dt.datetime.now(dt.UTC)
-
-    def cert(subject: str, key: Any, issuer: str, signer: Any, ca: bool) -> x509.Certificate:
-        return (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-            .sign(signer, hashes.SHA256())
-        )
-
-    ca_key, srv_key = (
-        ec.generate_private_key(ec.SECP256R1()),
-        ec.generate_private_key(ec.SECP256R1()),
-    )
-    ca = cert("Test Cloud SQL Server CA", ca_key, "Test Cloud SQL Server CA", ca_key, True)
-    srv = cert("acme-ml-prod:zenml-mysql", srv_key, "Test Cloud SQL Server CA", ca_key, False)
-    files = {"ca": d / "server-ca.pem", "cert": d / "server-cert.pem", "key": d / "server-key.pem"}
-    files["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    files["cert"].write_bytes(srv.public_bytes(serialization.Encoding.PEM))
-    files["key"].write_bytes(
-        srv_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    return files
 
 
 def _cluster_ini() -> str:
@@ -97,29 +56,55 @@ def _cluster_ini() -> str:
     return str(es["spec"]["target"]["template"]["data"]["basic_auth.ini"])
 
 
+def _cluster_job() -> dict[str, Any]:
+    """The migration Job's container as the rendered MLflow Application carries it."""
+    from zenml_gcp_gitops.config import build_config
+    from zenml_gcp_gitops.gitops.render import render
+    from zenml_gcp_gitops.outputs import InfraOutputs
+
+    cfg = build_config(EXAMPLE / "config.yaml")
+    out = InfraOutputs.model_validate(json.loads((EXAMPLE / "outputs.json").read_text()))
+    app = render(cfg, out).app("mlflow").manifest
+    (job,) = app["spec"]["source"]["helm"]["valuesObject"]["extraDeploy"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    return dict(container)
+
+
+def _tracking_uri(db: MariaDB, ca: Path) -> str:
+    """The Job's MLFLOW_BACKEND_STORE_URI with the Secret's values and this machine's address."""
+    from sqlalchemy.engine import make_url
+
+    env = {e["name"]: e.get("value") for e in _cluster_job()["env"]}
+    url = make_url(
+        str(env["MLFLOW_BACKEND_STORE_URI"])
+        .replace("$(MYSQL_USERNAME)", "mlflow")
+        .replace("$(MYSQL_PWD)", DB_PASSWORD)
+    )
+    assert url.query["ssl_ca"] == "/etc/cloudsql/server-ca.pem"
+    local = url.set(host="127.0.0.1", port=db.port, query={**url.query, "ssl_ca": str(ca)})
+    return local.render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="module")
 def tls_mariadb() -> Iterator[tuple[MariaDB, dict[str, Path]]]:
     require(None if mariadb_available() else "mariadbd (apt-get install mariadb-server)")
-    certs = Path(tempfile.mkdtemp(prefix="zgg-sqltls-"))
-    tls = _tls_files(certs)
-    db = start_mariadb(tls=tls)
-    try:
-        import pymysql
-
-        conn = pymysql.connect(unix_socket=str(db.workdir / "mysql.sock"), user="root")
-        with conn.cursor() as cur:  # what Pulumi creates: the database and its own user
-            cur.execute("CREATE USER 'mlflow_auth'@'%%' IDENTIFIED BY %s", (DB_PASSWORD,))
-            for name in ("mlflow_auth", "mlflow_auth_plain"):
-                cur.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
-                cur.execute(f"GRANT ALL ON {name}.* TO 'mlflow_auth'@'%'")
-        conn.commit()
-        conn.close()
-        yield db, tls
+    db = start_mariadb()
+    try:  # what Pulumi creates: each database and its own user
+        db.create_app_user("mlflow", DB_PASSWORD, "mlflow")
+        for name in ("mlflow_auth", "mlflow_auth_plain"):
+            db.create_app_user("mlflow_auth", DB_PASSWORD, name)
+        yield db, db.tls
     finally:
         db.stop()
-        for f in certs.iterdir():
-            f.unlink()
-        certs.rmdir()
+
+
+def _migrate(ini: Path, tracking: str) -> subprocess.CompletedProcess[str]:
+    """What the PreSync Job runs: its command, its two variables."""
+    job = _cluster_job()
+    assert job["command"][:2] == ["python", "-c"]
+    env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_BACKEND_STORE_URI": tracking}
+    return subprocess.run([sys.executable, "-c", job["command"][2]], env=env,
+                          capture_output=True, text=True, timeout=400)  # fmt: skip
 
 
 def _ini_for(db: MariaDB, ca: Path, workdir: Path, database: str = "mlflow_auth") -> Path:
@@ -149,13 +134,18 @@ def _ini_for(db: MariaDB, ca: Path, workdir: Path, database: str = "mlflow_auth"
 
 
 class _Mlflow:
-    def __init__(self, ini: Path, workdir: Path) -> None:
+    def __init__(self, ini: Path, workdir: Path, tracking: str | None = None) -> None:
         self.ini, self.workdir = ini, workdir
+        self.tracking = tracking or f"sqlite:///{workdir / 'tracking.db'}"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        self.launch()
+        self.wait()
+
+    def launch(self) -> None:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
             "MLFLOW_AUTH_CONFIG_PATH": str(self.ini),
@@ -166,11 +156,14 @@ class _Mlflow:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
              "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-             "--backend-store-uri", f"sqlite:///{self.workdir / 'tracking.db'}"],
+             "--backend-store-uri", self.tracking],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             cwd=self.workdir,
         )  # fmt: skip
         log.close()
+
+    def wait(self) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log_tail()
@@ -212,10 +205,25 @@ class _Mlflow:
 SEARCH = "/api/2.0/mlflow/experiments/search?max_results=1"
 
 
-def test_users_live_in_the_mysql_auth_database_shared_by_replicas_and_restarts(
+def _revisions(db: MariaDB) -> dict[str, str]:
+    conn = db.root()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT version_num FROM mlflow.alembic_version")
+            tracking = cur.fetchone()
+            cur.execute("SELECT version_num FROM mlflow_auth.alembic_version_auth")
+            auth = cur.fetchone()
+    finally:
+        conn.close()
+    return {"tracking": tracking[0] if tracking else "", "auth": auth[0] if auth else ""}
+
+
+def test_one_migration_run_then_two_replicas_share_users_and_restart(
     tls_mariadb: tuple[MariaDB, dict[str, Path]], tmp_path: Path
 ) -> None:
     import pymysql
+    from mlflow.server.auth.db.utils import _get_alembic_config
+    from mlflow.store.db.utils import _get_latest_schema_revision
 
     db, tls = tls_mariadb
     # the server takes encrypted connections only: MLflow working below means TLS is on
@@ -224,18 +232,26 @@ def test_users_live_in_the_mysql_auth_database_shared_by_replicas_and_restarts(
                         password=DB_PASSWORD, database="mlflow_auth", connect_timeout=10)  # fmt: skip
 
     ini = _ini_for(db, tls["ca"], tmp_path)
-    # what the init container runs before MLflow (the same script, the same file)
-    boot = [sys.executable, "-c", mlflow_auth.SCHEMA_BOOTSTRAP]
-    env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(ini)}
-    done = subprocess.run(boot, env=env, capture_output=True, text=True, timeout=120)
+    tracking = _tracking_uri(db, tls["ca"])
+    # from empty: MLflow's tracking migrations (they create triggers: binary logging is on and
+    # the user has no SUPER, so this needs the instance's flags) and the auth schema
+    done = _migrate(ini, tracking)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "created the MLflow auth tables" in done.stdout
-    again = subprocess.run(boot, env=env, capture_output=True, text=True, timeout=120)
-    assert again.returncode == 0 and again.stdout == ""  # set up once, then nothing to do
-    first, second = _Mlflow(ini, tmp_path), _Mlflow(ini, tmp_path)
+    assert "created the MLflow admin account" in done.stdout
+    from alembic.script import ScriptDirectory
+
+    auth_head = ScriptDirectory.from_config(_get_alembic_config("")).get_current_head()
+    assert _revisions(db) == {"tracking": _get_latest_schema_revision(), "auth": auth_head}
+
+    first, second = _Mlflow(ini, tmp_path, tracking), _Mlflow(ini, tmp_path, tracking)
     try:
-        first.start()  # applies the later auth migrations and creates the admin account
-        second.start()
+        first.launch()  # two replicas at once, as the Deployment starts them
+        second.launch()
+        first.wait()
+        second.wait()
+        for server in (first, second):  # neither migrated: the Job had done it
+            assert "Creating initial MLflow database tables" not in server.log_tail()
         first.call(ADMIN["username"], ADMIN["password"], "/api/2.0/mlflow/users/create",
                    {"username": "analyst", "password": "Analyst-pw-0123"})  # fmt: skip
         # the other replica knows the user at once: one database, nothing kept per pod
@@ -246,16 +262,63 @@ def test_users_live_in_the_mysql_auth_database_shared_by_replicas_and_restarts(
         with pytest.raises(urllib.error.HTTPError) as bad:
             first.call("analyst", "wrong-password", SEARCH)
         assert bad.value.code == 401
+
+        # a new admin password in Secret Manager: External Secrets renders a new ini, the
+        # next sync runs the Job, and the running servers take the new one
+        new_pw = "AdminRotated0123456789abcdefXYZ"
+        ini.write_text(ini.read_text().replace(ADMIN["password"], new_pw))
+        rotated = _migrate(ini, tracking)  # the next sync: only the password changes
+        assert rotated.returncode == 0, rotated.stderr[-3000:]
+        assert "set the MLflow admin password from the secret" in rotated.stdout
+        assert "created" not in rotated.stdout
+        assert second.call(ADMIN["username"], new_pw, SEARCH) is not None
+        with pytest.raises(urllib.error.HTTPError) as old:
+            second.call(ADMIN["username"], ADMIN["password"], SEARCH)
+        assert old.value.code == 401
     finally:
         first.stop()
         second.stop()
+    assert _revisions(db) == {"tracking": _get_latest_schema_revision(), "auth": auth_head}
     # the users are rows in MySQL, and nothing was written next to the server
-    conn = pymysql.connect(unix_socket=str(db.workdir / "mysql.sock"), user="root")
+    conn = db.root()
     with conn.cursor() as cur:
         cur.execute("SELECT username FROM mlflow_auth.users ORDER BY username")
         assert [r[0] for r in cur.fetchall()] == ["admin", "analyst"]
     conn.close()
-    assert [p.name for p in tmp_path.glob("*.db")] == ["tracking.db"]
+    assert not list(tmp_path.glob("*.db"))
+
+
+# MLflow's tracking migration that creates a trigger (the secrets tables), run alone from the
+# revision before it: the full chain up to it would add a minute and prove nothing more.
+TRIGGER_MIGRATION = ("bf29a5ff90ea", "1bd49d398cd23")
+_ONE_MIGRATION = """\
+import sys
+from alembic import command
+from mlflow.store.db.utils import _get_alembic_config
+cfg = _get_alembic_config(sys.argv[1])
+command.stamp(cfg, sys.argv[2])
+command.upgrade(cfg, sys.argv[3])
+print("migrated")
+"""
+
+
+def test_the_trigger_migration_fails_without_the_instance_flag(tmp_path: Path) -> None:
+    """Binary logging on and no SUPER, as on Cloud SQL, with the flags the program set before
+    (none): MLflow's trigger migration fails with error 1419. With the program's flags it
+    passes (the whole chain, in the test above)."""
+    require(None if mariadb_available() else "mariadbd (apt-get install mariadb-server)")
+    db = start_mariadb(flags={})
+    try:
+        db.create_app_user("mlflow", DB_PASSWORD, "mlflow")
+        done = subprocess.run(
+            [sys.executable, "-c", _ONE_MIGRATION, _tracking_uri(db, db.tls["ca"]),
+             *TRIGGER_MIGRATION],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        db.stop()
+    assert done.returncode != 0
+    assert "1419" in done.stderr and "SUPER privilege" in done.stderr
 
 
 def test_without_the_bootstrap_mlflow_cannot_set_up_its_users_on_mysql(

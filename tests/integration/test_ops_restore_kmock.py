@@ -385,3 +385,170 @@ def test_restore_cli_refuses_without_yes_when_no_tty_and_says_what_is_overwritte
     )
     assert r.exit_code == 2 and "exactly one source" in r.output
     assert json.loads(path.read_text())["name"] == cfg.name
+
+
+def pitr_deps(sql: FakeSqlAdmin, storage: Any, c: FakeCluster, log: list[str],
+              now: datetime) -> rs.RestoreDeps:  # fmt: skip
+    d = restore_deps(sql, storage, c, log, Journal())
+    d.now = lambda: now
+    return d
+
+
+def test_point_in_time_unprotects_the_inherited_clone_before_deleting_it(
+    cluster: tuple[FakeCluster, Controllers], storage: Any
+) -> None:
+    """The instance has deletion protection (the default); its clone inherits it and Cloud
+    SQL refuses to delete a protected instance, so nothing may be left running."""
+    c, _ = cluster
+    sql = FakeSqlAdmin(storage)
+    sql.add_instance(N.sql_instance, {k: list(v) for k, v in AFTER.items()},
+                     deletion_protection=CFG.deletion_protection)  # fmt: skip
+    assert CFG.deletion_protection
+    when = rs.parse_point_in_time("2026-05-04T10:00:00Z")
+    sql.history[when] = BEFORE
+    rs.run_restore(target(), rs.Source("point_in_time", when),
+                   pitr_deps(sql, storage, c, [], datetime(2030, 5, 7, 9, tzinfo=UTC)))  # fmt: skip
+    assert list(sql.instances) == [N.sql_instance]  # no clone left billing
+    clone = rs.clone_name(N.sql_instance, datetime(2030, 5, 7, 9, tzinfo=UTC))
+    steps = [x for x in sql.calls if not x.startswith("done:")]
+    assert steps.index(f"protect:{clone}=False") < steps.index(f"delete_instance:{clone}")
+    assert sql.instances[N.sql_instance].databases == BEFORE
+    assert sql.instances[N.sql_instance].deletion_protection  # the instance keeps its own
+
+
+def test_a_clone_that_cannot_be_deleted_is_an_error_and_the_retry_cleans_it_up(
+    cluster: tuple[FakeCluster, Controllers], storage: Any
+) -> None:
+    c, _ = cluster
+    sql = FakeSqlAdmin(storage)
+    sql.add_instance(N.sql_instance, {k: list(v) for k, v in AFTER.items()})
+    # named like a clone, but no restore of ours made it: never deleted
+    lookalike = f"{N.sql_instance}-pitr-20300101t000000"
+    sql.add_instance(lookalike, {})
+    record: dict[str, dict[str, str]] = {}  # the deployment record's pitr_clones
+    when = rs.parse_point_in_time("2026-05-04T10:00:00Z")
+    sql.history[when] = BEFORE
+    first_at, retry_at = datetime(2030, 5, 8, 9, tzinfo=UTC), datetime(2030, 5, 8, 9, 5, tzinfo=UTC)
+    knob = f"delete_instance:{N.sql_instance}-pitr-*"
+    sql.fail[knob] = "INTERNAL_ERROR backend unavailable"
+    log: list[str] = []
+    d = pitr_deps(sql, storage, c, log, first_at)
+    d.save_clones = lambda clones: record.update(clones=clones)
+    with pytest.raises(UserError) as e:
+        rs.run_restore(target(), rs.Source("point_in_time", when), d)
+    [first] = [n for n in sql.instances if n not in (N.sql_instance, lookalike)]  # still billed
+    assert f"could not delete the point-in-time clone {first}" in e.value.message
+    assert (
+        f"gcloud sql instances patch {first} --no-deletion-protection --project acme-ml-prod && "
+        f"gcloud sql instances delete {first} --project acme-ml-prod --quiet"
+    ) in (e.value.hint or "")
+    assert not [line for line in log if "suspending" in line]  # nothing else was touched
+    assert sql.instances[N.sql_instance].databases == AFTER
+
+    del sql.fail[knob]
+    sql.instances[first].deletion_protection = True  # as a clone of a protected instance
+    assert list(record["clones"]) == [first]  # recorded as ours before it was made
+    log.clear()
+    d = pitr_deps(sql, storage, c, log, retry_at)  # a new process: it knows the record only
+    d.clones, d.save_clones = dict(record["clones"]), lambda clones: record.update(clones=clones)
+    rs.run_restore(target(), rs.Source("point_in_time", when), d)
+    assert f"found the clone {first} an earlier restore left" in log
+    assert sorted(sql.instances) == sorted([N.sql_instance, lookalike])
+    assert record["clones"] == {}
+    assert rs.clone_name(N.sql_instance, retry_at) != first  # a name Cloud SQL still holds
+    assert sql.instances[N.sql_instance].databases == BEFORE
+    assert servers_state(c) == UP
+
+
+class IamStorage:
+    """The emulator's client plus bucket IAM policies, which the emulator does not serve."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.policies: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def bucket(self, name: str) -> Any:
+        from google.api_core.iam import Policy
+
+        outer, b = self, self.inner.bucket(name)
+
+        class Bucket:
+            def __getattr__(self, attr: str) -> Any:
+                return getattr(b, attr)
+
+            def get_iam_policy(self, requested_policy_version: int = 1) -> Any:
+                p = Policy(version=requested_policy_version)
+                for binding in outer.policies.get(name, []):
+                    p.bindings.append({"role": binding["role"], "members": set(binding["members"])})
+                return p
+
+            def set_iam_policy(self, policy: Any) -> Any:
+                outer.policies[name] = [dict(x) for x in policy.bindings]
+                return policy
+
+        return Bucket()
+
+    def members(self, bucket: str) -> set[str]:
+        return {m for x in self.policies.get(bucket, []) for m in x["members"]}
+
+
+def test_a_clone_with_its_own_service_account_is_granted_on_the_bucket_for_the_export_only(
+    cluster: tuple[FakeCluster, Controllers], storage: Any
+) -> None:
+    c, _ = cluster
+    iam = IamStorage(storage)
+    instance_sa = "serviceAccount:p123456789-abcdef@gcp-sa-cloud-sql.iam.gserviceaccount.com"
+    iam.policies[N.backup_bucket] = [  # what the program grants
+        {"role": "roles/storage.objectAdmin", "members": {instance_sa}}
+    ]
+    sql = FakeSqlAdmin(iam)
+    sql.add_instance(N.sql_instance, {k: list(v) for k, v in AFTER.items()})
+    sql.clone_service_account = "p123456789-zyxwvu@gcp-sa-cloud-sql.iam.gserviceaccount.com"
+    sql.bucket_access = lambda bucket, sa: f"serviceAccount:{sa}" in iam.members(bucket)
+    when = rs.parse_point_in_time("2026-05-04T10:00:00Z")
+    sql.history[when] = BEFORE
+    rs.run_restore(target(), rs.Source("point_in_time", when),
+                   pitr_deps(sql, iam, c, [], datetime(2030, 5, 9, tzinfo=UTC)))  # fmt: skip
+    assert sql.instances[N.sql_instance].databases == BEFORE
+    assert iam.members(N.backup_bucket) == {instance_sa}  # the clone's grant is gone again
+
+
+def test_the_backup_run_confirmation_says_the_point_in_time_logs_are_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage: Any
+) -> None:
+    from click.testing import CliRunner
+
+    from zenml_gcp_gitops.cli import cli
+    from zenml_gcp_gitops.cli import ops as ops_cli
+    from zenml_gcp_gitops.record import DeploymentRecord, PhaseRecord, local_record_path
+    from zenml_gcp_gitops.run_options import RunOptions, Services
+
+    monkeypatch.setenv("ZENML_GCP_GITOPS_HOME", str(tmp_path / "home"))
+    cfg = build_config(
+        None, {"project": "acme-ml-prod", "region": "europe-west4", "state": "local"}
+    )
+    rec = DeploymentRecord.new(cfg)
+    rec.phases["infra"] = PhaseRecord(
+        status="succeeded", outputs={"outputs": {"sql_instance": N.sql_instance}}
+    )
+    path = local_record_path(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(rec.model_dump_json())
+    sql = FakeSqlAdmin(storage)
+    sql.add_instance(N.sql_instance, {k: list(v) for k, v in BEFORE.items()})
+    take_backup(sql, storage, BEFORE, datetime(2030, 5, 10, tzinfo=UTC))
+    run_id = next(iter(sql.instances[N.sql_instance].backup_runs))
+    monkeypatch.setattr(ops_cli, "_options", lambda: (
+        RunOptions(no_servers=True),
+        Services(sql_admin=sql, storage_client=storage, kube_api_client=object()),
+    ))  # fmt: skip
+    r = CliRunner().invoke(cli, ["restore", "--backup-run", run_id, "--project", "acme-ml-prod",
+                                 "--region", "europe-west4", "--state", "local", "--no-verify"])  # fmt: skip
+    assert r.exit_code == 1 and "pass --yes" in r.output
+    text = " ".join(r.output.split())
+    assert f"Cloud SQL also erases {N.sql_instance}'s point-in-time logs" in text
+    assert "no time before this restore can be restored with --point-in-time" in text
+    assert not [x for x in sql.calls if x.startswith("restore_run")]

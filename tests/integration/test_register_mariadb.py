@@ -1,5 +1,7 @@
-"""The register and CI tests again, on a ZenML server backed by MariaDB (the closest local
-stand-in for Cloud SQL MySQL). Needs `mariadbd` (skipped without it, failing under CI=true)."""
+"""The register and CI tests again, on a ZenML server backed by MariaDB set up like the Cloud
+SQL instance (tests/support/zenml_server.py: binary logging, the instance's flags, TLS only, a
+user with rights on its own database only). Needs `mariadbd` (skipped without it, failing
+under CI=true)."""
 
 from __future__ import annotations
 
@@ -41,7 +43,9 @@ def server() -> Iterator[ZenServer]:
     require(None if mariadb_available() else "mariadbd (apt-get install mariadb-server)")
     db = start_mariadb()
     try:
-        zs = start_zenml_server(store_url=db.store_url())
+        # ZenML's migrations from empty, through TLS, as the zenml user (no SUPER), under
+        # binary logging: what the server does on its first start in the cluster
+        zs = start_zenml_server(store_url=db.store_url(), extra_env=db.zenml_env())
         try:
             with urllib.request.urlopen(zs.url + "/api/v1/info") as r:
                 info = json.loads(r.read())

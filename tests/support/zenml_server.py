@@ -26,6 +26,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ADMIN_USER = "admin"
 
@@ -170,31 +171,52 @@ def start_zenml_server(
 
 @dataclass
 class MariaDB:
-    """A throwaway MariaDB (`mariadbd`) on a loopback port, for a ZenML `mysql://` store."""
+    """A throwaway MariaDB (`mariadbd`) on a loopback port that behaves like the Cloud SQL
+    instance where the applications can tell: binary logging on (row format), the instance's
+    database flags (config.SQL_DATABASE_FLAGS), TLS only, and application users with all
+    rights on their own database and nothing else (no SUPER, no FILE). Root (no password,
+    over the socket) stands for Pulumi creating databases and users."""
 
     port: int
     workdir: Path
     process: subprocess.Popen[bytes]
+    tls: dict[str, Path]
     password: str = field(default_factory=lambda: "Db-" + secrets.token_urlsafe(12))
 
     def store_url(self, database: str = "zenml") -> str:
         # ZenML insists on a user and password in a MySQL URL
         return f"mysql://zenml:{self.password}@127.0.0.1:{self.port}/{database}"
 
-    def create_user(self) -> None:
-        """A `zenml` user with a password, over the root socket (root has no password)."""
+    def zenml_env(self) -> dict[str, str]:
+        """The TLS settings the cluster gives the ZenML server (argocd/values/zenml.yaml)."""
+        return {
+            "ZENML_STORE_SSL": "true",
+            "ZENML_STORE_SSL_CA": self.tls["ca"].read_text(),
+            "ZENML_STORE_SSL_VERIFY_SERVER_CERT": "false",
+        }
+
+    def root(self) -> Any:
         import pymysql
 
-        conn = pymysql.connect(unix_socket=str(self.workdir / "mysql.sock"), user="root")
+        return pymysql.connect(unix_socket=str(self.workdir / "mysql.sock"), user="root")
+
+    def create_app_user(self, user: str, password: str, database: str) -> None:
+        """What the program makes: the database, and a user with all on it, over TLS only."""
+        conn = self.root()
         try:
             with conn.cursor() as cur:
+                cur.execute(f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4")
                 cur.execute(
-                    "CREATE USER IF NOT EXISTS 'zenml'@'%%' IDENTIFIED BY %s", (self.password,)
+                    f"CREATE USER IF NOT EXISTS '{user}'@'%%' IDENTIFIED BY %s REQUIRE SSL",
+                    (password,),
                 )
-                cur.execute("GRANT ALL PRIVILEGES ON *.* TO 'zenml'@'%'")
+                cur.execute(f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{user}'@'%'")
             conn.commit()
         finally:
             conn.close()
+
+    def create_user(self) -> None:
+        self.create_app_user("zenml", self.password, "zenml")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -213,15 +235,23 @@ def mariadb_available() -> bool:
     return bool(shutil.which("mariadbd") and shutil.which("mariadb-install-db"))
 
 
-def start_mariadb(timeout: float = 60, tls: dict[str, Path] | None = None) -> MariaDB:
-    """Initialise a datadir and start `mariadbd` (root, no password, loopback only). With
-    `tls` ({"ca", "cert", "key"} files) it accepts only encrypted TCP connections, like Cloud
-    SQL with ssl_mode=ENCRYPTED_ONLY."""
-    tls_args = []
-    if tls:
-        tls_args = [f"--ssl-ca={tls['ca']}", f"--ssl-cert={tls['cert']}",
-                    f"--ssl-key={tls['key']}", "--require-secure-transport=ON"]  # fmt: skip
+def start_mariadb(
+    timeout: float = 60,
+    tls: dict[str, Path] | None = None,
+    flags: dict[str, str] | None = None,
+) -> MariaDB:
+    """Initialise a datadir and start `mariadbd` like the Cloud SQL instance (see `MariaDB`).
+    `tls` ({"ca", "cert", "key"}) defaults to a fresh CA in the workdir; `flags` to the
+    program's database flags."""
+    from tests.support.cloudsql_tls import tls_files
+    from zenml_gcp_gitops.config import SQL_DATABASE_FLAGS
+
     wd = Path(tempfile.mkdtemp(prefix="zgg-mariadb-"))
+    tls = tls or tls_files(wd / "tls")
+    flag_args = [
+        f"--{k.replace('_', '-')}={v}"
+        for k, v in (SQL_DATABASE_FLAGS if flags is None else flags).items()
+    ]
     data = wd / "data"
     user = ["--user=root"] if os.geteuid() == 0 else []
     subprocess.run(
@@ -234,11 +264,15 @@ def start_mariadb(timeout: float = 60, tls: dict[str, Path] | None = None) -> Ma
         proc = subprocess.Popen(
             ["mariadbd", "--no-defaults", f"--datadir={data}", f"--port={port}",
              "--bind-address=127.0.0.1", f"--socket={wd / 'mysql.sock'}",
-             f"--pid-file={wd / 'mariadb.pid'}", "--skip-name-resolve", "--skip-log-bin",
-             "--innodb-buffer-pool-size=64M", *tls_args, *user],
+             f"--pid-file={wd / 'mariadb.pid'}", "--skip-name-resolve",
+             # point-in-time recovery needs binary logs: Cloud SQL keeps them in row format
+             f"--log-bin={wd / 'binlog'}", "--binlog-format=ROW", "--server-id=1",
+             f"--ssl-ca={tls['ca']}", f"--ssl-cert={tls['cert']}", f"--ssl-key={tls['key']}",
+             "--require-secure-transport=ON",  # ssl_mode=ENCRYPTED_ONLY
+             "--innodb-buffer-pool-size=64M", *flag_args, *user],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    db = MariaDB(port, wd, proc)
+    db = MariaDB(port, wd, proc, tls)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

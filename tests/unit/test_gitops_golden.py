@@ -170,4 +170,5 @@ def test_example_tree_carries_the_network_policies() -> None:
         ("mlflow", "mlflow-from-pipelines"),
         ("zenml", "zenml-egress"),
         ("mlflow", "mlflow-egress"),
+        ("mlflow", "mlflow-migrate-egress"),
     } == set(found)

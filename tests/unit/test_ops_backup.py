@@ -155,3 +155,38 @@ def test_backup_schedule_daily_leaves_it_to_cloud_sql(tmp_path: Path) -> None:
     data = json.loads(r.output)
     assert data["managed_by"] == "cloud-sql"
     assert "automated backups" in data["note"] and "keep 30" in data["note"]
+
+
+def test_backup_expires_its_own_on_demand_runs_past_the_retention_and_says_so(
+    storage: Any,
+) -> None:
+    """Cloud SQL's retainedBackups expires only automated runs: on-demand ones stay until
+    deleted. `backup` deletes those it took that are older than backup_retention_days, and no
+    run it did not take."""
+    from datetime import UTC, datetime
+
+    sql = FakeSqlAdmin(storage)
+    inst = sql.add_instance(N.sql_instance, DBS)
+    runs = {
+        "1": ("ON_DEMAND", "zenml-gcp-gitops backup 20300101T000000Z", "2030-01-01T00:00:00Z"),
+        "2": ("ON_DEMAND", "zenml-gcp-gitops backup 20300225T000000Z", "2030-02-25T00:00:00Z"),
+        "3": ("AUTOMATED", "", "2030-01-01T03:00:00Z"),
+        "4": ("ON_DEMAND", "taken by hand before a migration", "2030-01-01T00:00:00Z"),
+    }
+    for rid, (kind, description, start) in runs.items():
+        inst.backup_runs[rid] = {}
+        inst.run_meta[rid] = {"type": kind, "description": description, "startTime": start}
+    sql.now = "2030-03-01T00:00:00Z"
+    log: list[str] = []
+    d = deps(sql, storage, log)
+    d.now = lambda: datetime(2030, 3, 1, tzinfo=UTC)
+    assert CFG.backup_retention_days == 30
+
+    m = run_backup(target(), d)
+
+    assert m["expired_backup_runs"] == ["1"]
+    assert sorted(inst.backup_runs) == sorted(["2", "3", "4", m["backup_run_id"]])
+    assert (
+        "expiring on-demand backup run 1 taken 2030-01-01: older than backup_retention_days (30)"
+        in log
+    )

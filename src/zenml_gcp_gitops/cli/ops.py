@@ -68,10 +68,10 @@ def backup(ctx: click.Context, config: ConfigSource, schedule: str | None, outpu
 
     cfg = config.load()
     if schedule:
-        from pulumi_program.database import BACKUP_START, LOG_RETENTION_DAYS
+        from pulumi_program.database import BACKUP_START
 
         note = SCHEDULE_NOTE.format(
-            start=BACKUP_START, count=cfg.backup_retention_days, log_days=LOG_RETENTION_DAYS
+            start=BACKUP_START, count=cfg.backup_retention_days, log_days=cfg.sql_log_retention_days
         )
         if output == "json":
             print_json({"schedule": "daily", "managed_by": "cloud-sql", "note": note})
@@ -203,6 +203,13 @@ def restore(
             record.operations["servers_stopped"] = state
         store.save(record)
 
+    def save_clones(clones: dict[str, str]) -> None:
+        if clones:
+            record.operations["pitr_clones"] = clones
+        else:
+            record.operations.pop("pitr_clones", None)
+        store.save(record)
+
     deps = rs.RestoreDeps(
         sql=base.sql,
         storage=base.storage,
@@ -211,6 +218,8 @@ def restore(
         kube=kube_of(record, services),
         journal=journal,
         saved=record.operations.get("servers_stopped"),
+        clones=dict(record.operations.get("pitr_clones") or {}),
+        save_clones=save_clones,
         verify_servers=None if no_verify else servers_of(cfg, record, options, services),
     )
     info = rs.plan(target, source, deps)
@@ -218,6 +227,7 @@ def restore(
         f"Restoring {info['source']} overwrites: {'; '.join(info['overwrites'])}. "
         f"The servers ({', '.join(info['servers_stopped'])}) stop until it is done; "
         "everything written since that backup is lost."
+        + (f" {info['loses']}." if info.get("loses") else "")
     )
     console().print(warning, markup=False) if output != "json" else None
     if not yes:

@@ -54,7 +54,8 @@ LETSENCRYPT = {
     "prod": "https://acme-v02.api.letsencrypt.org/directory",
 }
 
-MLFLOW_IMAGE = "burakince/mlflow"  # the chart's image; its tag is versions.mlflow
+MLFLOW_IMAGE = "burakince/mlflow"
+MLFLOW_MIGRATE_JOB = "mlflow-migrate"  # the PreSync Job that migrates MLflow's schemas  # the chart's image; its tag is versions.mlflow
 
 # Where MLflow's pod mounts the Cloud SQL server CA (argocd/values/mlflow.yaml)
 SQL_CA_DIR = "/etc/cloudsql"
@@ -367,8 +368,17 @@ def _context(cfg: DeploymentConfig, out: InfraOutputs) -> dict[str, Any]:
         "mlflow_ingress": mlflow_ingress,
         "mlflow_bucket": out.mlflow_bucket,
         "mlflow_image": {"repository": MLFLOW_IMAGE, "tag": cfg.versions.mlflow},
+        "mlflow_migrate": {
+            "name": MLFLOW_MIGRATE_JOB,
+            "labels": _migrate_pods(cfg),
+            "store_uri": (
+                f"mysql+pymysql://$(MYSQL_USERNAME):$(MYSQL_PWD)@{out.sql_private_ip}:3306/"
+                f"{n.databases['mlflow']}?ssl_ca={SQL_CA_DIR}/{SQL_CA_FILE}"
+                "&ssl_check_hostname=false"
+            ),
+        },
         "mlflow_auth": {
-            "bootstrap": mlflow_auth.SCHEMA_BOOTSTRAP,
+            "migrate": mlflow_auth.MIGRATE,
             "secret": n.mlflow_auth_config_secret,
             "dir": mlflow_auth.MOUNT_DIR,
             "path": mlflow_auth.CONFIG_PATH,
@@ -583,6 +593,14 @@ def _workload_objects(
     return objs
 
 
+def _migrate_pods(cfg: DeploymentConfig) -> dict[str, str]:
+    """The MLflow migration Job's pods: not the servers' labels, so no Service sends to them."""
+    return {
+        "app.kubernetes.io/name": MLFLOW_MIGRATE_JOB,
+        "app.kubernetes.io/instance": cfg.names.helm_releases["mlflow"],
+    }
+
+
 def _server_pods(cfg: DeploymentConfig, svc: str) -> dict[str, str]:
     chart, release, _ = SERVER_PODS[svc]
     return {
@@ -665,6 +683,14 @@ def _network_policies(
                 {**net_ctx, "obj": {**obj, "name": f"{svc}-egress"}},
             )
         )
+    # the MLflow migration Job reaches the database like the server, and nothing more
+    job = {"namespace": n.namespaces["mlflow"], "pods": _migrate_pods(cfg)}
+    objs.append(
+        render_template(
+            "objects/networkpolicy-server-egress.yaml",
+            {**net_ctx, "obj": {**job, "name": f"{MLFLOW_MIGRATE_JOB}-egress"}},
+        )
+    )
     return objs
 
 

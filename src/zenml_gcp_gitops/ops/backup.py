@@ -1,6 +1,8 @@
 """`backup`: an on-demand Cloud SQL backup, SQL exports of every database and a manifest.
 
     1. an on-demand backup run of the instance (kept with the automated ones), waited for;
+       on-demand runs this command took earlier and older than `backup_retention_days` are
+       deleted then (Cloud SQL expires only its automated ones);
     2. one SQL export per database (zenml, mlflow and the MLflow auth database) to
        gs://<backup bucket>/backups/<UTC timestamp>/<database>.sql.gz, one after another
        (Cloud SQL runs one operation per instance at a time);
@@ -74,6 +76,44 @@ def _wait(deps: BackupDeps, op: dict[str, Any], what: str) -> dict[str, Any]:
     return sqladmin.wait(deps.sql, op, what, timeout=deps.timeout, poll=deps.poll, sleep=deps.sleep)
 
 
+RUN_DESCRIPTION = "zenml-gcp-gitops backup "  # + backup ID: marks the runs `backup` took
+
+
+def _run_time(run: dict[str, Any]) -> datetime | None:
+    for key in ("startTime", "enqueuedTime", "windowStartTime"):
+        text = str(run.get(key) or "")
+        if text:
+            try:
+                return datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+    return None
+
+
+def expire_on_demand_runs(target: OpsTarget, deps: BackupDeps, keep: str | None) -> list[str]:
+    """Delete the on-demand backup runs `backup` took that are older than the retention.
+
+    Cloud SQL's `retainedBackups` expires only automated runs; on-demand ones stay (and are
+    billed) until deleted. Only runs this tool took (by their description) are touched."""
+    days = target.cfg.backup_retention_days
+    now = deps.now()
+    expired: list[str] = []
+    for run in deps.sql.list_backup_runs(target.sql_instance):
+        rid, when = str(run.get("id") or ""), _run_time(run)
+        ours = run.get("type") == "ON_DEMAND" and str(run.get("description") or "").startswith(
+            RUN_DESCRIPTION
+        )
+        if not ours or rid == keep or when is None or (now - when).days < days:
+            continue
+        deps.log(
+            f"expiring on-demand backup run {rid} taken {when:%Y-%m-%d}: older than "
+            f"backup_retention_days ({days})"
+        )
+        _wait(deps, deps.sql.delete_backup_run(target.sql_instance, rid), f"deleting run {rid}")
+        expired.append(rid)
+    return expired
+
+
 def run_backup(target: OpsTarget, deps: BackupDeps) -> dict[str, Any]:
     """Take the backup; return its manifest. Raises `UserError` naming the step that failed."""
     cfg = target.cfg
@@ -89,9 +129,11 @@ def run_backup(target: OpsTarget, deps: BackupDeps) -> dict[str, Any]:
         known = snapshot(deps.servers)
 
     deps.log(f"on-demand backup of Cloud SQL instance {inst}")
-    op = deps.sql.create_backup_run(inst, f"zenml-gcp-gitops backup {bid}")
+    op = deps.sql.create_backup_run(inst, f"{RUN_DESCRIPTION}{bid}")
     op = _wait(deps, op, f"the on-demand backup of {inst}")
     backup_run = str((op.get("backupContext") or {}).get("backupId") or "") or None
+
+    expired = expire_on_demand_runs(target, deps, keep=backup_run)
 
     exports: dict[str, str] = {}
     for db in databases(cfg):
@@ -130,6 +172,7 @@ def run_backup(target: OpsTarget, deps: BackupDeps) -> dict[str, Any]:
         "project": cfg.project,
         "sql_instance": inst,
         "backup_run_id": backup_run,
+        "expired_backup_runs": expired,
         "databases": databases(cfg),
         "exports": exports,
         "artifact_buckets": artifacts,

@@ -12,6 +12,12 @@ Sources:
   instance keeps its name, private IP, users, TLS CA and Pulumi state, so nothing else changes;
   a swap to the clone would change all of those. The clone and the exports happen before the
   servers stop, so the downtime is only the import.
+  The clone is named after the time of the run (Cloud SQL keeps a deleted name for a week),
+  inherits the instance's deletion protection (turned off before it is deleted), and exports
+  as its own service account (granted on the backup bucket for the export when it is not the
+  instance's). A clone that cannot be deleted is an error naming the commands; the next run
+  deletes the clones that earlier runs recorded (in the deployment record) before it clones
+  again.
 
 Whatever fails after the servers were stopped, they are started again and the error says
 what state each database is in.
@@ -27,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..config import echo
 from ..errors import UserError
-from . import sqladmin, writers
+from . import sqladmin, store_iam, writers
 from .backup import BackupDeps, OpsTarget, backup_id, export_name, read_manifest
 
 if TYPE_CHECKING:
@@ -57,6 +63,10 @@ class RestoreDeps(BackupDeps):
     # the writers' saved state is kept here while they are down (the deployment record)
     journal: Callable[[dict[str, Any] | None], None] = lambda state: None
     saved: dict[str, Any] | None = None  # from an interrupted earlier restore
+    # the PITR clones made and not yet deleted, kept in the deployment record: what proves a
+    # leftover clone is ours (name -> when it was made)
+    clones: dict[str, str] = field(default_factory=dict)
+    save_clones: Callable[[dict[str, str]], None] = lambda clones: None
     verify_servers: Servers | None = None
 
 
@@ -103,6 +113,11 @@ def plan(target: OpsTarget, source: Source, deps: RestoreDeps) -> dict[str, Any]
                 f"successful runs: {known or 'none'} (`backup list` shows them)",
             )
         out["overwrites"] = [f"the whole instance {inst} (every database)"]
+        # Cloud SQL drops the instance's binary logs when it restores a backup over it
+        out["loses"] = (
+            f"Cloud SQL also erases {inst}'s point-in-time logs: no time before this restore "
+            "can be restored with --point-in-time afterwards (take a `backup` first to keep one)"
+        )
     else:
         out["overwrites"] = [
             f"database {db} on {inst}" for db in target.cfg.names.databases.values()
@@ -110,13 +125,69 @@ def plan(target: OpsTarget, source: Source, deps: RestoreDeps) -> dict[str, Any]
     return out
 
 
+def clone_name(instance: str, now: datetime) -> str:
+    """A name no earlier restore used: Cloud SQL keeps a deleted name from reuse for a week."""
+    return f"{instance}-pitr-{now.astimezone(UTC):%Y%m%dt%H%M%S}"[:98]
+
+
+def _our_clone(instance: str, name: str) -> bool:
+    return re.fullmatch(re.escape(f"{instance}-pitr-") + r"\d{8}t\d{6}", name) is not None
+
+
+def delete_command(project: str, clone: str) -> str:
+    return (
+        f"gcloud sql instances patch {clone} --no-deletion-protection --project {project} && "
+        f"gcloud sql instances delete {clone} --project {project} --quiet"
+    )
+
+
+def delete_clone(target: OpsTarget, clone: str, deps: RestoreDeps) -> None:
+    """Turn off the deletion protection the clone inherited, then delete it. Raises with the
+    exact commands when Cloud SQL refuses."""
+
+    def wait(op: dict[str, Any], what: str) -> None:
+        sqladmin.wait(deps.sql, op, what, timeout=deps.timeout, poll=deps.poll, sleep=deps.sleep)
+
+    try:
+        settings = deps.sql.get_instance(clone).get("settings") or {}
+        if settings.get("deletionProtectionEnabled"):
+            deps.log(f"turning off the deletion protection {clone} inherited")
+            wait(deps.sql.set_deletion_protection(clone, False), f"unprotecting {clone}")
+        deps.log(f"deleting the clone {clone}")
+        wait(deps.sql.delete_instance(clone), f"the deletion of {clone}")
+    except UserError as e:
+        raise UserError(
+            f"could not delete the point-in-time clone {clone} (it is billed while it "
+            f"exists): {e.message}",
+            f"delete it with `{delete_command(target.cfg.project, clone)}`, or run the same "
+            "restore again: it deletes clones left by earlier runs first",
+        ) from None
+
+
+def _remove_earlier_clones(target: OpsTarget, deps: RestoreDeps) -> None:
+    """Delete the clones earlier runs made and recorded (and our name pattern). An instance
+    that is not in the record is not ours and stays."""
+    existing = {str(i.get("name") or "") for i in deps.sql.list_instances()}
+    for name in list(deps.clones):
+        if name in existing and _our_clone(target.sql_instance, name):
+            deps.log(f"found the clone {name} an earlier restore left")
+            delete_clone(target, name, deps)
+        _forget(deps, name)
+
+
+def _forget(deps: RestoreDeps, clone: str) -> None:
+    deps.clones.pop(clone, None)
+    deps.save_clones(dict(deps.clones))
+
+
 def _clone_and_export(target: OpsTarget, when: str, deps: RestoreDeps) -> dict[str, str]:
     """PITR: clone at `when`, export each database from the clone, delete the clone."""
     from .backup import databases
     from .store import BackupStore
 
+    _remove_earlier_clones(target, deps)
     stamp = backup_id(datetime.fromisoformat(when.replace("Z", "+00:00")))
-    clone = f"{target.sql_instance}-pitr-{stamp[:15].lower()}"[:98]
+    clone = clone_name(target.sql_instance, deps.now())
     store = BackupStore(target.backup_bucket, deps.storage)
     bid = f"pitr-{stamp}"
 
@@ -127,20 +198,54 @@ def _clone_and_export(target: OpsTarget, when: str, deps: RestoreDeps) -> dict[s
         )
 
     deps.log(f"cloning {target.sql_instance} at {when} into {clone}")
-    wait(deps.sql.clone(target.sql_instance, clone, when), f"the clone of {target.sql_instance}")
+    deps.clones[clone] = deps.now().isoformat(timespec="seconds")
+    deps.save_clones(dict(deps.clones))  # before the clone exists: a crash cannot lose it
     exports: dict[str, str] = {}
+    failure: UserError | None = None
+    granted: str | None = None
     try:
+        wait(
+            deps.sql.clone(target.sql_instance, clone, when), f"the clone of {target.sql_instance}"
+        )
+        granted = _bucket_access(target, clone, deps)
         for db in databases(target.cfg):
             uri = store.uri(export_name(bid, db))
             wait(deps.sql.export_sql(clone, uri, db), f"the export of {db} from {clone}")
             exports[db] = uri
-    finally:
-        deps.log(f"deleting the clone {clone}")
+    except UserError as e:
+        failure = e
+    if granted is not None:
         try:
-            wait(deps.sql.delete_instance(clone), f"the deletion of {clone}")
+            store_iam.revoke(deps.storage, target.backup_bucket, granted)
+        except UserError as e:  # the grant is on our own bucket: say so, go on
+            deps.log(f"{e.message}; {e.hint}")
+    names = {str(i.get("name")) for i in deps.sql.list_instances()}
+    if clone in names:
+        try:
+            delete_clone(target, clone, deps)
         except UserError as e:
-            deps.log(f"could not delete {clone}: {e.message}; delete it by hand")
+            if failure is None:
+                raise
+            raise UserError(f"{failure.message}; and {e.message}", e.hint) from None
+    _forget(deps, clone)
+    if failure is not None:
+        raise failure
     return exports
+
+
+def _bucket_access(target: OpsTarget, clone: str, deps: RestoreDeps) -> str | None:
+    """The clone exports as its own service account. The program granted the instance's on the
+    backup bucket; when the clone's differs, grant it for the export. Returns the member
+    granted here (to revoke), or None."""
+    src = deps.sql.get_instance(target.sql_instance).get("serviceAccountEmailAddress")
+    sa = deps.sql.get_instance(clone).get("serviceAccountEmailAddress")
+    if not sa or sa == src:
+        return None
+    member = f"serviceAccount:{sa}"
+    deps.log(f"granting the clone's service account {sa} on gs://{target.backup_bucket}")
+    if store_iam.grant(deps.storage, target.backup_bucket, member):
+        return member
+    return None
 
 
 def run_restore(target: OpsTarget, source: Source, deps: RestoreDeps) -> dict[str, Any]:

@@ -22,6 +22,9 @@ class SqlAdmin(Protocol):
     def get_instance(self, instance: str) -> dict[str, Any]: ...
     def create_backup_run(self, instance: str, description: str) -> dict[str, Any]: ...
     def list_backup_runs(self, instance: str) -> list[dict[str, Any]]: ...
+    def delete_backup_run(self, instance: str, backup_run_id: str) -> dict[str, Any]: ...
+    def list_instances(self) -> list[dict[str, Any]]: ...
+    def set_deletion_protection(self, instance: str, enabled: bool) -> dict[str, Any]: ...
     def export_sql(self, instance: str, uri: str, database: str) -> dict[str, Any]: ...
     def import_sql(self, instance: str, uri: str, database: str) -> dict[str, Any]: ...
     def delete_database(self, instance: str, database: str) -> dict[str, Any]: ...
@@ -101,6 +104,29 @@ class RestSqlAdmin:
             token = data.get("nextPageToken") or ""
             if not token:
                 return runs
+
+    def delete_backup_run(self, instance: str, backup_run_id: str) -> dict[str, Any]:
+        op: dict[str, Any] = self._call(
+            "DELETE", f"instances/{instance}/backupRuns/{backup_run_id}"
+        )
+        return op
+
+    def list_instances(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            data = self._call(
+                "GET", "instances?maxResults=500" + (f"&pageToken={token}" if token else "")
+            )
+            items += list(data.get("items") or [])
+            token = str(data.get("nextPageToken") or "")
+            if not token:
+                return items
+
+    def set_deletion_protection(self, instance: str, enabled: bool) -> dict[str, Any]:
+        body = {"settings": {"deletionProtectionEnabled": enabled}}
+        op: dict[str, Any] = self._call("PATCH", f"instances/{instance}", body)
+        return op
 
     def export_sql(self, instance: str, uri: str, database: str) -> dict[str, Any]:
         body = {"exportContext": {"fileType": "SQL", "uri": uri, "databases": [database]}}
