@@ -142,6 +142,14 @@ def _check(
     if kind == "boolean":
         return [] if isinstance(value, bool) else [f"{at}: expected a boolean"]
     if kind in ("integer", "number"):
+        # proto3's JSON mapping also accepts a number as a string ("300"); Google's client
+        # libraries send some that way (google-cloud-dns's ttl)
+        if isinstance(value, str):
+            try:
+                float(value)
+            except ValueError:
+                return [f"{at}: expected a number, got {value!r}"]
+            return []
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         return [] if ok else [f"{at}: expected a number"]
     return []
