@@ -326,7 +326,7 @@ def test_backup_run_restores_the_whole_instance_and_unknown_runs_are_refused_bef
     run_id = next(iter(sql.instances[N.sql_instance].backup_runs))
     sql.instances[N.sql_instance].databases = {k: list(v) for k, v in AFTER.items()}
     log: list[str] = []
-    with pytest.raises(UserError, match="no successful backup run 42"):
+    with pytest.raises(UserError, match="no successful backup run '42'"):
         rs.run_restore(
             target(), rs.Source("backup_run", "42"), restore_deps(sql, storage, c, log, Journal())
         )
