@@ -4,11 +4,33 @@ Each area's commands live in their own module; every heavy import (zenml, pulumi
 kubernetes) happens inside a command body so `--help` stays instant.
 """
 
+# ruff: noqa: E402 - the imports below come after the start-up Ctrl-C handler
+
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from typing import Any
 
+INTERRUPTED = "Error: interrupted (re-running the same command continues)"
+
+
+def _interrupted_while_starting(signum: int, frame: object) -> None:
+    """Ctrl-C while the CLI still imports: one line and 130, not a traceback from an import."""
+    sys.stderr.write(INTERRUPTED + "\n")
+    raise SystemExit(130)
+
+
+# Only where Python's own Ctrl-C handler is in place (an inherited "ignore" stays ignored).
+_STARTING = (
+    threading.current_thread() is threading.main_thread()
+    and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+)
+if _STARTING:
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
+
+# after the handler: these imports are most of the start-up
 import click
 
 from .. import __version__
@@ -141,13 +163,15 @@ def _register_commands() -> None:
 
 
 _register_commands()
+if _STARTING:  # from here on, `main` and `_Group.invoke` answer Ctrl-C
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def main() -> None:
     try:
         cli(prog_name="zenml-gcp-gitops")
     except KeyboardInterrupt:  # pragma: no cover - before or after a command runs
-        sys.stderr.write("Error: interrupted\n")
+        sys.stderr.write(INTERRUPTED + "\n")
         sys.exit(130)
 
 
