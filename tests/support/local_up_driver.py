@@ -52,9 +52,10 @@ def main() -> None:
     rehearsal._import_zenml_client = lambda: None  # type: ignore[assignment]
     rehearsal._register = register  # type: ignore[assignment]
 
-    from zenml_gcp_gitops.cli import cli
+    from zenml_gcp_gitops.cli import main as cli_main
 
-    cli.main(argv, prog_name="zenml-gcp-gitops")
+    sys.argv = ["zenml-gcp-gitops", *argv]
+    cli_main()
 
 
 if __name__ == "__main__":

@@ -167,12 +167,32 @@ if _STARTING:  # from here on, `main` and `_Group.invoke` answer Ctrl-C
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def _exit_interrupted() -> None:
+    """Exit 130 at once now that the answer is printed and what the run started is cleaned
+    up. The interpreter's own teardown (collecting a heap that holds pulumi_gcp or zenml,
+    joining threads a library left waiting on a stream) takes seconds on a busy machine: run
+    the exit handlers (temporary files, log flushes) and leave without it."""
+    import atexit
+    import os
+
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+
+
 def main() -> None:
     try:
         cli(prog_name="zenml-gcp-gitops")
     except KeyboardInterrupt:  # pragma: no cover - before or after a command runs
         sys.stderr.write(INTERRUPTED + "\n")
-        sys.exit(130)
+        _exit_interrupted()
+    except SystemExit as e:
+        if e.code == 130:  # Ctrl-C, answered by the command: what it started is cleaned up
+            _exit_interrupted()
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover
