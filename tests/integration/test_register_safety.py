@@ -155,6 +155,51 @@ def test_a_server_dying_mid_write_is_reported_with_what_it_left(tmp_path: Path) 
         back.stop()
 
 
+def test_a_secret_record_without_values_does_not_stop_reruns(tmp_path: Path) -> None:
+    """The server dies between ZenML's two commits of a new secret (its record, then its
+    values): ZenML keeps a record it can neither read, update nor delete (KeyError). The
+    interrupted run says so and what the re-run does; the re-run registers the secret under
+    `<name>-v2`, a second re-run changes nothing, and the teardown leaves the record alone."""
+    from zenml_gcp_gitops.zenml.secrets import find_secret
+
+    wd = tmp_path / "dying"
+    dying = start_zenml_server(
+        workdir=wd,
+        app="tests.support.zenml_dying_app:app",
+        extra_env={"ZGG_DIE_IN_SECRET_VALUES": "1"},
+    )
+    spec = _spec("sec-novalues")
+    name = spec.secrets[0].name
+    try:
+        with pytest.raises(PhaseError) as e:
+            apply_stack_spec(admin_store(dying), spec)
+        first_run = e.value.message  # checked last: the re-runs are the point
+    finally:
+        dying.process.wait(timeout=30)
+    back = start_zenml_server(workdir=wd, password=dying.password)
+    try:
+        store = admin_store(back)
+        broken = find_secret(store, name)
+        assert broken is not None
+        with pytest.raises(KeyError, match="have not been stored"):
+            store.get_secret(broken.id)  # the state ZenML left: not readable
+        result = apply_stack_spec(store, spec)
+        assert f"secret:{name}-v2" in result.created
+        assert any(f"'{name}'" in line and "without its values" in line for line in result.log)
+        tracker = store.get_stack_component(result.components["experiment_tracker"].id)
+        assert "{{" + name + "-v2." in str(tracker.configuration)
+        again = apply_stack_spec(store, spec)
+        assert again.created == [] and again.updated == []
+        assert f"secret:{name}-v2" in again.unchanged
+        removed = delete_stack_spec(store, spec)
+        assert f"secret:{name}-v2" in removed
+        assert find_secret(store, name) is not None  # not provably ours (and not deletable)
+    finally:
+        back.stop()
+    assert f"secret:{name} (may have been created)" in first_run
+    assert f"'{name}-v2'" in first_run  # what the re-run will do
+
+
 def test_a_lost_answer_is_checked_and_undone_once_the_server_answers() -> None:
     """The server commits a component but its answer breaks off; the server still answers:
     the run finds the component, deletes it with the rest, and says it checked."""

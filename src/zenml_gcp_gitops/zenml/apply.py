@@ -36,8 +36,10 @@ from .secrets import (
     find_secret,
     first,
     has_labels,
+    next_spare_name,
     owned_secrets,
     plain,
+    usable_secret_names,
 )
 
 if TYPE_CHECKING:
@@ -415,7 +417,7 @@ class _Applier:
                 return "; nothing was written before the server stopped answering"
             return (
                 "; the server stopped answering, so these may be left on it and could not be "
-                f"checked: {', '.join(unverified)}"
+                f"checked: {', '.join(unverified)}{_rerun_note(inflight)}"
             )
         parts: list[str] = []
         if inflight is not None:
@@ -434,6 +436,7 @@ class _Applier:
                             self.delete(what, obj)
                     except Exception:  # noqa: BLE001 - reported
                         parts.append(f"left on the server: {what} (its answer was lost)")
+                        parts[-1] += _rerun_note(inflight)
         failed = self.rollback(failed)
         if failed:
             parts.insert(0, f"could not undo: {', '.join(what for what, _ in failed)}")
@@ -450,6 +453,7 @@ def apply_stack_spec(
     `verify` (default: `spec.connector.verify`) asks the server to verify the connector
     against the cloud after registration; a failed verification is reported, not fatal.
     """
+    spec, notes = usable_secret_names(store, spec)
     checked = preflight(store, spec, adopt)
     existing = checked.existing
     a = _Applier(store, spec, checked.connector_type)
@@ -497,7 +501,8 @@ def apply_stack_spec(
         unchanged=a.unchanged,
     )
     result.log.extend(
-        [f"created {x}" for x in a.created]
+        [f"note: {x}" for x in notes]
+        + [f"created {x}" for x in a.created]
         + [f"updated {x}" for x in a.updated]
         + [f"unchanged {x}" for x in a.unchanged]
     )
@@ -506,6 +511,18 @@ def apply_stack_spec(
         result.verification = verify_connector(store, connector.id)
         result.log.append(f"connector verification: {result.verification['result']}")
     return result
+
+
+def _rerun_note(inflight: tuple[str, str] | None) -> str:
+    """A secret being created when the server died may be a record without its values."""
+    verb, what = inflight or ("", "")
+    kind, _, name = what.partition(":")
+    if verb != "created" or kind != "secret":
+        return ""
+    return (
+        f"; if ZenML kept the record of secret '{name}' without its values, a re-run leaves "
+        f"it and registers the secret as '{next_spare_name(name)}'"
+    )
 
 
 def _lost_server(e: BaseException) -> bool:
@@ -531,6 +548,7 @@ def delete_stack_spec(
     A same-named secret that is not ours (`secret_is_ours`) is left, with a line in `kept`,
     unless `adopt`. Ownership is decided before the components that may vouch for it go."""
     removed: list[str] = []
+    spec, _ = usable_secret_names(store, spec)  # the names `apply_stack_spec` used
     comps = [(c, find_component(store, c)) for c in reversed(spec.ordered_components())]
     secrets = owned_secrets(store, spec, [x for _, x in comps], adopt, [] if kept is None else kept)
     stack = find_stack(store, spec.name)
