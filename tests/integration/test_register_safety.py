@@ -134,7 +134,7 @@ def test_a_server_dying_mid_write_is_reported_with_what_it_left(tmp_path: Path) 
         spec = _spec("sec-dying")
         store = admin_store(dying)
         with pytest.raises(PhaseError) as e:
-            apply_stack_spec(store, spec)  # its time: benchmarks/bench_register.py --faults
+            apply_stack_spec(store, spec)  # its time: `bench_register.py --faults` (benchmarks/)
         msg = e.value.message
         first = spec.ordered_components()[0]
         for left in (f"{first.type}:{first.name}", spec.secrets[0].name, spec.connector.name):
@@ -198,6 +198,52 @@ def test_a_secret_record_without_values_does_not_stop_reruns(tmp_path: Path) -> 
         back.stop()
     assert f"secret:{name} (may have been created)" in first_run
     assert f"'{name}-v2'" in first_run  # what the re-run will do
+
+
+def test_ctrl_c_during_register_undoes_its_writes_and_says_what_is_left(tmp_path: Path) -> None:
+    """Ctrl-C in a real `register` while the server holds the answer to a component it has
+    committed: the run undoes its writes and that component too, names them, exits 130, and
+    the server holds what it held before."""
+    import subprocess
+    import sys
+
+    from tests.support import signals
+    from zenml_gcp_gitops.zenml.apply import count_objects
+
+    marker = tmp_path / "hanging"
+    srv = start_zenml_server(
+        app="tests.support.zenml_dying_app:app",
+        extra_env={"ZGG_HANG_ON": "POST /components", "ZGG_HANG_MARKER": str(marker)},
+    )
+    try:
+        store = admin_store(srv)
+        before = count_objects(store)
+        outputs = write_outputs(tmp_path / "outputs.json", make_cfg("sec-ctrlc"))
+        env = srv.client_env(
+            ZENML_STORE_USERNAME=srv.username, ZENML_STORE_PASSWORD=srv.password,
+            MLFLOW_TRACKING_USERNAME="ml", MLFLOW_TRACKING_PASSWORD="ml-Pw",
+            ZENML_GCP_GITOPS_HOME=str(tmp_path / "home"),
+        )  # fmt: skip
+        cli = [sys.executable, "-c", "from zenml_gcp_gitops.cli import main; main()"]
+        proc = signals.start(
+            [*cli, "register", "--outputs", str(outputs), "--zenml-url", srv.url],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            signals.wait_for(marker.exists, proc, "the server holds a component's answer")
+            proc.send_signal(signal.SIGINT)
+            _out, err = proc.communicate(timeout=120)
+        finally:
+            signals.stop(proc)
+        assert proc.returncode == 130, err
+        line = " ".join(err[err.index("Error:") :].split())
+        assert "interrupted while registering stack sec-ctrlc: undid its writes (" in line, line
+        first = _spec("sec-ctrlc").ordered_components()[0]
+        assert f"{first.type}:{first.name}" in line  # the one whose answer never came
+        assert "left on the server: nothing" in line, line
+        assert count_objects(store) == before
+    finally:
+        srv.stop()
 
 
 def test_a_lost_answer_is_checked_and_undone_once_the_server_answers() -> None:

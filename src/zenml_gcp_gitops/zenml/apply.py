@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from ..errors import PhaseError, UserError
+from ..errors import Interrupted, PhaseError, UserError
 
 # the read-only side (`checks.py`) stays importable from here
 from .checks import ForeignObjectError as ForeignObjectError
@@ -103,6 +103,7 @@ class _Applier:
         self.unchanged: list[str] = []
         self.inflight: tuple[str, str] | None = None  # (verb, "kind:name") being written
         self.swapping = False  # past the point of undo (`finish_swaps`)
+        self.undo_errors: dict[str, str] = {}  # why an undo step failed
 
     def write(self, verb: str, what: str, call: Any, *args: Any) -> Any:
         """One write; while it is under way, `inflight` names it (a lost answer leaves it
@@ -362,8 +363,9 @@ class _Applier:
         for what, fn in reversed(self.undo if steps is None else steps):
             try:
                 fn()
-            except Exception:  # noqa: BLE001 - each undo step is tried; failures are listed, not raised
+            except Exception as e:  # noqa: BLE001 - each undo step is tried; failures are listed, not raised
                 failed.insert(0, (what, fn))
+                self.undo_errors[what] = f"{e.__class__.__name__}: {str(e)[:80]}"
         self.undo.clear()
         return failed
 
@@ -391,6 +393,28 @@ class _Applier:
             "flavor": self.store.delete_flavor,
         }.get(kind, self.store.delete_stack_component)
         delete(obj.id)
+
+    def after_interrupt(self) -> str:
+        """Ctrl-C (the server answers): the write under way first (a component it created
+        still uses the connector), then the undo journal; says what could not be undone."""
+        left: list[str] = []
+        if self.inflight is not None:
+            verb, what = self.inflight
+            try:
+                obj = self.lookup(what)
+                if verb == "created" and obj is not None:
+                    self.delete(what, obj)
+                    self.created.append(what)  # its answer never came; it is undone too
+                elif verb == "updated":
+                    left.append(f"{what} may have been updated")
+            except Exception as e:  # noqa: BLE001 - reported
+                note = _rerun_note(self.inflight)
+                left.append(f"{what} may have been {verb} ({e.__class__.__name__}){note}")
+        failed = self.rollback()
+        left[:0] = [f"could not undo {w} ({self.undo_errors.get(w, '?')})" for w, _ in failed]
+        wrote = [*self.created, *self.updated]
+        done = f"undid its writes ({', '.join(wrote)})" if wrote else "it had written nothing"
+        return f"{done}; left on the server: {'; '.join(left) or 'nothing'}"
 
     def after_lost_server(self, failed: list[tuple[str, Any]]) -> str:
         """What a run cut off from the server left: checked when the server answers again
@@ -466,10 +490,13 @@ def apply_stack_spec(
             comps[c.type] = a.apply_component(c, connector, existing[f"component:{c.type}"])
         stack = a.apply_stack({t: r.id for t, r in comps.items()}, existing["stack"])
         connector = a.finish_swaps() or connector
-    except BaseException as e:
-        failed = a.rollback()
+    except BaseException as e:  # noqa: BLE001 - Ctrl-C too: it undoes its writes
         if isinstance(e, KeyboardInterrupt):
-            raise
+            raise Interrupted(
+                f"interrupted while registering stack {spec.name}: {a.after_interrupt()}",
+                "re-run the same command: it creates what is missing and keeps what is there",
+            ) from None
+        failed = a.rollback()
         detail = e.message if isinstance(e, UserError) else str(e).splitlines()[0][:300]
         if _lost_server(e):
             if not isinstance(e, UserError):
