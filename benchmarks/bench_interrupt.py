@@ -9,6 +9,9 @@ time), sends SIGINT and times until the process has exited:
             registers and MLflow is still starting: it stops the three services it started
   deploy    `deploy` through the fake Pulumi engine, hanging at a resource: the CLI forwards
             the signal, the engine stops, the phase is recorded as interrupted
+  register  `register` against a real ZenML server that holds the answer to a component it
+            committed (tests/support/zenml_dying_app.py): the run undoes its writes, that
+            component included (server start-up per round, not timed)
 Target: every median under 1 s (`--check` exits 1 otherwise). On a busy machine the numbers
 grow with the load average, which is printed with them.
 """
@@ -102,10 +105,36 @@ def case_deploy(tmp: Path) -> float:
     return _interrupt(args, (tmp / "hanging").exists, env)
 
 
+def case_register(tmp: Path) -> float:
+    from tests.support.register_fixtures import make_cfg, write_outputs
+    from tests.support.zenml_server import start_zenml_server
+
+    marker = tmp / "hanging"
+    srv = start_zenml_server(
+        workdir=tmp / "server",
+        app="tests.support.zenml_dying_app:app",
+        extra_env={"ZGG_HANG_ON": "POST /components", "ZGG_HANG_MARKER": str(marker)},
+    )
+    try:
+        outputs = write_outputs(tmp / "outputs.json", make_cfg("bench-int"))
+        env = srv.client_env(
+            ZENML_STORE_USERNAME=srv.username, ZENML_STORE_PASSWORD=srv.password,
+            MLFLOW_TRACKING_USERNAME="ml", MLFLOW_TRACKING_PASSWORD="ml-Pw",
+            ZENML_GCP_GITOPS_HOME=str(tmp / "home"),
+            PYTHONPATH=f"{ROOT / 'src'}:{ROOT}",
+        )  # fmt: skip
+        cli = [PY, "-c", "from zenml_gcp_gitops.cli import main; main()"]
+        args = [*cli, "register", "--outputs", str(outputs), "--zenml-url", srv.url]
+        return _interrupt(args, marker.exists, env)
+    finally:
+        srv.stop()
+
+
 CASES: dict[str, Callable[[Path], float]] = {
     "plan": case_plan,
     "local-up": case_local_up,
     "deploy": case_deploy,
+    "register": case_register,
 }
 
 
