@@ -11,7 +11,11 @@ the same name (reads only, nothing created). Measured two ways:
 
 Targets (engine medians): full <= 5 s, no-op <= 3 s.
 
-    python benchmarks/bench_register.py [--rounds 5] [--json] [--check] [--no-cli]
+`--faults` also times how long a run takes to fail (and to say what it left) when its server
+dies right after committing a component (tests/support/zenml_dying_app.py): target <= 30 s,
+bounded tries rather than minutes of back-off. Each round starts a dying server (not timed).
+
+    python benchmarks/bench_register.py [--rounds 5] [--json] [--check] [--no-cli] [--faults]
 """
 
 from __future__ import annotations
@@ -32,6 +36,33 @@ sys.path.insert(0, str(ROOT))
 
 TARGET_FULL_S = 5.0
 TARGET_NOOP_S = 3.0
+TARGET_DYING_S = 30.0
+
+
+def _dying_round(workdir: Path) -> float:
+    from tests.support.register_fixtures import admin_store, make_cfg, make_outputs
+    from tests.support.zenml_server import start_zenml_server
+    from zenml_gcp_gitops.errors import PhaseError
+    from zenml_gcp_gitops.stack_spec import gcp_stack_spec
+    from zenml_gcp_gitops.zenml.apply import apply_stack_spec
+
+    dying = start_zenml_server(
+        workdir=workdir,
+        app="tests.support.zenml_dying_app:app",
+        extra_env={"ZGG_DIE_ON": "POST /components"},
+    )
+    try:
+        cfg = make_cfg("bench-dying")
+        spec = gcp_stack_spec(cfg, make_outputs(cfg), mlflow_username="u", mlflow_password="p")
+        store = admin_store(dying)
+        t = time.perf_counter()
+        try:
+            apply_stack_spec(store, spec)
+        except PhaseError:
+            return time.perf_counter() - t
+        raise SystemExit("the dying server did not die: nothing measured")
+    finally:
+        dying.stop()
 
 
 def _engine_round(server: Any, name: str) -> tuple[float, float, dict[str, int]]:
@@ -105,6 +136,7 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     ap.add_argument("--no-cli", action="store_true", help="skip the fresh-process CLI timing")
+    ap.add_argument("--faults", action="store_true", help="also time a run whose server dies")
     args = ap.parse_args()
 
     os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
@@ -131,6 +163,10 @@ def main() -> int:
                     cli_noop.append(cn)
     finally:
         server.stop()
+    dying: list[float] = []
+    if args.faults:
+        with tempfile.TemporaryDirectory(prefix="zgg-bench-dying-") as tmp:
+            dying = [_dying_round(Path(tmp) / str(i)) for i in range(args.rounds)]
 
     report: dict[str, Any] = {
         "server_startup_s": round(startup, 2),
@@ -141,9 +177,12 @@ def main() -> int:
     }
     if cli_full:
         report["cli"] = {"full": _stats(cli_full), "noop": _stats(cli_noop)}
+    if dying:
+        report["dying_server"] = {**_stats(dying), "target_s": TARGET_DYING_S}
     ok = (
         report["engine"]["full"]["median"] <= TARGET_FULL_S
         and report["engine"]["noop"]["median"] <= TARGET_NOOP_S
+        and (not dying or report["dying_server"]["median"] <= TARGET_DYING_S)
     )
     report["ok"] = ok
     if args.json:
@@ -160,6 +199,12 @@ def main() -> int:
                     f"{kind:6} {what:5} min {s['min']:.2f}  median {s['median']:.2f}  "
                     f"max {s['max']:.2f} s{target}"
                 )
+        if dying:
+            d = report["dying_server"]
+            print(
+                f"dying server: failed after min {d['min']:.2f}  median {d['median']:.2f}  "
+                f"max {d['max']:.2f} s (target <= {TARGET_DYING_S:.0f} s)"
+            )
         print("OK" if ok else "TARGET MISSED")
     return 0 if ok or not args.check else 1
 

@@ -7,7 +7,7 @@ Measures, in fresh processes:
 * `zenml-gcp-gitops --help` (must stay instant: no zenml/pulumi/kubernetes import);
 * the hook itself as ZenML runs it (entry-point load + `install()`), budget 30 ms;
 * the graft's direct cost: one `_graft()` on a loaded ZenML CLI, plus the finder's per-import
-  check times the number of modules `zenml --help` imports.
+  check times the number of modules `zenml --help` imports, budget 10 ms.
 
 Each `zenml --help` run is timed twice: wall clock, and the child's CPU time (user + sys from
 `getrusage`). On a busy machine the wall clock mostly measures the neighbours, so the ratio
@@ -37,6 +37,7 @@ from typing import Any
 DISABLE = "ZENML_GCP_GITOPS_DISABLE_CLI"
 TARGET_RATIO = 1.05
 HOOK_BUDGET_MS = 30.0
+GRAFT_BUDGET_MS = 10.0  # one graft + the finder's checks: well under 1% of a ~2 s start
 
 _HOOK_TIMER = """
 import json, time
@@ -156,7 +157,11 @@ def main() -> int:
     args = ap.parse_args()
 
     r = measure(args.rounds)
-    ok = r["cpu_ratio"] <= TARGET_RATIO and r["hook_ms"] <= HOOK_BUDGET_MS
+    ok = (
+        r["cpu_ratio"] <= TARGET_RATIO
+        and r["hook_ms"] <= HOOK_BUDGET_MS
+        and r["graft_ms"] + r["finder_ms"] <= GRAFT_BUDGET_MS
+    )
     if args.json:
         print(json.dumps({**r, "ok": ok}, indent=2))
     else:
@@ -181,7 +186,8 @@ def main() -> int:
         )
         print(
             f"graft {r['graft_ms']:.3f} ms + finder checks {r['finder_ms']:.3f} ms "
-            f"({r['modules_imported_by_zenml_cli']} modules imported by zenml.cli)"
+            f"({r['modules_imported_by_zenml_cli']} modules imported by zenml.cli; "
+            f"budget {GRAFT_BUDGET_MS:.0f} ms)"
         )
         print("OK" if ok else "TARGET MISSED")
     return 1 if args.check and not ok else 0

@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from tests.fakes.pulumi import (
     stack_file,
     tiny_program,
 )
+from tests.support import signals
 from zenml_gcp_gitops.config import DeploymentConfig, build_config
 from zenml_gcp_gitops.engine import Engine
 from zenml_gcp_gitops.errors import Interrupted, PhaseError, UserError
@@ -395,15 +395,10 @@ def test_ctrl_c_is_forwarded_recorded_and_resumable(world: World, tmp_path: Path
         "passphrase",
         "--yes",
     ]
-    proc = subprocess.Popen(
-        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    # its own session: no terminal delivers a Ctrl-C to the engine, so the CLI must forward it
+    proc = signals.start(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not (tmp_path / "hanging").exists():
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the fake engine never reached mysql"
-            time.sleep(0.05)
+        signals.wait_for((tmp_path / "hanging").exists, proc, "the fake engine reaches mysql")
         # a second deploy while the first runs: the real concurrent case, refused by the
         # deploy lease before it touches anything, naming the holder
         before = world.record()
@@ -414,10 +409,9 @@ def test_ctrl_c_is_forwarded_recorded_and_resumable(world: World, tmp_path: Path
         assert world.record() == before  # the loser wrote nothing
         assert "run:" not in " ".join(world.journal)
         proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        signals.stop(proc)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "re-run" in err
     assert (tmp_path / "signals").read_text() == "SIGINT\n"  # forwarded exactly once
@@ -523,13 +517,13 @@ def test_ctrl_c_on_a_terminal_is_not_forwarded_twice(world: World, tmp_path: Pat
         if shutil.which("script")
         else "`script` for a pseudo-terminal (apt-get install bsdutils)"
     )
-    marker, signals = tmp_path / "hanging", tmp_path / "signals"
+    marker, signal_log = tmp_path / "hanging", tmp_path / "signals"
     env = {
         **{k: v for k, v in os.environ.items() if k != "CI"},
         "FAKE_PULUMI_ROOT": str(world.root),
         "FAKE_PULUMI_HANG_RESOURCE": "mysql",
         "FAKE_PULUMI_HANG_MARKER": str(marker),
-        "FAKE_PULUMI_SIGNAL_LOG": str(signals),
+        "FAKE_PULUMI_SIGNAL_LOG": str(signal_log),
     }
     cmd = " ".join(
         [
@@ -547,7 +541,9 @@ def test_ctrl_c_on_a_terminal_is_not_forwarded_twice(world: World, tmp_path: Pat
             "--yes",
         ]
     )
-    proc = subprocess.Popen(
+    # `script` gives the CLI a terminal of its own (a new session), whatever pytest runs under;
+    # SIGINT at its default, or an inherited "ignore" would reach the CLI through the shell
+    proc = signals.start(
         ["script", "-qec", cmd, "/dev/null"],
         env=env,
         stdin=subprocess.PIPE,
@@ -555,19 +551,15 @@ def test_ctrl_c_on_a_terminal_is_not_forwarded_twice(world: World, tmp_path: Pat
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 60
-        while not marker.exists():
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
+        signals.wait_for(marker.exists, proc, "the fake engine reaches mysql")
         assert proc.stdin is not None
         proc.stdin.write(b"\x03")  # Ctrl-C typed on the terminal
         proc.stdin.flush()
-        out, _ = proc.communicate(timeout=60)
+        out, _ = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        signals.stop(proc)
     assert proc.returncode == 130, out.decode(errors="replace")[-2000:]
-    assert signals.read_text() == "SIGINT\n"
+    assert signal_log.read_text() == "SIGINT\n"
     assert world.record()["phases"]["infra"]["status"] == "interrupted"
 
 
@@ -693,10 +685,7 @@ def test_after_kill_9_the_rerun_says_the_previous_run_died(
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     fake_pid = 0
     try:
-        deadline = time.monotonic() + 60
-        while not (tmp_path / "hanging").exists():
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
+        signals.wait_for((tmp_path / "hanging").exists, proc, "the fake engine reaches mysql")
         fake_pid = int((tmp_path / "hanging").read_text())
         proc.kill()  # kill -9: no handler runs, the lease and the Pulumi lock stay behind
         proc.wait(10)

@@ -296,7 +296,7 @@ def test_second_up_is_a_noop(rehearsal: dict[str, Any]) -> None:
     assert {k: s.pid for k, s in after.services.items()} == {
         k: s.pid for k, s in before.services.items()
     }
-    assert again["total_seconds"] < 15
+    # its time: benchmarks/bench_local_up.py ("noop")
 
 
 def test_status_reports_every_service_healthy(rehearsal: dict[str, Any]) -> None:

@@ -1,16 +1,16 @@
 """`restore` against kmock (Argo CD's objects) and the fake SQL Admin API.
 
-The test plays Argo CD and Kubernetes in a background thread, as the real controllers do:
-while an Application has auto-sync (with self-heal) its Deployment is held at the chart's
-replica count, and the root app holds its children's sync policy; a Deployment's pods come
-and go with its replicas. So a restore that scales before suspending auto-sync, or suspends
-the children before the root, never sees its servers stop.
+The test plays Argo CD and Kubernetes as the real controllers do: while an Application has
+auto-sync (with self-heal) its Deployment is held at the chart's replica count, and the root
+app holds its children's sync policy; a Deployment's pods come and go with its replicas.
+The controllers act after every write of the product and on each of its waits (no thread, no
+timing): so a restore that scales before suspending auto-sync, or suspends the children
+before the root, always sees its replicas healed back and its servers never stop.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,9 +44,21 @@ class Controllers:
 
     def __init__(self, cluster: FakeCluster) -> None:
         self.c = cluster
-        self.stop = threading.Event()
         self.events: list[str] = []
-        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.now = 0.0
+
+    def kube(self) -> Kube:
+        """The product's client, with the controllers acting once after each of its writes."""
+        return ControlledKube(self)
+
+    def waits(self) -> writers.Waits:
+        """The product's waits: each poll lets the controllers act, on a clock of their own."""
+
+        def sleep(seconds: float) -> None:
+            self.now += seconds
+            self.tick()
+
+        return writers.Waits(timeout=20, poll=1, sleep=sleep, clock=lambda: self.now)
 
     def seed(self) -> None:
         for app in (N.argocd_root_app, *(a for a, _, _ in SERVERS.values())):
@@ -96,9 +108,15 @@ class Controllers:
             if int((d.get("status") or {}).get("readyReplicas") or 0) != want:
                 self.c.patch("Deployment", dep, ns, {"status": {"readyReplicas": want}})
 
-    def run(self) -> None:
-        while not self.stop.wait(0.05):
-            self.tick()
+
+class ControlledKube(Kube):
+    def __init__(self, ctl: Controllers) -> None:
+        super().__init__(ctl.c.api_client())
+        self._ctl = ctl
+
+    def merge_patch(self, *args: Any, **kwargs: Any) -> None:
+        super().merge_patch(*args, **kwargs)
+        self._ctl.tick()  # before the product's next request, as a watching controller would
 
 
 @pytest.fixture()
@@ -107,12 +125,9 @@ def cluster() -> Iterator[tuple[FakeCluster, Controllers]]:
     ctl = Controllers(c)
     ctl.seed()
     ctl.tick()
-    ctl.thread.start()
     try:
         yield c, ctl
     finally:
-        ctl.stop.set()
-        ctl.thread.join(5)
         c.stop()
 
 
@@ -139,12 +154,11 @@ class Journal:
 
 
 def restore_deps(
-    sql: FakeSqlAdmin, storage: Any, c: FakeCluster, log: list[str], journal: Journal
+    sql: FakeSqlAdmin, storage: Any, ctl: Controllers, log: list[str], journal: Journal
 ) -> rs.RestoreDeps:
     return rs.RestoreDeps(
         sql=sql_over_http(sql), storage=storage, poll=0, sleep=lambda s: None, log=log.append,
-        kube=Kube(c.api_client()), waits=writers.Waits(timeout=20, poll=0.05),
-        journal=journal,
+        kube=ctl.kube(), waits=ctl.waits(), journal=journal,
     )  # fmt: skip
 
 
@@ -204,7 +218,7 @@ def test_restore_stops_writers_through_argocd_then_imports_then_brings_them_back
     assert servers_state(c) == UP
 
     result = rs.run_restore(
-        target(), rs.Source("export", bid), restore_deps(sql, storage, c, log, journal)
+        target(), rs.Source("export", bid), restore_deps(sql, storage, ctl, log, journal)
     )
 
     assert sql.instances[N.sql_instance].databases == BEFORE
@@ -235,7 +249,7 @@ def test_restore_stops_writers_through_argocd_then_imports_then_brings_them_back
 def test_a_failed_import_brings_the_servers_back_and_says_what_state_the_data_is_in(
     cluster: tuple[FakeCluster, Controllers], storage: Any
 ) -> None:
-    c, _ = cluster
+    c, ctl = cluster
     sql = FakeSqlAdmin(storage)
     sql.add_instance(N.sql_instance, {})
     bid = take_backup(sql, storage, BEFORE, datetime(2030, 5, 2, tzinfo=UTC))
@@ -245,7 +259,7 @@ def test_a_failed_import_brings_the_servers_back_and_says_what_state_the_data_is
 
     with pytest.raises(UserError) as e:
         rs.run_restore(
-            target(), rs.Source("export", bid), restore_deps(sql, storage, c, [], journal)
+            target(), rs.Source("export", bid), restore_deps(sql, storage, ctl, [], journal)
         )
 
     msg = e.value.message
@@ -271,16 +285,15 @@ def test_a_restore_interrupted_while_servers_are_down_is_undone_by_the_next_run(
 ) -> None:
     """The journal (the deployment record) remembers the chart's replicas: a second run
     that finds the servers already at zero still brings them back to 2 and 1."""
-    c, _ = cluster
+    c, ctl = cluster
     sql = FakeSqlAdmin(storage)
     sql.add_instance(N.sql_instance, {})
     bid = take_backup(sql, storage, BEFORE, datetime(2030, 5, 3, tzinfo=UTC))
-    kube = Kube(c.api_client())
     journal = Journal()
-    writers.stop(kube, CFG, lambda s: None, writers.Waits(timeout=20, poll=0.05),
+    writers.stop(ctl.kube(), CFG, lambda s: None, ctl.waits(),
                  on_saved=lambda s: journal(s.to_dict()))  # fmt: skip  # then the process died
     assert servers_state(c)["zenml-server"]["replicas"] == 0
-    d = restore_deps(sql, storage, c, [], journal)
+    d = restore_deps(sql, storage, ctl, [], journal)
     d.saved = journal.saved
     rs.run_restore(target(), rs.Source("export", bid), d)
     assert servers_state(c) == UP
@@ -289,14 +302,14 @@ def test_a_restore_interrupted_while_servers_are_down_is_undone_by_the_next_run(
 def test_point_in_time_clones_exports_deletes_the_clone_and_imports_before_stopping_nothing_else(
     cluster: tuple[FakeCluster, Controllers], storage: Any
 ) -> None:
-    c, _ = cluster
+    c, ctl = cluster
     sql = FakeSqlAdmin(storage)
     sql.add_instance(N.sql_instance, {k: list(v) for k, v in AFTER.items()})
     when = rs.parse_point_in_time("2026-05-04T10:00:00Z")
     sql.history[when] = BEFORE
     journal = Journal()
     result = rs.run_restore(
-        target(), rs.Source("point_in_time", when), restore_deps(sql, storage, c, [], journal)
+        target(), rs.Source("point_in_time", when), restore_deps(sql, storage, ctl, [], journal)
     )
     steps = [x for x in sql.calls if not x.startswith("done:")]
     clone = next(s.split(":", 1)[1] for s in steps if s.startswith("clone:"))
@@ -319,7 +332,7 @@ def test_point_in_time_clones_exports_deletes_the_clone_and_imports_before_stopp
 def test_backup_run_restores_the_whole_instance_and_unknown_runs_are_refused_before_any_stop(
     cluster: tuple[FakeCluster, Controllers], storage: Any
 ) -> None:
-    c, _ = cluster
+    c, ctl = cluster
     sql = FakeSqlAdmin(storage)
     sql.add_instance(N.sql_instance, {k: list(v) for k, v in BEFORE.items()})
     take_backup(sql, storage, BEFORE, datetime(2030, 5, 5, tzinfo=UTC))
@@ -328,11 +341,11 @@ def test_backup_run_restores_the_whole_instance_and_unknown_runs_are_refused_bef
     log: list[str] = []
     with pytest.raises(UserError, match="no successful backup run '42'"):
         rs.run_restore(
-            target(), rs.Source("backup_run", "42"), restore_deps(sql, storage, c, log, Journal())
+            target(), rs.Source("backup_run", "42"), restore_deps(sql, storage, ctl, log, Journal())
         )
     assert not [line for line in log if "suspending" in line]  # nothing was stopped
     rs.run_restore(
-        target(), rs.Source("backup_run", run_id), restore_deps(sql, storage, c, [], Journal())
+        target(), rs.Source("backup_run", run_id), restore_deps(sql, storage, ctl, [], Journal())
     )
     assert sql.instances[N.sql_instance].databases == BEFORE
     assert servers_state(c) == UP

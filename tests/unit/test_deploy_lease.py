@@ -210,10 +210,10 @@ def test_file_lease_after_kill_9_is_free_and_remembers_the_dead_run(
 ) -> None:
     lease = make_lease(cfg, FileRecordStore(tmp_path / "r.json"))
     code = (
-        "import sys, time\n"
+        "import threading\n"
         "from zenml_gcp_gitops.lease import DeployLease\n"
         f"held = DeployLease('zenml', __import__('pathlib').Path({str(lease.dir)!r}), command='zenml-gcp-gitops deploy').acquire()\n"
-        "print('held', flush=True); time.sleep(60)\n"
+        "print('held', flush=True); threading.Event().wait()\n"  # holds it until killed
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:

@@ -8,13 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
 from tests.conftest import require
+from tests.support import signals
 from zenml_gcp_gitops.cli import cli
 
 GOOD = ["--project", "demo-project-123", "--region", "europe-west4"]
@@ -125,22 +125,69 @@ def test_ctrl_c_in_local_up_exits_130(no_adc: Path, monkeypatch: pytest.MonkeyPa
     assert _lines(result.stderr) == ["Error: interrupted (re-running the same command continues)"]
 
 
-def test_ctrl_c_in_a_real_process_exits_130(tmp_path: Path) -> None:
-    """SIGINT while a command waits (here: for a config on a FIFO nobody writes)."""
+def _console_script() -> Path:
     script = Path(sys.executable).with_name("zenml-gcp-gitops")
     require(None if script.exists() else f"the console script {script} (pip install -e '.[test]')")
+    return script
+
+
+def test_ctrl_c_in_a_real_process_exits_130(tmp_path: Path) -> None:
+    """SIGINT while a command waits (here: reading a config from a FIFO nobody writes to)."""
     fifo = tmp_path / "cfg"
     os.mkfifo(fifo)
-    proc = subprocess.Popen(
-        [str(script), "plan", "--offline", "--config", str(fifo)],
+    proc = signals.start(
+        [str(_console_script()), "plan", "--offline", "--config", str(fifo)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    writer: list[int] = []
+
+    def reading() -> bool:
+        fd = signals.fifo_writer(fifo)
+        if fd is not None:
+            writer.append(fd)
+        return bool(writer)
+
+    try:
+        signals.wait_for(reading, proc, "the CLI opens the FIFO")
+        proc.send_signal(signal.SIGINT)  # it now blocks in read(): the write end stays open
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        for fd in writer:
+            os.close(fd)
+        signals.stop(proc)
+    assert proc.returncode == 130, err
+    assert _lines(err) == ["Error: interrupted (re-running the same command continues)"], err
+
+
+# Runs the console script as installed, after an import hook that sends the process SIGINT
+# when the CLI starts to import `module`: a Ctrl-C at a known point of the start-up.
+_SIGINT_AT_IMPORT = """
+import importlib.abc, os, runpy, signal, sys
+module, script, *args = sys.argv[1:]
+class SigintAt(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == module:
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+sys.meta_path.insert(0, SigintAt())
+sys.argv = [script, *args]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("module", ["click", "zenml_gcp_gitops.cli.commands"])
+def test_ctrl_c_during_start_up_exits_130(module: str, tmp_path: Path) -> None:
+    """Ctrl-C while the console script still imports the CLI: one line and 130, no traceback."""
+    proc = signals.start(
+        [sys.executable, "-c", _SIGINT_AT_IMPORT, module, str(_console_script()),
+         "plan", "--offline", "--config", str(tmp_path / "missing.yaml")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        time.sleep(3)  # the CLI imports, then blocks opening the FIFO
-        proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=120)
     finally:
-        proc.kill()
+        signals.stop(proc)
     assert proc.returncode == 130, err
     assert _lines(err) == ["Error: interrupted (re-running the same command continues)"], err
 

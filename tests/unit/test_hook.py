@@ -20,7 +20,6 @@ from zenml_gcp_gitops import zenml_hook
 
 PY = sys.executable
 ZENML = str(Path(sys.executable).with_name("zenml"))
-HOOK_BUDGET_S = 0.030
 SUB = zenml_hook.SUBCOMMAND
 
 
@@ -47,40 +46,22 @@ def _py(code: str, *, env: dict[str, str] | None = None, cwd: Path | None = None
 # --------------------------------------------------------------------------- hook time
 
 
-def test_hook_costs_under_30ms_as_zenml_runs_it() -> None:
-    # Exactly what zenml/__init__.py does before its own imports, timed with perf counters
-    # (-X importtime does not see importlib.import_module). Best of three against CI noise.
+# Its cost (budget 30 ms) is measured by benchmarks/bench_startup.py, not asserted here.
+def test_zenml_finds_the_hook_and_running_it_leaves_only_the_finder() -> None:
+    # Exactly what zenml/__init__.py does before its own imports.
     out = _py(
         """
-        import json, time
+        import json, sys
         from importlib.metadata import entry_points
+        from zenml_gcp_gitops.zenml_hook import _GraftFinder
         eps = [e for e in entry_points().select(group="zenml.init_hooks")
                if e.value == "zenml_gcp_gitops.zenml_hook:install"]
         assert len(eps) == 1, eps
-        t = time.perf_counter()
-        eps[0].load()()
-        print(json.dumps(time.perf_counter() - t))
+        print(json.dumps({"returned": eps[0].load()() is None,
+                          "finders": sum(isinstance(f, _GraftFinder) for f in sys.meta_path)}))
         """
     )
-    assert json.loads(out) < HOOK_BUDGET_S
-
-
-def test_hook_costs_under_30ms_on_a_cold_interpreter() -> None:
-    best = min(
-        json.loads(
-            _py(
-                """
-                import json, time
-                t = time.perf_counter()
-                import zenml_gcp_gitops.zenml_hook as h
-                h.install()
-                print(json.dumps(time.perf_counter() - t))
-                """
-            )
-        )
-        for _ in range(3)
-    )
-    assert best < HOOK_BUDGET_S
+    assert json.loads(out) == {"returned": True, "finders": 1}
 
 
 def test_hook_imports_only_the_standard_library() -> None:
@@ -167,9 +148,8 @@ def test_off_switch_leaves_zenml_alone() -> None:
     got = json.loads(_py(_INSPECT_GRAFT, env=_env(**{zenml_hook.DISABLE_ENV: "1"})))
     assert got["grafted"] is False
     assert got["finder_left"] is False
-    # Grafting by hand on the untouched CLI works and is cheap: well under 1% of a ~2 s start.
+    # Grafting by hand on the untouched CLI works (its cost: benchmarks/bench_startup.py).
     assert got["graft_ok"] is True
-    assert got["graft_ms"] + got["finder_ms"] < 10, got
 
 
 def test_install_is_idempotent_and_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:

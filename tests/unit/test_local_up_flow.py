@@ -252,3 +252,42 @@ def test_two_concurrent_ups_on_a_new_dir_race_cleanly(
     errors = [r for r in results if isinstance(r, BaseException)]
     assert len(results) == 2 and len(errors) == 1, results
     assert isinstance(errors[0], UserError) and "another `local up`" in errors[0].message
+
+
+def test_ctrl_c_during_registration_stops_at_once_and_says_what_is_left(tmp_path: Path) -> None:
+    """Ctrl-C while `up` registers (and MLflow is still starting) in a real process: it does
+    not wait for the registration or the services, stops what it started, exits 130 and says
+    what is left. The registration here never ends, so a run that waits for it never exits."""
+    import subprocess
+
+    from tests.support import signals
+
+    base = tmp_path / "d"
+    state: sv.LocalState | None = None
+    proc = signals.start(
+        [PY, "-m", "tests.support.local_up_driver", str(tmp_path), "--",
+         "local", "up", "--name", "demo", "--dir", str(base), "--no-registry"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    try:
+        signals.wait_for((tmp_path / "registering").exists, proc, "`up` registers")
+        state = sv.LocalState.load(base)
+        assert state is not None and set(state.services) == {"gcs", "mlflow", "zenml"}
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        signals.stop(proc)
+        leftovers = [(svc, svc.members()) for svc in (state.services.values() if state else [])]
+        for svc, _ in leftovers:
+            sv.stop(svc, timeout=5)  # whatever the product left, this test does not leave it
+    assert proc.returncode == 130, err
+    assert [(svc.title, members) for svc, members in leftovers if members] == []
+    line = " ".join(err[err.index("Error:") :].split())  # after the progress lines
+    assert line.startswith("Error: interrupted: stopped what this run started"), line
+    for title in ("gcs server", "mlflow server", "zenml server"):
+        assert title in line
+    assert f"left: the data in {base.resolve()}" in line and "registration cut short" in line
+    assert "local up` with the same flags" in line
+    after = sv.LocalState.load(base)
+    assert after is not None and after.services == {}

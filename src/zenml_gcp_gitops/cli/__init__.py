@@ -4,11 +4,33 @@ Each area's commands live in their own module; every heavy import (zenml, pulumi
 kubernetes) happens inside a command body so `--help` stays instant.
 """
 
+# ruff: noqa: E402 - the imports below come after the start-up Ctrl-C handler
+
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from typing import Any
 
+INTERRUPTED = "Error: interrupted (re-running the same command continues)"
+
+
+def _interrupted_while_starting(signum: int, frame: object) -> None:
+    """Ctrl-C while the CLI still imports: one line and 130, not a traceback from an import."""
+    sys.stderr.write(INTERRUPTED + "\n")
+    raise SystemExit(130)
+
+
+# Only where Python's own Ctrl-C handler is in place (an inherited "ignore" stays ignored).
+_STARTING = (
+    threading.current_thread() is threading.main_thread()
+    and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+)
+if _STARTING:
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
+
+# after the handler: these imports are most of the start-up
 import click
 
 from .. import __version__
@@ -150,14 +172,36 @@ def _register_commands() -> None:
 
 
 _register_commands()
+if _STARTING:  # from here on, `main` and `_Group.invoke` answer Ctrl-C
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _exit_interrupted() -> None:
+    """Exit 130 at once now that the answer is printed and what the run started is cleaned
+    up. The interpreter's own teardown (collecting a heap that holds pulumi_gcp or zenml,
+    joining threads a library left waiting on a stream) takes seconds on a busy machine: run
+    the exit handlers (temporary files, log flushes) and leave without it."""
+    import atexit
+    import os
+
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
 
 
 def main() -> None:
     try:
         cli(prog_name="zenml-gcp-gitops")
     except KeyboardInterrupt:  # pragma: no cover - before or after a command runs
-        sys.stderr.write("Error: interrupted\n")
-        sys.exit(130)
+        sys.stderr.write(INTERRUPTED + "\n")
+        _exit_interrupted()
+    except SystemExit as e:
+        if e.code == 130:  # Ctrl-C, answered by the command: what it started is cleaned up
+            _exit_interrupted()
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,13 +24,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from ..config import LocalNames
-from ..errors import UserError
+from ..errors import Interrupted, UserError
 from ..progress import ServiceProgress
+from ..ui import self_command
 from . import services as sv
 from .owned import check_purgeable, claim, marker_name
 from .pipeline_env import pipeline_env, write_env_file
@@ -178,6 +178,9 @@ def _local_up(
 
     started: dict[str, RunningService] = {}
     ready_times: dict[str, float] = {}
+    # Registration needs only the ZenML server, so it starts the moment ZenML is ready,
+    # while MLflow may still be starting; buckets right after the emulator.
+    zenml_ready, abort, registering = threading.Event(), threading.Event(), threading.Event()
     with ServiceProgress(progress, _interactive()) as prog:
         try:
             for key, spec in specs.items():
@@ -195,9 +198,6 @@ def _local_up(
             for _spec, svc in pairs:
                 prog.add(svc.name, f"{svc.title} on {svc.url}")
 
-            # Registration needs only the ZenML server, so it starts the moment ZenML is
-            # ready, while MLflow may still be starting; buckets right after the emulator.
-            zenml_ready, abort = threading.Event(), threading.Event()
             timings: dict[str, float] = {}
 
             def on_ready(key: str, took: float) -> None:
@@ -214,6 +214,7 @@ def _local_up(
                     pass
                 if not zenml_ready.is_set():  # another service failed first: nothing to do
                     return None
+                registering.set()
                 prog.add("register", f"Registering stack {names.zenml_stack}")
                 t_join = time.monotonic()
                 importer.join()
@@ -222,16 +223,19 @@ def _local_up(
                 prog.done("register", f"Stack {names.zenml_stack} registered")
                 return result
 
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="register") as pool:
-                registration = pool.submit(register)
-                try:
-                    ready_times = sv.wait_ready(pairs, on_ready=on_ready)
-                    services_s = time.monotonic() - t0
-                finally:
-                    abort.set()  # no-op when ZenML was ready: registration goes on
-                reg = registration.result()  # its error, if any, is raised here
+            registration = _Background(register)
+            try:
+                ready_times = sv.wait_ready(pairs, on_ready=on_ready)
+                services_s = time.monotonic() - t0
+            finally:
+                abort.set()  # no-op when ZenML was ready: registration goes on
+            reg = registration.result()  # its error, if any, is raised here
             if reg is None:  # every service is ready; the registrar stopped before it saw ZenML
+                registering.set()
                 reg = _register(lay, names, state)
+        except KeyboardInterrupt:
+            abort.set()
+            raise _interrupted(started, running, state, base, registering.is_set()) from None
         except BaseException:
             _stop_started(started, state, base)
             raise
@@ -327,6 +331,65 @@ def _redact_db(url: str) -> str:
     import re
 
     return re.sub(r"//([^/:@]+):[^/@]*@", r"//\1:[secret]@", url)
+
+
+class _Background(threading.Thread):
+    """A daemon thread with a result: Ctrl-C never waits for it (stopping the services it
+    talks to ends its requests), and the process can exit while it still runs."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        super().__init__(target=None, name="register", daemon=True)
+        self._fn = fn
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self._value = self._fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller by result()
+            self._error = e
+
+    def result(self) -> Any:
+        self.join()  # a lock wait: Ctrl-C interrupts it at once
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+INTERRUPT_GRACE_S = 0.5  # SIGTERM, then SIGKILL: the databases are SQLite/MySQL, crash-safe
+
+
+def _interrupted(
+    started: dict[str, RunningService],
+    running: dict[str, RunningService],
+    state: LocalState,
+    base: Path,
+    registering: bool,
+) -> Interrupted:
+    """Ctrl-C: stop what this run started (all at once), and say what is left."""
+    stuck = sv.stop_all(list(started.values()), grace=INTERRUPT_GRACE_S)
+    stopped = [s for s in started.values() if s not in stuck]
+    for key, svc in started.items():
+        if svc not in stuck:
+            state.services.pop(key, None)
+    with contextlib.suppress(OSError):
+        state.save(base)
+    done = f"stopped what this run started ({', '.join(s.title for s in stopped) or 'nothing'})"
+    left = [f"the data in {base}"]
+    if stuck:
+        left.append("still running, would not stop: " + ", ".join(
+            f"{s.title} (process group {s.pid})" for s in stuck
+        ))  # fmt: skip
+    if running:
+        left.append("running from before: " + ", ".join(s.title for s in running.values()))
+    if registering:
+        left.append("a registration cut short (what it created stays in ZenML's database)")
+    return Interrupted(
+        f"interrupted: {done}; left: {'; '.join(left)}",
+        f"re-run `{self_command()} local up` with the same flags: it starts the services "
+        "again and completes the registration",
+    )
 
 
 def _stop_started(started: dict[str, RunningService], state: LocalState, base: Path) -> None:

@@ -296,16 +296,18 @@ def wait_ready(
     if not services:
         return {}
     times: dict[str, float] = {}
-    with ThreadPoolExecutor(max_workers=len(services)) as pool:
+    pool = ThreadPoolExecutor(max_workers=len(services))
+    try:
         futures = {pool.submit(one, pair): pair[1].name for pair in services}
         for fut in as_completed(futures):
-            try:
-                took = fut.result()
-            except BaseException:
-                abort.set()
-                raise
+            took = fut.result()
             if took is not None:
                 times[futures[fut]] = took
+    except BaseException:
+        abort.set()  # the pollers stop at their next check; Ctrl-C does not wait for them
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     return times
 
 
@@ -344,6 +346,27 @@ def stop(svc: RunningService, timeout: float = 20.0) -> bool:
             _reap(svc.pid)
     _reap(svc.pid)
     return not svc.members()
+
+
+def stop_all(svcs: list[RunningService], grace: float) -> list[RunningService]:
+    """Stop several services at once (after Ctrl-C: no waiting for one after another).
+
+    SIGTERM to every group, SIGKILL to what is left after `grace` seconds; returns the
+    services that still have processes after that (their groups' IDs are in the report)."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        left = [s for s in svcs if s.members()]
+        for svc in left:
+            _signal_group(svc, sig)
+        deadline = time.monotonic() + wait
+        while left and (rest := deadline - time.monotonic()) > 0:
+            members = [p for s in left for p in s.members()]
+            psutil.wait_procs(_processes(members), timeout=min(rest, 0.1))
+            for svc in left:
+                _reap(svc.pid)
+            left = [s for s in left if s.members()]
+        if not left:
+            return []
+    return [s for s in svcs if s.members()]
 
 
 def _processes(pids: list[int]) -> list[psutil.Process]:

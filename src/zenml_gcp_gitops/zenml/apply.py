@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from ..errors import PhaseError, UserError
+from ..errors import Interrupted, PhaseError, UserError
 
 # the read-only side (`checks.py`) stays importable from here
 from .checks import ForeignObjectError as ForeignObjectError
@@ -36,8 +36,10 @@ from .secrets import (
     find_secret,
     first,
     has_labels,
+    next_spare_name,
     owned_secrets,
     plain,
+    usable_secret_names,
 )
 
 if TYPE_CHECKING:
@@ -101,6 +103,7 @@ class _Applier:
         self.unchanged: list[str] = []
         self.inflight: tuple[str, str] | None = None  # (verb, "kind:name") being written
         self.swapping = False  # past the point of undo (`finish_swaps`)
+        self.undo_errors: dict[str, str] = {}  # why an undo step failed
 
     def write(self, verb: str, what: str, call: Any, *args: Any) -> Any:
         """One write; while it is under way, `inflight` names it (a lost answer leaves it
@@ -360,8 +363,9 @@ class _Applier:
         for what, fn in reversed(self.undo if steps is None else steps):
             try:
                 fn()
-            except Exception:  # noqa: BLE001 - each undo step is tried; failures are listed, not raised
+            except Exception as e:  # noqa: BLE001 - each undo step is tried; failures are listed, not raised
                 failed.insert(0, (what, fn))
+                self.undo_errors[what] = f"{e.__class__.__name__}: {str(e)[:80]}"
         self.undo.clear()
         return failed
 
@@ -390,6 +394,28 @@ class _Applier:
         }.get(kind, self.store.delete_stack_component)
         delete(obj.id)
 
+    def after_interrupt(self) -> str:
+        """Ctrl-C (the server answers): the write under way first (a component it created
+        still uses the connector), then the undo journal; says what could not be undone."""
+        left: list[str] = []
+        if self.inflight is not None:
+            verb, what = self.inflight
+            try:
+                obj = self.lookup(what)
+                if verb == "created" and obj is not None:
+                    self.delete(what, obj)
+                    self.created.append(what)  # its answer never came; it is undone too
+                elif verb == "updated":
+                    left.append(f"{what} may have been updated")
+            except Exception as e:  # noqa: BLE001 - reported
+                note = _rerun_note(self.inflight)
+                left.append(f"{what} may have been {verb} ({e.__class__.__name__}){note}")
+        failed = self.rollback()
+        left[:0] = [f"could not undo {w} ({self.undo_errors.get(w, '?')})" for w, _ in failed]
+        wrote = [*self.created, *self.updated]
+        done = f"undid its writes ({', '.join(wrote)})" if wrote else "it had written nothing"
+        return f"{done}; left on the server: {'; '.join(left) or 'nothing'}"
+
     def after_lost_server(self, failed: list[tuple[str, Any]]) -> str:
         """What a run cut off from the server left: checked when the server answers again
         (undo is retried then), else named as unverified. Never claims what it cannot know."""
@@ -415,7 +441,7 @@ class _Applier:
                 return "; nothing was written before the server stopped answering"
             return (
                 "; the server stopped answering, so these may be left on it and could not be "
-                f"checked: {', '.join(unverified)}"
+                f"checked: {', '.join(unverified)}{_rerun_note(inflight)}"
             )
         parts: list[str] = []
         if inflight is not None:
@@ -434,6 +460,7 @@ class _Applier:
                             self.delete(what, obj)
                     except Exception:  # noqa: BLE001 - reported
                         parts.append(f"left on the server: {what} (its answer was lost)")
+                        parts[-1] += _rerun_note(inflight)
         failed = self.rollback(failed)
         if failed:
             parts.insert(0, f"could not undo: {', '.join(what for what, _ in failed)}")
@@ -450,6 +477,7 @@ def apply_stack_spec(
     `verify` (default: `spec.connector.verify`) asks the server to verify the connector
     against the cloud after registration; a failed verification is reported, not fatal.
     """
+    spec, notes = usable_secret_names(store, spec)
     checked = preflight(store, spec, adopt)
     existing = checked.existing
     a = _Applier(store, spec, checked.connector_type)
@@ -462,10 +490,13 @@ def apply_stack_spec(
             comps[c.type] = a.apply_component(c, connector, existing[f"component:{c.type}"])
         stack = a.apply_stack({t: r.id for t, r in comps.items()}, existing["stack"])
         connector = a.finish_swaps() or connector
-    except BaseException as e:
-        failed = a.rollback()
+    except BaseException as e:  # noqa: BLE001 - Ctrl-C too: it undoes its writes
         if isinstance(e, KeyboardInterrupt):
-            raise
+            raise Interrupted(
+                f"interrupted while registering stack {spec.name}: {a.after_interrupt()}",
+                "re-run the same command: it creates what is missing and keeps what is there",
+            ) from None
+        failed = a.rollback()
         detail = e.message if isinstance(e, UserError) else str(e).splitlines()[0][:300]
         if _lost_server(e):
             if not isinstance(e, UserError):
@@ -497,7 +528,8 @@ def apply_stack_spec(
         unchanged=a.unchanged,
     )
     result.log.extend(
-        [f"created {x}" for x in a.created]
+        [f"note: {x}" for x in notes]
+        + [f"created {x}" for x in a.created]
         + [f"updated {x}" for x in a.updated]
         + [f"unchanged {x}" for x in a.unchanged]
     )
@@ -506,6 +538,18 @@ def apply_stack_spec(
         result.verification = verify_connector(store, connector.id)
         result.log.append(f"connector verification: {result.verification['result']}")
     return result
+
+
+def _rerun_note(inflight: tuple[str, str] | None) -> str:
+    """A secret being created when the server died may be a record without its values."""
+    verb, what = inflight or ("", "")
+    kind, _, name = what.partition(":")
+    if verb != "created" or kind != "secret":
+        return ""
+    return (
+        f"; if ZenML kept the record of secret '{name}' without its values, a re-run leaves "
+        f"it and registers the secret as '{next_spare_name(name)}'"
+    )
 
 
 def _lost_server(e: BaseException) -> bool:
@@ -531,6 +575,7 @@ def delete_stack_spec(
     A same-named secret that is not ours (`secret_is_ours`) is left, with a line in `kept`,
     unless `adopt`. Ownership is decided before the components that may vouch for it go."""
     removed: list[str] = []
+    spec, _ = usable_secret_names(store, spec)  # the names `apply_stack_spec` used
     comps = [(c, find_component(store, c)) for c in reversed(spec.ordered_components())]
     secrets = owned_secrets(store, spec, [x for _, x in comps], adopt, [] if kept is None else kept)
     stack = find_stack(store, spec.name)

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 SECRET_REF = re.compile(r"\{\{\s*([^.\s}]+)\.([^}\s]+)\s*\}\}")
 OWNER_KEY = "zenml_gcp_gitops_owner"
+# ZenML's KeyError for a secret whose record exists without its values (see `values_lost`)
+VALUES_NOT_STORED = "have not been stored"
+MAX_SPARE_NAMES = 5  # `<name>-v2` .. `<name>-v5`
 
 
 class Journal(Protocol):
@@ -90,6 +93,73 @@ def find_secret(store: Any, name: str) -> Any:
     from zenml.models import SecretFilter
 
     return first(store.list_secrets(SecretFilter(name=name), hydrate=True))
+
+
+def spare_name(name: str, n: int = 2) -> str:
+    """The name a secret takes when a record without values holds `name` (n = 2, 3, ...)."""
+    return name if n == 1 else f"{name}-v{n}"
+
+
+def next_spare_name(name: str) -> str:
+    """The name a re-run tries after `name` (`x` -> `x-v2`, `x-v2` -> `x-v3`)."""
+    m = re.fullmatch(r"(.+)-v(\d+)", name)
+    return spare_name(m.group(1), int(m.group(2)) + 1) if m else spare_name(name)
+
+
+def values_lost(store: Any, secret: Any) -> bool:
+    """True for a record whose values are gone: ZenML commits a new secret's record, then
+    its values; a server that dies in between keeps the record. ZenML 0.98 then answers
+    every read, update and delete of it with a KeyError (each reads the values first)."""
+    try:
+        store.get_secret(secret.id)
+    except KeyError as e:
+        if VALUES_NOT_STORED in str(e):
+            return True
+        raise
+    return False
+
+
+def usable_secret_names(store: Any, spec: StackSpec) -> tuple[StackSpec, list[str]]:
+    """The spec with each secret under the first of `name`, `name-v2`, ... that is free or
+    readable (components' references follow), and a note for each record passed over.
+    Every run decides the same, so re-runs and the teardown find the same secret."""
+    renames: dict[str, str] = {}
+    notes: list[str] = []
+    for s in spec.secrets:
+        for n in range(1, MAX_SPARE_NAMES + 1):
+            name = spare_name(s.name, n)
+            found = find_secret(store, name)
+            if found is None or not values_lost(store, found):
+                break
+            notes.append(
+                f"ZenML secret '{name}' is a record without its values (its server stopped "
+                "while creating it); ZenML cannot read or delete it, so it is left alone"
+            )
+        else:
+            raise UserError(
+                f"ZenML secrets '{s.name}' to '{name}' are all records without values",
+                "delete them from the ZenML server's database (the API cannot), then re-run",
+            )
+        if name != s.name:
+            renames[s.name] = name
+    return (_renamed(spec, renames) if renames else spec), notes
+
+
+def _renamed(spec: StackSpec, renames: dict[str, str]) -> StackSpec:
+    def ref(value: Any) -> Any:
+        m = SECRET_REF.fullmatch(value) if isinstance(value, str) else None
+        if m is None or m.group(1) not in renames:
+            return value
+        return "{{" + f"{renames[m.group(1)]}.{m.group(2)}" + "}}"
+
+    comps = {
+        t: c.model_copy(update={"configuration": {k: ref(v) for k, v in c.configuration.items()}})
+        for t, c in spec.components.items()
+    }
+    secrets = tuple(
+        s.model_copy(update={"name": renames.get(s.name, s.name)}) for s in spec.secrets
+    )
+    return spec.model_copy(update={"components": comps, "secrets": secrets})
 
 
 def check_secret_refs(store: Any, spec: StackSpec) -> None:
