@@ -8,7 +8,9 @@ import (the plan and `register` spell them without loading ZenML).
 
 from __future__ import annotations
 
-from .. import __version__ as VERSION  # the package root: always imported first anyway
+from .. import __version__
+
+VERSION = __version__  # the package root: always imported first anyway
 
 DISTRIBUTION = "zenml-gcp-gitops"
 
