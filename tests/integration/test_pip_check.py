@@ -32,9 +32,9 @@ PIP_TIMEOUT = 1500  # one resolution; more than this is pip backtracking, a fail
 ZENMLS_OWN = re.compile(r"^(zenml|opentelemetry-[a-z-]+) [^ ]+ has requirement opentelemetry-")
 
 
-def _registry_reachable() -> bool:
+def _registry_reachable(into: Path) -> bool:
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", os.devnull, "six"],
+        [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(into), "six"],
         capture_output=True,
         timeout=120,
     )
@@ -59,8 +59,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Path:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _registry() -> None:
-    if _registry_reachable():
+def _registry(tmp_path_factory: pytest.TempPathFactory) -> None:
+    if _registry_reachable(tmp_path_factory.mktemp("probe")):
         return
     if os.environ.get("CI"):
         pytest.fail("the package registry is unreachable (CI=true)")
