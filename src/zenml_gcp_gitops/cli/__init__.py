@@ -125,6 +125,13 @@ class _Group(click.Group):
                 self._unexpected(ctx, e)
             # a path the user gave (or one under it): one line naming it and the reason
             self._fail(ctx, os_error_line(e), "check the path and its folder", 1)
+        except ImportError as e:
+            from ..extras import from_import_error
+
+            needs = from_import_error(e, f"`{ctx.command_path} {ctx.invoked_subcommand or ''}`")
+            if needs is not None:
+                self._fail(ctx, needs.message, needs.hint, needs.exit_code)
+            self._unexpected(ctx, e)
         except Exception as e:  # noqa: BLE001 - the one place an unexpected error becomes one line
             known = known_error(e)
             if known is not None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,13 +24,13 @@ from .options import (
     credentials_from_env_option,
     output_option,
 )
+from .zenml_export import export_yaml, zenml_commands
 
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
     from ..gcp_secrets import SecretAccess
     from ..outputs import InfraOutputs
     from ..phases.base import PhaseContext
-    from ..stack_spec import StackSpec
 
 # Tests replace this to inject tests/fakes/gcp_secrets.py; it maps a project to SecretAccess.
 SECRET_ACCESS_FACTORY: Callable[[str, dict[str, str]], SecretAccess] | None = None
@@ -137,93 +136,6 @@ def _url(ctx: PhaseContext) -> str:
 
 
 # ------------------------------------------------------------------------- print / export
-
-
-def _flag(key: str, value: Any) -> str:
-    return shlex.quote(f"--{key}={value}")
-
-
-def zenml_commands(spec: StackSpec) -> list[str]:
-    """`zenml ...` command lines that recreate `spec` by hand; secret values are env refs."""
-    q = shlex.quote
-    lines: list[str] = []
-    labels = " ".join(f"--label {q(f'{k}={v}')}" for k, v in spec.labels.items())
-    for f in spec.flavors:  # needs zenml-gcp-gitops installed where it runs
-        lines.append(f"zenml {f.type.replace('_', '-')} flavor register {q(f.source)}")
-    for s in spec.secrets:
-        values = " ".join(
-            f'--{k}="${_env_name(s.name, k)}"' for k in sorted(s.values)
-        )  # shell expands the user's env
-        lines.append(f"zenml secret create {q(s.name)} {values}")
-    if spec.connector is not None:
-        c = spec.connector
-        conf = " ".join(_flag(k, v) for k, v in c.configuration.items())
-        secrets = " ".join(
-            q(f"--{k}=@{_env_name(c.name, k).lower()}.json") for k in sorted(c.secrets)
-        )
-        parts = [
-            f"zenml service-connector register {q(c.name)} --type {q(c.type)}",
-            f"--auth-method {q(c.auth_method)}",
-            conf,
-            secrets,
-            labels,
-            "--no-verify",
-        ]
-        lines.append(" ".join(p for p in parts if p))
-    for comp in spec.ordered_components():
-        conf = " ".join(_flag(k, v) for k, v in comp.configuration.items())
-        parts = [
-            f"zenml {comp.type.replace('_', '-')} register {q(comp.name)} --flavor {q(comp.flavor)}",
-            conf,
-            labels,
-        ]
-        if spec.connector is not None and comp.connector_resource_type:
-            parts.append(f"--connector {q(spec.connector.name)}")
-            if comp.connector_resource_id:
-                parts.append(f"--resource-id {q(comp.connector_resource_id)}")
-        lines.append(" ".join(p for p in parts if p))
-    flags = {
-        "artifact_store": "-a",
-        "container_registry": "-c",
-        "orchestrator": "-o",
-        "experiment_tracker": "-e",
-        "image_builder": "-i",
-        "step_operator": "-s",
-        "model_deployer": "-d",
-        "model_registry": "-r",
-        "feature_store": "-f",
-    }
-    stack = " ".join(
-        f"{flags.get(c.type, '--' + c.type)} {q(c.name)}" for c in spec.ordered_components()
-    )
-    lines.append(f"zenml stack register {q(spec.name)} {stack}")
-    return lines
-
-
-def _env_name(secret: str, key: str) -> str:
-    return f"{secret}_{key}".upper().replace("-", "_").replace(":", "_")
-
-
-def export_yaml(spec: StackSpec) -> dict[str, Any]:
-    """The `zenml stack export` layout, so `zenml stack import` reads it."""
-    from ..config import installed_zenml_version
-
-    return {
-        "stack_name": spec.name,
-        "components": {
-            c.type: {
-                "name": c.name,
-                "type": c.type,
-                "flavor": c.flavor,
-                "configuration": dict(c.configuration),
-            }
-            for c in spec.ordered_components()
-        },
-        "zenml_version": installed_zenml_version(),
-    }
-
-
-# ------------------------------------------------------------------------- register
 
 
 @click.command("register")
@@ -406,8 +318,14 @@ def _render_ci(data: dict[str, Any], log: list[str], output: str) -> None:
     for line in log:
         out.print(f"  {line}")
     if data.get("api_key"):
-        out.print("API key (shown once, store it now):")
-        click.echo(data["api_key"])
+        _print_key(data["api_key"])
+
+
+def _print_key(key: str) -> None:
+    from ..ui import console
+
+    console().print("API key (shown once, store it now):")
+    click.echo(key)
 
 
 def _fetch_hint(cfg: DeploymentConfig) -> str:
@@ -447,20 +365,41 @@ def _ensure(
     cfg, ctx, url, store = _admin_session(
         config, outputs_file, zenml_url, timeout, credentials_from_env
     )
-    result = ensure_ci_account(
-        store,
-        cfg,
-        secrets=_secrets(ctx),
-        rotate=rotate,
-        retain_minutes=retain_minutes,
-        github_repo=cfg.github_repo,
-        zenml_url=url,
-        store_secret=not show_key,
-        stack_id=find_stack_id(store, cfg.names.zenml_stack),
-    )
+    shown: list[str] = []
+
+    def show(key: str) -> None:
+        # The only copy: out before Secret Manager, gh or anything else gets a chance to fail.
+        shown.append(key)
+        if output != "json":
+            _print_key(key)
+
+    try:
+        result = ensure_ci_account(
+            store,
+            cfg,
+            secrets=_secrets(ctx),
+            rotate=rotate,
+            retain_minutes=retain_minutes,
+            github_repo=cfg.github_repo,
+            zenml_url=url,
+            store_secret=not show_key,
+            stack_id=find_stack_id(store, cfg.names.zenml_stack),
+            on_key=show if show_key else None,
+        )
+    except BaseException:
+        if shown and output == "json":  # stdout gets the error document; the key goes here
+            click.echo(f"API key (shown once, store it now): {shown[0]}", err=True)
+        raise
     if result.api_key and not show_key:
         result.log.append(_fetch_hint(cfg))
-    _render_ci(result.public_dict(show_key=show_key), result.log, output)
+    from ..extras import pipeline_install
+
+    result.log.append("a pipeline environment (CI job, laptop) installs:")
+    result.log += [f"  {x}" for x in pipeline_install(cfg.orchestrator, cfg.versions.zenml_chart)]
+    data = result.public_dict(show_key=show_key)
+    if output != "json":
+        data.pop("api_key", None)  # printed above already
+    _render_ci(data, result.log, output)
 
 
 @click.group("ci-account")
