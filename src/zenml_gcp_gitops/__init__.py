@@ -1,3 +1,4 @@
 """zenml-gcp-gitops: a production ZenML + MLflow stack on GCP, deployed with one command."""
 
-__version__ = "0.1.0"
+# pyproject.toml takes the distribution's version from here.
+__version__ = "0.2.0"

@@ -26,6 +26,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from .config import SECRET_MARK
 
+# Our Cloud Build image builder (`flavors/image_builder.py`): ZenML's, with builds running as
+# the stack's build account. Registered on the server as a custom flavor from this source.
+from .flavors import BUILD_ACCOUNT_FLAVOR as BUILD_ACCOUNT_FLAVOR
+from .flavors import BUILD_ACCOUNT_FLAVOR_SOURCE as BUILD_ACCOUNT_FLAVOR_SOURCE
+
 if TYPE_CHECKING:
     from .config import DeploymentConfig, ZenmlNames
     from .outputs import InfraOutputs
@@ -61,11 +66,6 @@ GCS_BUCKET = "gcs-bucket"
 DOCKER_REGISTRY = "docker-registry"
 KUBERNETES_CLUSTER = "kubernetes-cluster"
 GCP_GENERIC = "gcp-generic"
-
-# Our Cloud Build image builder (`image_builder.py`): ZenML's, with builds running as the
-# stack's build account. Registered on the server as a custom flavor from this source.
-BUILD_ACCOUNT_FLAVOR = "gcp-build-account"
-BUILD_ACCOUNT_FLAVOR_SOURCE = "zenml_gcp_gitops.image_builder.GCPBuildAccountImageBuilderFlavor"
 
 
 def secret_ref(secret: str, key: str) -> str:

@@ -335,3 +335,59 @@ def test_ci_secrets_carry_the_active_stack_id(server: ZenServer, store, tmp_path
     assert f"gh secret set ZENML_ACTIVE_STACK_ID --repo acme/ml --body {stack_id}" in "\n".join(
         res.log
     )
+
+
+def _no_google_env(server: ZenServer, home: Any, **extra: str) -> dict[str, str]:
+    """A process with no Google credentials of any kind: no ADC file, no gcloud config, and a
+    metadata server that refuses at once (so the lookup fails instead of waiting)."""
+    env = server.client_env(**extra)
+    for k in list(env):
+        if k.startswith(("GOOGLE_", "CLOUDSDK_", "GCE_")):
+            del env[k]
+    env.update(
+        HOME=str(home),
+        CLOUDSDK_CONFIG=str(home / "gcloud"),
+        GCE_METADATA_HOST="127.0.0.1:9",
+        GCE_METADATA_IP="127.0.0.1:9",
+        NO_GCE_CHECK="True",
+        ZENML_GCP_GITOPS_HOME=str(home / "zgg"),
+    )
+    return env
+
+
+def test_show_key_without_google_credentials_prints_a_key_that_logs_in(
+    server: ZenServer, tmp_path
+) -> None:
+    """`--show-key` needs no Secret Manager: the key is printed although the stored versions
+    cannot be retired, and it logs in from another process. (It used to fail in Secret
+    Manager after ZenML had made the key, and every re-run kept the lost key.)"""
+    from zenml_gcp_gitops.cli import zenml as zcli
+
+    assert zcli.SECRET_ACCESS_FACTORY is None  # the real Secret Manager client is used
+    repo_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = _no_google_env(
+        server,
+        tmp_path,
+        ZENML_STORE_USERNAME=server.username,
+        ZENML_STORE_PASSWORD=server.password,
+        PYTHONPATH=os.pathsep.join(p for p in sys.path if p) + os.pathsep + repo_root,
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "zenml_gcp_gitops", "ci-account", "create", "--show-key",
+         "--credentials-from-env", "--project", "zgg-test-proj", "--region", "europe-west4",
+         "--name", "ci-nocreds", "--zenml-url", server.url],
+        env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    key = lines[lines.index("API key (shown once, store it now):") + 1].strip()
+    assert "skipped retiring stored key versions in Secret Manager" in proc.stdout
+
+    login = subprocess.run(
+        [sys.executable, "-c",
+         "from zenml.client import Client; print(Client().active_user.name)"],
+        env=_no_google_env(server, tmp_path, ZENML_STORE_URL=server.url, ZENML_STORE_API_KEY=key),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert login.returncode == 0, login.stderr[-2000:]
+    assert login.stdout.strip().splitlines()[-1] == "ci-nocreds-ci"

@@ -211,7 +211,7 @@ def test_up_registers_the_local_stack_with_the_expected_flavors(
     }
     # the GCP stack's Cloud Build flavor: registered on the real server, loadable by clients
     assert seen["build_flavor"] == {
-        "source": "zenml_gcp_gitops.image_builder.GCPBuildAccountImageBuilderFlavor",
+        "source": "zenml_gcp_gitops.flavors.image_builder.GCPBuildAccountImageBuilderFlavor",
         "is_custom": True,
         "config": "GCPBuildAccountImageBuilderConfig",
     }

@@ -19,7 +19,8 @@ def _norm(name: str) -> str:
 
 def _declared() -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    reqs = list(project["dependencies"]) + list(project["optional-dependencies"]["local"])
+    extras = project["optional-dependencies"]
+    reqs = list(project["dependencies"]) + list(extras["deploy"]) + list(extras["local"])
     return {_norm(re.split(r"[\[<>=!~; ]", r, maxsplit=1)[0]) for r in reqs}
 
 

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from zenml.enums import StackComponentType
 from zenml.integrations.gcp.image_builders import gcp_image_builder
 
-from zenml_gcp_gitops.image_builder import (
+from zenml_gcp_gitops.flavors.image_builder import (
     GCPBuildAccountImageBuilder,
     GCPBuildAccountImageBuilderConfig,
     GCPBuildAccountImageBuilderFlavor,
@@ -171,7 +171,23 @@ def _check_flavor_source(validate_flavor_source: Any) -> None:
     assert "service_account" in flavor.config_schema["required"]
 
 
-def test_images_carry_this_package_and_zenml_s_gcp_requirements() -> None:
+def test_images_carry_the_light_part_and_zenml_s_gcp_requirements_only() -> None:
+    """Images get ZenML's gcp list plus one line of ours: the light part at this version, no
+    extras (0.1 put the whole deploy tool, Pulumi included, into every image)."""
+    from zenml.integrations.gcp import GcpIntegration
+
+    from zenml_gcp_gitops import __version__
+
     reqs = make_builder().requirements
-    assert any(r.startswith("zenml-gcp-gitops==") for r in reqs)
-    assert any(r.startswith("google-cloud-build") for r in reqs)
+    assert reqs - set(GcpIntegration.get_requirements()) == {f"zenml-gcp-gitops=={__version__}"}
+
+
+def test_the_old_import_path_still_loads_the_flavor() -> None:
+    """Servers registered by 0.1 hold `zenml_gcp_gitops.image_builder....`."""
+    from zenml.stack.flavor import validate_flavor_source
+
+    from zenml_gcp_gitops.flavors import LEGACY_FLAVOR_SOURCES
+
+    for source in LEGACY_FLAVOR_SOURCES:
+        _, flavor = validate_flavor_source(source, StackComponentType.IMAGE_BUILDER)
+        assert isinstance(flavor, GCPBuildAccountImageBuilderFlavor)

@@ -61,7 +61,7 @@ def test_gcp_spec_kubernetes_values() -> None:
         {
             "type": "image_builder",
             "name": "gcp-build-account",
-            "source": "zenml_gcp_gitops.image_builder.GCPBuildAccountImageBuilderFlavor",
+            "source": "zenml_gcp_gitops.flavors.image_builder.GCPBuildAccountImageBuilderFlavor",
         }
     ]
     assert spec.connector is not None

@@ -97,17 +97,18 @@ class _Group(click.Group):
             self._fail(ctx, e.format_message(), None, e.exit_code)
         except KeyboardInterrupt:
             self._fail(ctx, "interrupted", "re-running the same command continues", 130)
+        except ImportError as e:
+            from ..extras import from_import_error
+
+            needs = from_import_error(e, f"`{ctx.command_path} {ctx.invoked_subcommand or ''}`")
+            if needs is not None:
+                self._fail(ctx, needs.message, needs.hint, needs.exit_code)
+            self._fail(ctx, *_unexpected(ctx, e))
         except Exception as e:  # noqa: BLE001 - the one place an unexpected error becomes one line
             known = known_error(e)
             if known is not None:
                 self._fail(ctx, known.message, known.hint, known.exit_code)
-            log = _crash_log(ctx, e)
-            self._fail(
-                ctx,
-                f"unexpected error: {e.__class__.__name__}: {_cut(str(e))}",
-                f"details in {log}",
-                1,
-            )
+            self._fail(ctx, *_unexpected(ctx, e))
         return None  # pragma: no cover - every branch above exits
 
     @staticmethod
@@ -115,6 +116,11 @@ class _Group(click.Group):
         _json_error(ctx, message, hint, code)
         _error_line(message, hint)
         ctx.exit(code)
+
+
+def _unexpected(ctx: click.Context, e: BaseException) -> tuple[str, str, int]:
+    log = _crash_log(ctx, e)
+    return f"unexpected error: {e.__class__.__name__}: {_cut(str(e))}", f"details in {log}", 1
 
 
 def _cut(text: str, limit: int = 200) -> str:

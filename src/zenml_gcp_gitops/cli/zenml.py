@@ -398,8 +398,14 @@ def _render_ci(data: dict[str, Any], log: list[str], output: str) -> None:
     for line in log:
         out.print(f"  {line}")
     if data.get("api_key"):
-        out.print("API key (shown once, store it now):")
-        click.echo(data["api_key"])
+        _print_key(data["api_key"])
+
+
+def _print_key(key: str) -> None:
+    from ..ui import console
+
+    console().print("API key (shown once, store it now):")
+    click.echo(key)
 
 
 def _fetch_hint(cfg: DeploymentConfig) -> str:
@@ -439,20 +445,37 @@ def _ensure(
     cfg, ctx, url, store = _admin_session(
         config, outputs_file, zenml_url, timeout, credentials_from_env
     )
-    result = ensure_ci_account(
-        store,
-        cfg,
-        secrets=_secrets(ctx),
-        rotate=rotate,
-        retain_minutes=retain_minutes,
-        github_repo=cfg.github_repo,
-        zenml_url=url,
-        store_secret=not show_key,
-        stack_id=find_stack_id(store, cfg.names.zenml_stack),
-    )
+    shown: list[str] = []
+
+    def show(key: str) -> None:
+        # The only copy: out before Secret Manager, gh or anything else gets a chance to fail.
+        shown.append(key)
+        if output != "json":
+            _print_key(key)
+
+    try:
+        result = ensure_ci_account(
+            store,
+            cfg,
+            secrets=_secrets(ctx),
+            rotate=rotate,
+            retain_minutes=retain_minutes,
+            github_repo=cfg.github_repo,
+            zenml_url=url,
+            store_secret=not show_key,
+            stack_id=find_stack_id(store, cfg.names.zenml_stack),
+            on_key=show if show_key else None,
+        )
+    except BaseException:
+        if shown and output == "json":  # stdout gets the error document; the key goes here
+            click.echo(f"API key (shown once, store it now): {shown[0]}", err=True)
+        raise
     if result.api_key and not show_key:
         result.log.append(_fetch_hint(cfg))
-    _render_ci(result.public_dict(show_key=show_key), result.log, output)
+    data = result.public_dict(show_key=show_key)
+    if output != "json":
+        data.pop("api_key", None)  # printed above already
+    _render_ci(data, result.log, output)
 
 
 @click.group("ci-account")

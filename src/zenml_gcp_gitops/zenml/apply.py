@@ -99,6 +99,7 @@ class _Applier:
         self.swap: tuple[Any, Any] | None = None  # (old, new) connector ids on an auth change
         self.component_swaps: list[tuple[Any, Any, str]] = []  # (old, new, name): new flavor
         self.unchanged: list[str] = []
+        self.notes: list[str] = []  # said once the run is done (e.g. a newer flavor kept)
         self.inflight: tuple[str, str] | None = None  # (verb, "kind:name") being written
         self.swapping = False  # past the point of undo (`finish_swaps`)
 
@@ -112,32 +113,48 @@ class _Applier:
 
     # -- writes
     def apply_flavors(self, existing: dict[str, Any]) -> None:
-        """Register missing flavors; refresh the schema of ours when this package changed it."""
+        """Register missing flavors with this stack as owner; rewrite an existing one only
+        from a release at least as new as the one that wrote it (`flavor_owner`)."""
         from zenml.models import FlavorUpdate
 
+        from ..flavors import VERSION
+        from . import flavor_owner
+
+        owner = self.spec.name
         for f in self.spec.flavors:
             cur, req = existing[f"flavor:{f.type}:{f.name}"]
             if cur is None:
+                req = req.model_copy(
+                    update={
+                        "config_schema": flavor_owner.marked(req.config_schema, VERSION, {owner})
+                    }
+                )
                 resp = self.write("created", f"flavor:{f.name}", self.store.create_flavor, req)
                 self.undo.append(
                     (f"flavor {f.name}", lambda i=resp.id: self.store.delete_flavor(i))
                 )
                 self.created.append(f"flavor:{f.name}")
-            elif cur.config_schema != req.config_schema:
-                self.write(
-                    "updated",
-                    f"flavor:{f.name}",
-                    self.store.update_flavor,
-                    cur.id,
-                    FlavorUpdate(config_schema=req.config_schema),
-                )
-                prev = FlavorUpdate(config_schema=cur.config_schema)
-                self.undo.append(
-                    (f"flavor {f.name}", lambda i=cur.id, p=prev: self.store.update_flavor(i, p))
-                )
-                self.updated.append(f"flavor:{f.name}")
-            else:
+                continue
+            up = flavor_owner.upsert(
+                cur.config_schema, cur.source, req.config_schema, req.source, owner, f.name
+            )
+            if up.note:
+                self.notes.append(up.note)
+            if up.schema is None and up.source is None:
                 self.unchanged.append(f"flavor:{f.name}")
+                continue
+            self.write(
+                "updated",
+                f"flavor:{f.name}",
+                self.store.update_flavor,
+                cur.id,
+                FlavorUpdate(config_schema=up.schema, source=up.source),
+            )
+            prev = FlavorUpdate(config_schema=cur.config_schema, source=cur.source)
+            self.undo.append(
+                (f"flavor {f.name}", lambda i=cur.id, p=prev: self.store.update_flavor(i, p))
+            )
+            self.updated.append(f"flavor:{f.name}")
 
     def apply_connector(self, existing: dict[str, Any]) -> Any:
         from zenml.models import ServiceConnectorUpdate
@@ -500,6 +517,7 @@ def apply_stack_spec(
         [f"created {x}" for x in a.created]
         + [f"updated {x}" for x in a.updated]
         + [f"unchanged {x}" for x in a.unchanged]
+        + a.notes
     )
     do_verify = spec.connector.verify if (verify is None and spec.connector) else bool(verify)
     if do_verify and connector is not None:
@@ -546,4 +564,11 @@ def delete_stack_spec(
         if conn is not None and has_labels(conn.labels, spec.labels):
             store.delete_service_connector(conn.id)
             removed.append(f"connector:{spec.connector.name}")
+    from .flavor_owner import release
+
+    for f in spec.flavors:
+        gone, held = release(store, f, spec.name)
+        removed += gone
+        if kept is not None:
+            kept += held
     return removed + delete_secrets(store, secrets)

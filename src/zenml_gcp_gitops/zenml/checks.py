@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError
+from .flavor_owner import ours
 from .secrets import check_secret_refs, find_secret, first, has_labels, secret_is_ours
 
 if TYPE_CHECKING:
@@ -190,7 +191,7 @@ def preflight_flavors(
             is_custom=True,
         )
         cur = first(store.list_flavors(FlavorFilter(name=f.name, type=f.type), hydrate=True))
-        if cur is not None and cur.source != f.source:
+        if cur is not None and cur.source != f.source and not ours(cur.source):
             raise ForeignObjectError(
                 f"the ZenML server has another {f.type} flavor '{f.name}' ({cur.source})",
                 f"delete it (`zenml flavor delete {f.name}`) and re-run",

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from ..errors import UserError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..config import DeploymentConfig
     from ..gcp_secrets import SecretAccess
     from ..gh import GhClient
@@ -74,6 +76,7 @@ def ensure_ci_account(
     store_secret: bool = True,
     gh: GhClient | None = None,
     stack_id: str | None = None,
+    on_key: Callable[[str], None] | None = None,
 ) -> CiResult:
     """Service account `<name>-ci` with API key `ci`; a new key only when missing or `rotate`.
 
@@ -82,6 +85,10 @@ def ensure_ci_account(
     repository secret ZENML_STORE_API_KEY (with ZENML_STORE_URL) through `gh`, or the exact
     commands are logged, and ZENML_ACTIVE_STACK_ID with `stack_id`. The key is returned in
     `CiResult.api_key` only when new. Superseded key versions are retired (`key_versions`).
+
+    ZenML shows a key once, so a new key is kept before anything else can fail: stored, or
+    (not storing) handed to `on_key` the moment the server returns it. Without storing, a
+    failure to reach Secret Manager while retiring old versions is a log line, never an error.
     """
     from zenml.models import APIKeyRequest, APIKeyRotateRequest, ServiceAccountRequest
 
@@ -141,7 +148,10 @@ def ensure_ci_account(
             )
         else:
             log.append(f"kept API key {key_name} (pass --rotate for a new one)")
-        if new_key and secret_id and secrets is not None:
+        if new_key and not (secret_id and secrets is not None):
+            if on_key is not None:
+                on_key(new_key)  # shown now: a later failure cannot lose it
+        elif new_key and secret_id and secrets is not None:
             version = secrets.add_version(secret_id, new_key)
             log.append(
                 f"stored the key in Secret Manager {secret_id} ({version.rsplit('/', 1)[-1]})"
@@ -162,10 +172,20 @@ def ensure_ci_account(
             ) from None
         raise
 
-    if secrets is not None:
+    if secrets is not None and secret_id:
         log.extend(
             retire_key_versions(store, sa.id, key_name, secrets, n.secrets["ci_api_key"]).log
         )
+    elif secrets is not None:
+        # Not storing (--show-key): older stored versions are still retired when Secret
+        # Manager answers; without it (no Google credentials) there is nothing to retire here.
+        try:
+            log.extend(
+                retire_key_versions(store, sa.id, key_name, secrets, n.secrets["ci_api_key"]).log
+            )
+        except Exception as e:  # noqa: BLE001 - the key is out already; this is housekeeping
+            why = e.message if isinstance(e, UserError) else e.__class__.__name__
+            log.append(f"skipped retiring stored key versions in Secret Manager: {why}")
     result = CiResult(
         service_account_id=str(sa.id),
         service_account_name=sa.name,
