@@ -77,7 +77,7 @@ def ci_job(svc: pr.Services, stack: dict[str, Any], workdir: Path) -> dict[str, 
     else:
         venv = pr.make_venv(workdir / "ci-venv")
         todo, done = steps[:-1], []
-    env = pr.runner_env(venv, workdir / "runner-home", wheels)
+    env = {**pr.runner_env(venv, workdir / "runner-home", wheels), **svc.storage_env()}
     if all(p.returncode == 0 for p in done):
         done += pr.run_steps(todo, env, ws, log)
     seconds = {"setup": time.monotonic() - t0}

@@ -42,9 +42,14 @@ class Services:
     metadata: MetadataServer
     zenml: ZenServer
 
+    def storage_env(self) -> dict[str, str]:
+        """Where GCS is, for every process of the rehearsal (the CI job writes the run's logs
+        to the artifact store with the connector's token, as on a GitHub runner)."""
+        return {**EMULATOR_ENV, "STORAGE_EMULATOR_HOST": self.gcs_url}
+
     def emulation_env(self) -> dict[str, str]:
         """What stands in for Google's network in a pod: the emulator and the metadata server."""
-        return {**EMULATOR_ENV, "STORAGE_EMULATOR_HOST": self.gcs_url, **self.metadata.env()}
+        return {**self.storage_env(), **self.metadata.env()}
 
 
 @contextlib.contextmanager
