@@ -254,16 +254,34 @@ def prepare_ci_venv(dest: Path, wheels: Path) -> dict[str, Any]:
         "stderr": proc.stderr,
         "seconds": round(time.monotonic() - t0),
     }
-    (dest / "install.json").write_text(json.dumps(record))
+    _write_atomically(dest / "install.json", record)
     return record
 
 
+def _write_atomically(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)  # a reader sees the whole record or none
+
+
 def prepared_install(wheels: Path, install: Step) -> tuple[Path, Any] | None:
-    """The venv and Install result from ZGG_REHEARSAL_CI_VENV, if it ran this very step."""
+    """The venv and Install result from ZGG_REHEARSAL_CI_VENV, if it ran this very step.
+
+    .ci/run starts it in the background and goes on to pytest: wait for its record."""
+    import time
+
     given = os.environ.get("ZGG_REHEARSAL_CI_VENV")
-    if not given or not (Path(given) / "install.json").exists():
+    if not given:
         return None
-    record = json.loads((Path(given) / "install.json").read_text())
+    path = Path(given) / "install.json"
+    deadline = time.monotonic() + 1800
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} did not appear in 30 minutes (see .ci/run's log)")
+        time.sleep(2)
+    record = json.loads(path.read_text())
+    if "error" in record:
+        return None  # the preparation itself broke: the test installs on its own
     same = (
         record["run"] == install.run
         and record["wheels"] == str(wheels)
@@ -282,5 +300,9 @@ if __name__ == "__main__":  # python -m tests.support.pipeline_rehearsal prepare
         sys.exit("usage: python -m tests.support.pipeline_rehearsal prepare DIR")
     out = Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)
-    rec = prepare_ci_venv(out, wheel_dir(out))
+    try:
+        rec = prepare_ci_venv(out, wheel_dir(out))
+    except Exception as e:
+        _write_atomically(out / "install.json", {"error": f"{type(e).__name__}: {e}"})
+        raise
     print(f"Install step: exit {rec['returncode']} in {rec['seconds']} s ({out})")
