@@ -80,7 +80,11 @@ def build_image(context_tar: Path, conf: dict[str, Any]) -> dict[str, Any]:
         "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
         "PIP_FIND_LINKS": " ".join([*os.environ.get("PIP_FIND_LINKS", "").split(), *wheel_dirs]),
         "UV_FIND_LINKS": ",".join(wheel_dirs),
+        # reach the registries as this machine's pip does (its CA bundle, if it names one)
+        "UV_NATIVE_TLS": "true",
     }
+    if os.environ.get("PIP_CERT"):
+        run_env["SSL_CERT_FILE"] = os.environ["PIP_CERT"]
     for op, arg in parse_dockerfile(dockerfile):
         if op == "FROM":
             m = re.match(r"python:(\d+)\.(\d+)", arg)
