@@ -386,6 +386,11 @@ class Engine:
         }
         if record is None:
             return out
+        from .extras import pipeline_install
+
+        out["pipeline_environment"] = pipeline_install(
+            self.cfg.orchestrator, self.cfg.versions.zenml_chart
+        )
         ctx = self._context(record)
         for phase in self.phases:
             rec = record.phases.get(phase.name, PhaseRecord())

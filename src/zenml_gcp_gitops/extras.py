@@ -78,3 +78,24 @@ def from_import_error(e: ImportError, what: str) -> UserError | None:
         if absent:
             return needs_error(extra, what, absent)
     return None
+
+
+def stack_integrations(orchestrator: str) -> tuple[str, ...]:
+    """ZenML integrations the deployed stack's flavors come from."""
+    return ("gcp", "kubernetes", "mlflow") if orchestrator == "kubernetes" else ("gcp", "mlflow")
+
+
+def pipeline_install(orchestrator: str, zenml_version: str) -> list[str]:
+    """What an environment that runs pipelines on the stack installs (docs/cli.md#packaging):
+    ZenML, the light part, and ZenML's lists for the stack's integrations in one pip run with
+    ZenML's own pins."""
+    from .flavors import pipeline_requirement
+
+    pins = f"zenml=={zenml_version} {pipeline_requirement()}"
+    return [
+        f"pip install {pins}",
+        "zenml integration export-requirements "
+        + " ".join(stack_integrations(orchestrator))
+        + " --output-file integrations.txt",
+        f"pip install {pins} -r integrations.txt",
+    ]

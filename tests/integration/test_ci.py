@@ -382,6 +382,8 @@ def test_show_key_without_google_credentials_prints_a_key_that_logs_in(
     lines = proc.stdout.splitlines()
     key = lines[lines.index("API key (shown once, store it now):") + 1].strip()
     assert "skipped retiring stored key versions in Secret Manager" in proc.stdout
+    # the next step: what an environment that runs pipelines with this key installs
+    assert "zenml-gcp-gitops==" in proc.stdout.split("a pipeline environment", 1)[1]
 
     login = subprocess.run(
         [sys.executable, "-c",

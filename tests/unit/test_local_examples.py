@@ -106,12 +106,7 @@ def test_gcp_config_settings_match_the_kubernetes_orchestrator_and_docker() -> N
     assert orch.service_account_name == orch.step_pod_service_account_name == "zenml-pipelines"
     assert orch.pod_settings is not None and orch.pod_settings.resources["requests"]["cpu"]
     docker = DockerSettings.model_validate(data["settings"]["docker"])
-    assert docker.requirements == "requirements.txt"
-    assert docker.install_stack_requirements is False
-    reqs = (EXAMPLES / str(docker.requirements)).read_text()
-    # ZenML's integration lists are off, so the file must name what the stack needs itself.
-    for pkg in ("zenml==", "kubernetes", "gcsfs", "google-cloud-build", "mlflow", "scikit-learn"):
-        assert f"\n{pkg}" in reqs, pkg
+    _check_docker_settings(docker)
     train = data["steps"]["train_model"]["settings"]["orchestrator"]
     KubernetesOrchestratorSettings.model_validate(train)
     # The pipelines KSA name is the one the deployment creates.
@@ -152,13 +147,30 @@ def test_vertex_config_and_requirements_cover_the_vertex_orchestrator() -> None:
 
     data = yaml.safe_load((EXAMPLES / "configs" / "vertex.yaml").read_text())
     VertexOrchestratorSettings.model_validate(data["settings"]["orchestrator"])
-    docker = DockerSettings.model_validate(data["settings"]["docker"])
-    assert docker.install_stack_requirements is False
-    vertex = (EXAMPLES / str(docker.requirements)).read_text()
-    base = (EXAMPLES / "requirements.txt").read_text()
-    pins = [line for line in base.splitlines() if line and not line.startswith("#")]
-    assert all(f"\n{p}\n" in vertex for p in pins)  # everything the Kubernetes one has
-    for pkg in ("kfp", "google-cloud-aiplatform", "google-cloud-pipeline-components"):
-        assert f"\n{pkg}>=" in vertex, pkg
-        assert pkg not in base
-    assert "requirements-vertex.txt" in (EXAMPLES / "README.md").read_text()
+    _check_docker_settings(DockerSettings.model_validate(data["settings"]["docker"]))
+
+
+def _check_docker_settings(docker: Any) -> None:
+    """ZenML's own lists for the stack's integrations go into the image (plus the flavor's
+    light part); the requirements file adds only the steps' packages and that light part."""
+    from zenml_gcp_gitops import __version__
+
+    assert docker.requirements == "requirements.txt"
+    assert docker.install_stack_requirements is True
+    assert docker.required_integrations == []
+    reqs = (EXAMPLES / "requirements.txt").read_text().splitlines()
+    pins = {line.split("#")[0].strip() for line in reqs} - {""}
+    assert f"zenml-gcp-gitops=={__version__}" in pins  # never with an extra
+    for pkg in ("kubernetes", "gcsfs", "mlflow", "kfp", "google-cloud"):
+        assert not any(p.startswith(pkg) for p in pins), pkg  # ZenML's lists have them
+
+
+def test_the_workflow_installs_the_stack_s_integrations_beside_zenml(workflow: dict) -> None:
+    install = next(s for s in workflow["jobs"]["train"]["steps"] if s.get("name") == "Install")
+    lines = [x.strip() for x in install["run"].splitlines() if x.strip()]
+    assert lines == [
+        "pip install -r examples/requirements.txt",
+        "zenml integration export-requirements gcp kubernetes mlflow --output-file integrations.txt",
+        "pip install -r examples/requirements.txt -r integrations.txt",
+        "pip check",
+    ]

@@ -231,6 +231,9 @@ def deploy(
 
         print_json({"ok": True, **summary})
         return
+    from ..extras import pipeline_install
+
+    summary["pipeline_environment"] = pipeline_install(cfg.orchestrator, cfg.versions.zenml_chart)
     _print_deploy_summary(summary)
 
 
@@ -332,6 +335,7 @@ def _print_deploy_summary(summary: dict[str, Any]) -> None:
         + escape(summary["deployment"])
         + "` uses it."
     )
+    _print_pipeline_install(summary.get("pipeline_environment") or [])
 
 
 def _print_stateful(changes: list[dict[str, Any]]) -> None:
@@ -413,6 +417,19 @@ def status(config: ConfigSource, no_live: bool, output: str) -> None:
             c.print(f"  {k}: {escape(str(v))}")
     if data.get("durations"):
         _print_durations(data["durations"])
+    _print_pipeline_install(data.get("pipeline_environment") or [])
+
+
+def _print_pipeline_install(lines: list[str]) -> None:
+    """What every environment that runs pipelines on the stack installs (CI, laptops)."""
+    from rich.markup import escape
+
+    from ..ui import console
+
+    if lines:
+        console().print("A pipeline environment (CI job, laptop) installs:")
+        for line in lines:
+            console().print(f"  {escape(line)}", soft_wrap=True)
 
 
 def _print_durations(rows: list[dict[str, Any]]) -> None:

@@ -472,6 +472,10 @@ def _ensure(
         raise
     if result.api_key and not show_key:
         result.log.append(_fetch_hint(cfg))
+    from ..extras import pipeline_install
+
+    result.log.append("a pipeline environment (CI job, laptop) installs:")
+    result.log += [f"  {x}" for x in pipeline_install(cfg.orchestrator, cfg.versions.zenml_chart)]
     data = result.public_dict(show_key=show_key)
     if output != "json":
         data.pop("api_key", None)  # printed above already

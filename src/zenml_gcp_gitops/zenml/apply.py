@@ -148,7 +148,8 @@ class _Applier:
                 f"flavor:{f.name}",
                 self.store.update_flavor,
                 cur.id,
-                FlavorUpdate(config_schema=up.schema, source=up.source),
+                # only the fields to change: a None field would be written as null
+                FlavorUpdate(**{k: v for k, v in up.changes().items() if v is not None}),
             )
             prev = FlavorUpdate(config_schema=cur.config_schema, source=cur.source)
             self.undo.append(

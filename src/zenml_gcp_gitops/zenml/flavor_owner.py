@@ -2,7 +2,7 @@
 
     ours(source) -> bool                   a source this package registers (now or in 0.1)
     mark(schema) -> Mark                   the owner mark in a flavor's config schema
-    upsert(cur_schema, cur_source, req_schema, req_source, owner) -> Upsert
+    upsert(cur_schema, cur_source, req_schema, req_source, owner, name) -> Upsert
     release(store, flavor_spec, owner) -> (removed, kept)     the teardown of one owner
 
 One flavor serves every deployment on a server. Its config schema carries, under the
@@ -14,7 +14,7 @@ flavor when no component uses it; otherwise the flavor stays and the line says w
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..flavors import (
@@ -81,7 +81,9 @@ class Upsert:
     schema: dict[str, Any] | None = None
     source: str | None = None
     note: str | None = None
-    log: list[str] = field(default_factory=list)
+
+    def changes(self) -> dict[str, Any]:
+        return {"config_schema": self.schema, "source": self.source}
 
 
 def upsert(
