@@ -146,6 +146,19 @@ def test_image_requirements_resolve_and_pip_check_is_clean(ci_job: dict[str, Any
     # what the image does not need (deploy-time only) stays out of it
     for deploy_only in ("pulumi", "pulumi-gcp"):
         assert deploy_only not in image["packages"], deploy_only
+    # beyond ZenML's own lists for the stack's integrations, the stack asks only for the
+    # light part of this package
+    from zenml.integrations.registry import integration_registry
+
+    stack_file = image["requirements_files"].get(".zenml_stack_integration_requirements", "")
+    zenml_lists = {
+        r for i in ("gcp", "kubernetes", "mlflow")
+        for r in integration_registry.select_integration_requirements(i)
+    }  # fmt: skip
+    assert set(stack_file.split()) - zenml_lists == {f"zenml-gcp-gitops=={version}"}, stack_file
+    site = next(Path(image["venv"]).glob("lib/python3.*/site-packages/zenml_gcp_gitops"))
+    size = sum(f.stat().st_size for f in site.rglob("*") if f.is_file())
+    print(f"\nthe light part in the image: {size / 1024:.0f} KiB installed")
 
 
 @pytest.fixture(scope="module")
