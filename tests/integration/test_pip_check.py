@@ -94,6 +94,7 @@ class Venv:
 
     def export(self, integrations: tuple[str, ...]) -> Path:
         out = self.path / "integrations.txt"
+        out.unlink(missing_ok=True)  # the export asks before it overwrites
         proc = self.run("zenml", "integration", "export-requirements", *integrations,
                         "--output-file", str(out), timeout=300)  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-2000:]

@@ -550,14 +550,17 @@ def test_build_account_flavor_is_registered_once_and_used_by_the_stack(store: An
         len(store.list_flavors(FlavorFilter(name=BUILD_ACCOUNT_FLAVOR, type="image_builder")).items)
         == 1
     )
-    # a changed schema (a newer release of this package) is refreshed, not duplicated
+    # a schema written without an owner mark (0.1) is refreshed by this release, not duplicated
     from zenml.models import FlavorUpdate
+
+    from zenml_gcp_gitops.flavors import OWNER_KEY
 
     store.update_flavor(flavor.id, FlavorUpdate(config_schema={"type": "object"}))
     third = apply_stack_spec(store, spec)
     assert third.updated == [f"flavor:{BUILD_ACCOUNT_FLAVOR}"]
-    refreshed = store.get_flavor(flavor.id)
-    assert refreshed.config_schema == flavor.config_schema
+    refreshed = store.get_flavor(flavor.id).config_schema
+    assert refreshed.pop(OWNER_KEY)["owners"] == [spec.name]  # the others were in the lost mark
+    assert refreshed == {k: v for k, v in flavor.config_schema.items() if k != OWNER_KEY}
 
 
 def test_a_foreign_flavor_of_the_same_name_is_refused(store: Any) -> None:

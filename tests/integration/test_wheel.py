@@ -1,9 +1,9 @@
 """The built wheel works with no source tree: it carries pulumi_program/ and argocd/, registers
 the ZenML hook, and `plan --offline` / `zenml stack deploy gcp-gitops` run from it.
 
-A fast in-suite version of the smoke test in `.ci/run`: the wheel (ZGG_WHEEL_DIR, or built
-here without build isolation: hatchling is a test dependency) is installed with
-`pip --target` (no deps; the test venv already has them). `PYTHONPATH` puts that copy ahead of the editable checkout, and
+A fast in-suite version of the smoke test in `.ci/run`: the wheel is built without build
+isolation (hatchling is a test dependency) and installed with `pip --target` (no deps; the
+test venv already has them). `PYTHONPATH` puts that copy ahead of the editable checkout, and
 the commands run from an empty directory.
 """
 
@@ -23,7 +23,7 @@ PY = sys.executable
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Path:
-    given = os.environ.get("ZGG_WHEEL_DIR")  # .ci/run builds the wheel once for every user
+    given = os.environ.get("ZGG_WHEEL_DIR")  # .ci/run builds it once for everyone
     if given:
         (whl,) = Path(given).glob("zenml_gcp_gitops-*.whl")
         return whl
