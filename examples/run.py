@@ -86,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not config.is_absolute() and not config.exists():
         config = HERE / config
+    config = config.resolve()
+    # The run configs name files relative to this folder (`requirements: requirements.txt`),
+    # and ZenML reads them relative to the working directory: CI runs from the repo root.
+    os.chdir(HERE)
     pipe = training_pipeline.with_options(config_path=str(config))
     if args.min_accuracy is not None:
         pipe = pipe.with_options(parameters={"min_accuracy": args.min_accuracy})

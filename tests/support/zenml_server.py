@@ -144,8 +144,8 @@ def start_zenml_server(
         AUTO_OPEN_DASHBOARD="false",
         ZENML_ENABLE_IMPLICIT_AUTH_METHODS=str(implicit_auth).lower(),
         NO_GCE_CHECK="true",  # no metadata server here: implicit GCP auth fails at once
-        **(extra_env or {}),
     )
+    env.update(extra_env or {})  # may override the above (e.g. a metadata server on loopback)
     log_path = wd / "server.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
