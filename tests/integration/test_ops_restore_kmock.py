@@ -400,9 +400,9 @@ def test_restore_cli_refuses_without_yes_when_no_tty_and_says_what_is_overwritte
     assert json.loads(path.read_text())["name"] == cfg.name
 
 
-def pitr_deps(sql: FakeSqlAdmin, storage: Any, c: FakeCluster, log: list[str],
+def pitr_deps(sql: FakeSqlAdmin, storage: Any, ctl: Controllers, log: list[str],
               now: datetime) -> rs.RestoreDeps:  # fmt: skip
-    d = restore_deps(sql, storage, c, log, Journal())
+    d = restore_deps(sql, storage, ctl, log, Journal())
     d.now = lambda: now
     return d
 
@@ -412,7 +412,7 @@ def test_point_in_time_unprotects_the_inherited_clone_before_deleting_it(
 ) -> None:
     """The instance has deletion protection (the default); its clone inherits it and Cloud
     SQL refuses to delete a protected instance, so nothing may be left running."""
-    c, _ = cluster
+    c, ctl = cluster
     sql = FakeSqlAdmin(storage)
     sql.add_instance(N.sql_instance, {k: list(v) for k, v in AFTER.items()},
                      deletion_protection=CFG.deletion_protection)  # fmt: skip
@@ -420,7 +420,7 @@ def test_point_in_time_unprotects_the_inherited_clone_before_deleting_it(
     when = rs.parse_point_in_time("2026-05-04T10:00:00Z")
     sql.history[when] = BEFORE
     rs.run_restore(target(), rs.Source("point_in_time", when),
-                   pitr_deps(sql, storage, c, [], datetime(2030, 5, 7, 9, tzinfo=UTC)))  # fmt: skip
+                   pitr_deps(sql, storage, ctl, [], datetime(2030, 5, 7, 9, tzinfo=UTC)))  # fmt: skip
     assert list(sql.instances) == [N.sql_instance]  # no clone left billing
     clone = rs.clone_name(N.sql_instance, datetime(2030, 5, 7, 9, tzinfo=UTC))
     steps = [x for x in sql.calls if not x.startswith("done:")]
@@ -432,7 +432,7 @@ def test_point_in_time_unprotects_the_inherited_clone_before_deleting_it(
 def test_a_clone_that_cannot_be_deleted_is_an_error_and_the_retry_cleans_it_up(
     cluster: tuple[FakeCluster, Controllers], storage: Any
 ) -> None:
-    c, _ = cluster
+    c, ctl = cluster
     sql = FakeSqlAdmin(storage)
     sql.add_instance(N.sql_instance, {k: list(v) for k, v in AFTER.items()})
     # named like a clone, but no restore of ours made it: never deleted
@@ -445,7 +445,7 @@ def test_a_clone_that_cannot_be_deleted_is_an_error_and_the_retry_cleans_it_up(
     knob = f"delete_instance:{N.sql_instance}-pitr-*"
     sql.fail[knob] = "INTERNAL_ERROR backend unavailable"
     log: list[str] = []
-    d = pitr_deps(sql, storage, c, log, first_at)
+    d = pitr_deps(sql, storage, ctl, log, first_at)
     d.save_clones = lambda clones: record.update(clones=clones)
     with pytest.raises(UserError) as e:
         rs.run_restore(target(), rs.Source("point_in_time", when), d)
@@ -462,7 +462,7 @@ def test_a_clone_that_cannot_be_deleted_is_an_error_and_the_retry_cleans_it_up(
     sql.instances[first].deletion_protection = True  # as a clone of a protected instance
     assert list(record["clones"]) == [first]  # recorded as ours before it was made
     log.clear()
-    d = pitr_deps(sql, storage, c, log, retry_at)  # a new process: it knows the record only
+    d = pitr_deps(sql, storage, ctl, log, retry_at)  # a new process: it knows the record only
     d.clones, d.save_clones = dict(record["clones"]), lambda clones: record.update(clones=clones)
     rs.run_restore(target(), rs.Source("point_in_time", when), d)
     assert f"found the clone {first} an earlier restore left" in log
@@ -511,7 +511,7 @@ class IamStorage:
 def test_a_clone_with_its_own_service_account_is_granted_on_the_bucket_for_the_export_only(
     cluster: tuple[FakeCluster, Controllers], storage: Any
 ) -> None:
-    c, _ = cluster
+    c, ctl = cluster
     iam = IamStorage(storage)
     instance_sa = "serviceAccount:p123456789-abcdef@gcp-sa-cloud-sql.iam.gserviceaccount.com"
     iam.policies[N.backup_bucket] = [  # what the program grants
@@ -524,7 +524,7 @@ def test_a_clone_with_its_own_service_account_is_granted_on_the_bucket_for_the_e
     when = rs.parse_point_in_time("2026-05-04T10:00:00Z")
     sql.history[when] = BEFORE
     rs.run_restore(target(), rs.Source("point_in_time", when),
-                   pitr_deps(sql, iam, c, [], datetime(2030, 5, 9, tzinfo=UTC)))  # fmt: skip
+                   pitr_deps(sql, iam, ctl, [], datetime(2030, 5, 9, tzinfo=UTC)))  # fmt: skip
     assert sql.instances[N.sql_instance].databases == BEFORE
     assert iam.members(N.backup_bucket) == {instance_sa}  # the clone's grant is gone again
 
