@@ -412,7 +412,7 @@ def test_point_in_time_unprotects_the_inherited_clone_before_deleting_it(
 ) -> None:
     """The instance has deletion protection (the default); its clone inherits it and Cloud
     SQL refuses to delete a protected instance, so nothing may be left running."""
-    c, ctl = cluster
+    _c, ctl = cluster
     sql = FakeSqlAdmin(storage)
     sql.add_instance(N.sql_instance, {k: list(v) for k, v in AFTER.items()},
                      deletion_protection=CFG.deletion_protection)  # fmt: skip
@@ -511,7 +511,7 @@ class IamStorage:
 def test_a_clone_with_its_own_service_account_is_granted_on_the_bucket_for_the_export_only(
     cluster: tuple[FakeCluster, Controllers], storage: Any
 ) -> None:
-    c, ctl = cluster
+    _c, ctl = cluster
     iam = IamStorage(storage)
     instance_sa = "serviceAccount:p123456789-abcdef@gcp-sa-cloud-sql.iam.gserviceaccount.com"
     iam.policies[N.backup_bucket] = [  # what the program grants
