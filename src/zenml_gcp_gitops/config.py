@@ -130,7 +130,9 @@ class Estimate(BaseModel):
     sql_data_gb: float | None = Field(default=None, ge=0)  # None: the disk size
     sql_change_gb_per_day: float = Field(default=0.1, ge=0)  # what each backup adds
     backups_per_month: float = Field(default=4, ge=0)  # `zenml-gcp-gitops backup` runs
-    on_demand_backup_months: float = Field(default=12, ge=0)  # kept until deleted by hand
+    # how long on-demand backups are kept; None: backup_retention_days, since `backup`
+    # deletes its own runs past it (runs taken by other means are kept until deleted)
+    on_demand_backup_months: float | None = Field(default=None, ge=0)
     sql_backup_gb: float | None = Field(default=None, ge=0)  # overrides the computed size
 
 

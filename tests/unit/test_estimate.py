@@ -86,8 +86,8 @@ def test_default_plan_cost_matches_a_hand_computation() -> None:
     disk = 10 * price["sql_ssd_gib_mo"]  # Cloud SQL's default 10 GB
     # Backups are incremental: the oldest holds the 10 GiB of data, each later day adds
     # 0.1 GiB. 30 automated ones (backup_retention_days) span 29 days of changes; weekly
-    # on-demand backups kept 12 months make the chain reach back 12 x 30.4 days.
-    backup_gib = 10 + 0.1 * 12 * 30.4
+    # on-demand backups, which `backup` deletes after the same 30 days, reach back 30 days.
+    backup_gib = 10 + 0.1 * 30
     backups = backup_gib * price["sql_backup_gib_mo"]
     exports = 4 * 30 / 30.4 * 10 * price["gcs_gib_mo"]  # weekly exports live 30 days
     nat = 3 * price["nat_vm_h"] * H + 20 * price["nat_gib"]  # 3 nodes, 20 GiB (defaults)
@@ -224,7 +224,7 @@ def test_audit_and_flow_logs_come_from_the_plans_settings() -> None:
     assert _line(none, "logging: VPC flow logs")["monthly"] == 0.0
 
 
-def test_backups_follow_the_retention_and_on_demand_backups_pile_up() -> None:
+def test_backups_follow_the_retention_and_on_demand_backups_expire_with_it() -> None:
     base = _plan()["cost"]
     short = _plan(backup_retention_days=7, estimate={"on_demand_backup_months": 0})["cost"]
     # 7 automated backups: 10 GiB + 6 days x 0.1 GiB; no on-demand ones kept
@@ -240,6 +240,12 @@ def test_backups_follow_the_retention_and_on_demand_backups_pile_up() -> None:
     settings = {a["setting"] for a in base["assumptions"]}
     assert "backup_retention_days" in settings
     assert "estimate.backups_per_month, estimate.on_demand_backup_months" in settings
+    # `backup` expires its own runs past the retention; runs kept by hand pile up
+    piled = _plan(estimate={"on_demand_backup_months": 12})["cost"]
+    assert _line(piled, "Cloud SQL backups")["monthly"] == pytest.approx(
+        (10 + 0.1 * 12 * 30.4) * 0.08, abs=0.01
+    )
+    assert _line(base, "Cloud SQL backups")["monthly"] == pytest.approx(13.0 * 0.08, abs=0.01)
     fixed = _plan(estimate={"sql_backup_gb": 25})["cost"]
     assert _line(fixed, "Cloud SQL backups")["monthly"] == pytest.approx(2.0, abs=0.01)
 

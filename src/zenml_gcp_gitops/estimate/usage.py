@@ -113,10 +113,15 @@ def backup_storage(cfg: DeploymentConfig, disk_gb: float, retained: int) -> Back
     data = est.sql_data_gb if est.sql_data_gb is not None else disk_gb
     change = est.sql_change_gb_per_day
     automated = data + change * max(retained - 1, 0)
-    kept = est.backups_per_month * est.on_demand_backup_months
+    months = (
+        est.on_demand_backup_months
+        if est.on_demand_backup_months is not None
+        else cfg.backup_retention_days / DAYS_PER_MONTH
+    )
+    kept = est.backups_per_month * months
     # The chain reaches back to the oldest backup kept: a deleted backup's changes merge into
     # the next one, so every day's changes since then stay stored.
-    span_days = est.on_demand_backup_months * DAYS_PER_MONTH if kept else 0.0
+    span_days = months * DAYS_PER_MONTH if kept else 0.0
     on_demand = max(0.0, change * (span_days - max(retained - 1, 0)))
     exports_alive = est.backups_per_month * cfg.backup_retention_days / DAYS_PER_MONTH
     exports = data * exports_alive
@@ -138,8 +143,8 @@ def backup_storage(cfg: DeploymentConfig, disk_gb: float, retained: int) -> Back
             "backup_retention_days",
         ),
         Assumption(
-            "on-demand backups kept (never deleted by retention)",
-            f"{kept:g} ({est.backups_per_month:g}/month for {est.on_demand_backup_months:g} months)",
+            "on-demand backups kept (`backup` deletes its own past backup_retention_days)",
+            f"{kept:.1f} ({est.backups_per_month:g}/month for {months:.1f} months)",
             "estimate.backups_per_month, estimate.on_demand_backup_months",
         ),
         Assumption(
