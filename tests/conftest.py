@@ -61,6 +61,16 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 @pytest.fixture
+def zenml_source_root(monkeypatch: pytest.MonkeyPatch, repo_root: Path) -> Path:
+    """ZenML resolves sources against the main module's folder; a pytest-xdist worker's main
+    module has no file, so tests that load a source name the root as `zenml init` would."""
+    from zenml.utils import source_utils
+
+    monkeypatch.setattr(source_utils, "_CUSTOM_SOURCE_ROOT", str(repo_root))
+    return repo_root
+
+
+@pytest.fixture
 def shared_schemas() -> Path:
     """The CRD and chart-values JSON schemas we are given (data, never copied in)."""
     require(None if SHARED_SCHEMAS.is_dir() else f"the schemas in {SHARED_SCHEMAS}")

@@ -9,6 +9,7 @@ other modules' stacks.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -113,7 +114,7 @@ def test_an_older_release_leaves_a_newer_schema_and_says_so(store: Any) -> None:
 
 
 def test_a_0_1_registration_is_taken_over_and_kept_while_a_hand_made_component_uses_it(
-    store: Any,
+    store: Any, zenml_source_root: Path
 ) -> None:
     from zenml.enums import StackComponentType
     from zenml.models import ComponentRequest, FlavorRequest

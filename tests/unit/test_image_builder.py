@@ -187,7 +187,7 @@ def test_images_carry_the_light_part_and_zenml_s_gcp_requirements_only() -> None
     assert reqs - set(GcpIntegration.get_requirements()) == {f"zenml-gcp-gitops=={__version__}"}
 
 
-def test_the_old_import_path_still_loads_the_flavor() -> None:
+def test_the_old_import_path_still_loads_the_flavor(zenml_source_root: Path) -> None:
     """Servers registered by 0.1 hold `zenml_gcp_gitops.image_builder....`."""
     from zenml.stack.flavor import validate_flavor_source
 

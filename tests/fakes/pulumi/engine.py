@@ -276,8 +276,9 @@ class Deployment:
         self.out(f"    {mark}  {request.type} {request.name} {op}")
         if request.name == self.hang_at and not self.dry_run:
             marker = os.environ.get("FAKE_PULUMI_HANG_MARKER")
-            if marker:
-                Path(marker).write_text(str(os.getpid()))
+            if marker:  # whole or absent: a reader never sees it half written
+                Path(f"{marker}.tmp").write_text(str(os.getpid()))
+                os.replace(f"{marker}.tmp", marker)
             while not self.canceled.wait(0.05):
                 pass
             raise Canceled()
