@@ -367,6 +367,11 @@ class FakeCluster:
         """A chart's CRD becomes established: discovery serves `kind` from now on."""
         self._call(lambda emu: emu._serve_kind(KIND_TO_PLURAL[kind]))
 
+    def uninstall_crd(self, kind: str) -> None:
+        """The CRD is gone (a new cluster behind the same address): `kind` is no longer served."""
+        plural = KIND_TO_PLURAL[kind]
+        self._call(lambda emu: emu.resources.pop(plural, None))
+
     def served(self, kind: str) -> bool:
         plural = KIND_TO_PLURAL[kind]
         res = kmock.resource(plural)

@@ -39,6 +39,28 @@ def test_wait_for_kind_returns_once_the_crd_is_installed(cluster: FakeCluster) -
     assert kube.get(ARGO, "Application", "nope", "argocd") is None
 
 
+def test_a_kind_served_by_an_earlier_cluster_at_the_same_address_is_not_assumed() -> None:
+    # destroy + deploy can put a new API server behind the old address; what the last run
+    # discovered there must not stand in for asking the new one
+    c = FakeCluster(crds_installed=True).start()
+    try:
+        assert Kube(c.api_client()).resource(ARGO, "Application").kind == "Application"
+        c.uninstall_crd("Application")
+        polls: list[float] = []
+        with pytest.raises(ServiceUnavailable, match="does not serve Application"):
+            Kube(c.api_client()).wait_for_kind(
+                ARGO,
+                "Application",
+                timeout=10,
+                poll=5,
+                sleep=polls.append,
+                clock=lambda: 5.0 * len(polls),
+            )
+        assert polls == [5, 5]
+    finally:
+        c.stop()
+
+
 def test_wait_for_kind_names_the_missing_kind_when_it_never_comes(cluster: FakeCluster) -> None:
     kube = Kube(cluster.api_client())
     t = [0.0]

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
+import tempfile
 import time
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -192,8 +195,15 @@ class Kube:
         if self._dyn is None:
             from kubernetes.dynamic import DynamicClient
 
+            # The library's default discovery cache is one file per API host in the shared temp
+            # dir, kept across runs: a new cluster behind the same address (or another user's
+            # file) would report kinds that are not served. Discovery is cached per client only.
+            cache_dir = tempfile.mkdtemp(prefix="zgg-discovery-")
+            weakref.finalize(self, shutil.rmtree, cache_dir, True)
             try:
-                self._dyn = DynamicClient(self.api_client)
+                self._dyn = DynamicClient(
+                    self.api_client, cache_file=os.path.join(cache_dir, "discovery.json")
+                )
             except Exception as e:  # noqa: BLE001 - urllib3/ApiException/MaxRetryError: cluster not reachable
                 raise self._unreachable(e) from None
         return self._dyn
