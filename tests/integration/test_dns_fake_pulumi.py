@@ -10,16 +10,12 @@ from typing import Any
 import pytest
 
 from tests.fakes.cloud_dns import FakeCloudDns, FakeZone
-from tests.fakes.fake_phases import fake_later_phases
 from tests.fakes.google_clients import FakeGcp
 from tests.fakes.pulumi import read_state
-from tests.support.typed_options import typed
-from zenml_gcp_gitops.config import DeploymentConfig, build_config
+from tests.support.fake_engine import fake_cfg, fake_engine
+from zenml_gcp_gitops.config import DeploymentConfig
 from zenml_gcp_gitops.engine import Engine
 from zenml_gcp_gitops.errors import UserError
-from zenml_gcp_gitops.phases.infra import InfraPhase
-from zenml_gcp_gitops.phases.preflight import PreflightPhase
-from zenml_gcp_gitops.progress import PlainReporter
 
 RECORD = "gcp:dns/recordSet:RecordSet"
 ZONE = "gcp:dns/managedZone:ManagedZone"
@@ -31,28 +27,11 @@ def env(fake_pulumi_env: Path) -> Path:
 
 
 def _cfg(tmp: Path, **kw: Any) -> DeploymentConfig:
-    return build_config(
-        None,
-        {
-            "project": "my-project-1",
-            "region": "europe-west4",
-            "state": f"file://{tmp / 'state'}",
-            "secrets_provider": "passphrase",
-            "domain": "ml.example.com",
-            **kw,
-        },
-    )
+    return fake_cfg(tmp, domain="ml.example.com", **kw)
 
 
 def _engine(cfg: DeploymentConfig, root: Path, dns: FakeCloudDns, **opts: Any) -> Engine:
-    return Engine(
-        cfg,
-        phases=[PreflightPhase(), InfraPhase(), *fake_later_phases([])],
-        **typed(
-            {"pulumi_root": str(root), "gcp_api": dns.api(cfg), "yes": True, **opts}, context=False
-        ),
-        reporter=PlainReporter(verbose=False),
-    )
+    return fake_engine(cfg, root, dns.api(cfg), yes=True, **opts)
 
 
 def _types(tmp: Path, cfg: DeploymentConfig) -> list[str]:

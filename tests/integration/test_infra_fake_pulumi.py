@@ -29,7 +29,8 @@ from tests.fakes.pulumi import (
     tiny_program,
 )
 from tests.support import signals
-from zenml_gcp_gitops.config import DeploymentConfig, build_config
+from tests.support.fake_engine import fake_cfg
+from zenml_gcp_gitops.config import DeploymentConfig
 from zenml_gcp_gitops.engine import Engine
 from zenml_gcp_gitops.errors import Interrupted, PhaseError, UserError
 from zenml_gcp_gitops.infra.stack import read_secret_output
@@ -96,15 +97,7 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path, fake_pulumi_env: Path, fake_pulumi_root: Path) -> World:
-    cfg = build_config(
-        None,
-        {
-            "project": "my-project-1",
-            "region": "europe-west4",
-            "state": f"file://{tmp_path / 'state'}",
-            "secrets_provider": "passphrase",
-        },
-    )
+    cfg = fake_cfg(tmp_path)
     return World(tmp_path, fake_pulumi_root, cfg, FakeGcp(project=cfg.project))
 
 

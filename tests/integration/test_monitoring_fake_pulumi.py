@@ -13,14 +13,10 @@ import pytest
 
 from tests.fakes import discovery
 from tests.fakes.cloud_dns import FakeCloudDns
-from tests.fakes.fake_phases import fake_later_phases
 from tests.fakes.google_clients import FakeGcp
-from tests.support.typed_options import typed
-from zenml_gcp_gitops.config import DeploymentConfig, build_config
+from tests.support.fake_engine import fake_cfg, fake_engine
+from zenml_gcp_gitops.config import DeploymentConfig
 from zenml_gcp_gitops.engine import Engine
-from zenml_gcp_gitops.phases.infra import InfraPhase
-from zenml_gcp_gitops.phases.preflight import PreflightPhase
-from zenml_gcp_gitops.progress import PlainReporter
 
 
 class Response:
@@ -63,30 +59,12 @@ class MonitoringApi:
         return Response(200, {"timeSeries": series} if series else {})
 
 
-def _cfg(tmp: Path, **kw: Any) -> DeploymentConfig:
-    return build_config(
-        None,
-        {
-            "project": "my-project-1",
-            "region": "europe-west4",
-            "state": f"file://{tmp / 'state'}",
-            "secrets_provider": "passphrase",
-            **kw,
-        },
-    )
+_cfg = fake_cfg
 
 
 def _engine(cfg: DeploymentConfig, root: Path, **opts: Any) -> Engine:
     dns = FakeCloudDns(FakeGcp(project=cfg.project))
-    return Engine(
-        cfg,
-        phases=[PreflightPhase(), InfraPhase(), *fake_later_phases([])],
-        **typed(
-            {"pulumi_root": str(root), "gcp_api": dns.api(cfg), "yes": True, **opts},
-            context=False,
-        ),
-        reporter=PlainReporter(verbose=False),
-    )
+    return fake_engine(cfg, root, dns.api(cfg), yes=True, **opts)
 
 
 def test_status_reports_each_uptime_check_and_who_is_notified(

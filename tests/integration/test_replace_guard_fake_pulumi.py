@@ -12,15 +12,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tests.fakes.fake_phases import fake_later_phases
 from tests.fakes.google_clients import FakeGcp
 from tests.fakes.pulumi import read_calls, read_state
-from tests.support.typed_options import typed
-from zenml_gcp_gitops.config import DeploymentConfig, build_config
-from zenml_gcp_gitops.engine import Engine, PlainReporter
+from tests.support.fake_engine import fake_cfg, fake_engine
+from zenml_gcp_gitops.config import DeploymentConfig
+from zenml_gcp_gitops.engine import Engine
 from zenml_gcp_gitops.errors import UserError
-from zenml_gcp_gitops.phases.infra import InfraPhase
-from zenml_gcp_gitops.phases.preflight import PreflightPhase
 from zenml_gcp_gitops.replace_guard import parse_allow
 from zenml_gcp_gitops.run_options import RunOptions
 
@@ -33,29 +30,11 @@ def env(fake_pulumi_env: Path) -> Path:
     return fake_pulumi_env
 
 
-def _cfg(tmp: Path, **kw: Any) -> DeploymentConfig:
-    return build_config(
-        None,
-        {
-            "project": "my-project-1",
-            "region": "europe-west4",
-            "state": f"file://{tmp / 'state'}",
-            "secrets_provider": "passphrase",
-            **kw,
-        },
-    )
+_cfg = fake_cfg
 
 
 def _engine(cfg: DeploymentConfig, root: Path, **opts: Any) -> Engine:
-    return Engine(
-        cfg,
-        phases=[PreflightPhase(), InfraPhase(), *fake_later_phases([])],
-        **typed(
-            {"pulumi_root": str(root), "gcp_api": FakeGcp(cfg.project).api(cfg), **opts},
-            context=False,
-        ),
-        reporter=PlainReporter(verbose=False),
-    )
+    return fake_engine(cfg, root, FakeGcp(cfg.project).api(cfg), **opts)
 
 
 def _by_name(tmp: Path, cfg: DeploymentConfig) -> dict[tuple[str, str], dict[str, Any]]:

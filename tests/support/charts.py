@@ -4,7 +4,7 @@ template` on the real upstream chart and exactly the values the Application carr
 Reusable outside pytest (policy scans, cost estimates): `render_variant(name)` returns one
 `ChartRender` per Application; `variant_objects(name)` flattens them into every Kubernetes object
 the stack would create. Charts come from `../shared/charts` (read-only test data), the `helm`
-binary from $HELM_BIN, next to the running interpreter (where `.ci/run` installs it) or PATH.
+binary from $HELM_BIN ($ZENML_GCP_GITOPS_HELM), next to the running interpreter (where `.ci/run` installs it) or PATH.
 """
 
 from __future__ import annotations
@@ -62,7 +62,9 @@ class ChartsUnavailable(RuntimeError):
 
 
 def helm_binary() -> str | None:
-    explicit = os.environ.get("HELM_BIN")
+    """The one place tests find helm: $HELM_BIN (or $ZENML_GCP_GITOPS_HELM), next to the
+    running interpreter, or PATH."""
+    explicit = os.environ.get("HELM_BIN") or os.environ.get("ZENML_GCP_GITOPS_HELM")
     if explicit:
         return explicit if os.access(explicit, os.X_OK) else None
     beside = Path(sys.executable).parent / "helm"

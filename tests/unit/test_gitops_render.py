@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support import charts
 from zenml_gcp_gitops.config import DeploymentConfig, build_config
 from zenml_gcp_gitops.errors import ConfigError, UserError
 from zenml_gcp_gitops.gitops import render as R
@@ -53,17 +54,7 @@ def rendered(request: pytest.FixtureRequest) -> tuple[DeploymentConfig, R.Render
 
 # ---------------------------------------------------------------- schema validation
 
-_CRD_SCHEMAS = {
-    ("argoproj.io", "Application"): "argoproj.io/application_v1alpha1.json",
-    ("argoproj.io", "AppProject"): "argoproj.io/appproject_v1alpha1.json",
-    ("cert-manager.io", "ClusterIssuer"): "cert-manager.io/clusterissuer_v1.json",
-    ("cert-manager.io", "Certificate"): "cert-manager.io/certificate_v1.json",
-    ("external-secrets.io", "ClusterSecretStore"): "external-secrets.io/clustersecretstore_v1.json",
-    ("external-secrets.io", "SecretStore"): "external-secrets.io/secretstore_v1.json",
-    ("external-secrets.io", "ExternalSecret"): "external-secrets.io/externalsecret_v1.json",
-    ("gateway.networking.k8s.io", "Gateway"): "gateway.networking.k8s.io/gateway_v1.json",
-    ("gateway.networking.k8s.io", "HTTPRoute"): "gateway.networking.k8s.io/httproute_v1.json",
-}
+_CRD_SCHEMAS = charts.CRD_SCHEMAS
 
 
 def _check_healthcheck_policy(obj: dict[str, Any]) -> None:

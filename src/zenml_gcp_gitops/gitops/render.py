@@ -241,18 +241,9 @@ ZONE_KEY = "topology.kubernetes.io/zone"
 
 def server_selectors(cfg: DeploymentConfig) -> dict[str, dict[str, str]]:
     """The pod labels the two server charts put on their server pods (not on Job pods)."""
-    n = cfg.names
-    return {
-        "zenml": {
-            "app.kubernetes.io/name": "zenml",
-            "app.kubernetes.io/instance": n.helm_releases["zenml_server"],
-            "app.kubernetes.io/component": "server",
-        },
-        "mlflow": {
-            "app.kubernetes.io/name": "mlflow",
-            "app.kubernetes.io/instance": n.helm_releases["mlflow"],
-        },
-    }
+    sel = {svc: _server_pods(cfg, svc) for svc in SERVER_PODS}
+    sel["zenml"]["app.kubernetes.io/component"] = "server"
+    return sel
 
 
 def mlflow_can_scale(cfg: DeploymentConfig) -> bool:
@@ -602,6 +593,7 @@ def _migrate_pods(cfg: DeploymentConfig) -> dict[str, str]:
 
 
 def _server_pods(cfg: DeploymentConfig, svc: str) -> dict[str, str]:
+    """The labels every pod of a server's chart carries (its migration Jobs' pods too)."""
     chart, release, _ = SERVER_PODS[svc]
     return {
         "app.kubernetes.io/name": chart,
