@@ -1,6 +1,6 @@
 """The made-up values the offline plan's mocks compute, and render's placeholder check finds.
 
-Kept apart from `plan.py` so that `gitops/render.py` can recognise them without importing
+Kept apart from `plan.py` so that `gitops/tree.py` can recognise them without importing
 the plan (which imports render).
 """
 

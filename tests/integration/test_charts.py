@@ -531,7 +531,8 @@ def test_zenml_runs_hardened_and_writes_only_to_its_volume(variant: str) -> None
     """ZenML's server and migration Job run like every other chart container: a UID outside
     the host's range, no escalation or capabilities, a read-only root. What ZenML writes (its
     config path, $HOME, Python's temp dir) lies on a writable volume its group may write."""
-    from zenml_gcp_gitops.gitops.render import HIGH_UID, ZENML_CONFIG_DIR
+    from zenml_gcp_gitops.gitops.apps.zenml_server import ZENML_CONFIG_DIR
+    from zenml_gcp_gitops.gitops.render import HIGH_UID
 
     cr = _by_key(variant)["zenml_server"]
     checked = 0

@@ -122,7 +122,7 @@ def test_render_offline_uses_the_plan_mocks(tmp_path: Path) -> None:
     server = (tmp_path / "apps" / "zenml-zenml-server.yaml").read_text()
     assert "203.0.113." in server
     # every file with a mocked value, and the README, says so on its first line
-    from zenml_gcp_gitops.gitops.render import PLACEHOLDER_BANNER, placeholder_files
+    from zenml_gcp_gitops.gitops.tree import PLACEHOLDER_BANNER, placeholder_files
 
     assert server.startswith(f"# {PLACEHOLDER_BANNER}\n")
     assert PLACEHOLDER_BANNER in (tmp_path / "README.md").read_text().splitlines()[0]
@@ -144,7 +144,7 @@ def test_render_offline_out_needs_placeholders(tmp_path: Path) -> None:
 
 
 def test_real_outputs_carry_no_banner(tmp_path: Path) -> None:
-    from zenml_gcp_gitops.gitops.render import placeholder_files
+    from zenml_gcp_gitops.gitops.tree import placeholder_files
 
     assert _render(tmp_path, "--out", str(tmp_path / "tree")).exit_code == 0
     assert placeholder_files(tmp_path / "tree") == []

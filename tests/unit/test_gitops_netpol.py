@@ -19,6 +19,7 @@ import pytest
 
 from zenml_gcp_gitops.config import PROXY_CIDR, build_config
 from zenml_gcp_gitops.gitops import render as R
+from zenml_gcp_gitops.gitops.apps import ha
 from zenml_gcp_gitops.outputs import InfraOutputs
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "argocd" / "example"
@@ -295,5 +296,5 @@ def test_pod_labels_and_ports_are_the_charts(shared_schemas: Path) -> None:
     assert "app.kubernetes.io/component: controller" in nginx
     # and the releases are the ones the policies select
     cfg = build_config(EXAMPLE / "config.yaml")
-    assert R._server_pods(cfg, "zenml")["app.kubernetes.io/instance"] == "zenml-server"
-    assert R._server_pods(cfg, "mlflow")["app.kubernetes.io/instance"] == "mlflow"
+    assert ha._server_pods(cfg, "zenml")["app.kubernetes.io/instance"] == "zenml-server"
+    assert ha._server_pods(cfg, "mlflow")["app.kubernetes.io/instance"] == "mlflow"

@@ -15,6 +15,10 @@ from tests.support import charts
 from zenml_gcp_gitops.config import DeploymentConfig, build_config
 from zenml_gcp_gitops.errors import ConfigError, UserError
 from zenml_gcp_gitops.gitops import render as R
+from zenml_gcp_gitops.gitops import tree as T
+from zenml_gcp_gitops.gitops.apps import ha, platform
+from zenml_gcp_gitops.gitops.template import substitute
+from zenml_gcp_gitops.gitops.tree_files import TREE_MANIFEST
 from zenml_gcp_gitops.outputs import InfraOutputs
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "argocd" / "example"
@@ -431,7 +435,7 @@ def test_ha_runs_two_zenml_replicas_spread_over_zones_with_a_disruption_budget()
     assert zv["zenml"]["replicaCount"] == 2
     term = zv["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
     assert term["podAffinityTerm"]["topologyKey"] == "topology.kubernetes.io/zone"
-    selector = R.server_selectors(cfg)["zenml"]
+    selector = ha.server_selectors(cfg)["zenml"]
     assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == selector
     pdbs = [o for o in r.app("workloads").objects if o["kind"] == "PodDisruptionBudget"]
     by_ns = {p["metadata"]["namespace"]: p["spec"] for p in pdbs}
@@ -439,7 +443,7 @@ def test_ha_runs_two_zenml_replicas_spread_over_zones_with_a_disruption_budget()
     # the migration Job's pods carry the chart's selector labels but not component=server
     assert selector["app.kubernetes.io/component"] == "server"
     mv = _values(r, "mlflow")
-    if R.mlflow_can_scale(cfg):
+    if ha.mlflow_can_scale(cfg):
         assert mv["replicaCount"] == 2 and "mlflow" in by_ns
     else:  # MLflow's users still live in each pod's SQLite file: one replica, no budget
         assert mv["replicaCount"] == 1 and "affinity" not in mv and "mlflow" not in by_ns
@@ -492,7 +496,7 @@ def test_gateway_uses_the_reserved_address_and_hosts() -> None:
     certs = {o["spec"]["dnsNames"][0] for o in r.objects if o["kind"] == "Certificate"}
     assert certs == {out.zenml_host, out.mlflow_host}
     issuers = [o for o in r.objects if o["kind"] == "ClusterIssuer"]
-    assert {i["spec"]["acme"]["server"] for i in issuers} == set(R.LETSENCRYPT.values())
+    assert {i["spec"]["acme"]["server"] for i in issuers} == set(platform.LETSENCRYPT.values())
     assert all("gatewayHTTPRoute" in i["spec"]["acme"]["solvers"][0]["http01"] for i in issuers)
 
 
@@ -514,13 +518,13 @@ def test_unsupported_argocd_version_is_a_config_error() -> None:
 
 def test_substitution_never_changes_structure() -> None:
     evil = "x\nkind: Secret\n---\nfoo: ${bar}"
-    out = R.substitute({"a": "${v}", "b": "pre-${v}-post", "c": ["${n}"]}, {"v": evil, "n": 3})
+    out = substitute({"a": "${v}", "b": "pre-${v}-post", "c": ["${n}"]}, {"v": evil, "n": 3})
     assert out == {"a": evil, "b": f"pre-{evil}-post", "c": [3]}
-    assert R.substitute({"keep": 1, "drop": "${none}"}, {"none": None}) == {"keep": 1}
+    assert substitute({"keep": 1, "drop": "${none}"}, {"none": None}) == {"keep": 1}
     with pytest.raises(ConfigError, match="unknown placeholder"):
-        R.substitute({"a": "${missing}"}, {})
+        substitute({"a": "${missing}"}, {})
     with pytest.raises(ConfigError, match="not text"):
-        R.substitute({"a": "x-${m}"}, {"m": {"k": 1}})
+        substitute({"a": "x-${m}"}, {"m": {"k": 1}})
 
 
 # ---------------------------------------------------------------- no secret values anywhere
@@ -536,7 +540,7 @@ def test_no_secret_value_is_ever_rendered(tmp_path: Path) -> None:
         ids = dict(out.secret_ids, pipelines_sa_key=f"zenml-pipelines-key-{name}")
         r = R.render(cfg, out.model_copy(update={"secret_ids": ids}))
         texts = [json.dumps(R.argocd_plan(cfg, out.model_copy(update={"secret_ids": ids})))]
-        R.write_tree(r, tmp_path / name)
+        T.write_tree(r, tmp_path / name)
         texts += [p.read_text() for p in (tmp_path / name).rglob("*") if p.is_file()]
         blob = "\n".join(texts)
         for v in values.values():
@@ -554,7 +558,7 @@ def test_no_secret_value_is_ever_rendered(tmp_path: Path) -> None:
 def test_tree_layout_and_roundtrip(tmp_path: Path) -> None:
     cfg = make_cfg(gitops_repo="https://github.com/acme/ml-gitops.git", gitops_path="gitops")
     r = R.render(cfg, example_outputs())
-    R.write_tree(r, tmp_path)
+    T.write_tree(r, tmp_path)
     apps = sorted(p.name for p in (tmp_path / "apps").glob("*.yaml"))
     assert apps == sorted(f"{a.name}.yaml" for a in r.apps)
     for app in r.apps:
@@ -565,7 +569,7 @@ def test_tree_layout_and_roundtrip(tmp_path: Path) -> None:
     assert yaml.safe_load((tmp_path / "bootstrap" / "root.yaml").read_text()) == r.root
     # a user's file in a rendered folder is no business of render's
     (tmp_path / "apps" / "old-app.yaml").write_text("x: 1\n")
-    R.write_tree(r, tmp_path)
+    T.write_tree(r, tmp_path)
     assert (tmp_path / "apps" / "old-app.yaml").read_text() == "x: 1\n"
 
 
@@ -608,7 +612,7 @@ def test_private_gitops_repo_credentials_come_from_eso(shared_schemas: Path) -> 
         "ExternalSecret",
     ]
     assert r.before_root[0]["metadata"]["name"] == cfg.names.argocd_apps["external_secrets"]
-    assert f"bootstrap/externalsecret-{repo_secret}.argocd.yaml" in R.tree(r)
+    assert f"bootstrap/externalsecret-{repo_secret}.argocd.yaml" in T.tree(r)
     store = next(o for o in r.objects if o["kind"] == "ClusterSecretStore")
     assert cfg.names.namespaces["argocd"] in store["spec"]["conditions"][0]["namespaces"]
 
@@ -678,38 +682,38 @@ def test_render_into_a_folder_with_user_files_keeps_them(tmp_path: Path) -> None
         (tmp_path / rel).write_text(text)
     # the README is in the way: nothing is written, the command stops and says why
     with pytest.raises(UserError, match=r"README\.md \(not written by render\)") as e:
-        R.write_tree(R.render(cfg, example_outputs()), tmp_path)
+        T.write_tree(R.render(cfg, example_outputs()), tmp_path)
     assert "--force" in (e.value.hint or "")
     assert not (tmp_path / "bootstrap").exists()
     (tmp_path / "README.md").unlink()
-    R.write_tree(R.render(cfg, example_outputs()), tmp_path)
+    T.write_tree(R.render(cfg, example_outputs()), tmp_path)
     mine.pop("README.md")
     for rel, text in mine.items():
         assert (tmp_path / rel).read_text() == text
-    assert R.TREE_MANIFEST in {p.name for p in tmp_path.iterdir()}
+    assert TREE_MANIFEST in {p.name for p in tmp_path.iterdir()}
 
 
 def test_render_removes_only_its_own_unchanged_stale_files(tmp_path: Path) -> None:
     cfg = make_cfg(gitops_repo=REPO)
     out = example_outputs()
-    first = R.write_tree(R.render(cfg, _private(out)), tmp_path)
+    first = T.write_tree(R.render(cfg, _private(out)), tmp_path)
     stale = [
         p for p in first.written if p.parent.name == "bootstrap" and "externalsecret" in p.name
     ]
     assert stale
     # the repo turns public: the credentials ExternalSecret is no longer rendered
-    second = R.write_tree(R.render(cfg, out), tmp_path)
+    second = T.write_tree(R.render(cfg, out), tmp_path)
     assert second.removed == stale and not stale[0].exists()
     # an owned file the user edited is neither overwritten nor, once stale, deleted
-    R.write_tree(R.render(cfg, _private(out)), tmp_path)
+    T.write_tree(R.render(cfg, _private(out)), tmp_path)
     stale[0].write_text(stale[0].read_text() + "# reviewed\n")
-    third = R.write_tree(R.render(cfg, out), tmp_path)
+    third = T.write_tree(R.render(cfg, out), tmp_path)
     assert third.kept == stale and stale[0].read_text().endswith("# reviewed\n")
     root = tmp_path / "bootstrap" / "root.yaml"
     root.write_text(root.read_text() + "# local edit\n")
     with pytest.raises(UserError, match=r"root\.yaml \(changed since render wrote it\)"):
-        R.write_tree(R.render(cfg, out), tmp_path)
-    R.write_tree(R.render(cfg, out), tmp_path, force=True)
+        T.write_tree(R.render(cfg, out), tmp_path)
+    T.write_tree(R.render(cfg, out), tmp_path, force=True)
     assert "# local edit" not in root.read_text()
 
 
@@ -723,13 +727,13 @@ def test_render_never_writes_through_a_symlink(tmp_path: Path) -> None:
     out_dir.mkdir()
     (out_dir / "README.md").symlink_to(target)
     with pytest.raises(UserError, match="a symlink"):
-        R.write_tree(R.render(cfg, example_outputs()), out_dir)
-    R.write_tree(R.render(cfg, example_outputs()), out_dir, force=True)
+        T.write_tree(R.render(cfg, example_outputs()), out_dir)
+    T.write_tree(R.render(cfg, example_outputs()), out_dir, force=True)
     assert target.read_text() == "precious\n"  # the link was replaced, not followed
     assert not (out_dir / "README.md").is_symlink()
     # a linked folder on the way is refused even with --force
     (out_dir / "apps").rename(out_dir / "apps-real")
     (out_dir / "apps").symlink_to(outside, target_is_directory=True)
     with pytest.raises(UserError, match="symlinked folders"):
-        R.write_tree(R.render(cfg, example_outputs()), out_dir, force=True)
+        T.write_tree(R.render(cfg, example_outputs()), out_dir, force=True)
     assert sorted(p.name for p in outside.iterdir()) == ["precious.md"]

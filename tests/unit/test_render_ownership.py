@@ -19,6 +19,8 @@ from click.testing import CliRunner
 from zenml_gcp_gitops.cli import cli
 from zenml_gcp_gitops.errors import UserError
 from zenml_gcp_gitops.gitops import render as R
+from zenml_gcp_gitops.gitops import tree as T
+from zenml_gcp_gitops.gitops.tree_files import TREE_MANIFEST
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "argocd" / "example"
 SRC = ["--config", str(EXAMPLE / "config.yaml"), "--outputs", str(EXAMPLE / "outputs.json")]
@@ -30,7 +32,7 @@ def _tree(out: Path) -> None:
 
     cfg = build_config(EXAMPLE / "config.yaml", {})
     outputs = InfraOutputs.model_validate(json.loads((EXAMPLE / "outputs.json").read_text()))
-    R.write_tree(R.render(cfg, outputs), out)
+    T.write_tree(R.render(cfg, outputs), out)
 
 
 def _cli(*args: str) -> tuple[int, str, str]:
@@ -46,7 +48,7 @@ def _one_line(err: str) -> str:
 
 
 def _list_in_manifest(out: Path, rel: str, victim: Path) -> None:
-    path = out / R.TREE_MANIFEST
+    path = out / TREE_MANIFEST
     data = json.loads(path.read_text())
     data["files"][rel] = hashlib.sha256(victim.read_bytes()).hexdigest()
     path.write_text(json.dumps(data))
@@ -91,7 +93,7 @@ def test_the_root_and_an_empty_out_are_refused(
     def tripwire(*a: object, **k: object) -> None:
         raise AssertionError(f"render went on to write into {out!r}")
 
-    monkeypatch.setattr(R, "write_tree", tripwire)
+    monkeypatch.setattr(T, "write_tree", tripwire)
     monkeypatch.chdir(tmp_path)
     code, _, err = _cli("render", *SRC, "--out", out)
     assert code == 2

@@ -259,7 +259,7 @@ def _refuse_placeholder_tree(cfg: DeploymentConfig) -> None:
     from pathlib import Path
 
     from ..errors import ConfigError
-    from ..gitops.render import placeholder_files
+    from ..gitops.tree import placeholder_files
 
     tree = Path.cwd() / cfg.gitops_path
     if not cfg.gitops_repo or not tree.is_dir():

@@ -89,7 +89,8 @@ def render_cmd(
     replaced or removed; anything else in the way stops the command unless --force.
     """
     from ..errors import ConfigError
-    from ..gitops.render import render, write_tree
+    from ..gitops.render import render
+    from ..gitops.tree import write_tree
     from ..ui import console, print_json
 
     if offline and not placeholders and outputs_file is None:

@@ -129,7 +129,7 @@ def ha_difference(
     resources, with only what `ha` changes changed)."""
     import copy
 
-    from ..gitops.render import ha_shape
+    from ..gitops.apps.ha import ha_shape
 
     other = cfg.model_copy(update={"ha": not cfg.ha})
     shapes: dict[str, Any] = {}

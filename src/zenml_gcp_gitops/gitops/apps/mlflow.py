@@ -1,0 +1,64 @@
+"""The MLflow application: its chart values (image, ingress, store, the PreSync migration
+Job) and the labels of the migration Job's pods."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ... import mlflow_auth
+
+if TYPE_CHECKING:
+    from ...config import DeploymentConfig
+    from ...outputs import InfraOutputs
+
+MLFLOW_IMAGE = "burakince/mlflow"
+
+MLFLOW_MIGRATE_JOB = "mlflow-migrate"  # the PreSync Job that migrates MLflow's schemas
+
+# Where MLflow's pod mounts the Cloud SQL server CA (argocd/values/mlflow.yaml)
+SQL_CA_DIR = "/etc/cloudsql"
+SQL_CA_FILE = "server-ca.pem"
+
+
+def _migrate_pods(cfg: DeploymentConfig) -> dict[str, str]:
+    """The MLflow migration Job's pods: not the servers' labels, so no Service sends to them."""
+    return {
+        "app.kubernetes.io/name": MLFLOW_MIGRATE_JOB,
+        "app.kubernetes.io/instance": cfg.names.helm_releases["mlflow"],
+    }
+
+
+def context(cfg: DeploymentConfig, out: InfraOutputs, issuer: str) -> dict[str, Any]:
+    n = cfg.names
+    ingress: dict[str, Any] = {"enabled": False}
+    if cfg.ingress != "gateway":
+        ingress = {
+            "enabled": True,
+            "className": n.ingress_class,
+            "annotations": {"cert-manager.io/cluster-issuer": issuer},
+            "hosts": [{"host": out.mlflow_host, "paths": [{"path": "/", "pathType": "Prefix"}]}],
+            "tls": [{"secretName": n.tls_secrets["mlflow"], "hosts": [out.mlflow_host]}],
+        }
+    return {
+        "mlflow_host": out.mlflow_host,
+        "mlflow_ingress": ingress,
+        "mlflow_bucket": out.mlflow_bucket,
+        "mlflow_image": {"repository": MLFLOW_IMAGE, "tag": cfg.versions.mlflow},
+        "mlflow_migrate": {
+            "name": MLFLOW_MIGRATE_JOB,
+            "labels": _migrate_pods(cfg),
+            "store_uri": (
+                f"mysql+pymysql://$(MYSQL_USERNAME):$(MYSQL_PWD)@{out.sql_private_ip}:3306/"
+                f"{n.databases['mlflow']}?ssl_ca={SQL_CA_DIR}/{SQL_CA_FILE}"
+                "&ssl_check_hostname=false"
+            ),
+        },
+        "mlflow_auth": {
+            "migrate": mlflow_auth.MIGRATE,
+            "secret": n.mlflow_auth_config_secret,
+            "dir": mlflow_auth.MOUNT_DIR,
+            "path": mlflow_auth.CONFIG_PATH,
+            "file": mlflow_auth.CONFIG_FILE,
+        },
+        "sql_ca": {"dir": SQL_CA_DIR, "file": SQL_CA_FILE},
+    }
