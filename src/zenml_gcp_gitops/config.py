@@ -1,11 +1,9 @@
-"""The one typed config: every name, region and version of a deployment comes from here.
+"""The one typed config: what the user chose for a deployment, every field validated.
 
-`DeploymentConfig` holds what the user chose; `Names` derives every resource name from it,
-so a name is spelled once. Loading merges a YAML file with flags (flags win) and turns every
-validation problem into a `ConfigError` that names the field and the fix.
-
-It is longer than most modules on purpose: every field's validation and every derived name
-sit together, so one file answers "what can this setting be, and what is it called in GCP".
+`DeploymentConfig` is the model; its `names` come from `names.py` (a name is spelled once) and
+files are read by `config_file.py` (YAML with caps, string checks). `build_config` merges a
+YAML file with flags (flags win) and turns every validation problem into a `ConfigError` that
+names the field and the fix.
 """
 
 from __future__ import annotations
@@ -13,9 +11,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import sys
-import unicodedata
-from collections.abc import Iterator
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -23,15 +18,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .config_file import check_strings, format_validation_error, load_yaml
 from .errors import ConfigError
+from .names import _DNS_LABEL_RE, _NAME_MAX, _NAME_MIN, Names
 from .sql_settings import SQL_DATABASE_FLAGS as SQL_DATABASE_FLAGS  # the instance's flags
 from .sql_settings import log_retention_days
 
-PULUMI_PROJECT = "zenml-gcp-gitops"
 SECRET_MARK = "[secret]"  # what stands in every output for a secret value
-LABEL_DEPLOYMENT = (
-    "gcp-gitops"  # the value of the `zenml:deployment` label on everything we register
-)
 
 # Regions where both GKE Autopilot and Cloud SQL for MySQL are offered.
 SUPPORTED_REGIONS: frozenset[str] = frozenset(
@@ -51,7 +44,6 @@ PROXY_CIDR = "10.10.16.0/23"  # Envoy proxies of the regional external Applicati
 PSA_PREFIX_LENGTH = 20  # Cloud SQL's private-services-access allocation (a /20 block)
 
 _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-_DNS_LABEL_RE = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
 _FQDN_RE = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _GITHUB_REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
@@ -65,18 +57,9 @@ _DNS_ZONE_RE = re.compile(
 # A ref name as `git check-ref-format` accepts it (plus HEAD and commit SHAs, which pass too).
 _GIT_REF_BAD_RE = re.compile(r"(\.\.|@\{|//|/\.|^\.|^/|/$|\.$|\.lock$|\.lock/|[\s~^:?*\[\\]|^@$)")
 _GITOPS_PATH_PART_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
-# `scheme://userinfo@`: a user name with a password, or any user name on http(s), where it
-# is a token in practice.
-_URL_USERINFO_RE = re.compile(r"^([a-z][a-z0-9+.-]*)://([^/@\s]*)@", re.I)
 GKE_MAX_AUTHORIZED_NETWORKS = 50  # GKE's limit of control-plane authorised networks
 
-# What the loader reads: a config file is a few hundred bytes; a device that never ends
-# (/dev/zero) or a runaway pipe must end in one line, not in memory exhaustion.
-MAX_CONFIG_BYTES = 1 << 20
-MAX_CONFIG_DEPTH = 16
-ECHO_MAX = 80  # characters of a bad value shown in an error line
 
-_NAME_MIN, _NAME_MAX = 3, 20
 _SA_ID_MIN, _SA_ID_MAX = 6, 30
 _BUCKET_MIN, _BUCKET_MAX = 3, 63
 
@@ -465,241 +448,6 @@ class DeploymentConfig(BaseModel):
         return data
 
 
-class ZenmlNames:
-    """The ZenML objects of one stack, all named from its stack name: the GCP stack and the
-    local rehearsal's have the same shape and differ only in the stem and the provider label."""
-
-    def __init__(self, prefix: str, stack: str, provider: str) -> None:
-        self.prefix = prefix
-        self.zenml_stack = stack
-        self.zenml_components = {
-            "artifact_store": f"{stack}-artifacts",
-            "container_registry": f"{stack}-registry",
-            "orchestrator": f"{stack}-orchestrator",
-            "experiment_tracker": f"{stack}-mlflow",
-            "image_builder": f"{stack}-image-builder",
-        }
-        self.zenml_mlflow_secret = f"{stack}-mlflow-credentials"
-        self.zenml_ci_account = f"{prefix}-ci"
-        self.zenml_ci_key = "ci"
-        self.zenml_labels = {
-            "zenml:provider": provider,
-            "zenml:deployment": LABEL_DEPLOYMENT,
-            "zenml:name": prefix,
-        }
-
-
-class Names(ZenmlNames):
-    """Every derived name of a deployment, computed in one place."""
-
-    def __init__(self, cfg: DeploymentConfig) -> None:
-        super().__init__(prefix=cfg.name, stack=cfg.name, provider="gcp")
-        self.cfg = cfg
-        n, p = cfg.name, cfg.project
-        self.pulumi_project = PULUMI_PROJECT
-        self.pulumi_stack = n
-        self.state_bucket = f"{p}-{n}-state"
-        self.state_kms_keyring = f"{n}-pulumi-state"
-        self.state_kms_key = "state"
-        # network
-        self.network = f"{n}-vpc"
-        self.subnet = f"{n}-nodes"
-        self.pods_range = f"{n}-pods"
-        self.services_range = f"{n}-services"
-        self.router = f"{n}-router"
-        self.nat = f"{n}-nat"
-        self.psa_range = f"{n}-psa"
-        self.ingress_ip = f"{n}-ingress"
-        self.proxy_subnet = f"{n}-proxy"  # Envoy proxies of the regional external gateway
-        # compute, data, storage
-        self.cluster = f"{n}-gke"
-        self.node_service_account = f"{n}-nodes"  # GKE nodes: logs, metrics, image pulls
-        self.sql_instance = f"{n}-mysql"
-        # mlflow_auth: MLflow's users and permissions (its basic-auth database), apart from
-        # the tracking data, with its own user
-        self.databases = {"zenml": "zenml", "mlflow": "mlflow", "mlflow_auth": "mlflow_auth"}
-        self.sql_users = {"zenml": "zenml", "mlflow": "mlflow", "mlflow_auth": "mlflow_auth"}
-        self.artifact_bucket = f"{p}-{n}-artifacts"
-        self.mlflow_bucket = f"{p}-{n}-mlflow"
-        self.access_log_bucket = f"{p}-{n}-access-logs"  # only with bucket_access_logs
-        self.backup_bucket = f"{p}-{n}-backups"
-        self.registry_repo = f"{n}-images"
-        self.registry_uri = f"{cfg.region}-docker.pkg.dev/{p}/{self.registry_repo}"
-        self.kms_keyring = f"{n}-keyring"
-        self.kms_key = f"{n}-storage"
-        # ZenML's GCP secrets store uses the custom roles ZenML documents (role IDs: [a-zA-Z0-9_.])
-        self.secrets_store_roles = {
-            "creator": f"{n.replace('-', '_')}_zenml_secrets_creator",
-            "editor": f"{n.replace('-', '_')}_zenml_secrets_editor",
-        }
-        # initial admin accounts (their passwords are generated into Secret Manager)
-        self.admin_users = {"zenml": "admin", "mlflow": "admin"}
-        # one Google service account per workload (IDs are 6-30 characters)
-        self.service_accounts: dict[str, str] = {
-            "zenml_server": f"{n}-server",
-            "mlflow": f"{n}-mlflow",
-            "pipelines": f"{n}-pipelines",
-            "external_secrets": f"{n}-eso",
-        }
-        if cfg.image_builder == "gcp":
-            # Cloud Build runs as this account, never as the project's default build account
-            self.service_accounts["build"] = f"{n}-build"
-        if cfg.github_repo:
-            self.service_accounts["ci"] = f"{n}-ci"
-        # Who may submit builds gets this custom role (create and poll builds, nothing else).
-        self.build_submitter_role = f"{n.replace('-', '_')}_build_submitter"
-        # Where ZenML's image builders upload build contexts inside the artifact bucket.
-        self.build_context_prefix = "cloud-build-contexts"
-        # Cloud Monitoring: display names carry the deployment name (two stacks, one project)
-        self.uptime_checks = {"zenml": f"{n} ZenML server", "mlflow": f"{n} MLflow server"}
-        self.alert_prefix = f"{n}: "
-        self.dashboard = f"{n} stack"
-        self.notification_channel = f"{n} alerts"
-        self.wif_pool = f"{n}-github"
-        self.wif_provider = "github"
-        # Secret Manager IDs start with the deployment name, never `zenml-`: ZenML's secrets
-        # store is granted every `zenml-*` secret. The default name `zenml` (or `zenml-…`)
-        # would produce exactly that prefix, so those names get `stack-` in front.
-        sp = f"stack-{n}" if n == "zenml" or n.startswith("zenml-") else n
-        self.secret_prefix = sp
-        self.secrets: dict[str, str] = {
-            "zenml_db_password": f"{sp}-mysql-zenml",
-            "mlflow_db_password": f"{sp}-mysql-mlflow",
-            "mlflow_auth_db_password": f"{sp}-mysql-mlflow-auth",
-            "zenml_admin": f"{sp}-zenml-admin",
-            "zenml_jwt": f"{sp}-zenml-jwt",
-            "mlflow_auth": f"{sp}-mlflow-auth",
-            "mlflow_flask": f"{sp}-mlflow-flask-key",
-            "ci_api_key": f"{sp}-ci-zenml-api-key",
-        }
-        if cfg.connector_auth == "service-account":
-            self.secrets["pipelines_sa_key"] = f"{sp}-pipelines-key"
-        if cfg.gitops_repo and cfg.gitops_repo_private:
-            # created without a version: the user adds {"username", "password"} (a token)
-            self.secrets["gitops_repo"] = f"{sp}-gitops-repo"
-        # Kubernetes (one cluster per deployment, so namespaces need no prefix)
-        self.namespaces = {
-            "argocd": "argocd",
-            "external_secrets": "external-secrets",
-            "cert_manager": "cert-manager",
-            "ingress": "ingress-nginx",
-            "gateway": "gateway",
-            "zenml": "zenml",
-            "mlflow": "mlflow",
-            "pipelines": "zenml-pipelines",
-        }
-        self.ksas = {
-            "zenml_server": "zenml-server",
-            "mlflow": "mlflow",
-            "pipelines": "zenml-pipelines",
-            "external_secrets": "external-secrets",
-            "cert_manager": "cert-manager",  # the chart's controller (DNS-01 identity)
-        }
-        self.argocd_project = n
-        self.argocd_root_app = f"{n}-root"
-        # GitOps (issue 4): child Applications, Helm releases and in-cluster object names
-        self.argocd_apps = {
-            "external_secrets": f"{n}-external-secrets",
-            "cert_manager": f"{n}-cert-manager",
-            "ingress_nginx": f"{n}-ingress-nginx",
-            "platform": f"{n}-platform",
-            "workloads": f"{n}-workloads",
-            "zenml_server": f"{n}-zenml-server",
-            "mlflow": f"{n}-mlflow",
-        }
-        self.helm_releases = {
-            "external_secrets": "external-secrets",
-            "cert_manager": "cert-manager",
-            "ingress_nginx": "ingress-nginx",
-            "zenml_server": "zenml-server",
-            "mlflow": "mlflow",
-        }
-        self.argocd_repo_secrets = {
-            "zenml_chart": f"{n}-zenml-chart-repo",
-            "gitops": f"{n}-gitops-repo",
-        }
-        self.cluster_secret_store = f"{n}-secret-manager"
-        self.cluster_issuers = {
-            "staging": f"{n}-letsencrypt-staging",
-            "prod": f"{n}-letsencrypt-prod",
-        }
-        self.gateway = f"{n}-gateway"
-        self.gateway_class = "gke-l7-regional-external-managed"
-        self.ingress_class = "nginx"
-        self.tls_secrets = {"zenml": "zenml-tls", "mlflow": "mlflow-tls"}
-        # Kubernetes Secrets that ESO writes (logical secret key -> Secret name in its namespace)
-        self.k8s_secrets = {
-            "zenml_db_password": "zenml-db",
-            "zenml_admin": "zenml-admin",
-            "zenml_jwt": "zenml-jwt",
-            "mlflow_db_password": "mlflow-db",
-            "mlflow_flask": "mlflow-flask",
-        }
-        # MLflow's basic_auth.ini, rendered by ESO from two Secret Manager secrets
-        self.mlflow_auth_config_secret = "mlflow-auth-config"
-        self.sql_ca_configmap = "cloudsql-server-ca"  # the Cloud SQL server CA (public data)
-        self.pipelines_role = "zenml-pipelines"
-        # Cloud DNS: the zone holding the A records (only with a domain and dns_zone or
-        # create_dns_zone); a zone we create is named after the deployment and the domain.
-        self.dns_zone: str | None = None
-        self.dns_zone_project = p
-        if cfg.dns_zone:
-            head, _, tail = cfg.dns_zone.rpartition("/")
-            self.dns_zone, self.dns_zone_project = tail, head or p
-        elif cfg.create_dns_zone and cfg.domain:
-            self.dns_zone = f"{n}-{cfg.domain.replace('.', '-')}"[:63].rstrip("-")
-        self.dns_records: dict[str, str] = (
-            {app: f"{app}.{cfg.domain}." for app in ("zenml", "mlflow")}
-            if self.dns_zone and cfg.domain
-            else {}
-        )
-        # cert-manager's DNS-01 solver: its own Google account, dns.admin on the zone only
-        self.dns01_account = f"{n}-dns01"
-        # ZenML objects
-        self.zenml_local_stack = f"{n}-local"
-        self.zenml_connector = f"{n}-gcp"
-
-    def workload_identity_member(self, ksa_key: str, namespace_key: str) -> str:
-        """The IAM member a Kubernetes service account impersonates its Google account as."""
-        return (
-            f"serviceAccount:{self.cfg.project}.svc.id.goog"
-            f"[{self.namespaces[namespace_key]}/{self.ksas[ksa_key]}]"
-        )
-
-    @property
-    def dns01_email(self) -> str:
-        return f"{self.dns01_account}@{self.cfg.project}.iam.gserviceaccount.com"
-
-    def sa_email(self, key: str) -> str:
-        return f"{self.service_accounts[key]}@{self.cfg.project}.iam.gserviceaccount.com"
-
-    @property
-    def labels(self) -> dict[str, str]:
-        """GCP resource labels (keys and values: lowercase, digits, - and _)."""
-        return {"managed-by": "zenml-gcp-gitops", "deployment": self.prefix}
-
-
-class LocalNames(ZenmlNames):
-    """Names of the local rehearsal (`--local`), derived from the deployment name alone.
-
-    Locally there is no project or region, so no placeholder for them can leak into a name.
-    The stack name equals `Names.zenml_local_stack` of any config with the same `name`.
-    """
-
-    def __init__(self, name: str = "zenml") -> None:
-        if not _NAME_MIN <= len(name) <= _NAME_MAX or not _DNS_LABEL_RE.match(name):
-            raise ConfigError(
-                f"name: {echo(name)} must be a DNS label of {_NAME_MIN}-{_NAME_MAX} characters",
-                "use lowercase letters, digits and hyphens, starting with a letter",
-            )
-        n = name
-        super().__init__(prefix=n, stack=f"{n}-local", provider="local")
-        # Emulated buckets live on loopback only; real bucket names are global, these are not.
-        self.artifact_bucket = f"{n}-local-artifacts"
-        self.mlflow_bucket = f"{n}-local-mlflow"
-        self.ci_api_key_secret = f"{n}-ci-zenml-api-key"
-
-
 def user_data_dir() -> Path:
     """Where records, logs and local state live (XDG on Linux, overridable for tests)."""
     env = os.environ.get("ZENML_GCP_GITOPS_HOME")
@@ -707,241 +455,6 @@ def user_data_dir() -> Path:
         return Path(env)
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "zenml-gcp-gitops"
-
-
-def echo_path(path: object, limit: int = 160) -> str:
-    """A path as an error line shows it: like `echo`, without quotes."""
-    return echo(str(path), limit)[1:-1]
-
-
-def echo(value: object, limit: int = ECHO_MAX) -> str:
-    """A value as an error line shows it: quoted, control characters escaped, cut to `limit`."""
-    text = value if isinstance(value, str) else repr(value)
-    text = "".join(
-        c if unicodedata.category(c) not in _UNPRINTABLE else f"\\u{ord(c):04x}" for c in text
-    )
-    if len(text) > limit:
-        text = f"{text[: limit - 1]}… ({len(value) if isinstance(value, str) else len(text)} chars)"
-    return f"'{text}'"
-
-
-# Cc: control characters (newline, ESC, NUL...), Cs: lone surrogates, Cf: invisible format
-# characters such as bidirectional overrides.
-_UNPRINTABLE = frozenset({"Cc", "Cs", "Cf"})
-
-
-def _first_unprintable(text: str) -> int | None:
-    for i, c in enumerate(text):
-        if unicodedata.category(c) in _UNPRINTABLE:
-            return i
-    return None
-
-
-def _walk_strings(value: object, where: str) -> Iterator[tuple[str, str]]:
-    if isinstance(value, str):
-        yield where, value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            key = echo(str(k), 40)[1:-1]  # a key is echoed too: escaped and cut
-            yield from _walk_strings(v, f"{where}.{key}" if where else key)
-    elif isinstance(value, list | tuple):
-        for i, v in enumerate(value):
-            yield from _walk_strings(v, f"{where}[{i}]")
-
-
-def check_strings(data: dict[str, Any]) -> None:
-    """Refuse unprintable characters and credentials in URLs, in every string of `data`.
-
-    Generic on purpose: a field added later is covered without a validator of its own.
-    """
-    for where, text in _walk_strings(data, ""):
-        i = _first_unprintable(text)
-        if i is not None:
-            raise ConfigError(
-                f"{where}: contains the unprintable character U+{ord(text[i]):04X} at position "
-                f"{i + 1} (value {echo(text)})",
-                "settings are single-line text; remove the character",
-            )
-        m = _URL_USERINFO_RE.match(text.strip())
-        if m and (":" in m.group(2) or m.group(1).lower() in ("http", "https")):
-            raise ConfigError(
-                f"{where}: the URL carries credentials (user or token before '@'); they would be "
-                "written into the plan, the record and the rendered manifests",
-                "give the URL without them and put the credentials in the repository credential "
-                "secret that the stack reads from Secret Manager; see docs/gitops.md, private repos",
-            )
-
-
-def _format_validation_error(err: ValidationError) -> str:
-    first = err.errors()[0]
-    loc = ".".join(str(x) for x in first["loc"])
-    msg = str(first["msg"]).removeprefix("Value error, ")
-    value = first.get("input")
-    if first["type"] == "extra_forbidden":
-        msg = "unknown key; check its spelling against the config reference in the README"
-        loc = echo(loc, 40).strip("'")
-    elif first["type"] == "missing":
-        msg = f"is required: pass --{loc.replace('_', '-')} or set it in the config file"
-    else:
-        # pydantic's "Input should be a valid boolean" -> "must be a valid boolean (got 'x')"
-        msg = msg.replace("Input should be", "must be")
-        if isinstance(value, str) and len(value) > 3:
-            # validators quote the value they refuse: show it cut short and escaped
-            msg = msg.replace(f"'{value}'", echo(value)).replace(repr(value), echo(value))
-        if not msg.startswith("'") and isinstance(value, str | int | float | bool):
-            msg += f" (got {echo(value)})"
-    # Model-level checks name their field themselves (their loc is empty).
-    line = f"{loc}: {msg}" if loc else msg
-    # Never echo credentials embedded in URLs (state, gitops_repo).
-    line = re.sub(r"//[^/@\s]+@", "//[secret]@", line)
-    # Whatever a validator echoed: one line of bounded length.
-    line = "".join(c if unicodedata.category(c) not in _UNPRINTABLE else " " for c in line)
-    return line if len(line) <= 400 else line[:399] + "…"
-
-
-def _yaml_loader() -> type:
-    """A SafeLoader for config files: plain scalars, lists and mappings only.
-
-    Refuses duplicate keys (the last one would silently win), explicit tags such as !!binary
-    or !!set, anchors/aliases, nesting deeper than `MAX_CONFIG_DEPTH` (the composer recurses)
-    and integers too long to be a setting. Dates stay the text they were written as.
-    """
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        depth = 0
-
-        def compose_node(self, parent: Any, index: Any) -> Any:
-            if self.check_event(yaml.AliasEvent):
-                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
-                raise ConfigError(
-                    f"anchors and aliases (*name) are not supported, at line {mark.line + 1}",
-                    "write each value out",
-                )
-            self.depth += 1
-            if self.depth > MAX_CONFIG_DEPTH:
-                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
-                raise ConfigError(
-                    f"nested more than {MAX_CONFIG_DEPTH} levels deep at line {mark.line + 1}",
-                    "settings are at most a mapping of lists; see the config reference",
-                )
-            try:
-                return super().compose_node(parent, index)
-            finally:
-                self.depth -= 1
-
-        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-            seen: set[object] = set()
-            for key_node, _ in node.value:
-                plain = isinstance(key_node, yaml.ScalarNode) and key_node.tag.endswith(":str")
-                key = key_node.value if plain else None
-                if key is None:
-                    raise ConfigError(
-                        f"a key at line {key_node.start_mark.line + 1} is not plain text",
-                        "keys are setting names such as `project`",
-                    )
-                if key in seen:
-                    raise ConfigError(
-                        f"duplicate key {echo(key, 40)} at line {key_node.start_mark.line + 1}",
-                        "set each key once; the earlier value would be silently lost",
-                    )
-                seen.add(key)
-            return super().construct_mapping(node, deep=deep)
-
-    allowed = {
-        f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")
-    }
-
-    def refuse(loader: Any, node: Any) -> Any:
-        raise ConfigError(
-            f"the YAML tag {echo(node.tag, 60)} at line {node.start_mark.line + 1} is not "
-            "supported",
-            "settings are plain text, numbers, true/false, lists and mappings",
-        )
-
-    def plain_int(loader: Any, node: Any) -> Any:
-        if len(str(node.value)) > 32:
-            raise ConfigError(
-                f"the number at line {node.start_mark.line + 1} has {len(node.value)} digits",
-                "no setting takes a number that long",
-            )
-        return yaml.SafeLoader.construct_yaml_int(loader, node)
-
-    def as_text(loader: Any, node: Any) -> Any:
-        return loader.construct_scalar(node)
-
-    for tag in list(Loader.yaml_constructors):
-        if tag is None or (tag.startswith("tag:yaml.org,2002:") and tag not in allowed):
-            Loader.add_constructor(tag, refuse)
-    Loader.add_constructor("tag:yaml.org,2002:int", plain_int)
-    Loader.add_constructor("tag:yaml.org,2002:timestamp", as_text)
-    Loader.add_constructor(None, refuse)  # any other tag (!foo, !!python/...)
-    return Loader
-
-
-def read_config_bytes(path: Path) -> bytes:
-    """Up to `MAX_CONFIG_BYTES` from a file, a pipe (`<(...)`), a device or `-` (stdin)."""
-    where = "standard input" if str(path) == "-" else f"config file {echo_path(path)}"
-    try:
-        if str(path) == "-":
-            data = sys.stdin.buffer.read(MAX_CONFIG_BYTES + 1)
-        else:
-            if path.is_dir():
-                raise ConfigError(f"{where} is a directory", "pass a YAML file to --config")
-            with path.open("rb") as f:
-                data = f.read(MAX_CONFIG_BYTES + 1)
-    except FileNotFoundError:
-        raise ConfigError(f"{where} does not exist", "check the --config path") from None
-    except OSError as e:
-        raise ConfigError(
-            f"{where} cannot be read: {e.__class__.__name__}",
-            "pass a readable UTF-8 YAML file to --config",
-        ) from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(
-            f"{where} is larger than {MAX_CONFIG_BYTES // (1 << 20)} MiB",
-            "a deployment config is a few lines of YAML; check the --config path",
-        )
-    return data
-
-
-def load_yaml(path: Path) -> dict[str, Any]:
-    """Read a config file; any problem becomes a one-line `ConfigError`."""
-    import yaml
-
-    where = "standard input" if str(path) == "-" else f"config file {echo_path(path)}"
-    raw = read_config_bytes(path)
-    try:
-        text = raw.decode("utf-8-sig")  # a BOM from Windows editors is dropped
-    except UnicodeDecodeError:
-        raise ConfigError(
-            f"{where} cannot be read: it is not UTF-8 text",
-            "pass a readable UTF-8 YAML file to --config",
-        ) from None
-    text = text.replace("\r\n", "\n")
-    try:
-        data = yaml.load(text, Loader=_yaml_loader())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None)
-        raise ConfigError(
-            f"{where} is not valid YAML{at}" + (f": {echo(problem, 80)[1:-1]}" if problem else ""),
-            "fix the syntax there; each setting is a `key: value` line",
-        ) from None
-    except (ValueError, RecursionError, OverflowError) as e:
-        raise ConfigError(
-            f"{where} has a value that cannot be read ({e.__class__.__name__})",
-            "settings are plain text, numbers, true/false, lists and mappings",
-        ) from None
-    if data is None:
-        raise ConfigError(f"{where} is empty", "set at least project and region, see the README")
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{where} must be a mapping of keys to values",
-            "write `key: value` lines such as `project: my-project`",
-        )
-    return data
 
 
 def build_config(
@@ -960,6 +473,6 @@ def build_config(
     try:
         return DeploymentConfig.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_validation_error(e)) from None
+        raise ConfigError(format_validation_error(e)) from None
     except RecursionError:  # pragma: no cover - the loader caps nesting; flags are flat
         raise ConfigError("the config is nested too deeply") from None

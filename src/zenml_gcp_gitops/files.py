@@ -39,7 +39,7 @@ def os_error_line(e: OSError) -> str:
     import errno
     import os
 
-    from .config import echo_path  # config imports errors, never files
+    from .config_file import echo_path
 
     reason = e.strerror or (os.strerror(e.errno) if e.errno else type(e).__name__)
     if e.errno == errno.ENOSPC:

@@ -32,7 +32,8 @@ from .flavors import BUILD_ACCOUNT_FLAVOR as BUILD_ACCOUNT_FLAVOR
 from .flavors import BUILD_ACCOUNT_FLAVOR_SOURCE as BUILD_ACCOUNT_FLAVOR_SOURCE
 
 if TYPE_CHECKING:
-    from .config import DeploymentConfig, ZenmlNames
+    from .config import DeploymentConfig
+    from .names import ZenmlNames
     from .outputs import InfraOutputs
 
 

@@ -54,9 +54,9 @@ class Services:
 
 @contextlib.contextmanager
 def services(base: Path, project: str, buckets: list[str], pipelines_sa: str) -> Iterator[Services]:
-    from zenml_gcp_gitops.config import LocalNames
     from zenml_gcp_gitops.local import services as sv
     from zenml_gcp_gitops.local.specs import Layout, create_buckets, gcs_spec, mlflow_spec
+    from zenml_gcp_gitops.names import LocalNames
 
     lay = Layout(base)
     lay.creds.mkdir(parents=True, mode=0o700, exist_ok=True)

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 from tests.conftest import require
 from zenml_gcp_gitops.cli import cli
-from zenml_gcp_gitops.config import MAX_CONFIG_BYTES, build_config, load_yaml
+from zenml_gcp_gitops.config import build_config
+from zenml_gcp_gitops.config_file import MAX_CONFIG_BYTES, load_yaml
 from zenml_gcp_gitops.errors import ConfigError, UserError
 
 DATA = Path(__file__).parents[1] / "data" / "bad_configs"

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require
-from zenml_gcp_gitops.config import LocalNames, build_config
+from zenml_gcp_gitops.config import build_config
 from zenml_gcp_gitops.errors import ConfigError, UserError
 from zenml_gcp_gitops.local import rehearsal, specs
 from zenml_gcp_gitops.local.services import LocalState, PortInUse
 from zenml_gcp_gitops.local.stack import LocalSecretFiles, local_ci_config, local_stack_spec
+from zenml_gcp_gitops.names import LocalNames
 
 CLI = [sys.executable, "-c", "from zenml_gcp_gitops.cli import main; main()"]
 

@@ -277,7 +277,8 @@ def _refuse_placeholder_tree(cfg: DeploymentConfig) -> None:
 
 def _local_name(config: ConfigSource) -> str:
     """`--local` needs only the deployment name: from --name, else the config file, else zenml."""
-    from ..config import DeploymentConfig, load_yaml
+    from ..config import DeploymentConfig
+    from ..config_file import load_yaml
 
     name = config.overrides.get("name")
     if name is None and config.file is not None:

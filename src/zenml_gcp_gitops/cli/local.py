@@ -12,7 +12,7 @@ _CHOICE = click.Choice
 
 
 def _check_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    from ..config import LocalNames
+    from ..names import LocalNames
 
     LocalNames(value)  # a DNS label: never `..`, `/` or empty, so never outside local/
     return value

@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ..config import echo, echo_path
+from ..config_file import echo, echo_path
 from ..errors import UserError
 from ..files import _umask
 

@@ -15,7 +15,8 @@ import os
 import stat
 from pathlib import Path
 
-from ..config import echo_path, user_data_dir
+from ..config import user_data_dir
+from ..config_file import echo_path
 from ..errors import UserError
 from ..files import atomic_write
 

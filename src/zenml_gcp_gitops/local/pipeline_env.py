@@ -10,8 +10,9 @@ import os
 import sys
 from pathlib import Path
 
-from ..config import LocalNames, echo_path
+from ..config_file import echo_path
 from ..errors import UserError
+from ..names import LocalNames
 from .services import LocalState, write_secret
 from .specs import ANALYTICS_OFF_ENV, EMULATOR_ENV, EnvVar, Layout, default_dir
 

@@ -27,8 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..config import LocalNames
 from ..errors import Interrupted, UserError
+from ..names import LocalNames
 from ..progress import ServiceProgress
 from ..ui import self_command
 from . import services as sv

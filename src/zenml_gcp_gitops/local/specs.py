@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import mlflow_auth
-from ..config import LocalNames, user_data_dir
+from ..config import user_data_dir
 from ..errors import ServiceUnavailable
+from ..names import LocalNames
 from . import services as sv
 from .services import (
     BinaryMissing,

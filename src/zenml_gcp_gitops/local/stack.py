@@ -30,7 +30,7 @@ from ..stack_spec import (
 from .services import read_secret, write_secret
 
 if TYPE_CHECKING:
-    from ..config import LocalNames
+    from ..names import LocalNames
 
 _SECRET_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 

@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..config import LocalNames, echo, echo_path
+from ..config_file import echo, echo_path
 from ..errors import UserError
 from ..local import services as sv
+from ..names import LocalNames
 from .backup import backup_id
 from .store import MANIFEST
 

@@ -19,7 +19,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from ..config import echo, echo_path
+from ..config_file import echo, echo_path
 from ..errors import UserError
 
 BACKUP_ID_RE = re.compile(r"^\d{8}T\d{6}Z$")
