@@ -43,8 +43,8 @@ def _dying_round(workdir: Path) -> float:
     from tests.support.register_fixtures import admin_store, make_cfg, make_outputs
     from tests.support.zenml_server import start_zenml_server
     from zenml_gcp_gitops.errors import PhaseError
-    from zenml_gcp_gitops.stack_spec import gcp_stack_spec
     from zenml_gcp_gitops.zenml.apply import apply_stack_spec
+    from zenml_gcp_gitops.zenml.stack_spec import gcp_stack_spec
 
     dying = start_zenml_server(
         workdir=workdir,
@@ -68,10 +68,10 @@ def _dying_round(workdir: Path) -> float:
 def _engine_round(server: Any, name: str) -> tuple[float, float, dict[str, int]]:
     from tests.fakes.gcp_secrets import FakeSecretManager
     from tests.support.register_fixtures import make_cfg, make_outputs
-    from zenml_gcp_gitops.stack_spec import gcp_stack_spec
     from zenml_gcp_gitops.zenml.apply import apply_stack_spec, count_objects
     from zenml_gcp_gitops.zenml.ci_account import ensure_ci_account
     from zenml_gcp_gitops.zenml.session import Credentials, connect
+    from zenml_gcp_gitops.zenml.stack_spec import gcp_stack_spec
 
     cfg = make_cfg(name)
     sm = FakeSecretManager()

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import pulumi
 
-from zenml_gcp_gitops.replace_guard import protect_resource
+from zenml_gcp_gitops.state.replace_guard import protect_resource
 
 # Component type tokens read `zenml-gcp-gitops:infra:<Concern>` in URNs and in the plan.
 TYPE_PREFIX = "zenml-gcp-gitops:infra"

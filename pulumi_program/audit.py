@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
-from zenml_gcp_gitops.audit import DATA_ACCESS_SERVICES, LogConfigs, merged
+from zenml_gcp_gitops.gcp.audit import DATA_ACCESS_SERVICES, LogConfigs, merged
 
 from ._base import Component
 
@@ -26,7 +26,7 @@ class Audit(Component):
     GCP keeps one audit config per service and project, and this resource replaces it: so
     it sets the union of the earlier config (exempted members included) and DATA_READ +
     DATA_WRITE, and sets nothing where the project already logs both. `destroy` deletes the
-    config, then writes the earlier one back (`zenml_gcp_gitops.audit`).
+    config, then writes the earlier one back (`zenml_gcp_gitops.gcp.audit`).
     """
 
     def __init__(self, name: str, args: AuditArgs, opts: pulumi.ResourceOptions | None = None):

@@ -15,7 +15,7 @@ import pulumi_gcp as gcp
 from zenml_gcp_gitops.config import SQL_DATABASE_FLAGS, DeploymentConfig
 from zenml_gcp_gitops.gitops.images import admission_patterns
 from zenml_gcp_gitops.outputs import InfraOutputs
-from zenml_gcp_gitops.replace_guard import set_protection
+from zenml_gcp_gitops.state.replace_guard import set_protection
 
 from .apis import Apis, ApisArgs, services_for
 from .audit import Audit, AuditArgs

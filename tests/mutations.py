@@ -44,21 +44,21 @@ EDIT = "\n<<edit>>\n"
 MUTATIONS = [
     Mutation(
         "purge: skip the object loop before deleting the state bucket",
-        f"{SRC}/gcp_api.py",
+        f"{SRC}/gcp/api.py",
         "        for blob in self.storage().list_blobs(name, versions=True):\n            blob.delete()\n",
         "",
         ("tests/unit/test_preflight.py::test_purge_deletes_our_bucket_and_destroys_key_versions",),
     ),
     Mutation(
         "purge: list live objects only (noncurrent versions stay)",
-        f"{SRC}/gcp_api.py",
+        f"{SRC}/gcp/api.py",
         "list_blobs(name, versions=True)",
         "list_blobs(name)",
         ("tests/unit/test_preflight.py::test_purge_deletes_our_bucket_and_destroys_key_versions",),
     ),
     Mutation(
         "secrets: read the newest enabled version instead of versions/latest",
-        f"{SRC}/gcp_secrets.py",
+        f"{SRC}/gcp/secrets.py",
         'name=self._name(secret_id) + "/versions/latest"',
         'name=next(iter(self._c().list_secret_versions(request={"parent": self._name(secret_id),'
         ' "filter": "state:ENABLED"}))).name',
@@ -68,14 +68,14 @@ MUTATIONS = [
     ),
     Mutation(
         "secrets: catch AlreadyExists only (HTTP 409 over REST is Conflict)",
-        f"{SRC}/gcp_secrets.py",
+        f"{SRC}/gcp/secrets.py",
         "except gexc.Conflict:",
         "except gexc.AlreadyExists:",
         ("tests/unit/test_google_rest_clients.py::test_secrets_are_created_once_and_read_back",),
     ),
     Mutation(
         "secrets: pass filter as a keyword the client does not have",
-        f"{SRC}/gcp_secrets.py",
+        f"{SRC}/gcp/secrets.py",
         'request={"parent": self._name(secret_id), "filter": "state:ENABLED"}',
         'parent=self._name(secret_id), filter="state:ENABLED"',
         ("tests/unit/test_google_rest_clients.py::test_destroy_versions_reads_every_page",),
@@ -131,21 +131,21 @@ MUTATIONS = [
     ),
     Mutation(
         "KMS: a key another run created meanwhile is an error",
-        f"{SRC}/gcp_api.py",
+        f"{SRC}/gcp/api.py",
         '                        "crypto_key": {\n                            "purpose": "ENCRYPT_DECRYPT",\n                            "labels": self.cfg.names.labels,\n                        },\n                    }\n                )\n                created = True\n            except gexc.AlreadyExists:\n                pass\n',
         '                        "crypto_key": {\n                            "purpose": "ENCRYPT_DECRYPT",\n                            "labels": self.cfg.names.labels,\n                        },\n                    }\n                )\n                created = True\n            except KeyError:\n                pass\n',
         ("tests/unit/test_gcp_api.py::test_a_key_another_run_created_meanwhile_is_adopted",),
     ),
     Mutation(
         "Workload Identity: undelete the pool whatever its state",
-        f"{SRC}/gcp_api.py",
+        f"{SRC}/gcp/api.py",
         '        if found_pool.get("state") == "DELETED":',
         "        if True:",
         ("tests/unit/test_gcp_api.py::test_retained_wif_pool_states",),
     ),
     Mutation(
         "replace guard: a replacement of a stateful resource is not reported",
-        f"{SRC}/replace_guard.py",
+        f"{SRC}/state/replace_guard.py",
         '    if op in REPLACE_OPS:\n        action = "replace"\n    elif',
         '    if False:\n        action = "replace"\n    elif',
         ("tests/unit/test_replace_guard.py",),
@@ -170,7 +170,7 @@ MUTATIONS = [
     ),
     Mutation(
         "secrets: a disabled latest version is an error (FAILED_PRECONDITION over REST is HTTP 400)",
-        f"{SRC}/gcp_secrets.py",
+        f"{SRC}/gcp/secrets.py",
         "            if _precondition_failed(e):  # `latest`, the newest version, is not ENABLED\n"
         "                return None\n",
         "",

@@ -18,7 +18,8 @@ from .config import user_data_dir
 from .errors import Interrupted, PhaseError, UserError, known_error
 from .phases.base import PhaseContext
 from .progress import PlainReporter
-from .record import (
+from .run_options import RunOptions, Services
+from .state.record import (
     DeploymentRecord,
     PhaseRecord,
     PhaseStatus,
@@ -29,7 +30,6 @@ from .record import (
     record_store,
     scrub,
 )
-from .run_options import RunOptions, Services
 
 if TYPE_CHECKING:
     from .config import DeploymentConfig
@@ -448,7 +448,7 @@ class Engine:
 
             session = self.services.monitoring_session
             if session is None:
-                from .gcp_api import GcpApi
+                from .gcp.api import GcpApi
 
                 session = GcpApi(self.cfg).session()
             out["uptime"] = uptime.latest(session, self.cfg.project, dict(checks))

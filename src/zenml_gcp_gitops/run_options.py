@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .config import DeploymentConfig
-    from .gcp_secrets import SecretAccess
+    from .gcp.secrets import SecretAccess
 
 
 @dataclass(frozen=True)

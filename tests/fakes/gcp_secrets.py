@@ -1,4 +1,4 @@
-"""An in-memory Secret Manager with the `SecretAccess` interface (zenml_gcp_gitops.gcp_secrets).
+"""An in-memory Secret Manager with the `SecretAccess` interface (zenml_gcp_gitops.gcp.secrets).
 
 Keeps every version so tests can check that rotation adds one, and counts calls.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from zenml_gcp_gitops.key_versions import SecretVersion
+from zenml_gcp_gitops.gcp.key_versions import SecretVersion
 
 
 @dataclass

@@ -514,7 +514,7 @@ class FakeGcp:
         return reply(501, error_body(501, "UNIMPLEMENTED", f"the fake does not serve {mid}"))
 
     def api(self, cfg: Any, dns: Callable[[str], Any] | None = None) -> Any:
-        from zenml_gcp_gitops.gcp_api import GcpApi, GcpClients
+        from zenml_gcp_gitops.gcp.api import GcpApi, GcpClients
 
         return GcpApi(
             cfg,

@@ -393,7 +393,7 @@ def secret_manager(server: GoogleRest, project: str, labels: dict[str, str] | No
     """The product's `GcpSecretManager`, its typed client's REST transport pointed at `server`."""
     from google.auth.credentials import AnonymousCredentials
 
-    from zenml_gcp_gitops.gcp_secrets import GcpSecretManager
+    from zenml_gcp_gitops.gcp.secrets import GcpSecretManager
 
     return GcpSecretManager(
         project,

@@ -16,10 +16,10 @@ from tests.fakes.gcp_secrets import FakeSecretManager
 from tests.fakes.gh import gh_calls, install_fake_gh
 from tests.support.register_fixtures import admin_store, make_cfg, make_outputs, shared_server
 from tests.support.zenml_server import ZenServer
-from zenml_gcp_gitops.stack_spec import gcp_stack_spec
 from zenml_gcp_gitops.zenml.apply import apply_stack_spec, count_objects
 from zenml_gcp_gitops.zenml.ci_account import ci_status, delete_ci_account, ensure_ci_account
 from zenml_gcp_gitops.zenml.session import Credentials
+from zenml_gcp_gitops.zenml.stack_spec import gcp_stack_spec
 
 pytestmark = pytest.mark.slow
 
@@ -193,7 +193,7 @@ def test_bogus_key_is_one_clear_line(server: ZenServer, monkeypatch, tmp_path) -
 
 
 def test_github_secrets_via_gh_or_printed_commands(server: ZenServer, store, tmp_path) -> None:
-    from zenml_gcp_gitops.gh import GhClient
+    from zenml_gcp_gitops.zenml.github import GhClient
 
     cfg = make_cfg("ci-gh")
     bindir = tmp_path / "bin"
@@ -296,7 +296,7 @@ def test_rotation_retires_the_old_key_version(server: ZenServer, cli_env, fake_s
     # a grace period later, `status` (ci_status) destroys the disabled versions
     from datetime import UTC, datetime, timedelta
 
-    from zenml_gcp_gitops.key_versions import GRACE
+    from zenml_gcp_gitops.gcp.key_versions import GRACE
 
     st = ci_status(
         store,
@@ -313,8 +313,8 @@ def test_rotation_retires_the_old_key_version(server: ZenServer, cli_env, fake_s
 
 
 def test_ci_secrets_carry_the_active_stack_id(server: ZenServer, store, tmp_path) -> None:
-    from zenml_gcp_gitops.gh import GhClient
     from zenml_gcp_gitops.zenml.apply import find_stack_id
+    from zenml_gcp_gitops.zenml.github import GhClient
 
     cfg = make_cfg("ci-stackid")
     spec = gcp_stack_spec(cfg, make_outputs(cfg), mlflow_username="u", mlflow_password="p")

@@ -23,8 +23,9 @@ from zenml_gcp_gitops.flavors import (
     LEGACY_FLAVOR_SOURCES,
     OWNER_KEY,
 )
-from zenml_gcp_gitops.stack_spec import StackSpec, gcp_stack_spec
-from zenml_gcp_gitops.zenml.apply import apply_stack_spec, delete_stack_spec
+from zenml_gcp_gitops.zenml.apply import apply_stack_spec
+from zenml_gcp_gitops.zenml.deregister import delete_stack_spec
+from zenml_gcp_gitops.zenml.stack_spec import StackSpec, gcp_stack_spec
 
 pytestmark = pytest.mark.slow
 

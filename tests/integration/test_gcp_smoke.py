@@ -57,9 +57,9 @@ def test_preflight_dry_run_against_real_gcp() -> None:
 def test_client_library_calls_against_real_gcp() -> None:
     """Each read-only call of `GcpApi` and `CloudDnsApi`, and the typed errors of absent things."""
     from zenml_gcp_gitops.config import build_config
-    from zenml_gcp_gitops.dns import CloudDnsApi, DnsApiDisabled
     from zenml_gcp_gitops.errors import UserError
-    from zenml_gcp_gitops.gcp_api import GcpApi
+    from zenml_gcp_gitops.gcp.api import GcpApi
+    from zenml_gcp_gitops.gcp.dns import CloudDnsApi, DnsApiDisabled
 
     assert PROJECT
     api = GcpApi(build_config(None, {"project": PROJECT, "region": REGION, "name": "smoke"}))
@@ -105,8 +105,8 @@ def _backup_and_restore(cfg: object) -> None:
     from zenml_gcp_gitops.ops import restore as rs
     from zenml_gcp_gitops.ops.backup import list_backups, run_backup
     from zenml_gcp_gitops.ops.context import backup_deps, kube_of, servers_of, target_of
-    from zenml_gcp_gitops.record import record_store
     from zenml_gcp_gitops.run_options import RunOptions, Services
+    from zenml_gcp_gitops.state.record import record_store
 
     record = record_store(cfg).load()  # type: ignore[arg-type]
     assert record is not None

@@ -34,13 +34,13 @@ from zenml_gcp_gitops.config import DeploymentConfig
 from zenml_gcp_gitops.engine import Engine
 from zenml_gcp_gitops.errors import Interrupted, PhaseError, UserError
 from zenml_gcp_gitops.infra.stack import read_secret_output
-from zenml_gcp_gitops.lease import LeaseHeld
 from zenml_gcp_gitops.outputs import InfraOutputs
 from zenml_gcp_gitops.phases.infra import InfraPhase
 from zenml_gcp_gitops.phases.preflight import PreflightPhase
 from zenml_gcp_gitops.progress import PlainReporter
-from zenml_gcp_gitops.record import local_record_path
 from zenml_gcp_gitops.run_options import RunOptions, Services
+from zenml_gcp_gitops.state.lease import LeaseHeld
+from zenml_gcp_gitops.state.record import local_record_path
 
 PROJECT = "zenml-gcp-gitops"
 SECRET = tiny_program.SECRET_KEY_VALUE

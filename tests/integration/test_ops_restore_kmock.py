@@ -365,8 +365,8 @@ def test_restore_cli_refuses_without_yes_when_no_tty_and_says_what_is_overwritte
 
     from zenml_gcp_gitops.cli import cli
     from zenml_gcp_gitops.cli import ops as ops_cli
-    from zenml_gcp_gitops.record import DeploymentRecord, PhaseRecord, local_record_path
     from zenml_gcp_gitops.run_options import RunOptions, Services
+    from zenml_gcp_gitops.state.record import DeploymentRecord, PhaseRecord, local_record_path
 
     monkeypatch.setenv("ZENML_GCP_GITOPS_HOME", str(tmp_path / "home"))  # a record of its own
     cfg = build_config(
@@ -536,8 +536,8 @@ def test_the_backup_run_confirmation_says_the_point_in_time_logs_are_lost(
 
     from zenml_gcp_gitops.cli import cli
     from zenml_gcp_gitops.cli import ops as ops_cli
-    from zenml_gcp_gitops.record import DeploymentRecord, PhaseRecord, local_record_path
     from zenml_gcp_gitops.run_options import RunOptions, Services
+    from zenml_gcp_gitops.state.record import DeploymentRecord, PhaseRecord, local_record_path
 
     monkeypatch.setenv("ZENML_GCP_GITOPS_HOME", str(tmp_path / "home"))
     cfg = build_config(

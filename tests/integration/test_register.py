@@ -23,7 +23,6 @@ from tests.support.register_fixtures import (
 from tests.support.typed_options import typed
 from tests.support.zenml_server import ZenServer, free_port, start_zenml_server
 from zenml_gcp_gitops.errors import PhaseError, ServiceUnavailable, UserError
-from zenml_gcp_gitops.stack_spec import gcp_stack_spec
 from zenml_gcp_gitops.zenml.apply import (
     ForeignObjectError,
     apply_stack_spec,
@@ -32,6 +31,7 @@ from zenml_gcp_gitops.zenml.apply import (
     stack_status,
 )
 from zenml_gcp_gitops.zenml.session import AuthError, Credentials, ServerTooOld, connect
+from zenml_gcp_gitops.zenml.stack_spec import gcp_stack_spec
 
 pytestmark = pytest.mark.slow
 
@@ -347,7 +347,7 @@ def test_phases_take_credentials_from_secret_manager(
 ) -> None:
     """RegisterPhase/CiPhase as the engine runs them: URL from the gitops record, admin and
     MLflow logins from Secret Manager (the fake), no credentials in the environment."""
-    from tests.fakes.gcp_secrets import FakeSecretManager
+    from tests.fakes.gcp.secrets import FakeSecretManager
     from tests.support.register_fixtures import outputs_dict
     from zenml_gcp_gitops.phases.base import PhaseContext
     from zenml_gcp_gitops.phases.ci import CiPhase
@@ -527,7 +527,7 @@ def test_build_account_flavor_is_registered_once_and_used_by_the_stack(store: An
     the build account from the outputs."""
     from zenml.models import FlavorFilter
 
-    from zenml_gcp_gitops.stack_spec import BUILD_ACCOUNT_FLAVOR, BUILD_ACCOUNT_FLAVOR_SOURCE
+    from zenml_gcp_gitops.zenml.stack_spec import BUILD_ACCOUNT_FLAVOR, BUILD_ACCOUNT_FLAVOR_SOURCE
 
     cfg = make_cfg("reg-flavor")
     spec = gcp_stack_spec(cfg, make_outputs(cfg), mlflow_username="u", mlflow_password="p")
@@ -566,7 +566,7 @@ def test_build_account_flavor_is_registered_once_and_used_by_the_stack(store: An
 def test_a_foreign_flavor_of_the_same_name_is_refused(store: Any) -> None:
     from zenml.models import FlavorFilter, FlavorUpdate
 
-    from zenml_gcp_gitops.stack_spec import BUILD_ACCOUNT_FLAVOR
+    from zenml_gcp_gitops.zenml.stack_spec import BUILD_ACCOUNT_FLAVOR
 
     cfg = make_cfg("reg-flavor-foreign")
     spec = gcp_stack_spec(cfg, make_outputs(cfg), mlflow_username="u", mlflow_password="p")

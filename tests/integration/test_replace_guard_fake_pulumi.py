@@ -18,8 +18,8 @@ from tests.support.fake_engine import fake_cfg, fake_engine
 from zenml_gcp_gitops.config import DeploymentConfig
 from zenml_gcp_gitops.engine import Engine
 from zenml_gcp_gitops.errors import UserError
-from zenml_gcp_gitops.replace_guard import parse_allow
 from zenml_gcp_gitops.run_options import RunOptions
+from zenml_gcp_gitops.state.replace_guard import parse_allow
 
 SQL = "gcp:sql/databaseInstance:DatabaseInstance"
 BUCKET = "gcp:storage/bucket:Bucket"

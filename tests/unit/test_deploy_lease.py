@@ -19,9 +19,9 @@ from tests.fakes.fake_phases import FakePhase
 from tests.fakes.google_clients import FakeStorageClient
 from zenml_gcp_gitops.config import DeploymentConfig, build_config
 from zenml_gcp_gitops.engine import Engine
-from zenml_gcp_gitops.lease import DeployLease, GcsLease, Holder, LeaseHeld, StaleLease
 from zenml_gcp_gitops.progress import PlainReporter
-from zenml_gcp_gitops.record import (
+from zenml_gcp_gitops.state.lease import DeployLease, GcsLease, Holder, LeaseHeld, StaleLease
+from zenml_gcp_gitops.state.record import (
     DeploymentRecord,
     FileRecordStore,
     RecordConflict,
@@ -211,7 +211,7 @@ def test_file_lease_after_kill_9_is_free_and_remembers_the_dead_run(
     lease = make_lease(cfg, FileRecordStore(tmp_path / "r.json"))
     code = (
         "import threading\n"
-        "from zenml_gcp_gitops.lease import DeployLease\n"
+        "from zenml_gcp_gitops.state.lease import DeployLease\n"
         f"held = DeployLease('zenml', __import__('pathlib').Path({str(lease.dir)!r}), command='zenml-gcp-gitops deploy').acquire()\n"
         "print('held', flush=True); threading.Event().wait()\n"  # holds it until killed
     )

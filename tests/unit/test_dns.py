@@ -18,8 +18,8 @@ from tests.fakes.pulumi import make_fake_pulumi
 from tests.support.typed_options import typed
 from zenml_gcp_gitops.cli import cli as main
 from zenml_gcp_gitops.config import DeploymentConfig, build_config
-from zenml_gcp_gitops.dns import CloudDnsApi, DohResolver, check_dns, wait_for_records
 from zenml_gcp_gitops.errors import ConfigError, UserError
+from zenml_gcp_gitops.gcp.dns import CloudDnsApi, DohResolver, check_dns, wait_for_records
 from zenml_gcp_gitops.gitops.render import render
 from zenml_gcp_gitops.outputs import InfraOutputs
 from zenml_gcp_gitops.phases.base import PhaseContext

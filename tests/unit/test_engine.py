@@ -21,7 +21,7 @@ from zenml_gcp_gitops.errors import PhaseError, UserError
 from zenml_gcp_gitops.infra.events import EventTracker, classify, first_meaningful_line
 from zenml_gcp_gitops.phases.infra import protected_resources
 from zenml_gcp_gitops.progress import PlainReporter
-from zenml_gcp_gitops.record import (
+from zenml_gcp_gitops.state.record import (
     DeploymentRecord,
     FileRecordStore,
     GcsRecordStore,

@@ -20,7 +20,7 @@ from zenml_gcp_gitops.estimate.pods import billed_pod, chart_workloads, gib
 from zenml_gcp_gitops.estimate.prices import PRICE_KEYS, load_prices, snapshot_prices
 from zenml_gcp_gitops.infra.events import EventTracker
 from zenml_gcp_gitops.plan import offline_plan
-from zenml_gcp_gitops.record import DeploymentRecord, FileRecordStore, PhaseRecord
+from zenml_gcp_gitops.state.record import DeploymentRecord, FileRecordStore, PhaseRecord
 
 H = 730  # hours in the month the estimate uses
 

@@ -201,7 +201,7 @@ def test_losing_a_first_deploy_race_is_one_line(tmp_path: Path) -> None:
     from zenml_gcp_gitops.config import build_config
     from zenml_gcp_gitops.engine import Engine
     from zenml_gcp_gitops.errors import UserError
-    from zenml_gcp_gitops.record import FileRecordStore
+    from zenml_gcp_gitops.state.record import FileRecordStore
 
     class Infra:
         name = "infra"

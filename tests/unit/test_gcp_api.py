@@ -12,10 +12,10 @@ from google.rpc import error_details_pb2
 from tests.fakes.cloud_dns import FakeCloudDns, FakeZone
 from tests.fakes.google_clients import FakeGcp, http_error, service_disabled
 from zenml_gcp_gitops.config import DeploymentConfig, build_config
-from zenml_gcp_gitops.dns import CloudDnsApi
 from zenml_gcp_gitops.errors import UserError
-from zenml_gcp_gitops.gcp_api import GcpApi
-from zenml_gcp_gitops.gcp_errors import describe, error_info, is_service_disabled
+from zenml_gcp_gitops.gcp.api import GcpApi
+from zenml_gcp_gitops.gcp.dns import CloudDnsApi
+from zenml_gcp_gitops.gcp.errors import describe, error_info, is_service_disabled
 
 PROJECT = "my-project-1"
 STATE = ("storage.googleapis.com", "cloudkms.googleapis.com")
@@ -208,7 +208,7 @@ def test_the_real_rest_clients_raise_what_the_fakes_raise(google_http: Any) -> N
     from google.cloud import billing_v1, resourcemanager_v3
 
     from tests.fakes.google_clients import error_body
-    from zenml_gcp_gitops.gcp_api import GcpClients
+    from zenml_gcp_gitops.gcp.api import GcpClients
 
     url, routes = google_http
     opts = {"api_endpoint": url}

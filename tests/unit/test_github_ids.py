@@ -14,9 +14,9 @@ from tests.fakes.gh import gh_calls, install_fake_gh
 from tests.support.typed_options import typed
 from zenml_gcp_gitops.config import build_config
 from zenml_gcp_gitops.errors import UserError
-from zenml_gcp_gitops.gh import GhClient, lookup_repo_ids
 from zenml_gcp_gitops.phases.base import PhaseContext
 from zenml_gcp_gitops.phases.infra import _github_record, with_github_ids
+from zenml_gcp_gitops.zenml.github import GhClient, lookup_repo_ids
 
 BASE = {"project": "acme-ml-prod", "region": "europe-west4", "github_repo": "acme/ml"}
 

@@ -23,7 +23,7 @@ from zenml_gcp_gitops.flavors.image_builder import (
     GCPBuildAccountImageBuilderConfig,
     GCPBuildAccountImageBuilderFlavor,
 )
-from zenml_gcp_gitops.stack_spec import BUILD_ACCOUNT_FLAVOR, BUILD_ACCOUNT_FLAVOR_SOURCE
+from zenml_gcp_gitops.zenml.stack_spec import BUILD_ACCOUNT_FLAVOR, BUILD_ACCOUNT_FLAVOR_SOURCE
 
 PROJECT = "acme-ml-prod"
 BUILD_SA = f"zenml-build@{PROJECT}.iam.gserviceaccount.com"

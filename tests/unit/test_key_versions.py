@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from tests.fakes.gcp_secrets import FakeSecretManager
-from zenml_gcp_gitops.key_versions import GRACE, enforce
+from zenml_gcp_gitops.gcp.key_versions import GRACE, enforce
 
 SID = "acme-ci-zenml-api-key"
 

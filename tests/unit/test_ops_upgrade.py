@@ -24,7 +24,7 @@ from zenml_gcp_gitops.errors import ConfigError, PhaseError, UserError
 from zenml_gcp_gitops.gitops.kube import Kube
 from zenml_gcp_gitops.ops import upgrade as up
 from zenml_gcp_gitops.progress import PlainReporter
-from zenml_gcp_gitops.record import local_record_path
+from zenml_gcp_gitops.state.record import local_record_path
 
 PROJECT = "my-project-1"
 BASE = {"project": PROJECT, "region": "europe-west4", "state": "local"}
@@ -199,7 +199,7 @@ def test_a_new_package_version_is_a_listed_change(home: Path, storage: Any) -> N
     data = json.loads(path.read_text())
     data["operations"]["package_version"] = "0.0.1"
     path.write_text(json.dumps(data))
-    from zenml_gcp_gitops.record import FileRecordStore
+    from zenml_gcp_gitops.state.record import FileRecordStore
 
     changes = up.version_changes(FileRecordStore(path).load(), cfg_with())
     assert [c.key for c in changes] == ["package"] and changes[0].old == "0.0.1"

@@ -46,11 +46,11 @@ def test_readme_quickstart_says_what_it_writes_outside_the_checkout() -> None:
 
 def test_examples_ci_readme_names_real_commands_and_every_secret() -> None:
     """Every `zenml-gcp-gitops ...` command it shows exists, and its secrets table has as many
-    rows as the heading says and as `gh.py` sets."""
+    rows as the heading says and as `zenml/github.py` sets."""
     import click
 
-    from zenml_gcp_gitops import gh
     from zenml_gcp_gitops.cli import cli
+    from zenml_gcp_gitops.zenml import github as gh
 
     text = (README.parent / "examples" / "ci" / "README.md").read_text()
     for cmd in re.findall(r"`zenml-gcp-gitops ([a-z][a-z -]*?)(?: --|`)", text):

@@ -11,7 +11,7 @@ import pytest
 from zenml_gcp_gitops.config import build_config
 from zenml_gcp_gitops.errors import ConfigError
 from zenml_gcp_gitops.plan import run_program
-from zenml_gcp_gitops.replace_guard import (
+from zenml_gcp_gitops.state.replace_guard import (
     STATEFUL_TYPES,
     StepCollector,
     allowing,

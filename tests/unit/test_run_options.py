@@ -13,8 +13,8 @@ from zenml_gcp_gitops.config import build_config
 from zenml_gcp_gitops.engine import Engine
 from zenml_gcp_gitops.phases.base import PhaseContext
 from zenml_gcp_gitops.progress import PlainReporter
-from zenml_gcp_gitops.record import FileRecordStore
 from zenml_gcp_gitops.run_options import RunOptions
+from zenml_gcp_gitops.state.record import FileRecordStore
 
 
 def test_a_misspelt_flag_fails_instead_of_reading_as_none() -> None:

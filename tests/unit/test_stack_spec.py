@@ -13,7 +13,7 @@ from tests.support.register_fixtures import FAKE_SA_KEY, make_cfg, make_outputs,
 from tests.support.typed_options import typed
 from zenml_gcp_gitops.config import SECRET_MARK
 from zenml_gcp_gitops.phases.register import zenml_stack_plan
-from zenml_gcp_gitops.stack_spec import gcp_stack_spec
+from zenml_gcp_gitops.zenml.stack_spec import gcp_stack_spec
 
 
 def test_gcp_spec_kubernetes_values() -> None:

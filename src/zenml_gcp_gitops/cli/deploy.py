@@ -37,7 +37,7 @@ def _require_credentials(cfg: DeploymentConfig, engine: Engine) -> None:
     """The credential check, before anything reaches for a gs:// backend."""
     if cfg.is_local_backend or engine.services.storage_client is not None:
         return
-    from ..gcp_api import GcpApi
+    from ..gcp.api import GcpApi
 
     GcpApi(cfg).credentials()
 
@@ -203,8 +203,8 @@ def deploy(
         show_plan(cfg, output, pricing=pricing)
         return
     _refuse_placeholder_tree(cfg)
-    from ..replace_guard import parse_allow
     from ..run_options import RunOptions
+    from ..state.replace_guard import parse_allow
 
     options = RunOptions(
         allow_replace=parse_allow(allow_replace),
@@ -586,8 +586,8 @@ def unlock(config: ConfigSource, yes: bool) -> None:
     """
     from ..errors import UserError
     from ..infra.stack import find_locks
-    from ..lease import leftover_leases
-    from ..record import make_lease
+    from ..state.lease import leftover_leases
+    from ..state.record import make_lease
     from ..ui import console, is_interactive
 
     cfg = config.load()

@@ -29,7 +29,7 @@ def _outputs(
         from ..plan import offline_outputs
 
         return offline_outputs(cfg), "the offline plan's mocked outputs"
-    from ..record import record_store
+    from ..state.record import record_store
 
     store = record_store(cfg)
     record = store.load()
@@ -156,7 +156,7 @@ def argocd_cmd(
     from ..gitops.argocd_access import admin_password, port_forward
     from ..gitops.kube import connect
     from ..outputs import InfraOutputs
-    from ..record import record_store
+    from ..state.record import record_store
     from ..ui import console
 
     cfg = config.load()

@@ -11,13 +11,13 @@ from .options import ConfigSource, config_options, output_option
 
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
-    from ..record import DeploymentRecord, RecordStore
     from ..run_options import RunOptions, Services
+    from ..state.record import DeploymentRecord, RecordStore
 
 
 def _record(cfg: DeploymentConfig, services: Services) -> tuple[RecordStore, DeploymentRecord]:
     from ..errors import UserError
-    from ..record import record_store
+    from ..state.record import record_store
 
     store = record_store(cfg, services.record_storage_client)
     record = store.load()

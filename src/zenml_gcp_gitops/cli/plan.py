@@ -367,7 +367,7 @@ def _recorded_changes(cfg: DeploymentConfig) -> list[Any]:
     """Version changes against this machine's copy of the deployment record (no cloud call)."""
     from ..errors import UserError
     from ..ops.upgrade import version_changes
-    from ..record import FileRecordStore, local_record_path
+    from ..state.record import FileRecordStore, local_record_path
 
     try:
         record = FileRecordStore(local_record_path(cfg)).load()

@@ -28,7 +28,7 @@ from .zenml_export import export_yaml, zenml_commands
 
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
-    from ..gcp_secrets import SecretAccess
+    from ..gcp.secrets import SecretAccess
     from ..outputs import InfraOutputs
     from ..phases.base import PhaseContext
 
@@ -39,7 +39,7 @@ SECRET_ACCESS_FACTORY: Callable[[str, dict[str, str]], SecretAccess] | None = No
 def _secret_access(cfg: DeploymentConfig) -> SecretAccess:
     if SECRET_ACCESS_FACTORY is not None:
         return SECRET_ACCESS_FACTORY(cfg.project, cfg.names.labels)
-    from ..gcp_secrets import GcpSecretManager
+    from ..gcp.secrets import GcpSecretManager
 
     return GcpSecretManager(cfg.project, cfg.names.labels)
 
@@ -203,8 +203,8 @@ def register_cmd(
     all labelled as ours. Re-running changes only what changed.
     """
     from ..errors import ConfigError
-    from ..stack_spec import gcp_stack_spec
     from ..ui import console, print_json
+    from ..zenml.stack_spec import gcp_stack_spec
 
     cfg, outputs = _load(config, outputs_file)
     if outputs is None:

@@ -7,7 +7,7 @@ import shlex
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..stack_spec import StackSpec
+    from ..zenml.stack_spec import StackSpec
 
 
 def _flag(key: str, value: Any) -> str:

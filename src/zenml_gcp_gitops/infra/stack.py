@@ -48,7 +48,7 @@ def _run_program(
     adopt: dict[str, str] | None,
     audit_prior: dict[str, Any] | None = None,
 ) -> None:
-    from ..replace_guard import allowing
+    from ..state.replace_guard import allowing
 
     # what --allow-replace names is registered without `protect`, so Pulumi may replace it
     with allowing(options.allow_replace):

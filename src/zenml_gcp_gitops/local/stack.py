@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..stack_spec import (
+from ..zenml.stack_spec import (
     ComponentSpec,
     StackSpec,
     build_account_flavor,

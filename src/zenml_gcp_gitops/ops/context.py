@@ -14,8 +14,8 @@ from .backup import BackupDeps, OpsTarget
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
     from ..gitops.kube import Kube
-    from ..record import DeploymentRecord
     from ..run_options import RunOptions, Services
+    from ..state.record import DeploymentRecord
     from .verify import Servers
 
 

@@ -23,7 +23,7 @@ from ..errors import ConfigError, PhaseError, UserError
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
     from ..gitops.kube import Kube
-    from ..record import DeploymentRecord
+    from ..state.record import DeploymentRecord
 
 WATCHED = (
     "zenml_chart",

@@ -20,7 +20,7 @@ DNS_WAIT_TIMEOUT = 900.0  # NS changes at a registrar can take a while to be see
 def wait_for_dns(ctx: PhaseContext) -> dict[str, Any] | None:
     """With Cloud DNS, wait until public resolution sees the records, so cert-manager's
     challenge can succeed; `skip_dns_wait` opts out. Returns what was seen."""
-    from ..dns import DohResolver, wait_for_records
+    from ..gcp.dns import DohResolver, wait_for_records
 
     cfg, opts = ctx.cfg, ctx.options
     if not cfg.names.dns_zone or opts.skip_dns_wait:

@@ -42,7 +42,7 @@ from ..infra.stack import (
     resource_count,
     split_outputs,
 )
-from ..replace_guard import StepCollector, blocked, refusal, stateful_changes
+from ..state.replace_guard import StepCollector, blocked, refusal, stateful_changes
 
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
@@ -184,8 +184,8 @@ def restore_audit_configs(ctx: PhaseContext) -> None:
     Only where the service now has none (Pulumi deleted ours): a config someone set since
     is theirs, and is left as it is.
     """
-    from ..audit import restorable
-    from ..gcp_api import GcpApi
+    from ..gcp.api import GcpApi
+    from ..gcp.audit import restorable
 
     todo = restorable(audit_prior(ctx))
     if not todo:
@@ -210,7 +210,7 @@ def with_github_ids(ctx: PhaseContext) -> DeploymentConfig:
     if known.get("repo") == cfg.github_repo and known.get("repo_id") and known.get("owner_id"):
         rid, oid = int(known["repo_id"]), int(known["owner_id"])
     else:
-        from ..gh import GhClient, lookup_repo_ids
+        from ..zenml.github import GhClient, lookup_repo_ids
 
         ctx.reporter.step(f"Looking up the GitHub IDs of {cfg.github_repo}")
         rid, oid = lookup_repo_ids(cfg.github_repo, ctx.services.gh or GhClient())
@@ -440,8 +440,8 @@ class InfraPhase:
         zones = [r for r in resources if r.get("type") == _ZONE]
         if not zones:
             return None, "", "", []
-        from ..dns import CloudDnsApi, label, zone_leftovers
-        from ..gcp_api import GcpApi
+        from ..gcp.api import GcpApi
+        from ..gcp.dns import CloudDnsApi, label, zone_leftovers
 
         inputs = zones[0].get("inputs") or {}
         project = str(inputs.get("project") or ctx.cfg.names.dns_zone_project)
@@ -501,7 +501,7 @@ class InfraPhase:
         # hold first (its own records go before the zone, in dependency order).
         dns_api, zone_project, zone, leftovers = self._zone_leftovers(ctx, resources)
         if leftovers:
-            from ..dns import label
+            from ..gcp.dns import label
 
             rep.step(f"Deleting {', '.join(label(r) for r in leftovers)} from the zone {zone}")
             dns_api.delete_records(zone_project, zone, leftovers)

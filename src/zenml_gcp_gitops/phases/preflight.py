@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import UserError
-from ..gcp_api import GcpApi
+from ..gcp.api import GcpApi
 from ..infra.cli import check_gcp_plugin, ensure_pulumi
 from ..infra.stack import require_passphrase
 
@@ -112,7 +112,7 @@ class PreflightPhase:
                 out["audit_prior"] = {}
             else:
                 rep.step("Reading the project's audit configs")
-                from ..audit import DATA_ACCESS_SERVICES
+                from ..gcp.audit import DATA_ACCESS_SERVICES
 
                 out["audit_prior"] = api.audit_configs(cfg.project, DATA_ACCESS_SERVICES)
             for service in out["audit_prior"]:
@@ -125,7 +125,7 @@ class PreflightPhase:
             rep.log(f"WARNING: {line}")
 
         if cfg.names.dns_zone:
-            from ..dns import CloudDnsApi, check_dns
+            from ..gcp.dns import CloudDnsApi, check_dns
 
             rep.step(f"Checking the Cloud DNS zone for {cfg.domain}")
             dns_api = ctx.services.dns_api or CloudDnsApi(api.dns)

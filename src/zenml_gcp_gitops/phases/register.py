@@ -10,7 +10,7 @@ The ZenML URL comes from `ctx.recorded["gitops"]["zenml_url"]`, else `ctx.infra.
 `ctx.options.credentials_from_env`, for a server the outputs do not describe, or when the
 secret is missing. The same order holds for MLflow's login (`MLFLOW_TRACKING_*`).
 Secret Manager is reached through `ctx.services.secret_manager` when given (tests inject
-`tests.fakes.gcp_secrets.FakeSecretManager`), else google-cloud-secret-manager.
+`tests.fakes.gcp.secrets.FakeSecretManager`), else google-cloud-secret-manager.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ..errors import PhaseError
-from ..stack_spec import gcp_stack_spec
+from ..zenml.stack_spec import gcp_stack_spec
 
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
-    from ..gcp_secrets import SecretAccess
+    from ..gcp.secrets import SecretAccess
     from ..outputs import InfraOutputs
-    from ..stack_spec import StackSpec
     from ..zenml.session import Credentials
+    from ..zenml.stack_spec import StackSpec
     from .base import PhaseContext
 
 
@@ -55,7 +55,7 @@ def zenml_url_of(ctx: PhaseContext) -> str:
 
 
 def secret_access(ctx: PhaseContext) -> SecretAccess:
-    from ..gcp_secrets import GcpSecretManager
+    from ..gcp.secrets import GcpSecretManager
 
     if ctx.services.secret_manager is not None:
         return ctx.services.secret_manager

@@ -43,7 +43,7 @@ from .secrets import (
 )
 
 if TYPE_CHECKING:
-    from ..stack_spec import ComponentSpec, StackSpec
+    from ..zenml.stack_spec import ComponentSpec, StackSpec
 
 
 # ---------------------------------------------------------------------------------- register

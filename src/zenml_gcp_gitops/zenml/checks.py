@@ -24,7 +24,7 @@ from .flavor_owner import ours
 from .secrets import check_secret_refs, find_secret, first, has_labels, secret_is_ours
 
 if TYPE_CHECKING:
-    from ..stack_spec import ComponentSpec, StackSpec
+    from .stack_spec import ComponentSpec, StackSpec
 
 LABEL_HINT = "zenml:deployment"
 IMPLICIT_AUTH_SETTING = "ZENML_ENABLE_IMPLICIT_AUTH_METHODS"

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ..config import DeploymentConfig
-    from ..gcp_secrets import SecretAccess
-    from ..gh import GhClient
+    from ..gcp.secrets import SecretAccess
+    from .github import GhClient
 
 
 # ---------------------------------------------------------------------------------- ci
@@ -198,7 +198,7 @@ def ensure_ci_account(
         log=log,
     )
     if github_repo:
-        from ..gh import set_repo_secrets
+        from .github import set_repo_secrets
 
         key_for_gh = new_key
         if key_for_gh is None and secrets is not None:
@@ -229,7 +229,7 @@ def retire_key_versions(
     store: Any, sa_id: Any, key_name: str, secrets: Any, secret_id: str, now: Any = None
 ) -> Any:
     """Disable/destroy stored key versions whose key ZenML no longer accepts (`key_versions`)."""
-    from ..key_versions import enforce
+    from ..gcp.key_versions import enforce
 
     key = _get_key(store, sa_id, key_name)
     rotated = key.last_rotated if key is not None else None

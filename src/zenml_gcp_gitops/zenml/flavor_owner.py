@@ -26,7 +26,7 @@ from ..flavors import (
 )
 
 if TYPE_CHECKING:
-    from ..stack_spec import FlavorSpec
+    from .stack_spec import FlavorSpec
 
 
 def ours(source: str | None) -> bool:

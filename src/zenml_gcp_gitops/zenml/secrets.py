@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..errors import UserError
 
 if TYPE_CHECKING:
-    from ..stack_spec import StackSpec
+    from .stack_spec import StackSpec
 
 SECRET_REF = re.compile(r"\{\{\s*([^.\s}]+)\.([^}\s]+)\s*\}\}")
 OWNER_KEY = "zenml_gcp_gitops_owner"

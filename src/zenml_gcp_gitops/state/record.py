@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, SecretStr
 
-from .config import SECRET_MARK, user_data_dir
-from .errors import UserError
-from .files import atomic_write
+from ..config import SECRET_MARK, user_data_dir
+from ..errors import UserError
+from ..files import atomic_write
 
 if TYPE_CHECKING:
-    from .config import DeploymentConfig
+    from ..config import DeploymentConfig
 
 
 RECORD_VERSION = 1
@@ -295,7 +295,7 @@ def record_store(cfg: DeploymentConfig, storage_client: Any = None) -> RecordSto
     if storage_client is None:
         import google.cloud.storage as storage
 
-        from .gcp_api import GcpApi
+        from ..gcp.api import GcpApi
 
         # the credential check comes first: without ADC this is the one-line fix, not the
         # traceback storage.Client would raise

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from .errors import UserError
+from ..errors import UserError
 
 
 class SecretAccess(Protocol):

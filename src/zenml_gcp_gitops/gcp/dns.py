@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import UserError
-from .gcp_errors import describe, expired_login_is_one_line, is_service_disabled
+from ..errors import UserError
+from .errors import describe, expired_login_is_one_line, is_service_disabled
 
 if TYPE_CHECKING:
-    from .config import DeploymentConfig
+    from ..config import DeploymentConfig
 
 DOH_URL = "https://dns.google/resolve"
 # What editing the records needs; DNS-01 also grants dns.admin on the zone to its account.

@@ -37,7 +37,7 @@ class GhClient:
             check=False,
         )
         if r.returncode != 0:
-            from .errors import UserError
+            from ..errors import UserError
 
             err = r.stderr.decode(errors="replace").strip().splitlines()
             raise UserError(
@@ -100,7 +100,7 @@ def lookup_repo_ids(
     repositories too), else the public GitHub API. Raises UserError with the manual fix."""
     import json
 
-    from .errors import UserError
+    from ..errors import UserError
 
     gh = gh or GhClient()
     data: dict[str, object] | None = None

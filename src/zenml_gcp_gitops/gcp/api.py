@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import MissingCredentials, UserError
-from .gcp_errors import (
+from ..errors import MissingCredentials, UserError
+from .errors import (
     describe,
     error_info,
     expired_login_is_one_line,
@@ -26,7 +26,7 @@ from .gcp_errors import (
 if TYPE_CHECKING:
     from google.api_core.exceptions import GoogleAPICallError
 
-    from .config import DeploymentConfig
+    from ..config import DeploymentConfig
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 IAM = "https://iam.googleapis.com/v1"

@@ -24,17 +24,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from .config import SECRET_MARK
+from ..config import SECRET_MARK
 
 # Our Cloud Build image builder (`flavors/image_builder.py`): ZenML's, with builds running as
 # the stack's build account. Registered on the server as a custom flavor from this source.
-from .flavors import BUILD_ACCOUNT_FLAVOR as BUILD_ACCOUNT_FLAVOR
-from .flavors import BUILD_ACCOUNT_FLAVOR_SOURCE as BUILD_ACCOUNT_FLAVOR_SOURCE
+from ..flavors import BUILD_ACCOUNT_FLAVOR as BUILD_ACCOUNT_FLAVOR
+from ..flavors import BUILD_ACCOUNT_FLAVOR_SOURCE as BUILD_ACCOUNT_FLAVOR_SOURCE
 
 if TYPE_CHECKING:
-    from .config import DeploymentConfig
-    from .names import ZenmlNames
-    from .outputs import InfraOutputs
+    from ..config import DeploymentConfig
+    from ..names import ZenmlNames
+    from ..outputs import InfraOutputs
 
 
 # ZenML's component types in the order a stack is printed and registered.

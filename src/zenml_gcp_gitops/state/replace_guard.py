@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError, UserError
+from ..errors import ConfigError, UserError
 
 # A new stateful resource joins the guard (and gets `protect`) by adding its type here.
 STATEFUL_TYPES: frozenset[str] = frozenset(

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import UserError
+from ..errors import UserError
 
 LEASE_FILE = "lease.json"
 LEASE_TTL_S = 600.0  # no heartbeat for this long: the holder is gone
