@@ -90,6 +90,16 @@ def _short_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+# The IDs Google gives the compute resources the offline plan mocks.
+_COMPUTE_IDS = {
+    "gcp:compute/network:Network": "projects/{p}/global/networks/{name}",
+    "gcp:compute/subnetwork:Subnetwork": "projects/{p}/regions/{r}/subnetworks/{name}",
+    "gcp:compute/address:Address": "projects/{p}/regions/{r}/addresses/{name}",
+    "gcp:compute/globalAddress:GlobalAddress": "projects/{p}/global/addresses/{name}",
+    "gcp:compute/router:Router": "projects/{p}/regions/{r}/routers/{name}",
+}
+
+
 @dataclass
 class Registration:
     urn: str
@@ -154,20 +164,12 @@ def _make_mocks(project: str, region: str) -> Any:
             if typ == "random:index/randomPassword:RandomPassword":
                 state["result"] = self._secret(int(inputs.get("length", 32)))
                 rid = "none"
-            elif typ == "gcp:compute/network:Network":
-                rid = f"projects/{p}/global/networks/{name}"
-                state["selfLink"] = f"https://www.googleapis.com/compute/v1/{rid}"
-            elif typ == "gcp:compute/subnetwork:Subnetwork":
-                rid = f"projects/{p}/regions/{r}/subnetworks/{name}"
-                state["selfLink"] = f"https://www.googleapis.com/compute/v1/{rid}"
-            elif typ == "gcp:compute/address:Address":
-                rid = f"projects/{p}/regions/{r}/addresses/{name}"
-                state["address"] = MOCK_INGRESS_IP
-            elif typ == "gcp:compute/globalAddress:GlobalAddress":
-                rid = f"projects/{p}/global/addresses/{name}"
-                state["address"] = MOCK_PSA_ADDRESS
-            elif typ == "gcp:compute/router:Router":
-                rid = f"projects/{p}/regions/{r}/routers/{name}"
+            elif typ in _COMPUTE_IDS:
+                rid = _COMPUTE_IDS[typ].format(p=p, r=r, name=name)
+                if typ.endswith(("etwork:Network", "etwork:Subnetwork")):
+                    state["selfLink"] = f"https://www.googleapis.com/compute/v1/{rid}"
+                elif typ.endswith("Address"):
+                    state["address"] = MOCK_INGRESS_IP if "/address:" in typ else MOCK_PSA_ADDRESS
             elif typ == "gcp:container/cluster:Cluster":
                 rid = f"projects/{p}/locations/{r}/clusters/{name}"
                 cpe = dict(inputs.get("controlPlaneEndpointsConfig") or {})

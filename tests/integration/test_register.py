@@ -27,9 +27,9 @@ from zenml_gcp_gitops.zenml.apply import (
     ForeignObjectError,
     apply_stack_spec,
     count_objects,
-    delete_stack_spec,
     stack_status,
 )
+from zenml_gcp_gitops.zenml.deregister import delete_stack_spec
 from zenml_gcp_gitops.zenml.session import AuthError, Credentials, ServerTooOld, connect
 from zenml_gcp_gitops.zenml.stack_spec import gcp_stack_spec
 
@@ -347,7 +347,7 @@ def test_phases_take_credentials_from_secret_manager(
 ) -> None:
     """RegisterPhase/CiPhase as the engine runs them: URL from the gitops record, admin and
     MLflow logins from Secret Manager (the fake), no credentials in the environment."""
-    from tests.fakes.gcp.secrets import FakeSecretManager
+    from tests.fakes.gcp_secrets import FakeSecretManager
     from tests.support.register_fixtures import outputs_dict
     from zenml_gcp_gitops.phases.base import PhaseContext
     from zenml_gcp_gitops.phases.ci import CiPhase

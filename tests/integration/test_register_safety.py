@@ -24,7 +24,8 @@ from tests.support.register_fixtures import (
 )
 from tests.support.zenml_server import ZenServer, start_zenml_server
 from zenml_gcp_gitops.errors import PhaseError
-from zenml_gcp_gitops.zenml.apply import ForeignObjectError, apply_stack_spec, delete_stack_spec
+from zenml_gcp_gitops.zenml.apply import ForeignObjectError, apply_stack_spec
+from zenml_gcp_gitops.zenml.deregister import delete_stack_spec
 from zenml_gcp_gitops.zenml.stack_spec import gcp_stack_spec
 
 pytestmark = pytest.mark.slow

@@ -429,6 +429,28 @@ def test_cli_local_and_offline_delegate(monkeypatch: pytest.MonkeyPatch) -> None
     ]
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--project", "my-project-1"],  # no region
+        ["--project", "Bad_Project", "--region", "europe-west4"],
+        ["--project", "my-project-1", "--region", "europe-west4", "-o", "json"],
+    ],
+)
+def test_deploy_offline_is_plan_offline(monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
+    """`deploy --offline` hands over to `plan --offline` before any of deploy's own steps:
+    the same answer, errors included, for the same flags."""
+    from zenml_gcp_gitops.cli import cli
+    from zenml_gcp_gitops.cli import plan as plan_cli
+
+    monkeypatch.setattr(
+        plan_cli, "show_plan", lambda cfg, output, **kw: print(f"plan {cfg.project} {output}")
+    )
+    via_deploy = CliRunner().invoke(cli, ["deploy", "--offline", *args])
+    via_plan = CliRunner().invoke(cli, ["plan", "--offline", *args])
+    assert (via_deploy.exit_code, via_deploy.output) == (via_plan.exit_code, via_plan.output)
+
+
 def test_gcs_record_in_a_foreign_bucket_is_one_clear_error(cfg: DeploymentConfig) -> None:
     from google.api_core import exceptions as gexc
 
@@ -452,7 +474,7 @@ def test_gcs_record_in_a_foreign_bucket_is_one_clear_error(cfg: DeploymentConfig
 
 
 def test_dry_run_text_summary_names_state_actions(capsys: pytest.CaptureFixture[str]) -> None:
-    from zenml_gcp_gitops.cli.deploy import _print_deploy_summary
+    from zenml_gcp_gitops.cli.deploy_view import print_deploy_summary as _print_deploy_summary
 
     _print_deploy_summary(
         {

@@ -173,3 +173,17 @@ def credentials_from_env_option(func: Callable[..., Any]) -> Callable[..., Any]:
         help="Log in to ZenML/MLflow with ZENML_STORE_*/MLFLOW_TRACKING_* from the environment "
         "instead of the deployment's own Secret Manager secrets.",
     )(func)
+
+
+def timeout_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--timeout`: seconds a command may take against the ZenML server."""
+    return click.option(
+        "--timeout", type=click.FloatRange(min=1), default=300, show_default=True, help=help
+    )
+
+
+def retain_minutes_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--retain-minutes`: how long a rotated-out CI key keeps working."""
+    return click.option(
+        "--retain-minutes", type=click.IntRange(min=0), default=60, show_default=True, help=help
+    )

@@ -412,6 +412,11 @@ def plan(config: ConfigSource, offline: bool, pricing: str, output: str) -> None
             "plan needs --offline: a live preview against your project is `deploy --dry-run`",
             "add --offline, or run `zenml-gcp-gitops deploy --dry-run`",
         )
+    offline_plan_command(config, output, pricing)
+
+
+def offline_plan_command(config: ConfigSource, output: str, pricing: str) -> None:
+    """`plan --offline`, also what `deploy --offline` hands over to."""
     show_plan(config.load(), output, pricing=pricing)
 
 

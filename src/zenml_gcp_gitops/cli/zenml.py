@@ -23,6 +23,8 @@ from .options import (
     config_options,
     credentials_from_env_option,
     output_option,
+    retain_minutes_option,
+    timeout_option,
 )
 from .zenml_export import export_yaml, zenml_commands
 
@@ -174,13 +176,7 @@ def _url(ctx: PhaseContext) -> str:
     default=False,
     help="Ask the server to verify the GCP connector (needs its access to GCP) [off].",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=1),
-    default=300,
-    show_default=True,
-    help="Seconds the whole run may take against the server (health wait, login, requests).",
-)
+@timeout_option("Seconds the whole run may take against the server (health wait, login, requests).")
 @output_option
 def register_cmd(
     config: ConfigSource,
@@ -291,13 +287,7 @@ def _ci_options(func: Callable[..., Any]) -> Callable[..., Any]:
         type=UserPath(dir_okay=False),
         help="JSON from `outputs --output json`.",
     )(func)
-    func = click.option(
-        "--timeout",
-        type=click.FloatRange(min=1),
-        default=300,
-        show_default=True,
-        help="Seconds the whole command may take against the server.",
-    )(func)
+    func = timeout_option("Seconds the whole command may take against the server.")(func)
     func = credentials_from_env_option(func)
     func = output_option(func)
     return config_options(func)
@@ -413,13 +403,7 @@ def ci_account() -> None:
     "--show-key", is_flag=True, help="Print a new key once instead of storing it in Secret Manager."
 )
 @click.option("--rotate", is_flag=True, help="Replace an existing key (see `rotate`).")
-@click.option(
-    "--retain-minutes",
-    type=click.IntRange(min=0),
-    default=60,
-    show_default=True,
-    help="With --rotate: how long the old key keeps working.",
-)
+@retain_minutes_option("With --rotate: how long the old key keeps working.")
 def ci_create(
     config: ConfigSource, outputs_file: Path | None, zenml_url: str | None, timeout: float,
     output: str, show_key: bool, rotate: bool, retain_minutes: int, credentials_from_env: bool,
@@ -449,13 +433,7 @@ def ci_create(
     is_flag=True,
     help="Print the new key once instead of storing it in Secret Manager.",
 )
-@click.option(
-    "--retain-minutes",
-    type=click.IntRange(min=0),
-    default=60,
-    show_default=True,
-    help="How long the old key keeps working (0: revoke it now).",
-)
+@retain_minutes_option("How long the old key keeps working (0: revoke it now).")
 def ci_rotate(
     config: ConfigSource, outputs_file: Path | None, zenml_url: str | None, timeout: float,
     output: str, show_key: bool, retain_minutes: int, credentials_from_env: bool,

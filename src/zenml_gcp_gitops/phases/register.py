@@ -10,7 +10,7 @@ The ZenML URL comes from `ctx.recorded["gitops"]["zenml_url"]`, else `ctx.infra.
 `ctx.options.credentials_from_env`, for a server the outputs do not describe, or when the
 secret is missing. The same order holds for MLflow's login (`MLFLOW_TRACKING_*`).
 Secret Manager is reached through `ctx.services.secret_manager` when given (tests inject
-`tests.fakes.gcp.secrets.FakeSecretManager`), else google-cloud-secret-manager.
+`tests.fakes.gcp_secrets.FakeSecretManager`), else google-cloud-secret-manager.
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ class RegisterPhase:
         return stack_status(store, spec, verify=ctx.options.verify_connector)
 
     def destroy(self, ctx: PhaseContext) -> None:
-        from ..zenml.apply import delete_stack_spec
+        from ..zenml.deregister import delete_stack_spec
 
         spec = gcp_stack_spec(ctx.cfg, ctx.infra)
         store = connect_for_destroy(ctx)

@@ -1,7 +1,7 @@
 """The writes of the generic stack-spec applier: upsert by name, and roll back on failure.
 
     apply_stack_spec(store, spec, adopt=False, verify=None) -> RegisterResult
-    delete_stack_spec(store, spec, adopt, kept) -> list[str]
+    delete_stack_spec(store, spec, adopt, kept) -> list[str]   (deregister.py)
     stack_status, verify_connector, find_stack_id, count_objects: the reads, from `checks.py`
 
 Upserts are by name. Objects we made carry the spec's labels; a same-named object without
@@ -25,25 +25,23 @@ from ..errors import Interrupted, PhaseError, UserError
 
 # the read-only side (`checks.py`) stays importable from here
 from .checks import ForeignObjectError as ForeignObjectError
-from .checks import connector_request, find_component, find_connector, find_stack, preflight
+from .checks import connector_request, find_connector, find_stack, preflight
 from .checks import count_objects as count_objects
 from .checks import find_stack_id as find_stack_id
 from .checks import stack_status as stack_status
 from .checks import verify_connector as verify_connector
 from .secrets import (
     apply_secrets,
-    delete_secrets,
     find_secret,
     first,
     has_labels,
     next_spare_name,
-    owned_secrets,
     plain,
     usable_secret_names,
 )
 
 if TYPE_CHECKING:
-    from ..zenml.stack_spec import ComponentSpec, StackSpec
+    from .stack_spec import ComponentSpec, StackSpec
 
 
 # ---------------------------------------------------------------------------------- register
@@ -584,37 +582,3 @@ def _lost_server(e: BaseException) -> bool:
         ServiceUnavailable,
     )
     return isinstance(e, lost)
-
-
-def delete_stack_spec(
-    store: Any, spec: StackSpec, adopt: bool = False, kept: list[str] | None = None
-) -> list[str]:
-    """Deregister what `apply_stack_spec` made (only objects carrying our labels).
-
-    A same-named secret that is not ours (`secret_is_ours`) is left, with a line in `kept`,
-    unless `adopt`. Ownership is decided before the components that may vouch for it go."""
-    removed: list[str] = []
-    spec, _ = usable_secret_names(store, spec)  # the names `apply_stack_spec` used
-    comps = [(c, find_component(store, c)) for c in reversed(spec.ordered_components())]
-    secrets = owned_secrets(store, spec, [x for _, x in comps], adopt, [] if kept is None else kept)
-    stack = find_stack(store, spec.name)
-    if stack is not None and has_labels(stack.labels, spec.labels):
-        store.delete_stack(stack.id)
-        removed.append(f"stack:{spec.name}")
-    for c, comp in comps:
-        if comp is not None and has_labels(comp.labels, spec.labels):
-            store.delete_stack_component(comp.id)
-            removed.append(f"{c.type}:{c.name}")
-    if spec.connector is not None:
-        conn = find_connector(store, spec.connector.name)
-        if conn is not None and has_labels(conn.labels, spec.labels):
-            store.delete_service_connector(conn.id)
-            removed.append(f"connector:{spec.connector.name}")
-    from .flavor_owner import release
-
-    for f in spec.flavors:
-        gone, held = release(store, f, spec.name)
-        removed += gone
-        if kept is not None:
-            kept += held
-    return removed + delete_secrets(store, secrets)
