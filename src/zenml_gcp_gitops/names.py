@@ -4,13 +4,10 @@ local rehearsal, from its name alone (`LocalNames`): a name is spelled once."""
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .config_file import echo
 from .errors import ConfigError
-
-if TYPE_CHECKING:
-    from .config import DeploymentConfig
 
 PULUMI_PROJECT = "zenml-gcp-gitops"
 LABEL_DEPLOYMENT = (
@@ -19,6 +16,44 @@ LABEL_DEPLOYMENT = (
 
 _NAME_MIN, _NAME_MAX = 3, 20
 _DNS_LABEL_RE = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
+
+
+class NameSource(Protocol):
+    """What names derive from: the fields of `DeploymentConfig` they read (the model itself
+    sits above this module and passes itself in)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def project(self) -> str: ...
+
+    @property
+    def region(self) -> str: ...
+
+    @property
+    def domain(self) -> str | None: ...
+
+    @property
+    def dns_zone(self) -> str | None: ...
+
+    @property
+    def create_dns_zone(self) -> bool: ...
+
+    @property
+    def connector_auth(self) -> str: ...
+
+    @property
+    def image_builder(self) -> str: ...
+
+    @property
+    def github_repo(self) -> str | None: ...
+
+    @property
+    def gitops_repo(self) -> str | None: ...
+
+    @property
+    def gitops_repo_private(self) -> bool: ...
 
 
 class ZenmlNames:
@@ -48,7 +83,7 @@ class ZenmlNames:
 class Names(ZenmlNames):
     """Every derived name of a deployment, computed in one place."""
 
-    def __init__(self, cfg: DeploymentConfig) -> None:
+    def __init__(self, cfg: NameSource) -> None:
         super().__init__(prefix=cfg.name, stack=cfg.name, provider="gcp")
         self.cfg = cfg
         n, p = cfg.name, cfg.project

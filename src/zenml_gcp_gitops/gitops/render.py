@@ -18,7 +18,6 @@ from ..errors import ConfigError
 from ..resources import argocd_dir
 from .apps import ha, mlflow, platform, workloads, zenml_server
 from .template import render_template
-from .tree import _folder
 
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
@@ -230,6 +229,11 @@ def _gitops_repo_credentials(
         "template": template,
     }
     return [render_template("objects/external-secret.yaml", {**ctx, "obj": obj})]
+
+
+def _folder(key: str) -> str:
+    """The repo folder of a manifests app (under gitops_path)."""
+    return key.replace("_", "-")
 
 
 def _manifests_source(

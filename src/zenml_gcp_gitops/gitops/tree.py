@@ -4,19 +4,12 @@ banner that marks files filled from the offline plan's placeholders."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
+from .render import Rendered, _folder
 from .tree_files import TreeWrite, write_files
-
-if TYPE_CHECKING:
-    from .render import Rendered
-
-
-def _folder(key: str) -> str:
-    """The repo folder of a manifests app (under gitops_path)."""
-    return key.replace("_", "-")
 
 
 class _Dumper(yaml.SafeDumper):
