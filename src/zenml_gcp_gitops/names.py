@@ -22,38 +22,21 @@ class NameSource(Protocol):
     """What names derive from: the fields of `DeploymentConfig` they read (the model itself
     sits above this module and passes itself in)."""
 
-    @property
-    def name(self) -> str: ...
+    name: str
+    project: str
+    region: str
+    domain: str | None
+    dns_zone: str | None
+    create_dns_zone: bool
+    github_repo: str | None
+    gitops_repo: str | None
+    gitops_repo_private: bool
 
-    @property
-    def project(self) -> str: ...
-
-    @property
-    def region(self) -> str: ...
-
-    @property
-    def domain(self) -> str | None: ...
-
-    @property
-    def dns_zone(self) -> str | None: ...
-
-    @property
-    def create_dns_zone(self) -> bool: ...
-
-    @property
+    @property  # a Literal in the model: read-only here, so any narrower str will do
     def connector_auth(self) -> str: ...
 
     @property
     def image_builder(self) -> str: ...
-
-    @property
-    def github_repo(self) -> str | None: ...
-
-    @property
-    def gitops_repo(self) -> str | None: ...
-
-    @property
-    def gitops_repo_private(self) -> bool: ...
 
 
 class ZenmlNames:
