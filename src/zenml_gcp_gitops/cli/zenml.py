@@ -311,10 +311,17 @@ def _render_ci(data: dict[str, Any], log: list[str], output: str) -> None:
         _print_key(data["api_key"])
 
 
-def _print_key(key: str) -> None:
+_SHOWN_ONCE = "API key (shown once, store it now):"
+
+
+def _print_key(key: str, err: bool = False) -> None:
+    """The only copy of a new key, printed once (on stderr where stdout has a JSON document)."""
+    if err:
+        click.echo(f"{_SHOWN_ONCE} {key}", err=True)
+        return
     from ..ui import console
 
-    console().print("API key (shown once, store it now):")
+    console().print(_SHOWN_ONCE)
     click.echo(key)
 
 
@@ -378,7 +385,7 @@ def _ensure(
         )
     except BaseException:
         if shown and output == "json":  # stdout gets the error document; the key goes here
-            click.echo(f"API key (shown once, store it now): {shown[0]}", err=True)
+            _print_key(shown[0], err=True)
         raise
     if result.api_key and not show_key:
         result.log.append(_fetch_hint(cfg))

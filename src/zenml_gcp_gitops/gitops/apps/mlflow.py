@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ... import mlflow_auth
+from . import platform
 
 if TYPE_CHECKING:
     from ...config import DeploymentConfig
@@ -30,15 +31,12 @@ def _migrate_pods(cfg: DeploymentConfig) -> dict[str, str]:
 
 def context(cfg: DeploymentConfig, out: InfraOutputs, issuer: str) -> dict[str, Any]:
     n = cfg.names
-    ingress: dict[str, Any] = {"enabled": False}
-    if cfg.ingress != "gateway":
-        ingress = {
-            "enabled": True,
-            "className": n.ingress_class,
-            "annotations": {"cert-manager.io/cluster-issuer": issuer},
-            "hosts": [{"host": out.mlflow_host, "paths": [{"path": "/", "pathType": "Prefix"}]}],
-            "tls": [{"secretName": n.tls_secrets["mlflow"], "hosts": [out.mlflow_host]}],
-        }
+    ingress = platform.ingress_values(
+        cfg,
+        issuer,
+        hosts=[{"host": out.mlflow_host, "paths": [{"path": "/", "pathType": "Prefix"}]}],
+        tls=[{"secretName": n.tls_secrets["mlflow"], "hosts": [out.mlflow_host]}],
+    )
     return {
         "mlflow_host": out.mlflow_host,
         "mlflow_ingress": ingress,

@@ -23,6 +23,20 @@ def issuer(cfg: DeploymentConfig) -> str:
     return cfg.names.cluster_issuers["prod"]
 
 
+def ingress_values(cfg: DeploymentConfig, issuer: str, **shape: Any) -> dict[str, Any]:
+    """A server chart's Ingress with ingress-nginx (its certificate from `issuer`); off behind
+    the Gateway, where routes serve instead. `shape`: the chart's own host and TLS keys."""
+    if cfg.ingress == "gateway":
+        return {"enabled": False}
+    annotations = {"cert-manager.io/cluster-issuer": issuer}
+    return {
+        "enabled": True,
+        "className": cfg.names.ingress_class,
+        "annotations": annotations,
+        **shape,
+    }
+
+
 def context(cfg: DeploymentConfig, out: InfraOutputs) -> dict[str, Any]:
     n = cfg.names
     gateway = cfg.ingress == "gateway"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import platform
+
 if TYPE_CHECKING:
     from ...config import DeploymentConfig
     from ...outputs import InfraOutputs
@@ -14,16 +16,13 @@ ZENML_CONFIG_DIR = "/zenml/.zenconfig"
 
 def context(cfg: DeploymentConfig, out: InfraOutputs, issuer: str) -> dict[str, Any]:
     n = cfg.names
-    ingress: dict[str, Any] = {"enabled": False}
-    if cfg.ingress != "gateway":
-        ingress = {
-            "enabled": True,
-            "className": n.ingress_class,
-            "annotations": {"cert-manager.io/cluster-issuer": issuer},
-            "host": out.zenml_host,
-            "path": "/",
-            "tls": {"enabled": True, "secretName": n.tls_secrets["zenml"]},
-        }
+    ingress = platform.ingress_values(
+        cfg,
+        issuer,
+        host=out.zenml_host,
+        path="/",
+        tls={"enabled": True, "secretName": n.tls_secrets["zenml"]},
+    )
     return {
         "zenml_host": out.zenml_host,
         "zenml_url": out.zenml_url,
