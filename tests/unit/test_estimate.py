@@ -408,7 +408,7 @@ def test_plan_duration_has_the_critical_path_waves_and_a_range() -> None:
     types = [s["type"] for s in d["critical_path"]]
     assert "gcp:sql/databaseInstance:DatabaseInstance" in types
     assert all(s["source"] for s in d["critical_path"])
-    assert [w["wave"] for w in d["sync_waves"]] == [0, 1, 2, 3, 4]
+    assert [w["wave"] for w in d["sync_waves"]] == [0, 1, 2, 3]
     assert d["first_deploy"]["min_s"] == sum(p["min_s"] for p in d["phases"])
     assert d["first_deploy"]["max_s"] == sum(p["max_s"] for p in d["phases"])
     assert [p["phase"] for p in d["phases"]] == ["preflight", "infra", "gitops", "register", "ci"]
