@@ -39,6 +39,7 @@ from .placeholders import (
 
 if TYPE_CHECKING:
     from .config import DeploymentConfig
+    from .estimate.graph import Measured
     from .estimate.prices import PriceBook
     from .gitops.render import Rendered
     from .outputs import InfraOutputs
@@ -435,7 +436,10 @@ def _resource_entry(reg: Registration) -> dict[str, Any]:
 
 
 def plan_from_run(
-    cfg: DeploymentConfig, run: MockRun, prices: PriceBook | None = None
+    cfg: DeploymentConfig,
+    run: MockRun,
+    prices: PriceBook | None = None,
+    measured: Measured | None = None,
 ) -> dict[str, Any]:
     outputs = _infra_outputs(cfg, run)
     public = outputs.public_dict()
@@ -455,7 +459,7 @@ def plan_from_run(
         "outputs": public,
         "argocd": _argocd_section(cfg, outputs, rendered),
         "zenml_stack": _zenml_stack_section(cfg, outputs),
-        **estimates(cfg, outputs, resources, prices, rendered),
+        **estimates(cfg, outputs, resources, prices, rendered, measured),
     }
 
 
@@ -465,10 +469,12 @@ def estimates(
     resources: list[dict[str, Any]],
     prices: PriceBook | None = None,
     rendered: Rendered | None = None,
+    measured: Measured | None = None,
 ) -> dict[str, Any]:
-    """The `cost` and `duration` sections: monthly cost and first-deploy time of this plan."""
+    """The `cost` and `duration` sections: monthly cost and first-deploy time of this plan.
+    `measured`: durations of this deployment's last deploy, preferred over typical ones."""
     from .estimate.cost import estimate_cost
-    from .estimate.durations import estimate_duration
+    from .estimate.graph import estimate_duration
     from .estimate.prices import snapshot_prices
     from .gitops.render import render
 
@@ -485,15 +491,32 @@ def estimates(
             dns_wait=cfg.names.dns_zone is not None,
             new_zone=cfg.create_dns_zone,
             dns01=cfg.acme_challenge == "dns01" and cfg.names.dns_zone is not None,
+            db_apps=database_apps(rendered, outputs),
+            measured=measured,
         ),
     }
 
 
-def offline_plan(cfg: DeploymentConfig, prices: PriceBook | None = None) -> dict[str, Any]:
+def database_apps(rendered: Rendered, outputs: InfraOutputs) -> list[str]:
+    """The apps whose rendered manifests carry a database output (its address, connection
+    name or server CA): they cannot sync before the database exists."""
+    marks = [outputs.sql_private_ip, outputs.sql_connection_name, outputs.sql_server_ca_cert]
+    marks = [json.dumps(m)[1:-1] for m in marks if m]
+    return [
+        a.key
+        for a in rendered.apps
+        if any(m in json.dumps([a.manifest, a.objects], default=str) for m in marks)
+    ]
+
+
+def offline_plan(
+    cfg: DeploymentConfig, prices: PriceBook | None = None, measured: Measured | None = None
+) -> dict[str, Any]:
     """The plan contract (see docs/infra.md): what a deploy would create, without a cloud.
 
-    `prices` defaults to the shipped snapshot for the config's region."""
-    return plan_from_run(cfg, run_program(cfg), prices)
+    `prices` defaults to the shipped snapshot for the config's region; `measured`: the
+    durations of this deployment's last deploy (its record), preferred over typical ones."""
+    return plan_from_run(cfg, run_program(cfg), prices, measured)
 
 
 def _argocd_section(

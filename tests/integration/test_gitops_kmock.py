@@ -326,8 +326,15 @@ def test_wait_follows_waves_from_progressing_to_healthy(cluster: FakeCluster) ->
 
     t = FakeTime(controller)
     rec = Recorder()
+    timings: list[dict[str, Any]] = []
     states = H.wait_for_apps(
-        Kube(cluster.api_client()), cfg, r, rec, H.WaitOptions(poll=5), t.sleep, t.clock
+        Kube(cluster.api_client()), cfg, r, rec, H.WaitOptions(poll=5), t.sleep, t.clock, timings
+    )
+    # each wave's time is recorded for the plan: the apps of a wave turn Healthy one per tick
+    per_wave = {w: sum(1 for a in r.apps if a.wave == w) for w in sorted({a.wave for a in r.apps})}
+    assert [x["wave"] for x in timings] == list(per_wave)
+    assert all(
+        x["duration_s"] >= 5 * (n - 1) for x, n in zip(timings, per_wave.values(), strict=True)
     )
     assert [s.name for s in states] == [r.app(k).name for k in order]
     assert all(s.ready for s in states)
