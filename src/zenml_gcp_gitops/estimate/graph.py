@@ -308,3 +308,22 @@ def ordered(steps: list[Step]) -> list[Step]:
     for s in steps:
         visit(s.key, frozenset())
     return out
+
+
+def timeline(duration: dict[str, Any], width: int = 48) -> str:
+    """The critical path of a `duration` section as a text chart, upper bounds (docs/deploy.md
+    shows the default config's). Each step starts when the one before it on the path ends."""
+    from .durations import fmt_duration
+
+    path = duration["critical_path"]
+    total = duration["first_deploy"]["max_s"] or 1.0
+    rows, at = [], 0.0
+    for s in path:
+        start = round(at / total * width)
+        end = max(start + 1, round((at + s["max_s"]) / total * width))
+        label = f"{s['phase']:<9} {s['name'][:22]:<22}"
+        rows.append(
+            f"{label} {' ' * start}{'#' * (end - start)}{' ' * (width - end)} {fmt_duration(at + s['max_s']):>7}"
+        )
+        at += s["max_s"]
+    return "\n".join(rows)
