@@ -60,8 +60,12 @@ class PartialPackage(types.ModuleType):
         return self._zgg_files
 
     def __getattr__(self, name: str) -> Any:
+        missing = AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+        if name == "__all__":  # `from ... import *` lists what is public: all of it
+            self.load_all()
+            raise missing
         if name.startswith("__") or self._zgg_full:
-            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+            raise missing
         files = self._files()
         if name in files:
             return importlib.import_module(f"{self.__name__}.{name}")
@@ -74,6 +78,10 @@ class PartialPackage(types.ModuleType):
                     return value
         self.load_all()
         return types.ModuleType.__getattribute__(self, name)
+
+    def __dir__(self) -> list[str]:
+        self.load_all()
+        return sorted(vars(self))
 
     def load_all(self) -> None:
         """Run the subpackage's own `__init__` in this module (every name, as without us)."""

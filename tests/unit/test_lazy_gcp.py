@@ -42,6 +42,10 @@ _CHILD = textwrap.dedent(
     except AttributeError:
         report["missing_raises"] = True
     report["missing_loads_all"] = pulumi_gcp.compute._zgg_full
+    star = {}
+    exec("from pulumi_gcp.kms import *", star)  # a name the program never uses
+    report["star_import"] = "CryptoKeyIAMBinding" in star and "KeyRing" in star
+    report["dir_lists_all"] = "SecretIamBinding" in dir(pulumi_gcp.secretmanager)
     for m in touched.values():
         m.load_all()  # the package's own __init__, run over the same module
     report["differs"] = sorted(
@@ -88,6 +92,8 @@ def test_names_resolve_to_what_the_package_exports_and_only_used_modules_load(
     # a name no module defines loads the whole package, then is missing as usual
     assert report["missing_raises"] is True
     assert report["missing_loads_all"] is True
+    # star imports and dir() see every name, as with the package's own __init__
+    assert report["star_import"] is True and report["dir_lists_all"] is True
 
 
 def test_snake_follows_the_generated_module_names() -> None:
