@@ -23,7 +23,7 @@ from typing import Any
 
 _PACKAGE = "pulumi_gcp"
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
-_lock = threading.Lock()
+_lock = threading.RLock()  # a subpackage's __init__ may touch another one
 
 
 def snake(name: str) -> str:
@@ -64,7 +64,12 @@ class PartialPackage(types.ModuleType):
         if name == "__all__":  # `from ... import *` lists what is public: all of it
             self.load_all()
             raise missing
-        if name.startswith("__") or self._zgg_full:
+        if name.startswith("__"):
+            raise missing
+        if self._zgg_full:
+            with _lock:  # a load running on another thread finishes first
+                if name in self.__dict__:
+                    return self.__dict__[name]
             raise missing
         files = self._files()
         if name in files:
