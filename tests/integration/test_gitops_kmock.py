@@ -732,6 +732,10 @@ def test_phase_run_status_against_kmock(
     assert result["zenml_url"] == "https://zenml.203.0.113.10.nip.io"
     assert result["gateway_ip"] == out.ingress_ip
     assert result["applications"] == [a.name for a in r.apps]
+    # the first completed run keeps the install and per-wave times for the plan
+    timed = result["durations"]
+    assert [w["wave"] for w in timed["waves"]] == sorted({a.wave for a in r.apps})
+    assert timed["argocd_install_s"] >= 0
     status = phase.status(ctx)
     assert status["applications"][0]["name"] == cfg.names.argocd_root_app
     healthy = [a for a in status["applications"] if a["name"] != cfg.names.argocd_root_app]
