@@ -42,6 +42,7 @@ def main() -> None:
     from zenml_gcp_gitops.phases.infra import InfraPhase
     from zenml_gcp_gitops.phases.preflight import PreflightPhase
     from zenml_gcp_gitops.progress import PlainReporter
+    from zenml_gcp_gitops.run_options import RunOptions, Services
 
     root = make_fake_pulumi(tmp / "pulumi")
     cfg = build_config(
@@ -54,16 +55,12 @@ def main() -> None:
         },
     )
 
-    def engine(**opts: object) -> Engine:
+    def engine(force: bool = False) -> Engine:
         return Engine(
             cfg,
             phases=[PreflightPhase(), InfraPhase(), *fake_later_phases([])],
-            options={
-                "pulumi_root": str(root),
-                "gcp_api": FakeGcp(project=cfg.project).api(cfg),
-                "yes": True,
-                **opts,
-            },
+            options=RunOptions(pulumi_root=str(root), yes=True, force=force),
+            services=Services(gcp_api=FakeGcp(project=cfg.project).api(cfg)),
             reporter=PlainReporter(stream=io.StringIO()),
         )
 

@@ -17,7 +17,11 @@ against the previous commit, in one run, pairs the two (the machine's drift canc
     # zgg.py: from zenml_gcp_gitops.cli import main; main()
     # ARGS:   plan --offline --project acme-ml-prod --region europe-west4 --output json
 
-    python benchmarks/bench_estimate.py [--rounds 5] [--json]
+    python benchmarks/bench_estimate.py [--rounds 5] [--json] [--against REF]
+
+`--against REF` does the pairing itself: it unpacks REF (a commit) into a temporary folder
+and runs the two `plan --offline` processes in turn, A (this tree) B (REF) A B ..., with
+the median of the per-pair ratios A/B for wall and CPU time.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -86,31 +91,86 @@ def in_process(rounds: int) -> dict[str, Any]:
     }
 
 
+def _one_run(cli: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(wall, CPU) seconds of one fresh `plan --offline` process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run([*cli, *ARGS], capture_output=True, text=True, check=False, env=env)
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"plan failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+    json.loads(proc.stdout)
+    return elapsed, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
 def whole_process(rounds: int) -> dict[str, Any]:
     exe = Path(sys.executable).with_name("zenml-gcp-gitops")
     cli = [str(exe)] if exe.exists() else [sys.executable, "-m", "zenml_gcp_gitops"]
     wall, cpu = [], []
     for i in range(rounds + 1):  # the first round warms .pyc files and the page cache
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        proc = subprocess.run([*cli, *ARGS], capture_output=True, text=True, check=False)
-        elapsed = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if proc.returncode != 0:
-            raise SystemExit(f"plan failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
-        json.loads(proc.stdout)
+        w, c = _one_run(cli)
         if i:
-            wall.append(elapsed)
-            cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+            wall.append(w)
+            cpu.append(c)
     return {"wall_s": _stats(wall), "cpu_s": _stats(cpu), "rounds": rounds}
+
+
+def against(ref: str, rounds: int) -> dict[str, Any]:
+    """This tree (A) and commit `ref` (B) in turn, each from its own source folder."""
+    here = Path(__file__).resolve().parents[1]
+    cli = [sys.executable, "-c", "from zenml_gcp_gitops.cli import main; main()"]
+    with tempfile.TemporaryDirectory(prefix="bench-estimate-") as tmp:
+        archive = subprocess.run(
+            ["git", "-C", str(here), "archive", ref], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        envs = {
+            side: {**os.environ, "PYTHONPATH": f"{root / 'src'}{os.pathsep}{root}"}
+            for side, root in (("A", here), ("B", Path(tmp)))
+        }
+        runs: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}
+        for i in range(rounds + 1):  # round 0 warms both sides' .pyc files
+            for side in ("A", "B"):
+                result = _one_run(cli, envs[side])
+                if i:
+                    runs[side].append(result)
+    out: dict[str, Any] = {"ref": ref, "rounds": rounds}
+    for side, rs in runs.items():
+        out[side] = {"wall_s": _stats([w for w, _ in rs]), "cpu_s": _stats([c for _, c in rs])}
+    pairs = list(zip(runs["A"], runs["B"], strict=True))
+    out["ratio_a_b"] = {
+        "wall": _stats([a[0] / b[0] for a, b in pairs]),
+        "cpu": _stats([a[1] / b[1] for a, b in pairs]),
+    }
+    return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--json", action="store_true", help="print results as JSON")
+    ap.add_argument("--against", metavar="REF", help="pair whole runs with this commit's")
     opts = ap.parse_args()
     load_before = os.getloadavg()[0]
+    if opts.against:
+        paired = against(opts.against, opts.rounds)
+        paired["load_avg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+        if opts.json:
+            print(json.dumps(paired, indent=2))
+            return 0
+        for side, label in (("A", "this tree"), ("B", opts.against)):
+            w, c = paired[side]["wall_s"], paired[side]["cpu_s"]
+            print(
+                f"{side} ({label}): wall median {w['median']:.2f} s "
+                f"(min {w['min']:.2f}, max {w['max']:.2f}), CPU median {c['median']:.2f} s"
+            )
+        r = paired["ratio_a_b"]
+        print(
+            f"A/B per pair: wall median {r['wall']['median']:.3f}, "
+            f"CPU median {r['cpu']['median']:.3f} (n={opts.rounds}; load {paired['load_avg_1m']})"
+        )
+        return 0
     out = {
         "in_process": in_process(opts.rounds),
         "plan_offline": whole_process(opts.rounds),

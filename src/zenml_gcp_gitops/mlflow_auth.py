@@ -6,20 +6,21 @@ replica sees the same ones; External Secrets renders this file from Secret Manag
 placeholders are its template fields) and MLflow finds it through MLFLOW_AUTH_CONFIG_PATH.
 The rehearsal writes the same file with real values, pointed at its own database.
 
-MLflow's first auth migration names two foreign keys `fk_user_id`, which MySQL refuses (names
-are unique per database; mlflow/mlflow#9642), so on MySQL the server cannot create its user
-tables. `SCHEMA_BOOTSTRAP` runs first: on a MySQL database without users table it creates the
-three tables of that first migration, the key of `experiment_permissions` named as upstream
-names it (`fk_user_id`) and the other one `fk_model_perm_user_id`, with no migration record.
-MLflow then treats the database as one made before it tracked migrations: it records the
-first migration as done and applies the later ones. Anywhere else (SQLite, a database already
-set up) it changes nothing.
+MLflow creates and upgrades the auth tables itself, with its own migrations and names, but
+on MySQL one name cannot be kept: MySQL names foreign keys per database, and MLflow's first
+auth migration names two of them `fk_user_id` (mlflow/mlflow#9642). Where the migrations run
+(`AUTH_MIGRATE`), the key of `registered_model_permissions` is called `fk_model_perm_user_id`
+on MySQL in every statement that names it: creating the table, adding or dropping the key.
+So a later MLflow migration that drops or replaces `fk_user_id` on that table by upstream's
+name applies here as it does upstream. Databases set up by earlier releases of this project
+already carry that name (their tables were created by hand with it), so they need no rename.
+On SQLite nothing is changed.
 
 `MIGRATE` is what the cluster runs once per sync of the MLflow app, before the servers start
-(an Argo CD PreSync Job with the MLflow image): the bootstrap, MLflow's auth migrations, the
-admin account (created, or its password set to the one in Secret Manager), then the tracking
-schema (created on an empty database, else upgraded). The servers then find every schema at
-its head and change nothing: two replicas never migrate at once.
+(an Argo CD PreSync Job with the MLflow image): MLflow's auth migrations, the admin account
+(created, or its password set to the one in Secret Manager), then the tracking schema
+(created on an empty database, else upgraded). The servers then find every schema at its head
+and change nothing: two replicas never migrate at once.
 
 The file is read with `configparser`, where `%` starts an interpolation: the generated
 passwords are alphanumeric, and `%` in any value is doubled here.
@@ -82,44 +83,35 @@ def auth_ini(
     return "\n".join(lines) + "\n"
 
 
-# Run as `python -c SCHEMA_BOOTSTRAP` with MLFLOW_AUTH_CONFIG_PATH set; needs only SQLAlchemy
-# and the database driver, both in the MLflow image.
-SCHEMA_BOOTSTRAP = """\
-import configparser, os
-import sqlalchemy as sa
+# MySQL only: upstream's name of a foreign key, by table, and the name it has here.
+MYSQL_FK_NAMES = {"registered_model_permissions": ("fk_user_id", "fk_model_perm_user_id")}
+
+# Run as `python -c AUTH_MIGRATE` with MLFLOW_AUTH_CONFIG_PATH set: MLflow's auth migrations
+# (every statement of this process passes the renaming hook), then the admin account.
+AUTH_MIGRATE = (
+    "import configparser, os, re\n"
+    "import sqlalchemy as sa\n"
+    f"FK_NAMES = {MYSQL_FK_NAMES!r}\n"
+    + r"""def mysql_fk_names(conn, cursor, statement, params, context, many):
+    table = re.match(r"\s*(?:CREATE|ALTER) TABLE (?:IF NOT EXISTS )?`?(\w+)", statement)
+    if conn.dialect.name == "mysql" and table and table[1] in FK_NAMES:
+        upstream, here = FK_NAMES[table[1]]
+        named = rf"\b(CONSTRAINT|DROP FOREIGN KEY) (`?){upstream}\2(?!\w)"
+        if re.search(named, statement):
+            statement = re.sub(named, rf"\1 \g<2>{here}\2", statement)
+            print(f"{table[1]}: foreign key {upstream} is {here} on MySQL")
+    return statement, params
+sa.event.listen(sa.engine.Engine, "before_cursor_execute", mysql_fk_names, retval=True)
 conf = configparser.ConfigParser()
 conf.read(os.environ["MLFLOW_AUTH_CONFIG_PATH"])
-engine = sa.create_engine(conf["mlflow"]["database_uri"])
-if engine.dialect.name == "mysql" and not sa.inspect(engine).has_table("users"):
-    md = sa.MetaData()
-    sa.Table("users", md, sa.Column("id", sa.Integer, primary_key=True),
-             sa.Column("username", sa.String(255)), sa.Column("password_hash", sa.String(255)),
-             sa.Column("is_admin", sa.Boolean), sa.UniqueConstraint("username"))
-    for table, key, unique, fk in (
-        ("experiment_permissions", "experiment_id", "unique_experiment_user", "fk_user_id"),
-        ("registered_model_permissions", "name", "unique_name_user", "fk_model_perm_user_id"),
-    ):
-        sa.Table(table, md, sa.Column("id", sa.Integer, primary_key=True),
-                 sa.Column(key, sa.String(255), nullable=False),
-                 sa.Column("user_id", sa.Integer, nullable=False),
-                 sa.Column("permission", sa.String(255)),
-                 sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=fk),
-                 sa.UniqueConstraint(key, "user_id", name=unique))
-    md.create_all(engine, checkfirst=True)
-    print("created the MLflow auth tables")
-engine.dispose()
-"""
-
-
-# Run as `python -c MIGRATE` with MLFLOW_AUTH_CONFIG_PATH and MLFLOW_BACKEND_STORE_URI set.
-MIGRATE = (
-    SCHEMA_BOOTSTRAP
-    + """\
+from alembic.migration import MigrationContext
 from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
-from mlflow.store.db import utils as tracking
 m = conf["mlflow"]
 auth = SqlAlchemyStore()
 auth.init_db(m["database_uri"])
+with auth.engine.connect() as conn:
+    ctx = MigrationContext.configure(conn, opts={"version_table": "alembic_version_auth"})
+    print("MLflow auth schema at", ctx.get_current_revision())
 admin, password = m["admin_username"], m["admin_password"]
 if not auth.has_user(admin):
     auth.create_user(admin, password, is_admin=True)
@@ -128,6 +120,15 @@ elif not auth.authenticate_user(admin, password):
     auth.update_user(admin, password=password)
     print("set the MLflow admin password from the secret")
 auth.engine.dispose()
+"""
+)
+
+
+# Run as `python -c MIGRATE` with MLFLOW_AUTH_CONFIG_PATH and MLFLOW_BACKEND_STORE_URI set.
+MIGRATE = (
+    AUTH_MIGRATE
+    + """\
+from mlflow.store.db import utils as tracking
 store = tracking.create_sqlalchemy_engine_with_retry(os.environ["MLFLOW_BACKEND_STORE_URI"])
 if tracking._all_tables_exist(store):
     tracking._upgrade_db(store)

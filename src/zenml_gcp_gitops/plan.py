@@ -39,6 +39,7 @@ from .placeholders import (
 
 if TYPE_CHECKING:
     from .config import DeploymentConfig
+    from .estimate.graph import Measured
     from .estimate.prices import PriceBook
     from .gitops.render import Rendered
     from .outputs import InfraOutputs
@@ -322,9 +323,10 @@ class MockRun:
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Pause the cyclic GC: importing pulumi_gcp creates ~10^5 objects and each collection
-    walks all of them again (a quarter of the plan's CPU time). Nothing here needs it."""
+    walks all of them again (a quarter of the plan's CPU time). Nothing here needs it, nor
+    the renders and estimates that follow a run in the same command."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -349,8 +351,24 @@ def _cheap_exit() -> None:
 def run_program(cfg: DeploymentConfig) -> MockRun:
     """Run `pulumi_program.program.build(cfg)` under mocks on a fresh thread."""
     _cheap_exit()
-    with _gc_paused():
-        return _run_on_thread(cfg)
+    with gc_paused():
+        run = _run_on_thread(cfg)
+        _freeze_once()
+        return run
+
+
+_frozen = False
+
+
+def _freeze_once() -> None:
+    """After the first run in a process, move what exists (mostly pulumi_gcp's modules and
+    classes, which live as long as the process) out of the collector's reach: otherwise
+    the first collection after the pause walks all of it (~0.1 s). Once per process, so
+    at most one run's leftovers are kept past their time."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.freeze()
 
 
 def _run_on_thread(cfg: DeploymentConfig) -> MockRun:
@@ -366,8 +384,10 @@ def _run_in_thread(cfg: DeploymentConfig) -> MockRun:
     from pulumi.runtime import set_mocks
     from pulumi.runtime.stack import run_pulumi_func
 
+    from .lazy_gcp import install
     from .resources import program_package
 
+    install()  # only the pulumi_gcp modules the program names
     program_package()  # registers `zenml_gcp_gitops.pulumi_program`, wheel or checkout
     from importlib import import_module
 
@@ -437,7 +457,10 @@ def _resource_entry(reg: Registration) -> dict[str, Any]:
 
 
 def plan_from_run(
-    cfg: DeploymentConfig, run: MockRun, prices: PriceBook | None = None
+    cfg: DeploymentConfig,
+    run: MockRun,
+    prices: PriceBook | None = None,
+    measured: Measured | None = None,
 ) -> dict[str, Any]:
     outputs = _infra_outputs(cfg, run)
     public = outputs.public_dict()
@@ -457,7 +480,7 @@ def plan_from_run(
         "outputs": public,
         "argocd": _argocd_section(cfg, outputs, rendered),
         "zenml_stack": _zenml_stack_section(cfg, outputs),
-        **estimates(cfg, outputs, resources, prices, rendered),
+        **estimates(cfg, outputs, resources, prices, rendered, measured),
     }
 
 
@@ -467,10 +490,12 @@ def estimates(
     resources: list[dict[str, Any]],
     prices: PriceBook | None = None,
     rendered: Rendered | None = None,
+    measured: Measured | None = None,
 ) -> dict[str, Any]:
-    """The `cost` and `duration` sections: monthly cost and first-deploy time of this plan."""
+    """The `cost` and `duration` sections: monthly cost and first-deploy time of this plan.
+    `measured`: durations of this deployment's last deploy, preferred over typical ones."""
     from .estimate.cost import estimate_cost
-    from .estimate.durations import estimate_duration
+    from .estimate.graph import estimate_duration
     from .estimate.prices import snapshot_prices
     from .gitops.render import render
 
@@ -487,15 +512,32 @@ def estimates(
             dns_wait=cfg.names.dns_zone is not None,
             new_zone=cfg.create_dns_zone,
             dns01=cfg.acme_challenge == "dns01" and cfg.names.dns_zone is not None,
+            db_apps=database_apps(rendered, outputs),
+            measured=measured,
         ),
     }
 
 
-def offline_plan(cfg: DeploymentConfig, prices: PriceBook | None = None) -> dict[str, Any]:
+def database_apps(rendered: Rendered, outputs: InfraOutputs) -> list[str]:
+    """The apps whose rendered manifests carry a database output (its address, connection
+    name or server CA): they cannot sync before the database exists."""
+    marks = [outputs.sql_private_ip, outputs.sql_connection_name, outputs.sql_server_ca_cert]
+    marks = [json.dumps(m)[1:-1] for m in marks if m]
+    return [
+        a.key
+        for a in rendered.apps
+        if any(m in json.dumps([a.manifest, a.objects], default=str) for m in marks)
+    ]
+
+
+def offline_plan(
+    cfg: DeploymentConfig, prices: PriceBook | None = None, measured: Measured | None = None
+) -> dict[str, Any]:
     """The plan contract (see docs/infra.md): what a deploy would create, without a cloud.
 
-    `prices` defaults to the shipped snapshot for the config's region."""
-    return plan_from_run(cfg, run_program(cfg), prices)
+    `prices` defaults to the shipped snapshot for the config's region; `measured`: the
+    durations of this deployment's last deploy (its record), preferred over typical ones."""
+    return plan_from_run(cfg, run_program(cfg), prices, measured)
 
 
 def _argocd_section(

@@ -326,8 +326,15 @@ def test_wait_follows_waves_from_progressing_to_healthy(cluster: FakeCluster) ->
 
     t = FakeTime(controller)
     rec = Recorder()
+    timings: list[dict[str, Any]] = []
     states = H.wait_for_apps(
-        Kube(cluster.api_client()), cfg, r, rec, H.WaitOptions(poll=5), t.sleep, t.clock
+        Kube(cluster.api_client()), cfg, r, rec, H.WaitOptions(poll=5), t.sleep, t.clock, timings
+    )
+    # each wave's time is recorded for the plan: the apps of a wave turn Healthy one per tick
+    per_wave = {w: sum(1 for a in r.apps if a.wave == w) for w in sorted({a.wave for a in r.apps})}
+    assert [x["wave"] for x in timings] == list(per_wave)
+    assert all(
+        x["duration_s"] >= 5 * (n - 1) for x, n in zip(timings, per_wave.values(), strict=True)
     )
     assert [s.name for s in states] == [r.app(k).name for k in order]
     assert all(s.ready for s in states)
@@ -725,6 +732,10 @@ def test_phase_run_status_against_kmock(
     assert result["zenml_url"] == "https://zenml.203.0.113.10.nip.io"
     assert result["gateway_ip"] == out.ingress_ip
     assert result["applications"] == [a.name for a in r.apps]
+    # the first completed run keeps the install and per-wave times for the plan
+    timed = result["durations"]
+    assert [w["wave"] for w in timed["waves"]] == sorted({a.wave for a in r.apps})
+    assert timed["argocd_install_s"] >= 0
     status = phase.status(ctx)
     assert status["applications"][0]["name"] == cfg.names.argocd_root_app
     healthy = [a for a in status["applications"] if a["name"] != cfg.names.argocd_root_app]

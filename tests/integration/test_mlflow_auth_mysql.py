@@ -91,7 +91,7 @@ def tls_mariadb() -> Iterator[tuple[MariaDB, dict[str, Path]]]:
     db = start_mariadb()
     try:  # what Pulumi creates: each database and its own user
         db.create_app_user("mlflow", DB_PASSWORD, "mlflow")
-        for name in ("mlflow_auth", "mlflow_auth_plain"):
+        for name in ("mlflow_auth", "mlflow_auth_plain", "mlflow_auth_next", "mlflow_auth_old"):
             db.create_app_user("mlflow_auth", DB_PASSWORD, name)
         yield db, db.tls
     finally:
@@ -237,11 +237,11 @@ def test_one_migration_run_then_two_replicas_share_users_and_restart(
     # the user has no SUPER, so this needs the instance's flags) and the auth schema
     done = _migrate(ini, tracking)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "created the MLflow auth tables" in done.stdout
-    assert "created the MLflow admin account" in done.stdout
     from alembic.script import ScriptDirectory
 
     auth_head = ScriptDirectory.from_config(_get_alembic_config("")).get_current_head()
+    assert f"MLflow auth schema at {auth_head}" in done.stdout
+    assert "created the MLflow admin account" in done.stdout
     assert _revisions(db) == {"tracking": _get_latest_schema_revision(), "auth": auth_head}
 
     first, second = _Mlflow(ini, tmp_path, tracking), _Mlflow(ini, tmp_path, tracking)
@@ -321,10 +321,11 @@ def test_the_trigger_migration_fails_without_the_instance_flag(tmp_path: Path) -
     assert "1419" in done.stderr and "SUPER privilege" in done.stderr
 
 
-def test_without_the_bootstrap_mlflow_cannot_set_up_its_users_on_mysql(
+def test_without_the_job_mlflow_cannot_set_up_its_users_on_mysql(
     tls_mariadb: tuple[MariaDB, dict[str, Path]], tmp_path: Path
 ) -> None:
-    """Why the bootstrap exists: MLflow's own first auth migration fails on MySQL."""
+    """Why the Job renames a key: MLflow's own first auth migration, run by a server without
+    the Job, fails on MySQL (two foreign keys named `fk_user_id` in one database)."""
     db, tls = tls_mariadb
     server = _Mlflow(_ini_for(db, tls["ca"], tmp_path, database="mlflow_auth_plain"), tmp_path)
     try:
@@ -332,3 +333,143 @@ def test_without_the_bootstrap_mlflow_cannot_set_up_its_users_on_mysql(
             server.start()
     finally:
         server.stop()
+
+
+# A later MLflow auth migration, as the unreleased revision e6c5d2f7a8b9 on MLflow's main branch
+# changes the user keys: each dropped by its upstream name, then made again with ON DELETE
+# CASCADE under a new name. Written here; it is added to a copy of the installed migrations.
+_LATER_REVISION = """\
+from alembic import op
+revision = "e6c5d2f7a8b9"
+down_revision = "{head}"
+branch_labels = depends_on = None
+TABLES = ("experiment_permissions", "registered_model_permissions")
+def upgrade():
+    for table in TABLES:
+        op.drop_constraint("fk_user_id", table, type_="foreignkey")
+        op.create_foreign_key(f"fk_{{table}}_user_id_users", table, "users", ["user_id"], ["id"],
+                              ondelete="CASCADE")
+def downgrade():
+    raise NotImplementedError
+"""
+# the Job's auth script as it is, run by an MLflow whose auth migrations end in that one
+_WITH_LATER_MLFLOW = """\
+import shutil, sys
+from pathlib import Path
+from mlflow.server.auth.db import utils
+mig = Path(sys.argv[1])
+shutil.copytree(utils._get_alembic_dir(), mig, ignore=shutil.ignore_patterns("__pycache__"))
+(mig / "versions" / "e6c5d2f7a8b9_user_fks_cascade.py").write_text(sys.argv[2])
+utils._get_alembic_dir = lambda: mig
+exec(sys.argv[3])
+"""
+
+
+def _auth_migrate(ini: Path, workdir: Path, *, later: bool) -> subprocess.CompletedProcess[str]:
+    """The auth part of the Job's script (its command starts with it), with the installed
+    MLflow or with one that has the later migration."""
+    from alembic.script import ScriptDirectory
+    from mlflow.server.auth.db.utils import _get_alembic_config
+
+    from zenml_gcp_gitops import mlflow_auth
+
+    assert _cluster_job()["command"][2].startswith(mlflow_auth.AUTH_MIGRATE)
+    env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(ini)}
+    args = ["-c", mlflow_auth.AUTH_MIGRATE]
+    if later:
+        head = ScriptDirectory.from_config(_get_alembic_config("")).get_current_head()
+        mig = workdir / "later-mlflow-auth-migrations"
+        args = ["-c", _WITH_LATER_MLFLOW, str(mig), _LATER_REVISION.format(head=head),
+                mlflow_auth.AUTH_MIGRATE]  # fmt: skip
+    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+
+
+def _user_fks(db: MariaDB, database: str) -> dict[str, tuple[str, str]]:
+    conn = db.root()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT TABLE_NAME, CONSTRAINT_NAME, DELETE_RULE"
+                " FROM information_schema.REFERENTIAL_CONSTRAINTS"
+                " WHERE CONSTRAINT_SCHEMA = %s AND REFERENCED_TABLE_NAME = 'users'"
+                " AND TABLE_NAME IN ('experiment_permissions', 'registered_model_permissions')",
+                (database,),
+            )
+            return {t: (name, rule) for t, name, rule in cur.fetchall()}
+    finally:
+        conn.close()
+
+
+LATER_KEYS = {
+    "experiment_permissions": ("fk_experiment_permissions_user_id_users", "CASCADE"),
+    "registered_model_permissions": ("fk_registered_model_permissions_user_id_users", "CASCADE"),
+}
+
+
+def test_mlflow_creates_the_auth_schema_and_a_later_migration_drops_keys_by_upstream_name(
+    tls_mariadb: tuple[MariaDB, dict[str, Path]], tmp_path: Path
+) -> None:
+    db, tls = tls_mariadb
+    ini = _ini_for(db, tls["ca"], tmp_path, database="mlflow_auth_next")
+    done = _auth_migrate(ini, tmp_path, later=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # MLflow's own migrations made the tables: its names, but the one MySQL cannot hold twice
+    assert _user_fks(db, "mlflow_auth_next") == {
+        "experiment_permissions": ("fk_user_id", "RESTRICT"),
+        "registered_model_permissions": ("fk_model_perm_user_id", "RESTRICT"),
+    }
+    upgraded = _auth_migrate(ini, tmp_path, later=True)
+    assert upgraded.returncode == 0, upgraded.stderr[-3000:]
+    assert "MLflow auth schema at e6c5d2f7a8b9" in upgraded.stdout
+    assert _user_fks(db, "mlflow_auth_next") == LATER_KEYS
+    renamed = "registered_model_permissions: foreign key fk_user_id is fk_model_perm_user_id"
+    assert renamed in done.stdout and renamed in upgraded.stdout
+
+
+# The auth tables as earlier releases of this project created them by hand on MySQL, before
+# MLflow's migrations ran (they then recorded the first migration as done and applied the rest).
+_EARLIER_TABLES = (
+    "CREATE TABLE users (id INTEGER NOT NULL AUTO_INCREMENT, username VARCHAR(255),"
+    " password_hash VARCHAR(255), is_admin BOOL, PRIMARY KEY (id), UNIQUE (username))",
+    "CREATE TABLE experiment_permissions (id INTEGER NOT NULL AUTO_INCREMENT,"
+    " experiment_id VARCHAR(255) NOT NULL, user_id INTEGER NOT NULL, permission VARCHAR(255),"
+    " PRIMARY KEY (id), CONSTRAINT fk_user_id FOREIGN KEY(user_id) REFERENCES users (id),"
+    " CONSTRAINT unique_experiment_user UNIQUE (experiment_id, user_id))",
+    "CREATE TABLE registered_model_permissions (id INTEGER NOT NULL AUTO_INCREMENT,"
+    " name VARCHAR(255) NOT NULL, user_id INTEGER NOT NULL, permission VARCHAR(255),"
+    " PRIMARY KEY (id),"
+    " CONSTRAINT fk_model_perm_user_id FOREIGN KEY(user_id) REFERENCES users (id),"
+    " CONSTRAINT unique_name_user UNIQUE (name, user_id))",
+    "INSERT INTO users (username, password_hash, is_admin) VALUES ('analyst', 'x', 0)",
+    "INSERT INTO registered_model_permissions (name, user_id, permission) VALUES ('m', 1, 'EDIT')",
+)
+
+
+def test_a_database_set_up_by_an_earlier_release_takes_the_later_migration(
+    tls_mariadb: tuple[MariaDB, dict[str, Path]], tmp_path: Path
+) -> None:
+    db, tls = tls_mariadb
+    conn = db.root()
+    with conn.cursor() as cur:
+        cur.execute("USE mlflow_auth_old")
+        for statement in _EARLIER_TABLES:
+            cur.execute(statement)
+    conn.commit()
+    conn.close()
+    ini = _ini_for(db, tls["ca"], tmp_path, database="mlflow_auth_old")
+    done = _auth_migrate(ini, tmp_path, later=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # the keys already have the names MLflow's migrations get through the Job: nothing to rename
+    assert _user_fks(db, "mlflow_auth_old") == {
+        "experiment_permissions": ("fk_user_id", "RESTRICT"),
+        "registered_model_permissions": ("fk_model_perm_user_id", "RESTRICT"),
+    }
+    upgraded = _auth_migrate(ini, tmp_path, later=True)
+    assert upgraded.returncode == 0, upgraded.stderr[-3000:]
+    assert _user_fks(db, "mlflow_auth_old") == LATER_KEYS
+    conn = db.root()
+    with conn.cursor() as cur:  # the earlier rows are kept
+        cur.execute("SELECT name, permission FROM mlflow_auth_old.registered_model_permissions")
+        assert cur.fetchall() == (("m", "EDIT"),)
+    conn.close()

@@ -1,6 +1,7 @@
-"""The cost figures in docs/infra.md are generated from the product: the price coverage of the
-snapshot and the default deployment's estimate. `python tests/unit/test_estimate_docs.py`
-rewrites both blocks; the tests fail when the docs no longer match."""
+"""The cost figures in docs/infra.md and the first-deploy timeline in docs/deploy.md are
+generated from the product: the price coverage of the snapshot, the default deployment's
+estimate and its critical path. `python tests/unit/test_estimate_docs.py` rewrites the blocks;
+the tests fail when the docs no longer match."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "infra.md"
+DEPLOY_DOC = DOC.with_name("deploy.md")
 
 
 def coverage_block() -> str:
@@ -58,9 +60,22 @@ def example_block() -> str:
     return "\n".join(rows)
 
 
+def timeline_block() -> str:
+    from zenml_gcp_gitops.config import build_config
+    from zenml_gcp_gitops.estimate.durations import fmt_duration
+    from zenml_gcp_gitops.estimate.graph import timeline
+    from zenml_gcp_gitops.plan import offline_plan
+
+    cfg = build_config(None, {"project": "my-proj-1", "region": "us-central1"})
+    d = offline_plan(cfg)["duration"]
+    first = d["first_deploy"]
+    span = f"first deploy {fmt_duration(first['min_s'])} - {fmt_duration(first['max_s'])}"
+    return f"```\n{timeline(d)}\n{span}\n```"
+
+
 def _block(text: str, name: str) -> str:
     m = re.search(rf"<!-- {name}:start -->\n(.*?)<!-- {name}:end -->", text, re.S)
-    assert m, f"docs/infra.md has no {name} block"
+    assert m, f"the doc has no {name} block"
     return m.group(1).strip()
 
 
@@ -79,6 +94,10 @@ def test_docs_price_coverage_is_the_snapshots() -> None:
 
 def test_docs_cost_example_is_the_plans() -> None:
     assert _block(DOC.read_text(), "cost-example") == example_block()
+
+
+def test_deploy_docs_timeline_is_the_plans() -> None:
+    assert _block(DEPLOY_DOC.read_text(), "timeline") == timeline_block()
 
 
 def test_docs_name_every_estimate_setting_with_its_default() -> None:
@@ -128,4 +147,5 @@ if __name__ == "__main__":  # regenerate the blocks
     text = _write(text, "price-coverage", coverage_block())
     text = _write(text, "cost-example", example_block())
     DOC.write_text(text)
+    DEPLOY_DOC.write_text(_write(DEPLOY_DOC.read_text(), "timeline", timeline_block()))
     sys.exit(0)

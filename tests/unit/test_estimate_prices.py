@@ -331,3 +331,30 @@ def test_refresh_command_writes_every_supported_region(
     assert data["sources"][f"catalog-{data['as_of']}"]["url"].startswith("https://")
     book = snapshot_prices("europe-west4", data)
     assert book.get("gcs_standard_gib_month") == pytest.approx(0.02)
+
+
+def test_every_fully_priced_region_has_a_dated_source_for_each_figure(
+    base_plan: dict[str, Any],
+) -> None:
+    """A region whose book has every price is priced completely, and each figure behind its
+    total names a page (or catalog extract) and the date it held; a bare number in the
+    snapshot would price the region with no source."""
+    outputs = InfraOutputs.from_mapping(base_plan["outputs"], source="the plan's outputs")
+    full = []
+    for region in sorted(SUPPORTED_REGIONS):
+        book = snapshot_prices(region)
+        if set(book.prices) != set(PRICE_KEYS):
+            continue
+        full.append(region)
+        for key in PRICE_KEYS:
+            origin = book.origin(key)
+            assert origin.source.startswith("https://"), (region, key, origin)
+            assert len(origin.as_of) == 10 and origin.as_of <= book.as_of, (region, key)
+        cost = estimates(cfg_of(region), outputs, base_plan["resources"], book)["cost"]
+        assert cost["complete"] is True and cost["unpriced"] == [], region
+        for line in cost["lines"]:
+            if line["monthly"]:
+                assert line["figures"], (region, line["item"])
+            for fig in line["figures"]:
+                assert fig["source"].startswith("https://") and fig["as_of"], (region, fig)
+    assert {"us-central1", "us-east1", "us-west1"} <= set(full)

@@ -298,8 +298,21 @@ def test_wave_order_is_the_documented_one(rendered: tuple[DeploymentConfig, R.Re
     operators = [w["external_secrets"], w["cert_manager"]] + (
         [w["ingress_nginx"]] if cfg.ingress == "nginx" else []
     )
-    assert max(operators) < w["platform"] < w["workloads"] < w["zenml_server"] < w["mlflow"]
+    assert max(operators) < w["platform"] < w["workloads"] < w["zenml_server"] == w["mlflow"]
     assert ("ingress_nginx" in w) == (cfg.ingress == "nginx")
+
+
+def test_each_app_syncs_in_the_first_wave_its_requirements_allow(
+    rendered: tuple[DeploymentConfig, R.Rendered],
+) -> None:
+    """No wave waits for more than it needs: apps that do not depend on each other (ZenML
+    and MLflow) share a wave, and an app starts right after the last app it requires."""
+    _, r = rendered
+    by_key = {a.key: a for a in r.apps}
+    for app in r.apps:
+        earliest = 1 + max((by_key[q].wave for q in app.requires), default=-1)
+        assert app.wave == earliest, f"{app.key} waits in wave {app.wave}, could sync in {earliest}"
+    assert r.app("zenml_server").wave == r.app("mlflow").wave
 
 
 def test_children_sync_automatically_with_retry_and_cascade(

@@ -248,7 +248,6 @@ def render_estimate(est: dict[str, Any]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from ..estimate.durations import fmt_duration
     from ..ui import console
 
     con = console()
@@ -296,40 +295,56 @@ def render_estimate(est: dict[str, Any]) -> None:
             )
     dur = est.get("duration")
     if dur:
-        first = dur["first_deploy"]
-        con.print()
+        _render_duration(con, dur)
+
+
+def _render_duration(con: Any, dur: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    from ..estimate.durations import fmt_duration
+
+    first = dur["first_deploy"]
+    con.print()
+    con.print(
+        f"[bold]First deploy[/bold] ≈ {fmt_duration(first['min_s'])} - "
+        f"{fmt_duration(first['max_s'])} wall clock"
+    )
+    if dur.get("measured"):
         con.print(
-            f"[bold]First deploy[/bold] ≈ {fmt_duration(first['min_s'])} - "
-            f"{fmt_duration(first['max_s'])} wall clock"
+            f"  [dim]durations measured by the last deploy where recorded: {escape(dur['measured'])}[/dim]"
         )
+    con.print(
+        "  "
+        + " · ".join(
+            f"{p['phase']} {fmt_duration(p['min_s'])}-{fmt_duration(p['max_s'])}"
+            for p in dur["phases"]
+        )
+    )
+    order = (
+        "gitops starts when its inputs exist" if dur.get("overlap") else "phases one after another"
+    )
+    con.print(f"  critical path ({order}; the longest path through the deploy's steps):")
+    for step in dur["critical_path"]:
         con.print(
-            "  "
-            + " · ".join(
-                f"{p['phase']} {fmt_duration(p['min_s'])}-{fmt_duration(p['max_s'])}"
-                for p in dur["phases"]
-            )
+            f"    {step['phase']:<9} {_short_type(step['type']):<22} {escape(step['name'][:40]):<20} "
+            f"{fmt_duration(step['min_s'])}-{fmt_duration(step['max_s'])}"
         )
-        con.print("  infra critical path:")
-        for step in dur["critical_path"]:
+        if step["source"].startswith("measured") or "; +" in step["source"]:
+            con.print(f"      [dim]{escape(step['source'])}[/dim]")
+    for p in dur["phases"]:
+        for d in p.get("dns") or []:
             con.print(
-                f"    {_short_type(step['type']):<22} {escape(step['name']):<20} "
-                f"{fmt_duration(step['min_s'])}-{fmt_duration(step['max_s'])}"
+                f"  {p['phase']} DNS step {d['step']}: "
+                f"{fmt_duration(d['min_s'])}-{fmt_duration(d['max_s'])} "
+                f"[dim]({escape(d['source'])})[/dim]"
             )
-            if "; +" in step.get("source", ""):  # a shape that adds to its type's time
-                con.print(f"      [dim]{escape(step['source'])}[/dim]")
-        for p in dur["phases"]:
-            for d in p.get("dns") or []:
-                con.print(
-                    f"  {p['phase']} DNS step {d['step']}: "
-                    f"{fmt_duration(d['min_s'])}-{fmt_duration(d['max_s'])} "
-                    f"[dim]({escape(d['source'])})[/dim]"
-                )
-        con.print("  Argo CD sync waves (one after another):")
-        for w in dur["sync_waves"]:
-            con.print(
-                f"    wave {w['wave']}: {escape(', '.join(w['applications']))} "
-                f"{fmt_duration(w['min_s'])}-{fmt_duration(w['max_s'])}"
-            )
+    con.print("  Argo CD sync waves (one after another; the apps of a wave side by side):")
+    for w in dur["sync_waves"]:
+        db = " [dim](needs the database)[/dim]" if w.get("needs_database") else ""
+        con.print(
+            f"    wave {w['wave']}: {escape(', '.join(w['applications']))} "
+            f"{fmt_duration(w['min_s'])}-{fmt_duration(w['max_s'])}{db}"
+        )
 
 
 def estimate_for(cfg: DeploymentConfig, pricing: str) -> dict[str, Any]:
@@ -346,14 +361,20 @@ def _plan(cfg: DeploymentConfig, pricing: str) -> dict[str, Any]:
 
 
 def show_plan(cfg: DeploymentConfig, output: str, pricing: str = "snapshot") -> None:
-    """Compute the offline plan and print it (`plan --offline` and `deploy --offline`)."""
+    """Compute the offline plan and print it (`plan --offline` and `deploy --offline`).
+
+    With this machine's copy of the deployment record, the durations its last deploy
+    measured replace the typical ones (the output says so)."""
+    from ..estimate.graph import Measured
     from ..estimate.prices import load_prices
+    from ..ops.upgrade import version_changes
     from ..plan import offline_plan
     from ..ui import print_json
 
     prices = load_prices(cfg.region, pricing)
-    plan = offline_plan(cfg, prices)
-    changes = _recorded_changes(cfg)
+    record, where = _local_record(cfg)
+    plan = offline_plan(cfg, prices, Measured.from_record(record, where))
+    changes = version_changes(record, cfg) if record is not None else []
     diff = ha_difference(cfg, plan, prices)
     if output == "json":
         print_json({**plan, "ha": diff, "version_changes": [c.to_dict() for c in changes]})
@@ -363,17 +384,16 @@ def show_plan(cfg: DeploymentConfig, output: str, pricing: str = "snapshot") -> 
         _print_ha(diff)
 
 
-def _recorded_changes(cfg: DeploymentConfig) -> list[Any]:
-    """Version changes against this machine's copy of the deployment record (no cloud call)."""
+def _local_record(cfg: DeploymentConfig) -> tuple[Any, str]:
+    """This machine's copy of the deployment record, if any (no cloud call)."""
     from ..errors import UserError
-    from ..ops.upgrade import version_changes
     from ..state.record import FileRecordStore, local_record_path
 
+    path = local_record_path(cfg)
     try:
-        record = FileRecordStore(local_record_path(cfg)).load()
+        return FileRecordStore(path).load(), str(path)
     except UserError:
-        return []
-    return version_changes(record, cfg)
+        return None, str(path)
 
 
 @click.command("plan")

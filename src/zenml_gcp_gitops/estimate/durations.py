@@ -1,10 +1,10 @@
 """How long a first deploy takes: typical creation times, the critical path, the sync waves.
 
 `CREATE_TIMES` is the one table of typical creation times per resource type, each row with
-its basis. The infra estimate is the longest path through the plan's dependency graph (the
-engine creates everything else in parallel); the gitops estimate adds the Argo CD sync waves,
-which run one after another. `deploy` records real durations per resource type from the
-engine's events, and `status` sets them against this table so it can be corrected.
+its basis. The first-deploy estimate is the longest path through the deploy's step graph
+(`estimate.graph`: the plan's resources, the Argo CD install and sync waves, the phases).
+`deploy` records real durations per resource type from the engine's events and per sync
+wave; `status` sets them against this table so it can be corrected, and `plan` uses them.
 """
 
 from __future__ import annotations
@@ -223,83 +223,6 @@ def infra_critical_path(resources: list[dict[str, Any]]) -> dict[str, Any]:
     return {"min_s": low, "max_s": high, "critical_path": steps}
 
 
-def _wave(app: dict[str, Any]) -> int:
-    ann = (app.get("metadata") or {}).get("annotations") or {}
-    return int(ann.get("argocd.argoproj.io/sync-wave", 0))
-
-
-def sync_waves(
-    applications: list[dict[str, Any]], app_keys: dict[str, str]
-) -> list[dict[str, Any]]:
-    """Argo CD apps grouped by wave; a wave lasts as long as its slowest app."""
-    waves: dict[int, list[dict[str, Any]]] = {}
-    for app in applications:
-        waves.setdefault(_wave(app), []).append(app)
-    out = []
-    for wave in sorted(waves):
-        names = sorted(str(a["metadata"]["name"]) for a in waves[wave])
-        times = [APP_TIMES.get(app_keys.get(n, ""), DEFAULT_TIME) for n in names]
-        out.append(
-            {
-                "wave": wave,
-                "applications": names,
-                "min_s": max(t.min_s for t in times),
-                "max_s": max(t.max_s for t in times),
-            }
-        )
-    return out
-
-
-def estimate_duration(
-    resources: list[dict[str, Any]],
-    applications: list[dict[str, Any]],
-    app_keys: dict[str, str],
-    dns_wait: bool = False,
-    new_zone: bool = False,
-    dns01: bool = False,
-) -> dict[str, Any]:
-    """The `duration` section of the plan contract (seconds). `dns_wait`: the deploy waits
-    for public DNS (a domain in a Cloud DNS zone); `new_zone`: the zone is new, so it waits
-    for the registrar's delegation instead; `dns01`: certificates by the DNS-01 challenge."""
-    infra = infra_critical_path(resources)
-    waves = sync_waves(applications, app_keys)
-    phases: list[dict[str, Any]] = [
-        {"phase": "preflight", **_range(PHASE_TIMES["preflight"])},
-        {"phase": "infra", "min_s": infra["min_s"], "max_s": infra["max_s"]},
-    ]
-    gitops_min = PHASE_TIMES["argocd_install"].min_s + sum(w["min_s"] for w in waves)
-    gitops_max = PHASE_TIMES["argocd_install"].max_s + sum(w["max_s"] for w in waves)
-    dns_steps = []
-    if dns_wait:
-        dns_steps.append("dns_delegation" if new_zone else "dns_wait")
-    if dns01:
-        dns_steps.append("dns01")
-    for step in dns_steps:
-        gitops_min += PHASE_TIMES[step].min_s
-        gitops_max += PHASE_TIMES[step].max_s
-    phases.append(
-        {
-            "phase": "gitops",
-            "min_s": gitops_min,
-            "max_s": gitops_max,
-            "dns": [
-                {"step": s, **_range(PHASE_TIMES[s]), "source": PHASE_TIMES[s].source}
-                for s in dns_steps
-            ],
-        }
-    )
-    phases += [{"phase": p, **_range(PHASE_TIMES[p])} for p in ("register", "ci")]
-    return {
-        "first_deploy": {
-            "min_s": sum(p["min_s"] for p in phases),
-            "max_s": sum(p["max_s"] for p in phases),
-        },
-        "phases": phases,
-        "critical_path": infra["critical_path"],
-        "sync_waves": waves,
-    }
-
-
 def _range(t: Typical) -> dict[str, float]:
     return {"min_s": t.min_s, "max_s": t.max_s}
 
@@ -316,6 +239,7 @@ def summarize(samples: dict[str, list[float]]) -> list[dict[str, Any]]:
         {
             "type": t,
             "count": len(v),
+            "min_s": round(min(v), 2),
             "mean_s": round(sum(v) / len(v), 2),
             "max_s": round(max(v), 2),
         }

@@ -210,12 +210,15 @@ def wait_for_apps(
     opts: WaitOptions | None = None,
     sleep: Any = time.sleep,
     clock: Any = time.monotonic,
+    timings: list[dict[str, Any]] | None = None,
 ) -> list[AppState]:
-    """Block until every child app is Synced and Healthy, wave by wave."""
+    """Block until every child app is Synced and Healthy, wave by wave. `timings` gets how
+    long each wave took (the plan's estimate prefers these)."""
     opts = opts or WaitOptions()
     final: list[AppState] = []
     start = clock()
     for wave in sorted({a.wave for a in rendered.apps}):
+        began = clock()
         apps = [a for a in rendered.apps if a.wave == wave]
         if reporter is not None:
             reporter.step(f"Wave {wave}: {', '.join(a.name for a in apps)}")
@@ -230,6 +233,8 @@ def wait_for_apps(
             on_timeout=wait.timed_out,
         )
         final.extend(wait.states)
+        if timings is not None:
+            timings.append({"wave": wave, "duration_s": round(clock() - began, 2)})
     return final
 
 

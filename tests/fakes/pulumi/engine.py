@@ -198,6 +198,11 @@ class Deployment:
         # IAM as GCP applies it: a grant made in this run is not in force yet, so a create
         # that depends on it is refused; on the next run the grant is old and holds.
         self.iam_propagation = bool(os.environ.get("FAKE_PULUMI_IAM_PROPAGATION"))
+        # benchmarks: seconds a create of each type takes (a JSON file {type: seconds})
+        delays = os.environ.get("FAKE_PULUMI_CREATE_SECONDS")
+        self.create_seconds: dict[str, float] = (
+            json.loads(Path(delays).read_text()) if delays else {}
+        )
         self.fresh_grants: set[str] = set()
 
     def count(self, op: str) -> None:
@@ -297,6 +302,9 @@ class Deployment:
                 else "googleapi: Error 403: The caller does not have permission, forbidden"
             )
             raise self._fail(urn, request, "create", msg)
+        delay = self.create_seconds.get(request.type, 0.0) if op == "create" else 0.0
+        if delay and not self.dry_run and self.canceled.wait(delay):
+            raise Canceled()
         fail_name, _, fail_msg = self.fail_spec.partition("=")
         if fail_name and request.name == fail_name and op != "same" and not self.dry_run:
             msg = fail_msg or "googleapi: Error 403: Quota 'CPUS' exceeded. Limit: 8.0 in region."
@@ -468,7 +476,8 @@ def _run_program(dep: Deployment, client: str, project: str, stack: str, cwd: Pa
         )
 
     ctx.run(configure)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    # independent registrations run side by side, as the real engine's steps do
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=128))
     resource_pb2_grpc.add_ResourceMonitorServicer_to_server(Monitor(dep, ctx), server)
     engine_pb2_grpc.add_EngineServicer_to_server(Engine(dep), server)
     port = server.add_insecure_port("127.0.0.1:0")
