@@ -2,7 +2,7 @@
 result in the deployment record, resumes where a failed or interrupted run stopped, and tears
 everything down in reverse.
 
-The record itself (model and stores) is in `record.py`, the progress display in `progress.py`.
+The record itself (model and stores) is in `state/record.py`, the progress display in `progress.py`.
 This module stays a little over 500 lines because deploy, status and destroy share the
 record, the lease and the per-phase bookkeeping; splitting them would split that state."""
 

@@ -24,7 +24,7 @@ class RunOptions:
 
     yes: bool = False  # answer yes to prompts (install Pulumi, destroy)
     force: bool = False  # destroy: lift deletion protection first
-    # deploy: stateful resources it may replace or delete (`replace_guard.parse_allow`)
+    # deploy: stateful resources it may replace or delete (`state.replace_guard.parse_allow`)
     allow_replace: frozenset[str] = frozenset()
     purge_state: bool = False  # destroy: also the state bucket, key and record
     verbose: bool = False

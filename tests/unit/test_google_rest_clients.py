@@ -1,5 +1,5 @@
 """The product's own Google client layers over real HTTP: `RestSqlAdmin` (ops/sqladmin.py) and
-`GcpSecretManager` (gcp_secrets.py) against a loopback server that answers as the APIs do
+`GcpSecretManager` (gcp/secrets.py) against a loopback server that answers as the APIs do
 (tests/fakes/google_rest.py): Google's error bodies and codes, long-running operations, pages,
 and every request checked against Google's discovery document."""
 

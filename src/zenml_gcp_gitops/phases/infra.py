@@ -13,7 +13,7 @@ pulumi_home, work_dir, env) and `ctx.services.program` (a callable cfg -> None; 
 program when None).
 
 An existing stack is previewed before `up`: a replacement or deletion of a stateful resource
-stops the deploy unless `allow_replace` covers it (see `replace_guard`).
+stops the deploy unless `allow_replace` covers it (see `state/replace_guard.py`).
 """
 
 from __future__ import annotations

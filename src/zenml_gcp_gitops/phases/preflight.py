@@ -8,7 +8,7 @@ versioned, uniform-access, public-access-prevented bucket `gs://<project>-<name>
 Cloud KMS key that encrypts the state's secrets (both idempotent, both kept across deploys), or
 checks PULUMI_CONFIG_PASSPHRASE for `--secrets-provider passphrase`.
 
-Every Google call goes through `gcp_api.GcpApi` (the Google Cloud client libraries, their
+Every Google call goes through `gcp.api.GcpApi` (the Google Cloud client libraries, their
 errors mapped to the fix); `ctx.services.gcp_api` replaces it with one on injected clients.
 With `dry_run` nothing is created; the outputs say what would be.
 """
