@@ -417,7 +417,10 @@ class Monitoring(Component):
             "dashboard",
             project=args.project,
             dashboard_json=pulumi.Output.all(**check_ids).apply(
-                lambda ids: dashboard_json(args.dashboard, args.project, sql, args.cluster, ids)
+                # Output.all() of no checks (paused) resolves to a list
+                lambda ids: dashboard_json(
+                    args.dashboard, args.project, sql, args.cluster, dict(ids or {})
+                )
             ),
             opts=self.child(),
         )
