@@ -233,7 +233,9 @@ def test_pause_zeroes_the_desired_state_then_argocd_then_sql_and_resume_reverses
 ) -> None:
     s = Stack(cluster)
     running = s.ctl.app_pods()
-    assert any(p.startswith("zenml/") for p in running) and any("cert-manager" in p for p in running)
+    assert any(p.startswith("zenml/") for p in running) and any(
+        "cert-manager" in p for p in running
+    )
 
     out = P.pause(s.deps(), by="ana@laptop")
     assert out["stage"] == "done" and out["by"] == "ana@laptop"

@@ -265,12 +265,14 @@ def render_estimate(est: dict[str, Any]) -> None:
         table.add_column("item")
         table.add_column("quantity")
         table.add_column("per month", justify="right")
+        table.add_column("paused", justify="right")  # `pause`: estimate/paused.py
         for line in cost["lines"]:
             if cost.get("unavailable"):
-                table.add_row(escape(line["item"]), escape(line["quantity"]), "—")
+                table.add_row(escape(line["item"]), escape(line["quantity"]), "—", "—")
                 continue
             value = _money(line["monthly"], cur)
-            table.add_row(escape(line["item"]), escape(line["quantity"]), value)
+            paused = _money(line.get("paused_monthly"), cur)
+            table.add_row(escape(line["item"]), escape(line["quantity"]), value, paused)
         con.print(table)
         for line in cost["lines"]:
             if line["monthly"] is None and line.get("note") and not cost.get("unavailable"):
@@ -282,6 +284,9 @@ def render_estimate(est: dict[str, Any]) -> None:
                 else f" (partial: without {escape(', '.join(cost.get('unpriced') or []))})"
             )
             con.print(f"  [bold]total ≈ {_money(total, cur)}[/bold]{partial}")
+            if cost.get("paused_note"):
+                paused_total = _money(cost.get("paused_total"), cur)
+                con.print(f"  paused ≈ {paused_total}: {escape(cost['paused_note'])}")
         sources = sorted(
             {(f["source"], f["as_of"]) for ln in cost["lines"] for f in ln.get("figures", [])}
         )
@@ -355,12 +360,31 @@ def show_plan(cfg: DeploymentConfig, output: str, pricing: str = "snapshot") -> 
     plan = offline_plan(cfg, prices)
     changes = _recorded_changes(cfg)
     diff = ha_difference(cfg, plan, prices)
+    paused = _recorded_paused(cfg)
     if output == "json":
-        print_json({**plan, "ha": diff, "version_changes": [c.to_dict() for c in changes]})
+        extra = {"paused": paused} if paused else {}
+        print_json({**plan, "ha": diff, "version_changes": [c.to_dict() for c in changes], **extra})
     else:
+        if paused:
+            from ..ui import console
+            from .pause import paused_line
+
+            console().print(paused_line(paused))
         print_version_changes(changes)
         render_text(plan)
         _print_ha(diff)
+
+
+def _recorded_paused(cfg: DeploymentConfig) -> dict[str, Any] | None:
+    """The `pause` entry of this machine's copy of the deployment record, if any."""
+    from ..errors import UserError
+    from ..record import FileRecordStore, local_record_path
+
+    try:
+        record = FileRecordStore(local_record_path(cfg)).load()
+    except UserError:
+        return None
+    return (record.operations.get("paused") or None) if record is not None else None
 
 
 def _recorded_changes(cfg: DeploymentConfig) -> list[Any]:
