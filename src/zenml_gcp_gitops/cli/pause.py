@@ -33,6 +33,12 @@ def _who() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
+def _log(line: str) -> None:
+    from ..ui import console_err
+
+    console_err().print(f"  {line}", highlight=False, markup=False)
+
+
 def _engine(config: ConfigSource) -> Any:
     from .deploy import _make_engine, _require_credentials
 
@@ -42,11 +48,33 @@ def _engine(config: ConfigSource) -> Any:
     return engine
 
 
+def _local_options(func: Any) -> Any:
+    from .options import UserPath
+
+    func = click.option(
+        "--dir", "data_dir", type=UserPath(file_okay=False, root_ok=False),
+        help="--local: the rehearsal's data dir [user data dir/local/NAME].",
+    )(func)  # fmt: skip
+    return click.option(
+        "--local", is_flag=True, help="The local rehearsal (`deploy --local`) instead of GCP."
+    )(func)
+
+
+def _print(output: str, result: dict[str, Any], text: str) -> None:
+    from ..ui import console, print_json
+
+    if output == "json":
+        print_json({"ok": True, **result})
+    else:
+        console().print(text)
+
+
 @click.command("pause")
 @config_options
 @click.option("--force", is_flag=True, help="Pause even while pipeline runs are in progress.")
+@_local_options
 @output_option
-def pause(config: ConfigSource, force: bool, output: str) -> None:
+def pause(config: ConfigSource, force: bool, local: bool, data_dir: Any, output: str) -> None:
     """Stop the servers, the operators, Argo CD and Cloud SQL; keep every byte, name and URL.
 
     \b
@@ -54,6 +82,13 @@ def pause(config: ConfigSource, force: bool, output: str) -> None:
     (`deploy --resume` or `resume` does). Refuses while pipeline runs are in progress.
     Re-running finishes an interrupted pause.
     """
+    if local:
+        from ..ops.local_pause import local_pause
+        from .deploy import _local_name
+
+        result = local_pause(_local_name(config), data_dir, _who(), log=_log)
+        _print(output, result, paused_line(result["paused"]))
+        return
     engine = _engine(config)
     result = engine.pause(by=_who(), force=force)
     if output == "json":
@@ -68,13 +103,21 @@ def pause(config: ConfigSource, force: bool, output: str) -> None:
 
 @click.command("resume")
 @config_options
+@_local_options
 @output_option
-def resume(config: ConfigSource, output: str) -> None:
+def resume(config: ConfigSource, local: bool, data_dir: Any, output: str) -> None:
     """Start a paused stack again: Cloud SQL and monitoring, Argo CD, then the apps.
 
     Waits until every Argo CD app is Healthy and the servers answer, then checks the
     registered ZenML stack as `status` does. Re-running finishes an interrupted resume.
     """
+    if local:
+        from ..ops.local_pause import local_resume
+        from .deploy import _local_name
+
+        result = local_resume(_local_name(config), data_dir, log=_log)
+        _print(output, result, "Resumed." if result["resumed"] else "It was not paused.")
+        return
     engine = _engine(config)
     result = engine.resume()
     if output == "json":
