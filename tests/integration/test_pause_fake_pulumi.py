@@ -70,3 +70,51 @@ def test_paused_input_stops_sql_and_monitoring_and_deploy_keeps_it(
     _journal(cfg, {"at": "2026-12-07T18:00:00+00:00", "by": "ana", "resuming": True})
     _engine(cfg, fake_pulumi_root).deploy(from_phase="infra", stop_after="infra")
     assert _shape(cfg, fake_pulumi_env) == ("ALWAYS", {True}, 2)
+
+
+def test_engine_pause_and_resume_drive_argocd_and_the_program_in_order(
+    fake_pulumi_env: Path, fake_pulumi_root: Path
+) -> None:
+    """`Engine.pause` / `resume` end to end: the lease, the record, the real program through the
+    fake engine, and the cluster (kmock, with the controllers of test_pause_kmock)."""
+    from tests.fakes.kube_kmock import FakeCluster
+    from tests.integration.test_pause_kmock import ARGO, ARGO_WORKLOADS, Controllers
+    from zenml_gcp_gitops.gitops.kube import Kube
+    from zenml_gcp_gitops.ops.pause_run import apply_desired
+    from zenml_gcp_gitops.outputs import InfraOutputs
+
+    cfg = _cfg(fake_pulumi_env, name="pausing")
+    summary = _engine(cfg, fake_pulumi_root).deploy()
+    cluster = FakeCluster().start()
+    try:
+        ctl = Controllers(cluster)
+        for kind, name, replicas in ARGO_WORKLOADS:
+            ctl._workload(kind, name, ARGO, replicas)
+        ctl.tick()
+        out = InfraOutputs.from_mapping(summary["outputs"], source="test")
+        apply_desired(Kube(cluster.api_client()), cfg, out, False, ctl.waits())
+        running = sorted(ctl.app_pods())
+        assert running
+
+        def engine() -> Any:
+            e = _engine(cfg, fake_pulumi_root, no_servers=True)
+            e.services.kube_api_client = cluster.api_client()
+            e.services.pause_waits = ctl.waits()
+            return e
+
+        result = engine().pause(by="ana@ci")
+        assert result["paused"]["stage"] == "done"
+        assert ctl.app_pods() == [] and not ctl.argo_running()
+        assert _shape(cfg, fake_pulumi_env) == ("NEVER", {False}, 0)
+        status = engine().status(live=False)
+        assert status["paused"]["by"] == "ana@ci"
+
+        assert engine().pause(by="bob")["paused"]["by"] == "ana@ci"  # already paused
+
+        back = engine().resume()
+        assert back["resumed"] is True
+        assert _shape(cfg, fake_pulumi_env) == ("ALWAYS", {True}, 2)
+        assert sorted(ctl.app_pods()) == running and ctl.argo_running()
+        assert "paused" not in engine().status(live=False)
+    finally:
+        cluster.stop()

@@ -84,6 +84,10 @@ class Controllers:
         for child in root["spec"]["source"]["helm"]["valuesObject"]["resources"]:
             obj = copy.deepcopy(child)
             obj["status"] = status_for(child, "Synced", "Healthy")
+            name = child["metadata"]["name"]
+            live = self.c.get("Application", name, ARGO)
+            if live is not None and live["spec"] != child["spec"]:
+                self.c.remove("Application", name, ARGO)  # applied whole: dropped keys go
             self.c.put(obj)
             helm = child["spec"]["source"].get("helm")
             key = next((k for k in CHART_PODS if child["metadata"]["name"].endswith(k)), None)

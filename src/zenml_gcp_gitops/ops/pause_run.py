@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UserError
+from ..errors import ServiceUnavailable, UserError
 from .pause import KEY, PauseDeps, pause, resume
-from .writers import Waits
+from .writers import APP, Waits
 
 if TYPE_CHECKING:
     from ..engine import Engine
     from ..gitops.kube import Kube
     from ..record import DeploymentRecord
+
+
+def _plain(value: Any) -> Any:
+    """The value as the API server stores it: keys set to null are dropped."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def apply_desired(kube: Kube, cfg: Any, outputs: Any, paused: bool, waits: Waits) -> None:
@@ -23,6 +32,23 @@ def apply_desired(kube: Kube, cfg: Any, outputs: Any, paused: bool, waits: Waits
     rendered = render(cfg, outputs, paused=paused)
     opts = WaitOptions(wave_timeout=waits.timeout, poll=waits.poll)
     apply_stack(kube, cfg, rendered, None, opts, sleep=waits.sleep, clock=waits.clock)
+    # the children's verdicts count once the root has handed them the new spec
+    ns, start = cfg.names.namespaces["argocd"], waits.clock()
+    while True:
+        behind = [
+            a.name
+            for a in rendered.apps
+            if _plain(((kube.get(*APP, a.name, ns) or {}).get("spec") or {}).get("source"))
+            != _plain(a.manifest["spec"]["source"])
+        ]
+        if not behind:
+            break
+        if waits.clock() - start > waits.timeout:
+            raise ServiceUnavailable(
+                f"Argo CD did not update {', '.join(behind)} within {int(waits.timeout)}s",
+                f"check the root app: `kubectl -n {ns} get applications`; then re-run",
+            )
+        waits.sleep(waits.poll)
     wait_for_apps(kube, cfg, rendered, None, opts, sleep=waits.sleep, clock=waits.clock)
 
 
