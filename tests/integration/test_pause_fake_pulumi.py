@@ -8,9 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.fakes.pulumi import read_state
 from tests.integration.test_monitoring_fake_pulumi import _cfg, _engine
 from zenml_gcp_gitops.config import PULUMI_PROJECT, DeploymentConfig
+from zenml_gcp_gitops.lease import LeaseHeld
 from zenml_gcp_gitops.record import FileRecordStore, local_record_path
 
 
@@ -116,5 +119,18 @@ def test_engine_pause_and_resume_drive_argocd_and_the_program_in_order(
         assert _shape(cfg, fake_pulumi_env) == ("ALWAYS", {True}, 2)
         assert sorted(ctl.app_pods()) == running and ctl.argo_running()
         assert "paused" not in engine().status(live=False)
+
+        # pause holds the deploy lease: a running deploy (or pause) refuses it
+        with engine().lease(), pytest.raises(LeaseHeld):
+            engine().pause(by="bob")
+        assert "paused" not in engine().status(live=False)
+
+        # a paused stack's `deploy --resume` resumes first, then converges every phase
+        engine().pause(by="ana@ci", force=True)
+        summary = engine().deploy(resume=True)
+        assert summary.get("paused") is None
+        assert summary["phases"]["gitops"]["status"] == "succeeded"
+        assert _shape(cfg, fake_pulumi_env) == ("ALWAYS", {True}, 2)
+        assert sorted(ctl.app_pods()) == running
     finally:
         cluster.stop()

@@ -17,7 +17,8 @@ def paused_line(entry: dict[str, Any]) -> str:
         state = "paused"
     return (
         f"[yellow]{state}[/yellow] since {escape(str(entry.get('at')))} by "
-        f"{escape(str(entry.get('by')))}: Cloud SQL, Argo CD and the servers are stopped; "
+        f"{escape(str(entry.get('by')))}: the servers, operators, Argo CD and Cloud SQL are "
+        "stopped, the uptime checks removed and the alerts disabled; "
         "`zenml-gcp-gitops resume` starts them"
     )
 
