@@ -14,7 +14,6 @@ from tests.fakes.pulumi import read_state
 from tests.integration.test_monitoring_fake_pulumi import _cfg, _engine
 from zenml_gcp_gitops.config import PULUMI_PROJECT, DeploymentConfig
 from zenml_gcp_gitops.lease import LeaseHeld
-from zenml_gcp_gitops.record import FileRecordStore, local_record_path
 
 
 def _resources(cfg: DeploymentConfig, tmp: Path) -> dict[str, list[dict[str, Any]]]:
@@ -37,44 +36,6 @@ def _shape(cfg: DeploymentConfig, tmp: Path) -> tuple[str, set[bool], int]:
     )
 
 
-def _journal(cfg: DeploymentConfig, entry: dict[str, Any] | None) -> None:
-    store = FileRecordStore(local_record_path(cfg))
-    record = store.load()
-    assert record is not None
-    if entry is None:
-        record.operations.pop("paused", None)
-    else:
-        record.operations["paused"] = entry
-    store.save(record)
-
-
-def test_paused_input_stops_sql_and_monitoring_and_deploy_keeps_it(
-    fake_pulumi_env: Path, fake_pulumi_root: Path
-) -> None:
-    cfg = _cfg(fake_pulumi_env)
-    _engine(cfg, fake_pulumi_root).deploy()
-    assert _shape(cfg, fake_pulumi_env) == ("ALWAYS", {True}, 2)
-
-    # what `pause` journals before it converges the infra
-    _journal(cfg, {"at": "2026-12-07T18:00:00+00:00", "by": "ana", "stage": "infra"})
-    engine = _engine(cfg, fake_pulumi_root)
-    summary = engine.deploy()  # a plain deploy of a paused stack
-    assert _shape(cfg, fake_pulumi_env) == ("NEVER", {False}, 0)
-    # Argo CD and the servers are down: nothing after infra ran, and the summary says why
-    assert [n for n, p in summary["phases"].items() if p["status"] != "skipped"] == [
-        "preflight",
-        "infra",
-    ]
-    assert summary["paused"]["by"] == "ana"
-    assert engine.status(live=False)["paused"]["stage"] == "infra"
-    assert summary["outputs"].get("uptime_checks") is None
-
-    # what `resume` journals first: the same input flips back
-    _journal(cfg, {"at": "2026-12-07T18:00:00+00:00", "by": "ana", "resuming": True})
-    _engine(cfg, fake_pulumi_root).deploy(from_phase="infra", stop_after="infra")
-    assert _shape(cfg, fake_pulumi_env) == ("ALWAYS", {True}, 2)
-
-
 def test_engine_pause_and_resume_drive_argocd_and_the_program_in_order(
     fake_pulumi_env: Path, fake_pulumi_root: Path
 ) -> None:
@@ -88,6 +49,7 @@ def test_engine_pause_and_resume_drive_argocd_and_the_program_in_order(
 
     cfg = _cfg(fake_pulumi_env, name="pausing")
     summary = _engine(cfg, fake_pulumi_root).deploy()
+    assert _shape(cfg, fake_pulumi_env) == ("ALWAYS", {True}, 2)
     cluster = FakeCluster().start()
     try:
         ctl = Controllers(cluster)
@@ -113,6 +75,18 @@ def test_engine_pause_and_resume_drive_argocd_and_the_program_in_order(
         assert status["paused"]["by"] == "ana@ci"
 
         assert engine().pause(by="bob")["paused"]["by"] == "ana@ci"  # already paused
+
+        # a plain deploy of a paused stack converges the infra and keeps it paused; Argo CD
+        # and the servers are down, so nothing after infra runs
+        summary = engine().deploy()
+        assert [n for n, p in summary["phases"].items() if p["status"] != "skipped"] == [
+            "preflight",
+            "infra",
+        ]
+        assert (
+            summary["paused"]["by"] == "ana@ci" and summary["outputs"].get("uptime_checks") is None
+        )
+        assert _shape(cfg, fake_pulumi_env) == ("NEVER", {False}, 0) and ctl.app_pods() == []
 
         back = engine().resume()
         assert back["resumed"] is True
