@@ -447,7 +447,7 @@ class Engine:
                     "sql_instance",
                 )
             }
-            monitoring = self._monitoring_status(o, live)
+            monitoring = self._monitoring_status(o, live and "paused" not in out)
             if monitoring is not None:
                 out["monitoring"] = monitoring
         if record.destroy:
@@ -465,6 +465,9 @@ class Engine:
     def _monitoring_status(self, o: dict[str, Any], live: bool) -> dict[str, Any] | None:
         """The dashboard, who is notified, and each uptime check's latest result."""
         checks = o.get("uptime_checks")
+        if not checks and o.get("dashboard_url"):  # paused: the checks are removed
+            return {"dashboard": o["dashboard_url"], "notified": o.get("alerts_notify"),
+                    "off": "paused: uptime checks removed, alert policies disabled"}  # fmt: skip
         if not checks:
             return None
         out: dict[str, Any] = {

@@ -73,6 +73,7 @@ def test_engine_pause_and_resume_drive_argocd_and_the_program_in_order(
         assert _shape(cfg, fake_pulumi_env) == ("NEVER", {False}, 0)
         status = engine().status(live=False)
         assert status["paused"]["by"] == "ana@ci"
+        assert status["monitoring"]["off"].startswith("paused")
 
         assert engine().pause(by="bob")["paused"]["by"] == "ana@ci"  # already paused
 

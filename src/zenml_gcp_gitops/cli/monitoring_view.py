@@ -16,6 +16,8 @@ def print_monitoring(c: Console, mon: dict[str, Any]) -> None:
     )
     if mon.get("dashboard"):
         c.print(f"  dashboard: {escape(mon['dashboard'])}")
+    if mon.get("off"):
+        c.print(f"  monitoring: [yellow]{escape(mon['off'])}[/yellow]")
     for key, u in (mon.get("uptime") or {}).items():
         detail = u.get("error") or (
             f"{u['passed']}/{u['probes']} regions at {u['at']}" if u.get("probes") else ""
