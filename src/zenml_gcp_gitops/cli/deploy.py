@@ -426,7 +426,7 @@ def status(config: ConfigSource, no_live: bool, output: str) -> None:
         )
     c.print(table)
     if data.get("paused"):
-        from .pause import paused_line
+        from .monitoring_view import paused_line
 
         c.print(paused_line(data["paused"]))
     for k, v in (data.get("infra") or {}).items():

@@ -1,4 +1,4 @@
-"""How `status` and the deploy summary show the stack's monitoring."""
+"""How `status` and the deploy summary show the stack's monitoring, and a paused stack."""
 
 from __future__ import annotations
 
@@ -23,3 +23,15 @@ def print_monitoring(c: Console, mon: dict[str, Any]) -> None:
             f"{u['passed']}/{u['probes']} regions at {u['at']}" if u.get("probes") else ""
         )
         c.print(f"  uptime {key}: {escape(u['state'])} {escape(detail)}".rstrip())
+
+
+def paused_line(entry: dict[str, Any]) -> str:
+    state = "resuming" if entry.get("resuming") else f"paused ({entry.get('stage', 'servers')})"
+    if entry.get("stage") == "done" and not entry.get("resuming"):
+        state = "paused"
+    return (
+        f"[yellow]{state}[/yellow] since {escape(str(entry.get('at')))} by "
+        f"{escape(str(entry.get('by')))}: the servers, operators, Argo CD and Cloud SQL are "
+        "stopped, the uptime checks removed and the alerts disabled; "
+        "`zenml-gcp-gitops resume` starts them"
+    )

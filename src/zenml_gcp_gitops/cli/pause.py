@@ -6,21 +6,8 @@ from typing import Any
 
 import click
 
+from .monitoring_view import paused_line
 from .options import ConfigSource, config_options, output_option
-
-
-def paused_line(entry: dict[str, Any]) -> str:
-    from rich.markup import escape
-
-    state = "resuming" if entry.get("resuming") else f"paused ({entry.get('stage', 'servers')})"
-    if entry.get("stage") == "done" and not entry.get("resuming"):
-        state = "paused"
-    return (
-        f"[yellow]{state}[/yellow] since {escape(str(entry.get('at')))} by "
-        f"{escape(str(entry.get('by')))}: the servers, operators, Argo CD and Cloud SQL are "
-        "stopped, the uptime checks removed and the alerts disabled; "
-        "`zenml-gcp-gitops resume` starts them"
-    )
 
 
 def _who() -> str:

@@ -367,7 +367,7 @@ def show_plan(cfg: DeploymentConfig, output: str, pricing: str = "snapshot") -> 
     else:
         if paused:
             from ..ui import console
-            from .pause import paused_line
+            from .monitoring_view import paused_line
 
             console().print(paused_line(paused))
         print_version_changes(changes)
