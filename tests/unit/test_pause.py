@@ -91,3 +91,12 @@ def test_pause_and_resume_are_commands_with_force_and_local() -> None:
     assert "--force" in out and "--local" in out
     assert "--local" in CliRunner().invoke(cli, ["resume", "--help"]).output
     assert "--resume" in CliRunner().invoke(cli, ["deploy", "--help"]).output
+
+
+def test_the_paused_line_says_whether_a_pause_or_resume_is_unfinished() -> None:
+    from zenml_gcp_gitops.cli.monitoring_view import paused_line
+
+    entry = {"at": "2026-12-07T18:00:00+00:00", "by": "ana@laptop"}
+    assert paused_line({**entry, "stage": "done"}).startswith("[yellow]paused[/yellow] since")
+    assert "pause unfinished" in paused_line({**entry, "stage": "argocd"})
+    assert "resume unfinished" in paused_line({**entry, "stage": "done", "resuming": True})

@@ -26,12 +26,17 @@ def print_monitoring(c: Console, mon: dict[str, Any]) -> None:
 
 
 def paused_line(entry: dict[str, Any]) -> str:
-    state = "resuming" if entry.get("resuming") else f"paused ({entry.get('stage', 'servers')})"
-    if entry.get("stage") == "done" and not entry.get("resuming"):
-        state = "paused"
+    """The `pause` entry of the record, for `status`, `plan` and `pause` itself."""
+    since = f"since {escape(str(entry.get('at')))} by {escape(str(entry.get('by')))}"
+    if entry.get("resuming"):
+        return f"[yellow]resume unfinished[/yellow] ({since}): run `zenml-gcp-gitops resume`"
+    if entry.get("stage") != "done":
+        return (
+            f"[yellow]pause unfinished[/yellow] at {escape(str(entry.get('stage')))} ({since}): "
+            "run `zenml-gcp-gitops pause` to finish it, or `resume`"
+        )
     return (
-        f"[yellow]{state}[/yellow] since {escape(str(entry.get('at')))} by "
-        f"{escape(str(entry.get('by')))}: the servers, operators, Argo CD and Cloud SQL are "
+        f"[yellow]paused[/yellow] {since}: the servers, operators, Argo CD and Cloud SQL are "
         "stopped, the uptime checks removed and the alerts disabled; "
         "`zenml-gcp-gitops resume` starts them"
     )
