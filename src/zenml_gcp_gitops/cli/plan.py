@@ -360,31 +360,12 @@ def show_plan(cfg: DeploymentConfig, output: str, pricing: str = "snapshot") -> 
     plan = offline_plan(cfg, prices)
     changes = _recorded_changes(cfg)
     diff = ha_difference(cfg, plan, prices)
-    paused = _recorded_paused(cfg)
     if output == "json":
-        extra = {"paused": paused} if paused else {}
-        print_json({**plan, "ha": diff, "version_changes": [c.to_dict() for c in changes], **extra})
+        print_json({**plan, "ha": diff, "version_changes": [c.to_dict() for c in changes]})
     else:
-        if paused:
-            from ..ui import console
-            from .monitoring_view import paused_line
-
-            console().print(paused_line(paused))
         print_version_changes(changes)
         render_text(plan)
         _print_ha(diff)
-
-
-def _recorded_paused(cfg: DeploymentConfig) -> dict[str, Any] | None:
-    """The `pause` entry of this machine's copy of the deployment record, if any."""
-    from ..errors import UserError
-    from ..record import FileRecordStore, local_record_path
-
-    try:
-        record = FileRecordStore(local_record_path(cfg)).load()
-    except UserError:
-        return None
-    return (record.operations.get("paused") or None) if record is not None else None
 
 
 def _recorded_changes(cfg: DeploymentConfig) -> list[Any]:
@@ -436,7 +417,31 @@ def plan(config: ConfigSource, offline: bool, pricing: str, output: str) -> None
             "plan needs --offline: a live preview against your project is `deploy --dry-run`",
             "add --offline, or run `zenml-gcp-gitops deploy --dry-run`",
         )
-    show_plan(config.load(), output, pricing=pricing)
+    cfg = config.load()
+    _print_paused(cfg)
+    show_plan(cfg, output, pricing=pricing)
+
+
+def _recorded_paused(cfg: DeploymentConfig) -> dict[str, Any] | None:
+    """The `pause` entry of this machine's copy of the deployment record, if any."""
+    from ..errors import UserError
+    from ..record import FileRecordStore, local_record_path
+
+    try:
+        record = FileRecordStore(local_record_path(cfg)).load()
+    except UserError:
+        return None
+    return (record.operations.get("paused") or None) if record is not None else None
+
+
+def _print_paused(cfg: DeploymentConfig) -> None:
+    """A paused deployment says so first (on stderr: `--output json` stays one document)."""
+    paused = _recorded_paused(cfg)
+    if paused:
+        from ..ui import console_err
+        from .monitoring_view import paused_line
+
+        console_err().print(paused_line(paused))
 
 
 COMMANDS: list[click.Command] = [plan]
