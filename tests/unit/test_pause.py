@@ -100,3 +100,24 @@ def test_the_paused_line_says_whether_a_pause_or_resume_is_unfinished() -> None:
     assert paused_line({**entry, "stage": "done"}).startswith("[yellow]paused[/yellow] since")
     assert "pause unfinished" in paused_line({**entry, "stage": "argocd"})
     assert "resume unfinished" in paused_line({**entry, "stage": "done", "resuming": True})
+
+
+def test_plan_names_a_paused_deployment_and_its_json_stays_one_document(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    import json
+
+    from zenml_gcp_gitops.config import build_config
+    from zenml_gcp_gitops.record import DeploymentRecord, FileRecordStore, local_record_path
+
+    monkeypatch.setenv("ZENML_GCP_GITOPS_HOME", str(tmp_path))
+    cfg = build_config(None, {"project": "my-project-1", "region": "us-central1"})
+    record = DeploymentRecord.new(cfg)
+    record.operations["paused"] = {"at": "2026-12-07T18:00:00+00:00", "by": "ana", "stage": "done"}
+    FileRecordStore(local_record_path(cfg)).save(record)
+    args = ["plan", "--offline", "--project", "my-project-1", "--region", "us-central1"]
+    res = CliRunner().invoke(cli, [*args, "--output", "json"])
+    assert res.exit_code == 0, res.output
+    assert "paused" in res.stderr and "by ana" in res.stderr
+    cost = json.loads(res.stdout)["cost"]
+    assert cost["paused_total"] < cost["monthly_total"]
