@@ -219,7 +219,13 @@ class Stack:
             apply_desired=desired,
             converge_infra=lambda: self._step("infra"),
             runs_in_progress=lambda: list(self.runs),
+            wait_running=lambda: self._step("servers answer"),
+            check_stack=self.check_stack,
         )
+
+    def check_stack(self) -> dict[str, Any]:
+        self._step("stack checked")
+        return {"stack": "registered", "paused_entry_left": self.entry is not None}
 
     def root_values(self, key: str) -> dict[str, Any]:
         root = self.ctl._root()
@@ -263,7 +269,9 @@ def test_pause_zeroes_the_desired_state_then_argocd_then_sql_and_resume_reverses
     # reverse: Cloud SQL first, then Argo CD (to its old counts), then the apps
     assert s.ctl.events[0] == "infra"
     assert [e.split(" with")[0] for e in s.ctl.events[1:4]] == ["argocd 1", "argocd 2", "argocd 1"]
-    assert s.ctl.events[4:] == ["desired"]
+    # then the servers answer, the entry goes, and the stack is checked as `status` does
+    assert s.ctl.events[4:] == ["desired", "servers answer", "stack checked"]
+    assert result["stack"] == {"stack": "registered", "paused_entry_left": False}
     assert sorted(s.ctl.app_pods()) == sorted(running)
     assert s.root_values("zenml_server")["zenml"]["replicaCount"] >= 1
     assert s.entry is None
