@@ -121,3 +121,18 @@ def test_plan_names_a_paused_deployment_and_its_json_stays_one_document(
     assert "paused" in res.stderr and "by ana" in res.stderr
     cost = json.loads(res.stdout)["cost"]
     assert cost["paused_total"] < cost["monthly_total"]
+
+
+def test_with_a_gitops_repo_pause_refuses_before_taking_anything(tmp_path: Any) -> None:
+    import pytest
+
+    from zenml_gcp_gitops.engine import Engine
+    from zenml_gcp_gitops.errors import UserError
+    from zenml_gcp_gitops.run_options import Services
+
+    taken: list[str] = []
+    services = Services(lease_factory=lambda cfg, store: taken.append("lease"))
+    engine = Engine(cfg_named("pausing", repo=True), services=services)
+    with pytest.raises(UserError, match=r"github\.com/acme/ml-gitops"):
+        engine.pause(by="ana")
+    assert taken == []
