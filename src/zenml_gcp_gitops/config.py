@@ -28,6 +28,7 @@ from .sql_settings import SQL_DATABASE_FLAGS as SQL_DATABASE_FLAGS  # the instan
 from .sql_settings import log_retention_days
 
 PULUMI_PROJECT = "zenml-gcp-gitops"
+PAUSED_KEY = "paused"  # the Pulumi stack config input `pause` sets (docs/operations.md)
 SECRET_MARK = "[secret]"  # what stands in every output for a secret value
 LABEL_DEPLOYMENT = (
     "gcp-gitops"  # the value of the `zenml:deployment` label on everything we register

@@ -134,6 +134,7 @@ def _record_phases(engine: Engine) -> dict[str, Any]:
     is_flag=True,
     help="Allow an older ZenML server than the deployed one (its migrations are one-way).",
 )
+@click.option("--resume", is_flag=True, help="Resume a paused stack first (see `resume`).")
 @output_option
 def deploy(
     config: ConfigSource,
@@ -154,6 +155,7 @@ def deploy(
     output: str,
     skip_backup: bool = False,
     allow_downgrade: bool = False,
+    resume: bool = False,
 ) -> None:
     """Deploy (or converge) the stack: preflight -> infra -> gitops -> register -> ci.
 
@@ -222,7 +224,9 @@ def deploy(
     if output != "json":
         _show_version_changes(engine)
     try:
-        summary = engine.deploy(from_phase=from_phase, stop_after=stop_after, dry_run=dry_run)
+        summary = engine.deploy(
+            from_phase=from_phase, stop_after=stop_after, dry_run=dry_run, resume=resume
+        )
     except UserError as e:
         if output == "json":
             _json_error(e, {"phases": _record_phases(engine)})
@@ -421,6 +425,10 @@ def status(config: ConfigSource, no_live: bool, output: str) -> None:
             escape(_short(p.get("error"))),
         )
     c.print(table)
+    if data.get("paused"):
+        from .monitoring_view import paused_line
+
+        c.print(paused_line(data["paused"]))
     for k, v in (data.get("infra") or {}).items():
         if v:
             c.print(f"  {k}: {escape(str(v))}")
