@@ -35,6 +35,7 @@ class DatabaseArgs:
     # binary logs for point-in-time recovery; Cloud SQL wants fewer days than retained backups
     log_retention_days: int = 7
     flags: dict[str, str] = field(default_factory=dict)  # config.SQL_DATABASE_FLAGS
+    paused: bool = False  # `pause`: the instance stops (storage and backups are kept)
 
 
 class Database(Component):
@@ -63,6 +64,7 @@ class Database(Component):
             deletion_protection=args.deletion_protection,
             settings=gcp.sql.DatabaseInstanceSettingsArgs(
                 tier=args.tier,
+                activation_policy="NEVER" if args.paused else "ALWAYS",
                 edition="ENTERPRISE",  # db-custom-* tiers are Enterprise-edition tiers
                 availability_type=args.availability,
                 deletion_protection_enabled=args.deletion_protection,

@@ -48,6 +48,9 @@ class MonitoringArgs:
     sql_instance: str
     cluster: str
     labels: dict[str, str]
+    # `pause`: Cloud Monitoring cannot disable an uptime check, so the checks (and the
+    # policies built on their IDs) are left out; the other policies stay, disabled.
+    paused: bool = False
 
 
 def _status_cmd(args: MonitoringArgs) -> str:
@@ -260,6 +263,7 @@ class Monitoring(Component):
                 opts=self.child(),
             )
             for key, host in args.hosts.items()
+            if not args.paused
         }
         check_ids = {k: c.uptime_check_id for k, c in self.checks.items()}
 
@@ -294,6 +298,7 @@ class Monitoring(Component):
                 alert_strategy=strategy,
                 user_labels=args.labels,
                 severity="CRITICAL" if key.endswith("down") else "WARNING",
+                enabled=not args.paused,
                 opts=self.child(),
             )
 
@@ -324,29 +329,30 @@ class Monitoring(Component):
                 "(a crash loop, a failed database connection), and the Gateway's address "
                 "(`kubectl -n gateway get gateway`). The runbook is docs/operations.md.",
             )
-        self.policies["certificate"] = policy(
-            "certificate",
-            "TLS certificate expires soon",
-            [
-                _threshold(
-                    f"certificate of {key} expires in < {CERT_WARN_DAYS} days",
-                    cid.apply(lambda c: uptime_filter(UPTIME_CERT, c)),
-                    comparison="COMPARISON_LT",
-                    value=CERT_WARN_DAYS,
-                    duration_s=600,
-                    aligner="ALIGN_NEXT_OLDER",
-                    reducer="REDUCE_MIN",
-                    group_by=("metric.label.check_id",),
-                    period_s=1200,
-                )
-                for key, cid in check_ids.items()
-            ],
-            f"A server's certificate expires in under {CERT_WARN_DAYS} days, so cert-manager "
-            "has not renewed it (it renews 30 days ahead).\n\nFirst: "
-            "`kubectl get certificates,certificaterequests,challenges -A` and "
-            "`kubectl -n cert-manager logs deploy/cert-manager`; an HTTP-01 challenge needs "
-            "the hostname to reach the Gateway, a DNS-01 challenge needs the Cloud DNS grant.",
-        )
+        if check_ids:  # the checks are left out while paused
+            self.policies["certificate"] = policy(
+                "certificate",
+                "TLS certificate expires soon",
+                [
+                    _threshold(
+                        f"certificate of {key} expires in < {CERT_WARN_DAYS} days",
+                        cid.apply(lambda c: uptime_filter(UPTIME_CERT, c)),
+                        comparison="COMPARISON_LT",
+                        value=CERT_WARN_DAYS,
+                        duration_s=600,
+                        aligner="ALIGN_NEXT_OLDER",
+                        reducer="REDUCE_MIN",
+                        group_by=("metric.label.check_id",),
+                        period_s=1200,
+                    )
+                    for key, cid in check_ids.items()
+                ],
+                f"A server's certificate expires in under {CERT_WARN_DAYS} days, so cert-manager "
+                "has not renewed it (it renews 30 days ahead).\n\nFirst: "
+                "`kubectl get certificates,certificaterequests,challenges -A` and "
+                "`kubectl -n cert-manager logs deploy/cert-manager`; an HTTP-01 challenge needs "
+                "the hostname to reach the Gateway, a DNS-01 challenge needs the Cloud DNS grant.",
+            )
         sql = args.sql_instance
         self.policies["sql-disk"] = policy(
             "sql-disk",
@@ -411,7 +417,10 @@ class Monitoring(Component):
             "dashboard",
             project=args.project,
             dashboard_json=pulumi.Output.all(**check_ids).apply(
-                lambda ids: dashboard_json(args.dashboard, args.project, sql, args.cluster, ids)
+                # Output.all() of no checks (paused) resolves to a list
+                lambda ids: dashboard_json(
+                    args.dashboard, args.project, sql, args.cluster, dict(ids or {})
+                )
             ),
             opts=self.child(),
         )

@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 import pulumi_gcp as gcp
 
-from zenml_gcp_gitops.config import SQL_DATABASE_FLAGS, DeploymentConfig
+from zenml_gcp_gitops.config import PAUSED_KEY, SQL_DATABASE_FLAGS, DeploymentConfig
 from zenml_gcp_gitops.gitops.images import admission_patterns
 from zenml_gcp_gitops.outputs import InfraOutputs
 from zenml_gcp_gitops.state.replace_guard import set_protection
@@ -71,6 +71,8 @@ def build(
     (preflight reads it): the program's Data Access logs merge with it.
     """
     adopt = adopt or {}
+    # `pause` sets this stack config input; `deploy` keeps it until `resume` clears it
+    paused = bool(pulumi.Config().get_bool(PAUSED_KEY))
     set_protection(cfg.deletion_protection)  # stateful resources get `protect` (see _base)
     names = cfg.names
     labels = names.labels
@@ -158,6 +160,7 @@ def build(
             # one automated backup a day: keep as many days as the exports
             retained_backups=cfg.backup_retention_days,
             log_retention_days=cfg.sql_log_retention_days,
+            paused=paused,
             flags=dict(SQL_DATABASE_FLAGS),
         ),
         pulumi.ResourceOptions(depends_on=[apis, network.psa_connection]),
@@ -317,6 +320,7 @@ def build(
                 sql_instance=names.sql_instance,
                 cluster=names.cluster,
                 labels=labels,
+                paused=paused,
             ),
             after_apis(),
         )
@@ -360,7 +364,7 @@ def build(
             ),
             uptime_checks=(
                 pulumi.Output.all(**{k: c.uptime_check_id for k, c in monitoring.checks.items()})
-                if monitoring is not None
+                if monitoring is not None and monitoring.checks
                 else none
             ),
             dashboard_url=monitoring.dashboard_url if monitoring is not None else none,

@@ -24,6 +24,7 @@ from .names import _DNS_LABEL_RE, _NAME_MAX, _NAME_MIN, Names
 from .sql_settings import SQL_DATABASE_FLAGS as SQL_DATABASE_FLAGS  # the instance's flags
 from .sql_settings import log_retention_days
 
+PAUSED_KEY = "paused"  # the Pulumi stack config input `pause` sets (docs/operations.md)
 SECRET_MARK = "[secret]"  # what stands in every output for a secret value
 
 # Regions where both GKE Autopilot and Cloud SQL for MySQL are offered.

@@ -156,18 +156,34 @@ class Engine:
         from_phase: str | None = None,
         stop_after: str | None = None,
         dry_run: bool = False,
+        resume: bool = False,
     ) -> dict[str, Any]:
         """Run the phases; return a summary. Raises PhaseError / Interrupted after recording.
 
-        A real run holds the deploy lease throughout: a second one is refused, naming it."""
+        A real run holds the deploy lease throughout: a second one is refused, naming it.
+        A paused stack stays paused (infra only) unless `resume` is given."""
         if dry_run:
             return self._deploy(from_phase, stop_after, dry_run)
+        record = self.load_record() if resume else None
+        if record is not None and record.operations.get("paused"):
+            self.resume()  # Cloud SQL, Argo CD, then the apps; the deploy below converges
         with self.lease() as lease:
             self._lease = lease
             try:
                 return self._deploy(from_phase, stop_after, dry_run)
             finally:
                 self._lease = None
+
+    def pause(self, by: str, force: bool = False) -> dict[str, Any]:
+        """Stop what bills by the hour, keeping data, names and URLs (ops/pause.py)."""
+        from .ops.pause_run import run
+
+        return run(self, "pause", by=by, force=force)
+
+    def resume(self) -> dict[str, Any]:
+        from .ops.pause_run import run
+
+        return run(self, "resume")
 
     def lease(self) -> Any:
         factory = self.services.lease_factory
@@ -183,6 +199,14 @@ class Engine:
             stop_after = stop_after if stop_after in ("preflight",) else "infra"
         existing = self.load_record()
         record = existing or DeploymentRecord.new(self.cfg)
+        paused = record.operations.get("paused")
+        if paused and not paused.get("resuming"):
+            # Argo CD and the servers are down: only the infra may converge (kept paused)
+            names = self._names()
+            if "infra" in names and (
+                stop_after is None or names.index(stop_after) > names.index("infra")
+            ):
+                stop_after = "infra"
         plan = self.plan_run(existing, from_phase, stop_after)
         self._guard_upgrade(existing, record, dry_run)  # reads the old versions: before below
         record.config_hash = config_hash(self.cfg)
@@ -215,6 +239,8 @@ class Engine:
                 upgrade["status"] = "done"
                 self._save(record, dry_run)
             summary["upgrade"] = upgrade
+        if paused:
+            summary["paused"] = paused
         infra = record.phases.get("infra")
         if infra and infra.outputs.get("outputs"):
             summary["outputs"] = infra.outputs["outputs"]
@@ -386,6 +412,8 @@ class Engine:
         }
         if record is None:
             return out
+        if record.operations.get("paused"):
+            out["paused"] = record.operations["paused"]
         from .extras import pipeline_install
 
         out["pipeline_environment"] = pipeline_install(
@@ -419,7 +447,7 @@ class Engine:
                     "sql_instance",
                 )
             }
-            monitoring = self._monitoring_status(o, live)
+            monitoring = self._monitoring_status(o, live and "paused" not in out)
             if monitoring is not None:
                 out["monitoring"] = monitoring
         if record.destroy:
@@ -437,6 +465,9 @@ class Engine:
     def _monitoring_status(self, o: dict[str, Any], live: bool) -> dict[str, Any] | None:
         """The dashboard, who is notified, and each uptime check's latest result."""
         checks = o.get("uptime_checks")
+        if not checks and o.get("dashboard_url"):  # paused: the checks are removed
+            return {"dashboard": o["dashboard_url"], "notified": o.get("alerts_notify"),
+                    "off": "paused: uptime checks removed, alert policies disabled"}  # fmt: skip
         if not checks:
             return None
         out: dict[str, Any] = {

@@ -78,3 +78,4 @@ class Services:
     gh: Any = None  # the GitHub client (repository IDs, Actions secrets)
     monitoring_session: Any = None  # an AuthorizedSession for Cloud Monitoring (status)
     sleep: Callable[[float], object] | None = None  # waits between retries (time.sleep)
+    pause_waits: Any = None  # pause/resume: `ops.writers.Waits` (timeout, poll, sleep, clock)

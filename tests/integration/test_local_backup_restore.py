@@ -163,3 +163,58 @@ def test_restore_of_an_unknown_backup_names_the_known_ones(rehearsal: dict[str, 
     proc = _cli("restore", "20000101T000000Z", *rehearsal["_d"], "--yes")
     assert proc.returncode == 1
     assert "no local backup 20000101T000000Z" in proc.stderr
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/health", timeout=5):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
+def test_pause_then_resume_stops_and_starts_the_servers_with_data_intact(
+    rehearsal: dict[str, Any],
+) -> None:
+    from zenml.models import StackFilter
+
+    from zenml_gcp_gitops.zenml.session import Credentials, connect
+
+    base, d = rehearsal["_base"], rehearsal["_d"]
+    top = [*CLI[:-1]]
+    madmin = json.loads(Path(rehearsal["credentials"]["mlflow_admin"]).read_text())
+    zadmin = json.loads(Path(rehearsal["credentials"]["zenml_admin"]).read_text())
+    mlflow = MlflowAdmin(rehearsal["mlflow_url"], madmin)
+    exp = mlflow.call("POST", "/api/2.0/mlflow/experiments/create", {"name": "before-pause"})
+    store = connect(
+        rehearsal["zenml_url"], Credentials(zadmin["username"], zadmin["password"]), timeout=60
+    )
+    stack_id = store.list_stacks(StackFilter(name=STACK)).items[0].id
+
+    for _ in range(2):  # the second pause finds it paused and changes nothing
+        proc = subprocess.run([*top, "pause", "--local", *d, "-o", "json"],
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert json.loads(proc.stdout)["paused"]["by"]
+        state = sv.LocalState.load(base)
+        assert state is not None and not state.services
+        assert not _answers(rehearsal["zenml_url"]) and not _answers(rehearsal["mlflow_url"])
+
+    proc = subprocess.run([*top, "resume", "--local", *d, "-o", "json"],
+                          capture_output=True, text=True, timeout=400)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout)["resumed"] is True
+    # the same URLs, the data written before the pause read back
+    got = mlflow.call(
+        "GET", "/api/2.0/mlflow/experiments/get", {"experiment_id": exp["experiment_id"]}
+    )
+    assert got["experiment"]["name"] == "before-pause"
+    store = connect(
+        rehearsal["zenml_url"], Credentials(zadmin["username"], zadmin["password"]), timeout=60
+    )
+    assert store.list_stacks(StackFilter(name=STACK)).items[0].id == stack_id
+    again = subprocess.run([*top, "resume", "--local", *d, "-o", "json"],
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert again.returncode == 0 and json.loads(again.stdout)["resumed"] is False

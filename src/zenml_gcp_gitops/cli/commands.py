@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from .. import extras
-from . import deploy, gitops, local, ops, plan, zenml
+from . import deploy, gitops, local, ops, pause, plan, zenml
 
 
 def _needs(command: click.Command, extra: str, path: str = "zenml-gcp-gitops") -> click.Command:
@@ -43,6 +43,7 @@ ALL: list[click.Command] = [
             *gitops.COMMANDS,
             *zenml.COMMANDS,
             *ops.COMMANDS,
+            *pause.COMMANDS,
         )
     ),
     *(_needs(c, extras.LOCAL) for c in local.COMMANDS),

@@ -134,6 +134,7 @@ def _record_phases(engine: Engine) -> dict[str, Any]:
     is_flag=True,
     help="Allow an older ZenML server than the deployed one (its migrations are one-way).",
 )
+@click.option("--resume", is_flag=True, help="Resume a paused stack first (see `resume`).")
 @output_option
 def deploy(
     config: ConfigSource,
@@ -154,6 +155,7 @@ def deploy(
     output: str,
     skip_backup: bool = False,
     allow_downgrade: bool = False,
+    resume: bool = False,
 ) -> None:
     """Deploy (or converge) the stack: preflight -> infra -> gitops -> register -> ci.
 
@@ -184,7 +186,7 @@ def deploy(
         allow_downgrade=allow_downgrade,
         credentials_from_env=credentials_from_env,
     )
-    _run_deploy(config, options, from_phase, stop_after, dry_run, pricing, output)
+    _run_deploy(config, options, from_phase, stop_after, dry_run, pricing, output, resume)
 
 
 def _hand_over(
@@ -226,6 +228,7 @@ def _run_deploy(
     dry_run: bool,
     pricing: str,
     output: str,
+    resume: bool = False,
 ) -> None:
     from ..errors import ConfigError, UserError
 
@@ -244,7 +247,9 @@ def _run_deploy(
     if output != "json":
         _show_version_changes(engine)
     try:
-        summary = engine.deploy(from_phase=from_phase, stop_after=stop_after, dry_run=dry_run)
+        summary = engine.deploy(
+            from_phase=from_phase, stop_after=stop_after, dry_run=dry_run, resume=resume
+        )
     except UserError as e:
         if output == "json":
             _json_error(e, {"phases": _record_phases(engine)})

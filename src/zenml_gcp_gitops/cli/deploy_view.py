@@ -46,6 +46,10 @@ def print_status(cfg: DeploymentConfig, data: dict[str, Any]) -> None:
             escape(_short(p.get("error"))),
         )
     c.print(table)
+    if data.get("paused"):
+        from .monitoring_view import paused_line
+
+        c.print(paused_line(data["paused"]))
     for k, v in (data.get("infra") or {}).items():
         if v:
             c.print(f"  {k}: {escape(str(v))}")

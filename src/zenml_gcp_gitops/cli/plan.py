@@ -264,12 +264,14 @@ def render_estimate(est: dict[str, Any]) -> None:
         table.add_column("item")
         table.add_column("quantity")
         table.add_column("per month", justify="right")
+        table.add_column("paused", justify="right")  # `pause`: estimate/paused.py
         for line in cost["lines"]:
             if cost.get("unavailable"):
-                table.add_row(escape(line["item"]), escape(line["quantity"]), "—")
+                table.add_row(escape(line["item"]), escape(line["quantity"]), "—", "—")
                 continue
             value = _money(line["monthly"], cur)
-            table.add_row(escape(line["item"]), escape(line["quantity"]), value)
+            paused = _money(line.get("paused_monthly"), cur)
+            table.add_row(escape(line["item"]), escape(line["quantity"]), value, paused)
         con.print(table)
         for line in cost["lines"]:
             if line["monthly"] is None and line.get("note") and not cost.get("unavailable"):
@@ -281,6 +283,9 @@ def render_estimate(est: dict[str, Any]) -> None:
                 else f" (partial: without {escape(', '.join(cost.get('unpriced') or []))})"
             )
             con.print(f"  [bold]total ≈ {_money(total, cur)}[/bold]{partial}")
+            if cost.get("paused_note"):
+                paused_total = _money(cost.get("paused_total"), cur)
+                con.print(f"  paused ≈ {paused_total}: {escape(cost['paused_note'])}")
         sources = sorted(
             {(f["source"], f["as_of"]) for ln in cost["lines"] for f in ln.get("figures", [])}
         )
@@ -437,7 +442,31 @@ def plan(config: ConfigSource, offline: bool, pricing: str, output: str) -> None
 
 def offline_plan_command(config: ConfigSource, output: str, pricing: str) -> None:
     """`plan --offline`, also what `deploy --offline` hands over to."""
-    show_plan(config.load(), output, pricing=pricing)
+    cfg = config.load()
+    _print_paused(cfg)
+    show_plan(cfg, output, pricing=pricing)
+
+
+def _recorded_paused(cfg: DeploymentConfig) -> dict[str, Any] | None:
+    """The `pause` entry of this machine's copy of the deployment record, if any."""
+    from ..errors import UserError
+    from ..state.record import FileRecordStore, local_record_path
+
+    try:
+        record = FileRecordStore(local_record_path(cfg)).load()
+    except UserError:
+        return None
+    return (record.operations.get("paused") or None) if record is not None else None
+
+
+def _print_paused(cfg: DeploymentConfig) -> None:
+    """A paused deployment says so first (on stderr: `--output json` stays one document)."""
+    paused = _recorded_paused(cfg)
+    if paused:
+        from ..ui import console_err
+        from .monitoring_view import paused_line
+
+        console_err().print(paused_line(paused))
 
 
 COMMANDS: list[click.Command] = [plan]

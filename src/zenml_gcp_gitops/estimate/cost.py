@@ -298,7 +298,7 @@ def estimate_cost(
 
     priced = [line.monthly for line in b.lines if line.monthly is not None]
     complete = len(priced) == len(b.lines)
-    return {
+    out = {
         "currency": prices.currency,
         "region": prices.region,
         # a partial total counts the priced lines only; `unpriced` names the others
@@ -313,6 +313,10 @@ def estimate_cost(
         "assumptions": assumptions,
         "pods": [p.as_dict() for p in pods],
     }
+    from .paused import add_paused
+
+    add_paused(out)  # `pause`: each line's paused cost beside the running one
+    return out
 
 
 _AUDITED = "gcp:projects/iAMAuditConfig:IAMAuditConfig"

@@ -253,8 +253,8 @@ def _manifests_source(
     }
 
 
-def render(cfg: DeploymentConfig, outputs: InfraOutputs) -> Rendered:
-    """Everything Argo CD gets, as plain dicts."""
+def render(cfg: DeploymentConfig, outputs: InfraOutputs, paused: bool = False) -> Rendered:
+    """Everything Argo CD gets, as plain dicts; `paused`: every chart's pods at zero."""
     n = cfg.names
     url, sha = install_manifest(cfg.versions.argocd)
     ctx = _context(cfg, outputs)
@@ -268,6 +268,10 @@ def render(cfg: DeploymentConfig, outputs: InfraOutputs) -> Rendered:
         name = n.argocd_apps[key]
         if row["kind"] == "helm":
             values = render_template(row["values"], ctx)
+            if paused:
+                from .paused import paused_values
+
+                values = paused_values(key, values)
             sync_options = [*row["sync_options"], "RespectIgnoreDifferences=true"]
             app_ctx = {
                 **ctx,

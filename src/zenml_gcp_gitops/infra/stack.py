@@ -134,12 +134,21 @@ def open_stack(
 # --------------------------------------------------------------------------- operations
 
 
-def configure(handle: StackHandle, cfg: DeploymentConfig, reporter: Reporter) -> None:
+def configure(
+    handle: StackHandle, cfg: DeploymentConfig, reporter: Reporter, paused: bool = False
+) -> None:
     from pulumi import automation as auto
+
+    from ..config import PAUSED_KEY
 
     stack = handle.stack
     stack.set_all_config(
-        {"gcp:project": auto.ConfigValue(cfg.project), "gcp:region": auto.ConfigValue(cfg.region)}
+        {
+            "gcp:project": auto.ConfigValue(cfg.project),
+            "gcp:region": auto.ConfigValue(cfg.region),
+            # the program stops Cloud SQL and turns monitoring off while paused
+            f"{cfg.names.pulumi_project}:{PAUSED_KEY}": auto.ConfigValue(str(paused).lower()),
+        }
     )
     for plugin, version in plugin_versions().items():
         reporter.step(f"Installing the Pulumi {plugin} plugin v{version}")

@@ -49,6 +49,12 @@ class PhaseContext:
     _infra: InfraOutputs | None = None
 
     @property
+    def paused(self) -> bool:
+        """`pause` recorded, and no `resume` has started: the desired state says stopped."""
+        entry = self.operations.get("paused") or {}
+        return bool(entry) and not entry.get("resuming")
+
+    @property
     def infra(self) -> InfraOutputs:
         """The infra outputs, as the infra phase recorded them (or as injected by tests)."""
         if self._infra is None:

@@ -80,7 +80,7 @@ class GitopsPhase:
         from ..gitops.health import WaitOptions, check_ingress_address, wait_for_apps
         from ..gitops.render import render
 
-        rendered = render(ctx.cfg, ctx.infra)
+        rendered = render(ctx.cfg, ctx.infra, paused=ctx.paused)
         dns = wait_for_dns(ctx)
         kube = self._connect(ctx)
         opts = WaitOptions.from_options(ctx.options)

@@ -242,7 +242,7 @@ class InfraPhase:
                 cfg, opts, ctx.services, program_cfg=pcfg, adopt=adopt, audit_prior=prior
             )
             assert handle is not None
-        configure(handle, cfg, rep)
+        configure(handle, cfg, rep, ctx.paused)
         if handle.existed and (resource_count(handle) or 0) > 0:
             rep.step("Refreshing the stack against GCP")
             log = log_path(cfg, "refresh")
@@ -341,7 +341,7 @@ class InfraPhase:
                 )
                 assert handle is not None
                 scratch.append(str(handle.work_dir))
-                configure(handle, cfg, rep)
+                configure(handle, cfg, rep, ctx.paused)
             return self._run_preview(
                 handle, cfg, rep, opts.allow_replace, empty_state=bool(scratch)
             )
@@ -495,7 +495,7 @@ class InfraPhase:
                 audit_prior=audit_prior(ctx),
             )
             assert lifted is not None
-            configure(lifted, cfg, rep)
+            configure(lifted, cfg, rep, ctx.paused)
             _up(lifted, cfg, rep, opts.verbose, op="unprotect", sleep=ctx.services.sleep)
         # Cloud DNS refuses to delete a zone with records in it: clear what Pulumi does not
         # hold first (its own records go before the zone, in dependency order).
