@@ -13,7 +13,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import sys
 import unicodedata
 from collections.abc import Iterator
 from functools import cache
@@ -882,15 +881,13 @@ def _yaml_loader() -> type:
 
 def read_config_bytes(path: Path) -> bytes:
     """Up to `MAX_CONFIG_BYTES` from a file, a pipe (`<(...)`), a device or `-` (stdin)."""
+    from .files import read_input  # files imports config, never the reverse at import time
+
     where = "standard input" if str(path) == "-" else f"config file {echo_path(path)}"
     try:
-        if str(path) == "-":
-            data = sys.stdin.buffer.read(MAX_CONFIG_BYTES + 1)
-        else:
-            if path.is_dir():
-                raise ConfigError(f"{where} is a directory", "pass a YAML file to --config")
-            with path.open("rb") as f:
-                data = f.read(MAX_CONFIG_BYTES + 1)
+        if str(path) != "-" and path.is_dir():
+            raise ConfigError(f"{where} is a directory", "pass a YAML file to --config")
+        data = read_input(path, MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{where} does not exist", "check the --config path") from None
     except OSError as e:
