@@ -7,13 +7,12 @@ Every problem becomes a one-line `ConfigError` naming where it is and the fix.
 from __future__ import annotations
 
 import re
-import sys
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
+from .errors import _UNPRINTABLE, ConfigError, echo, echo_path
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -26,28 +25,6 @@ _URL_USERINFO_RE = re.compile(r"^([a-z][a-z0-9+.-]*)://([^/@\s]*)@", re.I)
 # (/dev/zero) or a runaway pipe must end in one line, not in memory exhaustion.
 MAX_CONFIG_BYTES = 1 << 20
 MAX_CONFIG_DEPTH = 16
-ECHO_MAX = 80  # characters of a bad value shown in an error line
-
-
-def echo_path(path: object, limit: int = 160) -> str:
-    """A path as an error line shows it: like `echo`, without quotes."""
-    return echo(str(path), limit)[1:-1]
-
-
-def echo(value: object, limit: int = ECHO_MAX) -> str:
-    """A value as an error line shows it: quoted, control characters escaped, cut to `limit`."""
-    text = value if isinstance(value, str) else repr(value)
-    text = "".join(
-        c if unicodedata.category(c) not in _UNPRINTABLE else f"\\u{ord(c):04x}" for c in text
-    )
-    if len(text) > limit:
-        text = f"{text[: limit - 1]}… ({len(value) if isinstance(value, str) else len(text)} chars)"
-    return f"'{text}'"
-
-
-# Cc: control characters (newline, ESC, NUL...), Cs: lone surrogates, Cf: invisible format
-# characters such as bidirectional overrides.
-_UNPRINTABLE = frozenset({"Cc", "Cs", "Cf"})
 
 
 def _first_unprintable(text: str) -> int | None:
@@ -201,15 +178,13 @@ def _yaml_loader() -> type:
 
 def read_config_bytes(path: Path) -> bytes:
     """Up to `MAX_CONFIG_BYTES` from a file, a pipe (`<(...)`), a device or `-` (stdin)."""
+    from .files import read_input
+
     where = "standard input" if str(path) == "-" else f"config file {echo_path(path)}"
     try:
-        if str(path) == "-":
-            data = sys.stdin.buffer.read(MAX_CONFIG_BYTES + 1)
-        else:
-            if path.is_dir():
-                raise ConfigError(f"{where} is a directory", "pass a YAML file to --config")
-            with path.open("rb") as f:
-                data = f.read(MAX_CONFIG_BYTES + 1)
+        if str(path) != "-" and path.is_dir():
+            raise ConfigError(f"{where} is a directory", "pass a YAML file to --config")
+        data = read_input(path, MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{where} does not exist", "check the --config path") from None
     except OSError as e:

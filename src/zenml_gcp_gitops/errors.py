@@ -1,6 +1,9 @@
-"""Errors a user can hit. The CLI catches `UserError` in one place and prints one line."""
+"""Errors a user can hit. The CLI catches `UserError` in one place and prints one line;
+`echo` is how a value the user gave shows in such a line."""
 
 from __future__ import annotations
+
+import unicodedata
 
 
 class UserError(Exception):
@@ -80,3 +83,27 @@ def known_error(exc: BaseException) -> UserError | None:
 def _short(text: str, limit: int = 80) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text)} chars)"
+
+
+ECHO_MAX = 80  # characters of a bad value shown in an error line
+
+
+def echo_path(path: object, limit: int = 160) -> str:
+    """A path as an error line shows it: like `echo`, without quotes."""
+    return echo(str(path), limit)[1:-1]
+
+
+def echo(value: object, limit: int = ECHO_MAX) -> str:
+    """A value as an error line shows it: quoted, control characters escaped, cut to `limit`."""
+    text = value if isinstance(value, str) else repr(value)
+    text = "".join(
+        c if unicodedata.category(c) not in _UNPRINTABLE else f"\\u{ord(c):04x}" for c in text
+    )
+    if len(text) > limit:
+        text = f"{text[: limit - 1]}… ({len(value) if isinstance(value, str) else len(text)} chars)"
+    return f"'{text}'"
+
+
+# Cc: control characters (newline, ESC, NUL...), Cs: lone surrogates, Cf: invisible format
+# characters such as bidirectional overrides.
+_UNPRINTABLE = frozenset({"Cc", "Cs", "Cf"})

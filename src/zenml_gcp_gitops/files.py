@@ -39,7 +39,7 @@ def os_error_line(e: OSError) -> str:
     import errno
     import os
 
-    from .config_file import echo_path
+    from .errors import echo_path
 
     reason = e.strerror or (os.strerror(e.errno) if e.errno else type(e).__name__)
     if e.errno == errno.ENOSPC:
@@ -62,3 +62,51 @@ def write_user_file(path: Path, text: str) -> None:
         if e.filename is None:  # raised by write/close, which do not know the name
             e.filename = str(path)
         raise UserError(os_error_line(e), "pass a writable file path") from None
+
+
+def read_input(path: Path, limit: int) -> bytes:
+    """Up to `limit` bytes of a file, a pipe (`<(...)`), a FIFO, a device or `-` (stdin).
+
+    A pipe that has not written yet is waited on with `select`, never in a blocking
+    open() or read(): a Ctrl-C that lands just before such a call would otherwise be seen
+    only once the writer writes, which may be never.
+    """
+    import io
+    import select
+    import stat
+    import sys
+
+    stdin = str(path) == "-"
+    if stdin:
+        try:
+            mode = os.fstat(sys.stdin.fileno()).st_mode
+        except (io.UnsupportedOperation, AttributeError):  # replaced in-process (CliRunner)
+            return sys.stdin.buffer.read(limit)
+    else:
+        mode = os.stat(path).st_mode
+    if stat.S_ISREG(mode):
+        if stdin:
+            return sys.stdin.buffer.read(limit)
+        with open(path, "rb") as f:
+            return f.read(limit)
+    # O_NONBLOCK: a FIFO opens at once, writer or not (stdin is shared: never change its flags)
+    fd = sys.stdin.fileno() if stdin else os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while size < limit:
+            # a short wait, so a pending Ctrl-C is answered between two waits at the latest
+            if not select.select([fd], [], [], 0.2)[0]:
+                continue
+            try:
+                chunk = os.read(fd, min(1 << 16, limit - size))
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        if not stdin:
+            os.close(fd)
+    return b"".join(chunks)

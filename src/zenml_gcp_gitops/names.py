@@ -6,8 +6,7 @@ from __future__ import annotations
 import re
 from typing import Protocol
 
-from .config_file import echo
-from .errors import ConfigError
+from .errors import ConfigError, echo
 
 PULUMI_PROJECT = "zenml-gcp-gitops"
 LABEL_DEPLOYMENT = (

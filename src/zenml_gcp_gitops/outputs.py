@@ -94,7 +94,8 @@ class InfraOutputs(BaseModel):
     @classmethod
     def from_file(cls, path: Path) -> InfraOutputs:
         """Read `outputs --output json`, or a whole `plan --output json` (its `outputs` part)."""
-        from .config_file import MAX_CONFIG_BYTES, echo_path
+        from .config_file import MAX_CONFIG_BYTES
+        from .errors import echo_path
 
         where = f"outputs file {echo_path(path)}"
         try:

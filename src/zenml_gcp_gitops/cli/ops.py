@@ -170,7 +170,7 @@ def restore(
             "pass a BACKUP id, --backup-run ID or --point-in-time TIME",
         )
     if backup_id:
-        from ..config_file import echo
+        from ..errors import echo
         from ..ops.local_checks import BACKUP_ID_RE
 
         if not BACKUP_ID_RE.match(backup_id):
@@ -181,7 +181,7 @@ def restore(
         source = rs.Source("export", backup_id)
     elif backup_run:
         if not (backup_run.isascii() and backup_run.isdigit() and len(backup_run) <= 20):
-            from ..config_file import echo
+            from ..errors import echo
 
             raise ConfigError(
                 f"--backup-run {echo(backup_run)} is not a Cloud SQL backup run ID (a number)",

@@ -42,7 +42,7 @@ class UserPath(click.Path):
         self.root_ok = root_ok
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        from ..config_file import echo
+        from ..errors import echo
 
         if isinstance(value, str) and not value.strip():
             self.fail("an empty path is not allowed (it would mean the current folder)", param, ctx)

@@ -22,8 +22,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ..config_file import echo, echo_path
-from ..errors import UserError
+from ..errors import UserError, echo, echo_path
 from ..files import _umask
 
 TREE_MANIFEST = ".zenml-gcp-gitops.json"

@@ -16,8 +16,7 @@ import stat
 from pathlib import Path
 
 from ..config import user_data_dir
-from ..config_file import echo_path
-from ..errors import UserError
+from ..errors import UserError, echo_path
 from ..files import atomic_write
 
 MARKER = ".zenml-gcp-gitops-rehearsal"

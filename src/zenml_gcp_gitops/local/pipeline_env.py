@@ -10,8 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..config_file import echo_path
-from ..errors import UserError
+from ..errors import UserError, echo_path
 from ..names import LocalNames
 from .services import LocalState, write_secret
 from .specs import ANALYTICS_OFF_ENV, EMULATOR_ENV, EnvVar, Layout, default_dir

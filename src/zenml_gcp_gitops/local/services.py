@@ -423,7 +423,7 @@ class LocalState:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as e:
-            from ..config_file import echo_path
+            from ..errors import echo_path
 
             why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)[:120]
             raise UserError(

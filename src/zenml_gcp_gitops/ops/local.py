@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..config_file import echo, echo_path
-from ..errors import UserError
+from ..errors import UserError, echo, echo_path
 from ..local import services as sv
 from ..names import LocalNames
 from .backup import backup_id

@@ -19,8 +19,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from ..config_file import echo, echo_path
-from ..errors import UserError
+from ..errors import UserError, echo, echo_path
 
 BACKUP_ID_RE = re.compile(r"^\d{8}T\d{6}Z$")
 MANIFEST_MAX = 1 << 20

@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..config_file import echo
-from ..errors import UserError
+from ..errors import UserError, echo
 from . import sqladmin, store_iam, writers
 from .backup import BackupDeps, OpsTarget, backup_id, export_name, read_manifest
 
