@@ -110,14 +110,14 @@ MUTATIONS = [
         + EDIT
         + '            kube.merge_patch(*APP, app, {"spec": {"syncPolicy": {"automated": None}}}, ns)\n'
         + EDIT
-        + "    start = waits.clock()\n    while True:\n",
+        + "    waits.until(\n        lambda: [p for dep in deployments",
         "    suspend: list[str] = []\n    for app in _app_names(cfg):"
         + EDIT
         + "            suspend.append(app)\n"
         + EDIT
         + "    for app in suspend:\n"
         '        kube.merge_patch(*APP, app, {"spec": {"syncPolicy": {"automated": None}}}, ns)\n'
-        "    start = waits.clock()\n    while True:\n",
+        "    waits.until(\n        lambda: [p for dep in deployments",
         (
             "tests/integration/test_ops_restore_kmock.py::test_restore_stops_writers_through_argocd_then_imports_then_brings_them_back",
         ),

@@ -135,17 +135,13 @@ def _live_pods(kube: Kube, namespace: str) -> list[str]:
 
 def _wait_pods_gone(deps: PauseDeps, namespaces: list[str]) -> None:
     kube, waits = deps.kube(), deps.waits
-    start = waits.clock()
-    while True:
-        left = [p for ns in namespaces for p in _live_pods(kube, ns)]
-        if not left:
-            return
-        if waits.clock() - start > waits.timeout:
-            raise ServiceUnavailable(
-                f"pods still running after {int(waits.timeout)}s: {', '.join(left[:8])}",
-                "check Argo CD's view (`zenml-gcp-gitops status`); re-run `pause` to go on",
-            )
-        waits.sleep(waits.poll)
+    waits.until(
+        lambda: [p for ns in namespaces for p in _live_pods(kube, ns)],
+        lambda left: ServiceUnavailable(
+            f"pods still running after {int(waits.timeout)}s: {', '.join(left[:8])}",
+            "check Argo CD's view (`zenml-gcp-gitops status`); re-run `pause` to go on",
+        ),
+    )
 
 
 def _workloads(kube: Kube, ns: str) -> list[tuple[tuple[str, str], dict[str, Any]]]:
@@ -182,23 +178,24 @@ def _scale_argocd_up(deps: PauseDeps, entry: dict[str, Any]) -> None:
         deps.log(f"scaling Argo CD {kind} {name} back to {replicas}")
         kube.merge_patch(*kinds[kind], name, {"spec": {"replicas": int(replicas)}}, ns)
         want[key] = int(replicas)
-    start = waits.clock()
-    while True:
-        pending = []
+
+    def pending() -> list[str]:
+        out = []
         for key, replicas in want.items():
             kind, name = key.split("/", 1)
             live = kube.get(*kinds[kind], name, ns) or {}
             ready = int((live.get("status") or {}).get("readyReplicas") or 0)
             if ready < replicas:
-                pending.append(f"{name} ({ready}/{replicas})")
-        if not pending:
-            return
-        if waits.clock() - start > waits.timeout:
-            raise ServiceUnavailable(
-                f"Argo CD was not ready within {int(waits.timeout)}s: {', '.join(pending)}",
-                f"check `kubectl -n {ns} get pods`; re-run `resume` to go on",
-            )
-        waits.sleep(waits.poll)
+                out.append(f"{name} ({ready}/{replicas})")
+        return out
+
+    waits.until(
+        pending,
+        lambda left: ServiceUnavailable(
+            f"Argo CD was not ready within {int(waits.timeout)}s: {', '.join(left)}",
+            f"check `kubectl -n {ns} get pods`; re-run `resume` to go on",
+        ),
+    )
 
 
 def runs_in_progress(store: Any, stack_name: str) -> list[str]:

@@ -59,22 +59,19 @@ def apply_desired(kube: Kube, cfg: Any, outputs: Any, paused: bool, waits: Waits
     opts = WaitOptions(wave_timeout=waits.timeout, poll=waits.poll)
     apply_stack(kube, cfg, rendered, None, opts, sleep=waits.sleep, clock=waits.clock)
     # the children's verdicts count once the root has handed them the new spec
-    ns, start = cfg.names.namespaces["argocd"], waits.clock()
-    while True:
-        behind = [
+    ns = cfg.names.namespaces["argocd"]
+    waits.until(
+        lambda: [
             a.name
             for a in rendered.apps
             if _plain(((kube.get(*APP, a.name, ns) or {}).get("spec") or {}).get("source"))
             != _plain(a.manifest["spec"]["source"])
-        ]
-        if not behind:
-            break
-        if waits.clock() - start > waits.timeout:
-            raise ServiceUnavailable(
-                f"Argo CD did not update {', '.join(behind)} within {int(waits.timeout)}s",
-                f"check the root app: `kubectl -n {ns} get applications`; then re-run",
-            )
-        waits.sleep(waits.poll)
+        ],
+        lambda behind: ServiceUnavailable(
+            f"Argo CD did not update {', '.join(behind)} within {int(waits.timeout)}s",
+            f"check the root app: `kubectl -n {ns} get applications`; then re-run",
+        ),
+    )
     wait_for_apps(kube, cfg, rendered, None, opts, sleep=waits.sleep, clock=waits.clock)
 
 
@@ -160,17 +157,13 @@ def _run(engine: Engine, action: str, by: str, force: bool) -> dict[str, Any]:
 
         ctx = stack_ctx()
         urls = [ctx.infra.zenml_url + "/health", ctx.infra.mlflow_url + "/health"]
-        start = waits.clock()
-        while True:
-            down = [u for u in urls if not url_reachable(u)]
-            if not down:
-                return
-            if waits.clock() - start > waits.timeout:
-                raise UserError(
-                    f"the servers do not answer: {', '.join(down)}",
-                    "`zenml-gcp-gitops status` shows Argo CD's view; re-run `resume`",
-                )
-            waits.sleep(waits.poll)
+        waits.until(
+            lambda: [u for u in urls if not url_reachable(u)],
+            lambda down: UserError(
+                f"the servers do not answer: {', '.join(down)}",
+                "`zenml-gcp-gitops status` shows Argo CD's view; re-run `resume`",
+            ),
+        )
 
     def check_stack() -> dict[str, Any]:
         return dict(phase("register").status(stack_ctx()))

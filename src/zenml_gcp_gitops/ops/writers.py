@@ -53,6 +53,27 @@ class Waits:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
 
+    def until(
+        self, pending: Callable[[], list[str]], error: Callable[[list[str]], Exception]
+    ) -> None:
+        """Poll until `pending()` names nothing; past the timeout, `error(what it last named)`."""
+        from ..polling import poll_until
+
+        last: list[str] = []
+
+        def attempt() -> bool | None:
+            last[:] = pending()
+            return None if last else True
+
+        poll_until(
+            attempt,
+            timeout=self.timeout,
+            interval=self.poll,
+            on_timeout=lambda: error(last),
+            sleep=self.sleep,
+            clock=self.clock,
+        )
+
 
 def _app_names(cfg: DeploymentConfig) -> list[str]:
     """Root first: it would otherwise re-apply the children's auto-sync."""
@@ -123,17 +144,14 @@ def stop(
         meta = dep["metadata"]
         log(f"scaling {_key(dep)} to 0")
         kube.merge_patch(*DEPLOYMENT, meta["name"], {"spec": {"replicas": 0}}, meta["namespace"])
-    start = waits.clock()
-    while True:
-        left = [p for dep in deployments for p in _running_pods(kube, dep)]
-        if not left:
-            return state
-        if waits.clock() - start > waits.timeout:
-            raise ServiceUnavailable(
-                f"the server pods did not stop within {int(waits.timeout)}s: {', '.join(left)}",
-                "nothing was restored; check them with `kubectl get pods -n zenml -n mlflow`",
-            )
-        waits.sleep(waits.poll)
+    waits.until(
+        lambda: [p for dep in deployments for p in _running_pods(kube, dep)],
+        lambda left: ServiceUnavailable(
+            f"the server pods did not stop within {int(waits.timeout)}s: {', '.join(left)}",
+            "nothing was restored; check them with `kubectl get pods -n zenml -n mlflow`",
+        ),
+    )
+    return state
 
 
 def start(
@@ -164,9 +182,8 @@ def start(
 
 
 def _wait_ready(kube: Kube, state: WriterState, waits: Waits) -> None:
-    start_t = waits.clock()
-    while True:
-        pending = []
+    def pending() -> list[str]:
+        out = []
         for key, replicas in state.replicas.items():
             namespace, name = key.split("/", 1)
             live = kube.get(*DEPLOYMENT, name, namespace)
@@ -174,12 +191,13 @@ def _wait_ready(kube: Kube, state: WriterState, waits: Waits) -> None:
                 continue
             ready = int((live.get("status") or {}).get("readyReplicas") or 0)
             if ready < replicas:
-                pending.append(f"{key} ({ready}/{replicas} ready)")
-        if not pending:
-            return
-        if waits.clock() - start_t > waits.timeout:
-            raise ServiceUnavailable(
-                f"the servers were not ready within {int(waits.timeout)}s: {', '.join(pending)}",
-                "check their pods and logs; auto-sync is resumed so Argo CD keeps trying",
-            )
-        waits.sleep(waits.poll)
+                out.append(f"{key} ({ready}/{replicas} ready)")
+        return out
+
+    waits.until(
+        pending,
+        lambda left: ServiceUnavailable(
+            f"the servers were not ready within {int(waits.timeout)}s: {', '.join(left)}",
+            "check their pods and logs; auto-sync is resumed so Argo CD keeps trying",
+        ),
+    )
