@@ -24,6 +24,7 @@ from .binauthz import Binauthz, BinauthzArgs
 from .database import Database, DatabaseArgs
 from .dns import Dns, DnsArgs
 from .gke import Gke, GkeArgs
+from .handoff import Handoff
 from .identity import KSA_OF, Identity, IdentityArgs
 from .kms import Kms, KmsArgs
 from .monitoring import Monitoring, MonitoringArgs
@@ -54,6 +55,11 @@ def export_outputs(values: dict[str, pulumi.Output[Any] | None]) -> StackOutputs
     for key, value in exported.items():
         pulumi.export(key, value)
     return exported
+
+
+def publish(values: StackOutputs, after: list[pulumi.Resource | None]) -> None:
+    """The outputs that need no database, as soon as the components in `after` exist."""
+    Handoff("gitops-handoff", values, [r for r in after if r is not None])
 
 
 def build(
@@ -325,7 +331,7 @@ def build(
             after_apis(),
         )
     none: pulumi.Output[Any] = pulumi.Output.from_input(None)
-    return export_outputs(
+    exported = export_outputs(
         dict(
             project=pulumi.Output.from_input(p),
             region=pulumi.Output.from_input(r),
@@ -373,3 +379,9 @@ def build(
             ),
         )
     )
+    # not `database`, `backup` (its bucket grant waits for the instance; its bucket is
+    # enough) or `monitoring`
+    publish(
+        exported, [apis, kms, network, secrets, registry, gke, storage, identity, dns, backup.bucket]
+    )
+    return exported

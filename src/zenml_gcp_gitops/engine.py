@@ -8,6 +8,7 @@ record, the lease and the per-phase bookkeeping; splitting them would split that
 
 from __future__ import annotations
 
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import user_data_dir
 from .errors import Interrupted, PhaseError, UserError, known_error
+from .infra.events import stale_lock
 from .phases.base import PhaseContext
 from .progress import PlainReporter
 from .run_options import RunOptions, Services
@@ -82,6 +84,7 @@ class Engine:
         self.reporter = reporter or PlainReporter(verbose=self.options.verbose)
         self._secret_infra: Any = None
         self._lease: Any = None
+        self._save_lock = threading.RLock()
 
     @property
     def phases(self) -> list[Phase]:
@@ -220,6 +223,9 @@ class Engine:
             "record": self.store.location,
             "phases": {},
         }
+        from .phases.headstart import make_head_start, run_infra
+
+        hs = make_head_start(self, plan, record, dry_run)  # gitops alongside infra
         try:
             for phase, should_run in plan:
                 if not should_run:
@@ -228,7 +234,12 @@ class Engine:
                     self._call(self.reporter, "phase_start", phase.name)
                     self._call(self.reporter, "phase_end", phase.name, "skipped", 0.0)
                     continue
-                summary["phases"][phase.name] = self._run_one(phase, record, dry_run)
+                if phase.name == "infra" and hs is not None:
+                    summary["phases"]["infra"] = run_infra(self, phase, record, dry_run, hs)
+                    continue
+                summary["phases"][phase.name] = self._run_one(
+                    phase, record, dry_run, head_start=hs if phase.name == "gitops" else None
+                )
                 if phase.name == "preflight" and self._lease is not None:
                     self._lease.acquire_remote()  # the state bucket exists from here on
         finally:
@@ -315,9 +326,12 @@ class Engine:
 
     def _save(self, record: DeploymentRecord, dry_run: bool) -> None:
         if not dry_run:
-            self.store.save(record)
+            with self._save_lock:  # two lines of work write it while infra and gitops overlap
+                self.store.save(record)
 
-    def _run_one(self, phase: Phase, record: DeploymentRecord, dry_run: bool) -> dict[str, Any]:
+    def _run_one(
+        self, phase: Phase, record: DeploymentRecord, dry_run: bool, head_start: Any = None
+    ) -> dict[str, Any]:
         rec = PhaseRecord(status="started", started_at=_now())
         previous = record.phases.get(phase.name)
         if previous is not None:
@@ -325,6 +339,7 @@ class Engine:
         record.phases[phase.name] = rec
         self._save(record, dry_run)
         ctx = self._context(record)
+        ctx.head_start = head_start
         if phase.name not in ("preflight", "infra"):
             ctx._infra = self._infra_with_secrets(record)
         self._call(self.reporter, "phase_start", phase.name)
@@ -366,7 +381,7 @@ class Engine:
                 self._call(self.reporter, "phase_end", phase.name, "locked", 0.0)
                 if self._lease is not None:
                     # we hold the deploy lease, so no other deploy runs: a dead run left it
-                    raise self._stale_pulumi_lock(e) from e
+                    raise stale_lock(self.cfg.name, self._lease, e) from e
                 raise
             rec.log_file = e.log_file
             rec.hint = e.hint
@@ -387,17 +402,6 @@ class Engine:
         rec.outputs = scrub(outputs or {})
         finish("succeeded")
         return {"status": "succeeded", "duration_s": rec.duration_s}
-
-    def _stale_pulumi_lock(self, e: UserError) -> PhaseError:
-        prev = getattr(self._lease, "previous", None)
-        who = f" ({prev.describe()})" if prev is not None else ""
-        detail = e.message.split(" holds the Pulumi state lock", 1)[-1]
-        return PhaseError(
-            f"the previous run of '{self.cfg.name}'{who} died and left the Pulumi state "
-            f"lock behind{detail}; no other deploy is running",
-            "`zenml-gcp-gitops unlock` removes that lock (and the dead run's lease); if that "
-            "run's `pulumi` process still runs, wait for it first. Then re-run to resume",
-        )
 
     # ----------------------------------------------------------------------- status
 

@@ -15,6 +15,13 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from .config import SECRET_MARK
 from .errors import ConfigError
 
+# The outputs that exist only once the Cloud SQL instance does, and those no Argo CD app
+# reads (monitoring; a key register alone uses). The rest is the handoff (`handoff_fields`).
+DATABASE_FIELDS = ("sql_instance", "sql_connection_name", "sql_private_ip", "sql_server_ca_cert")
+_NOT_FOR_GITOPS = ("pipelines_sa_key", "uptime_checks", "dashboard_url", "alerts_notify")
+# The program's component that registers the handoff outputs (`pulumi_program/handoff.py`)
+HANDOFF_TYPE = "zenml-gcp-gitops:infra:Handoff"
+
 
 class InfraOutputs(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -124,3 +131,9 @@ class InfraOutputs(BaseModel):
         if not isinstance(data, dict):
             raise ConfigError(f"{where} must hold a JSON object")
         return cls.from_mapping(data, source=where)
+
+
+def handoff_fields() -> list[str]:
+    """The outputs the cluster side publishes before the database exists."""
+    skip = {*DATABASE_FIELDS, *_NOT_FOR_GITOPS}
+    return [k for k in InfraOutputs.model_fields if k not in skip]

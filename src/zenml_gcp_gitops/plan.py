@@ -497,6 +497,7 @@ def estimates(
     from .estimate.cost import estimate_cost
     from .estimate.graph import estimate_duration
     from .estimate.prices import snapshot_prices
+    from .gitops.database_free import database_apps, overlap_possible
     from .gitops.render import render
 
     if rendered is None:
@@ -514,20 +515,15 @@ def estimates(
             dns01=cfg.acme_challenge == "dns01" and cfg.names.dns_zone is not None,
             db_apps=database_apps(rendered, outputs),
             measured=measured,
+            overlap=overlap_possible(cfg),
         ),
     }
 
 
 def database_apps(rendered: Rendered, outputs: InfraOutputs) -> list[str]:
-    """The apps whose rendered manifests carry a database output (its address, connection
-    name or server CA): they cannot sync before the database exists."""
-    marks = [outputs.sql_private_ip, outputs.sql_connection_name, outputs.sql_server_ca_cert]
-    marks = [json.dumps(m)[1:-1] for m in marks if m]
-    return [
-        a.key
-        for a in rendered.apps
-        if any(m in json.dumps([a.manifest, a.objects], default=str) for m in marks)
-    ]
+    from .gitops.database_free import database_apps as apps
+
+    return apps(rendered, outputs)
 
 
 def offline_plan(

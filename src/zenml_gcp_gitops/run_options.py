@@ -43,6 +43,8 @@ class RunOptions:
     env: Mapping[str, str] = field(default_factory=dict)  # extra environment for Pulumi
     argocd_cache_dir: str | None = None  # where the Argo CD install manifest is cached
     skip_dns_wait: bool = False  # gitops: do not wait for public DNS to resolve the hosts
+    # deploy: Argo CD and the apps that need no database start while infra creates Cloud SQL
+    overlap: bool = True
     dns_wait_timeout: float = 900.0  # NS changes at a registrar can take a while to be seen
     dns_wait_interval: float = 10.0
     command: str | None = None  # the command line, recorded in the deploy lease

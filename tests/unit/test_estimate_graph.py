@@ -14,6 +14,7 @@ from zenml_gcp_gitops.engine import default_phases
 from zenml_gcp_gitops.estimate import durations as dur
 from zenml_gcp_gitops.estimate import graph as G
 from zenml_gcp_gitops.gitops.render import render
+from zenml_gcp_gitops.outputs import HANDOFF_TYPE
 from zenml_gcp_gitops.phases.gitops import _first_durations
 from zenml_gcp_gitops.plan import database_apps, offline_plan, plan_from_run, run_program
 from zenml_gcp_gitops.state.record import (
@@ -40,6 +41,7 @@ _RESOURCES = [
     _res("gke", GKE, ("vpc",)),
     _res("sql", SQL, ("vpc",)),
     _res("db", "gcp:sql/database:Database", ("sql",)),
+    _res("handoff", HANDOFF_TYPE, ("vpc", "gke")),  # the program's: what gitops starts on
 ]
 _WAVES = [
     {"wave": 0, "applications": ["ops"], "min_s": 45, "max_s": 120, "source": "t", "needs_database": False},
@@ -65,19 +67,22 @@ def test_sequential_deploy_waits_for_every_resource_before_argo_cd() -> None:
     assert high == p["preflight"].max_s + infra + gitops + p["register"].max_s + p["ci"].max_s
 
 
-def test_overlap_starts_argo_cd_on_the_cluster_and_holds_database_waves() -> None:
-    """With overlap, Argo CD waits for the cluster side only; the wave whose apps read the
-    database waits for the database side as well (here it is still the longer line)."""
+def test_overlap_starts_argo_cd_on_the_handoff_and_holds_database_waves() -> None:
+    """With overlap, Argo CD waits for what the program's handoff waits for; the wave whose
+    apps read the database waits for all of infra (the gitops phase adds it then)."""
     assert G.database_side(_RESOURCES) == {"sql", "db"}
     steps = G.deploy_steps(_RESOURCES, _WAVES, [], overlap=True)
     by_key = {s.key: s for s in steps}
     assert set(by_key["argocd_install"].needs) == {"vpc", "gke"}
-    assert {"sql", "db"} <= set(by_key["wave 1"].needs)
+    assert {"vpc", "gke", "sql", "db"} <= set(by_key["wave 1"].needs)
     assert "sql" not in by_key["wave 0"].needs
     high, _, done = G.longest(steps, "max_s")
     sequential, _, _ = G.longest(G.deploy_steps(_RESOURCES, _WAVES, [], overlap=False), "max_s")
     assert high < sequential
-    assert done["wave 1"] == max(done["wave 0"], done["db"]) + 240
+    assert done["wave 1"] == max(done["wave 0"], done["db"], done["gke"]) + 240
+    # a plan without the handoff component (an older program) waits for everything
+    old = G.deploy_steps(_RESOURCES[:-1], _WAVES, [], overlap=True)
+    assert {s.key: s for s in old}["argocd_install"].needs == ("db", "gke", "sql", "vpc")
 
 
 def test_apps_of_one_wave_count_once_in_the_plan() -> None:
@@ -87,10 +92,15 @@ def test_apps_of_one_wave_count_once_in_the_plan() -> None:
     zen, ml = dur.APP_TIMES["zenml_server"], dur.APP_TIMES["mlflow"]
     assert shared["max_s"] == max(zen.max_s, ml.max_s) and shared["source"] == zen.source
     gitops = {p["phase"]: p for p in d["phases"]}["gitops"]
-    assert gitops["max_s"] == dur.PHASE_TIMES["argocd_install"].max_s + sum(
+    # overlapped: the database's wave may wait for infra, so gitops lasts at least this long
+    assert gitops["max_s"] >= dur.PHASE_TIMES["argocd_install"].max_s + sum(
         w["max_s"] for w in waves.values()
     )
-    assert d["overlap"] is G.ENGINE_OVERLAP and d["measured"] is None
+    assert d["overlap"] is True and d["measured"] is None
+    # with a GitOps repo Argo CD reads the whole app-of-apps from it: no overlap
+    repo = offline_plan(cfg_of(gitops_repo="https://github.com/acme/stack.git"))["duration"]
+    assert repo["overlap"] is False
+    assert repo["first_deploy"]["max_s"] > d["first_deploy"]["max_s"]
 
 
 def test_the_apps_that_need_the_database_are_read_from_their_manifests() -> None:
@@ -112,7 +122,7 @@ def _measured_record(cfg: DeploymentConfig) -> DeploymentRecord:
         outputs={
             "outputs": {},
             "resource_durations": [
-                {"type": SQL, "count": 1, "min_s": 1000.0, "mean_s": 1000.0, "max_s": 1000.0}
+                {"type": SQL, "count": 1, "min_s": 2000.0, "mean_s": 2000.0, "max_s": 2000.0}
             ],
         },
     )
@@ -134,12 +144,15 @@ def test_plan_prefers_what_the_last_deploy_measured() -> None:
     assert m is not None
     measured = plan_from_run(cfg, run, measured=m)["duration"]
     sql = next(s for s in measured["critical_path"] if s["type"] == SQL)
-    assert (sql["min_s"], sql["max_s"]) == (1000.0, 1000.0)  # slower: still critical
+    assert (sql["min_s"], sql["max_s"]) == (2000.0, 2000.0)  # much slower: now critical
     assert sql["source"].startswith("measured") and "record.json" in sql["source"]
     wave1 = next(w for w in measured["sync_waves"] if w["wave"] == 1)
     assert wave1["max_s"] == 200.0 and wave1["source"].startswith("measured")
     steps = {s["urn"]: s for s in measured["critical_path"]}
-    assert steps["register"]["max_s"] == 20.0 and steps["argocd_install"]["max_s"] == 70.0
+    assert steps["register"]["max_s"] == 20.0
+    by_key = {s.key: s for s in G.deploy_steps(_RESOURCES, _WAVES, [], measured=m)}
+    assert by_key["argocd_install"].max_s == 70.0
+    assert by_key["argocd_install"].source.startswith("measured")
     assert measured["measured"] == "record.json"
     assert measured["first_deploy"]["min_s"] > typical["first_deploy"]["min_s"]
     assert G.Measured.from_record(DeploymentRecord.new(cfg), "x") is None

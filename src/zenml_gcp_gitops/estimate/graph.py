@@ -7,10 +7,10 @@ another. `first_deploy` is the longest path through this graph, and `critical_pa
 on it, each with the source of its duration: the typical time of `durations`, or what this
 deployment's last deploy measured when its record has it (`Measured`).
 
-`overlap=True` describes a deploy that starts gitops while infra still creates the database:
-Argo CD waits only for the resources that are not on the database's side, and the waves whose
-apps read database outputs wait for the database as well. The engine does not run that way
-(`ENGINE_OVERLAP`), so the plan estimates with it off.
+`overlap=True` is how the engine runs (`phases/headstart.py`; not with a GitOps repo): Argo CD
+starts when the program's handoff component exists, i.e. when the resources it waits for do
+(`pulumi_program/handoff.py`), and the waves whose apps read database outputs start once
+infra has ended, as the gitops phase adds them then.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from .durations import (
 )
 
 PHASE_ORDER = ("preflight", "infra", "gitops", "register", "ci")
-ENGINE_OVERLAP = False  # the engine finishes infra before gitops starts
+ENGINE_OVERLAP = True  # gitops starts when its inputs exist (`gitops.database_free`)
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,29 @@ def database_side(resources: list[dict[str, Any]]) -> set[str]:
     return side
 
 
+def handoff_needs(resources: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The custom resources the program's handoff component waits for: those it depends on
+    and, for a component it depends on, every custom resource inside it."""
+    from ..outputs import HANDOFF_TYPE
+
+    by_urn = {r["urn"]: r for r in resources}
+    handoff = next((r for r in resources if r["type"] == HANDOFF_TYPE), None)
+    if handoff is None:
+        return ()
+    deps = set(handoff.get("depends_on") or [])
+    custom, _ = _graph(resources)
+
+    def inside(urn: str) -> bool:
+        at: str | None = urn
+        while at is not None:
+            if at in deps:
+                return True
+            at = (by_urn.get(at) or {}).get("parent")
+        return False
+
+    return tuple(sorted(u for u in custom if inside(u)))
+
+
 def deploy_steps(
     resources: list[dict[str, Any]],
     waves: list[dict[str, Any]],
@@ -167,10 +190,8 @@ def deploy_steps(
             t = Typical(got[0], got[1], measured.source(f"{got[2]} x {r['type']}"))
         after = tuple(sorted(deps[urn])) or ("preflight",)
         steps.append(Step(urn, "infra", str(r["name"]), str(r["type"]), **_t(t), needs=after))
-    db = database_side(resources) if overlap else set()
-    cluster_side = tuple(sorted(u for u in custom if u not in db)) or ("preflight",)
     everything = tuple(sorted(custom)) or ("preflight",)
-    before = cluster_side if overlap else everything
+    before = (handoff_needs(resources) or everything) if overlap else everything
     for s in dns_steps:
         steps.append(Step(s, "gitops", s, "dns", **_t(PHASE_TIMES[s]), needs=before))
         before = (s,)
@@ -185,7 +206,7 @@ def deploy_steps(
     for w in waves:
         needs: tuple[str, ...] = (prev,)
         if overlap and w["needs_database"]:
-            needs += tuple(sorted(db))
+            needs += everything  # the gitops phase adds these apps once infra has ended
         key = f"wave {w['wave']}"
         t = Typical(w["min_s"], w["max_s"], w["source"])
         steps.append(Step(key, "gitops", key, "sync wave", **_t(t), needs=needs))

@@ -159,6 +159,18 @@ def apply_stack(
     return counts
 
 
+def root_app_names(kube: Kube, cfg: DeploymentConfig) -> set[str]:
+    """The child Applications the live app-of-apps lists (none when it does not exist)."""
+    from .health import APP_API
+
+    root = kube.get(
+        APP_API, "Application", cfg.names.argocd_root_app, cfg.names.namespaces["argocd"]
+    )
+    source = ((root or {}).get("spec") or {}).get("source") or {}
+    listed = ((source.get("helm") or {}).get("valuesObject") or {}).get("resources") or []
+    return {str((a.get("metadata") or {}).get("name")) for a in listed if isinstance(a, dict)}
+
+
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=zenml-gcp-gitops"
 
 
@@ -198,13 +210,14 @@ def bootstrap(
     cache_dir: Path | str | None = None,
     source: tuple[str, str] | None = None,
     opts: WaitOptions | None = None,
+    sleep: Any = time.sleep,
 ) -> dict[str, int]:
     if reporter is not None:
         reporter.step(f"Installing Argo CD {rendered.argocd_version}")
     counts = install_argocd(kube, cfg, rendered, reporter, cache_dir, source)
     if reporter is not None:
         reporter.step("Handing the stack to Argo CD")
-    for k, n in apply_stack(kube, cfg, rendered, reporter, opts).items():
+    for k, n in apply_stack(kube, cfg, rendered, reporter, opts, sleep=sleep).items():
         counts[k] = counts.get(k, 0) + n
     return counts
 

@@ -253,8 +253,14 @@ def _manifests_source(
     }
 
 
-def render(cfg: DeploymentConfig, outputs: InfraOutputs, paused: bool = False) -> Rendered:
-    """Everything Argo CD gets, as plain dicts; `paused`: every chart's pods at zero."""
+def render(
+    cfg: DeploymentConfig,
+    outputs: InfraOutputs,
+    paused: bool = False,
+    keep: set[str] | None = None,
+) -> Rendered:
+    """Everything Argo CD gets, as plain dicts; `paused`: every chart's pods at zero; `keep`:
+    only these apps (by key) in the app-of-apps (`gitops/database_free.py`)."""
     n = cfg.names
     url, sha = install_manifest(cfg.versions.argocd)
     ctx = _context(cfg, outputs)
@@ -265,6 +271,8 @@ def render(cfg: DeploymentConfig, outputs: InfraOutputs, paused: bool = False) -
     repo_urls: list[str] = []
     for row in _component_table(cfg, ctx):
         key = row["key"]
+        if keep is not None and key not in keep:
+            continue
         name = n.argocd_apps[key]
         if row["kind"] == "helm":
             values = render_template(row["values"], ctx)

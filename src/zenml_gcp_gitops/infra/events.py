@@ -124,6 +124,7 @@ class EventTracker:
     started: dict[str, float] = field(default_factory=dict)
     durations: dict[str, list[float]] = field(default_factory=dict)
     grants: list[str] = field(default_factory=list)  # IAM grants this run created or changed
+    finished: set[str] = field(default_factory=set)
     clock: Callable[[], float] = time.monotonic
 
     def __call__(self, event: Any) -> None:
@@ -141,8 +142,9 @@ class EventTracker:
             self.reporter.progress(self.done, self.total, current)
         elif event.res_outputs_event is not None:
             md = event.res_outputs_event.metadata
-            if md.type == STACK_TYPE:
-                return
+            if md.type == STACK_TYPE or md.urn in self.finished:
+                return  # a component is reported again when it registers its outputs
+            self.finished.add(md.urn)
             self.done += 1
             if self.total is not None and self.done > self.total:
                 self.total = self.done
@@ -215,6 +217,19 @@ def _lock_message(cfg: DeploymentConfig, text: str) -> LockedError:
         f"another deploy of '{cfg.name}' holds the Pulumi state lock{where}",
         "wait for it to finish; if no deploy is running (a crashed one left the lock), run "
         "`zenml-gcp-gitops unlock` with the same --project/--name/--state",
+    )
+
+
+def stale_lock(name: str, lease: Any, e: UserError) -> PhaseError:
+    """The Pulumi lock, while this run holds the deploy lease: a dead run left it."""
+    prev = getattr(lease, "previous", None)
+    who = f" ({prev.describe()})" if prev is not None else ""
+    detail = e.message.split(" holds the Pulumi state lock", 1)[-1]
+    return PhaseError(
+        f"the previous run of '{name}'{who} died and left the Pulumi state "
+        f"lock behind{detail}; no other deploy is running",
+        "`zenml-gcp-gitops unlock` removes that lock (and the dead run's lease); if that "
+        "run's `pulumi` process still runs, wait for it first. Then re-run to resume",
     )
 
 

@@ -54,12 +54,15 @@ def _terminal_delivered_sigint() -> bool:
         os.close(fd)
 
 
-def run_interruptible(fn: Callable[[], Any], reporter: Reporter) -> Any:
+def run_interruptible(
+    fn: Callable[[], Any], reporter: Reporter, stop: threading.Event | None = None
+) -> Any:
     """Run a Pulumi operation in a worker thread so Ctrl-C can be forwarded to the engine.
 
     The engine stops after in-flight resource operations and releases the lock; we then raise
     Interrupted so the phase is recorded as such. Pulumi's `cancel` does not work on
-    self-managed backends, so SIGINT is the clean way to stop.
+    self-managed backends, so SIGINT is the clean way to stop. `stop`, once set (the other
+    line of work of an overlapped deploy failed), stops the engine the same way.
     """
     # The inline program's language host runs in this process; when a resource fails, grpc
     # logs the program's exception as a traceback. The summary says it better.
@@ -68,6 +71,7 @@ def run_interruptible(fn: Callable[[], Any], reporter: Reporter) -> Any:
         return fn()
     before = _child_pids()
     interrupted = threading.Event()
+    stopped = threading.Event()
 
     def on_sigint(signum: int, frame: Any) -> None:
         first = not interrupted.is_set()
@@ -87,10 +91,22 @@ def run_interruptible(fn: Callable[[], Any], reporter: Reporter) -> Any:
         future = pool.submit(fn)
         # short waits keep the main thread free to run the handler above
         while not wait([future], timeout=0.1).done:
-            pass
+            if stop is not None and stop.is_set() and not stopped.is_set():
+                stopped.set()
+                reporter.step("Stopping Pulumi cleanly: the other line of work failed")
+                for child in _pulumi_children(before):
+                    with contextlib.suppress(psutil.Error):
+                        child.send_signal(signal.SIGINT)
     finally:
         signal.signal(signal.SIGINT, previous)
         pool.shutdown(wait=False)
+    if stopped.is_set() and not interrupted.is_set():
+        with contextlib.suppress(Exception):  # it stopped (or failed) as asked: either way
+            future.result()
+        raise Interrupted(
+            "stopped: Pulumi stopped cleanly and the state holds what was created",
+            "re-run `zenml-gcp-gitops deploy` with the same flags to resume",
+        )
     if interrupted.is_set():
         raise Interrupted(
             "interrupted: Pulumi stopped cleanly and the state holds what was created",

@@ -14,6 +14,7 @@ from ..run_options import RunOptions, Services
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
     from ..outputs import InfraOutputs
+    from .headstart import HeadStart
 
 
 class Reporter(Protocol):
@@ -47,6 +48,9 @@ class PhaseContext:
     # the record's day-2 entries (e.g. a pending upgrade the gitops phase watches)
     operations: dict[str, Any] = field(default_factory=dict)
     _infra: InfraOutputs | None = None
+    # infra: gitops's line of work started from its events (`phases.headstart`), if any;
+    # gitops: what that line did before infra ended
+    head_start: HeadStart | None = None
 
     @property
     def paused(self) -> bool:

@@ -11,14 +11,35 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..gitops.kube import Kube
-    from .base import PhaseContext
+    from ..outputs import InfraOutputs
+    from .base import PhaseContext, Reporter
 
 
 DNS_WAIT_TIMEOUT = 900.0  # NS changes at a registrar can take a while to be seen
 
 
-def wait_for_dns(ctx: PhaseContext) -> dict[str, Any] | None:
+class Prefixed:
+    """A reporter whose lines say which line of work they come from."""
+
+    def __init__(self, inner: Reporter, prefix: str) -> None:
+        self.inner, self.prefix = inner, prefix
+
+    def step(self, message: str) -> None:
+        self.inner.step(self.prefix + message)
+
+    def progress(self, done: int, total: int | None, current: str | None = None) -> None:
+        pass  # the progress bar is infra's while both run
+
+    def log(self, line: str) -> None:
+        self.inner.log(self.prefix + line)
+
+
+def wait_for_dns(
+    ctx: PhaseContext, sleep: Callable[[float], None] | None = None
+) -> dict[str, Any] | None:
     """With Cloud DNS, wait until public resolution sees the records, so cert-manager's
     challenge can succeed; `skip_dns_wait` opts out. Returns what was seen."""
     from ..gcp.dns import DohResolver, wait_for_records
@@ -41,6 +62,7 @@ def wait_for_dns(ctx: PhaseContext) -> dict[str, Any] | None:
         # a created zone's (to set at the registrar), else the existing zone's from preflight
         name_servers=infra.dns_name_servers
         or ctx.recorded.get("preflight", {}).get("dns_name_servers"),
+        sleep=sleep or time.sleep,
     )
     return {"resolved": seen}
 
@@ -49,11 +71,33 @@ def _first_durations(
     ctx: PhaseContext, installed_s: float, waves: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """How long the Argo CD install and each wave took in the run that first completed this
-    phase: a later run finds the apps already synced, which says nothing about a first deploy."""
+    phase: a later run finds the apps already synced, which says nothing about a first deploy.
+    The waves a head start waited for were timed there (here they were synced already)."""
     previous = ctx.recorded.get("gitops")
     if previous:
         return dict(previous.get("durations") or {})
-    return {"argocd_install_s": installed_s, "waves": waves}
+    early = _head_start_result(ctx) or {}
+    if early.get("argocd_install_s") is not None:
+        installed_s = early["argocd_install_s"]
+    timed = {int(w["wave"]): w for w in waves}
+    timed.update({int(w["wave"]): w for w in early.get("waves") or []})
+    return {"argocd_install_s": installed_s, "waves": [timed[k] for k in sorted(timed)]}
+
+
+def _head_start_result(ctx: PhaseContext) -> dict[str, Any] | None:
+    hs = getattr(ctx, "head_start", None)
+    return hs.result if hs is not None and hs.error is None else None
+
+
+def _head_start_summary(ctx: PhaseContext) -> dict[str, Any]:
+    """What this run's gitops did while infra ran: the apps, or why it waited instead."""
+    hs = ctx.head_start
+    if hs is None:
+        return {"ran": False, "why": "not this run (see `deploy --help`, --overlap)"}
+    if hs.result is not None and "skipped" not in hs.result:
+        return {"ran": True, "applications": hs.result.get("applications", [])}
+    why = (hs.result or {}).get("skipped") or hs.skipped or "infra ended before the handoff"
+    return {"ran": False, "why": why}
 
 
 class GitopsPhase:
@@ -65,7 +109,7 @@ class GitopsPhase:
     def __init__(self, kube: Kube | None = None) -> None:
         self._kube = kube
 
-    def _connect(self, ctx: PhaseContext) -> Kube:
+    def _connect(self, ctx: PhaseContext, infra: InfraOutputs | None = None) -> Kube:
         from ..gitops.kube import Kube, connect
 
         if self._kube is not None:
@@ -73,7 +117,50 @@ class GitopsPhase:
         api_client = ctx.services.kube_api_client
         if api_client is not None:
             return Kube(api_client)
-        return connect(ctx.infra, write_kubeconfig_file=ctx.options.write_kubeconfig)
+        return connect(infra or ctx.infra, write_kubeconfig_file=ctx.options.write_kubeconfig)
+
+    def head_start(
+        self, ctx: PhaseContext, handoff: dict[str, Any], sleep: Callable[[float], None]
+    ) -> dict[str, Any]:
+        """Argo CD and the apps that read no database output, while infra still runs
+        (`phases/headstart.py`). `sleep` raises once the other line of work has ended."""
+        from dataclasses import replace
+
+        from ..gitops.bootstrap import bootstrap, root_app_names
+        from ..gitops.database_free import database_free
+        from ..gitops.health import WaitOptions, wait_for_apps
+
+        rendered, infra = database_free(ctx.cfg, handoff)
+        early = replace(ctx, _infra=infra, reporter=Prefixed(ctx.reporter, "gitops  "))
+        keys = {a.key for a in rendered.apps}
+        dns = wait_for_dns(early, sleep)
+        kube = self._connect(early, infra)
+        others = sorted(root_app_names(kube, ctx.cfg) - {a.name for a in rendered.apps})
+        if others:
+            # applying a smaller app-of-apps would make Argo CD prune those apps
+            return {"skipped": f"the app-of-apps already has {', '.join(others)}"}
+        opts = WaitOptions.from_options(ctx.options)
+        began = time.monotonic()
+        sleep(0)
+        bootstrap(
+            kube,
+            ctx.cfg,
+            rendered,
+            reporter=early.reporter,
+            cache_dir=ctx.options.argocd_cache_dir,
+            source=ctx.services.argocd_install_source,
+            opts=opts,
+            sleep=sleep,
+        )
+        installed_s = round(time.monotonic() - began, 2)
+        waves: list[dict[str, Any]] = []
+        wait_for_apps(kube, ctx.cfg, rendered, early.reporter, opts, sleep=sleep, timings=waves)
+        return {
+            "applications": sorted(keys),
+            "argocd_install_s": installed_s,
+            "waves": waves,
+            **({"dns": dns} if dns is not None else {}),
+        }
 
     def run(self, ctx: PhaseContext) -> dict[str, Any]:
         from ..gitops.bootstrap import bootstrap
@@ -120,6 +207,7 @@ class GitopsPhase:
             "applications": [a.name for a in rendered.apps],
             **({"dns": dns} if dns is not None else {}),
             "durations": _first_durations(ctx, installed_s, waves),
+            "head_start": _head_start_summary(ctx),
         }
 
     def status(self, ctx: PhaseContext) -> dict[str, Any]:

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from ..config import DeploymentConfig
     from ..run_options import RunOptions
     from .base import PhaseContext, Reporter
+    from .headstart import HeadStart
 
 # Resource types whose `deletionProtection` input blocks deletion, and buckets that refuse
 # deletion while they hold objects unless `forceDestroy` is set.
@@ -88,6 +89,7 @@ def _up(
     verbose: bool,
     op: str = "up",
     sleep: Callable[[float], object] | None = None,
+    head_start: HeadStart | None = None,
 ) -> tuple[Any, EventTracker, Path]:
     """`up`, rerun with backoff while a create is refused for want of a grant this run made.
 
@@ -112,12 +114,16 @@ def _up(
                 f.flush()
                 reporter.log(line)
 
+            on_event: Callable[[Any], None] = tracker
+            if head_start is not None:
+                on_event = _chain(tracker, head_start.on_event)
             try:
                 result = run_interruptible(
-                    lambda t=tracker, out=on_output: handle.stack.up(  # type: ignore[misc]
-                        on_event=t, on_output=out, on_error=out, color="never"
+                    lambda e=on_event, out=on_output: handle.stack.up(  # type: ignore[misc]
+                        on_event=e, on_output=out, on_error=out, color="never"
                     ),
                     reporter,
+                    stop=head_start.failed if head_start is not None else None,
                 )
             except auto.CommandError as e:
                 f.flush()
@@ -141,6 +147,14 @@ def _up(
         tracker.changes, tracker.durations = changes, durations
         return result, tracker, log
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _chain(*handlers: Callable[[Any], None]) -> Callable[[Any], None]:
+    def on_event(event: Any) -> None:
+        for handle in handlers:
+            handle(event)
+
+    return on_event
 
 
 def _add_changes(
@@ -257,7 +271,9 @@ class InfraPhase:
                 raise engine_failure(cfg, e, "refresh", tracker, log) from None
             self._guard_stateful(handle, cfg, opts, rep)
         rep.step("Updating the stack")
-        result, tracker, log = _up(handle, cfg, rep, opts.verbose, sleep=ctx.services.sleep)
+        result, tracker, log = _up(
+            handle, cfg, rep, opts.verbose, sleep=ctx.services.sleep, head_start=ctx.head_start
+        )
         rep.step(f"{tracker.done} resources ({_changes_text(tracker.changes)}); engine log: {log}")
         plain, secret = split_outputs(result.outputs)
         from ..outputs import InfraOutputs

@@ -204,6 +204,7 @@ class Deployment:
             json.loads(Path(delays).read_text()) if delays else {}
         )
         self.fresh_grants: set[str] = set()
+        self.ops: dict[str, str] = {}  # urn -> the step that registered it in this run
 
     def count(self, op: str) -> None:
         self.changes[op] = self.changes.get(op, 0) + 1
@@ -290,6 +291,7 @@ class Deployment:
         if (
             self.iam_propagation
             and op == "create"
+            and request.custom  # a component makes no API call: nothing to refuse
             and "IAM" not in request.type.rsplit(":", 1)[-1]  # a grant's own create needs none
             and not self.dry_run
             and self.fresh_grants & set(request.dependencies)
@@ -302,6 +304,17 @@ class Deployment:
                 else "googleapi: Error 403: The caller does not have permission, forbidden"
             )
             raise self._fail(urn, request, "create", msg)
+        gate_name, _, gate_file = os.environ.get("FAKE_PULUMI_GATE", "").partition("=")
+        if request.name == gate_name and op == "create" and not self.dry_run:
+            # a create that lasts until the test opens the gate (another line of work's
+            # state decides), as long as a real create; refused after two minutes
+            waited = 0.0
+            while not Path(gate_file).exists():
+                if self.canceled.wait(0.02):
+                    raise Canceled()
+                waited += 0.02
+                if waited > 120:
+                    raise self._fail(urn, request, op, "the gate of this create never opened")
         delay = self.create_seconds.get(request.type, 0.0) if op == "create" else 0.0
         if delay and not self.dry_run and self.canceled.wait(delay):
             raise Canceled()
@@ -348,6 +361,7 @@ class Deployment:
             "outputs": outputs,
         }
         self.order.append(urn)
+        self.ops[urn] = op
         self.count(op)
         if op in ("create", "update", "replace") and "IAM" in request.type.rsplit(":", 1)[-1]:
             self.fresh_grants.add(urn)
@@ -377,8 +391,17 @@ class Deployment:
         return CliError(f"{op} {urn}: {msg}")
 
     def register_outputs(self, request: Any) -> None:
+        outputs = json_format.MessageToDict(request.outputs)
         if request.urn == self.root_urn:
-            self.outputs = json_format.MessageToDict(request.outputs)
+            self.outputs = outputs
+            return
+        # as the engine does: a component's registered outputs are its state's outputs, and
+        # the step that registered it is reported again, now with them
+        state = self.new.get(request.urn)
+        if state is not None and not state["custom"]:
+            state["outputs"] = outputs
+            op = self.ops.get(request.urn, "same")
+            self.step_event("resOutputsEvent", op, request.urn, state["type"], {}, outputs)
 
 
 class Monitor(resource_pb2_grpc.ResourceMonitorServicer):
