@@ -233,6 +233,14 @@ class GitopsPhase:
 
         injected = self._kube is not None or ctx.services.kube_api_client is not None
         has_infra = ctx._infra is not None or bool(ctx.recorded.get("infra", {}).get("outputs"))
-        if not injected and not has_infra:
+        # a run that died while infra and gitops both ran recorded only the cluster's side
+        handoff = ctx.recorded.get("infra", {}).get("handoff")
+        if not injected and not has_infra and not handoff:
             return  # infra never produced a cluster: nothing was deployed into one
-        teardown(self._connect(ctx), ctx.cfg, ctx.reporter, WaitOptions.from_options(ctx.options))
+        if not has_infra and handoff:
+            from ..gitops.database_free import pending_database
+
+            kube = self._connect(ctx, pending_database(handoff))
+        else:
+            kube = self._connect(ctx)
+        teardown(kube, ctx.cfg, ctx.reporter, WaitOptions.from_options(ctx.options))
