@@ -253,6 +253,11 @@ def estimate_duration(
     steps = deploy_steps(resources, waves, dns_steps, overlap=overlap, measured=measured)
     low, _, done_min = longest(steps, "min_s")
     high, path, done_max = longest(steps, "max_s")
+    db = database_side(resources)
+    other: list[Step] = []
+    if overlap and db:  # the database's line of work, beside the critical path
+        last = max(sorted(db), key=lambda k: done_max.get(k, 0.0))
+        other = [s for s in chain(steps, done_max, last) if s not in path]
     phases: list[dict[str, Any]] = []
     for name in ("preflight", "infra", "gitops", "register", "ci"):
         mine = [s for s in steps if s.phase == name]
@@ -284,6 +289,21 @@ def estimate_duration(
             for s in path
         ],
         "sync_waves": waves,
+        # when each step of the two lines runs, at the upper bounds (for `timeline`)
+        "schedule": [
+            {
+                "line": "critical" if s in path else "database",
+                "phase": s.phase,
+                "type": s.type,
+                "name": s.name,
+                "source": s.source,
+                "min_s": s.min_s,
+                "max_s": s.max_s,
+                "start_s": done_max[s.key] - s.max_s,
+                "end_s": done_max[s.key],
+            }
+            for s in sorted([*path, *other], key=lambda s: (done_max[s.key] - s.max_s, s.key))
+        ],
     }
 
 
@@ -312,6 +332,17 @@ def longest(steps: list[Step], weight: str) -> tuple[float, list[Step], dict[str
     return finish[end], [by_key[k] for k in reversed(path)], finish
 
 
+def chain(steps: list[Step], finish: dict[str, float], key: str) -> list[Step]:
+    """The steps that lead to `key` on its longest path (each after the need that ends last)."""
+    by_key = {s.key: s for s in steps}
+    out = [by_key[key]]
+    while True:
+        needs = [d for d in sorted(out[-1].needs) if d in finish]
+        if not needs:
+            return list(reversed(out))
+        out.append(by_key[max(needs, key=lambda d: finish[d])])
+
+
 def ordered(steps: list[Step]) -> list[Step]:
     """The steps with each after all it needs (resources come in dependency order)."""
     by_key = {s.key: s for s in steps}
@@ -332,19 +363,19 @@ def ordered(steps: list[Step]) -> list[Step]:
 
 
 def timeline(duration: dict[str, Any], width: int = 48) -> str:
-    """The critical path of a `duration` section as a text chart, upper bounds (docs/deploy.md
-    shows the default config's). Each step starts when the one before it on the path ends."""
+    """The schedule of a `duration` section as a text chart at the upper bounds (docs/deploy.md
+    shows the default config's): the critical path (`#`) and, when gitops overlaps infra, the
+    database's line of work beside it (`=`), each step from its start to its end."""
     from .durations import fmt_duration
 
-    path = duration["critical_path"]
     total = duration["first_deploy"]["max_s"] or 1.0
-    rows, at = [], 0.0
-    for s in path:
-        start = round(at / total * width)
-        end = max(start + 1, round((at + s["max_s"]) / total * width))
+    rows = []
+    for s in duration.get("schedule") or []:
+        start = round(s["start_s"] / total * width)
+        end = max(start + 1, round(s["end_s"] / total * width))
+        mark = "#" if s["line"] == "critical" else "="
         label = f"{s['phase']:<9} {s['name'][:22]:<22}"
         rows.append(
-            f"{label} {' ' * start}{'#' * (end - start)}{' ' * (width - end)} {fmt_duration(at + s['max_s']):>7}"
+            f"{label} {' ' * start}{mark * (end - start)}{' ' * (width - end)} {fmt_duration(s['end_s']):>7}"
         )
-        at += s["max_s"]
     return "\n".join(rows)
