@@ -151,9 +151,11 @@ def test_mlflow_values_match_the_chart_schema(
         values["backendStore"]["existingDatabaseSecret"]["name"]
         == cfg.names.k8s_secrets["mlflow_db_password"]
     )
-    # TLS to Cloud SQL: MLflow mounts the CA ConfigMap rendered in an earlier wave
+    # TLS to Cloud SQL: MLflow mounts the CA ConfigMap its own app carries (it waits for the
+    # database; workloads does not)
     assert "ssl_ca=/etc/cloudsql/server-ca.pem" in values["backendStore"]["mysql"]["database"]
-    ca = next(o for o in r.app("workloads").objects if o["kind"] == "ConfigMap")
+    assert not [o for o in r.app("workloads").objects if o["kind"] == "ConfigMap"]
+    ca = next(o for o in values["extraDeploy"] if o["kind"] == "ConfigMap")
     assert values["extraVolumes"][0]["configMap"]["name"] == ca["metadata"]["name"]
     assert ca["metadata"]["namespace"] == cfg.names.namespaces["mlflow"]
     assert ca["data"]["server-ca.pem"].startswith("-----BEGIN CERTIFICATE-----")
