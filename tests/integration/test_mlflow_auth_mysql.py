@@ -103,7 +103,7 @@ def tls_mariadb() -> Iterator[tuple[MariaDB, dict[str, Path]]]:
 
 
 def _migrate(ini: Path, tracking: str) -> subprocess.CompletedProcess[str]:
-    """What the PreSync Job runs: its command, its two variables."""
+    """What the migration Job runs: its command, its two variables."""
     job = _cluster_job()
     assert job["command"][:2] == ["python", "-c"]
     env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_BACKEND_STORE_URI": tracking}

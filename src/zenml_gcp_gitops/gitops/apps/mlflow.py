@@ -1,5 +1,5 @@
-"""The MLflow application: its chart values (image, ingress, store, the PreSync migration
-Job) and the labels of the migration Job's pods."""
+"""The MLflow application: its chart values (image, ingress, store, the migration Job) and
+the labels of the migration Job's pods."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 MLFLOW_IMAGE = "burakince/mlflow"
 
-MLFLOW_MIGRATE_JOB = "mlflow-migrate"  # the PreSync Job that migrates MLflow's schemas
+MLFLOW_MIGRATE_JOB = "mlflow-migrate"  # the Sync-hook Job that migrates MLflow's schemas
 
 # Where MLflow's pod mounts the Cloud SQL server CA (argocd/values/mlflow.yaml)
 SQL_CA_DIR = "/etc/cloudsql"
