@@ -10,18 +10,11 @@ from typing import TYPE_CHECKING, Any
 from ... import mlflow_auth
 from ...errors import ConfigError
 from ..template import render_template
-from .mlflow import SQL_CA_DIR, SQL_CA_FILE
+from .mlflow import DB_OBJECTS_WAVE, SQL_CA_DIR, SQL_CA_FILE
 
 if TYPE_CHECKING:
     from ...config import DeploymentConfig
     from ...outputs import InfraOutputs
-
-
-# Argo CD sync waves inside the MLflow app: these objects, then the migration Job (a Sync hook
-# that mounts them), then the chart's own objects (wave 0). A PreSync Job would run before
-# any of them exists, and as hooks they would be neither diffed nor kept between syncs.
-DB_OBJECTS_WAVE = "-2"
-MIGRATE_JOB_WAVE = "-1"
 
 
 def helm_literal(text: str) -> str:
