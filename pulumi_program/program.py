@@ -346,6 +346,7 @@ def build(
             sql_connection_name=database.connection_name,
             sql_private_ip=database.private_ip,
             sql_server_ca_cert=database.server_ca_cert,
+            sql_range=network.psa_cidr,
             artifact_bucket=storage.names["artifacts"],
             mlflow_bucket=storage.names["mlflow"],
             backup_bucket=backup.name,

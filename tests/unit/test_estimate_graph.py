@@ -111,8 +111,8 @@ def test_the_apps_that_need_the_database_are_read_from_their_manifests() -> None
         __import__("json").loads((EXAMPLE / "outputs.json").read_text())
     )
     needs = set(database_apps(render(cfg, outputs), outputs))
-    # workloads carries the server CA and the network policy to the database's range
-    assert needs == {"workloads", "zenml_server", "mlflow"}
+    # the database's objects ride in the server apps; workloads syncs without them
+    assert needs == {"zenml_server", "mlflow"}
 
 
 def _measured_record(cfg: DeploymentConfig) -> DeploymentRecord:

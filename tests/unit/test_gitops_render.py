@@ -151,9 +151,11 @@ def test_mlflow_values_match_the_chart_schema(
         values["backendStore"]["existingDatabaseSecret"]["name"]
         == cfg.names.k8s_secrets["mlflow_db_password"]
     )
-    # TLS to Cloud SQL: MLflow mounts the CA ConfigMap rendered in an earlier wave
+    # TLS to Cloud SQL: MLflow mounts the CA ConfigMap its own app carries (it waits for the
+    # database; workloads does not)
     assert "ssl_ca=/etc/cloudsql/server-ca.pem" in values["backendStore"]["mysql"]["database"]
-    ca = next(o for o in r.app("workloads").objects if o["kind"] == "ConfigMap")
+    assert not [o for o in r.app("workloads").objects if o["kind"] == "ConfigMap"]
+    ca = next(o for o in values["extraDeploy"] if o["kind"] == "ConfigMap")
     assert values["extraVolumes"][0]["configMap"]["name"] == ca["metadata"]["name"]
     assert ca["metadata"]["namespace"] == cfg.names.namespaces["mlflow"]
     assert ca["data"]["server-ca.pem"].startswith("-----BEGIN CERTIFICATE-----")
@@ -272,12 +274,25 @@ def test_objects_depend_only_on_earlier_waves(
     mlflow = by_key["mlflow"]
     mv = mlflow.manifest["spec"]["source"]["helm"]["valuesObject"]
     mns = cfg.names.namespaces["mlflow"]
+    # or in the app itself (what carries the database's outputs), in a sync wave before the
+    # migration Job's, the first that mounts them (the chart's pods are in wave 0)
+    inner = lambda o: int(o["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])  # noqa: E731
+    job = next(o for o in mv["extraDeploy"] if o["kind"] == "Job")
+    own = {
+        (o["metadata"]["namespace"], o["spec"]["target"]["name"]): inner(o)
+        for o in mv["extraDeploy"]
+        if o["kind"] == "ExternalSecret"
+    }
+    assert own and inner(job) < 0
     for name in (
         mv["backendStore"]["existingDatabaseSecret"]["name"],
         *(v["secret"]["secretName"] for v in mv["extraVolumes"] if "secret" in v),
         *mv["extraSecretNamesForEnvFrom"],
     ):
-        assert provided_secret[(mns, name)] < mlflow.wave
+        if (mns, name) in own:
+            assert own[(mns, name)] < inner(job)
+        else:
+            assert provided_secret[(mns, name)] < mlflow.wave
     assert provided_sa[(mns, mv["serviceAccount"]["name"])] < mlflow.wave
     # the ClusterIssuers the ingress annotations / Certificates use exist in an earlier or same app
     issuers = {
@@ -480,7 +495,8 @@ def test_ha_refuses_a_zonal_database_and_makes_it_regional() -> None:
 def test_one_external_secret_per_secret_with_ids_from_outputs() -> None:
     out = example_outputs()
     r = R.render(make_cfg(), out)
-    es = [o for o in r.objects if o["kind"] == "ExternalSecret"]
+    mlflow = r.app("mlflow").manifest["spec"]["source"]["helm"]["valuesObject"]["extraDeploy"]
+    es = [o for o in [*r.objects, *mlflow] if o["kind"] == "ExternalSecret"]
     used_ids = {d["remoteRef"]["key"] for o in es for d in o["spec"]["data"]}
     cluster_keys = [
         "zenml_db_password",

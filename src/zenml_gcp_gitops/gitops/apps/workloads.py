@@ -1,6 +1,8 @@
 """The workloads app's objects: namespaces, Workload Identity service accounts, the
 ExternalSecrets the servers read, the pipelines' RBAC, the Gateway routes, and (from their own
-modules) the MLflow auth Secret, the disruption budgets and the NetworkPolicies."""
+module) the disruption budgets and the NetworkPolicies. Nothing here depends on the database
+instance (its objects are in the MLflow app, see mlflow_auth_secret.py): the app syncs while
+Cloud SQL is still being created."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import ConfigError
 from ..template import render_template
-from . import mlflow_auth_secret, network
+from . import network
 
 if TYPE_CHECKING:
     from ...config import DeploymentConfig
@@ -89,9 +91,7 @@ def objects(cfg: DeploymentConfig, out: InfraOutputs, ctx: dict[str, Any]) -> li
             "automount": False if ksa in API_FREE_KSAS else None,
         }
         objs.append(render_template("objects/service-account.yaml", {**ctx, "obj": sa}))
-    objs.append(render_template("objects/sql-ca-configmap.yaml", ctx))
     objs += _external_secrets(out, ctx)
-    objs.append(mlflow_auth_secret.config_secret(cfg, out, ctx))
     objs.append(render_template("objects/pipelines-role.yaml", ctx))
     objs.append(
         render_template(
