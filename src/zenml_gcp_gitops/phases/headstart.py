@@ -142,7 +142,6 @@ def make_head_start(
     infra_runs = any(p.name == "infra" and run for p, run in plan)
     if gitops is None or not infra_runs or not hasattr(gitops, "head_start"):
         return None
-    ctx = engine._context(record)
     reporter = engine.reporter
 
     def on_begin(outputs: dict[str, Any]) -> None:
@@ -160,7 +159,12 @@ def make_head_start(
             "while infra creates the rest (lines marked 'gitops')"
         )
 
-    return HeadStart(lambda out, sleep: gitops.head_start(ctx, out, sleep), on_begin, reporter.log)
+    def run(outputs: dict[str, Any], sleep: Callable[[float], None]) -> dict[str, Any]:
+        # a context of now: what preflight recorded (the zone's name servers) is in it
+        result: dict[str, Any] = gitops.head_start(engine._context(record), outputs, sleep)
+        return result
+
+    return HeadStart(run, on_begin, reporter.log)
 
 
 def _message(e: BaseException) -> str:
