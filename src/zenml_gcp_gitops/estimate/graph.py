@@ -1,16 +1,17 @@
 """A first deploy as a graph of steps: what each step waits for and how long it takes.
 
-The engine runs its phases one after another (`PHASE_ORDER`, the order of
-`engine.default_phases`). Inside infra the Pulumi engine creates a resource as soon as its
-dependencies exist; inside gitops Argo CD is installed, then the sync waves run one after
-another. `first_deploy` is the longest path through this graph, and `critical_path` the steps
-on it, each with the source of its duration: the typical time of `durations`, or what this
-deployment's last deploy measured when its record has it (`Measured`).
+The engine runs its phases in order (`PHASE_ORDER`, the order of `engine.default_phases`).
+Inside infra the Pulumi engine creates a resource as soon as its dependencies exist; inside
+gitops Argo CD is installed, then each app syncs once every app of a lower sync wave is
+healthy (the apps of a wave side by side). `first_deploy` is the longest path through this
+graph, and `critical_path` the steps on it, each with the source of its duration: the typical
+time of `durations`, or what this deployment's last deploy measured when its record has it
+(`Measured`).
 
 `overlap=True` is how the engine runs (`phases/headstart.py`; not with a GitOps repo): Argo CD
 starts when the program's handoff component exists, i.e. when the resources it waits for do
-(`pulumi_program/handoff.py`), and the waves whose apps read database outputs start once
-infra has ended, as the gitops phase adds them then.
+(`pulumi_program/handoff.py`), and the apps that read database outputs start once infra has
+ended, as the gitops phase adds them then.
 """
 
 from __future__ import annotations
@@ -114,10 +115,10 @@ def wave_table(
     for wave in sorted(waves):
         names = sorted(str(a["metadata"]["name"]) for a in waves[wave])
         times = [APP_TIMES.get(app_keys.get(n, ""), DEFAULT_TIME) for n in names]
+        if measured is not None:  # a wave's measure bounds each of its apps
+            times = [_timed(t, measured.waves.get(wave), measured, f"wave {wave}") for t in times]
         slowest = max(times, key=lambda t: t.max_s)
         t = Typical(max(x.min_s for x in times), slowest.max_s, slowest.source)
-        if measured is not None:
-            t = _timed(t, measured.waves.get(wave), measured, f"wave {wave}")
         out.append(
             {
                 "wave": wave,
@@ -126,6 +127,10 @@ def wave_table(
                 "max_s": t.max_s,
                 "source": t.source,
                 "needs_database": any(app_keys.get(n) in db for n in names),
+                "apps": [
+                    {"name": n, **_t(x), "needs_database": app_keys.get(n) in db}
+                    for n, x in zip(names, times, strict=True)
+                ],
             }
         )
     return out
@@ -202,16 +207,22 @@ def deploy_steps(
         "Argo CD install",
     )
     steps.append(Step("argocd_install", "gitops", "Argo CD", "argocd", **_t(install), needs=before))
-    prev = "argocd_install"
+    # An app syncs once Argo CD runs and every app of a lower wave is healthy (the waves
+    # gate); with overlap, an app that reads the database once the gitops phase adds it.
+    lower: tuple[str, ...] = ("argocd_install",)
+    apps: list[str] = []
     for w in waves:
-        needs: tuple[str, ...] = (prev,)
-        if overlap and w["needs_database"]:
-            needs += everything  # the gitops phase adds these apps once infra has ended
-        key = f"wave {w['wave']}"
-        t = Typical(w["min_s"], w["max_s"], w["source"])
-        steps.append(Step(key, "gitops", key, "sync wave", **_t(t), needs=needs))
-        prev = key
-    last_gitops = (prev,) + (everything if overlap else ())
+        keys = []
+        for a in w.get("apps") or [{**w, "name": ", ".join(w["applications"])}]:
+            needs = lower + (everything if overlap and a["needs_database"] else ())
+            key = f"app {a['name']}"
+            t = Typical(a["min_s"], a["max_s"], a["source"])
+            name = f"{a['name']} (wave {w['wave']})"
+            steps.append(Step(key, "gitops", name, "application", **_t(t), needs=needs))
+            keys.append(key)
+        lower = tuple(keys)
+        apps += keys
+    last_gitops = tuple(apps or ["argocd_install"]) + (everything if overlap else ())
     steps.append(
         Step(
             "register",
@@ -256,7 +267,9 @@ def estimate_duration(
     db = database_side(resources)
     other: list[Step] = []
     if overlap and db:  # the database's line of work, beside the critical path
-        last = max(sorted(db), key=lambda k: done_max.get(k, 0.0))
+        # up to the last app that reads the database, or the last database resource
+        users = [s.key for s in steps if s.type == "application" and db & set(s.needs)]
+        last = max(sorted(users or db), key=lambda k: done_max.get(k, 0.0))
         other = [s for s in chain(steps, done_max, last) if s not in path]
     phases: list[dict[str, Any]] = []
     for name in ("preflight", "infra", "gitops", "register", "ci"):
@@ -374,7 +387,7 @@ def timeline(duration: dict[str, Any], width: int = 48) -> str:
         start = round(s["start_s"] / total * width)
         end = max(start + 1, round(s["end_s"] / total * width))
         mark = "#" if s["line"] == "critical" else "="
-        label = f"{s['phase']:<9} {s['name'][:22]:<22}"
+        label = f"{s['phase']:<9} {s['name'][:30]:<30}"
         rows.append(
             f"{label} {' ' * start}{mark * (end - start)}{' ' * (width - end)} {fmt_duration(s['end_s']):>7}"
         )

@@ -1,5 +1,5 @@
-"""The workloads app's objects: namespaces, Workload Identity service accounts, the
-ExternalSecrets the servers read, the pipelines' RBAC, the Gateway routes, and (from their own
+"""The workloads app's objects: the ClusterSecretStore, namespaces, Workload Identity service
+accounts, the ExternalSecrets the servers read, the pipelines' RBAC, the Gateway routes, and (from their own
 module) the disruption budgets and the NetworkPolicies. Nothing here depends on the database
 instance (its objects are in the MLflow app, see mlflow_auth_secret.py): the app syncs while
 Cloud SQL is still being created."""
@@ -77,9 +77,23 @@ def _pipeline_launchers(cfg: DeploymentConfig, out: InfraOutputs) -> list[dict[s
     return subjects
 
 
+def secret_store(cfg: DeploymentConfig, out: InfraOutputs, ctx: dict[str, Any]) -> dict[str, Any]:
+    """The ClusterSecretStore the ExternalSecrets read through; first in this app (its own
+    sync wave), so that they never find it missing."""
+    n = cfg.names
+    store_ns = [n.namespaces["zenml"], n.namespaces["mlflow"]]
+    if cfg.gitops_repo and "gitops_repo" in out.secret_ids:
+        store_ns.append(n.namespaces["argocd"])
+    store: dict[str, Any] = render_template(
+        "objects/cluster-secret-store.yaml", {**ctx, "store_namespaces": store_ns}
+    )
+    return store
+
+
 def objects(cfg: DeploymentConfig, out: InfraOutputs, ctx: dict[str, Any]) -> list[dict[str, Any]]:
     n = cfg.names
-    objs = [
+    objs = [secret_store(cfg, out, ctx)]
+    objs += [
         render_template("objects/namespace.yaml", {**ctx, "obj": {"name": n.namespaces[k]}})
         for k in ("zenml", "mlflow", "pipelines")
     ]
