@@ -14,7 +14,8 @@ Two runs, each on a fresh kmock cluster: `before` is the sequential engine
 cluster side exists, the server apps once infra has ended). The ratio of their wall times is
 set against the ratio of the plan's estimates for the two (`estimate_duration`, overlap
 False/True). `--zero` first plays both with no delays: the fixed cost of a run (process starts,
-the program, the API calls), which the played times carry and the estimate does not.
+the program, the API calls; a few seconds), which the played times carry and the estimate does
+not, so the ratio means something only when the delays dominate it (`--scale` 1 or more).
 
     python benchmarks/bench_first_deploy.py [--scale 1.0] [--zero] [--json]
 """
@@ -109,7 +110,9 @@ def main() -> None:
 
 def play(tmp: Path, scale: float, zero: bool, trace: bool) -> dict[str, Any]:
     per_s = scale / 60
+    tempfile.tempdir = str(tmp)  # what the runs' temporary files and their children's go under
     os.environ.update(
+        TMPDIR=str(tmp),
         ZENML_GCP_GITOPS_HOME=str(tmp / "home"),
         PULUMI_CONFIG_PASSPHRASE="bench",
         PULUMI_HOME=str(tmp / "pulumi-home"),
