@@ -140,7 +140,9 @@ def play(tmp: Path, scale: float, zero: bool, trace: bool) -> dict[str, Any]:
     class Preflight(PreflightPhase):
         """The real preflight, lasting at least its estimated upper bound."""
 
-        seconds = 0.0
+        def __init__(self, seconds: float) -> None:
+            super().__init__()
+            self.seconds = seconds
 
         def run(self, ctx: Any) -> dict[str, Any]:
             t0 = time.monotonic()
@@ -173,15 +175,14 @@ def play(tmp: Path, scale: float, zero: bool, trace: bool) -> dict[str, Any]:
         os.environ["FAKE_PULUMI_CREATE_SECONDS"] = str(tmp / "create.json")
         os.environ["ZENML_GCP_GITOPS_HOME"] = str(tmp / name / "home")
         c = build_config(None, {**settings, "state": f"file://{tmp / name / 'state'}"})
-        preflight = Preflight()
-        preflight.seconds = PHASE_TIMES["preflight"].max_s * k
         apps = {n: APP_TIMES.get(key, DEFAULT_TIME).max_s * k for n, key in keys.items()}
+        stream = Stamped(name, trace)
         cluster = FakeCluster().start()
         try:
             engine = Engine(
                 c,
                 phases=[
-                    preflight,
+                    Preflight(PHASE_TIMES["preflight"].max_s * k),
                     InfraPhase(),
                     GitopsPhase(),
                     Timed("register", PHASE_TIMES["register"].max_s * k),  # type: ignore[list-item]
@@ -200,7 +201,7 @@ def play(tmp: Path, scale: float, zero: bool, trace: bool) -> dict[str, Any]:
                     kube_api_client=cluster.api_client(),
                     argocd_install_source=source,
                 ),
-                reporter=PlainReporter(stream=(stream := Stamped(name, trace)), verbose=True),
+                reporter=PlainReporter(stream=stream, verbose=True),
             )
             install_s = PHASE_TIMES["argocd_install"].max_s * k
             with ArgoSim(cluster, c, app_seconds=apps, install_seconds=install_s):
@@ -233,6 +234,8 @@ def play(tmp: Path, scale: float, zero: bool, trace: bool) -> dict[str, Any]:
             results.setdefault(name, {})["zero_s"] = round(deploy(f"zero-{name}", overlap, 0)[0], 2)
     for name, overlap in RUNS.items():
         est = estimate_duration(resources, manifests, keys, db_apps=db, overlap=overlap)
+        if overlap and est["first_deploy"] != plan["duration"]["first_deploy"]:
+            raise SystemExit(f"not the plan's estimate: {est['first_deploy']} {plan['duration']}")
         wall, phases = deploy(name, overlap, per_s)
         results.setdefault(name, {}).update(
             overlap=overlap,
