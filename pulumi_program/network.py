@@ -149,6 +149,10 @@ class Network(Component):
             labels=args.labels,
             opts=self.child(),
         )
+        # the range Cloud SQL takes its private IP from: known before the instance exists
+        self.psa_cidr: pulumi.Output[str] = pulumi.Output.all(
+            self.psa_range.address, self.psa_range.prefix_length
+        ).apply(lambda v: f"{v[0]}/{int(v[1] if v[1] is not None else PSA_PREFIX_LENGTH)}")
         self.network_name: pulumi.Output[str] = self.vpc.name
         self.subnet_name: pulumi.Output[str] = self.subnet.name
         self.ingress_ip: pulumi.Output[str] = self.ingress_address.address
@@ -157,5 +161,6 @@ class Network(Component):
                 "network": self.network_name,
                 "subnet": self.subnet_name,
                 "ingress_ip": self.ingress_ip,
+                "psa_cidr": self.psa_cidr,
             }
         )

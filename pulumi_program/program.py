@@ -346,6 +346,7 @@ def build(
             sql_connection_name=database.connection_name,
             sql_private_ip=database.private_ip,
             sql_server_ca_cert=database.server_ca_cert,
+            sql_range=network.psa_cidr,
             artifact_bucket=storage.names["artifacts"],
             mlflow_bucket=storage.names["mlflow"],
             backup_bucket=backup.name,
@@ -382,6 +383,7 @@ def build(
     # not `database`, `backup` (its bucket grant waits for the instance; its bucket is
     # enough) or `monitoring`
     publish(
-        exported, [apis, kms, network, secrets, registry, gke, storage, identity, dns, backup.bucket]
+        exported,
+        [apis, kms, network, secrets, registry, gke, storage, identity, dns, backup.bucket],
     )
     return exported

@@ -17,7 +17,7 @@ already carry that name (their tables were created by hand with it), so they nee
 On SQLite nothing is changed.
 
 `MIGRATE` is what the cluster runs once per sync of the MLflow app, before the servers start
-(an Argo CD PreSync Job with the MLflow image): MLflow's auth migrations, the admin account
+(an Argo CD Sync-hook Job with the MLflow image, in the sync wave before the chart's objects): MLflow's auth migrations, the admin account
 (created, or its password set to the one in Secret Manager), then the tracking schema
 (created on an empty database, else upgraded). The servers then find every schema at its head
 and change nothing: two replicas never migrate at once.

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
 
 from .config import SECRET_MARK
 from .errors import ConfigError
@@ -41,6 +41,9 @@ class InfraOutputs(BaseModel):
     sql_connection_name: str
     sql_private_ip: str
     sql_server_ca_cert: str  # PEM of the instance's server CA
+    # the private services access range the instance's IP comes from ("address/prefix"),
+    # known before the instance exists (older stacks: none, derived from sql_private_ip)
+    sql_range: str | None = None
     # storage and images
     artifact_bucket: str
     mlflow_bucket: str
@@ -66,6 +69,15 @@ class InfraOutputs(BaseModel):
     uptime_checks: dict[str, str] | None = None  # zenml / mlflow -> uptime check ID
     dashboard_url: str | None = None
     alerts_notify: str | None = None  # the email the alert policies notify; None: nobody
+
+    @field_validator("sql_range")
+    @classmethod
+    def _cidr(cls, v: str | None) -> str | None:
+        import ipaddress
+
+        if v is not None:
+            ipaddress.ip_network(v, strict=False)  # "address/prefix", or a ValueError
+        return v
 
     @property
     def zenml_url(self) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 MOCK_PROJECT_NUMBER = "123456789012"
 MOCK_INGRESS_IP = "203.0.113.10"
 MOCK_SQL_PRIVATE_IP = "198.51.100.3"
-MOCK_PSA_ADDRESS = "192.0.2.0"
+MOCK_PSA_ADDRESS = "198.51.100.0"  # the range the mock instance IP above is in
 # Name servers of a zone the stack creates (Cloud DNS assigns real ones at deploy).
 MOCK_NAME_SERVERS = ["ns-mock-a.example.net.", "ns-mock-b.example.net."]
 FAKE_PEM = (

@@ -241,9 +241,12 @@ def test_mlflow_keeps_users_in_mysql_over_tls_and_writes_nothing_under_root(
     # TLS, verified against the Cloud SQL CA that is mounted from the stack's ConfigMap
     ca = _mounted_file(spec, server, url.query["ssl_ca"])
     cm_name = ca["volume"]["configMap"]["name"]
-    cms = [o for o in _by_key(variant)["workloads"].objects if o["kind"] == "ConfigMap"
+    # the CA is MLflow's own (workloads syncs before the database exists)
+    cms = [o for o in cr.objects if o["kind"] == "ConfigMap"
            and o["metadata"]["name"] == cm_name and o["metadata"]["namespace"] == cr.namespace]  # fmt: skip
     assert cms and ca["key"] in cms[0]["data"]
+    assert not [o for o in _by_key(variant)["workloads"].objects
+                if o["metadata"]["name"] in (cm_name, secret)]  # fmt: skip
     assert url.query["ssl_check_hostname"] == "false"
     # before the servers, once per sync: the migration Job (tests/integration/
     # test_mlflow_auth_mysql.py runs this very script against the Cloud SQL-like MariaDB)
@@ -251,7 +254,17 @@ def test_mlflow_keeps_users_in_mysql_over_tls_and_writes_nothing_under_root(
 
     assert not spec.get("initContainers")  # no pod migrates: two replicas never race
     (job,) = [o for o in cr.objects if o["kind"] == "Job"]
-    assert job["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "PreSync"
+    assert job["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "Sync"
+    # Argo CD applies a sync's waves in order, each healthy before the next: the CA and the
+    # auth ini (their own objects, not hooks), then the Job that mounts both, then the rest
+    (auth_es,) = [o for o in cr.objects if o["kind"] == "ExternalSecret"
+                  and o["spec"]["target"]["name"] == secret]  # fmt: skip
+    wave = lambda o: int((o["metadata"].get("annotations") or {}).get(  # noqa: E731
+        "argocd.argoproj.io/sync-wave", 0))  # fmt: skip
+    assert not C.is_hook(cms[0]) and not C.is_hook(auth_es)
+    assert max(wave(cms[0]), wave(auth_es)) < wave(job)
+    assert wave(job) < min(wave(o) for o in cr.objects if o is not job
+                           and o is not cms[0] and o is not auth_es)  # fmt: skip
     jspec = job["spec"]["template"]["spec"]
     (mig,) = jspec["containers"]
     assert mig["command"] == ["python", "-c", mlflow_auth.MIGRATE]

@@ -438,7 +438,7 @@ def test_degraded_app_fails_with_diagnosis_and_fix(cluster: FakeCluster) -> None
             t.clock,
         )
     e = err.value
-    assert app.name in e.message and "wave 3" in e.message and "Degraded" in e.message
+    assert app.name in e.message and f"wave {app.wave}" in e.message and "Degraded" in e.message
     assert "Secret the chart needs is missing" in (e.hint or "")
     text = "\n".join(rec.lines)
     assert "condition SyncError: one or more synchronization tasks" in text
@@ -472,7 +472,8 @@ def test_stuck_wave_times_out_naming_the_app(cluster: FakeCluster) -> None:
     assert r.app("platform").name in err.value.message
     assert "within 60s" in err.value.message
     assert 55 <= t.now <= 70
-    assert rec.steps[-1].startswith("Wave 1")  # waves 0 passed, wave 1 held
+    # the lower waves passed, the platform's held
+    assert rec.steps[-1].startswith(f"Wave {r.app('platform').wave}")
 
 
 def test_missing_child_app_is_diagnosed(cluster: FakeCluster) -> None:
@@ -782,7 +783,9 @@ def test_phase_destroy_without_a_cluster_is_a_no_op(monkeypatch: pytest.MonkeyPa
     import zenml_gcp_gitops.gitops.bootstrap as bootstrap
 
     tried: list[str] = []
-    monkeypatch.setattr(GitopsPhase, "_connect", lambda self, ctx: tried.append("connect"))
+    monkeypatch.setattr(
+        GitopsPhase, "_connect", lambda self, ctx, infra=None: tried.append(f"connect {infra}")
+    )
     monkeypatch.setattr(bootstrap, "teardown", lambda *a, **k: tried.append("teardown"))
     ctx = PhaseContext(cfg=cfg_named("never"))
     GitopsPhase().destroy(ctx)
@@ -790,7 +793,33 @@ def test_phase_destroy_without_a_cluster_is_a_no_op(monkeypatch: pytest.MonkeyPa
     # the same phase with a recorded cluster does connect and tear down
     ctx = PhaseContext(cfg=cfg_named("never"), recorded={"infra": {"outputs": {"x": 1}}})
     GitopsPhase().destroy(ctx)
-    assert tried == ["connect", "teardown"]
+    assert tried == ["connect None", "teardown"]
+
+
+def test_phase_destroy_after_a_run_died_while_infra_and_gitops_both_ran(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Infra never finished, but it recorded the cluster's side before gitops started there:
+    destroy reaches that cluster, so the load balancers Argo CD's apps made are removed
+    before the network is."""
+    import zenml_gcp_gitops.gitops.bootstrap as bootstrap
+    from zenml_gcp_gitops.outputs import handoff_fields
+
+    seen: list[Any] = []
+    monkeypatch.setattr(
+        GitopsPhase, "_connect", lambda self, ctx, infra=None: seen.append(infra) or "kube"
+    )
+    monkeypatch.setattr(bootstrap, "teardown", lambda kube, *a, **k: seen.append(kube))
+    full = json.loads((EXAMPLE / "outputs.json").read_text())
+    handoff = {k: v for k, v in full.items() if k in handoff_fields()}
+    ctx = PhaseContext(cfg=cfg_named("died"), recorded={"infra": {"handoff": handoff}})
+    GitopsPhase().destroy(ctx)
+    infra, kube = seen
+    assert (infra.cluster_endpoint, infra.cluster_ca_certificate) == (
+        full["cluster_endpoint"],
+        full["cluster_ca_certificate"],
+    )
+    assert kube == "kube"
 
 
 def test_phase_status_reports_an_unreachable_cluster(tmp_path: Path) -> None:

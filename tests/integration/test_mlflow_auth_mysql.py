@@ -46,14 +46,17 @@ def _cluster_ini() -> str:
 
     cfg = build_config(EXAMPLE / "config.yaml")
     out = InfraOutputs.model_validate(json.loads((EXAMPLE / "outputs.json").read_text()))
-    r = render(cfg, out)
+    values = render(cfg, out).app("mlflow").manifest["spec"]["source"]["helm"]["valuesObject"]
     es = next(
         o
-        for o in r.objects
+        for o in values["extraDeploy"]
         if o["kind"] == "ExternalSecret"
         and o["metadata"]["name"] == cfg.names.mlflow_auth_config_secret
     )
-    return str(es["spec"]["target"]["template"]["data"]["basic_auth.ini"])
+    # as the chart's tpl puts it out (tests/integration/test_charts.py runs the chart on it)
+    return str(es["spec"]["target"]["template"]["data"]["basic_auth.ini"]).replace(
+        '{{ "{{" }}', "{{"
+    )
 
 
 def _cluster_job() -> dict[str, Any]:
@@ -65,7 +68,8 @@ def _cluster_job() -> dict[str, Any]:
     cfg = build_config(EXAMPLE / "config.yaml")
     out = InfraOutputs.model_validate(json.loads((EXAMPLE / "outputs.json").read_text()))
     app = render(cfg, out).app("mlflow").manifest
-    (job,) = app["spec"]["source"]["helm"]["valuesObject"]["extraDeploy"]
+    extra = app["spec"]["source"]["helm"]["valuesObject"]["extraDeploy"]
+    (job,) = [o for o in extra if o["kind"] == "Job"]
     (container,) = job["spec"]["template"]["spec"]["containers"]
     return dict(container)
 
@@ -99,7 +103,7 @@ def tls_mariadb() -> Iterator[tuple[MariaDB, dict[str, Path]]]:
 
 
 def _migrate(ini: Path, tracking: str) -> subprocess.CompletedProcess[str]:
-    """What the PreSync Job runs: its command, its two variables."""
+    """What the migration Job runs: its command, its two variables."""
     job = _cluster_job()
     assert job["command"][:2] == ["python", "-c"]
     env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_BACKEND_STORE_URI": tracking}

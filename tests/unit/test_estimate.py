@@ -405,12 +405,16 @@ def test_critical_path_follows_dependencies_through_components() -> None:
 
 def test_plan_duration_has_the_critical_path_waves_and_a_range() -> None:
     d = _plan()["duration"]
-    types = [s["type"] for s in d["critical_path"]]
-    assert "gcp:sql/databaseInstance:DatabaseInstance" in types
+    assert "gcp:container/cluster:Cluster" in [s["type"] for s in d["critical_path"]]
     assert all(s["source"] for s in d["critical_path"])
-    assert [w["wave"] for w in d["sync_waves"]] == [0, 1, 2, 3]
-    assert d["first_deploy"]["min_s"] == sum(p["min_s"] for p in d["phases"])
-    assert d["first_deploy"]["max_s"] == sum(p["max_s"] for p in d["phases"])
+    # the instance is on the database's line, which runs beside the critical path
+    sql = [s for s in d["schedule"] if s["type"] == dur._SQL]
+    assert [s["line"] for s in sql] == ["database"] and sql[0]["source"]
+    assert d["schedule"][-1]["end_s"] == d["first_deploy"]["max_s"]
+    assert [w["wave"] for w in d["sync_waves"]] == [0, 1, 2]
+    # the phases overlap: together they last longer than the deploy
+    assert d["first_deploy"]["min_s"] < sum(p["min_s"] for p in d["phases"])
+    assert d["first_deploy"]["max_s"] < sum(p["max_s"] for p in d["phases"])
     assert [p["phase"] for p in d["phases"]] == ["preflight", "infra", "gitops", "register", "ci"]
     with_dns = _plan(domain="ml.example.com", dns_zone="example-com")["duration"]
     gitops = {p["phase"]: p for p in with_dns["phases"]}["gitops"]
@@ -418,12 +422,12 @@ def test_plan_duration_has_the_critical_path_waves_and_a_range() -> None:
 
 
 def _sql_step(d: dict[str, Any]) -> dict[str, Any]:
-    return next(s for s in d["critical_path"] if s["type"] == dur._SQL)
+    return next(s for s in d["schedule"] if s["type"] == dur._SQL)
 
 
 def test_ha_and_cmek_change_the_cloud_sql_time() -> None:
     """A REGIONAL instance (what `ha` drives) and a CMEK one take longer to create; the
-    critical path says by how much and why."""
+    schedule says by how much and why."""
     zonal, regional = _plan()["duration"], _plan(ha=True)["duration"]
     base = dur.CREATE_TIMES[dur._SQL]
     cmek, ha = dur.SQL_SHAPE_EXTRA["CMEK"], dur.SQL_SHAPE_EXTRA["REGIONAL"]

@@ -272,6 +272,36 @@ def test_cloud_sql_range_is_the_private_services_block_of_the_instance() -> None
     assert ipaddress.ip_address(SQL_IP) in net
 
 
+def _sql_cidrs(**db: str | None) -> set[str]:
+    """The database ranges of every server egress policy, rendered from these outputs."""
+    cfg = build_config(EXAMPLE / "config.yaml", {})
+    out = _outputs().model_copy(update=db)
+    return {
+        peer["ipBlock"]["cidr"]
+        for p in R.render(cfg, out).objects
+        if p["kind"] == "NetworkPolicy" and p["metadata"]["name"].endswith("-egress")
+        for rule in p["spec"]["egress"]
+        if rule.get("ports") == [{"protocol": "TCP", "port": 3306}]
+        for peer in rule["to"]
+    }
+
+
+def test_cloud_sql_range_is_the_exported_range_else_the_block_of_the_instance() -> None:
+    # the exported range wins, whatever the instance's address (none yet, at first deploy)
+    assert _sql_cidrs(sql_range="10.30.0.0/16", sql_private_ip="10.30.17.5") == {"10.30.0.0/16"}
+    assert _sql_cidrs(sql_range="10.30.0.0/16", sql_private_ip="10.99.0.1") == {"10.30.0.0/16"}
+    # an older stack exports none: the /20 block that holds the instance
+    assert _sql_cidrs(sql_range=None, sql_private_ip="10.30.17.5") == {"10.30.16.0/20"}
+
+
+def test_an_exported_range_that_is_no_network_is_refused() -> None:
+    from zenml_gcp_gitops.errors import ConfigError
+
+    data = json.loads((EXAMPLE / "outputs.json").read_text())
+    with pytest.raises(ConfigError, match="sql_range"):
+        InfraOutputs.from_mapping({**data, "sql_range": "10.30.0.0/99"})
+
+
 def _chart_text(shared: Path, chart: str, rel: str) -> str:
     return (shared.parent / "charts" / chart / rel).read_text()
 

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from zenml_gcp_gitops.cli import cli
 from zenml_gcp_gitops.config import SECRET_MARK, DeploymentConfig, build_config
 from zenml_gcp_gitops.outputs import InfraOutputs
+from zenml_gcp_gitops.placeholders import MOCK_PSA_ADDRESS
 from zenml_gcp_gitops.plan import (
     offline_outputs,
     offline_plan,
@@ -105,6 +106,12 @@ def test_outputs_validate_and_use_documentation_ranges(plan: dict[str, Any]) -> 
     out = InfraOutputs.from_mapping(plan["outputs"])
     assert ipaddress.ip_address(out.ingress_ip) in ipaddress.ip_network("203.0.113.0/24")
     assert ipaddress.ip_address(out.sql_private_ip) in ipaddress.ip_network("198.51.100.0/24")
+    # the private services range, exported from the reserved range (not from the instance)
+    psa = next(r for r in plan["resources"] if r["name"] == "psa-range")
+    assert out.sql_range == f"{MOCK_PSA_ADDRESS}/{int(psa['inputs']['prefixLength'])}"
+    assert ipaddress.ip_address(out.sql_private_ip) in ipaddress.ip_network(
+        out.sql_range or "", strict=False
+    )
     assert out.zenml_host == f"zenml.{out.ingress_ip}.nip.io"
     assert plan["outputs"]["pipelines_sa_key"] is None
     assert offline_outputs(cfg_of()) == out

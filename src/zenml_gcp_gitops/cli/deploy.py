@@ -135,6 +135,12 @@ def _record_phases(engine: Engine) -> dict[str, Any]:
     help="Allow an older ZenML server than the deployed one (its migrations are one-way).",
 )
 @click.option("--resume", is_flag=True, help="Resume a paused stack first (see `resume`).")
+@click.option(
+    "--overlap/--no-overlap",
+    default=True,
+    help="Start Argo CD and the apps that need no database while infra still creates Cloud "
+    "SQL [on; not with a GitOps repo]. --no-overlap runs infra, then gitops.",
+)
 @output_option
 def deploy(
     config: ConfigSource,
@@ -156,6 +162,7 @@ def deploy(
     skip_backup: bool = False,
     allow_downgrade: bool = False,
     resume: bool = False,
+    overlap: bool = True,
 ) -> None:
     """Deploy (or converge) the stack: preflight -> infra -> gitops -> register -> ci.
 
@@ -185,6 +192,7 @@ def deploy(
         skip_backup=skip_backup,
         allow_downgrade=allow_downgrade,
         credentials_from_env=credentials_from_env,
+        overlap=overlap,
     )
     _run_deploy(config, options, from_phase, stop_after, dry_run, pricing, output, resume)
 

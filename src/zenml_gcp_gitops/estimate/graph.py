@@ -1,16 +1,17 @@
 """A first deploy as a graph of steps: what each step waits for and how long it takes.
 
-The engine runs its phases one after another (`PHASE_ORDER`, the order of
-`engine.default_phases`). Inside infra the Pulumi engine creates a resource as soon as its
-dependencies exist; inside gitops Argo CD is installed, then the sync waves run one after
-another. `first_deploy` is the longest path through this graph, and `critical_path` the steps
-on it, each with the source of its duration: the typical time of `durations`, or what this
-deployment's last deploy measured when its record has it (`Measured`).
+The engine runs its phases in order (`PHASE_ORDER`, the order of `engine.default_phases`).
+Inside infra the Pulumi engine creates a resource as soon as its dependencies exist; inside
+gitops Argo CD is installed, then each app syncs once every app of a lower sync wave is
+healthy (the apps of a wave side by side). `first_deploy` is the longest path through this
+graph, and `critical_path` the steps on it, each with the source of its duration: the typical
+time of `durations`, or what this deployment's last deploy measured when its record has it
+(`Measured`).
 
 `overlap=True` is how the engine runs (`phases/headstart.py`; not with a GitOps repo): Argo CD
 starts when the program's handoff component exists, i.e. when the resources it waits for do
-(`pulumi_program/handoff.py`), and the waves whose apps read database outputs start once
-infra has ended, as the gitops phase adds them then.
+(`pulumi_program/handoff.py`), and the apps that read database outputs start once infra has
+ended, as the gitops phase adds them then.
 """
 
 from __future__ import annotations
@@ -114,10 +115,10 @@ def wave_table(
     for wave in sorted(waves):
         names = sorted(str(a["metadata"]["name"]) for a in waves[wave])
         times = [APP_TIMES.get(app_keys.get(n, ""), DEFAULT_TIME) for n in names]
+        if measured is not None:  # a wave's measure bounds each of its apps
+            times = [_timed(t, measured.waves.get(wave), measured, f"wave {wave}") for t in times]
         slowest = max(times, key=lambda t: t.max_s)
         t = Typical(max(x.min_s for x in times), slowest.max_s, slowest.source)
-        if measured is not None:
-            t = _timed(t, measured.waves.get(wave), measured, f"wave {wave}")
         out.append(
             {
                 "wave": wave,
@@ -126,6 +127,10 @@ def wave_table(
                 "max_s": t.max_s,
                 "source": t.source,
                 "needs_database": any(app_keys.get(n) in db for n in names),
+                "apps": [
+                    {"name": n, **_t(x), "needs_database": app_keys.get(n) in db}
+                    for n, x in zip(names, times, strict=True)
+                ],
             }
         )
     return out
@@ -202,16 +207,22 @@ def deploy_steps(
         "Argo CD install",
     )
     steps.append(Step("argocd_install", "gitops", "Argo CD", "argocd", **_t(install), needs=before))
-    prev = "argocd_install"
+    # An app syncs once Argo CD runs and every app of a lower wave is healthy (the waves
+    # gate); with overlap, an app that reads the database once the gitops phase adds it.
+    lower: tuple[str, ...] = ("argocd_install",)
+    apps: list[str] = []
     for w in waves:
-        needs: tuple[str, ...] = (prev,)
-        if overlap and w["needs_database"]:
-            needs += everything  # the gitops phase adds these apps once infra has ended
-        key = f"wave {w['wave']}"
-        t = Typical(w["min_s"], w["max_s"], w["source"])
-        steps.append(Step(key, "gitops", key, "sync wave", **_t(t), needs=needs))
-        prev = key
-    last_gitops = (prev,) + (everything if overlap else ())
+        keys = []
+        for a in w.get("apps") or [{**w, "name": ", ".join(w["applications"])}]:
+            needs = lower + (everything if overlap and a["needs_database"] else ())
+            key = f"app {a['name']}"
+            t = Typical(a["min_s"], a["max_s"], a["source"])
+            name = f"{a['name']} (wave {w['wave']})"
+            steps.append(Step(key, "gitops", name, "application", **_t(t), needs=needs))
+            keys.append(key)
+        lower = tuple(keys)
+        apps += keys
+    last_gitops = tuple(apps or ["argocd_install"]) + (everything if overlap else ())
     steps.append(
         Step(
             "register",
@@ -253,6 +264,13 @@ def estimate_duration(
     steps = deploy_steps(resources, waves, dns_steps, overlap=overlap, measured=measured)
     low, _, done_min = longest(steps, "min_s")
     high, path, done_max = longest(steps, "max_s")
+    db = database_side(resources)
+    other: list[Step] = []
+    if overlap and db:  # the database's line of work, beside the critical path
+        # up to the last app that reads the database, or the last database resource
+        users = [s.key for s in steps if s.type == "application" and db & set(s.needs)]
+        last = max(sorted(users or db), key=lambda k: done_max.get(k, 0.0))
+        other = [s for s in chain(steps, done_max, last) if s not in path]
     phases: list[dict[str, Any]] = []
     for name in ("preflight", "infra", "gitops", "register", "ci"):
         mine = [s for s in steps if s.phase == name]
@@ -284,6 +302,21 @@ def estimate_duration(
             for s in path
         ],
         "sync_waves": waves,
+        # when each step of the two lines runs, at the upper bounds (for `timeline`)
+        "schedule": [
+            {
+                "line": "critical" if s in path else "database",
+                "phase": s.phase,
+                "type": s.type,
+                "name": s.name,
+                "source": s.source,
+                "min_s": s.min_s,
+                "max_s": s.max_s,
+                "start_s": done_max[s.key] - s.max_s,
+                "end_s": done_max[s.key],
+            }
+            for s in sorted([*path, *other], key=lambda s: (done_max[s.key] - s.max_s, s.key))
+        ],
     }
 
 
@@ -312,6 +345,17 @@ def longest(steps: list[Step], weight: str) -> tuple[float, list[Step], dict[str
     return finish[end], [by_key[k] for k in reversed(path)], finish
 
 
+def chain(steps: list[Step], finish: dict[str, float], key: str) -> list[Step]:
+    """The steps that lead to `key` on its longest path (each after the need that ends last)."""
+    by_key = {s.key: s for s in steps}
+    out = [by_key[key]]
+    while True:
+        needs = [d for d in sorted(out[-1].needs) if d in finish]
+        if not needs:
+            return list(reversed(out))
+        out.append(by_key[max(needs, key=lambda d: finish[d])])
+
+
 def ordered(steps: list[Step]) -> list[Step]:
     """The steps with each after all it needs (resources come in dependency order)."""
     by_key = {s.key: s for s in steps}
@@ -332,19 +376,19 @@ def ordered(steps: list[Step]) -> list[Step]:
 
 
 def timeline(duration: dict[str, Any], width: int = 48) -> str:
-    """The critical path of a `duration` section as a text chart, upper bounds (docs/deploy.md
-    shows the default config's). Each step starts when the one before it on the path ends."""
+    """The schedule of a `duration` section as a text chart at the upper bounds (docs/deploy.md
+    shows the default config's): the critical path (`#`) and, when gitops overlaps infra, the
+    database's line of work beside it (`=`), each step from its start to its end."""
     from .durations import fmt_duration
 
-    path = duration["critical_path"]
     total = duration["first_deploy"]["max_s"] or 1.0
-    rows, at = [], 0.0
-    for s in path:
-        start = round(at / total * width)
-        end = max(start + 1, round((at + s["max_s"]) / total * width))
-        label = f"{s['phase']:<9} {s['name'][:22]:<22}"
+    rows = []
+    for s in duration.get("schedule") or []:
+        start = round(s["start_s"] / total * width)
+        end = max(start + 1, round(s["end_s"] / total * width))
+        mark = "#" if s["line"] == "critical" else "="
+        label = f"{s['phase']:<9} {s['name'][:30]:<30}"
         rows.append(
-            f"{label} {' ' * start}{'#' * (end - start)}{' ' * (width - end)} {fmt_duration(at + s['max_s']):>7}"
+            f"{label} {' ' * start}{mark * (end - start)}{' ' * (width - end)} {fmt_duration(s['end_s']):>7}"
         )
-        at += s["max_s"]
     return "\n".join(rows)

@@ -131,7 +131,7 @@ _FIXES: list[tuple[tuple[str, ...], tuple[str, ...], str]] = [
     (
         ("secret",),
         ("not found",),
-        "a Secret the chart needs is missing: check the ExternalSecrets of the workloads app (wave 2)",
+        "a Secret the chart needs is missing: check the ExternalSecrets of the workloads app (wave 1)",
     ),
     (
         ("not permitted in project",),

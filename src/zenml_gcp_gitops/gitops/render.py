@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..resources import argocd_dir
-from .apps import ha, mlflow, platform, workloads, zenml_server
+from .apps import ha, mlflow, mlflow_auth_secret, platform, workloads, zenml_server
 from .template import render_template
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def _context(cfg: DeploymentConfig, out: InfraOutputs) -> dict[str, Any]:
     """The substitution context: what every template shares, then each app's own values."""
     n = cfg.names
     issuer = platform.issuer(cfg)
-    return {
+    ctx: dict[str, Any] = {
         "name": n.prefix,
         "project": n.argocd_project,
         "root_app": n.argocd_root_app,
@@ -171,6 +171,8 @@ def _context(cfg: DeploymentConfig, out: InfraOutputs) -> dict[str, Any]:
         **mlflow.context(cfg, out, issuer),
         **ha.context(cfg),
     }
+    ctx["mlflow_db_objects"] = mlflow_auth_secret.database_objects(cfg, out, ctx)
+    return ctx
 
 
 def _component_table(cfg: DeploymentConfig, ctx: dict[str, Any]) -> list[dict[str, Any]]:

@@ -85,8 +85,9 @@ def _first_durations(
 
 
 def _head_start_result(ctx: PhaseContext) -> dict[str, Any] | None:
+    """What the head start measured before it ended or was stopped at infra's end."""
     hs = getattr(ctx, "head_start", None)
-    return hs.result if hs is not None and hs.error is None else None
+    return hs.notes if hs is not None else None
 
 
 def _head_start_summary(ctx: PhaseContext) -> dict[str, Any]:
@@ -94,8 +95,8 @@ def _head_start_summary(ctx: PhaseContext) -> dict[str, Any]:
     hs = ctx.head_start
     if hs is None:
         return {"ran": False, "why": "not this run (see `deploy --help`, --overlap)"}
-    if hs.result is not None and "skipped" not in hs.result:
-        return {"ran": True, "applications": hs.result.get("applications", [])}
+    if hs.started and "skipped" not in (hs.result or {}):
+        return {"ran": True, "argocd_installed": "argocd_install_s" in hs.notes}
     why = (hs.result or {}).get("skipped") or hs.skipped or "infra ended before the handoff"
     return {"ran": False, "why": why}
 
@@ -120,10 +121,16 @@ class GitopsPhase:
         return connect(infra or ctx.infra, write_kubeconfig_file=ctx.options.write_kubeconfig)
 
     def head_start(
-        self, ctx: PhaseContext, handoff: dict[str, Any], sleep: Callable[[float], None]
+        self,
+        ctx: PhaseContext,
+        handoff: dict[str, Any],
+        sleep: Callable[[float], None],
+        notes: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Argo CD and the apps that read no database output, while infra still runs
-        (`phases/headstart.py`). `sleep` raises once the other line of work has ended."""
+        (`phases/headstart.py`). `sleep` raises once the other line of work has ended;
+        `notes` gets the install's and each wave's time as they are measured."""
+        notes = {} if notes is None else notes
         from dataclasses import replace
 
         from ..gitops.bootstrap import bootstrap, root_app_names
@@ -153,7 +160,8 @@ class GitopsPhase:
             sleep=sleep,
         )
         installed_s = round(time.monotonic() - began, 2)
-        waves: list[dict[str, Any]] = []
+        notes["argocd_install_s"] = installed_s
+        waves: list[dict[str, Any]] = notes.setdefault("waves", [])
         wait_for_apps(kube, ctx.cfg, rendered, early.reporter, opts, sleep=sleep, timings=waves)
         return {
             "applications": sorted(keys),
@@ -233,6 +241,14 @@ class GitopsPhase:
 
         injected = self._kube is not None or ctx.services.kube_api_client is not None
         has_infra = ctx._infra is not None or bool(ctx.recorded.get("infra", {}).get("outputs"))
-        if not injected and not has_infra:
+        # a run that died while infra and gitops both ran recorded only the cluster's side
+        handoff = ctx.recorded.get("infra", {}).get("handoff")
+        if not injected and not has_infra and not handoff:
             return  # infra never produced a cluster: nothing was deployed into one
-        teardown(self._connect(ctx), ctx.cfg, ctx.reporter, WaitOptions.from_options(ctx.options))
+        if not has_infra and handoff:
+            from ..gitops.database_free import pending_database
+
+            kube = self._connect(ctx, pending_database(handoff))
+        else:
+            kube = self._connect(ctx)
+        teardown(kube, ctx.cfg, ctx.reporter, WaitOptions.from_options(ctx.options))

@@ -3,8 +3,8 @@
 The program registers the outputs that need no database as one component
 (`outputs.HANDOFF_TYPE`) once the cluster side exists. `HeadStart.on_event`, chained to the
 infra phase's event stream, sees them and starts `GitopsPhase.head_start` in a thread: Argo CD
-and the apps that read no database output. When `pulumi up` ends, the engine waits for that
-thread and the gitops phase proper adds the server apps.
+and the apps that read no database output. When `pulumi up` ends, the engine stops that
+thread at its next wait and the gitops phase proper adds the server apps and waits for all.
 
 A failure in either line stops the other: the head start sets `failed`, which the infra
 phase's wait answers as it answers Ctrl-C (Pulumi stops cleanly); an infra failure sets
@@ -63,7 +63,7 @@ class HeadStart:
 
     def __init__(
         self,
-        run: Callable[[dict[str, Any], Callable[[float], None]], dict[str, Any]],
+        run: Callable[[dict[str, Any], Callable[[float], None], dict[str, Any]], dict[str, Any]],
         on_begin: Callable[[dict[str, Any]], None],
         log: Callable[[str], None],
     ) -> None:
@@ -74,6 +74,7 @@ class HeadStart:
         self.result: dict[str, Any] | None = None
         self.error: BaseException | None = None
         self.skipped: str | None = None
+        self.notes: dict[str, Any] = {}  # what it measured so far (kept when it is stopped)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -106,7 +107,7 @@ class HeadStart:
 
     def _main(self) -> None:
         try:
-            self.result = self._run(dict(self.outputs or {}), self._sleep)
+            self.result = self._run(dict(self.outputs or {}), self._sleep, self.notes)
         except BaseException as e:  # noqa: BLE001 - handed to the engine's thread, which reports it
             self.error = e
             if not isinstance(e, Stopped):
@@ -142,7 +143,6 @@ def make_head_start(
     infra_runs = any(p.name == "infra" and run for p, run in plan)
     if gitops is None or not infra_runs or not hasattr(gitops, "head_start"):
         return None
-    ctx = engine._context(record)
     reporter = engine.reporter
 
     def on_begin(outputs: dict[str, Any]) -> None:
@@ -160,7 +160,15 @@ def make_head_start(
             "while infra creates the rest (lines marked 'gitops')"
         )
 
-    return HeadStart(lambda out, sleep: gitops.head_start(ctx, out, sleep), on_begin, reporter.log)
+    def run(
+        outputs: dict[str, Any], sleep: Callable[[float], None], notes: dict[str, Any]
+    ) -> dict[str, Any]:
+        # a context of now: what preflight recorded (the zone's name servers) is in it
+        ctx = engine._context(record)
+        result: dict[str, Any] = gitops.head_start(ctx, outputs, sleep, notes)
+        return result
+
+    return HeadStart(run, on_begin, reporter.log)
 
 
 def _message(e: BaseException) -> str:
@@ -189,7 +197,9 @@ def run_infra(
             e.message = f"{e.message}; gitops, which ran alongside, stopped cleanly"
         raise
     try:
-        hs.finish()
+        # infra is done: the gitops phase adds the apps that need the database now, without
+        # waiting for the head start's last waves (it waits for every app itself)
+        hs.cancel()
     except KeyboardInterrupt:
         hs.cancel()
         _settle(engine, record, dry_run, hs, infra_error=Interrupted("interrupted by the user"))

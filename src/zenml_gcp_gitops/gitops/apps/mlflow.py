@@ -1,5 +1,5 @@
-"""The MLflow application: its chart values (image, ingress, store, the PreSync migration
-Job) and the labels of the migration Job's pods."""
+"""The MLflow application: its chart values (image, ingress, store, the migration Job) and
+the labels of the migration Job's pods."""
 
 from __future__ import annotations
 
@@ -14,7 +14,14 @@ if TYPE_CHECKING:
 
 MLFLOW_IMAGE = "burakince/mlflow"
 
-MLFLOW_MIGRATE_JOB = "mlflow-migrate"  # the PreSync Job that migrates MLflow's schemas
+MLFLOW_MIGRATE_JOB = "mlflow-migrate"  # the Sync-hook Job that migrates MLflow's schemas
+
+# Argo CD sync waves inside the MLflow app: the objects made from database outputs (the CA,
+# the auth ini; mlflow_auth_secret.py), then the migration Job (a Sync hook that mounts them),
+# then the chart's own objects (wave 0). A PreSync Job would run before any of them exists,
+# and as hooks they would be neither diffed nor kept between syncs.
+DB_OBJECTS_WAVE = "-2"
+MIGRATE_JOB_WAVE = "-1"
 
 # Where MLflow's pod mounts the Cloud SQL server CA (argocd/values/mlflow.yaml)
 SQL_CA_DIR = "/etc/cloudsql"
@@ -45,6 +52,7 @@ def context(cfg: DeploymentConfig, out: InfraOutputs, issuer: str) -> dict[str, 
         "mlflow_migrate": {
             "name": MLFLOW_MIGRATE_JOB,
             "labels": _migrate_pods(cfg),
+            "wave": MIGRATE_JOB_WAVE,
             "store_uri": (
                 f"mysql+pymysql://$(MYSQL_USERNAME):$(MYSQL_PWD)@{out.sql_private_ip}:3306/"
                 f"{n.databases['mlflow']}?ssl_ca={SQL_CA_DIR}/{SQL_CA_FILE}"

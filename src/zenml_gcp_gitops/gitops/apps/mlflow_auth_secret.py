@@ -1,5 +1,7 @@
-"""MLflow's auth bootstrap: the basic_auth.ini Secret the MLflow pods mount, filled by
-External Secrets from Secret Manager (never a value in Git)."""
+"""The MLflow objects that carry database outputs: the basic_auth.ini Secret the MLflow pods
+mount, filled by External Secrets from Secret Manager (never a value in Git), and the Cloud
+SQL server CA. They ride in the MLflow app (which waits for the database), not in workloads
+(which syncs before the database exists)."""
 
 from __future__ import annotations
 
@@ -8,11 +10,30 @@ from typing import TYPE_CHECKING, Any
 from ... import mlflow_auth
 from ...errors import ConfigError
 from ..template import render_template
-from .mlflow import SQL_CA_DIR, SQL_CA_FILE
+from .mlflow import DB_OBJECTS_WAVE, SQL_CA_DIR, SQL_CA_FILE
 
 if TYPE_CHECKING:
     from ...config import DeploymentConfig
     from ...outputs import InfraOutputs
+
+
+def helm_literal(text: str) -> str:
+    """`text` escaped for the chart's `tpl`, which every extraDeploy object goes through:
+    its Go template marks (External Secrets' fields) come out as written."""
+    return text.replace("{{", '{{ "{{" }}')
+
+
+def database_objects(
+    cfg: DeploymentConfig, out: InfraOutputs, ctx: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """The server CA ConfigMap and the auth ini ExternalSecret, as MLflow extraDeploy items."""
+    ca: dict[str, Any] = render_template("objects/sql-ca-configmap.yaml", ctx)
+    es = config_secret(cfg, out, ctx)
+    data = es["spec"]["target"]["template"]["data"]
+    data[mlflow_auth.CONFIG_FILE] = helm_literal(data[mlflow_auth.CONFIG_FILE])
+    for obj in (ca, es):
+        obj["metadata"]["annotations"] = {"argocd.argoproj.io/sync-wave": DB_OBJECTS_WAVE}
+    return {"sql_ca": ca, "auth_config": es}
 
 
 def config_secret(cfg: DeploymentConfig, out: InfraOutputs, ctx: dict[str, Any]) -> dict[str, Any]:

@@ -32,12 +32,22 @@ def disruption_budgets(cfg: DeploymentConfig, ctx: dict[str, Any]) -> list[dict[
     return objs
 
 
+def sql_cidr(out: InfraOutputs) -> str:
+    """The private services range the database's address is in: the exported range (known
+    before the instance exists, so the policies do not wait for it); older stacks export
+    none, and the range is the /PSA_PREFIX_LENGTH block that holds the instance's IP."""
+    from ...config import PSA_PREFIX_LENGTH
+
+    cidr = out.sql_range or f"{out.sql_private_ip}/{PSA_PREFIX_LENGTH}"
+    return str(ipaddress.ip_network(cidr, strict=False))
+
+
 def network_policies(
     cfg: DeploymentConfig, out: InfraOutputs, ctx: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """Deny ingress by default in the stack's namespaces; let in only the ingress layer and
     pipeline pods, to the servers' serving ports; limit what the servers connect to."""
-    from ...config import PROXY_CIDR, PSA_PREFIX_LENGTH
+    from ...config import PROXY_CIDR
 
     n = cfg.names
     if cfg.ingress == "gateway":
@@ -61,8 +71,7 @@ def network_policies(
                 },
             }
         ]
-    # The private services range is the /PSA_PREFIX_LENGTH block that holds the instance.
-    sql_range = str(ipaddress.ip_network(f"{out.sql_private_ip}/{PSA_PREFIX_LENGTH}", strict=False))
+    sql_range = sql_cidr(out)
     net_ctx = {**ctx, "sql_range": sql_range, "private_ranges": PRIVATE_RANGES}
     objs = [
         render_template(

@@ -1,6 +1,5 @@
 """The platform: the operators' values (External Secrets, cert-manager, the ingress layer)
-and the platform app's objects (the ClusterSecretStore, the ACME issuers, the Gateway and its
-certificates)."""
+and the platform app's objects (the ACME issuers, the Gateway and its certificates)."""
 
 from __future__ import annotations
 
@@ -77,15 +76,7 @@ def context(cfg: DeploymentConfig, out: InfraOutputs) -> dict[str, Any]:
 
 def objects(cfg: DeploymentConfig, out: InfraOutputs, ctx: dict[str, Any]) -> list[dict[str, Any]]:
     n = cfg.names
-    store_ns = [n.namespaces["zenml"], n.namespaces["mlflow"]]
-    if cfg.gitops_repo and "gitops_repo" in out.secret_ids:
-        store_ns.append(n.namespaces["argocd"])
-    objs = [
-        render_template(
-            "objects/cluster-secret-store.yaml",
-            {**ctx, "store_namespaces": store_ns},
-        )
-    ]
+    objs = []
     for env in ("staging", "prod"):
         obj = {"name": n.cluster_issuers[env], "server": LETSENCRYPT[env]}
         objs.append(render_template("objects/cluster-issuer.yaml", {**ctx, "obj": obj}))

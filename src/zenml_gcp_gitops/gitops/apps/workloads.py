@@ -1,6 +1,8 @@
-"""The workloads app's objects: namespaces, Workload Identity service accounts, the
-ExternalSecrets the servers read, the pipelines' RBAC, the Gateway routes, and (from their own
-modules) the MLflow auth Secret, the disruption budgets and the NetworkPolicies."""
+"""The workloads app's objects: the ClusterSecretStore, namespaces, Workload Identity service
+accounts, the ExternalSecrets the servers read, the pipelines' RBAC, the Gateway routes, and (from their own
+module) the disruption budgets and the NetworkPolicies. Nothing here depends on the database
+instance (its objects are in the MLflow app, see mlflow_auth_secret.py): the app syncs while
+Cloud SQL is still being created."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import ConfigError
 from ..template import render_template
-from . import mlflow_auth_secret, network
+from . import network
 
 if TYPE_CHECKING:
     from ...config import DeploymentConfig
@@ -75,9 +77,23 @@ def _pipeline_launchers(cfg: DeploymentConfig, out: InfraOutputs) -> list[dict[s
     return subjects
 
 
+def secret_store(cfg: DeploymentConfig, out: InfraOutputs, ctx: dict[str, Any]) -> dict[str, Any]:
+    """The ClusterSecretStore the ExternalSecrets read through; first in this app (its own
+    sync wave), so that they never find it missing."""
+    n = cfg.names
+    store_ns = [n.namespaces["zenml"], n.namespaces["mlflow"]]
+    if cfg.gitops_repo and "gitops_repo" in out.secret_ids:
+        store_ns.append(n.namespaces["argocd"])
+    store: dict[str, Any] = render_template(
+        "objects/cluster-secret-store.yaml", {**ctx, "store_namespaces": store_ns}
+    )
+    return store
+
+
 def objects(cfg: DeploymentConfig, out: InfraOutputs, ctx: dict[str, Any]) -> list[dict[str, Any]]:
     n = cfg.names
-    objs = [
+    objs = [secret_store(cfg, out, ctx)]
+    objs += [
         render_template("objects/namespace.yaml", {**ctx, "obj": {"name": n.namespaces[k]}})
         for k in ("zenml", "mlflow", "pipelines")
     ]
@@ -89,9 +105,7 @@ def objects(cfg: DeploymentConfig, out: InfraOutputs, ctx: dict[str, Any]) -> li
             "automount": False if ksa in API_FREE_KSAS else None,
         }
         objs.append(render_template("objects/service-account.yaml", {**ctx, "obj": sa}))
-    objs.append(render_template("objects/sql-ca-configmap.yaml", ctx))
     objs += _external_secrets(out, ctx)
-    objs.append(mlflow_auth_secret.config_secret(cfg, out, ctx))
     objs.append(render_template("objects/pipelines-role.yaml", ctx))
     objs.append(
         render_template(
