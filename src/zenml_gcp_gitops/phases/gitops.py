@@ -171,7 +171,7 @@ class GitopsPhase:
         }
 
     def run(self, ctx: PhaseContext) -> dict[str, Any]:
-        from ..gitops.bootstrap import bootstrap
+        from ..gitops.bootstrap import apply_stack, bootstrap
         from ..gitops.health import WaitOptions, check_ingress_address, wait_for_apps
         from ..gitops.render import render
 
@@ -180,15 +180,20 @@ class GitopsPhase:
         kube = self._connect(ctx)
         opts = WaitOptions.from_options(ctx.options)
         began = time.monotonic()
-        bootstrap(
-            kube,
-            ctx.cfg,
-            rendered,
-            reporter=ctx.reporter,
-            cache_dir=ctx.options.argocd_cache_dir,
-            source=ctx.services.argocd_install_source,
-            opts=opts,
-        )
+        if "argocd_install_s" in (_head_start_result(ctx) or {}):
+            # this run's head start installed Argo CD a few minutes ago: hand over the stack
+            ctx.reporter.step("Handing the whole stack to Argo CD")
+            apply_stack(kube, ctx.cfg, rendered, ctx.reporter, opts)
+        else:
+            bootstrap(
+                kube,
+                ctx.cfg,
+                rendered,
+                reporter=ctx.reporter,
+                cache_dir=ctx.options.argocd_cache_dir,
+                source=ctx.services.argocd_install_source,
+                opts=opts,
+            )
         installed_s = round(time.monotonic() - began, 2)
         # an upgrade this deploy started (the engine backed up first) and has not finished
         upgrade = ctx.operations.get("upgrade") or {}
