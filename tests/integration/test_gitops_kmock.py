@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from tests.fakes.kube_kmock import FakeCluster
+from tests.support.argo_sim import status_for
 from tests.support.typed_options import typed
 from zenml_gcp_gitops.config import DeploymentConfig, build_config
 from zenml_gcp_gitops.errors import PhaseError
@@ -160,23 +161,6 @@ class FakeTime:
         self.ticks += 1
         if self.on_tick is not None:
             self.on_tick(self.ticks)
-
-
-def status_for(
-    app_manifest: dict[str, Any], sync: str, health: str, **extra: Any
-) -> dict[str, Any]:
-    spec = app_manifest["spec"]
-    return {
-        "sync": {
-            "status": sync,
-            "comparedTo": {
-                "source": copy.deepcopy(spec["source"]),
-                "destination": spec["destination"],
-            },
-        },
-        "health": {"status": health},
-        **extra,
-    }
 
 
 def create_apps(

@@ -27,7 +27,8 @@ from zenml_gcp_gitops.config import DeploymentConfig
 _NIP = re.compile(r"\.(\d+\.\d+\.\d+\.\d+)\.nip\.io$")
 
 
-def status_for(app: dict[str, Any], sync: str, health: str) -> dict[str, Any]:
+def status_for(app: dict[str, Any], sync: str, health: str, **extra: Any) -> dict[str, Any]:
+    """An Application's status as Argo CD writes it, its verdict about `app`'s current spec."""
     spec = app["spec"]
     return {
         "sync": {
@@ -38,6 +39,7 @@ def status_for(app: dict[str, Any], sync: str, health: str) -> dict[str, Any]:
             },
         },
         "health": {"status": health},
+        **extra,
     }
 
 
