@@ -153,10 +153,16 @@ def test_kill_9_while_both_run_then_destroy_reaches_the_cluster_and_deploy_conve
             for name in sim.listed:
                 cluster.remove("Application", name, "argocd")
             cluster.remove("Application", cfg.names.argocd_root_app, "argocd")
+            for ns in cfg.names.namespaces.values():  # and GKE releases the load balancer
+                for gw in cluster.names("Gateway", ns):
+                    cluster.remove("Gateway", gw, ns)
 
     apps_before = cluster.names("Application", "argocd")
     assert cfg.names.argocd_root_app in apps_before
-    destroyer = _engine(cfg, fake_pulumi_root, cluster, install_source, tmp, kube_api_client=None)
+    destroyer = _engine(
+        cfg, fake_pulumi_root, cluster, install_source, tmp, kube_api_client=None,
+        teardown_timeout=60,
+    )  # fmt: skip
     with ArgoSim(cluster, cfg, on_tick=argo_cascade):
         summary = destroyer.destroy()
     assert reached == [handoff["cluster_endpoint"]]
