@@ -43,11 +43,11 @@ def _flags(tmp: Path) -> list[str]:
     return [*FLAGS, "--state", f"file://{tmp / 'state'}"]
 
 
-def _root_app(cluster: FakeCluster, cfg: DeploymentConfig) -> dict[str, Any] | None:
-    return cluster.get("Application", cfg.names.argocd_root_app, "argocd")
+def _root_app(fake: FakeCluster, cfg: DeploymentConfig) -> dict[str, Any] | None:
+    return fake.get("Application", cfg.names.argocd_root_app, "argocd")
 
 
-def _converges_overlapping(engine: Engine, cluster: FakeCluster, gate: Path) -> None:
+def _converges_overlapping(engine: Engine, fake: FakeCluster, gate: Path) -> None:
     """`deploy --resume` with the instance gated: the gate opens only once the head start's
     apps are healthy in the cluster, so it converges only if the two lines overlapped."""
     assert not gate.exists()
@@ -58,7 +58,7 @@ def _converges_overlapping(engine: Engine, cluster: FakeCluster, gate: Path) -> 
             overlapped.append(sorted(sim.listed))
             gate.write_text("open")
 
-    with ArgoSim(cluster, engine.cfg, on_tick=open_once_head_start_synced):
+    with ArgoSim(fake, engine.cfg, on_tick=open_once_head_start_synced):
         summary = engine.deploy(resume=True)
     assert {n: p["status"] for n, p in summary["phases"].items()} == {
         n: "succeeded" for n in ("preflight", "infra", "gitops", "register", "ci")
@@ -231,5 +231,50 @@ def test_a_corrupt_record_starts_nothing_and_moving_it_aside_converges(
     assert path.read_text() == text[: len(text) // 2]  # and the record is left as it was
 
     path.rename(path.with_name("record.json.corrupt"))  # the hint's recovery
+    engine = _engine(cfg, fake_pulumi_root, cluster, install_source, tmp)
+    _converges_overlapping(engine, cluster, gate)
+
+
+def test_a_record_changed_by_another_run_as_gitops_starts_stops_infra_cleanly(
+    fake_pulumi_env: Path,
+    fake_pulumi_root: Path,
+    cluster: FakeCluster,  # noqa: F811
+    install_source: tuple[str, str],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The head start's first write of the record (the handoff, gitops started) meets a
+    record another run changed: nothing is overwritten, nothing starts in the cluster, and
+    Pulumi stops cleanly instead of running on without its event stream."""
+    from zenml_gcp_gitops.state.record import FileRecordStore
+
+    tmp = fake_pulumi_env
+    cfg = _cfg(tmp)
+    gate = _gate(monkeypatch, tmp)
+    save = FileRecordStore.save
+    theirs: list[str] = []
+
+    def another_run_writes_first(self: FileRecordStore, record: Any) -> None:
+        gitops = record.phases.get("gitops")
+        starting = gitops is not None and "handoff" in record.phases["infra"].outputs
+        if starting and not theirs:
+            data = json.loads(self.path.read_text())
+            data["updated_at"] = "2026-01-01T00:00:00+00:00"
+            theirs.append(json.dumps(data, indent=2))
+            self.path.write_text(theirs[0])
+        save(self, record)
+
+    monkeypatch.setattr(FileRecordStore, "save", another_run_writes_first)
+    engine = _engine(cfg, fake_pulumi_root, cluster, install_source, tmp)
+    with ArgoSim(cluster, cfg), pytest.raises(PhaseError) as err:
+        engine.deploy(resume=True)
+    assert theirs
+    assert "was changed by another run" in err.value.message
+    assert "infra stopped cleanly" in err.value.message
+    assert "nothing was overwritten" in (err.value.hint or "")
+    assert local_record_path(cfg).read_text() == theirs[0]
+    assert _root_app(cluster, cfg) is None
+    # Pulumi was stopped, not left running: the lock is released
+    assert not list(lock_dir(tmp / "state", PROJECT, cfg.names.pulumi_stack).glob("*.json"))
+
     engine = _engine(cfg, fake_pulumi_root, cluster, install_source, tmp)
     _converges_overlapping(engine, cluster, gate)
