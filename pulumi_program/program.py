@@ -382,6 +382,7 @@ def build(
     # not `database`, `backup` (its bucket grant waits for the instance; its bucket is
     # enough) or `monitoring`
     publish(
-        exported, [apis, kms, network, secrets, registry, gke, storage, identity, dns, backup.bucket]
+        exported,
+        [apis, kms, network, secrets, registry, gke, storage, identity, dns, backup.bucket],
     )
     return exported
