@@ -87,7 +87,7 @@ class HeadStart:
         if outputs is None:
             return
         with self._lock:
-            if self._thread is not None or self.stop.is_set() or self.skipped:
+            if self._thread is not None or self.stop.is_set() or self.skipped or self.error:
                 return
             secret = masked(outputs)
             if secret:
@@ -95,7 +95,13 @@ class HeadStart:
                 self._log(f"gitops waits for infra: {self.skipped}")
                 return
             self.outputs = outputs
-            self._on_begin(outputs)
+            try:
+                self._on_begin(outputs)
+            except Exception as e:  # noqa: BLE001 - raised here it would end Pulumi's event stream
+                # (the record could not be written): infra stops as for a gitops failure
+                self.error = e
+                self.failed.set()
+                return
             self._thread = threading.Thread(
                 target=self._main, name="gitops-head-start", daemon=True
             )
@@ -186,6 +192,13 @@ def run_infra(
     except BaseException as e:
         hs.cancel()
         early = _settle(engine, record, dry_run, hs, infra_error=e)
+        if early is not None and not hs.started:  # the record refused gitops's start
+            raise PhaseError(
+                f"gitops could not start while infra ran: {_message(early)}; infra stopped "
+                "cleanly and the Pulumi state holds what it created",
+                getattr(early, "hint", None)
+                or "fix the cause and re-run `zenml-gcp-gitops deploy`; it resumes at infra",
+            ) from early
         if early is not None:  # gitops failed first: infra was stopped for it
             raise PhaseError(
                 f"gitops failed while infra ran: {_message(early)}; infra stopped cleanly "
@@ -227,10 +240,10 @@ def _settle(
     """Record how the head start ended; its own failure (not a stop) is returned."""
     from ..state.record import _now
 
-    if not hs.started:
-        return None
-    rec = record.phases.get("gitops")
     own = hs.error if hs.error is not None and not isinstance(hs.error, Stopped) else None
+    if not hs.started:
+        return own  # its start failed (`on_begin`): nothing ran in the cluster
+    rec = record.phases.get("gitops")
     if rec is None:
         return own
     if own is not None:
