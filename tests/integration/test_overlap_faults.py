@@ -17,7 +17,12 @@ from click.testing import CliRunner
 from tests.fakes.kube_kmock import FakeCluster
 from tests.fakes.pulumi import hold_lock, lock_dir, read_calls
 from tests.integration.test_gitops_kmock import install_source  # noqa: F401 - a fixture
-from tests.integration.test_overlap import _engine, _gate, cluster  # noqa: F401 - a fixture
+from tests.integration.test_overlap import (  # noqa: F401 - cluster: a fixture
+    _engine,
+    _gate,
+    cluster,
+    converges_overlapping,
+)
 from tests.support import signals
 from tests.support.argo_sim import ArgoSim
 from tests.support.fake_engine import fake_cfg
@@ -45,29 +50,6 @@ def _flags(tmp: Path) -> list[str]:
 
 def _root_app(fake: FakeCluster, cfg: DeploymentConfig) -> dict[str, Any] | None:
     return fake.get("Application", cfg.names.argocd_root_app, "argocd")
-
-
-def _converges_overlapping(engine: Engine, fake: FakeCluster, gate: Path) -> None:
-    """`deploy --resume` with the instance gated: the gate opens only once the head start's
-    apps are healthy in the cluster, so it converges only if the two lines overlapped."""
-    assert not gate.exists()
-    overlapped: list[list[str]] = []
-
-    def open_once_head_start_synced(sim: ArgoSim) -> None:
-        if not gate.exists() and sim.listed and all(sim.healthy(n) for n in sim.listed):
-            overlapped.append(sorted(sim.listed))
-            gate.write_text("open")
-
-    with ArgoSim(fake, engine.cfg, on_tick=open_once_head_start_synced):
-        summary = engine.deploy(resume=True)
-    assert {n: p["status"] for n, p in summary["phases"].items()} == {
-        n: "succeeded" for n in ("preflight", "infra", "gitops", "register", "ci")
-    }
-    assert len(overlapped) == 1 and overlapped[0]
-    assert not any(n.endswith(("zenml-server", "mlflow")) for n in overlapped[0])
-    record = engine.load_record()
-    assert record is not None
-    assert record.phases["gitops"].outputs["head_start"]["ran"] is True
 
 
 def _unlock(engine: Engine, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -171,7 +153,7 @@ def test_kill_9_while_both_run_then_destroy_reaches_the_cluster_and_deploy_conve
     assert cluster.names("Application", "argocd") == []
 
     engine = _engine(cfg, fake_pulumi_root, cluster, install_source, tmp)
-    _converges_overlapping(engine, cluster, gate)
+    converges_overlapping(engine, cluster, gate)
 
 
 def test_a_held_pulumi_lock_refuses_before_gitops_starts_and_unlock_clears_it(
@@ -202,7 +184,7 @@ def test_a_held_pulumi_lock_refuses_before_gitops_starts_and_unlock_clears_it(
     assert "pid 777" in _unlock(engine, tmp, monkeypatch)
     assert not held.exists()
     engine = _engine(cfg, fake_pulumi_root, cluster, install_source, tmp)
-    _converges_overlapping(engine, cluster, gate)
+    converges_overlapping(engine, cluster, gate)
 
 
 def test_a_corrupt_record_starts_nothing_and_moving_it_aside_converges(
@@ -232,7 +214,7 @@ def test_a_corrupt_record_starts_nothing_and_moving_it_aside_converges(
 
     path.rename(path.with_name("record.json.corrupt"))  # the hint's recovery
     engine = _engine(cfg, fake_pulumi_root, cluster, install_source, tmp)
-    _converges_overlapping(engine, cluster, gate)
+    converges_overlapping(engine, cluster, gate)
 
 
 def test_a_record_changed_by_another_run_as_gitops_starts_stops_infra_cleanly(
@@ -277,4 +259,4 @@ def test_a_record_changed_by_another_run_as_gitops_starts_stops_infra_cleanly(
     assert not list(lock_dir(tmp / "state", PROJECT, cfg.names.pulumi_stack).glob("*.json"))
 
     engine = _engine(cfg, fake_pulumi_root, cluster, install_source, tmp)
-    _converges_overlapping(engine, cluster, gate)
+    converges_overlapping(engine, cluster, gate)
