@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ServiceUnavailable, UserError
-from .writers import DEPLOYMENT, Waits
+from .writers import DEPLOYMENT, Waits, Workload, unready
 
 if TYPE_CHECKING:
     from ..config import DeploymentConfig
@@ -179,15 +179,14 @@ def _scale_argocd_up(deps: PauseDeps, entry: dict[str, Any]) -> None:
         kube.merge_patch(*kinds[kind], name, {"spec": {"replicas": int(replicas)}}, ns)
         want[key] = int(replicas)
 
+    workloads: list[Workload] = []
+    for key, replicas in want.items():
+        kind, name = key.split("/", 1)
+        workloads.append((name, kinds[kind], name, ns, replicas))
+
     def pending() -> list[str]:
-        out = []
-        for key, replicas in want.items():
-            kind, name = key.split("/", 1)
-            live = kube.get(*kinds[kind], name, ns) or {}
-            ready = int((live.get("status") or {}).get("readyReplicas") or 0)
-            if ready < replicas:
-                out.append(f"{name} ({ready}/{replicas})")
-        return out
+        left = unready(kube, workloads, skip_missing=False)
+        return [f"{name} ({ready}/{wanted})" for name, ready, wanted in left]
 
     waits.until(
         pending,

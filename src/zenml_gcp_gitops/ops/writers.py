@@ -181,18 +181,34 @@ def start(
                 kube.merge_patch(*APP, app, {"spec": {"syncPolicy": {"automated": automated}}}, ns)
 
 
+Workload = tuple[str, tuple[str, str], str, str, int]  # label, (api, kind), name, ns, replicas
+
+
+def unready(
+    kube: Kube, workloads: list[Workload], *, skip_missing: bool
+) -> list[tuple[str, int, int]]:
+    """(label, ready, wanted) of each workload with fewer ready replicas than wanted; one
+    that does not exist counts as none ready, or not at all with `skip_missing`."""
+    out = []
+    for label, kind, name, namespace, replicas in workloads:
+        live = kube.get(*kind, name, namespace)
+        if live is None and skip_missing:
+            continue
+        ready = int(((live or {}).get("status") or {}).get("readyReplicas") or 0)
+        if ready < replicas:
+            out.append((label, ready, replicas))
+    return out
+
+
 def _wait_ready(kube: Kube, state: WriterState, waits: Waits) -> None:
+    workloads: list[Workload] = []
+    for key, replicas in state.replicas.items():
+        namespace, name = key.split("/", 1)
+        workloads.append((key, DEPLOYMENT, name, namespace, replicas))
+
     def pending() -> list[str]:
-        out = []
-        for key, replicas in state.replicas.items():
-            namespace, name = key.split("/", 1)
-            live = kube.get(*DEPLOYMENT, name, namespace)
-            if live is None:
-                continue
-            ready = int((live.get("status") or {}).get("readyReplicas") or 0)
-            if ready < replicas:
-                out.append(f"{key} ({ready}/{replicas} ready)")
-        return out
+        left = unready(kube, workloads, skip_missing=True)
+        return [f"{key} ({ready}/{want} ready)" for key, ready, want in left]
 
     waits.until(
         pending,

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ..gitops.health import WaitOptions
     from ..gitops.kube import Kube
+    from ..gitops.render import Rendered
     from ..outputs import InfraOutputs
     from .base import PhaseContext, Reporter
 
@@ -101,6 +103,24 @@ def _head_start_summary(ctx: PhaseContext) -> dict[str, Any]:
     return {"ran": False, "why": why}
 
 
+def _bootstrap(
+    ctx: PhaseContext, kube: Kube, rendered: Rendered, opts: WaitOptions, sleep: Any
+) -> None:
+    """Argo CD's install and the app-of-apps, with this run's cache, source and reporter."""
+    from ..gitops.bootstrap import bootstrap
+
+    bootstrap(
+        kube,
+        ctx.cfg,
+        rendered,
+        reporter=ctx.reporter,
+        cache_dir=ctx.options.argocd_cache_dir,
+        source=ctx.services.argocd_install_source,
+        opts=opts,
+        sleep=sleep,
+    )
+
+
 class GitopsPhase:
     """Phase protocol implementation. `kube` (or `ctx.services.kube_api_client`, a
     `kubernetes.client.ApiClient`) overrides the cluster connection, e.g. for kmock."""
@@ -133,7 +153,7 @@ class GitopsPhase:
         notes = {} if notes is None else notes
         from dataclasses import replace
 
-        from ..gitops.bootstrap import bootstrap, root_app_names
+        from ..gitops.bootstrap import root_app_names
         from ..gitops.database_free import database_free
         from ..gitops.health import WaitOptions, wait_for_apps
 
@@ -149,16 +169,7 @@ class GitopsPhase:
         opts = WaitOptions.from_options(ctx.options)
         began = time.monotonic()
         sleep(0)
-        bootstrap(
-            kube,
-            ctx.cfg,
-            rendered,
-            reporter=early.reporter,
-            cache_dir=ctx.options.argocd_cache_dir,
-            source=ctx.services.argocd_install_source,
-            opts=opts,
-            sleep=sleep,
-        )
+        _bootstrap(early, kube, rendered, opts, sleep)
         installed_s = round(time.monotonic() - began, 2)
         notes["argocd_install_s"] = installed_s
         waves: list[dict[str, Any]] = notes.setdefault("waves", [])
@@ -171,7 +182,7 @@ class GitopsPhase:
         }
 
     def run(self, ctx: PhaseContext) -> dict[str, Any]:
-        from ..gitops.bootstrap import apply_stack, bootstrap
+        from ..gitops.bootstrap import apply_stack
         from ..gitops.health import WaitOptions, check_ingress_address, wait_for_apps
         from ..gitops.render import render
 
@@ -185,15 +196,7 @@ class GitopsPhase:
             ctx.reporter.step("Handing the whole stack to Argo CD")
             apply_stack(kube, ctx.cfg, rendered, ctx.reporter, opts)
         else:
-            bootstrap(
-                kube,
-                ctx.cfg,
-                rendered,
-                reporter=ctx.reporter,
-                cache_dir=ctx.options.argocd_cache_dir,
-                source=ctx.services.argocd_install_source,
-                opts=opts,
-            )
+            _bootstrap(ctx, kube, rendered, opts, time.sleep)
         installed_s = round(time.monotonic() - began, 2)
         # an upgrade this deploy started (the engine backed up first) and has not finished
         upgrade = ctx.operations.get("upgrade") or {}
